@@ -1,0 +1,148 @@
+//! The embedded server's configuration, read once from the environment. A bad value fails
+//! start-up with the variable's name.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+/// Default limit on request bodies: media sent inline as base64 fits, larger media goes by `url`.
+pub const DEFAULT_MAX_BODY_BYTES: usize = 32 * 1024 * 1024;
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    /// One JSON object per line, with the request's span fields (request_id, ...).
+    Json,
+    /// Human-readable lines.
+    Pretty,
+}
+
+/// Everything `wa-server` reads from its environment.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// `WA_LISTEN`, default `127.0.0.1:8080`. Port 0 picks a free port (logged at start).
+    pub listen: SocketAddr,
+    /// `WA_DATA_DIR`, default `./data`: the SQLite database and the generated JWT secret.
+    pub data_dir: PathBuf,
+    /// `WA_JWT_SECRET`; when unset, a secret is generated into `<data_dir>/jwt_secret`.
+    pub jwt_secret: Option<String>,
+    /// `WA_JWT_ISSUER`: when set, tokens must carry this `iss`.
+    pub jwt_issuer: Option<String>,
+    /// `WA_JWT_AUDIENCE`: when set, tokens must carry this `aud`.
+    pub jwt_audience: Option<String>,
+    /// `WA_ALLOW_PRIVATE_URLS` (`1`/`true`): allow private, loopback and link-local targets.
+    pub allow_private_urls: bool,
+    /// `WA_MAX_BODY_BYTES`, default 32 MiB: larger bodies get 413 request_too_large.
+    pub max_body_bytes: usize,
+    /// `WA_LOG_FORMAT` (`json` | `pretty`), default `pretty`.
+    pub log_format: LogFormat,
+}
+
+/// A variable with a value the server cannot use.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    pub var: &'static str,
+    pub problem: String,
+}
+
+impl std::fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.var, self.problem)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+impl Config {
+    /// Reads the process environment.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(|k| std::env::var(k).ok())
+    }
+
+    /// Reads configuration through `get` (the environment, or a map in tests).
+    pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let var = |k: &'static str| get(k).filter(|v| !v.trim().is_empty());
+        let err = |var: &'static str, problem: &str| ConfigError {
+            var,
+            problem: problem.to_owned(),
+        };
+        let listen = match var("WA_LISTEN") {
+            None => SocketAddr::from(([127, 0, 0, 1], 8080)),
+            Some(v) => v
+                .parse()
+                .map_err(|_| err("WA_LISTEN", "must be an address such as 127.0.0.1:8080"))?,
+        };
+        let allow_private_urls = match var("WA_ALLOW_PRIVATE_URLS").as_deref() {
+            None | Some("0") | Some("false") => false,
+            Some("1") | Some("true") => true,
+            Some(_) => return Err(err("WA_ALLOW_PRIVATE_URLS", "must be 1, 0, true or false")),
+        };
+        let max_body_bytes = match var("WA_MAX_BODY_BYTES") {
+            None => DEFAULT_MAX_BODY_BYTES,
+            Some(v) => v.parse().ok().filter(|n| *n >= 1024).ok_or_else(|| {
+                err(
+                    "WA_MAX_BODY_BYTES",
+                    "must be a number of bytes, at least 1024",
+                )
+            })?,
+        };
+        let log_format = match var("WA_LOG_FORMAT").as_deref() {
+            None | Some("pretty") => LogFormat::Pretty,
+            Some("json") => LogFormat::Json,
+            Some(_) => return Err(err("WA_LOG_FORMAT", "must be json or pretty")),
+        };
+        let jwt_secret = var("WA_JWT_SECRET");
+        if let Some(s) = &jwt_secret
+            && s.len() < wa_core::auth::MIN_JWT_SECRET_BYTES
+        {
+            return Err(err("WA_JWT_SECRET", "must be at least 32 bytes long"));
+        }
+        Ok(Config {
+            listen,
+            data_dir: PathBuf::from(var("WA_DATA_DIR").unwrap_or_else(|| "./data".into())),
+            jwt_secret,
+            jwt_issuer: var("WA_JWT_ISSUER"),
+            jwt_audience: var("WA_JWT_AUDIENCE"),
+            allow_private_urls,
+            max_body_bytes,
+            log_format,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn cfg(pairs: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let m: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Config::from_lookup(|k| m.get(k).cloned())
+    }
+
+    #[test]
+    fn defaults() {
+        let c = cfg(&[]).unwrap();
+        assert_eq!(c.listen.to_string(), "127.0.0.1:8080");
+        assert_eq!(c.data_dir, PathBuf::from("./data"));
+        assert!(!c.allow_private_urls);
+        assert_eq!(c.max_body_bytes, DEFAULT_MAX_BODY_BYTES);
+        assert_eq!(c.log_format, LogFormat::Pretty);
+        assert!(c.jwt_secret.is_none());
+    }
+
+    #[test]
+    fn bad_values_name_their_variable() {
+        for (k, v) in [
+            ("WA_LISTEN", "nope"),
+            ("WA_ALLOW_PRIVATE_URLS", "yes"),
+            ("WA_MAX_BODY_BYTES", "ten"),
+            ("WA_LOG_FORMAT", "xml"),
+            ("WA_JWT_SECRET", "short"),
+        ] {
+            assert_eq!(cfg(&[(k, v)]).unwrap_err().var, k);
+        }
+    }
+}

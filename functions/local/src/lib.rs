@@ -1,0 +1,125 @@
+//! `wa-server`, the embedded all-in-one server: every router, SQLite state in the data
+//! directory, one process. `main.rs` parses the command line; this crate boots.
+
+pub mod config;
+mod secret;
+
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use axum::{Router, response::IntoResponse, routing::get};
+use tokio::net::TcpListener;
+use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
+use wa_api::{AppState, Context};
+use wa_core::auth::JwtConfig;
+use wa_store::SqliteStore;
+
+pub use config::{Config, LogFormat};
+pub use secret::load_or_create_jwt_secret;
+
+/// The full router of the embedded server and its OpenAPI document.
+pub fn router(ctx: AppState, max_body_bytes: usize) -> (Router, utoipa::openapi::OpenApi) {
+    let (api_router, api) = OpenApiRouter::with_openapi(wa_api::openapi::BaseDoc::openapi())
+        .merge(wa_api::health_router())
+        .merge(wa_fn_apps::router())
+        .split_for_parts();
+    let spec: Arc<str> = api
+        .to_pretty_json()
+        .expect("the OpenAPI document serializes")
+        .into();
+    let docs = swagger_ui_dist::generate_routes(swagger_ui_dist::ApiDefinition {
+        uri_prefix: "/docs",
+        api_definition: swagger_ui_dist::OpenApiSource::Uri("/openapi.json"),
+        title: Some("wa-server API"),
+    });
+    let app = api_router
+        .with_state(ctx)
+        .route(
+            "/openapi.json",
+            get(move || {
+                let spec = spec.clone();
+                async move { ([(http_ct(), "application/json")], spec.to_string()).into_response() }
+            }),
+        )
+        .merge(docs);
+    (
+        wa_errors::finish_router(app, max_body_bytes, Default::default()),
+        api,
+    )
+}
+
+fn http_ct() -> axum::http::HeaderName {
+    axum::http::header::CONTENT_TYPE
+}
+
+/// The JWT configuration: `WA_JWT_SECRET`, or the secret kept in the data directory.
+pub fn jwt_config(config: &Config) -> anyhow::Result<JwtConfig> {
+    let secret = match &config.jwt_secret {
+        Some(s) => s.clone(),
+        None => load_or_create_jwt_secret(&config.data_dir)?,
+    };
+    JwtConfig::new(
+        secret,
+        config.jwt_issuer.clone(),
+        config.jwt_audience.clone(),
+    )
+    .map_err(anyhow::Error::msg)
+}
+
+/// Opens the state and serves until `shutdown` completes, then drains in-flight requests.
+pub async fn serve(
+    config: Config,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    std::fs::create_dir_all(&config.data_dir).with_context(|| {
+        format!(
+            "cannot create the data directory {}",
+            config.data_dir.display()
+        )
+    })?;
+    let jwt = jwt_config(&config)?;
+    let db = config.data_dir.join("wa.db");
+    let store = SqliteStore::open(&db)
+        .map_err(|e| anyhow::anyhow!("cannot open the database {}: {e}", db.display()))?;
+    let ctx = Context::new(Arc::new(store), jwt, config.allow_private_urls);
+    let (app, _) = router(ctx, config.max_body_bytes);
+    let listener = TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("cannot listen on {} (WA_LISTEN)", config.listen))?;
+    let addr = listener.local_addr()?;
+    tracing::info!(
+        %addr,
+        data_dir = %config.data_dir.display(),
+        "wa-server listening on http://{addr} (docs at http://{addr}/docs)"
+    );
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown)
+        .await
+        .context("server failed")?;
+    tracing::info!("wa-server stopped");
+    Ok(())
+}
+
+/// Completes on SIGTERM or SIGINT (Ctrl-C).
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+    tracing::info!("shutdown signal received, draining requests");
+}

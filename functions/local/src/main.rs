@@ -1,0 +1,88 @@
+//! The `wa-server` command: `wa-server` (or `wa-server serve`) runs the embedded server;
+//! `wa-server token --tenant <id>` prints a tenant JWT for the /apps routes.
+
+use clap::{Parser, Subcommand};
+use wa_server::{Config, LogFormat};
+
+#[derive(Parser)]
+#[command(
+    name = "wa-server",
+    version,
+    about = "Multi-tenant WhatsApp API server"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the server (the default).
+    Serve,
+    /// Print a tenant JWT signed with WA_JWT_SECRET (or the data directory's secret).
+    Token {
+        /// The tenant the token is for.
+        #[arg(long)]
+        tenant: String,
+        /// Lifetime in seconds.
+        #[arg(long, default_value_t = 86_400)]
+        ttl_secs: u64,
+    },
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    let config = match Config::from_env() {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("wa-server: invalid configuration: {e}");
+            return std::process::ExitCode::from(2);
+        }
+    };
+    init_tracing(config.log_format);
+    let result = match cli.command.unwrap_or(Command::Serve) {
+        Command::Serve => run_server(config),
+        Command::Token { tenant, ttl_secs } => print_token(&config, &tenant, ttl_secs),
+    };
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!(error = format!("{e:#}"), "wa-server failed");
+            eprintln!("wa-server: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn run_server(config: Config) -> anyhow::Result<()> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?
+        .block_on(wa_server::serve(config, wa_server::shutdown_signal()))
+}
+
+fn print_token(config: &Config, tenant: &str, ttl_secs: u64) -> anyhow::Result<()> {
+    let jwt = wa_server::jwt_config(config)?;
+    let token = jwt.mint(tenant, ttl_secs).map_err(anyhow::Error::msg)?;
+    println!("{token}");
+    Ok(())
+}
+
+/// Logs go to stderr (stdout is for command output such as `token`).
+fn init_tracing(format: LogFormat) {
+    use tracing_subscriber::{EnvFilter, fmt};
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    match format {
+        LogFormat::Json => builder
+            .json()
+            .with_current_span(true)
+            .with_span_list(false)
+            .flatten_event(true)
+            .init(),
+        LogFormat::Pretty => builder.init(),
+    }
+    std::panic::set_hook(Box::new(|info| {
+        tracing::error!(panic = %info, "panic");
+    }));
+}

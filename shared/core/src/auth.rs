@@ -1,0 +1,304 @@
+//! Credentials: tenant JWTs (HS256) for /apps, random App tokens stored only as hashes,
+//! and webhook secrets.
+
+use base64::Engine;
+use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use rand::RngCore;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+
+/// The smallest JWT secret accepted, in bytes.
+pub const MIN_JWT_SECRET_BYTES: usize = 32;
+
+/// How tenant JWTs are checked.
+#[derive(Clone)]
+pub struct JwtConfig {
+    secret: Vec<u8>,
+    pub issuer: Option<String>,
+    pub audience: Option<String>,
+}
+
+impl std::fmt::Debug for JwtConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("JwtConfig")
+            .field("secret", &"<redacted>")
+            .field("issuer", &self.issuer)
+            .field("audience", &self.audience)
+            .finish()
+    }
+}
+
+/// The claims wa-server reads from a tenant JWT.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Claims {
+    pub tenant_id: String,
+    pub exp: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sub: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub iat: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub iss: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub aud: Option<String>,
+}
+
+/// Why a JWT was refused (for logs; callers only ever see 401 unauthorized).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JwtError(pub String);
+
+impl std::fmt::Display for JwtError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Whether a tenant id is acceptable: 1-128 chars of `[A-Za-z0-9._:@-]`.
+pub fn is_valid_tenant_id(id: &str) -> bool {
+    (1..=128).contains(&id.len())
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b':' | b'@' | b'-'))
+}
+
+impl JwtConfig {
+    /// Fails when the secret is shorter than [`MIN_JWT_SECRET_BYTES`].
+    pub fn new(
+        secret: impl Into<Vec<u8>>,
+        issuer: Option<String>,
+        audience: Option<String>,
+    ) -> Result<Self, String> {
+        let secret = secret.into();
+        if secret.len() < MIN_JWT_SECRET_BYTES {
+            return Err(format!(
+                "the JWT secret must be at least {MIN_JWT_SECRET_BYTES} bytes long"
+            ));
+        }
+        Ok(JwtConfig {
+            secret,
+            issuer,
+            audience,
+        })
+    }
+
+    /// Verifies an HS256 token: signature, `exp` (30 s leeway), `tenant_id`, and `iss`/`aud`
+    /// when configured. Every other algorithm, `none` included, is refused.
+    pub fn verify(&self, token: &str) -> Result<Claims, JwtError> {
+        let mut v = Validation::new(Algorithm::HS256);
+        v.leeway = 30;
+        v.set_required_spec_claims(&["exp"]);
+        match &self.issuer {
+            Some(iss) => {
+                v.set_issuer(&[iss]);
+                v.required_spec_claims.insert("iss".into());
+            }
+            None => v.iss = None,
+        }
+        match &self.audience {
+            Some(aud) => {
+                v.set_audience(&[aud]);
+                v.required_spec_claims.insert("aud".into());
+            }
+            None => v.validate_aud = false,
+        }
+        let data =
+            jsonwebtoken::decode::<Claims>(token, &DecodingKey::from_secret(&self.secret), &v)
+                .map_err(|e| JwtError(e.to_string()))?;
+        if !is_valid_tenant_id(&data.claims.tenant_id) {
+            return Err(JwtError("tenant_id is not a valid tenant id".into()));
+        }
+        Ok(data.claims)
+    }
+
+    /// Signs a token for `tenant_id` valid for `ttl_secs`.
+    pub fn mint(&self, tenant_id: &str, ttl_secs: u64) -> Result<String, JwtError> {
+        if !is_valid_tenant_id(tenant_id) {
+            return Err(JwtError(
+                "tenant id must be 1-128 chars of [A-Za-z0-9._:@-]".into(),
+            ));
+        }
+        let now = crate::time::OffsetDateTime::now_utc().unix_timestamp() as u64;
+        let claims = Claims {
+            tenant_id: tenant_id.to_owned(),
+            exp: now + ttl_secs,
+            sub: Some(tenant_id.to_owned()),
+            iat: Some(now),
+            iss: self.issuer.clone(),
+            aud: self.audience.clone(),
+        };
+        jsonwebtoken::encode(
+            &Header::new(Algorithm::HS256),
+            &claims,
+            &EncodingKey::from_secret(&self.secret),
+        )
+        .map_err(|e| JwtError(e.to_string()))
+    }
+}
+
+fn random_bytes<const N: usize>() -> [u8; N] {
+    let mut b = [0u8; N];
+    rand::rng().fill_bytes(&mut b);
+    b
+}
+
+/// A new App token: `wa_` and 32 random bytes, base64url.
+pub fn new_app_token() -> String {
+    format!("wa_{}", URL_SAFE_NO_PAD.encode(random_bytes::<32>()))
+}
+
+/// A new webhook secret in the Standard Webhooks form: `whsec_` and 32 random bytes, base64.
+pub fn new_webhook_secret() -> String {
+    format!("whsec_{}", STANDARD.encode(random_bytes::<32>()))
+}
+
+/// A new random secret for signing JWTs (64 hex chars).
+pub fn new_jwt_secret() -> String {
+    random_bytes::<32>()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// The stored form of an App token: hex SHA-256. The token itself is never stored.
+pub fn hash_token(token: &str) -> String {
+    Sha256::digest(token.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// Constant-time check that `token` hashes to `stored_hash`.
+pub fn token_matches(token: &str, stored_hash: &str) -> bool {
+    hash_token(token)
+        .as_bytes()
+        .ct_eq(stored_hash.as_bytes())
+        .into()
+}
+
+/// The bearer credential of an `Authorization` header value, if it is one.
+pub fn bearer(header_value: &str) -> Option<&str> {
+    let (scheme, rest) = header_value.trim().split_once(' ')?;
+    let token = rest.trim();
+    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty() && !token.contains(' '))
+        .then_some(token)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cfg() -> JwtConfig {
+        JwtConfig::new("0123456789abcdef0123456789abcdef", None, None).unwrap()
+    }
+
+    fn b64(s: &str) -> String {
+        URL_SAFE_NO_PAD.encode(s)
+    }
+
+    fn now() -> u64 {
+        crate::time::OffsetDateTime::now_utc().unix_timestamp() as u64
+    }
+
+    #[test]
+    fn mint_and_verify() {
+        let t = cfg().mint("acme", 60).unwrap();
+        assert_eq!(cfg().verify(&t).unwrap().tenant_id, "acme");
+    }
+
+    #[test]
+    fn short_secret_is_refused() {
+        assert!(JwtConfig::new("short", None, None).is_err());
+    }
+
+    #[test]
+    fn refusals() {
+        let c = cfg();
+        // alg none, with and without a signature part
+        let none = format!(
+            "{}.{}.",
+            b64(r#"{"alg":"none","typ":"JWT"}"#),
+            b64(&format!(r#"{{"tenant_id":"acme","exp":{}}}"#, now() + 60))
+        );
+        assert!(c.verify(&none).is_err());
+        // another algorithm signed with the same secret
+        let hs512 = jsonwebtoken::encode(
+            &Header::new(Algorithm::HS512),
+            &Claims {
+                tenant_id: "acme".into(),
+                exp: now() + 60,
+                sub: None,
+                iat: None,
+                iss: None,
+                aud: None,
+            },
+            &EncodingKey::from_secret(b"0123456789abcdef0123456789abcdef"),
+        )
+        .unwrap();
+        assert!(c.verify(&hs512).is_err());
+        // expired
+        let old = jsonwebtoken::encode(
+            &Header::new(Algorithm::HS256),
+            &serde_json::json!({"tenant_id": "acme", "exp": now() - 3600}),
+            &EncodingKey::from_secret(b"0123456789abcdef0123456789abcdef"),
+        )
+        .unwrap();
+        assert!(c.verify(&old).is_err());
+        // wrong secret
+        let other = JwtConfig::new("another-secret-another-secret-xx", None, None)
+            .unwrap()
+            .mint("acme", 60)
+            .unwrap();
+        assert!(c.verify(&other).is_err());
+        // missing tenant, missing exp, bad tenant
+        for claims in [
+            serde_json::json!({"exp": now() + 60}),
+            serde_json::json!({"tenant_id": "acme"}),
+            serde_json::json!({"tenant_id": "", "exp": now() + 60}),
+            serde_json::json!({"tenant_id": 5, "exp": now() + 60}),
+        ] {
+            let t = jsonwebtoken::encode(
+                &Header::new(Algorithm::HS256),
+                &claims,
+                &EncodingKey::from_secret(b"0123456789abcdef0123456789abcdef"),
+            )
+            .unwrap();
+            assert!(c.verify(&t).is_err(), "{claims}");
+        }
+        assert!(c.verify("garbage").is_err());
+        assert!(c.verify("").is_err());
+    }
+
+    #[test]
+    fn issuer_and_audience_when_configured() {
+        let strict = JwtConfig::new(
+            "0123456789abcdef0123456789abcdef",
+            Some("me".into()),
+            Some("wa".into()),
+        )
+        .unwrap();
+        assert!(strict.verify(&cfg().mint("acme", 60).unwrap()).is_err());
+        assert!(strict.verify(&strict.mint("acme", 60).unwrap()).is_ok());
+    }
+
+    #[test]
+    fn tokens_hash_and_match() {
+        let t = new_app_token();
+        assert!(t.starts_with("wa_") && t.len() == 46);
+        let h = hash_token(&t);
+        assert!(token_matches(&t, &h));
+        assert!(!token_matches(&new_app_token(), &h));
+        assert_ne!(new_app_token(), new_app_token());
+        assert!(new_webhook_secret().starts_with("whsec_"));
+    }
+
+    #[test]
+    fn bearer_parsing() {
+        assert_eq!(bearer("Bearer abc"), Some("abc"));
+        assert_eq!(bearer("bearer   abc "), Some("abc"));
+        assert_eq!(bearer("Basic abc"), None);
+        assert_eq!(bearer("Bearer"), None);
+        assert_eq!(bearer("Bearer a b"), None);
+    }
+}

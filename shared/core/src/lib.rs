@@ -1,0 +1,12 @@
+//! The domain of wa-server: its records, validation rules, use cases, and the ports
+//! (small async traits) that storage adapters implement.
+
+pub mod apps;
+pub mod auth;
+#[cfg(feature = "conformance")]
+pub mod conformance;
+pub mod net;
+pub mod store;
+pub mod time;
+
+pub use store::{AppStore, AppUpdate, Page, PageRequest, StoreError};

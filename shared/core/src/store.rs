@@ -1,0 +1,99 @@
+//! The store port: what the use cases need from storage, as small async traits.
+//! Adapters (SQLite, DynamoDB) implement them and pass the suite in `conformance`.
+
+use async_trait::async_trait;
+use uuid::Uuid;
+
+use crate::apps::App;
+use crate::time::OffsetDateTime;
+
+/// Storage failures. These are not HTTP errors: use cases map them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StoreError {
+    /// The record to change does not exist.
+    NotFound,
+    /// A uniqueness rule refused the write; the string names the rule (`app_name`, ...).
+    Conflict(&'static str),
+    /// The backend throttled the request; retrying later may succeed.
+    Throttled,
+    /// Anything else; the text is for logs only.
+    Backend(String),
+}
+
+impl std::fmt::Display for StoreError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            StoreError::NotFound => f.write_str("record not found"),
+            StoreError::Conflict(rule) => write!(f, "uniqueness conflict on {rule}"),
+            StoreError::Throttled => f.write_str("store throttled"),
+            StoreError::Backend(e) => write!(f, "store backend error: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for StoreError {}
+
+impl From<StoreError> for wa_errors::ApiError {
+    /// The default mapping; call sites that know better (a conflict on a name) map themselves.
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::NotFound => wa_errors::ApiError::not_found("resource not found"),
+            StoreError::Conflict(_) => wa_errors::ApiError::conflict("resource already exists"),
+            StoreError::Throttled | StoreError::Backend(_) => wa_errors::ApiError::internal(e),
+        }
+    }
+}
+
+/// One page of a listing request: at most `limit` items after the cursor `after`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PageRequest {
+    pub limit: u32,
+    pub after: Option<Uuid>,
+}
+
+/// One page of results, in ascending id order (ids are UUID v7, so creation order).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    /// The cursor of the next page, if there may be one.
+    pub next: Option<Uuid>,
+}
+
+/// A partial update of an App; `None` leaves a field as it is.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AppUpdate {
+    pub name: Option<String>,
+    /// `Some(None)` clears the webhook URL.
+    pub webhook_url: Option<Option<String>>,
+    pub token_hash: Option<String>,
+    pub webhook_secret: Option<String>,
+    pub updated_at: Option<OffsetDateTime>,
+}
+
+/// Apps: per tenant, unique names, looked up by id or by the hash of their token.
+#[async_trait]
+pub trait AppStore: Send + Sync {
+    /// Inserts a new App. `Conflict("app_name")` when the tenant already has an App of that
+    /// name, `Conflict("token_hash")` when the token hash is taken. Atomic: of two racing
+    /// inserts with one name, exactly one succeeds.
+    async fn insert_app(&self, app: &App) -> Result<(), StoreError>;
+
+    /// The App with this id, whatever its tenant.
+    async fn get_app(&self, app_id: Uuid) -> Result<Option<App>, StoreError>;
+
+    /// The App whose token hashes to `token_hash`.
+    async fn app_by_token_hash(&self, token_hash: &str) -> Result<Option<App>, StoreError>;
+
+    /// The tenant's Apps in id order.
+    async fn list_apps(&self, tenant_id: &str, page: PageRequest) -> Result<Page<App>, StoreError>;
+
+    /// Applies `update` atomically and returns the new record. `NotFound` if the App is gone,
+    /// `Conflict("app_name")` if the new name is taken in the tenant.
+    async fn update_app(&self, app_id: Uuid, update: &AppUpdate) -> Result<App, StoreError>;
+
+    /// Deletes the App; `NotFound` if it does not exist.
+    async fn delete_app(&self, app_id: Uuid) -> Result<(), StoreError>;
+
+    /// Cheap liveness check for /health.
+    async fn ping(&self) -> Result<(), StoreError>;
+}

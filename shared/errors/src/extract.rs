@@ -1,0 +1,223 @@
+//! Extractors whose every rejection is an `ApiError` with the seed envelope.
+
+use axum::{
+    extract::{FromRequest, FromRequestParts, Request},
+    http::request::Parts,
+};
+use bytes::Bytes;
+use http::{StatusCode, header};
+use serde::de::DeserializeOwned;
+
+use crate::{ApiError, ErrorCode};
+
+/// A JSON body. Wrong content type or unparsable JSON: validation_error with
+/// `details.field = "body"`; a missing, unknown or mistyped field: validation_error naming it;
+/// over the body limit: 413 request_too_large.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ApiJson<T>(pub T);
+
+impl<S, T> FromRequest<S> for ApiJson<T>
+where
+    T: DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        if !is_json(req.headers()) {
+            return Err(ApiError::validation(
+                "body",
+                "expected a JSON body with Content-Type: application/json",
+            ));
+        }
+        let bytes = Bytes::from_request(req, state).await.map_err(|rejection| {
+            if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                too_large()
+            } else {
+                ApiError::validation("body", "the request body could not be read")
+            }
+        })?;
+        parse_json(&bytes).map(ApiJson)
+    }
+}
+
+/// The 413 answer for a body over the limit.
+pub fn too_large() -> ApiError {
+    ApiError::new(
+        ErrorCode::RequestTooLarge,
+        "request body is too large; send media by `url` instead of `data_base64`",
+    )
+}
+
+fn is_json(headers: &http::HeaderMap) -> bool {
+    let Some(ct) = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+    else {
+        return false;
+    };
+    let essence = ct
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    essence == "application/json"
+        || (essence.starts_with("application/") && essence.ends_with("+json"))
+}
+
+/// Parses a JSON object into `T`, turning serde's error into validation_error with the
+/// field's name.
+/// Every request body of this API is a JSON object.
+pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    match bytes.iter().find(|b| !b.is_ascii_whitespace()) {
+        Some(b'{') => {}
+        None => return Err(ApiError::validation("body", "the request body is empty")),
+        Some(_) => {
+            return Err(ApiError::validation(
+                "body",
+                "the body must be a JSON object",
+            ));
+        }
+    }
+    // Syntax first, so that a body which is not JSON at all is reported on `body`.
+    let value: serde_json::Value = serde_json::from_slice(bytes).map_err(|e| {
+        ApiError::validation("body", format!("invalid JSON: {}", strip_position(&e)))
+    })?;
+    serde_path_to_error::deserialize(value).map_err(|err| {
+        let path = err.path().to_string();
+        field_error(&path, &strip_position(&err.into_inner()))
+    })
+}
+
+/// Builds validation_error from serde's path and message: `missing field `x`` and
+/// `unknown field `x`` are reported on `x` (under the path), a mistyped value on the path.
+fn field_error(path: &str, message: &str) -> ApiError {
+    let prefix = if path == "." { "" } else { path };
+    for lead in ["missing field `", "unknown field `"] {
+        if let Some(rest) = message.strip_prefix(lead)
+            && let Some(name) = rest.split('`').next()
+        {
+            let field = if prefix.is_empty() {
+                name.to_owned()
+            } else if prefix == name || prefix.ends_with(&format!(".{name}")) {
+                // serde_path_to_error already stepped into an unknown field.
+                prefix.to_owned()
+            } else {
+                format!("{prefix}.{name}")
+            };
+            let what = if lead.starts_with("missing") {
+                format!("`{field}` is required")
+            } else {
+                format!("`{field}` is not a known field")
+            };
+            return ApiError::validation(field, what);
+        }
+    }
+    if prefix.is_empty() {
+        return ApiError::validation("body", format!("invalid body: {message}"));
+    }
+    ApiError::validation(prefix.to_owned(), format!("`{prefix}`: {message}"))
+}
+
+fn strip_position(err: &serde_json::Error) -> String {
+    let s = err.to_string();
+    match s.rfind(" at line ") {
+        Some(i) => s[..i].to_owned(),
+        None => s,
+    }
+}
+
+/// Query parameters; a bad value is validation_error naming the parameter.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ApiQuery<T>(pub T);
+
+impl<S, T> FromRequestParts<S> for ApiQuery<T>
+where
+    T: DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        let query = parts.uri.query().unwrap_or("");
+        let de = serde_urlencoded::Deserializer::new(form_urlencoded::parse(query.as_bytes()));
+        serde_path_to_error::deserialize(de)
+            .map(ApiQuery)
+            .map_err(|err| {
+                let path = err.path().to_string();
+                field_error(&path, &err.into_inner().to_string())
+            })
+    }
+}
+
+/// Parses a UUID from the path; anything else is validation_error on `field`.
+pub fn parse_uuid(field: &'static str, raw: &str) -> Result<uuid::Uuid, ApiError> {
+    // Only the canonical hyphenated form: other spellings would alias one resource.
+    if raw.len() != 36 {
+        return Err(ApiError::validation(
+            field,
+            format!("`{field}` must be a UUID"),
+        ));
+    }
+    uuid::Uuid::parse_str(raw)
+        .map_err(|_| ApiError::validation(field, format!("`{field}` must be a UUID")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde::Deserialize;
+
+    #[derive(Debug, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    #[allow(dead_code)]
+    struct Body {
+        name: String,
+        count: Option<u32>,
+        inner: Option<Inner>,
+    }
+
+    #[derive(Debug, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    #[allow(dead_code)]
+    struct Inner {
+        x: i32,
+    }
+
+    fn field(bytes: &str) -> String {
+        let e = parse_json::<Body>(bytes.as_bytes()).unwrap_err();
+        assert_eq!(e.code(), ErrorCode::ValidationError);
+        e.details()["field"].as_str().unwrap().to_owned()
+    }
+
+    #[test]
+    fn fields_are_named() {
+        assert_eq!(field("{"), "body");
+        assert_eq!(field(""), "body");
+        assert_eq!(field("[1]"), "body");
+        assert_eq!(field("null"), "body");
+        assert_eq!(field("{} x"), "body");
+        assert_eq!(field("{}"), "name");
+        assert_eq!(field(r#"{"name": 5}"#), "name");
+        assert_eq!(field(r#"{"name": "a", "count": -1}"#), "count");
+        assert_eq!(field(r#"{"name": "a", "nope": 1}"#), "nope");
+        assert_eq!(field(r#"{"name": "a", "inner": {}}"#), "inner.x");
+        assert_eq!(field(r#"{"name": "a", "inner": {"x": "s"}}"#), "inner.x");
+        assert!(parse_json::<Body>(br#"{"name":"a"}"#).is_ok());
+    }
+
+    #[test]
+    fn uuids() {
+        assert!(parse_uuid("app_id", "67e55044-10b1-426f-9247-bb680e5fe0c8").is_ok());
+        for bad in [
+            "",
+            "x",
+            "67e5504410b1426f9247bb680e5fe0c8",
+            "{67e55044-10b1-426f-9247-bb680e5fe0c8}",
+        ] {
+            let e = parse_uuid("app_id", bad).unwrap_err();
+            assert_eq!(e.details()["field"], "app_id");
+        }
+    }
+}

@@ -1,0 +1,148 @@
+//! Request ids: chosen once per request, echoed in `x-request-id`, carried by every log line
+//! and every response body of that request.
+
+use std::time::Instant;
+
+use axum::{
+    extract::{MatchedPath, Request, State},
+    middleware::Next,
+    response::Response,
+};
+use http::{HeaderName, HeaderValue, request::Parts};
+use tracing::Instrument;
+
+pub static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+tokio::task_local! {
+    static REQUEST_ID: String;
+}
+
+/// The id of the request being handled, or an empty string outside of one.
+pub fn current() -> String {
+    REQUEST_ID.try_with(|id| id.clone()).unwrap_or_default()
+}
+
+/// Runs `fut` with `id` as the current request id (for work that is not an HTTP request,
+/// such as a queued command carrying the id of the request that caused it).
+pub async fn scope<F: std::future::Future>(id: String, fut: F) -> F::Output {
+    REQUEST_ID.scope(id, fut).await
+}
+
+/// Whether a caller-supplied id is acceptable: 1-128 chars of `[A-Za-z0-9._:-]`.
+pub fn is_valid(id: &str) -> bool {
+    (1..=128).contains(&id.len())
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b':' | b'-'))
+}
+
+/// Where to find the platform's own request id when the caller sent none
+/// (API Gateway's id under Lambda).
+pub type PlatformId = fn(&Parts) -> Option<String>;
+
+/// Configuration of the request-id middleware.
+#[derive(Clone, Copy, Default)]
+pub struct RequestIdConfig {
+    pub platform_id: Option<PlatformId>,
+}
+
+/// Picks the id: the caller's valid `x-request-id`, else the platform's, else a new UUID v4.
+pub fn choose(parts: &Parts, config: &RequestIdConfig) -> String {
+    if let Some(id) = parts
+        .headers
+        .get(&X_REQUEST_ID)
+        .and_then(|v| v.to_str().ok())
+        .filter(|id| is_valid(id))
+    {
+        return id.to_owned();
+    }
+    if let Some(id) = config
+        .platform_id
+        .and_then(|f| f(parts))
+        .filter(|id| is_valid(id))
+    {
+        return id;
+    }
+    uuid::Uuid::new_v4().to_string()
+}
+
+/// The outermost middleware: chooses the id, opens the request's span, logs one access line
+/// (method, path, status, latency; never headers, query strings or bodies), echoes the header.
+pub async fn middleware(
+    State(config): State<RequestIdConfig>,
+    req: Request,
+    next: Next,
+) -> Response {
+    let (parts, body) = req.into_parts();
+    let id = choose(&parts, &config);
+    let route = parts
+        .extensions
+        .get::<MatchedPath>()
+        .map(|p| p.as_str().to_owned());
+    let span = tracing::info_span!(
+        "request",
+        request_id = %id,
+        method = %parts.method,
+        path = %parts.uri.path(),
+        tenant_id = tracing::field::Empty,
+        app_id = tracing::field::Empty,
+    );
+    let req = Request::from_parts(parts, body);
+    let started = Instant::now();
+    let header = HeaderValue::from_str(&id).expect("request ids are header-safe");
+    let mut res = REQUEST_ID
+        .scope(id, next.run(req).instrument(span.clone()))
+        .await;
+    let status = res.status().as_u16();
+    let latency_ms = started.elapsed().as_secs_f64() * 1000.0;
+    span.in_scope(|| {
+        tracing::info!(
+            status,
+            latency_ms,
+            route = route.as_deref().unwrap_or(""),
+            "request finished"
+        )
+    });
+    res.headers_mut().insert(X_REQUEST_ID.clone(), header);
+    res
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn validity_rule() {
+        assert!(is_valid("abc-DEF_1.2:3"));
+        assert!(is_valid(&"a".repeat(128)));
+        assert!(!is_valid(""));
+        assert!(!is_valid(&"a".repeat(129)));
+        assert!(!is_valid("has space"));
+        assert!(!is_valid("slash/no"));
+        assert!(!is_valid("ünïcode"));
+    }
+
+    #[test]
+    fn choice_order() {
+        let cfg = RequestIdConfig {
+            platform_id: Some(|_| Some("apigw-123".into())),
+        };
+        let req = http::Request::builder()
+            .header("x-request-id", "mine-1")
+            .body(())
+            .unwrap();
+        let (parts, _) = req.into_parts();
+        assert_eq!(choose(&parts, &cfg), "mine-1");
+
+        let req = http::Request::builder()
+            .header("x-request-id", "bad id")
+            .body(())
+            .unwrap();
+        let (parts, _) = req.into_parts();
+        assert_eq!(choose(&parts, &cfg), "apigw-123");
+
+        let (parts, _) = http::Request::new(()).into_parts();
+        let id = choose(&parts, &RequestIdConfig::default());
+        assert_eq!(uuid::Uuid::parse_str(&id).unwrap().get_version_num(), 4);
+    }
+}

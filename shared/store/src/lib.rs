@@ -1,0 +1,6 @@
+//! Store adapters. `SqliteStore` keeps the embedded server's state in one SQLite file
+//! (WAL mode, synchronous=FULL: a write is on disk before it is acknowledged).
+
+mod sqlite;
+
+pub use sqlite::SqliteStore;
