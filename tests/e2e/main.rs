@@ -1,1 +1,4 @@
-fn main() {}
+//! End-to-end tests: the real `wa-server` binary on a free loopback port, driven over HTTP.
+
+mod foundation;
+mod support;

@@ -123,3 +123,101 @@ pub async fn shutdown_signal() {
     }
     tracing::info!("shutdown signal received, draining requests");
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::body::Body;
+    use http_body_util::BodyExt;
+    use tower::ServiceExt;
+
+    fn app() -> Router {
+        let store = Arc::new(SqliteStore::in_memory().unwrap());
+        let jwt = JwtConfig::new("0123456789abcdef0123456789abcdef", None, None).unwrap();
+        router(Context::new(store, jwt, false), 1024 * 1024).0
+    }
+
+    async fn get(uri: &str) -> (axum::http::StatusCode, String, Vec<u8>) {
+        let res = app()
+            .oneshot(axum::http::Request::get(uri).body(Body::empty()).unwrap())
+            .await
+            .unwrap();
+        let ct = res
+            .headers()
+            .get("content-type")
+            .map(|v| v.to_str().unwrap().to_owned())
+            .unwrap_or_default();
+        let status = res.status();
+        (
+            status,
+            ct,
+            res.into_body().collect().await.unwrap().to_bytes().to_vec(),
+        )
+    }
+
+    /// Every route is described, and every error answer points at the envelope schema.
+    #[tokio::test]
+    async fn openapi_describes_every_route() {
+        let (s, ct, body) = get("/openapi.json").await;
+        assert_eq!(s, 200);
+        assert_eq!(ct, "application/json");
+        let doc: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        let expected = [
+            ("/health", vec!["get"]),
+            ("/apps", vec!["get", "post"]),
+            ("/apps/{app_id}", vec!["get", "patch", "delete"]),
+            ("/apps/{app_id}/token", vec!["post"]),
+            ("/apps/{app_id}/webhook-secret", vec!["post"]),
+        ];
+        let paths = doc["paths"].as_object().unwrap();
+        assert_eq!(paths.len(), expected.len(), "{:?}", paths.keys());
+        for (path, methods) in expected {
+            let item = &paths[path];
+            for m in methods {
+                let op = &item[m];
+                assert!(op.is_object(), "{m} {path} is described");
+                if path != "/health" {
+                    let responses = op["responses"].as_object().unwrap();
+                    let errors: Vec<_> = responses
+                        .iter()
+                        .filter(|(code, _)| code.starts_with('4') || code.starts_with('5'))
+                        .collect();
+                    assert!(!errors.is_empty(), "{m} {path} lists its errors");
+                    for (code, r) in errors {
+                        assert_eq!(
+                            r["content"]["application/json"]["schema"]["$ref"],
+                            "#/components/schemas/ErrorResponse",
+                            "{m} {path} {code}"
+                        );
+                    }
+                    assert!(op["security"].is_array(), "{m} {path} names its credential");
+                }
+            }
+        }
+        let schemas = &doc["components"]["schemas"];
+        for name in [
+            "ErrorResponse",
+            "ErrorDetail",
+            "CreateApp",
+            "PatchApp",
+            "AppView",
+        ] {
+            assert!(schemas[name].is_object(), "schema {name}");
+        }
+        assert!(doc["components"]["securitySchemes"]["tenant_jwt"].is_object());
+        assert!(doc["components"]["securitySchemes"]["app_token"].is_object());
+    }
+
+    #[tokio::test]
+    async fn docs_page_is_served_offline() {
+        let (s, ct, body) = get("/docs/").await;
+        assert_eq!(s, 200);
+        assert!(ct.starts_with("text/html"));
+        let html = String::from_utf8(body).unwrap();
+        assert!(html.contains("/openapi.json"));
+        assert!(!html.contains("cdn"), "no CDN: assets are embedded");
+        let (s, _, js) = get("/docs/swagger-ui-bundle.js").await;
+        assert_eq!(s, 200);
+        assert!(js.len() > 100_000);
+    }
+}

@@ -52,3 +52,99 @@ impl FromRequestParts<AppState> for AuthedApp {
         Ok(AuthedApp(app))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use axum::{Router, body::Body, routing::get};
+    use http::{Request, StatusCode};
+    use http_body_util::BodyExt;
+    use tower::ServiceExt;
+    use wa_core::apps::CreateApp;
+    use wa_core::auth::JwtConfig;
+
+    use super::*;
+    use crate::Context;
+
+    async fn whoami(AuthedApp(app): AuthedApp) -> wa_errors::ApiOk<String> {
+        wa_errors::ok(app.app_id.to_string())
+    }
+
+    fn setup() -> (Router, AppState) {
+        let store = Arc::new(wa_store::SqliteStore::in_memory().unwrap());
+        let ctx = Context::new(
+            store,
+            JwtConfig::new("0123456789abcdef0123456789abcdef", None, None).unwrap(),
+            false,
+        );
+        let r = Router::new()
+            .route("/whoami", get(whoami))
+            .with_state(ctx.clone());
+        (wa_errors::finish_router(r, 1024, Default::default()), ctx)
+    }
+
+    async fn call(r: &Router, auth: Option<String>) -> (StatusCode, serde_json::Value) {
+        let mut b = Request::get("/whoami");
+        if let Some(a) = auth {
+            b = b.header("authorization", a);
+        }
+        let res = r
+            .clone()
+            .oneshot(b.body(Body::empty()).unwrap())
+            .await
+            .unwrap();
+        let s = res.status();
+        let bytes = res.into_body().collect().await.unwrap().to_bytes();
+        (s, serde_json::from_slice(&bytes).unwrap())
+    }
+
+    #[tokio::test]
+    async fn app_token_layer() {
+        let (r, ctx) = setup();
+        let created = ctx
+            .apps
+            .create(
+                "acme",
+                CreateApp {
+                    name: "a".into(),
+                    webhook_url: None,
+                },
+            )
+            .await
+            .unwrap();
+        let jwt = ctx.jwt.mint("acme", 60).unwrap();
+        for bad in [
+            None,
+            Some(String::new()),
+            Some("Bearer".into()),
+            Some("Bearer wa_nope".into()),
+            Some(format!("Basic {}", created.app_token)),
+            Some(format!("Bearer {}x", created.app_token)),
+            Some(format!("Bearer {jwt}")),
+            Some(format!("Bearer {}", created.webhook_secret)),
+        ] {
+            let (s, v) = call(&r, bad.clone()).await;
+            assert_eq!(s, StatusCode::UNAUTHORIZED, "{bad:?}");
+            assert_eq!(v["error"]["code"], "invalid_api_key");
+        }
+        let (s, v) = call(&r, Some(format!("Bearer {}", created.app_token))).await;
+        assert_eq!(s, StatusCode::OK);
+        assert_eq!(v["data"], created.app.app_id.to_string());
+        let (s, _) = call(&r, Some(format!("bearer {}", created.app_token))).await;
+        assert_eq!(s, StatusCode::OK, "the scheme is case-insensitive");
+
+        let (_, new) = ctx
+            .apps
+            .rotate_token("acme", created.app.app_id)
+            .await
+            .unwrap();
+        let (s, _) = call(&r, Some(format!("Bearer {}", created.app_token))).await;
+        assert_eq!(s, StatusCode::UNAUTHORIZED, "old token revoked at once");
+        let (s, _) = call(&r, Some(format!("Bearer {new}"))).await;
+        assert_eq!(s, StatusCode::OK);
+        ctx.apps.delete("acme", created.app.app_id).await.unwrap();
+        let (s, _) = call(&r, Some(format!("Bearer {new}"))).await;
+        assert_eq!(s, StatusCode::UNAUTHORIZED, "deleted App's token revoked");
+    }
+}
