@@ -3,9 +3,12 @@
 
 pub mod apps;
 pub mod auth;
+pub mod devices;
+pub mod lifecycle;
 #[cfg(feature = "conformance")]
 pub mod conformance;
 pub mod net;
+pub mod provider;
 pub mod store;
 pub mod time;
 

@@ -1,0 +1,352 @@
+//! The device status machine: which events and requests move a device where.
+//! Pure functions, unit-tested here; the worker and the HTTP use cases call them.
+
+use wa_errors::{ApiError, ApiResult, ErrorCode};
+
+use crate::devices::{Device, DeviceStatus as S, DeviceUpdate, LastError, Qr, logged_out};
+use crate::provider::{ProviderFailure, SessionEvent};
+use crate::time::OffsetDateTime;
+
+fn last_error(f: &ProviderFailure, now: OffsetDateTime) -> LastError {
+    LastError {
+        code: f.code,
+        message: f.message.clone(),
+        at: now,
+    }
+}
+
+/// The change a provider event makes to a device, or `None` when the event no longer
+/// applies (a late QR for a device that was disconnected meanwhile, anything for a
+/// destroyed device).
+pub fn on_event(d: &Device, ev: &SessionEvent, now: OffsetDateTime) -> Option<DeviceUpdate> {
+    if d.status == S::Destroyed {
+        return None;
+    }
+    let mut u = DeviceUpdate {
+        updated_at: Some(now),
+        ..DeviceUpdate::default()
+    };
+    match ev {
+        SessionEvent::Qr { code, expires_at } => {
+            if !matches!(d.status, S::Initializing | S::QrGenerated) {
+                return None;
+            }
+            u.status = Some(S::QrGenerated);
+            u.qr = Some(Some(Qr {
+                code: code.clone(),
+                expires_at: *expires_at,
+            }));
+            u.last_error = Some(None);
+        }
+        SessionEvent::QrExhausted => {
+            if !matches!(d.status, S::Initializing | S::QrGenerated) {
+                return None;
+            }
+            u.status = Some(S::Expired);
+            u.qr = Some(None);
+            u.pair_code = Some(None);
+        }
+        SessionEvent::Connected {
+            wa_number,
+            wa_device_jid,
+        } => {
+            if matches!(d.status, S::Disconnected | S::LoggedOut | S::Expired) {
+                // The user stopped this session meanwhile; a late event must not revive it.
+                return None;
+            }
+            let newly_linked = matches!(d.status, S::Initializing | S::QrGenerated);
+            u.status = Some(S::Connected);
+            u.qr = Some(None);
+            u.pair_code = Some(None);
+            u.wa_number = Some(Some(wa_number.clone()));
+            u.wa_device_jid = Some(Some(wa_device_jid.clone()));
+            if newly_linked || d.linked_at.is_none() {
+                u.linked_at = Some(Some(now));
+            }
+            u.last_error = Some(None);
+        }
+        SessionEvent::Reconnecting { error } => {
+            if !matches!(d.status, S::Connected | S::Connecting) {
+                return None;
+            }
+            u.status = Some(S::Connecting);
+            if let Some(e) = error {
+                u.last_error = Some(Some(last_error(e, now)));
+            }
+        }
+        SessionEvent::Stopped { error } => {
+            if matches!(d.status, S::Disconnected | S::LoggedOut | S::Expired) {
+                return None;
+            }
+            u.status = Some(S::Disconnected);
+            u.qr = Some(None);
+            u.pair_code = Some(None);
+            u.last_error = Some(Some(last_error(error, now)));
+        }
+        // Presence changes the presence cache, not the device.
+        SessionEvent::Presence(_) => return None,
+        SessionEvent::LoggedOut { error } => {
+            u.status = Some(S::LoggedOut);
+            u.qr = Some(None);
+            u.pair_code = Some(None);
+            u.last_error = Some(Some(last_error(error, now)));
+        }
+    }
+    Some(u)
+}
+
+/// What a request asks of a device's session.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    /// POST /devices/{id}/qr: start linking again.
+    RegenerateQr,
+    /// POST /devices/{id}/pair-code.
+    PairCode,
+    /// POST /devices/{id}/disconnect.
+    Disconnect,
+    /// POST /devices/{id}/reconnect.
+    Reconnect,
+    /// DELETE /devices/{id}.
+    Destroy,
+}
+
+/// What the use case must do after an action was accepted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Plan {
+    /// Nothing to change: answer the device as it is.
+    Nothing,
+    /// Store `update`, then queue the worker's command.
+    Apply(DeviceUpdate),
+}
+
+/// Checks an action against the device's status and says what it changes.
+/// Refusals are the seed's codes: 410 device_destroyed, 409 qr_reset_not_allowed,
+/// 409 logged_out, 409 device_not_connected.
+pub fn plan(d: &Device, action: Action, now: OffsetDateTime) -> ApiResult<Plan> {
+    d.ensure_alive()?;
+    let to = |status: S| {
+        let mut u = DeviceUpdate::status(status);
+        u.updated_at = Some(now);
+        u
+    };
+    match action {
+        Action::RegenerateQr => match d.status {
+            S::Expired | S::Disconnected | S::LoggedOut => {
+                let mut u = to(S::Initializing);
+                u.qr = Some(None);
+                u.pair_code = Some(None);
+                u.last_error = Some(None);
+                // A new link replaces the old account's session.
+                u.wa_number = Some(None);
+                u.wa_device_jid = Some(None);
+                u.linked_at = Some(None);
+                Ok(Plan::Apply(u))
+            }
+            S::QrGenerated if d.valid_qr(now).is_none() => {
+                // The QR expired but the expiry has not been processed yet.
+                let mut u = to(S::Initializing);
+                u.qr = Some(None);
+                u.pair_code = Some(None);
+                Ok(Plan::Apply(u))
+            }
+            s => Err(qr_reset_refused(s)),
+        },
+        Action::PairCode => match d.status {
+            S::QrGenerated | S::Expired | S::Disconnected | S::LoggedOut => {
+                let mut u = to(S::Initializing);
+                u.qr = Some(None);
+                u.pair_code = Some(None);
+                u.last_error = Some(None);
+                if d.status != S::QrGenerated {
+                    u.wa_number = Some(None);
+                    u.wa_device_jid = Some(None);
+                    u.linked_at = Some(None);
+                }
+                Ok(Plan::Apply(u))
+            }
+            s => Err(qr_reset_refused(s)),
+        },
+        Action::Disconnect => match d.status {
+            S::Disconnected => Ok(Plan::Nothing),
+            S::Connected | S::Connecting | S::QrGenerated | S::Initializing => {
+                let mut u = to(S::Disconnected);
+                u.qr = Some(None);
+                u.pair_code = Some(None);
+                Ok(Plan::Apply(u))
+            }
+            S::LoggedOut => Err(logged_out()),
+            s => Err(ApiError::new(
+                ErrorCode::DeviceNotConnected,
+                format!("the device is {s}; there is no session to disconnect"),
+            )),
+        },
+        Action::Reconnect => match d.status {
+            S::Connected | S::Connecting => Ok(Plan::Nothing),
+            S::Disconnected if d.linked_at.is_some() => {
+                let mut u = to(S::Connecting);
+                u.last_error = Some(None);
+                Ok(Plan::Apply(u))
+            }
+            S::LoggedOut => Err(logged_out()),
+            _ => Err(ApiError::new(
+                ErrorCode::LoggedOut,
+                "the device was never linked; generate a QR and scan it",
+            )),
+        },
+        Action::Destroy => {
+            let mut u = to(S::Destroyed);
+            u.qr = Some(None);
+            u.pair_code = Some(None);
+            Ok(Plan::Apply(u))
+        }
+    }
+}
+
+fn qr_reset_refused(s: S) -> ApiError {
+    let why = match s {
+        S::QrGenerated => "the current QR is still valid; wait until it expires",
+        S::Initializing => "a QR is being generated",
+        _ => "a session is active; disconnect first",
+    };
+    ApiError::new(ErrorCode::QrResetNotAllowed, why)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::devices::DeviceStatus;
+    use uuid::Uuid;
+
+    fn device(status: DeviceStatus) -> Device {
+        let now = crate::time::now();
+        Device {
+            device_id: Uuid::now_v7(),
+            app_id: Uuid::now_v7(),
+            tenant_id: "t".into(),
+            device_name: "d".into(),
+            status,
+            qr: None,
+            pair_code: None,
+            wa_number: None,
+            wa_device_jid: None,
+            linked_at: None,
+            last_error: None,
+            created_at: now,
+            updated_at: now,
+        }
+    }
+
+    fn apply(d: &Device, ev: SessionEvent) -> Device {
+        let mut d = d.clone();
+        if let Some(u) = on_event(&d, &ev, crate::time::now()) {
+            u.apply_to(&mut d);
+        }
+        d
+    }
+
+    fn fail(code: ErrorCode) -> ProviderFailure {
+        ProviderFailure::new(code, "x")
+    }
+
+    fn later(secs: i64) -> OffsetDateTime {
+        crate::time::now() + ::time::Duration::seconds(secs)
+    }
+
+    #[test]
+    fn link_scan_connect() {
+        let d = device(S::Initializing);
+        let d = apply(&d, SessionEvent::Qr { code: "c1".into(), expires_at: later(60) });
+        assert_eq!(d.status, S::QrGenerated);
+        assert_eq!(d.qr.as_ref().unwrap().code, "c1");
+        let d = apply(&d, SessionEvent::Qr { code: "c2".into(), expires_at: later(20) });
+        assert_eq!(d.qr.as_ref().unwrap().code, "c2", "rotation replaces the QR");
+        let d = apply(
+            &d,
+            SessionEvent::Connected { wa_number: "1555".into(), wa_device_jid: "1555:3@s.whatsapp.net".into() },
+        );
+        assert_eq!(d.status, S::Connected);
+        assert!(d.qr.is_none() && d.linked_at.is_some());
+        assert_eq!(d.wa_number.as_deref(), Some("1555"));
+        let linked = d.linked_at;
+        let d = apply(&d, SessionEvent::Reconnecting { error: Some(fail(ErrorCode::WhatsappConnectionLost)) });
+        assert_eq!(d.status, S::Connecting);
+        assert_eq!(d.last_error.as_ref().unwrap().code, ErrorCode::WhatsappConnectionLost);
+        let d = apply(&d, SessionEvent::Connected { wa_number: "1555".into(), wa_device_jid: "j".into() });
+        assert_eq!(d.status, S::Connected);
+        assert_eq!(d.linked_at, linked, "a reconnect keeps linked_at");
+        assert!(d.last_error.is_none());
+        let d = apply(&d, SessionEvent::LoggedOut { error: fail(ErrorCode::LoggedOut) });
+        assert_eq!(d.status, S::LoggedOut);
+    }
+
+    #[test]
+    fn expiry_and_refusals() {
+        let d = device(S::Initializing);
+        let d = apply(&d, SessionEvent::Qr { code: "c".into(), expires_at: later(60) });
+        let d = apply(&d, SessionEvent::QrExhausted);
+        assert_eq!(d.status, S::Expired);
+        assert!(d.qr.is_none());
+        let d2 = apply(&device(S::Initializing), SessionEvent::Stopped { error: fail(ErrorCode::TooManyDevices) });
+        assert_eq!(d2.status, S::Disconnected);
+        assert_eq!(d2.last_error.unwrap().code, ErrorCode::TooManyDevices);
+    }
+
+    #[test]
+    fn late_events_do_not_revive() {
+        for s in [S::Disconnected, S::Expired, S::LoggedOut, S::Destroyed] {
+            let d = device(s);
+            let ev = SessionEvent::Connected { wa_number: "1".into(), wa_device_jid: "j".into() };
+            assert!(on_event(&d, &ev, crate::time::now()).is_none(), "{s}");
+            let ev = SessionEvent::Qr { code: "c".into(), expires_at: later(5) };
+            assert!(on_event(&d, &ev, crate::time::now()).is_none(), "{s}");
+        }
+        let ev = SessionEvent::LoggedOut { error: fail(ErrorCode::LoggedOut) };
+        assert!(on_event(&device(S::Destroyed), &ev, crate::time::now()).is_none());
+    }
+
+    fn code_of(r: ApiResult<Plan>) -> Option<ErrorCode> {
+        r.err().map(|e| e.code())
+    }
+
+    #[test]
+    fn action_rules() {
+        let now = crate::time::now();
+        use Action::*;
+        // destroyed refuses everything
+        for a in [RegenerateQr, PairCode, Disconnect, Reconnect, Destroy] {
+            assert_eq!(code_of(plan(&device(S::Destroyed), a, now)), Some(ErrorCode::DeviceDestroyed));
+        }
+        // QR only from expired, disconnected, logged_out (or an unprocessed expiry)
+        for s in [S::Expired, S::Disconnected, S::LoggedOut] {
+            assert!(plan(&device(s), RegenerateQr, now).is_ok(), "{s}");
+        }
+        for s in [S::Initializing, S::Connected, S::Connecting] {
+            assert_eq!(code_of(plan(&device(s), RegenerateQr, now)), Some(ErrorCode::QrResetNotAllowed), "{s}");
+        }
+        let mut valid = device(S::QrGenerated);
+        valid.qr = Some(Qr { code: "c".into(), expires_at: later(30) });
+        assert_eq!(code_of(plan(&valid, RegenerateQr, now)), Some(ErrorCode::QrResetNotAllowed));
+        valid.qr.as_mut().unwrap().expires_at = later(-1);
+        assert!(plan(&valid, RegenerateQr, now).is_ok());
+        // reconnect
+        let mut linked = device(S::Disconnected);
+        linked.linked_at = Some(now);
+        assert!(matches!(plan(&linked, Reconnect, now), Ok(Plan::Apply(_))));
+        assert_eq!(code_of(plan(&device(S::Disconnected), Reconnect, now)), Some(ErrorCode::LoggedOut));
+        assert_eq!(code_of(plan(&device(S::LoggedOut), Reconnect, now)), Some(ErrorCode::LoggedOut));
+        assert_eq!(code_of(plan(&device(S::Expired), Reconnect, now)), Some(ErrorCode::LoggedOut));
+        assert_eq!(plan(&device(S::Connected), Reconnect, now).unwrap(), Plan::Nothing);
+        // disconnect
+        assert_eq!(plan(&device(S::Disconnected), Disconnect, now).unwrap(), Plan::Nothing);
+        assert_eq!(code_of(plan(&device(S::Expired), Disconnect, now)), Some(ErrorCode::DeviceNotConnected));
+        assert_eq!(code_of(plan(&device(S::LoggedOut), Disconnect, now)), Some(ErrorCode::LoggedOut));
+        assert!(plan(&device(S::Connected), Disconnect, now).is_ok());
+        // pair code
+        assert_eq!(code_of(plan(&device(S::Connected), PairCode, now)), Some(ErrorCode::QrResetNotAllowed));
+        assert!(plan(&device(S::QrGenerated), PairCode, now).is_ok());
+        // destroy from anywhere alive
+        for s in S::ALL.into_iter().filter(|s| *s != S::Destroyed) {
+            assert!(plan(&device(s), Destroy, now).is_ok(), "{s}");
+        }
+    }
+}

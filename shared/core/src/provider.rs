@@ -1,0 +1,159 @@
+//! The provider port: what the worker needs from a WhatsApp connection. Two adapters
+//! implement it: whatsapp-rust (real) and the sandbox (simulated).
+//!
+//! A provider owns the sessions it starts and reports what happens to them as
+//! [`SessionEvent`]s on the channel it was built with. After `disconnect` or `destroy`
+//! returns, it emits nothing more for that session.
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+use wa_errors::ErrorCode;
+
+use crate::time::OffsetDateTime;
+
+/// A failure reported by a provider, already classified into the API's codes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProviderFailure {
+    pub code: ErrorCode,
+    pub message: String,
+}
+
+impl ProviderFailure {
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        ProviderFailure {
+            code,
+            message: message.into(),
+        }
+    }
+}
+
+impl std::fmt::Display for ProviderFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.code, self.message)
+    }
+}
+
+impl From<ProviderFailure> for wa_errors::ApiError {
+    fn from(f: ProviderFailure) -> Self {
+        wa_errors::ApiError::new(f.code, f.message)
+    }
+}
+
+/// What happened to a session. The worker turns these into device status changes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SessionEvent {
+    /// A QR to scan (codes rotate: each new one replaces the last).
+    Qr {
+        code: String,
+        expires_at: OffsetDateTime,
+    },
+    /// Every QR expired unscanned; the linking session has ended.
+    QrExhausted,
+    /// Linked and online. `wa_number` is the account's phone number, `wa_device_jid` this
+    /// companion's JID.
+    Connected {
+        wa_number: String,
+        wa_device_jid: String,
+    },
+    /// The connection dropped; the provider is reconnecting by itself.
+    Reconnecting { error: Option<ProviderFailure> },
+    /// The session stopped and will not come back by itself (credentials kept, if any).
+    Stopped { error: ProviderFailure },
+    /// WhatsApp ended the session; the provider has wiped its keys.
+    LoggedOut { error: ProviderFailure },
+    /// A peer's presence or typing state changed.
+    Presence(Presence),
+}
+
+/// The sender side of the provider's event channel: `(device_id, event)`.
+pub type EventSender = tokio::sync::mpsc::UnboundedSender<(Uuid, SessionEvent)>;
+
+/// A contact's or group's profile (best effort: privacy can hide fields).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct Profile {
+    pub jid: String,
+    /// `contact` or `group`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub name: Option<String>,
+    /// Contacts: the phone number when it can be resolved.
+    pub phone_number: Option<String>,
+    /// Contacts: the `@lid` identity when it can be resolved.
+    pub lid: Option<String>,
+    pub status: Option<String>,
+    pub picture_url: Option<String>,
+    /// Groups: subject, description and size.
+    pub subject: Option<String>,
+    pub description: Option<String>,
+    pub participant_count: Option<u32>,
+}
+
+/// A group the device is in.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct Group {
+    pub jid: String,
+    pub name: String,
+    pub subject: String,
+    pub description: Option<String>,
+    pub participant_count: u32,
+    pub is_announce: bool,
+    pub is_locked: bool,
+    pub is_ephemeral: bool,
+    pub is_join_approval_required: bool,
+}
+
+/// A peer's last known presence.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct Presence {
+    pub jid: String,
+    /// `available` or `unavailable`.
+    pub presence: String,
+    /// `composing`, `recording` or `paused` when the peer is typing in our chat.
+    pub chat_state: Option<String>,
+    #[serde(with = "crate::time::rfc3339::option")]
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub last_seen: Option<OffsetDateTime>,
+    /// When this was last reported by WhatsApp.
+    #[serde(with = "crate::time::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
+    pub updated_at: OffsetDateTime,
+}
+
+/// A WhatsApp connection provider.
+#[async_trait]
+pub trait Provider: Send + Sync {
+    /// `whatsapp` or `sandbox`.
+    fn name(&self) -> &'static str;
+
+    /// Starts a new linking session for `device_id` on an empty store (old keys are wiped).
+    /// QR codes then arrive as events. With `pair_phone`, a pair code is requested too and
+    /// returned.
+    async fn link(
+        &self,
+        device_id: Uuid,
+        pair_phone: Option<&str>,
+    ) -> Result<Option<(String, OffsetDateTime)>, ProviderFailure>;
+
+    /// Resumes a linked session from its stored credentials; `Connected` follows, or
+    /// `Reconnecting`/`Stopped`/`LoggedOut` with the reason.
+    async fn resume(&self, device_id: Uuid) -> Result<(), ProviderFailure>;
+
+    /// Whether stored credentials exist for `device_id`.
+    async fn has_credentials(&self, device_id: Uuid) -> bool;
+
+    /// Stops the session and keeps the credentials.
+    async fn disconnect(&self, device_id: Uuid);
+
+    /// Unlinks from WhatsApp (best effort), stops the session and wipes its keys.
+    async fn destroy(&self, device_id: Uuid);
+
+    /// A contact's or group's profile; needs a live session.
+    async fn profile(&self, device_id: Uuid, jid: &str) -> Result<Profile, ProviderFailure>;
+
+    /// The groups the account is in; needs a live session.
+    async fn groups(&self, device_id: Uuid) -> Result<Vec<Group>, ProviderFailure>;
+
+    /// Subscribes to a peer's presence; updates then arrive as `SessionEvent::Presence`.
+    async fn subscribe_presence(&self, device_id: Uuid, jid: &str) -> Result<(), ProviderFailure>;
+}
