@@ -237,3 +237,273 @@ async fn racing_inserts_have_one_winner(s: Arc<dyn AppStore>) {
     }
     assert_eq!(wins, 1, "exactly one of the racing inserts wins");
 }
+
+mod devices {
+    use super::*;
+    use crate::devices::{Device, DeviceStatus as S, DeviceUpdate, LastError, Qr};
+    use crate::provider::Presence;
+    use crate::store::DeviceStore;
+
+    pub(super) fn device(app_id: Uuid, name: &str) -> Device {
+        let now = time::now();
+        Device {
+            device_id: Uuid::now_v7(),
+            app_id,
+            tenant_id: "t".into(),
+            device_name: name.into(),
+            status: S::Initializing,
+            qr: None,
+            pair_code: None,
+            wa_number: None,
+            wa_device_jid: None,
+            linked_at: None,
+            last_error: None,
+            created_at: now,
+            updated_at: now,
+        }
+    }
+
+    pub(super) async fn run(s: Arc<dyn DeviceStore>) {
+        let app = Uuid::now_v7();
+        // round trip, with every optional field set
+        let mut d = device(app, "main");
+        d.qr = Some(Qr {
+            code: "2@abc".into(),
+            expires_at: time::now(),
+        });
+        d.last_error = Some(LastError {
+            code: wa_errors::ErrorCode::TooManyDevices,
+            message: "m".into(),
+            at: time::now(),
+        });
+        d.status = S::QrGenerated;
+        s.insert_device(&d).await.unwrap();
+        assert_eq!(s.get_device(d.device_id).await.unwrap(), Some(d.clone()));
+        assert_eq!(s.get_device(Uuid::now_v7()).await.unwrap(), None);
+
+        // live names are unique per App; another App may reuse one
+        assert_eq!(
+            s.insert_device(&device(app, "main")).await,
+            Err(StoreError::Conflict("device_name"))
+        );
+        s.insert_device(&device(Uuid::now_v7(), "main")).await.unwrap();
+
+        // conditional updates
+        let u = DeviceUpdate {
+            status: Some(S::Connected),
+            qr: Some(None),
+            wa_number: Some(Some("15551230001".into())),
+            linked_at: Some(Some(time::now())),
+            ..DeviceUpdate::default()
+        };
+        assert_eq!(
+            s.update_device(d.device_id, &u, &[S::Expired]).await,
+            Err(StoreError::Conflict("status"))
+        );
+        let c = s.update_device(d.device_id, &u, &[S::QrGenerated]).await.unwrap();
+        assert_eq!(c.status, S::Connected);
+        assert_eq!(c.qr, None);
+        assert_eq!(c.wa_number.as_deref(), Some("15551230001"));
+        assert_eq!(c.last_error, d.last_error, "untouched fields stay");
+        assert_eq!(s.get_device(d.device_id).await.unwrap(), Some(c.clone()));
+        assert_eq!(
+            s.update_device(Uuid::now_v7(), &u, &[]).await,
+            Err(StoreError::NotFound)
+        );
+
+        // a destroyed device frees its name, keeps its record
+        s.update_device(d.device_id, &DeviceUpdate::status(S::Destroyed), &[])
+            .await
+            .unwrap();
+        let again = device(app, "main");
+        s.insert_device(&again).await.expect("name reusable after destroy");
+        assert_eq!(
+            s.get_device(d.device_id).await.unwrap().unwrap().status,
+            S::Destroyed
+        );
+
+        // listing: per App, status filter, pages in order
+        let app2 = Uuid::now_v7();
+        let mut ids = Vec::new();
+        for i in 0..5 {
+            let x = device(app2, &format!("d{i}"));
+            s.insert_device(&x).await.unwrap();
+            ids.push(x.device_id);
+        }
+        s.update_device(ids[1], &DeviceUpdate::status(S::Connected), &[])
+            .await
+            .unwrap();
+        s.update_device(ids[3], &DeviceUpdate::status(S::Connected), &[])
+            .await
+            .unwrap();
+        let mut seen = Vec::new();
+        let mut after = None;
+        loop {
+            let p = s
+                .list_devices(app2, None, PageRequest { limit: 2, after })
+                .await
+                .unwrap();
+            seen.extend(p.items.iter().map(|x| x.device_id));
+            match p.next {
+                Some(n) => after = Some(n),
+                None => break,
+            }
+        }
+        assert_eq!(seen, ids);
+        let connected = s
+            .list_devices(app2, Some(S::Connected), PageRequest { limit: 10, after: None })
+            .await
+            .unwrap();
+        assert_eq!(
+            connected.items.iter().map(|x| x.device_id).collect::<Vec<_>>(),
+            vec![ids[1], ids[3]]
+        );
+        let across = s
+            .devices_with_status(&[S::Connected], PageRequest { limit: 200, after: None })
+            .await
+            .unwrap();
+        let found: Vec<_> = across.items.iter().map(|x| x.device_id).collect();
+        assert!(found.contains(&ids[1]) && found.contains(&ids[3]) && !found.contains(&ids[0]));
+
+        // presence cache
+        let p = Presence {
+            jid: "15550001111@s.whatsapp.net".into(),
+            presence: "available".into(),
+            chat_state: Some("composing".into()),
+            last_seen: None,
+            updated_at: time::now(),
+        };
+        s.put_presence(ids[0], &p).await.unwrap();
+        assert_eq!(s.get_presence(ids[0], &p.jid).await.unwrap(), Some(p.clone()));
+        let p2 = Presence {
+            presence: "unavailable".into(),
+            chat_state: None,
+            ..p.clone()
+        };
+        s.put_presence(ids[0], &p2).await.unwrap();
+        assert_eq!(s.get_presence(ids[0], &p.jid).await.unwrap(), Some(p2));
+        assert_eq!(s.get_presence(ids[1], &p.jid).await.unwrap(), None);
+
+        // racing inserts of one live name: one winner
+        let app3 = Uuid::now_v7();
+        let tasks: Vec<_> = (0..12)
+            .map(|_| {
+                let s = s.clone();
+                let x = device(app3, "race");
+                tokio::spawn(async move { s.insert_device(&x).await })
+            })
+            .collect();
+        let mut wins = 0;
+        for t in tasks {
+            if t.await.unwrap().is_ok() {
+                wins += 1;
+            }
+        }
+        assert_eq!(wins, 1);
+    }
+}
+
+/// Runs every device store check.
+pub async fn device_store(store: Arc<dyn crate::store::DeviceStore>) {
+    devices::run(store).await;
+}
+
+/// Runs every queue check. `max_receives` is the adapter's configured limit (at least 2).
+pub async fn queue(q: Arc<dyn crate::queue::Queue>, max_receives: u32) {
+    use std::time::Duration;
+    let name = format!("conf-{}", Uuid::new_v4());
+    let qn = name.as_str();
+    let short = Duration::from_millis(300);
+    let long = Duration::from_secs(60);
+
+    // send, receive, delete
+    q.send(qn, None, "a", Duration::ZERO).await.unwrap();
+    let got = q.receive(qn, 10, long).await.unwrap();
+    assert_eq!(got.len(), 1);
+    assert_eq!((got[0].body.as_str(), got[0].receive_count), ("a", 1));
+    assert!(q.receive(qn, 10, long).await.unwrap().is_empty(), "in flight is invisible");
+    q.delete(qn, &got[0].receipt).await.unwrap();
+    assert_eq!(
+        q.delete(qn, &got[0].receipt).await,
+        Err(crate::queue::QueueError::InvalidReceipt)
+    );
+
+    // visibility timeout: an undeleted message comes back with a higher count
+    q.send(qn, None, "b", Duration::ZERO).await.unwrap();
+    let first = q.receive(qn, 10, short).await.unwrap();
+    assert_eq!(first.len(), 1);
+    tokio::time::sleep(short + Duration::from_millis(100)).await;
+    let second = q.receive(qn, 10, long).await.unwrap();
+    assert_eq!(second.len(), 1);
+    assert_eq!((second[0].body.as_str(), second[0].receive_count), ("b", 2));
+    assert!(
+        q.delete(qn, &first[0].receipt).await.is_err(),
+        "a stale receipt cannot delete"
+    );
+    q.delete(qn, &second[0].receipt).await.unwrap();
+
+    // per-group FIFO: one in flight per group, in order; groups are independent
+    for b in ["g1-1", "g1-2", "g1-3"] {
+        q.send(qn, Some("g1"), b, Duration::ZERO).await.unwrap();
+    }
+    q.send(qn, Some("g2"), "g2-1", Duration::ZERO).await.unwrap();
+    let batch = q.receive(qn, 10, long).await.unwrap();
+    let mut bodies: Vec<_> = batch.iter().map(|r| r.body.clone()).collect();
+    bodies.sort();
+    assert_eq!(bodies, ["g1-1", "g2-1"]);
+    assert!(q.receive(qn, 10, long).await.unwrap().is_empty());
+    for r in &batch {
+        q.delete(qn, &r.receipt).await.unwrap();
+    }
+    let next = q.receive(qn, 10, long).await.unwrap();
+    assert_eq!(next.len(), 1);
+    assert_eq!(next[0].body, "g1-2");
+    // retry_after keeps the group blocked, then redelivers the same message first
+    q.retry_after(qn, &next[0].receipt, short).await.unwrap();
+    assert!(q.receive(qn, 10, long).await.unwrap().is_empty());
+    tokio::time::sleep(short + Duration::from_millis(100)).await;
+    let again = q.receive(qn, 10, long).await.unwrap();
+    assert_eq!(again[0].body, "g1-2");
+    q.delete(qn, &again[0].receipt).await.unwrap();
+    let last = q.receive(qn, 10, long).await.unwrap();
+    assert_eq!(last[0].body, "g1-3");
+    q.delete(qn, &last[0].receipt).await.unwrap();
+
+    // delay
+    q.send(qn, None, "later", short).await.unwrap();
+    assert!(q.receive(qn, 10, long).await.unwrap().is_empty(), "delayed");
+    tokio::time::sleep(short + Duration::from_millis(100)).await;
+    let d = q.receive(qn, 10, long).await.unwrap();
+    assert_eq!(d[0].body, "later");
+    q.delete(qn, &d[0].receipt).await.unwrap();
+
+    // depth
+    q.send(qn, None, "x", Duration::ZERO).await.unwrap();
+    q.send(qn, None, "y", Duration::ZERO).await.unwrap();
+    let depth = q.depth(qn).await.unwrap();
+    assert_eq!((depth.visible, depth.in_flight), (2, 0));
+    let x = q.receive(qn, 1, long).await.unwrap();
+    let depth = q.depth(qn).await.unwrap();
+    assert_eq!((depth.visible, depth.in_flight), (1, 1));
+    q.delete(qn, &x[0].receipt).await.unwrap();
+    let y = q.receive(qn, 1, long).await.unwrap();
+    q.delete(qn, &y[0].receipt).await.unwrap();
+
+    // dead letters after max_receives deliveries
+    let dq = format!("{name}-dlq");
+    q.send(&dq, Some("g"), "poison", Duration::ZERO).await.unwrap();
+    q.send(&dq, Some("g"), "behind", Duration::ZERO).await.unwrap();
+    for i in 1..=max_receives {
+        let r = q.receive(&dq, 10, Duration::from_millis(1)).await.unwrap();
+        assert_eq!(r.len(), 1, "delivery {i}");
+        assert_eq!(r[0].body, "poison");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let r = q.receive(&dq, 10, long).await.unwrap();
+    assert_eq!(r.len(), 1);
+    assert_eq!(r[0].body, "behind", "the poison message no longer blocks its group");
+    let dead = q.dead_letters(&dq, 10).await.unwrap();
+    assert_eq!(dead.len(), 1);
+    assert_eq!(dead[0].body, "poison");
+    assert!(!dead[0].reason.is_empty());
+}

@@ -73,6 +73,7 @@ impl std::fmt::Display for DeviceStatus {
 pub struct Qr {
     /// The raw string the QR encodes.
     pub code: String,
+    #[serde(with = "crate::time::rfc3339")]
     pub expires_at: OffsetDateTime,
 }
 
@@ -81,6 +82,7 @@ pub struct Qr {
 pub struct PairCode {
     pub code: String,
     pub phone_number: String,
+    #[serde(with = "crate::time::rfc3339")]
     pub expires_at: OffsetDateTime,
 }
 
@@ -89,6 +91,7 @@ pub struct PairCode {
 pub struct LastError {
     pub code: ErrorCode,
     pub message: String,
+    #[serde(with = "crate::time::rfc3339")]
     pub at: OffsetDateTime,
 }
 

@@ -8,8 +8,10 @@ pub mod lifecycle;
 #[cfg(feature = "conformance")]
 pub mod conformance;
 pub mod net;
+pub mod notify;
 pub mod provider;
+pub mod queue;
 pub mod store;
 pub mod time;
 
-pub use store::{AppStore, AppUpdate, Page, PageRequest, StoreError};
+pub use store::{AppStore, AppUpdate, DeviceStore, Page, PageRequest, Store, StoreError};

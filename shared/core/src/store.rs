@@ -5,6 +5,8 @@ use async_trait::async_trait;
 use uuid::Uuid;
 
 use crate::apps::App;
+use crate::devices::{Device, DeviceStatus, DeviceUpdate};
+use crate::provider::Presence;
 use crate::time::OffsetDateTime;
 
 /// Storage failures. These are not HTTP errors: use cases map them.
@@ -97,3 +99,48 @@ pub trait AppStore: Send + Sync {
     /// Cheap liveness check for /health.
     async fn ping(&self) -> Result<(), StoreError>;
 }
+
+/// Devices: per App, names unique among live (not destroyed) devices.
+#[async_trait]
+pub trait DeviceStore: Send + Sync {
+    /// Inserts a device. `Conflict("device_name")` when a live device of the App has the name.
+    async fn insert_device(&self, device: &Device) -> Result<(), StoreError>;
+
+    async fn get_device(&self, device_id: Uuid) -> Result<Option<Device>, StoreError>;
+
+    /// The App's devices in id order, optionally only those with `status`.
+    async fn list_devices(
+        &self,
+        app_id: Uuid,
+        status: Option<DeviceStatus>,
+        page: PageRequest,
+    ) -> Result<Page<Device>, StoreError>;
+
+    /// Devices of every App whose status is one of `statuses` (the worker's restore).
+    async fn devices_with_status(
+        &self,
+        statuses: &[DeviceStatus],
+        page: PageRequest,
+    ) -> Result<Page<Device>, StoreError>;
+
+    /// Applies `update` atomically if the current status is one of `expect` (any when
+    /// empty). `NotFound`; `Conflict("status")` when the status moved on meanwhile;
+    /// `Conflict("device_name")` never (names do not change).
+    async fn update_device(
+        &self,
+        device_id: Uuid,
+        update: &DeviceUpdate,
+        expect: &[DeviceStatus],
+    ) -> Result<Device, StoreError>;
+
+    /// Stores a peer's presence as seen by a device (replacing the previous one).
+    async fn put_presence(&self, device_id: Uuid, presence: &Presence) -> Result<(), StoreError>;
+
+    /// The last presence of `jid` seen by the device.
+    async fn get_presence(&self, device_id: Uuid, jid: &str) -> Result<Option<Presence>, StoreError>;
+}
+
+/// Everything the use cases store.
+pub trait Store: AppStore + DeviceStore {}
+
+impl<T: AppStore + DeviceStore> Store for T {}

@@ -27,6 +27,32 @@ CREATE TABLE apps (
     CONSTRAINT app_name UNIQUE (tenant_id, name),
     CONSTRAINT token_hash UNIQUE (token_hash)
 );
+"#, r#"
+CREATE TABLE devices (
+    device_id     TEXT PRIMARY KEY,
+    app_id        TEXT NOT NULL,
+    tenant_id     TEXT NOT NULL,
+    device_name   TEXT NOT NULL,
+    status        TEXT NOT NULL,
+    qr            TEXT,
+    pair_code     TEXT,
+    wa_number     TEXT,
+    wa_device_jid TEXT,
+    linked_at     TEXT,
+    last_error    TEXT,
+    created_at    TEXT NOT NULL,
+    updated_at    TEXT NOT NULL
+);
+-- Names are unique among live devices only: a destroyed device's name may be reused.
+CREATE UNIQUE INDEX device_live_name ON devices (app_id, device_name) WHERE status != 'destroyed';
+CREATE INDEX devices_by_app ON devices (app_id, device_id);
+CREATE INDEX devices_by_status ON devices (status, device_id);
+CREATE TABLE presence (
+    device_id TEXT NOT NULL,
+    jid       TEXT NOT NULL,
+    body      TEXT NOT NULL,
+    PRIMARY KEY (device_id, jid)
+);
 "#];
 
 /// State in one SQLite database file.
@@ -78,7 +104,7 @@ impl SqliteStore {
     }
 
     /// Runs `f` on the connection in the blocking pool.
-    async fn with<T, F>(&self, f: F) -> Result<T, StoreError>
+    pub(crate) async fn with<T, F>(&self, f: F) -> Result<T, StoreError>
     where
         T: Send + 'static,
         F: FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
@@ -95,12 +121,12 @@ impl SqliteStore {
     }
 }
 
-fn backend(e: rusqlite::Error) -> StoreError {
+pub(crate) fn backend(e: rusqlite::Error) -> StoreError {
     StoreError::Backend(e.to_string())
 }
 
 /// Maps a constraint violation to `Conflict` naming the constraint; everything else to Backend.
-fn write_error(e: rusqlite::Error) -> StoreError {
+pub(crate) fn write_error(e: rusqlite::Error) -> StoreError {
     if let rusqlite::Error::SqliteFailure(f, Some(msg)) = &e
         && f.code == ErrorCode::ConstraintViolation
     {
@@ -109,6 +135,9 @@ fn write_error(e: rusqlite::Error) -> StoreError {
         }
         if msg.contains("apps.token_hash") {
             return StoreError::Conflict("token_hash");
+        }
+        if msg.contains("devices.app_id, devices.device_name") {
+            return StoreError::Conflict("device_name");
         }
     }
     backend(e)
@@ -275,13 +304,17 @@ impl AppStore for SqliteStore {
     }
 }
 
+mod devices;
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn conformance_in_memory() {
-        wa_core::conformance::app_store(Arc::new(SqliteStore::in_memory().unwrap())).await;
+        let store = Arc::new(SqliteStore::in_memory().unwrap());
+        wa_core::conformance::app_store(store.clone()).await;
+        wa_core::conformance::device_store(store).await;
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -290,6 +323,7 @@ mod tests {
         let path = dir.path().join("wa.db");
         let store = Arc::new(SqliteStore::open(&path).unwrap());
         wa_core::conformance::app_store(store.clone()).await;
+        wa_core::conformance::device_store(store.clone()).await;
         let page = PageRequest {
             limit: 200,
             after: None,

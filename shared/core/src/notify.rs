@@ -1,0 +1,132 @@
+//! Wake-ups for requests waiting on a record (a device leaving `initializing`, a send
+//! finishing). In one process the writer notifies the key; across processes the waiter
+//! falls back to polling, so a missed wake-up only costs one poll interval.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::sync::Notify;
+use uuid::Uuid;
+
+/// Per-key wake-ups.
+#[derive(Default)]
+pub struct Notifier {
+    keys: Mutex<HashMap<Uuid, (Arc<Notify>, usize)>>,
+}
+
+impl Notifier {
+    pub fn new() -> Arc<Self> {
+        Arc::new(Notifier::default())
+    }
+
+    /// Wakes every waiter on `key`.
+    pub fn notify(&self, key: Uuid) {
+        let n = self
+            .keys
+            .lock()
+            .ok()
+            .and_then(|m| m.get(&key).map(|(n, _)| n.clone()));
+        if let Some(n) = n {
+            n.notify_waiters();
+        }
+    }
+
+    /// Calls `check` until it returns `Some`, re-checking on every notification of `key` and
+    /// at least every `poll`; `None` once `timeout` has passed.
+    pub async fn wait_for<T, F, Fut>(
+        &self,
+        key: Uuid,
+        timeout: Duration,
+        poll: Duration,
+        mut check: F,
+    ) -> Option<T>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Option<T>>,
+    {
+        let notify = self.register(key);
+        let _guard = Unregister { notifier: self, key };
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            // Armed before the check, so a change between the check and the wait is not missed.
+            let notified = notify.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if let Some(v) = check().await {
+                return Some(v);
+            }
+            let now = tokio::time::Instant::now();
+            if now >= deadline {
+                return None;
+            }
+            let nap = poll.min(deadline - now);
+            tokio::select! {
+                _ = &mut notified => {}
+                _ = tokio::time::sleep(nap) => {}
+            }
+        }
+    }
+
+    fn register(&self, key: Uuid) -> Arc<Notify> {
+        let mut m = self.keys.lock().unwrap_or_else(|p| p.into_inner());
+        let e = m.entry(key).or_insert_with(|| (Arc::new(Notify::new()), 0));
+        e.1 += 1;
+        e.0.clone()
+    }
+}
+
+struct Unregister<'a> {
+    notifier: &'a Notifier,
+    key: Uuid,
+}
+
+impl Drop for Unregister<'_> {
+    fn drop(&mut self) {
+        let mut m = self
+            .notifier
+            .keys
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        if let Some(e) = m.get_mut(&self.key) {
+            e.1 -= 1;
+            if e.1 == 0 {
+                m.remove(&self.key);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    #[tokio::test]
+    async fn wakes_on_notify_and_times_out() {
+        let n = Notifier::new();
+        let key = Uuid::now_v7();
+        let flag = Arc::new(AtomicBool::new(false));
+        let (n2, f2) = (n.clone(), flag.clone());
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            f2.store(true, Ordering::SeqCst);
+            n2.notify(key);
+        });
+        let started = std::time::Instant::now();
+        let got = n
+            .wait_for(key, Duration::from_secs(5), Duration::from_secs(5), || {
+                let f = flag.clone();
+                async move { f.load(Ordering::SeqCst).then_some(1) }
+            })
+            .await;
+        assert_eq!(got, Some(1));
+        assert!(started.elapsed() < Duration::from_secs(2), "woken, not polled");
+        let none: Option<()> = n
+            .wait_for(key, Duration::from_millis(30), Duration::from_millis(10), || async { None })
+            .await;
+        assert!(none.is_none());
+        assert!(n.keys.lock().unwrap().is_empty(), "waiters unregister");
+    }
+}

@@ -1,0 +1,186 @@
+//! The queue port and the worker's commands.
+//!
+//! A queue holds opaque bodies with an optional group: messages of one group are delivered
+//! one at a time, in order (SQS FIFO's `MessageGroupId`). A received message stays invisible
+//! for its visibility timeout and comes back unless it is deleted: a command is deleted only
+//! after its outcome is stored. After `max_receives` deliveries it goes to the dead letters.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+/// The queue that carries commands to the worker.
+pub const COMMANDS: &str = "commands";
+
+/// Queue failures.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum QueueError {
+    /// The receipt is unknown or expired (the message was redelivered or deleted).
+    InvalidReceipt,
+    Backend(String),
+}
+
+impl std::fmt::Display for QueueError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            QueueError::InvalidReceipt => f.write_str("invalid or expired receipt"),
+            QueueError::Backend(e) => write!(f, "queue backend error: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for QueueError {}
+
+impl From<QueueError> for wa_errors::ApiError {
+    fn from(e: QueueError) -> Self {
+        wa_errors::ApiError::internal(e)
+    }
+}
+
+/// A received message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Received {
+    pub message_id: String,
+    /// Pass to `delete` / `retry_after`; valid until the visibility timeout ends.
+    pub receipt: String,
+    pub body: String,
+    pub group: Option<String>,
+    /// 1 on the first delivery.
+    pub receive_count: u32,
+}
+
+/// A message that was delivered `max_receives` times without being deleted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeadLetter {
+    pub message_id: String,
+    pub body: String,
+    pub group: Option<String>,
+    pub reason: String,
+}
+
+/// How much is waiting.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct Depth {
+    pub visible: u64,
+    pub in_flight: u64,
+    pub oldest_age_secs: f64,
+}
+
+/// A durable queue.
+#[async_trait]
+pub trait Queue: Send + Sync {
+    /// Appends a message; it becomes visible after `delay`.
+    async fn send(
+        &self,
+        queue: &str,
+        group: Option<&str>,
+        body: &str,
+        delay: Duration,
+    ) -> Result<String, QueueError>;
+
+    /// Up to `max` visible messages, hidden for `visibility` afterwards. At most one message
+    /// per group is in flight, and a group's messages come in the order they were sent.
+    async fn receive(
+        &self,
+        queue: &str,
+        max: usize,
+        visibility: Duration,
+    ) -> Result<Vec<Received>, QueueError>;
+
+    /// Removes a processed message.
+    async fn delete(&self, queue: &str, receipt: &str) -> Result<(), QueueError>;
+
+    /// Makes an in-flight message visible again after `delay` (retry with backoff).
+    async fn retry_after(&self, queue: &str, receipt: &str, delay: Duration)
+    -> Result<(), QueueError>;
+
+    /// Messages moved aside after too many deliveries, oldest first.
+    async fn dead_letters(&self, queue: &str, limit: usize) -> Result<Vec<DeadLetter>, QueueError>;
+
+    async fn depth(&self, queue: &str) -> Result<Depth, QueueError>;
+}
+
+/// What the worker is asked to do. Tagged and versioned: producers and consumers of
+/// different versions can share a queue.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type")]
+pub enum Command {
+    /// Start linking (QR, and a pair code when `pair_phone` is set).
+    #[serde(rename = "link.v1")]
+    Link {
+        device_id: Uuid,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pair_phone: Option<String>,
+    },
+    /// Resume a linked session from its stored credentials.
+    #[serde(rename = "resume.v1")]
+    Resume { device_id: Uuid },
+    /// Close the session, keep the credentials.
+    #[serde(rename = "disconnect.v1")]
+    Disconnect { device_id: Uuid },
+    /// Unlink, wipe keys and media.
+    #[serde(rename = "destroy.v1")]
+    Destroy { device_id: Uuid },
+    /// Subscribe to a peer's presence.
+    #[serde(rename = "subscribe_presence.v1")]
+    SubscribePresence { device_id: Uuid, jid: String },
+}
+
+impl Command {
+    /// The device whose queue group the command belongs to.
+    pub fn device_id(&self) -> Uuid {
+        match self {
+            Command::Link { device_id, .. }
+            | Command::Resume { device_id }
+            | Command::Disconnect { device_id }
+            | Command::Destroy { device_id }
+            | Command::SubscribePresence { device_id, .. } => *device_id,
+        }
+    }
+}
+
+/// A command with the id of the request that caused it (for the logs).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CommandEnvelope {
+    #[serde(flatten)]
+    pub command: Command,
+    #[serde(default)]
+    pub request_id: String,
+}
+
+/// Puts a command on the commands queue, grouped by its device.
+pub async fn enqueue(queue: &dyn Queue, command: Command) -> Result<(), QueueError> {
+    let env = CommandEnvelope {
+        request_id: wa_errors::request_id::current(),
+        command,
+    };
+    let body = serde_json::to_string(&env).map_err(|e| QueueError::Backend(e.to_string()))?;
+    let group = env.command.device_id().to_string();
+    queue
+        .send(COMMANDS, Some(&group), &body, Duration::ZERO)
+        .await
+        .map(|_| ())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn commands_are_tagged_and_versioned() {
+        let id = Uuid::nil();
+        let env = CommandEnvelope {
+            command: Command::Link {
+                device_id: id,
+                pair_phone: None,
+            },
+            request_id: "r1".into(),
+        };
+        let v = serde_json::to_value(&env).unwrap();
+        assert_eq!(v["type"], "link.v1");
+        assert_eq!(v["request_id"], "r1");
+        assert_eq!(serde_json::from_value::<CommandEnvelope>(v).unwrap(), env);
+    }
+}

@@ -1,0 +1,332 @@
+//! The local durable queue on SQLite.
+
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use async_trait::async_trait;
+use rusqlite::{Connection, TransactionBehavior, params};
+use wa_core::queue::{DeadLetter, Depth, Queue, QueueError, Received};
+
+const SCHEMA: &str = r#"
+CREATE TABLE IF NOT EXISTS messages (
+    seq           INTEGER PRIMARY KEY AUTOINCREMENT,
+    message_id    TEXT NOT NULL UNIQUE,
+    queue         TEXT NOT NULL,
+    grp           TEXT,
+    body          TEXT NOT NULL,
+    sent_at_ms    INTEGER NOT NULL,
+    visible_at_ms INTEGER NOT NULL,
+    receive_count INTEGER NOT NULL DEFAULT 0,
+    receipt       TEXT UNIQUE
+);
+CREATE INDEX IF NOT EXISTS messages_visible ON messages (queue, visible_at_ms);
+CREATE INDEX IF NOT EXISTS messages_group ON messages (queue, grp, seq);
+CREATE TABLE IF NOT EXISTS dead_letters (
+    message_id    TEXT PRIMARY KEY,
+    queue         TEXT NOT NULL,
+    grp           TEXT,
+    body          TEXT NOT NULL,
+    reason        TEXT NOT NULL,
+    died_at_ms    INTEGER NOT NULL
+);
+"#;
+
+/// A durable queue in one SQLite file.
+#[derive(Clone)]
+pub struct LocalQueue {
+    conn: Arc<Mutex<Connection>>,
+    max_receives: u32,
+}
+
+fn backend(e: rusqlite::Error) -> QueueError {
+    QueueError::Backend(e.to_string())
+}
+
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+fn ms(d: Duration) -> i64 {
+    d.as_millis().min(i64::MAX as u128) as i64
+}
+
+impl LocalQueue {
+    /// Opens (creating) the queue file. A message delivered `max_receives` times without
+    /// being deleted moves to the dead letters instead of being delivered again.
+    pub fn open(path: &Path, max_receives: u32) -> Result<Self, QueueError> {
+        Self::init(Connection::open(path).map_err(backend)?, max_receives)
+    }
+
+    /// A private in-memory queue (tests).
+    pub fn in_memory(max_receives: u32) -> Result<Self, QueueError> {
+        Self::init(Connection::open_in_memory().map_err(backend)?, max_receives)
+    }
+
+    fn init(conn: Connection, max_receives: u32) -> Result<Self, QueueError> {
+        conn.busy_timeout(Duration::from_secs(5)).map_err(backend)?;
+        conn.pragma_update(None, "journal_mode", "WAL")
+            .map_err(backend)?;
+        conn.pragma_update(None, "synchronous", "FULL")
+            .map_err(backend)?;
+        conn.execute_batch(SCHEMA).map_err(backend)?;
+        Ok(LocalQueue {
+            conn: Arc::new(Mutex::new(conn)),
+            max_receives: max_receives.max(1),
+        })
+    }
+
+    async fn with<T, F>(&self, f: F) -> Result<T, QueueError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Connection) -> Result<T, QueueError> + Send + 'static,
+    {
+        let conn = self.conn.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut guard = conn
+                .lock()
+                .map_err(|_| QueueError::Backend("queue mutex poisoned".into()))?;
+            f(&mut guard)
+        })
+        .await
+        .map_err(|e| QueueError::Backend(format!("queue task failed: {e}")))?
+    }
+}
+
+#[async_trait]
+impl Queue for LocalQueue {
+    async fn send(
+        &self,
+        queue: &str,
+        group: Option<&str>,
+        body: &str,
+        delay: Duration,
+    ) -> Result<String, QueueError> {
+        let id = uuid::Uuid::now_v7().to_string();
+        let (queue, group, body, mid) = (
+            queue.to_owned(),
+            group.map(str::to_owned),
+            body.to_owned(),
+            id.clone(),
+        );
+        self.with(move |conn| {
+            let now = now_ms();
+            conn.prepare_cached(
+                "INSERT INTO messages (message_id, queue, grp, body, sent_at_ms, visible_at_ms) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            )
+            .map_err(backend)?
+            .execute(params![mid, queue, group, body, now, now + ms(delay)])
+            .map_err(backend)?;
+            Ok(())
+        })
+        .await?;
+        Ok(id)
+    }
+
+    async fn receive(
+        &self,
+        queue: &str,
+        max: usize,
+        visibility: Duration,
+    ) -> Result<Vec<Received>, QueueError> {
+        let queue = queue.to_owned();
+        let max_receives = self.max_receives;
+        self.with(move |conn| {
+            let now = now_ms();
+            let tx = conn
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(backend)?;
+            // Per group only the oldest message is eligible, and only when it is visible:
+            // a group's messages go one at a time, in order.
+            let mut out = Vec::new();
+            // Dead-lettering a group's head makes the next message the head: select again.
+            loop {
+            let mut moved = false;
+            let rows: Vec<(i64, String, Option<String>, String, u32)> = tx
+                .prepare_cached(
+                    "SELECT seq, message_id, grp, body, receive_count FROM messages m \
+                     WHERE queue = ?1 AND visible_at_ms <= ?2 \
+                     AND (grp IS NULL OR seq = (SELECT MIN(seq) FROM messages \
+                          WHERE queue = ?1 AND grp = m.grp)) \
+                     ORDER BY seq LIMIT ?3",
+                )
+                .map_err(backend)?
+                .query_map(params![queue, now, max as i64 * 2 + 1], |r| {
+                    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+                })
+                .map_err(backend)?
+                .collect::<Result<_, _>>()
+                .map_err(backend)?;
+            for (seq, message_id, group, body, count) in rows {
+                if out.len() >= max {
+                    break;
+                }
+                if count >= max_receives {
+                    tx.execute(
+                        "INSERT OR REPLACE INTO dead_letters \
+                         (message_id, queue, grp, body, reason, died_at_ms) \
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                        params![
+                            message_id,
+                            queue,
+                            group,
+                            body,
+                            format!("received {count} times without being processed"),
+                            now
+                        ],
+                    )
+                    .map_err(backend)?;
+                    tx.execute("DELETE FROM messages WHERE seq = ?1", [seq])
+                        .map_err(backend)?;
+                    tracing::warn!(queue = %queue, %message_id, "message moved to dead letters");
+                    moved = true;
+                    continue;
+                }
+                let receipt = uuid::Uuid::new_v4().to_string();
+                tx.execute(
+                    "UPDATE messages SET receipt = ?2, receive_count = receive_count + 1, \
+                     visible_at_ms = ?3 WHERE seq = ?1",
+                    params![seq, receipt, now + ms(visibility)],
+                )
+                .map_err(backend)?;
+                out.push(Received {
+                    message_id,
+                    receipt,
+                    body,
+                    group,
+                    receive_count: count + 1,
+                });
+            }
+            if !moved || out.len() >= max {
+                break;
+            }
+            }
+            tx.commit().map_err(backend)?;
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn delete(&self, queue: &str, receipt: &str) -> Result<(), QueueError> {
+        let (queue, receipt) = (queue.to_owned(), receipt.to_owned());
+        self.with(move |conn| {
+            let n = conn
+                .prepare_cached("DELETE FROM messages WHERE queue = ?1 AND receipt = ?2")
+                .map_err(backend)?
+                .execute(params![queue, receipt])
+                .map_err(backend)?;
+            if n == 0 {
+                Err(QueueError::InvalidReceipt)
+            } else {
+                Ok(())
+            }
+        })
+        .await
+    }
+
+    async fn retry_after(
+        &self,
+        queue: &str,
+        receipt: &str,
+        delay: Duration,
+    ) -> Result<(), QueueError> {
+        let (queue, receipt) = (queue.to_owned(), receipt.to_owned());
+        self.with(move |conn| {
+            let n = conn
+                .prepare_cached(
+                    "UPDATE messages SET visible_at_ms = ?3 WHERE queue = ?1 AND receipt = ?2",
+                )
+                .map_err(backend)?
+                .execute(params![queue, receipt, now_ms() + ms(delay)])
+                .map_err(backend)?;
+            if n == 0 {
+                Err(QueueError::InvalidReceipt)
+            } else {
+                Ok(())
+            }
+        })
+        .await
+    }
+
+    async fn dead_letters(&self, queue: &str, limit: usize) -> Result<Vec<DeadLetter>, QueueError> {
+        let queue = queue.to_owned();
+        self.with(move |conn| {
+            conn.prepare_cached(
+                "SELECT message_id, body, grp, reason FROM dead_letters WHERE queue = ?1 \
+                 ORDER BY died_at_ms, message_id LIMIT ?2",
+            )
+            .map_err(backend)?
+            .query_map(params![queue, limit as i64], |r| {
+                Ok(DeadLetter {
+                    message_id: r.get(0)?,
+                    body: r.get(1)?,
+                    group: r.get(2)?,
+                    reason: r.get(3)?,
+                })
+            })
+            .map_err(backend)?
+            .collect::<Result<_, _>>()
+            .map_err(backend)
+        })
+        .await
+    }
+
+    async fn depth(&self, queue: &str) -> Result<Depth, QueueError> {
+        let queue = queue.to_owned();
+        self.with(move |conn| {
+            let now = now_ms();
+            conn.query_row(
+                "SELECT \
+                   COALESCE(SUM(visible_at_ms <= ?2), 0), \
+                   COALESCE(SUM(visible_at_ms > ?2 AND receive_count > 0), 0), \
+                   MIN(sent_at_ms) \
+                 FROM messages WHERE queue = ?1",
+                params![queue, now],
+                |r| {
+                    let oldest: Option<i64> = r.get(2)?;
+                    Ok(Depth {
+                        visible: r.get::<_, i64>(0)? as u64,
+                        in_flight: r.get::<_, i64>(1)? as u64,
+                        oldest_age_secs: oldest
+                            .map(|o| (now - o).max(0) as f64 / 1000.0)
+                            .unwrap_or(0.0),
+                    })
+                },
+            )
+            .map_err(backend)
+        })
+        .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn conformance_in_memory() {
+        wa_core::conformance::queue(Arc::new(LocalQueue::in_memory(3).unwrap()), 3).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn survives_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("queue.db");
+        let q = LocalQueue::open(&path, 5).unwrap();
+        q.send("q", Some("g"), "one", Duration::ZERO).await.unwrap();
+        let got = q.receive("q", 10, Duration::from_millis(1)).await.unwrap();
+        assert_eq!(got.len(), 1);
+        drop(q);
+        // An unacknowledged message comes back after a restart.
+        let q = LocalQueue::open(&path, 5).unwrap();
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        let again = q.receive("q", 10, Duration::from_secs(30)).await.unwrap();
+        assert_eq!(again.len(), 1);
+        assert_eq!(again[0].body, "one");
+        assert_eq!(again[0].receive_count, 2);
+    }
+}
