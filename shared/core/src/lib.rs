@@ -3,7 +3,9 @@
 
 pub mod apps;
 pub mod auth;
+pub mod device_service;
 pub mod devices;
+pub mod jid;
 pub mod lifecycle;
 #[cfg(feature = "conformance")]
 pub mod conformance;

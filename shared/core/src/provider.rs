@@ -157,3 +157,63 @@ pub trait Provider: Send + Sync {
     /// Subscribes to a peer's presence; updates then arrive as `SessionEvent::Presence`.
     async fn subscribe_presence(&self, device_id: Uuid, jid: &str) -> Result<(), ProviderFailure>;
 }
+
+/// How a simulated scan ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ScanOutcome {
+    Ok,
+    TooManyDevices,
+    ClientOutdated,
+}
+
+/// How a simulated session drops.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum DropReason {
+    /// Unlinked from the phone: the session ends, keys are wiped.
+    LoggedOut,
+    /// The connection drops; the session reconnects by itself.
+    ConnectionLost,
+}
+
+/// What the simulated WhatsApp received from a device.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct SentRecord {
+    pub message_id: String,
+    pub to: String,
+    #[serde(rename = "type")]
+    pub kind: String,
+    #[serde(with = "crate::time::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
+    pub received_at: OffsetDateTime,
+}
+
+/// The sandbox's control surface (the `/sandbox` routes). Errors are API errors: a scan
+/// without a valid QR is 409 conflict, an action on a device without a live session is
+/// 409 device_not_connected.
+#[async_trait]
+pub trait SandboxControl: Send + Sync {
+    /// Scans the device's current QR (or completes its pair-code link).
+    async fn scan(
+        &self,
+        device_id: Uuid,
+        wa_number: &str,
+        outcome: ScanOutcome,
+    ) -> wa_errors::ApiResult<()>;
+
+    /// Drops the device's live session.
+    async fn drop_session(&self, device_id: Uuid, reason: DropReason) -> wa_errors::ApiResult<()>;
+
+    /// A peer's presence / typing changes, as seen by the device.
+    async fn presence(
+        &self,
+        device_id: Uuid,
+        jid: &str,
+        presence: &str,
+        chat_state: Option<&str>,
+    ) -> wa_errors::ApiResult<()>;
+
+    /// What the simulated WhatsApp received from the device, in order.
+    async fn sent(&self, device_id: Uuid) -> wa_errors::ApiResult<Vec<SentRecord>>;
+}

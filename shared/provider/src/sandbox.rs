@@ -1,1 +1,505 @@
-//! The sandbox provider.
+//! The sandbox provider: a simulated WhatsApp behind the same provider port as the real one,
+//! driven by the `/sandbox` control routes. Linked sessions ("credentials") and the log of
+//! what the simulated WhatsApp received are files under `<data dir>/sandbox/`, so they
+//! survive a restart like real session keys do.
+
+use std::collections::HashMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use rand::Rng;
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+use wa_core::provider::{
+    DropReason, EventSender, Group, Presence, Profile, Provider, ProviderFailure, SandboxControl,
+    ScanOutcome, SentRecord, SessionEvent,
+};
+use wa_core::time::{self, OffsetDateTime};
+use wa_errors::{ApiError, ApiResult, ErrorCode};
+
+/// The group where posting is restricted (fault table).
+pub const RESTRICTED_GROUP: &str = "120363000000000403@g.us";
+/// The group whose prekey setup times out (fault table).
+pub const SLOW_GROUP: &str = "120363000000000504@g.us";
+
+/// Settings of the sandbox.
+#[derive(Debug, Clone)]
+pub struct SandboxOptions {
+    /// How long a QR stays valid (`WA_QR_TTL_SECS`).
+    pub qr_ttl: Duration,
+    /// How long a dropped connection takes to come back.
+    pub reconnect_delay: Duration,
+}
+
+impl Default for SandboxOptions {
+    fn default() -> Self {
+        SandboxOptions {
+            qr_ttl: Duration::from_secs(60),
+            reconnect_delay: Duration::from_millis(500),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Credentials {
+    wa_number: String,
+    wa_device_jid: String,
+}
+
+type Sessions = std::sync::Arc<Mutex<HashMap<Uuid, Session>>>;
+
+fn lock(sessions: &Sessions) -> std::sync::MutexGuard<'_, HashMap<Uuid, Session>> {
+    sessions.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+#[derive(Debug, Clone)]
+enum Session {
+    Linking { generation: u64, expires_at: OffsetDateTime },
+    Live { creds: Credentials },
+    Reconnecting { generation: u64 },
+}
+
+/// The simulated WhatsApp.
+pub struct Sandbox {
+    events: EventSender,
+    dir: PathBuf,
+    options: SandboxOptions,
+    sessions: Sessions,
+    generation: AtomicU64,
+    /// Serialises writes to the sent logs.
+    sent_lock: Mutex<()>,
+}
+
+fn failure(code: ErrorCode, message: &str) -> ProviderFailure {
+    ProviderFailure::new(code, message)
+}
+
+fn not_live(device_id: Uuid) -> ProviderFailure {
+    failure(
+        ErrorCode::DeviceNotConnected,
+        &format!("device {device_id} has no live sandbox session"),
+    )
+}
+
+/// Writes `bytes` to `path` atomically (temp file, fsync, rename).
+fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let tmp = path.with_extension("tmp");
+    let mut f = std::fs::File::create(&tmp)?;
+    f.write_all(bytes)?;
+    f.sync_all()?;
+    std::fs::rename(&tmp, path)
+}
+
+impl Sandbox {
+    /// A sandbox keeping its files under `data_dir/sandbox`.
+    pub fn new(data_dir: &Path, events: EventSender, options: SandboxOptions) -> std::io::Result<Self> {
+        let dir = data_dir.join("sandbox");
+        std::fs::create_dir_all(dir.join("sessions"))?;
+        std::fs::create_dir_all(dir.join("sent"))?;
+        Ok(Sandbox {
+            events,
+            dir,
+            options,
+            sessions: Sessions::default(),
+            generation: AtomicU64::new(1),
+            sent_lock: Mutex::new(()),
+        })
+    }
+
+    fn creds_path(&self, device_id: Uuid) -> PathBuf {
+        self.dir.join("sessions").join(format!("{device_id}.json"))
+    }
+
+    fn sent_path(&self, device_id: Uuid) -> PathBuf {
+        self.dir.join("sent").join(format!("{device_id}.jsonl"))
+    }
+
+    fn load_creds(&self, device_id: Uuid) -> Option<Credentials> {
+        let bytes = std::fs::read(self.creds_path(device_id)).ok()?;
+        serde_json::from_slice(&bytes).ok()
+    }
+
+    fn wipe_creds(&self, device_id: Uuid) {
+        match std::fs::remove_file(self.creds_path(device_id)) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => tracing::warn!(%device_id, error = %e, "could not wipe sandbox credentials"),
+        }
+    }
+
+    fn emit(&self, device_id: Uuid, ev: SessionEvent) {
+        // The receiver only goes away when the process is stopping.
+        let _ = self.events.send((device_id, ev));
+    }
+
+    fn sessions(&self) -> std::sync::MutexGuard<'_, HashMap<Uuid, Session>> {
+        lock(&self.sessions)
+    }
+
+    fn next_generation(&self) -> u64 {
+        self.generation.fetch_add(1, Ordering::SeqCst)
+    }
+
+    fn live_creds(&self, device_id: Uuid) -> Result<Credentials, ProviderFailure> {
+        match self.sessions().get(&device_id) {
+            Some(Session::Live { creds }) => Ok(creds.clone()),
+            _ => Err(not_live(device_id)),
+        }
+    }
+
+    /// Records that the simulated WhatsApp received a message (used by sends).
+    pub fn record_sent(&self, device_id: Uuid, record: &SentRecord) -> std::io::Result<()> {
+        let _guard = self.sent_lock.lock().unwrap_or_else(|p| p.into_inner());
+        let mut f = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.sent_path(device_id))?;
+        let mut line = serde_json::to_vec(record).map_err(std::io::Error::other)?;
+        line.push(b'\n');
+        f.write_all(&line)?;
+        f.sync_data()
+    }
+
+    fn random_code() -> String {
+        let mut rng = rand::rng();
+        let part = |rng: &mut rand::rngs::ThreadRng, n: usize| -> String {
+            (0..n)
+                .map(|_| {
+                    let c = rng.random_range(0..62u8);
+                    (match c {
+                        0..=9 => b'0' + c,
+                        10..=35 => b'a' + c - 10,
+                        _ => b'A' + c - 36,
+                    }) as char
+                })
+                .collect()
+        };
+        format!(
+            "2@{},{},{},{}",
+            part(&mut rng, 24),
+            part(&mut rng, 44),
+            part(&mut rng, 44),
+            part(&mut rng, 24)
+        )
+    }
+
+    fn random_pair_code() -> String {
+        const ALPHABET: &[u8] = b"123456789ABCDEFGHJKLMNPQRSTVWXYZ";
+        let mut rng = rand::rng();
+        (0..8)
+            .map(|_| ALPHABET[rng.random_range(0..ALPHABET.len())] as char)
+            .collect()
+    }
+}
+
+#[async_trait]
+impl Provider for Sandbox {
+    fn name(&self) -> &'static str {
+        "sandbox"
+    }
+
+    async fn link(
+        &self,
+        device_id: Uuid,
+        pair_phone: Option<&str>,
+    ) -> Result<Option<(String, OffsetDateTime)>, ProviderFailure> {
+        self.wipe_creds(device_id);
+        let generation = self.next_generation();
+        let ttl = self.options.qr_ttl;
+        let expires_at = time::now() + ttl;
+        self.sessions().insert(
+            device_id,
+            Session::Linking {
+                generation,
+                expires_at,
+            },
+        );
+        self.emit(
+            device_id,
+            SessionEvent::Qr {
+                code: Self::random_code(),
+                expires_at,
+            },
+        );
+        // The QR expires unless scanned: this linking session ends then.
+        let (sessions, events) = (self.sessions.clone(), self.events.clone());
+        tokio::spawn(async move {
+            tokio::time::sleep(ttl).await;
+            let mut map = lock(&sessions);
+            if matches!(map.get(&device_id), Some(Session::Linking { generation: g, .. }) if *g == generation)
+            {
+                map.remove(&device_id);
+                drop(map);
+                let _ = events.send((device_id, SessionEvent::QrExhausted));
+            }
+        });
+        Ok(pair_phone.map(|_| (Self::random_pair_code(), time::now() + Duration::from_secs(180))))
+    }
+
+    async fn resume(&self, device_id: Uuid) -> Result<(), ProviderFailure> {
+        let creds = self.load_creds(device_id).ok_or_else(|| {
+            failure(ErrorCode::LoggedOut, "no stored session for this device")
+        })?;
+        self.sessions().insert(
+            device_id,
+            Session::Live {
+                creds: creds.clone(),
+            },
+        );
+        self.emit(
+            device_id,
+            SessionEvent::Connected {
+                wa_number: creds.wa_number,
+                wa_device_jid: creds.wa_device_jid,
+            },
+        );
+        Ok(())
+    }
+
+    async fn has_credentials(&self, device_id: Uuid) -> bool {
+        self.load_creds(device_id).is_some()
+    }
+
+    async fn disconnect(&self, device_id: Uuid) {
+        self.sessions().remove(&device_id);
+    }
+
+    async fn destroy(&self, device_id: Uuid) {
+        self.sessions().remove(&device_id);
+        self.wipe_creds(device_id);
+    }
+
+    async fn profile(&self, device_id: Uuid, jid: &str) -> Result<Profile, ProviderFailure> {
+        self.live_creds(device_id)?;
+        let user = jid.split('@').next().unwrap_or_default().to_owned();
+        if wa_core::jid::is_group(jid) {
+            let group = sandbox_groups().into_iter().find(|g| g.jid == jid);
+            return Ok(Profile {
+                jid: jid.to_owned(),
+                kind: "group".into(),
+                name: Some(group.as_ref().map(|g| g.name.clone()).unwrap_or_else(|| format!("Sandbox group {user}"))),
+                phone_number: None,
+                lid: None,
+                status: None,
+                picture_url: None,
+                subject: Some(group.as_ref().map(|g| g.subject.clone()).unwrap_or_else(|| format!("Sandbox group {user}"))),
+                description: group.as_ref().and_then(|g| g.description.clone()),
+                participant_count: Some(group.map(|g| g.participant_count).unwrap_or(3)),
+            });
+        }
+        let is_lid = jid.ends_with("@lid");
+        Ok(Profile {
+            jid: jid.to_owned(),
+            kind: "contact".into(),
+            name: Some(format!("Sandbox contact {user}")),
+            // The sandbox resolves a phone JID to a made-up LID and back.
+            phone_number: (!is_lid).then(|| user.clone()),
+            lid: Some(if is_lid { jid.to_owned() } else { format!("9{user}@lid") }),
+            status: Some("Hey there! I am using WhatsApp.".into()),
+            picture_url: None,
+            subject: None,
+            description: None,
+            participant_count: None,
+        })
+    }
+
+    async fn groups(&self, device_id: Uuid) -> Result<Vec<Group>, ProviderFailure> {
+        self.live_creds(device_id)?;
+        Ok(sandbox_groups())
+    }
+
+    async fn subscribe_presence(&self, device_id: Uuid, _jid: &str) -> Result<(), ProviderFailure> {
+        self.live_creds(device_id).map(|_| ())
+    }
+}
+
+#[async_trait]
+impl SandboxControl for Sandbox {
+    async fn scan(&self, device_id: Uuid, wa_number: &str, outcome: ScanOutcome) -> ApiResult<()> {
+        let digits = wa_core::devices::validate_phone_number("wa_number", wa_number)?;
+        {
+            let mut map = self.sessions();
+            match map.get(&device_id) {
+                Some(Session::Linking { expires_at, .. }) if *expires_at > time::now() => {}
+                _ => {
+                    return Err(ApiError::conflict(
+                        "the device has no valid QR to scan; regenerate one first",
+                    ));
+                }
+            }
+            map.remove(&device_id);
+        }
+        let failure = match outcome {
+            ScanOutcome::Ok => None,
+            ScanOutcome::TooManyDevices => Some(failure(
+                ErrorCode::TooManyDevices,
+                "WhatsApp refused pairing: too many devices are linked to this account",
+            )),
+            ScanOutcome::ClientOutdated => Some(failure(
+                ErrorCode::ClientOutdated,
+                "WhatsApp requires a newer client version",
+            )),
+        };
+        if let Some(error) = failure {
+            self.emit(device_id, SessionEvent::Stopped { error });
+            return Ok(());
+        }
+        let companion = rand::rng().random_range(1..=20u8);
+        let creds = Credentials {
+            wa_device_jid: format!("{digits}:{companion}@s.whatsapp.net"),
+            wa_number: digits,
+        };
+        let bytes = serde_json::to_vec(&creds).map_err(ApiError::internal)?;
+        write_atomic(&self.creds_path(device_id), &bytes).map_err(ApiError::internal)?;
+        self.sessions().insert(device_id, Session::Live { creds: creds.clone() });
+        self.emit(
+            device_id,
+            SessionEvent::Connected {
+                wa_number: creds.wa_number,
+                wa_device_jid: creds.wa_device_jid,
+            },
+        );
+        Ok(())
+    }
+
+    async fn drop_session(&self, device_id: Uuid, reason: DropReason) -> ApiResult<()> {
+        let creds = self.live_creds(device_id)?;
+        match reason {
+            DropReason::LoggedOut => {
+                self.sessions().remove(&device_id);
+                self.wipe_creds(device_id);
+                self.emit(
+                    device_id,
+                    SessionEvent::LoggedOut {
+                        error: failure(ErrorCode::LoggedOut, "the session was logged out from the phone"),
+                    },
+                );
+            }
+            DropReason::ConnectionLost => {
+                let generation = self.next_generation();
+                self.sessions().insert(
+                    device_id,
+                    Session::Reconnecting { generation },
+                );
+                self.emit(
+                    device_id,
+                    SessionEvent::Reconnecting {
+                        error: Some(failure(
+                            ErrorCode::WhatsappConnectionLost,
+                            "the connection to WhatsApp dropped; reconnecting",
+                        )),
+                    },
+                );
+                let (sessions, events) = (self.sessions.clone(), self.events.clone());
+                let delay = self.options.reconnect_delay;
+                tokio::spawn(async move {
+                    tokio::time::sleep(delay).await;
+                    let mut map = lock(&sessions);
+                    if matches!(map.get(&device_id), Some(Session::Reconnecting { generation: g, .. }) if *g == generation)
+                    {
+                        map.insert(device_id, Session::Live { creds: creds.clone() });
+                        drop(map);
+                        let _ = events.send((
+                            device_id,
+                            SessionEvent::Connected {
+                                wa_number: creds.wa_number,
+                                wa_device_jid: creds.wa_device_jid,
+                            },
+                        ));
+                    }
+                });
+            }
+        }
+        Ok(())
+    }
+
+    async fn presence(
+        &self,
+        device_id: Uuid,
+        jid: &str,
+        presence: &str,
+        chat_state: Option<&str>,
+    ) -> ApiResult<()> {
+        let jid = wa_core::jid::normalize("jid", jid)?;
+        if !matches!(presence, "available" | "unavailable") {
+            return Err(ApiError::validation("presence", "`presence` must be available or unavailable"));
+        }
+        if let Some(c) = chat_state
+            && !matches!(c, "composing" | "paused" | "recording")
+        {
+            return Err(ApiError::validation(
+                "chat_state",
+                "`chat_state` must be composing, recording or paused",
+            ));
+        }
+        self.live_creds(device_id)?;
+        let now = time::now();
+        self.emit(
+            device_id,
+            SessionEvent::Presence(Presence {
+                jid,
+                presence: presence.to_owned(),
+                chat_state: chat_state.map(str::to_owned),
+                last_seen: (presence == "unavailable").then_some(now),
+                updated_at: now,
+            }),
+        );
+        Ok(())
+    }
+
+    async fn sent(&self, device_id: Uuid) -> ApiResult<Vec<SentRecord>> {
+        let text = match std::fs::read_to_string(self.sent_path(device_id)) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(ApiError::internal(e)),
+        };
+        // A line cut short by a crash mid-append is skipped, not fatal.
+        Ok(text
+            .lines()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect())
+    }
+}
+
+/// The groups every sandbox account is in: an ordinary one and the two of the fault table.
+pub fn sandbox_groups() -> Vec<Group> {
+    vec![
+        Group {
+            jid: "120363000000000001@g.us".into(),
+            name: "Sandbox team".into(),
+            subject: "Sandbox team".into(),
+            description: Some("An ordinary group".into()),
+            participant_count: 3,
+            is_announce: false,
+            is_locked: false,
+            is_ephemeral: false,
+            is_join_approval_required: false,
+        },
+        Group {
+            jid: RESTRICTED_GROUP.into(),
+            name: "Announcements".into(),
+            subject: "Announcements".into(),
+            description: Some("Only admins can post: sends fail with group_posting_restricted".into()),
+            participant_count: 250,
+            is_announce: true,
+            is_locked: true,
+            is_ephemeral: false,
+            is_join_approval_required: true,
+        },
+        Group {
+            jid: SLOW_GROUP.into(),
+            name: "Huge community".into(),
+            subject: "Huge community".into(),
+            description: Some("Prekey setup times out: sends fail with group_prekey_timeout".into()),
+            participant_count: 1024,
+            is_announce: false,
+            is_locked: false,
+            is_ephemeral: true,
+            is_join_approval_required: false,
+        },
+    ]
+}
