@@ -22,7 +22,8 @@ struct Api {
 fn api_with(allow_private: bool) -> Api {
     let store = Arc::new(wa_store::SqliteStore::in_memory().unwrap());
     let jwt = JwtConfig::new(SECRET, None, None).unwrap();
-    let ctx = Context::new(store, jwt, allow_private);
+    let queue = Arc::new(wa_queue::LocalQueue::in_memory(5).unwrap());
+    let ctx = Context::new(store, queue, jwt, allow_private).into_state();
     let (r, _) = OpenApiRouter::new()
         .merge(crate::router())
         .split_for_parts();

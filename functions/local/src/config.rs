@@ -35,6 +35,11 @@ pub struct Config {
     pub max_body_bytes: usize,
     /// `WA_LOG_FORMAT` (`json` | `pretty`), default `pretty`.
     pub log_format: LogFormat,
+    /// `WA_WORKER` (`1` default, `0`): run the worker in this process. With `0` the server
+    /// only queues commands, for a separate `wa-worker` on the same data directory.
+    pub run_worker: bool,
+    /// The worker's settings: `WA_PROVIDER`, `WA_QR_TTL_SECS`, `WA_CONNECT_TIMEOUT_SECS`.
+    pub worker: wa_worker::WorkerConfig,
 }
 
 /// A variable with a value the server cannot use.
@@ -90,6 +95,13 @@ impl Config {
             Some("json") => LogFormat::Json,
             Some(_) => return Err(err("WA_LOG_FORMAT", "must be json or pretty")),
         };
+        let run_worker = match var("WA_WORKER").as_deref() {
+            None | Some("1") | Some("true") => true,
+            Some("0") | Some("false") => false,
+            Some(_) => return Err(err("WA_WORKER", "must be 1, 0, true or false")),
+        };
+        let worker = wa_worker::WorkerConfig::from_lookup(&get)
+            .map_err(|(var, problem)| ConfigError { var, problem })?;
         let jwt_secret = var("WA_JWT_SECRET");
         if let Some(s) = &jwt_secret
             && s.len() < wa_core::auth::MIN_JWT_SECRET_BYTES
@@ -105,6 +117,8 @@ impl Config {
             allow_private_urls,
             max_body_bytes,
             log_format,
+            run_worker,
+            worker,
         })
     }
 }
@@ -141,6 +155,9 @@ mod tests {
             ("WA_MAX_BODY_BYTES", "ten"),
             ("WA_LOG_FORMAT", "xml"),
             ("WA_JWT_SECRET", "short"),
+            ("WA_PROVIDER", "fake"),
+            ("WA_QR_TTL_SECS", "0"),
+            ("WA_WORKER", "maybe"),
         ] {
             assert_eq!(cfg(&[(k, v)]).unwrap_err().var, k);
         }

@@ -9,21 +9,33 @@ use std::sync::Arc;
 use anyhow::Context as _;
 use axum::{Router, response::IntoResponse, routing::get};
 use tokio::net::TcpListener;
+use tokio::sync::{mpsc, watch};
 use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
 use wa_api::{AppState, Context};
 use wa_core::auth::JwtConfig;
+use wa_core::devices::Device;
+use wa_queue::LocalQueue;
 use wa_store::SqliteStore;
+use wa_worker::Worker;
 
 pub use config::{Config, LogFormat};
 pub use secret::load_or_create_jwt_secret;
 
 /// The full router of the embedded server and its OpenAPI document.
 pub fn router(ctx: AppState, max_body_bytes: usize) -> (Router, utoipa::openapi::OpenApi) {
-    let (api_router, api) = OpenApiRouter::with_openapi(wa_api::openapi::BaseDoc::openapi())
+    let api_router = OpenApiRouter::with_openapi(wa_api::openapi::BaseDoc::openapi())
         .merge(wa_api::health_router())
         .merge(wa_fn_apps::router())
-        .split_for_parts();
+        .merge(wa_fn_devices::router());
+    // The sandbox's control routes exist only in sandbox mode.
+    let with_sandbox = ctx.sandbox.is_some();
+    let (api_router, api) = if with_sandbox {
+        api_router.merge(wa_fn_devices::sandbox_router())
+    } else {
+        api_router
+    }
+    .split_for_parts();
     let spec: Arc<str> = api
         .to_pretty_json()
         .expect("the OpenAPI document serializes")
@@ -80,10 +92,42 @@ pub async fn serve(
     })?;
     let jwt = jwt_config(&config)?;
     let db = config.data_dir.join("wa.db");
-    let store = SqliteStore::open(&db)
-        .map_err(|e| anyhow::anyhow!("cannot open the database {}: {e}", db.display()))?;
-    let ctx = Context::new(Arc::new(store), jwt, config.allow_private_urls);
-    let (app, _) = router(ctx, config.max_body_bytes);
+    let store = Arc::new(
+        SqliteStore::open(&db)
+            .map_err(|e| anyhow::anyhow!("cannot open the database {}: {e}", db.display()))?,
+    );
+    let qdb = config.data_dir.join("queue.db");
+    let queue = Arc::new(
+        LocalQueue::open(&qdb, 10)
+            .map_err(|e| anyhow::anyhow!("cannot open the queue {}: {e}", qdb.display()))?,
+    );
+    let mut ctx = Context::new(store.clone(), queue.clone(), jwt, config.allow_private_urls);
+    let (events_tx, events_rx) = mpsc::unbounded_channel();
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let mut worker_task = None;
+    if config.run_worker {
+        let (provider, sandbox) =
+            wa_worker::build_provider(&config.worker, &config.data_dir, events_tx)?;
+        ctx.provider = Some(provider.clone());
+        ctx.sandbox = sandbox;
+        let on_qr: Option<wa_worker::QrHook> = (config.log_format == LogFormat::Pretty)
+            .then(|| Arc::new(draw_qr) as wa_worker::QrHook);
+        let worker = Arc::new(Worker {
+            store,
+            queue,
+            provider,
+            notifier: ctx.notifier.clone(),
+            on_qr,
+        });
+        worker_task = Some(tokio::spawn(worker.run(events_rx, stop_rx)));
+    }
+    tracing::info!(
+        provider = ?config.worker.provider,
+        worker = config.run_worker,
+        "state in {}",
+        config.data_dir.display()
+    );
+    let (app, _) = router(ctx.into_state(), config.max_body_bytes);
     let listener = TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("cannot listen on {} (WA_LISTEN)", config.listen))?;
@@ -97,8 +141,32 @@ pub async fn serve(
         .with_graceful_shutdown(shutdown)
         .await
         .context("server failed")?;
+    let _ = stop_tx.send(true);
+    if let Some(task) = worker_task {
+        let _ = task.await;
+    }
     tracing::info!("wa-server stopped");
     Ok(())
+}
+
+/// Draws a new QR in the terminal so a person can scan it from the console.
+fn draw_qr(device: &Device) {
+    let Some(qr) = &device.qr else { return };
+    let Ok(code) = qrcode::QrCode::new(qr.code.as_bytes()) else {
+        return;
+    };
+    let art = code
+        .render::<qrcode::render::unicode::Dense1x2>()
+        .dark_color(qrcode::render::unicode::Dense1x2::Light)
+        .light_color(qrcode::render::unicode::Dense1x2::Dark)
+        .quiet_zone(true)
+        .build();
+    eprintln!(
+        "\nScan with WhatsApp (Linked devices → Link a device) to link device \"{}\" ({}), valid until {}:\n{art}\n",
+        device.device_name,
+        device.device_id,
+        wa_core::time::format(qr.expires_at)
+    );
 }
 
 /// Completes on SIGTERM or SIGINT (Ctrl-C).
@@ -133,8 +201,13 @@ mod tests {
 
     fn app() -> Router {
         let store = Arc::new(SqliteStore::in_memory().unwrap());
+        let queue = Arc::new(LocalQueue::in_memory(5).unwrap());
         let jwt = JwtConfig::new("0123456789abcdef0123456789abcdef", None, None).unwrap();
-        router(Context::new(store, jwt, false), 1024 * 1024).0
+        router(
+            Context::new(store, queue, jwt, false).into_state(),
+            1024 * 1024,
+        )
+        .0
     }
 
     async fn get(uri: &str) -> (axum::http::StatusCode, String, Vec<u8>) {

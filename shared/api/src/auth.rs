@@ -73,11 +73,14 @@ mod tests {
 
     fn setup() -> (Router, AppState) {
         let store = Arc::new(wa_store::SqliteStore::in_memory().unwrap());
+        let queue = Arc::new(wa_queue::LocalQueue::in_memory(5).unwrap());
         let ctx = Context::new(
             store,
+            queue,
             JwtConfig::new("0123456789abcdef0123456789abcdef", None, None).unwrap(),
             false,
-        );
+        )
+        .into_state();
         let r = Router::new()
             .route("/whoami", get(whoami))
             .with_state(ctx.clone());

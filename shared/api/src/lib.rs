@@ -9,9 +9,13 @@ mod pagination;
 
 use std::sync::Arc;
 
-use wa_core::AppStore;
+use wa_core::Store;
 use wa_core::apps::Apps;
 use wa_core::auth::JwtConfig;
+use wa_core::device_service::Devices;
+use wa_core::notify::Notifier;
+use wa_core::provider::{Provider, SandboxControl};
+use wa_core::queue::Queue;
 
 pub use auth::{AuthedApp, Tenant};
 pub use health::router as health_router;
@@ -20,22 +24,45 @@ pub use pagination::{ListQuery, Listed, encode_cursor};
 /// What handlers share: the use cases and the credentials to check callers with.
 pub struct Context {
     pub apps: Apps,
-    pub store: Arc<dyn AppStore>,
+    pub devices: Devices,
+    pub store: Arc<dyn Store>,
+    pub queue: Arc<dyn Queue>,
+    pub notifier: Arc<Notifier>,
     pub jwt: JwtConfig,
     /// Reported by /health.
     pub version: &'static str,
+    /// The provider, where its sessions live in this process: profile and group queries
+    /// need a live session.
+    pub provider: Option<Arc<dyn Provider>>,
+    /// The sandbox's control surface (`WA_PROVIDER=sandbox` only).
+    pub sandbox: Option<Arc<dyn SandboxControl>>,
 }
 
 /// The state type of every router.
 pub type AppState = Arc<Context>;
 
 impl Context {
-    pub fn new(store: Arc<dyn AppStore>, jwt: JwtConfig, allow_private_urls: bool) -> AppState {
-        Arc::new(Context {
+    pub fn new(
+        store: Arc<dyn Store>,
+        queue: Arc<dyn Queue>,
+        jwt: JwtConfig,
+        allow_private_urls: bool,
+    ) -> Context {
+        let notifier = Notifier::new();
+        Context {
             apps: Apps::new(store.clone(), allow_private_urls),
+            devices: Devices::new(store.clone(), queue.clone(), notifier.clone()),
             store,
+            queue,
+            notifier,
             jwt,
             version: env!("CARGO_PKG_VERSION"),
-        })
+            provider: None,
+            sandbox: None,
+        }
+    }
+
+    pub fn into_state(self) -> AppState {
+        Arc::new(self)
     }
 }

@@ -286,7 +286,9 @@ mod devices {
             s.insert_device(&device(app, "main")).await,
             Err(StoreError::Conflict("device_name"))
         );
-        s.insert_device(&device(Uuid::now_v7(), "main")).await.unwrap();
+        s.insert_device(&device(Uuid::now_v7(), "main"))
+            .await
+            .unwrap();
 
         // conditional updates
         let u = DeviceUpdate {
@@ -300,7 +302,10 @@ mod devices {
             s.update_device(d.device_id, &u, &[S::Expired]).await,
             Err(StoreError::Conflict("status"))
         );
-        let c = s.update_device(d.device_id, &u, &[S::QrGenerated]).await.unwrap();
+        let c = s
+            .update_device(d.device_id, &u, &[S::QrGenerated])
+            .await
+            .unwrap();
         assert_eq!(c.status, S::Connected);
         assert_eq!(c.qr, None);
         assert_eq!(c.wa_number.as_deref(), Some("15551230001"));
@@ -316,7 +321,9 @@ mod devices {
             .await
             .unwrap();
         let again = device(app, "main");
-        s.insert_device(&again).await.expect("name reusable after destroy");
+        s.insert_device(&again)
+            .await
+            .expect("name reusable after destroy");
         assert_eq!(
             s.get_device(d.device_id).await.unwrap().unwrap().status,
             S::Destroyed
@@ -351,15 +358,32 @@ mod devices {
         }
         assert_eq!(seen, ids);
         let connected = s
-            .list_devices(app2, Some(S::Connected), PageRequest { limit: 10, after: None })
+            .list_devices(
+                app2,
+                Some(S::Connected),
+                PageRequest {
+                    limit: 10,
+                    after: None,
+                },
+            )
             .await
             .unwrap();
         assert_eq!(
-            connected.items.iter().map(|x| x.device_id).collect::<Vec<_>>(),
+            connected
+                .items
+                .iter()
+                .map(|x| x.device_id)
+                .collect::<Vec<_>>(),
             vec![ids[1], ids[3]]
         );
         let across = s
-            .devices_with_status(&[S::Connected], PageRequest { limit: 200, after: None })
+            .devices_with_status(
+                &[S::Connected],
+                PageRequest {
+                    limit: 200,
+                    after: None,
+                },
+            )
             .await
             .unwrap();
         let found: Vec<_> = across.items.iter().map(|x| x.device_id).collect();
@@ -374,7 +398,10 @@ mod devices {
             updated_at: time::now(),
         };
         s.put_presence(ids[0], &p).await.unwrap();
-        assert_eq!(s.get_presence(ids[0], &p.jid).await.unwrap(), Some(p.clone()));
+        assert_eq!(
+            s.get_presence(ids[0], &p.jid).await.unwrap(),
+            Some(p.clone())
+        );
         let p2 = Presence {
             presence: "unavailable".into(),
             chat_state: None,
@@ -421,7 +448,10 @@ pub async fn queue(q: Arc<dyn crate::queue::Queue>, max_receives: u32) {
     let got = q.receive(qn, 10, long).await.unwrap();
     assert_eq!(got.len(), 1);
     assert_eq!((got[0].body.as_str(), got[0].receive_count), ("a", 1));
-    assert!(q.receive(qn, 10, long).await.unwrap().is_empty(), "in flight is invisible");
+    assert!(
+        q.receive(qn, 10, long).await.unwrap().is_empty(),
+        "in flight is invisible"
+    );
     q.delete(qn, &got[0].receipt).await.unwrap();
     assert_eq!(
         q.delete(qn, &got[0].receipt).await,
@@ -446,7 +476,9 @@ pub async fn queue(q: Arc<dyn crate::queue::Queue>, max_receives: u32) {
     for b in ["g1-1", "g1-2", "g1-3"] {
         q.send(qn, Some("g1"), b, Duration::ZERO).await.unwrap();
     }
-    q.send(qn, Some("g2"), "g2-1", Duration::ZERO).await.unwrap();
+    q.send(qn, Some("g2"), "g2-1", Duration::ZERO)
+        .await
+        .unwrap();
     let batch = q.receive(qn, 10, long).await.unwrap();
     let mut bodies: Vec<_> = batch.iter().map(|r| r.body.clone()).collect();
     bodies.sort();
@@ -491,8 +523,12 @@ pub async fn queue(q: Arc<dyn crate::queue::Queue>, max_receives: u32) {
 
     // dead letters after max_receives deliveries
     let dq = format!("{name}-dlq");
-    q.send(&dq, Some("g"), "poison", Duration::ZERO).await.unwrap();
-    q.send(&dq, Some("g"), "behind", Duration::ZERO).await.unwrap();
+    q.send(&dq, Some("g"), "poison", Duration::ZERO)
+        .await
+        .unwrap();
+    q.send(&dq, Some("g"), "behind", Duration::ZERO)
+        .await
+        .unwrap();
     for i in 1..=max_receives {
         let r = q.receive(&dq, 10, Duration::from_millis(1)).await.unwrap();
         assert_eq!(r.len(), 1, "delivery {i}");
@@ -501,7 +537,10 @@ pub async fn queue(q: Arc<dyn crate::queue::Queue>, max_receives: u32) {
     }
     let r = q.receive(&dq, 10, long).await.unwrap();
     assert_eq!(r.len(), 1);
-    assert_eq!(r[0].body, "behind", "the poison message no longer blocks its group");
+    assert_eq!(
+        r[0].body, "behind",
+        "the poison message no longer blocks its group"
+    );
     let dead = q.dead_letters(&dq, 10).await.unwrap();
     assert_eq!(dead.len(), 1);
     assert_eq!(dead[0].body, "poison");

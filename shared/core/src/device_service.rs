@@ -62,13 +62,16 @@ impl Devices {
             created_at: now,
             updated_at: now,
         };
-        self.store.insert_device(&device).await.map_err(|e| match e {
-            StoreError::Conflict("device_name") => ApiError::conflict(
-                "a live device with this name already exists in the app",
-            )
-            .with_detail("field", "device_name"),
-            e => e.into(),
-        })?;
+        self.store
+            .insert_device(&device)
+            .await
+            .map_err(|e| match e {
+                StoreError::Conflict("device_name") => {
+                    ApiError::conflict("a live device with this name already exists in the app")
+                        .with_detail("field", "device_name")
+                }
+                e => e.into(),
+            })?;
         tracing::info!(device_id = %device.device_id, "device created");
         enqueue(
             &*self.queue,
@@ -210,7 +213,12 @@ impl Devices {
     }
 
     /// The cached presence of a peer; on the first ask the worker subscribes to it.
-    pub async fn presence(&self, app: &App, device_id: Uuid, jid: &str) -> ApiResult<Option<Presence>> {
+    pub async fn presence(
+        &self,
+        app: &App,
+        device_id: Uuid,
+        jid: &str,
+    ) -> ApiResult<Option<Presence>> {
         let jid = crate::jid::normalize("jid", jid)?;
         let d = self.get(app, device_id).await?;
         d.ensure_connected()?;
@@ -236,7 +244,11 @@ impl Devices {
                 Plan::Nothing => return Ok(d),
                 Plan::Apply(u) => u,
             };
-            match self.store.update_device(device_id, &update, &[d.status]).await {
+            match self
+                .store
+                .update_device(device_id, &update, &[d.status])
+                .await
+            {
                 Ok(updated) => {
                     let command = match action {
                         Action::RegenerateQr | Action::PairCode => Command::Link {

@@ -263,8 +263,18 @@ mod tests {
 
     #[test]
     fn phone_numbers() {
-        assert_eq!(validate_phone_number("p", "+15551230001").unwrap(), "15551230001");
-        for bad in ["", "123", "0155512300", "+1-555-123", "1555123000111122", "abc1234567"] {
+        assert_eq!(
+            validate_phone_number("p", "+15551230001").unwrap(),
+            "15551230001"
+        );
+        for bad in [
+            "",
+            "123",
+            "0155512300",
+            "+1-555-123",
+            "1555123000111122",
+            "abc1234567",
+        ] {
             assert!(validate_phone_number("p", bad).is_err(), "{bad}");
         }
     }

@@ -41,7 +41,11 @@ pub fn normalize(field: &'static str, raw: &str) -> ApiResult<String> {
                 },
                 _ => false,
             };
-            if ok { Ok(format!("{user}@{server}")) } else { Err(bad()) }
+            if ok {
+                Ok(format!("{user}@{server}"))
+            } else {
+                Err(bad())
+            }
         }
     }
 }
@@ -57,13 +61,41 @@ mod tests {
 
     #[test]
     fn normalizes() {
-        assert_eq!(normalize("to", "+15551230001").unwrap(), "15551230001@s.whatsapp.net");
-        assert_eq!(normalize("to", "15551230001@s.whatsapp.net").unwrap(), "15551230001@s.whatsapp.net");
-        assert_eq!(normalize("to", "100000000000001@lid").unwrap(), "100000000000001@lid");
-        assert_eq!(normalize("to", "120363000000000403@g.us").unwrap(), "120363000000000403@g.us");
-        assert_eq!(normalize("to", "15551230001-1600000000@g.us").unwrap(), "15551230001-1600000000@g.us");
-        for bad in ["", "abc", "123", "+", "1555@example.com", "abc@s.whatsapp.net", "@g.us", "1555 123 0001"] {
-            assert_eq!(normalize("jid", bad).unwrap_err().details()["field"], "jid", "{bad}");
+        assert_eq!(
+            normalize("to", "+15551230001").unwrap(),
+            "15551230001@s.whatsapp.net"
+        );
+        assert_eq!(
+            normalize("to", "15551230001@s.whatsapp.net").unwrap(),
+            "15551230001@s.whatsapp.net"
+        );
+        assert_eq!(
+            normalize("to", "100000000000001@lid").unwrap(),
+            "100000000000001@lid"
+        );
+        assert_eq!(
+            normalize("to", "120363000000000403@g.us").unwrap(),
+            "120363000000000403@g.us"
+        );
+        assert_eq!(
+            normalize("to", "15551230001-1600000000@g.us").unwrap(),
+            "15551230001-1600000000@g.us"
+        );
+        for bad in [
+            "",
+            "abc",
+            "123",
+            "+",
+            "1555@example.com",
+            "abc@s.whatsapp.net",
+            "@g.us",
+            "1555 123 0001",
+        ] {
+            assert_eq!(
+                normalize("jid", bad).unwrap_err().details()["field"],
+                "jid",
+                "{bad}"
+            );
         }
     }
 }

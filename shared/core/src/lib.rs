@@ -3,12 +3,12 @@
 
 pub mod apps;
 pub mod auth;
+#[cfg(feature = "conformance")]
+pub mod conformance;
 pub mod device_service;
 pub mod devices;
 pub mod jid;
 pub mod lifecycle;
-#[cfg(feature = "conformance")]
-pub mod conformance;
 pub mod net;
 pub mod notify;
 pub mod provider;

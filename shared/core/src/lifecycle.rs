@@ -255,38 +255,87 @@ mod tests {
     #[test]
     fn link_scan_connect() {
         let d = device(S::Initializing);
-        let d = apply(&d, SessionEvent::Qr { code: "c1".into(), expires_at: later(60) });
-        assert_eq!(d.status, S::QrGenerated);
-        assert_eq!(d.qr.as_ref().unwrap().code, "c1");
-        let d = apply(&d, SessionEvent::Qr { code: "c2".into(), expires_at: later(20) });
-        assert_eq!(d.qr.as_ref().unwrap().code, "c2", "rotation replaces the QR");
         let d = apply(
             &d,
-            SessionEvent::Connected { wa_number: "1555".into(), wa_device_jid: "1555:3@s.whatsapp.net".into() },
+            SessionEvent::Qr {
+                code: "c1".into(),
+                expires_at: later(60),
+            },
+        );
+        assert_eq!(d.status, S::QrGenerated);
+        assert_eq!(d.qr.as_ref().unwrap().code, "c1");
+        let d = apply(
+            &d,
+            SessionEvent::Qr {
+                code: "c2".into(),
+                expires_at: later(20),
+            },
+        );
+        assert_eq!(
+            d.qr.as_ref().unwrap().code,
+            "c2",
+            "rotation replaces the QR"
+        );
+        let d = apply(
+            &d,
+            SessionEvent::Connected {
+                wa_number: "1555".into(),
+                wa_device_jid: "1555:3@s.whatsapp.net".into(),
+            },
         );
         assert_eq!(d.status, S::Connected);
         assert!(d.qr.is_none() && d.linked_at.is_some());
         assert_eq!(d.wa_number.as_deref(), Some("1555"));
         let linked = d.linked_at;
-        let d = apply(&d, SessionEvent::Reconnecting { error: Some(fail(ErrorCode::WhatsappConnectionLost)) });
+        let d = apply(
+            &d,
+            SessionEvent::Reconnecting {
+                error: Some(fail(ErrorCode::WhatsappConnectionLost)),
+            },
+        );
         assert_eq!(d.status, S::Connecting);
-        assert_eq!(d.last_error.as_ref().unwrap().code, ErrorCode::WhatsappConnectionLost);
-        let d = apply(&d, SessionEvent::Connected { wa_number: "1555".into(), wa_device_jid: "j".into() });
+        assert_eq!(
+            d.last_error.as_ref().unwrap().code,
+            ErrorCode::WhatsappConnectionLost
+        );
+        let d = apply(
+            &d,
+            SessionEvent::Connected {
+                wa_number: "1555".into(),
+                wa_device_jid: "j".into(),
+            },
+        );
         assert_eq!(d.status, S::Connected);
         assert_eq!(d.linked_at, linked, "a reconnect keeps linked_at");
         assert!(d.last_error.is_none());
-        let d = apply(&d, SessionEvent::LoggedOut { error: fail(ErrorCode::LoggedOut) });
+        let d = apply(
+            &d,
+            SessionEvent::LoggedOut {
+                error: fail(ErrorCode::LoggedOut),
+            },
+        );
         assert_eq!(d.status, S::LoggedOut);
     }
 
     #[test]
     fn expiry_and_refusals() {
         let d = device(S::Initializing);
-        let d = apply(&d, SessionEvent::Qr { code: "c".into(), expires_at: later(60) });
+        let d = apply(
+            &d,
+            SessionEvent::Qr {
+                code: "c".into(),
+                expires_at: later(60),
+            },
+        );
         let d = apply(&d, SessionEvent::QrExhausted);
         assert_eq!(d.status, S::Expired);
         assert!(d.qr.is_none());
-        let d2 = apply(&device(S::Initializing), SessionEvent::Stopped { error: fail(ErrorCode::TooManyDevices) });
+        let d2 = apply(
+            &device(S::Initializing),
+            SessionEvent::Stopped {
+                error: fail(ErrorCode::TooManyDevices),
+            },
+        );
         assert_eq!(d2.status, S::Disconnected);
         assert_eq!(d2.last_error.unwrap().code, ErrorCode::TooManyDevices);
     }
@@ -295,12 +344,20 @@ mod tests {
     fn late_events_do_not_revive() {
         for s in [S::Disconnected, S::Expired, S::LoggedOut, S::Destroyed] {
             let d = device(s);
-            let ev = SessionEvent::Connected { wa_number: "1".into(), wa_device_jid: "j".into() };
+            let ev = SessionEvent::Connected {
+                wa_number: "1".into(),
+                wa_device_jid: "j".into(),
+            };
             assert!(on_event(&d, &ev, crate::time::now()).is_none(), "{s}");
-            let ev = SessionEvent::Qr { code: "c".into(), expires_at: later(5) };
+            let ev = SessionEvent::Qr {
+                code: "c".into(),
+                expires_at: later(5),
+            };
             assert!(on_event(&d, &ev, crate::time::now()).is_none(), "{s}");
         }
-        let ev = SessionEvent::LoggedOut { error: fail(ErrorCode::LoggedOut) };
+        let ev = SessionEvent::LoggedOut {
+            error: fail(ErrorCode::LoggedOut),
+        };
         assert!(on_event(&device(S::Destroyed), &ev, crate::time::now()).is_none());
     }
 
@@ -314,35 +371,72 @@ mod tests {
         use Action::*;
         // destroyed refuses everything
         for a in [RegenerateQr, PairCode, Disconnect, Reconnect, Destroy] {
-            assert_eq!(code_of(plan(&device(S::Destroyed), a, now)), Some(ErrorCode::DeviceDestroyed));
+            assert_eq!(
+                code_of(plan(&device(S::Destroyed), a, now)),
+                Some(ErrorCode::DeviceDestroyed)
+            );
         }
         // QR only from expired, disconnected, logged_out (or an unprocessed expiry)
         for s in [S::Expired, S::Disconnected, S::LoggedOut] {
             assert!(plan(&device(s), RegenerateQr, now).is_ok(), "{s}");
         }
         for s in [S::Initializing, S::Connected, S::Connecting] {
-            assert_eq!(code_of(plan(&device(s), RegenerateQr, now)), Some(ErrorCode::QrResetNotAllowed), "{s}");
+            assert_eq!(
+                code_of(plan(&device(s), RegenerateQr, now)),
+                Some(ErrorCode::QrResetNotAllowed),
+                "{s}"
+            );
         }
         let mut valid = device(S::QrGenerated);
-        valid.qr = Some(Qr { code: "c".into(), expires_at: later(30) });
-        assert_eq!(code_of(plan(&valid, RegenerateQr, now)), Some(ErrorCode::QrResetNotAllowed));
+        valid.qr = Some(Qr {
+            code: "c".into(),
+            expires_at: later(30),
+        });
+        assert_eq!(
+            code_of(plan(&valid, RegenerateQr, now)),
+            Some(ErrorCode::QrResetNotAllowed)
+        );
         valid.qr.as_mut().unwrap().expires_at = later(-1);
         assert!(plan(&valid, RegenerateQr, now).is_ok());
         // reconnect
         let mut linked = device(S::Disconnected);
         linked.linked_at = Some(now);
         assert!(matches!(plan(&linked, Reconnect, now), Ok(Plan::Apply(_))));
-        assert_eq!(code_of(plan(&device(S::Disconnected), Reconnect, now)), Some(ErrorCode::LoggedOut));
-        assert_eq!(code_of(plan(&device(S::LoggedOut), Reconnect, now)), Some(ErrorCode::LoggedOut));
-        assert_eq!(code_of(plan(&device(S::Expired), Reconnect, now)), Some(ErrorCode::LoggedOut));
-        assert_eq!(plan(&device(S::Connected), Reconnect, now).unwrap(), Plan::Nothing);
+        assert_eq!(
+            code_of(plan(&device(S::Disconnected), Reconnect, now)),
+            Some(ErrorCode::LoggedOut)
+        );
+        assert_eq!(
+            code_of(plan(&device(S::LoggedOut), Reconnect, now)),
+            Some(ErrorCode::LoggedOut)
+        );
+        assert_eq!(
+            code_of(plan(&device(S::Expired), Reconnect, now)),
+            Some(ErrorCode::LoggedOut)
+        );
+        assert_eq!(
+            plan(&device(S::Connected), Reconnect, now).unwrap(),
+            Plan::Nothing
+        );
         // disconnect
-        assert_eq!(plan(&device(S::Disconnected), Disconnect, now).unwrap(), Plan::Nothing);
-        assert_eq!(code_of(plan(&device(S::Expired), Disconnect, now)), Some(ErrorCode::DeviceNotConnected));
-        assert_eq!(code_of(plan(&device(S::LoggedOut), Disconnect, now)), Some(ErrorCode::LoggedOut));
+        assert_eq!(
+            plan(&device(S::Disconnected), Disconnect, now).unwrap(),
+            Plan::Nothing
+        );
+        assert_eq!(
+            code_of(plan(&device(S::Expired), Disconnect, now)),
+            Some(ErrorCode::DeviceNotConnected)
+        );
+        assert_eq!(
+            code_of(plan(&device(S::LoggedOut), Disconnect, now)),
+            Some(ErrorCode::LoggedOut)
+        );
         assert!(plan(&device(S::Connected), Disconnect, now).is_ok());
         // pair code
-        assert_eq!(code_of(plan(&device(S::Connected), PairCode, now)), Some(ErrorCode::QrResetNotAllowed));
+        assert_eq!(
+            code_of(plan(&device(S::Connected), PairCode, now)),
+            Some(ErrorCode::QrResetNotAllowed)
+        );
         assert!(plan(&device(S::QrGenerated), PairCode, now).is_ok());
         // destroy from anywhere alive
         for s in S::ALL.into_iter().filter(|s| *s != S::Destroyed) {

@@ -47,7 +47,10 @@ impl Notifier {
         Fut: Future<Output = Option<T>>,
     {
         let notify = self.register(key);
-        let _guard = Unregister { notifier: self, key };
+        let _guard = Unregister {
+            notifier: self,
+            key,
+        };
         let deadline = tokio::time::Instant::now() + timeout;
         loop {
             // Armed before the check, so a change between the check and the wait is not missed.
@@ -84,11 +87,7 @@ struct Unregister<'a> {
 
 impl Drop for Unregister<'_> {
     fn drop(&mut self) {
-        let mut m = self
-            .notifier
-            .keys
-            .lock()
-            .unwrap_or_else(|p| p.into_inner());
+        let mut m = self.notifier.keys.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(e) = m.get_mut(&self.key) {
             e.1 -= 1;
             if e.1 == 0 {
@@ -122,9 +121,17 @@ mod tests {
             })
             .await;
         assert_eq!(got, Some(1));
-        assert!(started.elapsed() < Duration::from_secs(2), "woken, not polled");
+        assert!(
+            started.elapsed() < Duration::from_secs(2),
+            "woken, not polled"
+        );
         let none: Option<()> = n
-            .wait_for(key, Duration::from_millis(30), Duration::from_millis(10), || async { None })
+            .wait_for(
+                key,
+                Duration::from_millis(30),
+                Duration::from_millis(10),
+                || async { None },
+            )
             .await;
         assert!(none.is_none());
         assert!(n.keys.lock().unwrap().is_empty(), "waiters unregister");

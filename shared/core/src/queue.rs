@@ -93,8 +93,12 @@ pub trait Queue: Send + Sync {
     async fn delete(&self, queue: &str, receipt: &str) -> Result<(), QueueError>;
 
     /// Makes an in-flight message visible again after `delay` (retry with backoff).
-    async fn retry_after(&self, queue: &str, receipt: &str, delay: Duration)
-    -> Result<(), QueueError>;
+    async fn retry_after(
+        &self,
+        queue: &str,
+        receipt: &str,
+        delay: Duration,
+    ) -> Result<(), QueueError>;
 
     /// Messages moved aside after too many deliveries, oldest first.
     async fn dead_letters(&self, queue: &str, limit: usize) -> Result<Vec<DeadLetter>, QueueError>;

@@ -137,7 +137,11 @@ pub trait DeviceStore: Send + Sync {
     async fn put_presence(&self, device_id: Uuid, presence: &Presence) -> Result<(), StoreError>;
 
     /// The last presence of `jid` seen by the device.
-    async fn get_presence(&self, device_id: Uuid, jid: &str) -> Result<Option<Presence>, StoreError>;
+    async fn get_presence(
+        &self,
+        device_id: Uuid,
+        jid: &str,
+    ) -> Result<Option<Presence>, StoreError>;
 }
 
 /// Everything the use cases store.

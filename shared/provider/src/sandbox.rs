@@ -58,9 +58,16 @@ fn lock(sessions: &Sessions) -> std::sync::MutexGuard<'_, HashMap<Uuid, Session>
 
 #[derive(Debug, Clone)]
 enum Session {
-    Linking { generation: u64, expires_at: OffsetDateTime },
-    Live { creds: Credentials },
-    Reconnecting { generation: u64 },
+    Linking {
+        generation: u64,
+        expires_at: OffsetDateTime,
+    },
+    Live {
+        creds: Credentials,
+    },
+    Reconnecting {
+        generation: u64,
+    },
 }
 
 /// The simulated WhatsApp.
@@ -96,7 +103,11 @@ fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
 
 impl Sandbox {
     /// A sandbox keeping its files under `data_dir/sandbox`.
-    pub fn new(data_dir: &Path, events: EventSender, options: SandboxOptions) -> std::io::Result<Self> {
+    pub fn new(
+        data_dir: &Path,
+        events: EventSender,
+        options: SandboxOptions,
+    ) -> std::io::Result<Self> {
         let dir = data_dir.join("sandbox");
         std::fs::create_dir_all(dir.join("sessions"))?;
         std::fs::create_dir_all(dir.join("sent"))?;
@@ -237,13 +248,18 @@ impl Provider for Sandbox {
                 let _ = events.send((device_id, SessionEvent::QrExhausted));
             }
         });
-        Ok(pair_phone.map(|_| (Self::random_pair_code(), time::now() + Duration::from_secs(180))))
+        Ok(pair_phone.map(|_| {
+            (
+                Self::random_pair_code(),
+                time::now() + Duration::from_secs(180),
+            )
+        }))
     }
 
     async fn resume(&self, device_id: Uuid) -> Result<(), ProviderFailure> {
-        let creds = self.load_creds(device_id).ok_or_else(|| {
-            failure(ErrorCode::LoggedOut, "no stored session for this device")
-        })?;
+        let creds = self
+            .load_creds(device_id)
+            .ok_or_else(|| failure(ErrorCode::LoggedOut, "no stored session for this device"))?;
         self.sessions().insert(
             device_id,
             Session::Live {
@@ -281,12 +297,22 @@ impl Provider for Sandbox {
             return Ok(Profile {
                 jid: jid.to_owned(),
                 kind: "group".into(),
-                name: Some(group.as_ref().map(|g| g.name.clone()).unwrap_or_else(|| format!("Sandbox group {user}"))),
+                name: Some(
+                    group
+                        .as_ref()
+                        .map(|g| g.name.clone())
+                        .unwrap_or_else(|| format!("Sandbox group {user}")),
+                ),
                 phone_number: None,
                 lid: None,
                 status: None,
                 picture_url: None,
-                subject: Some(group.as_ref().map(|g| g.subject.clone()).unwrap_or_else(|| format!("Sandbox group {user}"))),
+                subject: Some(
+                    group
+                        .as_ref()
+                        .map(|g| g.subject.clone())
+                        .unwrap_or_else(|| format!("Sandbox group {user}")),
+                ),
                 description: group.as_ref().and_then(|g| g.description.clone()),
                 participant_count: Some(group.map(|g| g.participant_count).unwrap_or(3)),
             });
@@ -298,7 +324,11 @@ impl Provider for Sandbox {
             name: Some(format!("Sandbox contact {user}")),
             // The sandbox resolves a phone JID to a made-up LID and back.
             phone_number: (!is_lid).then(|| user.clone()),
-            lid: Some(if is_lid { jid.to_owned() } else { format!("9{user}@lid") }),
+            lid: Some(if is_lid {
+                jid.to_owned()
+            } else {
+                format!("9{user}@lid")
+            }),
             status: Some("Hey there! I am using WhatsApp.".into()),
             picture_url: None,
             subject: None,
@@ -355,7 +385,12 @@ impl SandboxControl for Sandbox {
         };
         let bytes = serde_json::to_vec(&creds).map_err(ApiError::internal)?;
         write_atomic(&self.creds_path(device_id), &bytes).map_err(ApiError::internal)?;
-        self.sessions().insert(device_id, Session::Live { creds: creds.clone() });
+        self.sessions().insert(
+            device_id,
+            Session::Live {
+                creds: creds.clone(),
+            },
+        );
         self.emit(
             device_id,
             SessionEvent::Connected {
@@ -375,16 +410,17 @@ impl SandboxControl for Sandbox {
                 self.emit(
                     device_id,
                     SessionEvent::LoggedOut {
-                        error: failure(ErrorCode::LoggedOut, "the session was logged out from the phone"),
+                        error: failure(
+                            ErrorCode::LoggedOut,
+                            "the session was logged out from the phone",
+                        ),
                     },
                 );
             }
             DropReason::ConnectionLost => {
                 let generation = self.next_generation();
-                self.sessions().insert(
-                    device_id,
-                    Session::Reconnecting { generation },
-                );
+                self.sessions()
+                    .insert(device_id, Session::Reconnecting { generation });
                 self.emit(
                     device_id,
                     SessionEvent::Reconnecting {
@@ -401,7 +437,12 @@ impl SandboxControl for Sandbox {
                     let mut map = lock(&sessions);
                     if matches!(map.get(&device_id), Some(Session::Reconnecting { generation: g, .. }) if *g == generation)
                     {
-                        map.insert(device_id, Session::Live { creds: creds.clone() });
+                        map.insert(
+                            device_id,
+                            Session::Live {
+                                creds: creds.clone(),
+                            },
+                        );
                         drop(map);
                         let _ = events.send((
                             device_id,
@@ -426,7 +467,10 @@ impl SandboxControl for Sandbox {
     ) -> ApiResult<()> {
         let jid = wa_core::jid::normalize("jid", jid)?;
         if !matches!(presence, "available" | "unavailable") {
-            return Err(ApiError::validation("presence", "`presence` must be available or unavailable"));
+            return Err(ApiError::validation(
+                "presence",
+                "`presence` must be available or unavailable",
+            ));
         }
         if let Some(c) = chat_state
             && !matches!(c, "composing" | "paused" | "recording")
@@ -483,7 +527,9 @@ pub fn sandbox_groups() -> Vec<Group> {
             jid: RESTRICTED_GROUP.into(),
             name: "Announcements".into(),
             subject: "Announcements".into(),
-            description: Some("Only admins can post: sends fail with group_posting_restricted".into()),
+            description: Some(
+                "Only admins can post: sends fail with group_posting_restricted".into(),
+            ),
             participant_count: 250,
             is_announce: true,
             is_locked: true,
@@ -494,7 +540,9 @@ pub fn sandbox_groups() -> Vec<Group> {
             jid: SLOW_GROUP.into(),
             name: "Huge community".into(),
             subject: "Huge community".into(),
-            description: Some("Prekey setup times out: sends fail with group_prekey_timeout".into()),
+            description: Some(
+                "Prekey setup times out: sends fail with group_prekey_timeout".into(),
+            ),
             participant_count: 1024,
             is_announce: false,
             is_locked: false,

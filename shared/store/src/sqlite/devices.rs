@@ -226,7 +226,11 @@ impl DeviceStore for SqliteStore {
         .await
     }
 
-    async fn get_presence(&self, device_id: Uuid, jid: &str) -> Result<Option<Presence>, StoreError> {
+    async fn get_presence(
+        &self,
+        device_id: Uuid,
+        jid: &str,
+    ) -> Result<Option<Presence>, StoreError> {
         let jid = jid.to_owned();
         self.with(move |conn| {
             let body: Option<String> = conn

@@ -14,7 +14,8 @@ use wa_core::store::{AppStore, AppUpdate, Page, PageRequest, StoreError};
 use wa_core::time;
 
 /// Schema migrations, applied in order; `user_version` records how many ran.
-const MIGRATIONS: &[&str] = &[r#"
+const MIGRATIONS: &[&str] = &[
+    r#"
 CREATE TABLE apps (
     app_id         TEXT PRIMARY KEY,
     tenant_id      TEXT NOT NULL,
@@ -27,7 +28,8 @@ CREATE TABLE apps (
     CONSTRAINT app_name UNIQUE (tenant_id, name),
     CONSTRAINT token_hash UNIQUE (token_hash)
 );
-"#, r#"
+"#,
+    r#"
 CREATE TABLE devices (
     device_id     TEXT PRIMARY KEY,
     app_id        TEXT NOT NULL,
@@ -53,7 +55,8 @@ CREATE TABLE presence (
     body      TEXT NOT NULL,
     PRIMARY KEY (device_id, jid)
 );
-"#];
+"#,
+];
 
 /// State in one SQLite database file.
 #[derive(Clone)]

@@ -1,0 +1,223 @@
+//! The sandbox's control routes (`WA_PROVIDER=sandbox` only): scan a QR with a chosen
+//! outcome, drop a session, simulate a peer's presence, read what WhatsApp received.
+
+use std::time::Duration;
+
+use axum::extract::{Path, State};
+use axum::response::IntoResponse;
+use serde::Deserialize;
+use utoipa::ToSchema;
+use utoipa_axum::{router::OpenApiRouter, routes};
+use wa_api::openapi::Envelope;
+use wa_api::{AppState, AuthedApp};
+use wa_core::devices::{Device, DeviceStatus};
+use wa_core::provider::{DropReason, SandboxControl, ScanOutcome};
+use wa_errors::schema::ErrorResponse;
+use wa_errors::{ApiError, ApiJson, ApiResult, ok};
+
+use crate::device_id;
+use crate::views::{DeviceData, DeviceView, SentList};
+
+/// Body of the scan route.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ScanRequest {
+    /// The phone number of the simulated account.
+    pub wa_number: String,
+    /// `ok` (default), `too_many_devices` or `client_outdated`.
+    #[serde(default = "ok_outcome")]
+    pub outcome: ScanOutcome,
+}
+
+fn ok_outcome() -> ScanOutcome {
+    ScanOutcome::Ok
+}
+
+/// Body of the drop route.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DropRequest {
+    /// `logged_out` ends the session; `connection_lost` triggers the automatic reconnect.
+    pub reason: DropReason,
+}
+
+/// Body of the presence route.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PresenceRequest {
+    pub jid: String,
+    /// `available` or `unavailable`.
+    pub presence: String,
+    /// `composing`, `recording` or `paused`.
+    #[serde(default)]
+    pub chat_state: Option<String>,
+}
+
+fn sandbox(ctx: &AppState) -> ApiResult<&dyn SandboxControl> {
+    ctx.sandbox
+        .as_deref()
+        .ok_or_else(|| ApiError::not_found("the sandbox is not enabled (WA_PROVIDER=sandbox)"))
+}
+
+/// The caller's live device (410 when destroyed).
+async fn owned(ctx: &AppState, app: &wa_core::apps::App, raw: &str) -> ApiResult<Device> {
+    let d = ctx.devices.get(app, device_id(raw)?).await?;
+    d.ensure_alive()?;
+    Ok(d)
+}
+
+/// Waits briefly until the worker recorded the consequence of a simulated event.
+async fn settled(ctx: &AppState, before: &Device) -> ApiResult<Device> {
+    let store = ctx.store.clone();
+    let id = before.device_id;
+    let from = before.status;
+    let changed = ctx
+        .notifier
+        .wait_for(
+            id,
+            Duration::from_secs(5),
+            Duration::from_millis(100),
+            || {
+                let store = store.clone();
+                async move {
+                    match store.get_device(id).await {
+                        Ok(Some(d)) if d.status != from || d.updated_at != before.updated_at => {
+                            Some(d)
+                        }
+                        _ => None,
+                    }
+                }
+            },
+        )
+        .await;
+    match changed {
+        Some(d) => Ok(d),
+        None => Ok(ctx
+            .store
+            .get_device(id)
+            .await?
+            .ok_or_else(|| ApiError::not_found("device not found"))?),
+    }
+}
+
+/// Sandbox: scan the device's current QR
+#[utoipa::path(post, path = "/sandbox/devices/{device_id}/scan", tag = "sandbox", security(("app_token" = [])),
+    params(("device_id" = uuid::Uuid, Path, description = "The device's id")),
+    request_body = ScanRequest,
+    responses(
+        (status = 200, description = "The device after the scan (`connected`, or `disconnected` with `last_error`)", body = Envelope<DeviceData>),
+        (status = 400, description = "validation_error", body = ErrorResponse),
+        (status = 401, description = "invalid_api_key", body = ErrorResponse),
+        (status = 404, description = "not_found (also when the sandbox is off)", body = ErrorResponse),
+        (status = 409, description = "conflict: no valid QR", body = ErrorResponse),
+        (status = 410, description = "device_destroyed", body = ErrorResponse),
+    ))]
+async fn scan(
+    State(ctx): State<AppState>,
+    AuthedApp(app): AuthedApp,
+    Path(id): Path<String>,
+    ApiJson(body): ApiJson<ScanRequest>,
+) -> ApiResult<impl IntoResponse> {
+    let sb = sandbox(&ctx)?;
+    let d = owned(&ctx, &app, &id).await?;
+    if d.status != DeviceStatus::QrGenerated {
+        return Err(ApiError::conflict(format!(
+            "the device has no valid QR to scan (status {})",
+            d.status
+        )));
+    }
+    sb.scan(d.device_id, &body.wa_number, body.outcome).await?;
+    let d = settled(&ctx, &d).await?;
+    Ok(ok(DeviceData {
+        device: DeviceView::of(&d),
+    }))
+}
+
+/// Sandbox: drop the device's session
+#[utoipa::path(post, path = "/sandbox/devices/{device_id}/drop", tag = "sandbox", security(("app_token" = [])),
+    params(("device_id" = uuid::Uuid, Path, description = "The device's id")),
+    request_body = DropRequest,
+    responses(
+        (status = 200, description = "The device after the drop", body = Envelope<DeviceData>),
+        (status = 400, description = "validation_error", body = ErrorResponse),
+        (status = 401, description = "invalid_api_key", body = ErrorResponse),
+        (status = 404, description = "not_found", body = ErrorResponse),
+        (status = 409, description = "device_not_connected", body = ErrorResponse),
+        (status = 410, description = "device_destroyed", body = ErrorResponse),
+    ))]
+async fn drop_session(
+    State(ctx): State<AppState>,
+    AuthedApp(app): AuthedApp,
+    Path(id): Path<String>,
+    ApiJson(body): ApiJson<DropRequest>,
+) -> ApiResult<impl IntoResponse> {
+    let sb = sandbox(&ctx)?;
+    let d = owned(&ctx, &app, &id).await?;
+    sb.drop_session(d.device_id, body.reason).await?;
+    let d = settled(&ctx, &d).await?;
+    Ok(ok(DeviceData {
+        device: DeviceView::of(&d),
+    }))
+}
+
+/// Sandbox: a peer's presence or typing changes
+#[utoipa::path(post, path = "/sandbox/devices/{device_id}/presence", tag = "sandbox", security(("app_token" = [])),
+    params(("device_id" = uuid::Uuid, Path, description = "The device's id")),
+    request_body = PresenceRequest,
+    responses(
+        (status = 202, description = "Accepted; the presence cache is updated"),
+        (status = 400, description = "validation_error", body = ErrorResponse),
+        (status = 401, description = "invalid_api_key", body = ErrorResponse),
+        (status = 404, description = "not_found", body = ErrorResponse),
+        (status = 409, description = "device_not_connected", body = ErrorResponse),
+        (status = 410, description = "device_destroyed", body = ErrorResponse),
+    ))]
+async fn presence(
+    State(ctx): State<AppState>,
+    AuthedApp(app): AuthedApp,
+    Path(id): Path<String>,
+    ApiJson(body): ApiJson<PresenceRequest>,
+) -> ApiResult<impl IntoResponse> {
+    let sb = sandbox(&ctx)?;
+    let d = owned(&ctx, &app, &id).await?;
+    sb.presence(
+        d.device_id,
+        &body.jid,
+        &body.presence,
+        body.chat_state.as_deref(),
+    )
+    .await?;
+    Ok(ok(serde_json::json!({"accepted": true})).with_status(axum::http::StatusCode::ACCEPTED))
+}
+
+/// Sandbox: what the simulated WhatsApp received from the device
+#[utoipa::path(get, path = "/sandbox/devices/{device_id}/sent", tag = "sandbox", security(("app_token" = [])),
+    params(("device_id" = uuid::Uuid, Path, description = "The device's id")),
+    responses(
+        (status = 200, description = "In order of arrival; kept across restarts", body = Envelope<SentList>),
+        (status = 400, description = "validation_error", body = ErrorResponse),
+        (status = 401, description = "invalid_api_key", body = ErrorResponse),
+        (status = 404, description = "not_found", body = ErrorResponse),
+    ))]
+async fn sent(
+    State(ctx): State<AppState>,
+    AuthedApp(app): AuthedApp,
+    Path(id): Path<String>,
+) -> ApiResult<impl IntoResponse> {
+    let sb = sandbox(&ctx)?;
+    let d = ctx.devices.get(&app, device_id(&id)?).await?;
+    let sent = sb.sent(d.device_id).await?;
+    Ok(ok(SentList {
+        count: sent.len(),
+        sent,
+    }))
+}
+
+/// The /sandbox routes with their OpenAPI description.
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(scan))
+        .routes(routes!(drop_session))
+        .routes(routes!(presence))
+        .routes(routes!(sent))
+}

@@ -1,0 +1,98 @@
+//! The worker's settings and the provider they select.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use wa_core::provider::{EventSender, Provider, SandboxControl};
+
+/// Which WhatsApp connection to use (`WA_PROVIDER`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProviderKind {
+    /// The real WhatsApp, through whatsapp-rust (the default).
+    WhatsApp,
+    /// The simulated WhatsApp of the sandbox.
+    Sandbox,
+}
+
+/// Everything the worker reads from its environment.
+#[derive(Debug, Clone)]
+pub struct WorkerConfig {
+    /// `WA_PROVIDER`: `whatsapp` (default) or `sandbox`.
+    pub provider: ProviderKind,
+    /// `WA_QR_TTL_SECS` (sandbox QR lifetime), default 60.
+    pub qr_ttl: Duration,
+    /// `WA_CONNECT_TIMEOUT_SECS`: how long the real provider tries to reach WhatsApp before
+    /// a device gets a `last_error`, default 30.
+    pub connect_timeout: Duration,
+    /// `WA_DATA_DIR`: session keys live under `<data dir>/sessions` (real) or
+    /// `<data dir>/sandbox` (sandbox).
+    pub data_dir: PathBuf,
+}
+
+/// A variable with a value the worker cannot use: `(name, problem)`.
+pub type ConfigProblem = (&'static str, String);
+
+impl WorkerConfig {
+    /// Reads the settings through `get` (the environment, or a map in tests).
+    pub fn from_lookup(get: &dyn Fn(&str) -> Option<String>) -> Result<Self, ConfigProblem> {
+        let var = |k: &str| get(k).filter(|v| !v.trim().is_empty());
+        let provider = match var("WA_PROVIDER").as_deref() {
+            None | Some("whatsapp") => ProviderKind::WhatsApp,
+            Some("sandbox") => ProviderKind::Sandbox,
+            Some(_) => return Err(("WA_PROVIDER", "must be whatsapp or sandbox".into())),
+        };
+        let secs = |k: &'static str, default: u64| -> Result<Duration, ConfigProblem> {
+            match var(k) {
+                None => Ok(Duration::from_secs(default)),
+                Some(v) => v
+                    .parse::<u64>()
+                    .ok()
+                    .filter(|n| (1..=86_400).contains(n))
+                    .map(Duration::from_secs)
+                    .ok_or((k, "must be a number of seconds between 1 and 86400".into())),
+            }
+        };
+        Ok(WorkerConfig {
+            provider,
+            qr_ttl: secs("WA_QR_TTL_SECS", 60)?,
+            connect_timeout: secs("WA_CONNECT_TIMEOUT_SECS", 30)?,
+            data_dir: PathBuf::from(var("WA_DATA_DIR").unwrap_or_else(|| "./data".into())),
+        })
+    }
+}
+
+/// The provider the configuration selects, and the sandbox's control surface when it is
+/// the sandbox.
+pub fn build_provider(
+    config: &WorkerConfig,
+    data_dir: &Path,
+    events: EventSender,
+) -> anyhow::Result<(Arc<dyn Provider>, Option<Arc<dyn SandboxControl>>)> {
+    match config.provider {
+        ProviderKind::Sandbox => {
+            let sandbox = Arc::new(wa_provider::sandbox::Sandbox::new(
+                data_dir,
+                events,
+                wa_provider::sandbox::SandboxOptions {
+                    qr_ttl: config.qr_ttl,
+                    ..Default::default()
+                },
+            )?);
+            Ok((sandbox.clone(), Some(sandbox)))
+        }
+        ProviderKind::WhatsApp => {
+            let dir = data_dir.join("sessions");
+            std::fs::create_dir_all(&dir)?;
+            let provider = wa_provider::whatsapp::WhatsAppProvider::new(
+                dir,
+                events,
+                wa_provider::whatsapp::WhatsAppOptions {
+                    connect_timeout: config.connect_timeout,
+                    ..Default::default()
+                },
+            );
+            Ok((Arc::new(provider), None))
+        }
+    }
+}

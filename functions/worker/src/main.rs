@@ -1,0 +1,72 @@
+//! `wa-worker`: the worker as its own process, on the same data directory as a
+//! `wa-server` started with `WA_WORKER=0` (or, in AWS, on the shared table and queues).
+
+use std::sync::Arc;
+
+use tokio::sync::{mpsc, watch};
+use wa_core::notify::Notifier;
+use wa_worker::{Worker, WorkerConfig};
+
+fn main() -> std::process::ExitCode {
+    let config = match WorkerConfig::from_lookup(&|k| std::env::var(k).ok()) {
+        Ok(c) => c,
+        Err((var, problem)) => {
+            eprintln!("wa-worker: invalid configuration: {var}: {problem}");
+            return std::process::ExitCode::from(2);
+        }
+    };
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .json()
+        .with_current_span(true)
+        .flatten_event(true)
+        .init();
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("wa-worker: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(config)) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!(error = format!("{e:#}"), "wa-worker failed");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(config: WorkerConfig) -> anyhow::Result<()> {
+    std::fs::create_dir_all(&config.data_dir)?;
+    let store = wa_store::SqliteStore::open(&config.data_dir.join("wa.db"))
+        .map_err(|e| anyhow::anyhow!("cannot open the database: {e}"))?;
+    let queue = wa_queue::LocalQueue::open(&config.data_dir.join("queue.db"), 10)
+        .map_err(|e| anyhow::anyhow!("cannot open the queue: {e}"))?;
+    let (tx, rx) = mpsc::unbounded_channel();
+    let (provider, _) = wa_worker::build_provider(&config, &config.data_dir, tx)?;
+    let worker = Arc::new(Worker {
+        store: Arc::new(store),
+        queue: Arc::new(queue),
+        provider,
+        notifier: Notifier::new(),
+        on_qr: None,
+    });
+    let (stop_tx, stop_rx) = watch::channel(false);
+    tokio::spawn(async move {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .expect("SIGTERM handler");
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
+        let _ = stop_tx.send(true);
+    });
+    tracing::info!(provider = ?config.provider, "wa-worker started");
+    worker.run(rx, stop_rx).await;
+    Ok(())
+}
