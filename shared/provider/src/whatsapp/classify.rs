@@ -190,7 +190,7 @@ pub fn classify_pair_failure(error: &str) -> ProviderFailure {
 /// socket errors rather than "unavailable").
 fn is_transport_lost(err: &(dyn StdError + 'static)) -> bool {
     err.is_transport_unavailable()
-        || err.sources().any(|cause| {
+        || ErrorChainExt::sources(err).any(|cause| {
             matches!(
                 cause.downcast_ref::<SocketError>(),
                 Some(SocketError::SocketClosed | SocketError::Io(_))
@@ -202,7 +202,7 @@ fn is_transport_lost(err: &(dyn StdError + 'static)) -> bool {
 /// wrap, so a cause already contained in the previous line is skipped.
 fn describe(err: &(dyn StdError + 'static)) -> String {
     let mut parts: Vec<String> = Vec::new();
-    for cause in err.sources() {
+    for cause in ErrorChainExt::sources(err) {
         let text = cause.to_string();
         if text.is_empty() || parts.last().is_some_and(|last| last.contains(&text)) {
             continue;

@@ -35,9 +35,7 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tracing::{debug, info, warn};
 use uuid::Uuid;
-use wa_core::provider::{
-    EventSender, Group, Presence, Profile, Provider, ProviderFailure, SessionEvent,
-};
+use wa_core::provider::{EventSender, Group, Profile, Provider, ProviderFailure, SessionEvent};
 use wa_core::time::OffsetDateTime;
 use wa_errors::ErrorCode;
 use whatsapp_rust::async_channel;
