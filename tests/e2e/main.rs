@@ -1,4 +1,5 @@
 //! End-to-end tests: the real `wa-server` binary on a free loopback port, driven over HTTP.
 
+mod devices;
 mod foundation;
 mod support;

@@ -95,7 +95,13 @@ impl Api {
         (status, headers, bytes)
     }
 
-    async fn call(&self, method: &str, uri: &str, token: &str, body: Option<Value>) -> (StatusCode, Value) {
+    async fn call(
+        &self,
+        method: &str,
+        uri: &str,
+        token: &str,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
         let b = Request::builder()
             .method(method)
             .uri(uri)
@@ -110,7 +116,11 @@ impl Api {
         let (status, headers, bytes) = self.raw(req).await;
         let v: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
         if status.is_client_error() || status.is_server_error() {
-            assert_eq!(v["request_id"], headers["x-request-id"].to_str().unwrap(), "{v}");
+            assert_eq!(
+                v["request_id"],
+                headers["x-request-id"].to_str().unwrap(),
+                "{v}"
+            );
             assert!(v["error"]["message"].is_string());
         }
         (status, v)
@@ -118,14 +128,21 @@ impl Api {
 
     async fn create(&self, token: &str, name: &str) -> Value {
         let (s, v) = self
-            .call("POST", "/devices", token, Some(json!({"device_name": name})))
+            .call(
+                "POST",
+                "/devices",
+                token,
+                Some(json!({"device_name": name})),
+            )
             .await;
         assert_eq!(s, StatusCode::CREATED, "{v}");
         v["data"]["device"].clone()
     }
 
     async fn device(&self, token: &str, id: &str) -> Value {
-        let (s, v) = self.call("GET", &format!("/devices/{id}"), token, None).await;
+        let (s, v) = self
+            .call("GET", &format!("/devices/{id}"), token, None)
+            .await;
         assert_eq!(s, StatusCode::OK, "{v}");
         v["data"]["device"].clone()
     }
@@ -149,7 +166,10 @@ impl Api {
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        panic!("device {id} never reached {status}: {}", self.device(token, id).await);
+        panic!(
+            "device {id} never reached {status}: {}",
+            self.device(token, id).await
+        );
     }
 }
 
@@ -169,12 +189,19 @@ async fn full_lifecycle() {
     assert_eq!(d["status"], "qr_generated");
     assert_eq!(d["device_name"], "main");
     assert!(d["qr"]["code"].as_str().unwrap().starts_with("2@"));
-    assert!(d["qr"]["image"].as_str().unwrap().starts_with("data:image/png;base64,"));
+    assert!(
+        d["qr"]["image"]
+            .as_str()
+            .unwrap()
+            .starts_with("data:image/png;base64,")
+    );
     assert_eq!(d["qr"]["expires_at"], d["qr_expires_at"]);
     let id = id_of(&d);
 
     // QR as JSON, as PNG by Accept and by ?format=png
-    let (s, v) = api.call("GET", &format!("/devices/{id}/qr"), &t, None).await;
+    let (s, v) = api
+        .call("GET", &format!("/devices/{id}/qr"), &t, None)
+        .await;
     assert_eq!(s, StatusCode::OK);
     assert_eq!(v["data"]["qr"]["code"], d["qr"]["code"]);
     for req in [
@@ -193,12 +220,22 @@ async fn full_lifecycle() {
         assert_eq!(h["content-type"], "image/png");
         assert_eq!(&bytes[..4], b"\x89PNG");
     }
-    let (s, v) = api.call("GET", &format!("/devices/{id}/qr?format=gif"), &t, None).await;
-    assert_eq!((s, v["error"]["details"]["field"].as_str()), (StatusCode::BAD_REQUEST, Some("format")));
+    let (s, v) = api
+        .call("GET", &format!("/devices/{id}/qr?format=gif"), &t, None)
+        .await;
+    assert_eq!(
+        (s, v["error"]["details"]["field"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("format"))
+    );
 
     // A valid QR cannot be replaced.
-    let (s, v) = api.call("POST", &format!("/devices/{id}/qr"), &t, None).await;
-    assert_eq!((s, code(&v)), (StatusCode::CONFLICT, "qr_reset_not_allowed"));
+    let (s, v) = api
+        .call("POST", &format!("/devices/{id}/qr"), &t, None)
+        .await;
+    assert_eq!(
+        (s, code(&v)),
+        (StatusCode::CONFLICT, "qr_reset_not_allowed")
+    );
 
     // Scan: connected.
     let (s, v) = api.scan(&t, &id, "ok").await;
@@ -206,20 +243,48 @@ async fn full_lifecycle() {
     let d = &v["data"]["device"];
     assert_eq!(d["status"], "connected");
     assert_eq!(d["wa_number"], "15551230001");
-    assert!(d["wa_device_jid"].as_str().unwrap().starts_with("15551230001:"));
+    assert!(
+        d["wa_device_jid"]
+            .as_str()
+            .unwrap()
+            .starts_with("15551230001:")
+    );
     assert!(d["linked_at"].is_string() && d["qr"].is_null());
     let linked_at = d["linked_at"].clone();
-    let (s, v) = api.call("GET", &format!("/devices/{id}/qr"), &t, None).await;
-    assert_eq!((s, code(&v)), (StatusCode::NOT_FOUND, "not_found"));
-    let (s, v) = api.call("POST", &format!("/devices/{id}/qr"), &t, None).await;
-    assert_eq!((s, code(&v)), (StatusCode::CONFLICT, "qr_reset_not_allowed"), "session active");
     let (s, v) = api
-        .call("POST", &format!("/devices/{id}/pair-code"), &t, Some(json!({"phone_number": "15551230001"})))
+        .call("GET", &format!("/devices/{id}/qr"), &t, None)
         .await;
-    assert_eq!((s, code(&v)), (StatusCode::CONFLICT, "qr_reset_not_allowed"));
+    assert_eq!((s, code(&v)), (StatusCode::NOT_FOUND, "not_found"));
+    let (s, v) = api
+        .call("POST", &format!("/devices/{id}/qr"), &t, None)
+        .await;
+    assert_eq!(
+        (s, code(&v)),
+        (StatusCode::CONFLICT, "qr_reset_not_allowed"),
+        "session active"
+    );
+    let (s, v) = api
+        .call(
+            "POST",
+            &format!("/devices/{id}/pair-code"),
+            &t,
+            Some(json!({"phone_number": "15551230001"})),
+        )
+        .await;
+    assert_eq!(
+        (s, code(&v)),
+        (StatusCode::CONFLICT, "qr_reset_not_allowed")
+    );
 
     // Presence, profile, groups need the live session.
-    let (s, v) = api.call("GET", &format!("/devices/{id}/presence?jid=15550001111"), &t, None).await;
+    let (s, v) = api
+        .call(
+            "GET",
+            &format!("/devices/{id}/presence?jid=15550001111"),
+            &t,
+            None,
+        )
+        .await;
     assert_eq!(s, StatusCode::OK);
     assert_eq!(v["data"]["presence"]["presence"], "unknown");
     assert_eq!(v["data"]["presence"]["jid"], "15550001111@s.whatsapp.net");
@@ -234,7 +299,14 @@ async fn full_lifecycle() {
     assert_eq!(s, StatusCode::ACCEPTED);
     let mut seen = Value::Null;
     for _ in 0..50 {
-        let (_, v) = api.call("GET", &format!("/devices/{id}/presence?jid=15550001111@s.whatsapp.net"), &t, None).await;
+        let (_, v) = api
+            .call(
+                "GET",
+                &format!("/devices/{id}/presence?jid=15550001111@s.whatsapp.net"),
+                &t,
+                None,
+            )
+            .await;
         seen = v["data"]["presence"].clone();
         if seen["presence"] == "available" {
             break;
@@ -243,60 +315,134 @@ async fn full_lifecycle() {
     }
     assert_eq!(seen["presence"], "available");
     assert_eq!(seen["chat_state"], "composing");
-    let (s, v) = api.call("GET", &format!("/devices/{id}/groups"), &t, None).await;
+    let (s, v) = api
+        .call("GET", &format!("/devices/{id}/groups"), &t, None)
+        .await;
     assert_eq!(s, StatusCode::OK);
-    let jids: Vec<_> = v["data"]["groups"].as_array().unwrap().iter().map(|g| g["jid"].as_str().unwrap().to_owned()).collect();
+    let jids: Vec<_> = v["data"]["groups"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|g| g["jid"].as_str().unwrap().to_owned())
+        .collect();
     assert!(jids.contains(&"120363000000000403@g.us".to_owned()));
     assert!(jids.contains(&"120363000000000504@g.us".to_owned()));
     assert_eq!(v["data"]["count"], jids.len());
-    let (s, v) = api.call("GET", &format!("/devices/{id}/profile?jid=120363000000000403@g.us"), &t, None).await;
+    let (s, v) = api
+        .call(
+            "GET",
+            &format!("/devices/{id}/profile?jid=120363000000000403@g.us"),
+            &t,
+            None,
+        )
+        .await;
     assert_eq!(s, StatusCode::OK);
     assert_eq!(v["data"]["profile"]["type"], "group");
-    let (s, v) = api.call("GET", &format!("/devices/{id}/profile?jid=%2B15550001111"), &t, None).await;
+    let (s, v) = api
+        .call(
+            "GET",
+            &format!("/devices/{id}/profile?jid=%2B15550001111"),
+            &t,
+            None,
+        )
+        .await;
     assert_eq!(s, StatusCode::OK);
     assert_eq!(v["data"]["profile"]["type"], "contact");
     assert_eq!(v["data"]["profile"]["phone_number"], "15550001111");
 
     // Connection lost: connecting, then connected again by itself; linked_at kept.
     let (s, v) = api
-        .call("POST", &format!("/sandbox/devices/{id}/drop"), &t, Some(json!({"reason": "connection_lost"})))
+        .call(
+            "POST",
+            &format!("/sandbox/devices/{id}/drop"),
+            &t,
+            Some(json!({"reason": "connection_lost"})),
+        )
         .await;
     assert_eq!(s, StatusCode::OK);
     assert_eq!(v["data"]["device"]["status"], "connecting");
-    assert_eq!(v["data"]["device"]["last_error"]["code"], "whatsapp_connection_lost");
+    assert_eq!(
+        v["data"]["device"]["last_error"]["code"],
+        "whatsapp_connection_lost"
+    );
     let d = api.wait_status(&t, &id, "connected").await;
     assert_eq!(d["linked_at"], linked_at);
     assert!(d["last_error"].is_null());
 
     // Disconnect keeps credentials; disconnecting again is a no-op; reconnect resumes.
-    let (s, v) = api.call("POST", &format!("/devices/{id}/disconnect"), &t, None).await;
-    assert_eq!((s, v["data"]["device"]["status"].as_str()), (StatusCode::OK, Some("disconnected")));
-    let (s, v) = api.call("POST", &format!("/devices/{id}/disconnect"), &t, None).await;
-    assert_eq!((s, v["data"]["device"]["status"].as_str()), (StatusCode::OK, Some("disconnected")));
-    let (s, v) = api.call("GET", &format!("/devices/{id}/groups"), &t, None).await;
-    assert_eq!((s, code(&v)), (StatusCode::CONFLICT, "device_not_connected"));
-    let (s, v) = api.call("GET", &format!("/devices/{id}/presence?jid=15550001111"), &t, None).await;
-    assert_eq!((s, code(&v)), (StatusCode::CONFLICT, "device_not_connected"));
-    let (s, v) = api.call("POST", &format!("/devices/{id}/reconnect"), &t, None).await;
+    let (s, v) = api
+        .call("POST", &format!("/devices/{id}/disconnect"), &t, None)
+        .await;
+    assert_eq!(
+        (s, v["data"]["device"]["status"].as_str()),
+        (StatusCode::OK, Some("disconnected"))
+    );
+    let (s, v) = api
+        .call("POST", &format!("/devices/{id}/disconnect"), &t, None)
+        .await;
+    assert_eq!(
+        (s, v["data"]["device"]["status"].as_str()),
+        (StatusCode::OK, Some("disconnected"))
+    );
+    let (s, v) = api
+        .call("GET", &format!("/devices/{id}/groups"), &t, None)
+        .await;
+    assert_eq!(
+        (s, code(&v)),
+        (StatusCode::CONFLICT, "device_not_connected")
+    );
+    let (s, v) = api
+        .call(
+            "GET",
+            &format!("/devices/{id}/presence?jid=15550001111"),
+            &t,
+            None,
+        )
+        .await;
+    assert_eq!(
+        (s, code(&v)),
+        (StatusCode::CONFLICT, "device_not_connected")
+    );
+    let (s, v) = api
+        .call("POST", &format!("/devices/{id}/reconnect"), &t, None)
+        .await;
     assert_eq!(s, StatusCode::OK, "{v}");
     api.wait_status(&t, &id, "connected").await;
-    let (s, v) = api.call("POST", &format!("/devices/{id}/reconnect"), &t, None).await;
-    assert_eq!((s, v["data"]["device"]["status"].as_str()), (StatusCode::OK, Some("connected")));
+    let (s, v) = api
+        .call("POST", &format!("/devices/{id}/reconnect"), &t, None)
+        .await;
+    assert_eq!(
+        (s, v["data"]["device"]["status"].as_str()),
+        (StatusCode::OK, Some("connected"))
+    );
 
     // Logged out from the phone: keys gone, reconnect refused, a new QR relinks.
     let (s, v) = api
-        .call("POST", &format!("/sandbox/devices/{id}/drop"), &t, Some(json!({"reason": "logged_out"})))
+        .call(
+            "POST",
+            &format!("/sandbox/devices/{id}/drop"),
+            &t,
+            Some(json!({"reason": "logged_out"})),
+        )
         .await;
     assert_eq!(s, StatusCode::OK);
     assert_eq!(v["data"]["device"]["status"], "logged_out");
     assert_eq!(v["data"]["device"]["last_error"]["code"], "logged_out");
-    let (s, v) = api.call("POST", &format!("/devices/{id}/reconnect"), &t, None).await;
+    let (s, v) = api
+        .call("POST", &format!("/devices/{id}/reconnect"), &t, None)
+        .await;
     assert_eq!((s, code(&v)), (StatusCode::CONFLICT, "logged_out"));
-    let (s, v) = api.call("POST", &format!("/devices/{id}/disconnect"), &t, None).await;
+    let (s, v) = api
+        .call("POST", &format!("/devices/{id}/disconnect"), &t, None)
+        .await;
     assert_eq!((s, code(&v)), (StatusCode::CONFLICT, "logged_out"));
-    let (s, v) = api.call("GET", &format!("/devices/{id}/groups"), &t, None).await;
+    let (s, v) = api
+        .call("GET", &format!("/devices/{id}/groups"), &t, None)
+        .await;
     assert_eq!((s, code(&v)), (StatusCode::CONFLICT, "logged_out"));
-    let (s, v) = api.call("POST", &format!("/devices/{id}/qr"), &t, None).await;
+    let (s, v) = api
+        .call("POST", &format!("/devices/{id}/qr"), &t, None)
+        .await;
     assert_eq!(s, StatusCode::OK, "{v}");
     assert_eq!(v["data"]["device"]["status"], "qr_generated");
     assert!(v["data"]["device"]["wa_number"].is_null());
@@ -304,23 +450,52 @@ async fn full_lifecycle() {
     assert_eq!(s, StatusCode::OK);
 
     // Destroy: terminal; every action answers 410; GET still shows it; the name is free.
-    let (s, v) = api.call("DELETE", &format!("/devices/{id}"), &t, None).await;
-    assert_eq!((s, v["data"]["device"]["status"].as_str()), (StatusCode::OK, Some("destroyed")));
+    let (s, v) = api
+        .call("DELETE", &format!("/devices/{id}"), &t, None)
+        .await;
+    assert_eq!(
+        (s, v["data"]["device"]["status"].as_str()),
+        (StatusCode::OK, Some("destroyed"))
+    );
     for (m, uri, body) in [
         ("DELETE", format!("/devices/{id}"), None),
         ("POST", format!("/devices/{id}/qr"), None),
         ("GET", format!("/devices/{id}/qr"), None),
         ("POST", format!("/devices/{id}/disconnect"), None),
         ("POST", format!("/devices/{id}/reconnect"), None),
-        ("POST", format!("/devices/{id}/pair-code"), Some(json!({"phone_number": "15551230001"}))),
-        ("GET", format!("/devices/{id}/presence?jid=15550001111"), None),
-        ("GET", format!("/devices/{id}/profile?jid=15550001111"), None),
+        (
+            "POST",
+            format!("/devices/{id}/pair-code"),
+            Some(json!({"phone_number": "15551230001"})),
+        ),
+        (
+            "GET",
+            format!("/devices/{id}/presence?jid=15550001111"),
+            None,
+        ),
+        (
+            "GET",
+            format!("/devices/{id}/profile?jid=15550001111"),
+            None,
+        ),
         ("GET", format!("/devices/{id}/groups"), None),
-        ("POST", format!("/sandbox/devices/{id}/scan"), Some(json!({"wa_number": "15551230001"}))),
-        ("POST", format!("/sandbox/devices/{id}/drop"), Some(json!({"reason": "logged_out"}))),
+        (
+            "POST",
+            format!("/sandbox/devices/{id}/scan"),
+            Some(json!({"wa_number": "15551230001"})),
+        ),
+        (
+            "POST",
+            format!("/sandbox/devices/{id}/drop"),
+            Some(json!({"reason": "logged_out"})),
+        ),
     ] {
         let (s, v) = api.call(m, &uri, &t, body).await;
-        assert_eq!((s, code(&v)), (StatusCode::GONE, "device_destroyed"), "{m} {uri}");
+        assert_eq!(
+            (s, code(&v)),
+            (StatusCode::GONE, "device_destroyed"),
+            "{m} {uri}"
+        );
     }
     assert_eq!(api.device(&t, &id).await["status"], "destroyed");
     let again = api.create(&t, "main").await;
@@ -331,7 +506,10 @@ async fn full_lifecycle() {
 async fn pairing_refusals_leave_last_error() {
     let api = api().await;
     let (_, t) = api.app("acme", "a").await;
-    for (outcome, expected) in [("too_many_devices", "too_many_devices"), ("client_outdated", "client_outdated")] {
+    for (outcome, expected) in [
+        ("too_many_devices", "too_many_devices"),
+        ("client_outdated", "client_outdated"),
+    ] {
         let d = api.create(&t, outcome).await;
         let id = id_of(&d);
         let (s, v) = api.scan(&t, &id, outcome).await;
@@ -341,16 +519,31 @@ async fn pairing_refusals_leave_last_error() {
         assert_eq!(d["last_error"]["code"], expected);
         assert!(d["last_error"]["at"].is_string());
         // Never linked: reconnect is refused; a new QR is allowed.
-        let (s, v) = api.call("POST", &format!("/devices/{id}/reconnect"), &t, None).await;
+        let (s, v) = api
+            .call("POST", &format!("/devices/{id}/reconnect"), &t, None)
+            .await;
         assert_eq!((s, code(&v)), (StatusCode::CONFLICT, "logged_out"));
-        let (s, v) = api.call("POST", &format!("/devices/{id}/qr"), &t, None).await;
-        assert_eq!((s, v["data"]["device"]["status"].as_str()), (StatusCode::OK, Some("qr_generated")));
+        let (s, v) = api
+            .call("POST", &format!("/devices/{id}/qr"), &t, None)
+            .await;
+        assert_eq!(
+            (s, v["data"]["device"]["status"].as_str()),
+            (StatusCode::OK, Some("qr_generated"))
+        );
         assert!(v["data"]["device"]["last_error"].is_null());
     }
     let (s, v) = api
-        .call("POST", "/sandbox/devices/00000000-0000-0000-0000-000000000000/scan", &t, Some(json!({"wa_number": "1555", "outcome": "bogus"})))
+        .call(
+            "POST",
+            "/sandbox/devices/00000000-0000-0000-0000-000000000000/scan",
+            &t,
+            Some(json!({"wa_number": "1555", "outcome": "bogus"})),
+        )
         .await;
-    assert_eq!((s, v["error"]["details"]["field"].as_str()), (StatusCode::BAD_REQUEST, Some("outcome")));
+    assert_eq!(
+        (s, v["error"]["details"]["field"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("outcome"))
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -360,16 +553,35 @@ async fn qr_expiry() {
     let id = id_of(&api.create(&t, "short").await);
     let d = api.wait_status(&t, &id, "expired").await;
     assert!(d["qr"].is_null() && d["qr_expires_at"].is_null());
-    let (s, v) = api.call("GET", &format!("/devices/{id}/qr"), &t, None).await;
+    let (s, v) = api
+        .call("GET", &format!("/devices/{id}/qr"), &t, None)
+        .await;
     assert_eq!((s, code(&v)), (StatusCode::NOT_FOUND, "not_found"));
     let (s, v) = api.scan(&t, &id, "ok").await;
-    assert_eq!((s, code(&v)), (StatusCode::CONFLICT, "conflict"), "no valid QR to scan");
-    let (s, v) = api.call("POST", &format!("/devices/{id}/disconnect"), &t, None).await;
-    assert_eq!((s, code(&v)), (StatusCode::CONFLICT, "device_not_connected"));
-    let (s, v) = api.call("POST", &format!("/devices/{id}/qr"), &t, None).await;
-    assert_eq!((s, v["data"]["device"]["status"].as_str()), (StatusCode::OK, Some("qr_generated")));
+    assert_eq!(
+        (s, code(&v)),
+        (StatusCode::CONFLICT, "conflict"),
+        "no valid QR to scan"
+    );
+    let (s, v) = api
+        .call("POST", &format!("/devices/{id}/disconnect"), &t, None)
+        .await;
+    assert_eq!(
+        (s, code(&v)),
+        (StatusCode::CONFLICT, "device_not_connected")
+    );
+    let (s, v) = api
+        .call("POST", &format!("/devices/{id}/qr"), &t, None)
+        .await;
+    assert_eq!(
+        (s, v["data"]["device"]["status"].as_str()),
+        (StatusCode::OK, Some("qr_generated"))
+    );
     let (s, v) = api.scan(&t, &id, "ok").await;
-    assert_eq!((s, v["data"]["device"]["status"].as_str()), (StatusCode::OK, Some("connected")));
+    assert_eq!(
+        (s, v["data"]["device"]["status"].as_str()),
+        (StatusCode::OK, Some("connected"))
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -377,12 +589,33 @@ async fn pair_code_links_by_phone() {
     let api = api().await;
     let (_, t) = api.app("acme", "a").await;
     let id = id_of(&api.create(&t, "by phone").await);
-    for bad in [json!({}), json!({"phone_number": "12"}), json!({"phone_number": "0123456789"}), json!({"phone_number": 15551230001u64})] {
-        let (s, v) = api.call("POST", &format!("/devices/{id}/pair-code"), &t, Some(bad.clone())).await;
-        assert_eq!((s, v["error"]["details"]["field"].as_str()), (StatusCode::BAD_REQUEST, Some("phone_number")), "{bad}");
+    for bad in [
+        json!({}),
+        json!({"phone_number": "12"}),
+        json!({"phone_number": "0123456789"}),
+        json!({"phone_number": 15551230001u64}),
+    ] {
+        let (s, v) = api
+            .call(
+                "POST",
+                &format!("/devices/{id}/pair-code"),
+                &t,
+                Some(bad.clone()),
+            )
+            .await;
+        assert_eq!(
+            (s, v["error"]["details"]["field"].as_str()),
+            (StatusCode::BAD_REQUEST, Some("phone_number")),
+            "{bad}"
+        );
     }
     let (s, v) = api
-        .call("POST", &format!("/devices/{id}/pair-code"), &t, Some(json!({"phone_number": "+15551230001"})))
+        .call(
+            "POST",
+            &format!("/devices/{id}/pair-code"),
+            &t,
+            Some(json!({"phone_number": "+15551230001"})),
+        )
         .await;
     assert_eq!(s, StatusCode::OK, "{v}");
     let code_str = v["data"]["pair_code"].as_str().unwrap();
@@ -390,7 +623,10 @@ async fn pair_code_links_by_phone() {
     assert!(v["data"]["expires_at"].is_string());
     api.wait_status(&t, &id, "qr_generated").await;
     let (s, v) = api.scan(&t, &id, "ok").await;
-    assert_eq!((s, v["data"]["device"]["status"].as_str()), (StatusCode::OK, Some("connected")));
+    assert_eq!(
+        (s, v["data"]["device"]["status"].as_str()),
+        (StatusCode::OK, Some("connected"))
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -407,54 +643,144 @@ async fn ownership_auth_and_validation() {
         ("DELETE", format!("/devices/{id}")),
     ] {
         let (s, v) = api.call(m, &uri, &sibling, None).await;
-        assert_eq!((s, code(&v)), (StatusCode::FORBIDDEN, "forbidden"), "{m} {uri}");
+        assert_eq!(
+            (s, code(&v)),
+            (StatusCode::FORBIDDEN, "forbidden"),
+            "{m} {uri}"
+        );
         let (s, v) = api.call(m, &uri, &stranger, None).await;
-        assert_eq!((s, code(&v)), (StatusCode::NOT_FOUND, "not_found"), "{m} {uri}");
+        assert_eq!(
+            (s, code(&v)),
+            (StatusCode::NOT_FOUND, "not_found"),
+            "{m} {uri}"
+        );
         let (s, v) = api.call(m, &uri, "wa_wrong", None).await;
-        assert_eq!((s, code(&v)), (StatusCode::UNAUTHORIZED, "invalid_api_key"), "{m} {uri}");
+        assert_eq!(
+            (s, code(&v)),
+            (StatusCode::UNAUTHORIZED, "invalid_api_key"),
+            "{m} {uri}"
+        );
     }
     let (_, v) = api.call("GET", "/devices", &sibling, None).await;
     assert_eq!(v["data"]["count"], 0, "lists are per App");
-    assert_eq!(api.device(&t, &id).await["status"], "qr_generated", "untouched by the others");
+    assert_eq!(
+        api.device(&t, &id).await["status"],
+        "qr_generated",
+        "untouched by the others"
+    );
     let (s, v) = api.call("GET", "/devices/not-a-uuid", &t, None).await;
-    assert_eq!((s, v["error"]["details"]["field"].as_str()), (StatusCode::BAD_REQUEST, Some("device_id")));
-    let (s, v) = api.call("GET", &format!("/devices/{}", uuid::Uuid::now_v7()), &t, None).await;
+    assert_eq!(
+        (s, v["error"]["details"]["field"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("device_id"))
+    );
+    let (s, v) = api
+        .call(
+            "GET",
+            &format!("/devices/{}", uuid::Uuid::now_v7()),
+            &t,
+            None,
+        )
+        .await;
     assert_eq!((s, code(&v)), (StatusCode::NOT_FOUND, "not_found"));
 
-    for body in [json!({}), json!({"device_name": ""}), json!({"device_name": "x".repeat(101)}), json!({"device_name": 3}), json!({"device_name": "a", "extra": 1})] {
+    for body in [
+        json!({}),
+        json!({"device_name": ""}),
+        json!({"device_name": "x".repeat(101)}),
+        json!({"device_name": 3}),
+        json!({"device_name": "a", "extra": 1}),
+    ] {
         let (s, v) = api.call("POST", "/devices", &t, Some(body.clone())).await;
         assert_eq!(s, StatusCode::BAD_REQUEST, "{body}");
         assert_eq!(code(&v), "validation_error");
     }
-    let (s, v) = api.call("POST", "/devices", &t, Some(json!({"device_name": "mine"}))).await;
-    assert_eq!((s, code(&v), v["error"]["details"]["field"].as_str()), (StatusCode::CONFLICT, "conflict", Some("device_name")));
-    let (s, v) = api.call("POST", "/devices/deploy", &t, Some(json!({"device_name": "via alias"}))).await;
-    assert_eq!((s, v["data"]["device"]["status"].as_str()), (StatusCode::CREATED, Some("qr_generated")));
+    let (s, v) = api
+        .call("POST", "/devices", &t, Some(json!({"device_name": "mine"})))
+        .await;
+    assert_eq!(
+        (s, code(&v), v["error"]["details"]["field"].as_str()),
+        (StatusCode::CONFLICT, "conflict", Some("device_name"))
+    );
+    let (s, v) = api
+        .call(
+            "POST",
+            "/devices/deploy",
+            &t,
+            Some(json!({"device_name": "via alias"})),
+        )
+        .await;
+    assert_eq!(
+        (s, v["data"]["device"]["status"].as_str()),
+        (StatusCode::CREATED, Some("qr_generated"))
+    );
 
     // list: status filter, pagination
     let (s, v) = api.call("GET", "/devices?status=sleeping", &t, None).await;
-    assert_eq!((s, v["error"]["details"]["field"].as_str()), (StatusCode::BAD_REQUEST, Some("status")));
-    let (_, v) = api.call("GET", "/devices?status=qr_generated&limit=1", &t, None).await;
+    assert_eq!(
+        (s, v["error"]["details"]["field"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("status"))
+    );
+    let (_, v) = api
+        .call("GET", "/devices?status=qr_generated&limit=1", &t, None)
+        .await;
     assert_eq!(v["data"]["count"], 1);
     let cursor = v["data"]["next_cursor"].as_str().unwrap().to_owned();
-    let (_, v2) = api.call("GET", &format!("/devices?status=qr_generated&limit=1&cursor={cursor}"), &t, None).await;
+    let (_, v2) = api
+        .call(
+            "GET",
+            &format!("/devices?status=qr_generated&limit=1&cursor={cursor}"),
+            &t,
+            None,
+        )
+        .await;
     assert_eq!(v2["data"]["count"], 1);
-    assert_ne!(v["data"]["devices"][0]["device_id"], v2["data"]["devices"][0]["device_id"]);
+    assert_ne!(
+        v["data"]["devices"][0]["device_id"],
+        v2["data"]["devices"][0]["device_id"]
+    );
     assert!(v2["data"]["next_cursor"].is_null());
     let (_, v) = api.call("GET", "/devices?status=connected", &t, None).await;
     assert_eq!(v["data"]["count"], 0);
 
     // presence needs a jid, and a connected device
-    let (s, v) = api.call("GET", &format!("/devices/{id}/presence"), &t, None).await;
-    assert_eq!((s, v["error"]["details"]["field"].as_str()), (StatusCode::BAD_REQUEST, Some("jid")));
-    let (s, v) = api.call("GET", &format!("/devices/{id}/presence?jid=nope"), &t, None).await;
-    assert_eq!((s, v["error"]["details"]["field"].as_str()), (StatusCode::BAD_REQUEST, Some("jid")));
-    let (s, v) = api.call("GET", &format!("/devices/{id}/presence?jid=15550001111"), &t, None).await;
-    assert_eq!((s, code(&v)), (StatusCode::CONFLICT, "device_not_connected"));
     let (s, v) = api
-        .call("POST", &format!("/sandbox/devices/{id}/drop"), &t, Some(json!({"reason": "connection_lost"})))
+        .call("GET", &format!("/devices/{id}/presence"), &t, None)
         .await;
-    assert_eq!((s, code(&v)), (StatusCode::CONFLICT, "device_not_connected"));
+    assert_eq!(
+        (s, v["error"]["details"]["field"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("jid"))
+    );
+    let (s, v) = api
+        .call("GET", &format!("/devices/{id}/presence?jid=nope"), &t, None)
+        .await;
+    assert_eq!(
+        (s, v["error"]["details"]["field"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("jid"))
+    );
+    let (s, v) = api
+        .call(
+            "GET",
+            &format!("/devices/{id}/presence?jid=15550001111"),
+            &t,
+            None,
+        )
+        .await;
+    assert_eq!(
+        (s, code(&v)),
+        (StatusCode::CONFLICT, "device_not_connected")
+    );
+    let (s, v) = api
+        .call(
+            "POST",
+            &format!("/sandbox/devices/{id}/drop"),
+            &t,
+            Some(json!({"reason": "connection_lost"})),
+        )
+        .await;
+    assert_eq!(
+        (s, code(&v)),
+        (StatusCode::CONFLICT, "device_not_connected")
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -463,6 +789,12 @@ async fn deleting_the_app_destroys_its_devices() {
     let (app, t) = api.app("acme", "doomed").await;
     let id = id_of(&api.create(&t, "d").await);
     api.ctx.devices.destroy_all_of_app(&app).await.unwrap();
-    let d = api.ctx.store.get_device(id.parse().unwrap()).await.unwrap().unwrap();
+    let d = api
+        .ctx
+        .store
+        .get_device(id.parse().unwrap())
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(d.status, wa_core::devices::DeviceStatus::Destroyed);
 }

@@ -38,6 +38,9 @@ pub struct Config {
     /// `WA_WORKER` (`1` default, `0`): run the worker in this process. With `0` the server
     /// only queues commands, for a separate `wa-worker` on the same data directory.
     pub run_worker: bool,
+    /// `WA_LINK_WAIT_MS`, default 10000: how long device creation and QR regeneration wait
+    /// for the first QR before answering with `initializing`.
+    pub link_wait: std::time::Duration,
     /// The worker's settings: `WA_PROVIDER`, `WA_QR_TTL_SECS`, `WA_CONNECT_TIMEOUT_SECS`.
     pub worker: wa_worker::WorkerConfig,
 }
@@ -100,6 +103,15 @@ impl Config {
             Some("0") | Some("false") => false,
             Some(_) => return Err(err("WA_WORKER", "must be 1, 0, true or false")),
         };
+        let link_wait = match var("WA_LINK_WAIT_MS") {
+            None => std::time::Duration::from_secs(10),
+            Some(v) => v
+                .parse::<u64>()
+                .ok()
+                .filter(|n| *n <= 25_000)
+                .map(std::time::Duration::from_millis)
+                .ok_or_else(|| err("WA_LINK_WAIT_MS", "must be milliseconds, at most 25000"))?,
+        };
         let worker = wa_worker::WorkerConfig::from_lookup(&get)
             .map_err(|(var, problem)| ConfigError { var, problem })?;
         let jwt_secret = var("WA_JWT_SECRET");
@@ -118,6 +130,7 @@ impl Config {
             max_body_bytes,
             log_format,
             run_worker,
+            link_wait,
             worker,
         })
     }

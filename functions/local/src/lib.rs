@@ -102,6 +102,7 @@ pub async fn serve(
             .map_err(|e| anyhow::anyhow!("cannot open the queue {}: {e}", qdb.display()))?,
     );
     let mut ctx = Context::new(store.clone(), queue.clone(), jwt, config.allow_private_urls);
+    ctx.devices.link_wait = config.link_wait;
     let (events_tx, events_rx) = mpsc::unbounded_channel();
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut worker_task = None;

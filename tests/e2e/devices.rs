@@ -1,0 +1,343 @@
+//! Linking devices through the real binary: the sandbox lifecycle, QR expiry, restarts,
+//! queued commands surviving kill -9, and the real provider failing cleanly offline.
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use crate::support::{Server, send};
+
+const SECRET: (&str, &str) = ("WA_JWT_SECRET", "e2e-secret-e2e-secret-e2e-secret-e2e");
+
+/// Creates an App through the real API and returns its token.
+pub async fn app_token(server: &Server) -> String {
+    let (ok, jwt, err) = server.cli(&["token", "--tenant", "acme"], &[SECRET]);
+    assert!(ok, "{err}");
+    let (s, _, v) = send(
+        server
+            .http
+            .post(server.url("/apps"))
+            .bearer_auth(&jwt)
+            .json(&json!({"name": format!("app-{}", uuid::Uuid::new_v4())})),
+    )
+    .await;
+    assert_eq!(s, 201, "{v}");
+    v["data"]["app_token"].as_str().unwrap().to_owned()
+}
+
+pub async fn call(
+    server: &Server,
+    method: &str,
+    path: &str,
+    token: &str,
+    body: Option<Value>,
+) -> (u16, Value) {
+    let m = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
+    let mut req = server.http.request(m, server.url(path)).bearer_auth(token);
+    if let Some(b) = body {
+        req = req.json(&b);
+    }
+    let (s, _, v) = send(req).await;
+    (s, v)
+}
+
+pub async fn wait_for(
+    server: &Server,
+    token: &str,
+    id: &str,
+    timeout: Duration,
+    pred: impl Fn(&Value) -> bool,
+) -> Value {
+    let deadline = std::time::Instant::now() + timeout;
+    loop {
+        let (s, v) = call(server, "GET", &format!("/devices/{id}"), token, None).await;
+        assert_eq!(s, 200, "{v}");
+        let d = v["data"]["device"].clone();
+        if pred(&d) {
+            return d;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "device never reached the state; last: {d}\nlogs:\n{}",
+            server.logs()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Creates a device and scans its QR; returns its id.
+pub async fn linked_device(server: &Server, token: &str, name: &str) -> String {
+    let (s, v) = call(
+        server,
+        "POST",
+        "/devices",
+        token,
+        Some(json!({"device_name": name})),
+    )
+    .await;
+    assert_eq!(s, 201, "{v}");
+    assert_eq!(v["data"]["device"]["status"], "qr_generated");
+    let id = v["data"]["device"]["device_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let (s, v) = call(
+        server,
+        "POST",
+        &format!("/sandbox/devices/{id}/scan"),
+        token,
+        Some(json!({"wa_number": "15551230001"})),
+    )
+    .await;
+    assert_eq!(
+        (s, v["data"]["device"]["status"].as_str()),
+        (200, Some("connected")),
+        "{v}"
+    );
+    id
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sandbox_lifecycle_expiry_and_restart() {
+    let mut server = Server::start(&[SECRET, ("WA_PROVIDER", "sandbox"), ("WA_QR_TTL_SECS", "2")]);
+    let t = app_token(&server).await;
+
+    // create, scan, connected, disconnect, regenerate, scan, destroy, 410
+    let id = linked_device(&server, &t, "main").await;
+    let (s, v) = call(
+        &server,
+        "POST",
+        &format!("/devices/{id}/disconnect"),
+        &t,
+        None,
+    )
+    .await;
+    assert_eq!(
+        (s, v["data"]["device"]["status"].as_str()),
+        (200, Some("disconnected"))
+    );
+    let (s, v) = call(&server, "POST", &format!("/devices/{id}/qr"), &t, None).await;
+    assert_eq!(
+        (s, v["data"]["device"]["status"].as_str()),
+        (200, Some("qr_generated")),
+        "{v}"
+    );
+    let png = server
+        .http
+        .get(server.url(&format!("/devices/{id}/qr?format=png")))
+        .bearer_auth(&t)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(png.headers()["content-type"], "image/png");
+    assert_eq!(&png.bytes().await.unwrap()[..4], b"\x89PNG");
+    let (s, v) = call(
+        &server,
+        "POST",
+        &format!("/sandbox/devices/{id}/scan"),
+        &t,
+        Some(json!({"wa_number": "15551230002"})),
+    )
+    .await;
+    assert_eq!(
+        (s, v["data"]["device"]["wa_number"].as_str()),
+        (200, Some("15551230002"))
+    );
+    let (s, v) = call(&server, "DELETE", &format!("/devices/{id}"), &t, None).await;
+    assert_eq!(
+        (s, v["data"]["device"]["status"].as_str()),
+        (200, Some("destroyed"))
+    );
+    let (s, v) = call(
+        &server,
+        "POST",
+        &format!("/devices/{id}/disconnect"),
+        &t,
+        None,
+    )
+    .await;
+    assert_eq!(
+        (s, v["error"]["code"].as_str()),
+        (410, Some("device_destroyed"))
+    );
+    let (s, v) = call(&server, "GET", &format!("/devices/{id}"), &t, None).await;
+    assert_eq!(
+        (s, v["data"]["device"]["status"].as_str()),
+        (200, Some("destroyed"))
+    );
+
+    // QR expiry with WA_QR_TTL_SECS=2
+    let (s, v) = call(
+        &server,
+        "POST",
+        "/devices",
+        &t,
+        Some(json!({"device_name": "expiring"})),
+    )
+    .await;
+    assert_eq!(s, 201);
+    let expiring = v["data"]["device"]["device_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let d = wait_for(&server, &t, &expiring, Duration::from_secs(10), |d| {
+        d["status"] == "expired"
+    })
+    .await;
+    assert!(d["qr"].is_null());
+
+    // Restart: a connected device reconnects by itself; a QR being shown is expired.
+    let survivor = linked_device(&server, &t, "survivor").await;
+    let (s, v) = call(
+        &server,
+        "POST",
+        "/devices",
+        &t,
+        Some(json!({"device_name": "showing qr"})),
+    )
+    .await;
+    assert_eq!(s, 201);
+    let showing = v["data"]["device"]["device_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(server.terminate().success());
+    let again = Server::start_in(
+        &server.data_dir,
+        &[SECRET, ("WA_PROVIDER", "sandbox"), ("WA_QR_TTL_SECS", "2")],
+    );
+    let d = wait_for(&again, &t, &survivor, Duration::from_secs(10), |d| {
+        d["status"] == "connected"
+    })
+    .await;
+    assert_eq!(d["wa_number"], "15551230001");
+    wait_for(&again, &t, &showing, Duration::from_secs(10), |d| {
+        d["status"] == "expired"
+    })
+    .await;
+    let (s, v) = call(
+        &again,
+        "GET",
+        &format!("/devices/{survivor}/groups"),
+        &t,
+        None,
+    )
+    .await;
+    assert_eq!(s, 200, "{v}");
+}
+
+/// Commands queued when the process is killed -9 run after the restart.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn queued_commands_survive_kill_9() {
+    let env = [SECRET, ("WA_PROVIDER", "sandbox")];
+    let mut first = Server::start(&env);
+    let t = app_token(&first).await;
+    let id = linked_device(&first, &t, "to destroy").await;
+    let creds = first
+        .data_dir
+        .join("sandbox/sessions")
+        .join(format!("{id}.json"));
+    assert!(creds.exists(), "the sandbox keeps the session's keys");
+    assert!(first.terminate().success());
+
+    // Without a worker, the API only records and queues.
+    let mut api_only = Server::start_in(
+        &first.data_dir,
+        &[
+            SECRET,
+            ("WA_PROVIDER", "sandbox"),
+            ("WA_WORKER", "0"),
+            ("WA_LINK_WAIT_MS", "100"),
+        ],
+    );
+    let (s, v) = call(&api_only, "DELETE", &format!("/devices/{id}"), &t, None).await;
+    assert_eq!(
+        (s, v["data"]["device"]["status"].as_str()),
+        (200, Some("destroyed"))
+    );
+    let (s, v) = call(
+        &api_only,
+        "POST",
+        "/devices",
+        &t,
+        Some(json!({"device_name": "queued link"})),
+    )
+    .await;
+    assert_eq!(
+        (s, v["data"]["device"]["status"].as_str()),
+        (201, Some("initializing"))
+    );
+    let queued = v["data"]["device"]["device_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    api_only.kill9();
+    assert!(creds.exists(), "the destroy command has not run yet");
+
+    let worker = Server::start_in(&first.data_dir, &env);
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while creds.exists() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the queued destroy never ran:\n{}",
+            worker.logs()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    wait_for(&worker, &t, &queued, Duration::from_secs(10), |d| {
+        d["status"] == "qr_generated"
+    })
+    .await;
+}
+
+/// This machine has no route to WhatsApp: the real provider must fail cleanly and quickly.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn real_provider_offline_fails_cleanly() {
+    let server = Server::start(&[
+        SECRET,
+        ("WA_CONNECT_TIMEOUT_SECS", "3"),
+        ("WA_LINK_WAIT_MS", "100"),
+    ]);
+    let t = app_token(&server).await;
+    let (s, v) = call(
+        &server,
+        "POST",
+        "/devices",
+        &t,
+        Some(json!({"device_name": "real"})),
+    )
+    .await;
+    assert_eq!(s, 201, "{v}");
+    let id = v["data"]["device"]["device_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let d = wait_for(&server, &t, &id, Duration::from_secs(30), |d| {
+        !d["last_error"].is_null()
+    })
+    .await;
+    let code = d["last_error"]["code"].as_str().unwrap();
+    assert!(
+        matches!(code, "whatsapp_connection_lost" | "provider_error"),
+        "{d}"
+    );
+    assert_eq!(d["status"], "disconnected");
+    let (s, _, h) = send(server.http.get(server.url("/health"))).await;
+    assert_eq!((s, h["status"].as_str()), (200, Some("ok")));
+    let (s, v) = call(&server, "DELETE", &format!("/devices/{id}"), &t, None).await;
+    assert_eq!(
+        (s, v["data"]["device"]["status"].as_str()),
+        (200, Some("destroyed"))
+    );
+    // Sandbox control routes do not exist with the real provider.
+    let (s, v) = call(
+        &server,
+        "POST",
+        &format!("/sandbox/devices/{id}/scan"),
+        &t,
+        Some(json!({"wa_number": "15551230001"})),
+    )
+    .await;
+    assert_eq!((s, v["error"]["code"].as_str()), (404, Some("not_found")));
+    assert!(!server.logs().contains("panicked"));
+}
