@@ -1038,7 +1038,7 @@ fn parse_jid(jid: &str) -> Result<Jid, ProviderFailure> {
                 Err(invalid("expected `user@server` or a phone number".into()))
             }
         }
-        Some((user, _)) if user.is_empty() => Err(invalid("the user part is empty".into())),
+        Some(("", _)) => Err(invalid("the user part is empty".into())),
         Some(_) => jid.parse::<Jid>().map_err(|e| invalid(e.to_string())),
     }
 }
