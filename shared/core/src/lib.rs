@@ -9,6 +9,7 @@ pub mod device_service;
 pub mod devices;
 pub mod jid;
 pub mod lifecycle;
+pub mod messages;
 pub mod net;
 pub mod notify;
 pub mod provider;

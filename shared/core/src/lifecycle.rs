@@ -83,8 +83,10 @@ pub fn on_event(d: &Device, ev: &SessionEvent, now: OffsetDateTime) -> Option<De
             u.pair_code = Some(None);
             u.last_error = Some(Some(last_error(error, now)));
         }
-        // Presence changes the presence cache, not the device.
-        SessionEvent::Presence(_) => return None,
+        // These change the presence cache and messages, not the device.
+        SessionEvent::Presence(_) | SessionEvent::Receipt { .. } | SessionEvent::Revoked { .. } => {
+            return None;
+        }
         SessionEvent::LoggedOut { error } => {
             u.status = Some(S::LoggedOut);
             u.qr = Some(None);

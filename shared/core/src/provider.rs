@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 use wa_errors::ErrorCode;
 
+use crate::messages::{Content, MessageStatus, MessageType};
 use crate::time::OffsetDateTime;
 
 /// A failure reported by a provider, already classified into the API's codes.
@@ -64,6 +65,71 @@ pub enum SessionEvent {
     LoggedOut { error: ProviderFailure },
     /// A peer's presence or typing state changed.
     Presence(Presence),
+    /// Receipts for messages this device sent.
+    Receipt {
+        message_ids: Vec<String>,
+        /// `delivered`, `read` or `played`.
+        status: MessageStatus,
+        /// Who sent the receipt (the recipient, or a group participant).
+        from: String,
+        chat: String,
+    },
+    /// A peer revoked ("deleted for everyone") a message.
+    Revoked {
+        message_id: String,
+        chat: String,
+        from: String,
+    },
+}
+
+/// A message that arrived for a device.
+#[derive(Debug, Clone, PartialEq)]
+pub struct InboundMessage {
+    pub message_id: String,
+    /// The chat: the sender, or the group.
+    pub chat: String,
+    /// The sender's JID (may be an `@lid`).
+    pub from: String,
+    /// The sender's phone number, when WhatsApp lets us resolve it.
+    pub from_phone: Option<String>,
+    pub kind: MessageType,
+    /// The text, or a media caption.
+    pub text: Option<String>,
+    /// Downloaded media.
+    pub media: Option<InboundMedia>,
+    pub timestamp: OffsetDateTime,
+}
+
+/// The bytes of an inbound media file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InboundMedia {
+    pub mime_type: String,
+    pub bytes: Vec<u8>,
+    pub file_name: Option<String>,
+}
+
+/// An inbound message handed to the worker; `stored` answers once it is durably stored
+/// (the provider acknowledges WhatsApp only then).
+#[derive(Debug)]
+pub struct InboundDelivery {
+    pub device_id: Uuid,
+    pub message: InboundMessage,
+    pub stored: tokio::sync::oneshot::Sender<Result<(), String>>,
+}
+
+/// The sender side of the provider's inbound channel.
+pub type InboundSender = tokio::sync::mpsc::UnboundedSender<InboundDelivery>;
+
+/// An outbound message, ready to hand to WhatsApp.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OutboundMessage {
+    /// The WhatsApp message id to use (fixed when the send was accepted).
+    pub message_id: String,
+    /// The recipient's JID.
+    pub to: String,
+    pub content: Content,
+    /// The media file's bytes, for media types.
+    pub media: Option<Vec<u8>>,
 }
 
 /// The sender side of the provider's event channel: `(device_id, event)`.
@@ -156,6 +222,18 @@ pub trait Provider: Send + Sync {
 
     /// Subscribes to a peer's presence; updates then arrive as `SessionEvent::Presence`.
     async fn subscribe_presence(&self, device_id: Uuid, jid: &str) -> Result<(), ProviderFailure>;
+
+    /// Sends a message under its fixed `message_id` and resolves once WhatsApp accepted it
+    /// (the server's ack), or with the classified failure: `provider_rate_limit`,
+    /// `group_posting_restricted`, `whatsapp_connection_lost`, `upstream_timeout`, ...
+    async fn send(&self, device_id: Uuid, message: &OutboundMessage) -> Result<(), ProviderFailure>;
+
+    /// Whether WhatsApp already has `message_id` from this device, for a send that was
+    /// interrupted by a crash. `None` when the provider cannot tell: resending under the same
+    /// id is then safe, WhatsApp drops the duplicate.
+    async fn was_sent(&self, _device_id: Uuid, _message_id: &str) -> Option<bool> {
+        None
+    }
 }
 
 /// How a simulated scan ends.

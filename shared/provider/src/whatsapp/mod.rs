@@ -290,6 +290,10 @@ enum Terminal {
     Emit(SessionEvent),
     /// Stop the Bot, wipe its store, then emit `LoggedOut` with this failure.
     LoggedOut(ProviderFailure),
+    /// The connect watchdog of a linking session: like `Emit(Stopped)`, unless the
+    /// session showed life meanwhile (checked under the device lock, because `link`
+    /// may hand out a pair code while the watchdog waits for that lock).
+    Unreachable(ProviderFailure),
 }
 
 /// What the pump does after handling one library event.
@@ -298,8 +302,8 @@ enum Flow {
     /// The session ended; the pump exits.
     Finished,
     /// The QR codes ran out while a pair code is still valid: end the session when
-    /// the pair code expires.
-    EndAt(Instant),
+    /// the pair code expires (`Some`), or pairing went ahead: never mind (`None`).
+    EndAt(Option<Instant>),
 }
 
 impl Inner {
@@ -462,6 +466,8 @@ impl Inner {
         if client.wait_for_socket(timeout).await.is_err() {
             return Err(unreachable_failure(client, shared, timeout));
         }
+        // WhatsApp is reachable: the connect watchdog has nothing to report any more.
+        shared.progressed.store(true, Ordering::Relaxed);
         let options = PairCodeOptions {
             phone_number: phone.chars().filter(char::is_ascii_digit).collect(),
             ..Default::default()
@@ -484,7 +490,6 @@ impl Inner {
             }
         };
         let validity = PairCodeUtils::code_validity();
-        shared.progressed.store(true, Ordering::Relaxed);
         shared.set_pair_code_expires(Instant::now() + validity);
         Ok((code, mapping::expires_in(validity)))
     }
@@ -582,7 +587,7 @@ impl Pump {
                     match self.handle(&event).await {
                         Flow::Continue => {}
                         Flow::Finished => return,
-                        Flow::EndAt(at) => end_at = Some(at),
+                        Flow::EndAt(at) => end_at = at,
                     }
                 }
                 () = &mut watchdog, if watching => {
@@ -610,11 +615,7 @@ impl Pump {
         drop(client);
         warn!(device_id = %self.device_id, mode = ?self.mode, reason = %failure.message, "WhatsApp not reachable");
         match self.mode {
-            Mode::Link => {
-                self.terminate(Terminal::Emit(SessionEvent::Stopped { error: failure }))
-                    .await;
-                true
-            }
+            Mode::Link => self.terminate(Terminal::Unreachable(failure)).await,
             Mode::Resume => {
                 // The library keeps retrying with its backoff: that is the reconnect.
                 self.emitter.emit(SessionEvent::Reconnecting {
@@ -647,7 +648,7 @@ impl Pump {
                     && at > Instant::now()
                 {
                     info!(device_id = %device_id, "QR codes exhausted; waiting for the pair code");
-                    return Flow::EndAt(at);
+                    return Flow::EndAt(Some(at));
                 }
                 info!(device_id = %device_id, "QR codes exhausted; linking session ended");
                 self.terminate(Terminal::Emit(SessionEvent::QrExhausted))
@@ -666,6 +667,8 @@ impl Pump {
             Event::PairSuccess(_) => {
                 self.shared.progressed.store(true, Ordering::Relaxed);
                 info!(device_id = %device_id, "paired; waiting for login");
+                // Paired by pair code after the QR codes ran out: the session lives on.
+                return Flow::EndAt(None);
             }
             Event::PairError(e) => {
                 let error = classify_pair_failure(&e.error);
@@ -679,8 +682,8 @@ impl Pump {
                 let Some(client) = self.client.upgrade() else {
                     return Flow::Continue;
                 };
-                let own = client.pn().or_else(|| client.lid());
-                let (wa_number, wa_device_jid) = match (&client.pn(), &own) {
+                // The store's own JID is the full device JID (`<number>:<device>@...`).
+                let (wa_number, wa_device_jid) = match (client.pn(), client.lid()) {
                     (Some(pn), _) => (mapping::digits(&pn.user), pn.to_string()),
                     (None, Some(lid)) => (String::new(), lid.to_string()),
                     (None, None) => (String::new(), String::new()),
@@ -690,6 +693,7 @@ impl Pump {
                     wa_number,
                     wa_device_jid,
                 });
+                return Flow::EndAt(None);
             }
             Event::Disconnected(d) => {
                 info!(device_id = %device_id, reason = %d.reason, "connection lost; the client reconnects");
@@ -781,12 +785,20 @@ impl Pump {
     /// Ends this session from inside: under the device lock, and only if the session
     /// in the map is still this one (a newer link/resume or a disconnect already
     /// closed our emitter, and owns the device now).
-    async fn terminate(&self, terminal: Terminal) {
+    ///
+    /// Returns whether the session is over for this pump (false only when an
+    /// `Unreachable` verdict was overtaken by progress).
+    async fn terminate(&self, terminal: Terminal) -> bool {
         let Some(inner) = self.inner.upgrade() else {
-            return;
+            return true;
         };
         let lock = inner.device_lock(self.device_id);
         let _guard = lock.lock().await;
+        if matches!(terminal, Terminal::Unreachable(_))
+            && self.shared.progressed.load(Ordering::Relaxed)
+        {
+            return false;
+        }
         let session = {
             let mut sessions = inner.sessions.lock().await;
             match sessions.get(&self.device_id) {
@@ -795,7 +807,7 @@ impl Pump {
             }
         };
         let Some(session) = session else {
-            return;
+            return true;
         };
         // Not aborting `session.pump`: that is the task running this.
         let Session {
@@ -805,6 +817,11 @@ impl Pump {
             ..
         } = session;
         match terminal {
+            Terminal::Unreachable(error) => {
+                emitter.emit(SessionEvent::Stopped { error });
+                emitter.close();
+                stop_bot(self.device_id, &client, handle).await;
+            }
             Terminal::Emit(event) => {
                 // Emit first so the worker learns promptly; a new link/resume for this
                 // device waits on the device lock until the Bot is down.
@@ -820,6 +837,7 @@ impl Pump {
                 emitter.close();
             }
         }
+        true
     }
 }
 
@@ -831,9 +849,12 @@ impl Provider for WhatsAppProvider {
 
     /// Stops any session of the device, wipes its store and starts a fresh linking
     /// session; QR codes follow as events. Returns at once unless `pair_phone` is
-    /// given: then it waits (up to `connect_timeout`) for the socket and returns the
-    /// pair code, or `Err` (`whatsapp_connection_lost` when WhatsApp is unreachable,
-    /// `provider_rate_limit` when throttled, ...) after stopping the session silently.
+    /// given: then it waits up to `connect_timeout` for the socket, and again up to
+    /// `connect_timeout` for WhatsApp's answer, and returns the pair code, or `Err`
+    /// (`whatsapp_connection_lost` when WhatsApp is unreachable, `provider_rate_limit`
+    /// when throttled, `upstream_timeout` when unanswered, `validation_error` for a
+    /// phone number the library rejects) after stopping the session silently and
+    /// wiping its store.
     async fn link(
         &self,
         device_id: Uuid,
