@@ -17,4 +17,6 @@ pub mod queue;
 pub mod store;
 pub mod time;
 
-pub use store::{AppStore, AppUpdate, DeviceStore, Page, PageRequest, Store, StoreError};
+pub use store::{
+    AppStore, AppUpdate, DeviceStore, MessageStore, Page, PageRequest, Store, StoreError,
+};

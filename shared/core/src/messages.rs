@@ -275,7 +275,7 @@ impl Content {
 }
 
 /// A stored message, outbound or inbound.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Message {
     /// The WhatsApp message id (fixed when the send is accepted).
     pub message_id: String,
@@ -301,10 +301,17 @@ pub struct Message {
     /// Inbound media stored by the server.
     pub media_path: Option<String>,
     pub mime_type: Option<String>,
+    /// Inbound media: size in bytes and SHA-256 (hex).
+    pub media_size: Option<u64>,
+    pub media_sha256: Option<String>,
+    #[serde(with = "crate::time::rfc3339")]
     pub created_at: OffsetDateTime,
+    #[serde(with = "crate::time::rfc3339")]
     pub updated_at: OffsetDateTime,
+    #[serde(with = "crate::time::rfc3339::option")]
     pub sent_at: Option<OffsetDateTime>,
     /// When a rate-limited send is retried.
+    #[serde(with = "crate::time::rfc3339::option")]
     pub next_attempt_at: Option<OffsetDateTime>,
 }
 

@@ -6,6 +6,7 @@ use uuid::Uuid;
 
 use crate::apps::App;
 use crate::devices::{Device, DeviceStatus, DeviceUpdate};
+use crate::messages::{Message, MessageStatus, MessageUpdate};
 use crate::provider::Presence;
 use crate::time::OffsetDateTime;
 
@@ -144,7 +145,98 @@ pub trait DeviceStore: Send + Sync {
     ) -> Result<Option<Presence>, StoreError>;
 }
 
-/// Everything the use cases store.
-pub trait Store: AppStore + DeviceStore {}
+/// A stored answer to an `Idempotency-Key`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IdempotencyRecord {
+    pub app_id: Uuid,
+    pub key: String,
+    /// SHA-256 of the canonical request (device and body).
+    pub request_hash: String,
+    pub device_id: Uuid,
+    pub message_id: String,
+    /// The first final answer `(status, body)`, once there is one.
+    pub response: Option<(u16, String)>,
+    pub expires_at: OffsetDateTime,
+}
 
-impl<T: AppStore + DeviceStore> Store for T {}
+/// The outcome of `create_message`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Created {
+    Created,
+    /// The Idempotency-Key was taken (and not expired): nothing was written.
+    Existing(IdempotencyRecord),
+}
+
+/// Position in a message listing (newest first).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MessageCursor {
+    pub created_ms: i64,
+    pub message_id: String,
+}
+
+/// Messages of devices, both directions; inline media of pending sends; idempotency keys.
+#[async_trait]
+pub trait MessageStore: Send + Sync {
+    /// Writes a new message (with its inline media) and, when given, reserves its
+    /// Idempotency-Key, atomically: of concurrent creates with one key exactly one
+    /// writes, the others get `Existing`. An expired key is replaced. `Conflict("message_id")`
+    /// if the device already has a message with this id.
+    async fn create_message(
+        &self,
+        message: &Message,
+        media: Option<&[u8]>,
+        idempotency: Option<&IdempotencyRecord>,
+    ) -> Result<Created, StoreError>;
+
+    async fn get_message(&self, device_id: Uuid, message_id: &str) -> Result<Option<Message>, StoreError>;
+
+    /// The device's messages, newest first, `limit` per page.
+    async fn list_messages(
+        &self,
+        device_id: Uuid,
+        limit: u32,
+        before: Option<&MessageCursor>,
+    ) -> Result<(Vec<Message>, Option<MessageCursor>), StoreError>;
+
+    /// Applies `update` if the status is one of `expect` (any when empty): `NotFound`,
+    /// `Conflict("status")`.
+    async fn update_message(
+        &self,
+        device_id: Uuid,
+        message_id: &str,
+        update: &MessageUpdate,
+        expect: &[MessageStatus],
+    ) -> Result<Message, StoreError>;
+
+    /// The inline media of an outbound message.
+    async fn outbound_media(&self, device_id: Uuid, message_id: &str) -> Result<Option<Vec<u8>>, StoreError>;
+
+    async fn delete_outbound_media(&self, device_id: Uuid, message_id: &str) -> Result<(), StoreError>;
+
+    /// Outbound messages still `queued` or `sending`: of one device when given, else of all.
+    async fn pending_messages(&self, device_id: Option<Uuid>, limit: u32) -> Result<Vec<Message>, StoreError>;
+
+    /// The record of an unexpired key.
+    async fn get_idempotency(&self, app_id: Uuid, key: &str) -> Result<Option<IdempotencyRecord>, StoreError>;
+
+    /// Stores the first final answer of a key (later calls do not replace it).
+    async fn set_idempotency_response(
+        &self,
+        app_id: Uuid,
+        key: &str,
+        status: u16,
+        body: &str,
+    ) -> Result<(), StoreError>;
+
+    /// Forgets the answer of a key (a retryable failure: the next request with the key
+    /// sends the same message again).
+    async fn clear_idempotency_response(&self, app_id: Uuid, key: &str) -> Result<(), StoreError>;
+
+    /// Deletes expired keys; returns how many.
+    async fn purge_expired_idempotency(&self, now: OffsetDateTime) -> Result<u64, StoreError>;
+}
+
+/// Everything the use cases store.
+pub trait Store: AppStore + DeviceStore + MessageStore {}
+
+impl<T: AppStore + DeviceStore + MessageStore> Store for T {}

@@ -56,6 +56,37 @@ CREATE TABLE presence (
     PRIMARY KEY (device_id, jid)
 );
 "#,
+    r#"
+-- One row per message, both directions; `body` is the whole record as JSON.
+CREATE TABLE messages (
+    device_id  TEXT NOT NULL,
+    message_id TEXT NOT NULL,
+    status     TEXT NOT NULL,
+    created_ms INTEGER NOT NULL,
+    body       TEXT NOT NULL,
+    PRIMARY KEY (device_id, message_id)
+);
+CREATE INDEX messages_recent ON messages (device_id, created_ms DESC, message_id DESC);
+CREATE INDEX messages_pending ON messages (status) WHERE status IN ('queued', 'sending');
+CREATE TABLE outbound_media (
+    device_id  TEXT NOT NULL,
+    message_id TEXT NOT NULL,
+    bytes      BLOB NOT NULL,
+    PRIMARY KEY (device_id, message_id)
+);
+CREATE TABLE idempotency (
+    app_id          TEXT NOT NULL,
+    key             TEXT NOT NULL,
+    request_hash    TEXT NOT NULL,
+    device_id       TEXT NOT NULL,
+    message_id      TEXT NOT NULL,
+    response_status INTEGER,
+    response_body   TEXT,
+    expires_ms      INTEGER NOT NULL,
+    PRIMARY KEY (app_id, key)
+);
+CREATE INDEX idempotency_expiry ON idempotency (expires_ms);
+"#,
 ];
 
 /// State in one SQLite database file.
@@ -141,6 +172,9 @@ pub(crate) fn write_error(e: rusqlite::Error) -> StoreError {
         }
         if msg.contains("devices.app_id, devices.device_name") {
             return StoreError::Conflict("device_name");
+        }
+        if msg.contains("messages.device_id, messages.message_id") {
+            return StoreError::Conflict("message_id");
         }
     }
     backend(e)
@@ -308,6 +342,7 @@ impl AppStore for SqliteStore {
 }
 
 mod devices;
+mod messages;
 
 #[cfg(test)]
 mod tests {
@@ -317,7 +352,8 @@ mod tests {
     async fn conformance_in_memory() {
         let store = Arc::new(SqliteStore::in_memory().unwrap());
         wa_core::conformance::app_store(store.clone()).await;
-        wa_core::conformance::device_store(store).await;
+        wa_core::conformance::device_store(store.clone()).await;
+        wa_core::conformance::message_store(store).await;
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -327,6 +363,7 @@ mod tests {
         let store = Arc::new(SqliteStore::open(&path).unwrap());
         wa_core::conformance::app_store(store.clone()).await;
         wa_core::conformance::device_store(store.clone()).await;
+        wa_core::conformance::message_store(store.clone()).await;
         let page = PageRequest {
             limit: 200,
             after: None,

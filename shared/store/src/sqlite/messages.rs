@@ -1,0 +1,286 @@
+//! Messages, pending media and idempotency keys in SQLite.
+
+use async_trait::async_trait;
+use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
+use uuid::Uuid;
+use wa_core::messages::{Message, MessageStatus, MessageUpdate};
+use wa_core::store::{Created, IdempotencyRecord, MessageCursor, MessageStore, StoreError};
+use wa_core::time::OffsetDateTime;
+
+use super::{SqliteStore, backend, write_error};
+
+fn ms(t: OffsetDateTime) -> i64 {
+    (t.unix_timestamp_nanos() / 1_000_000) as i64
+}
+
+fn from_ms(v: i64) -> OffsetDateTime {
+    OffsetDateTime::from_unix_timestamp_nanos(v as i128 * 1_000_000)
+        .unwrap_or(OffsetDateTime::UNIX_EPOCH)
+}
+
+fn decode(body: &str) -> Result<Message, StoreError> {
+    serde_json::from_str(body).map_err(|e| StoreError::Backend(format!("corrupt message record: {e}")))
+}
+
+fn encode(m: &Message) -> String {
+    serde_json::to_string(m).expect("messages serialize")
+}
+
+fn get(conn: &Connection, device_id: Uuid, message_id: &str) -> Result<Option<Message>, StoreError> {
+    let body: Option<String> = conn
+        .prepare_cached("SELECT body FROM messages WHERE device_id = ?1 AND message_id = ?2")
+        .map_err(backend)?
+        .query_row(params![device_id.to_string(), message_id], |r| r.get(0))
+        .optional()
+        .map_err(backend)?;
+    body.as_deref().map(decode).transpose()
+}
+
+fn get_idem(conn: &Connection, app_id: Uuid, key: &str, now_ms: i64) -> Result<Option<IdempotencyRecord>, StoreError> {
+    conn.prepare_cached(
+        "SELECT request_hash, device_id, message_id, response_status, response_body, expires_ms \
+         FROM idempotency WHERE app_id = ?1 AND key = ?2 AND expires_ms > ?3",
+    )
+    .map_err(backend)?
+    .query_row(params![app_id.to_string(), key, now_ms], |r| {
+        let device: String = r.get(1)?;
+        let status: Option<i64> = r.get(3)?;
+        let body: Option<String> = r.get(4)?;
+        Ok((r.get::<_, String>(0)?, device, r.get::<_, String>(2)?, status, body, r.get::<_, i64>(5)?))
+    })
+    .optional()
+    .map_err(backend)?
+    .map(|(hash, device, message_id, status, body, expires)| {
+        Ok(IdempotencyRecord {
+            app_id,
+            key: key.to_owned(),
+            request_hash: hash,
+            device_id: Uuid::parse_str(&device).map_err(|e| StoreError::Backend(e.to_string()))?,
+            message_id,
+            response: status.zip(body).map(|(s, b)| (s as u16, b)),
+            expires_at: from_ms(expires),
+        })
+    })
+    .transpose()
+}
+
+#[async_trait]
+impl MessageStore for SqliteStore {
+    async fn create_message(
+        &self,
+        message: &Message,
+        media: Option<&[u8]>,
+        idempotency: Option<&IdempotencyRecord>,
+    ) -> Result<Created, StoreError> {
+        let m = message.clone();
+        let media = media.map(<[u8]>::to_vec);
+        let idem = idempotency.cloned();
+        self.with(move |conn| {
+            let tx = conn
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(backend)?;
+            if let Some(rec) = &idem {
+                let now = ms(wa_core::time::now());
+                if let Some(existing) = get_idem(&tx, rec.app_id, &rec.key, now)? {
+                    return Ok(Created::Existing(existing));
+                }
+                // An expired key is free again.
+                tx.execute(
+                    "INSERT OR REPLACE INTO idempotency \
+                     (app_id, key, request_hash, device_id, message_id, expires_ms) \
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                    params![
+                        rec.app_id.to_string(),
+                        rec.key,
+                        rec.request_hash,
+                        rec.device_id.to_string(),
+                        rec.message_id,
+                        ms(rec.expires_at)
+                    ],
+                )
+                .map_err(backend)?;
+            }
+            tx.prepare_cached(
+                "INSERT INTO messages (device_id, message_id, status, created_ms, body) \
+                 VALUES (?1, ?2, ?3, ?4, ?5)",
+            )
+            .map_err(backend)?
+            .execute(params![
+                m.device_id.to_string(),
+                m.message_id,
+                m.status.as_str(),
+                ms(m.created_at),
+                encode(&m)
+            ])
+            .map_err(write_error)?;
+            if let Some(bytes) = media {
+                tx.execute(
+                    "INSERT OR REPLACE INTO outbound_media (device_id, message_id, bytes) VALUES (?1, ?2, ?3)",
+                    params![m.device_id.to_string(), m.message_id, bytes],
+                )
+                .map_err(backend)?;
+            }
+            tx.commit().map_err(backend)?;
+            Ok(Created::Created)
+        })
+        .await
+    }
+
+    async fn get_message(&self, device_id: Uuid, message_id: &str) -> Result<Option<Message>, StoreError> {
+        let id = message_id.to_owned();
+        self.with(move |conn| get(conn, device_id, &id)).await
+    }
+
+    async fn list_messages(
+        &self,
+        device_id: Uuid,
+        limit: u32,
+        before: Option<&MessageCursor>,
+    ) -> Result<(Vec<Message>, Option<MessageCursor>), StoreError> {
+        let before = before.cloned();
+        self.with(move |conn| {
+            let (bms, bid) = match &before {
+                Some(c) => (c.created_ms, c.message_id.clone()),
+                None => (i64::MAX, String::new()),
+            };
+            let rows: Vec<String> = conn
+                .prepare_cached(
+                    "SELECT body FROM messages WHERE device_id = ?1 \
+                     AND (created_ms < ?2 OR (created_ms = ?2 AND ?3 != '' AND message_id < ?3)) \
+                     ORDER BY created_ms DESC, message_id DESC LIMIT ?4",
+                )
+                .map_err(backend)?
+                .query_map(params![device_id.to_string(), bms, bid, limit as i64 + 1], |r| r.get(0))
+                .map_err(backend)?
+                .collect::<Result<_, _>>()
+                .map_err(backend)?;
+            let mut items = rows.iter().map(|b| decode(b)).collect::<Result<Vec<_>, _>>()?;
+            let next = if items.len() > limit as usize {
+                items.truncate(limit as usize);
+                items.last().map(|m| MessageCursor {
+                    created_ms: ms(m.created_at),
+                    message_id: m.message_id.clone(),
+                })
+            } else {
+                None
+            };
+            Ok((items, next))
+        })
+        .await
+    }
+
+    async fn update_message(
+        &self,
+        device_id: Uuid,
+        message_id: &str,
+        update: &MessageUpdate,
+        expect: &[MessageStatus],
+    ) -> Result<Message, StoreError> {
+        let (id, u, expect) = (message_id.to_owned(), update.clone(), expect.to_vec());
+        self.with(move |conn| {
+            let tx = conn
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(backend)?;
+            let mut m = get(&tx, device_id, &id)?.ok_or(StoreError::NotFound)?;
+            if !expect.is_empty() && !expect.contains(&m.status) {
+                return Err(StoreError::Conflict("status"));
+            }
+            u.apply_to(&mut m);
+            tx.prepare_cached(
+                "UPDATE messages SET status = ?3, body = ?4 WHERE device_id = ?1 AND message_id = ?2",
+            )
+            .map_err(backend)?
+            .execute(params![device_id.to_string(), id, m.status.as_str(), encode(&m)])
+            .map_err(backend)?;
+            tx.commit().map_err(backend)?;
+            Ok(m)
+        })
+        .await
+    }
+
+    async fn outbound_media(&self, device_id: Uuid, message_id: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        let id = message_id.to_owned();
+        self.with(move |conn| {
+            conn.prepare_cached("SELECT bytes FROM outbound_media WHERE device_id = ?1 AND message_id = ?2")
+                .map_err(backend)?
+                .query_row(params![device_id.to_string(), id], |r| r.get(0))
+                .optional()
+                .map_err(backend)
+        })
+        .await
+    }
+
+    async fn delete_outbound_media(&self, device_id: Uuid, message_id: &str) -> Result<(), StoreError> {
+        let id = message_id.to_owned();
+        self.with(move |conn| {
+            conn.execute(
+                "DELETE FROM outbound_media WHERE device_id = ?1 AND message_id = ?2",
+                params![device_id.to_string(), id],
+            )
+            .map_err(backend)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn pending_messages(&self, device_id: Option<Uuid>, limit: u32) -> Result<Vec<Message>, StoreError> {
+        self.with(move |conn| {
+            let rows: Vec<String> = conn
+                .prepare_cached(
+                    "SELECT body FROM messages WHERE status IN ('queued', 'sending') \
+                     AND (?1 IS NULL OR device_id = ?1) ORDER BY created_ms, message_id LIMIT ?2",
+                )
+                .map_err(backend)?
+                .query_map(params![device_id.map(|d| d.to_string()), limit as i64], |r| r.get(0))
+                .map_err(backend)?
+                .collect::<Result<_, _>>()
+                .map_err(backend)?;
+            rows.iter().map(|b| decode(b)).collect()
+        })
+        .await
+    }
+
+    async fn get_idempotency(&self, app_id: Uuid, key: &str) -> Result<Option<IdempotencyRecord>, StoreError> {
+        let key = key.to_owned();
+        self.with(move |conn| get_idem(conn, app_id, &key, ms(wa_core::time::now())))
+            .await
+    }
+
+    async fn set_idempotency_response(&self, app_id: Uuid, key: &str, status: u16, body: &str) -> Result<(), StoreError> {
+        let (key, body) = (key.to_owned(), body.to_owned());
+        self.with(move |conn| {
+            conn.execute(
+                "UPDATE idempotency SET response_status = ?3, response_body = ?4 \
+                 WHERE app_id = ?1 AND key = ?2 AND response_status IS NULL",
+                params![app_id.to_string(), key, status as i64, body],
+            )
+            .map_err(backend)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn clear_idempotency_response(&self, app_id: Uuid, key: &str) -> Result<(), StoreError> {
+        let key = key.to_owned();
+        self.with(move |conn| {
+            conn.execute(
+                "UPDATE idempotency SET response_status = NULL, response_body = NULL \
+                 WHERE app_id = ?1 AND key = ?2",
+                params![app_id.to_string(), key],
+            )
+            .map_err(backend)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn purge_expired_idempotency(&self, now: OffsetDateTime) -> Result<u64, StoreError> {
+        self.with(move |conn| {
+            let n = conn
+                .execute("DELETE FROM idempotency WHERE expires_ms <= ?1", [ms(now)])
+                .map_err(backend)?;
+            Ok(n as u64)
+        })
+        .await
+    }
+}
