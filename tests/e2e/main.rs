@@ -2,4 +2,5 @@
 
 mod devices;
 mod foundation;
+mod messages;
 mod support;

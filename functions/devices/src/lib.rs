@@ -2,6 +2,7 @@
 //! pair code, disconnect, reconnect, destroy, presence, profile and groups; and the sandbox's
 //! control routes. Served by the devices Lambda and by `wa-server`.
 
+mod media;
 pub mod qr;
 mod sandbox;
 pub mod views;
@@ -19,6 +20,7 @@ use wa_core::devices::DeviceStatus;
 use wa_errors::schema::ErrorResponse;
 use wa_errors::{ApiError, ApiJson, ApiQuery, ApiResult, ErrorCode, created, ok, parse_uuid};
 
+pub use media::router as media_router;
 pub use sandbox::router as sandbox_router;
 use views::*;
 

@@ -213,6 +213,92 @@ async fn sent(
     }))
 }
 
+/// Body of the inbound route: who sends, and the fields of a send. (The handler reads the
+/// body itself, to refuse unknown fields; this type describes it in the OpenAPI document.)
+#[derive(Debug, ToSchema)]
+#[allow(dead_code)]
+pub struct InboundRequest {
+    /// The sender: a phone number or a JID (`9<number>@lid` senders resolve to `<number>`).
+    pub from: String,
+    #[serde(flatten)]
+    pub message: wa_core::messages::SendRequest,
+}
+
+/// Sandbox: a message arrives for the device
+#[utoipa::path(post, path = "/sandbox/devices/{device_id}/inbound", tag = "sandbox", security(("app_token" = [])),
+    params(("device_id" = uuid::Uuid, Path, description = "The device's id")),
+    request_body = InboundRequest,
+    responses(
+        (status = 200, description = "Stored: the message as listed", body = Envelope<wa_core::messages::MessageData>),
+        (status = 400, description = "validation_error", body = ErrorResponse),
+        (status = 401, description = "invalid_api_key", body = ErrorResponse),
+        (status = 404, description = "not_found", body = ErrorResponse),
+        (status = 409, description = "device_not_connected", body = ErrorResponse),
+        (status = 410, description = "device_destroyed", body = ErrorResponse),
+    ))]
+async fn inbound(
+    State(ctx): State<AppState>,
+    AuthedApp(app): AuthedApp,
+    Path(id): Path<String>,
+    ApiJson(body): ApiJson<serde_json::Value>,
+) -> ApiResult<impl IntoResponse> {
+    let sb = sandbox(&ctx)?;
+    let d = owned(&ctx, &app, &id).await?;
+    // `from` is taken out here: the rest must be exactly the fields of a send.
+    let mut body = body;
+    let from = body
+        .as_object_mut()
+        .and_then(|o| o.remove("from"))
+        .ok_or_else(|| ApiError::validation("from", "`from` is required"))?;
+    let from = from
+        .as_str()
+        .ok_or_else(|| ApiError::validation("from", "`from` must be a string"))?
+        .to_owned();
+    let request: wa_core::messages::SendRequest = wa_errors::parse_json(body.to_string().as_bytes())?;
+    let message_id = sb.inbound(d.device_id, &from, request).await?;
+    let m = ctx
+        .store
+        .get_message(d.device_id, &message_id)
+        .await?
+        .ok_or_else(|| ApiError::internal("stored inbound message not found"))?;
+    Ok(ok(wa_core::messages::MessageData {
+        message: wa_core::messages::MessageView::from(&m),
+    }))
+}
+
+/// Body of the receipt route.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ReceiptRequest {
+    pub message_id: String,
+    /// `delivered`, `read` or `played`.
+    pub status: wa_core::messages::MessageStatus,
+}
+
+/// Sandbox: the recipient acknowledges a message
+#[utoipa::path(post, path = "/sandbox/devices/{device_id}/receipt", tag = "sandbox", security(("app_token" = [])),
+    params(("device_id" = uuid::Uuid, Path, description = "The device's id")),
+    request_body = ReceiptRequest,
+    responses(
+        (status = 202, description = "Accepted; the message's status moves forward"),
+        (status = 400, description = "validation_error", body = ErrorResponse),
+        (status = 401, description = "invalid_api_key", body = ErrorResponse),
+        (status = 404, description = "not_found: WhatsApp never received that message", body = ErrorResponse),
+        (status = 409, description = "device_not_connected", body = ErrorResponse),
+        (status = 410, description = "device_destroyed", body = ErrorResponse),
+    ))]
+async fn receipt(
+    State(ctx): State<AppState>,
+    AuthedApp(app): AuthedApp,
+    Path(id): Path<String>,
+    ApiJson(body): ApiJson<ReceiptRequest>,
+) -> ApiResult<impl IntoResponse> {
+    let sb = sandbox(&ctx)?;
+    let d = owned(&ctx, &app, &id).await?;
+    sb.receipt(d.device_id, &body.message_id, body.status).await?;
+    Ok(ok(serde_json::json!({"accepted": true})).with_status(axum::http::StatusCode::ACCEPTED))
+}
+
 /// The /sandbox routes with their OpenAPI description.
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -220,4 +306,6 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(drop_session))
         .routes(routes!(presence))
         .routes(routes!(sent))
+        .routes(routes!(inbound))
+        .routes(routes!(receipt))
 }

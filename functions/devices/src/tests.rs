@@ -29,10 +29,12 @@ async fn api_with_ttl(qr_ttl: Duration) -> Api {
     let jwt = JwtConfig::new("0123456789abcdef0123456789abcdef", None, None).unwrap();
     let mut ctx = Context::new(store.clone(), queue.clone(), jwt, false);
     let (tx, rx) = mpsc::unbounded_channel();
+    let (in_tx, in_rx) = mpsc::unbounded_channel();
     let sandbox = Arc::new(
         wa_provider::sandbox::Sandbox::new(
             dir.path(),
             tx,
+            in_tx,
             wa_provider::sandbox::SandboxOptions {
                 qr_ttl,
                 reconnect_delay: Duration::from_millis(100),
@@ -44,15 +46,15 @@ async fn api_with_ttl(qr_ttl: Duration) -> Api {
     ctx.sandbox = Some(sandbox.clone());
     ctx.devices.link_wait = Duration::from_secs(5);
     let ctx = ctx.into_state();
-    let worker = Arc::new(wa_worker::Worker {
+    let worker = Arc::new(wa_worker::Worker::new(
         store,
         queue,
-        provider: sandbox,
-        notifier: ctx.notifier.clone(),
-        on_qr: None,
-    });
+        sandbox,
+        ctx.notifier.clone(),
+        dir.path().to_path_buf(),
+    ));
     let (stop, stop_rx) = watch::channel(false);
-    tokio::spawn(worker.run(rx, stop_rx));
+    tokio::spawn(worker.run(rx, in_rx, stop_rx));
     let (r, _) = OpenApiRouter::new()
         .merge(crate::router())
         .merge(crate::sandbox_router())

@@ -41,6 +41,8 @@ pub struct Config {
     /// `WA_LINK_WAIT_MS`, default 10000: how long device creation and QR regeneration wait
     /// for the first QR before answering with `initializing`.
     pub link_wait: std::time::Duration,
+    /// `WA_SEND_WAIT_MS`, default 20000: how long a send waits for WhatsApp before 202.
+    pub send_wait: std::time::Duration,
     /// The worker's settings: `WA_PROVIDER`, `WA_QR_TTL_SECS`, `WA_CONNECT_TIMEOUT_SECS`.
     pub worker: wa_worker::WorkerConfig,
 }
@@ -112,6 +114,15 @@ impl Config {
                 .map(std::time::Duration::from_millis)
                 .ok_or_else(|| err("WA_LINK_WAIT_MS", "must be milliseconds, at most 25000"))?,
         };
+        let send_wait = match var("WA_SEND_WAIT_MS") {
+            None => std::time::Duration::from_secs(20),
+            Some(v) => v
+                .parse::<u64>()
+                .ok()
+                .filter(|n| *n <= 120_000)
+                .map(std::time::Duration::from_millis)
+                .ok_or_else(|| err("WA_SEND_WAIT_MS", "must be milliseconds, at most 120000"))?,
+        };
         let worker = wa_worker::WorkerConfig::from_lookup(&get)
             .map_err(|(var, problem)| ConfigError { var, problem })?;
         let jwt_secret = var("WA_JWT_SECRET");
@@ -131,6 +142,7 @@ impl Config {
             log_format,
             run_worker,
             link_wait,
+            send_wait,
             worker,
         })
     }

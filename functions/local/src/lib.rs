@@ -27,7 +27,9 @@ pub fn router(ctx: AppState, max_body_bytes: usize) -> (Router, utoipa::openapi:
     let api_router = OpenApiRouter::with_openapi(wa_api::openapi::BaseDoc::openapi())
         .merge(wa_api::health_router())
         .merge(wa_fn_apps::router())
-        .merge(wa_fn_devices::router());
+        .merge(wa_fn_devices::router())
+        .merge(wa_fn_devices::media_router())
+        .merge(wa_fn_messages::router());
     // The sandbox's control routes exist only in sandbox mode.
     let with_sandbox = ctx.sandbox.is_some();
     let (api_router, api) = if with_sandbox {
@@ -98,29 +100,35 @@ pub async fn serve(
     );
     let qdb = config.data_dir.join("queue.db");
     let queue = Arc::new(
-        LocalQueue::open(&qdb, 10)
+        LocalQueue::open(&qdb, wa_worker::MAX_RECEIVES)
             .map_err(|e| anyhow::anyhow!("cannot open the queue {}: {e}", qdb.display()))?,
     );
     let mut ctx = Context::new(store.clone(), queue.clone(), jwt, config.allow_private_urls);
     ctx.devices.link_wait = config.link_wait;
+    ctx.messages.send_wait = config.send_wait;
+    ctx.media_root = Some(config.data_dir.clone());
     let (events_tx, events_rx) = mpsc::unbounded_channel();
+    let (inbound_tx, inbound_rx) = mpsc::unbounded_channel();
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut worker_task = None;
     if config.run_worker {
         let (provider, sandbox) =
-            wa_worker::build_provider(&config.worker, &config.data_dir, events_tx)?;
+            wa_worker::build_provider(&config.worker, &config.data_dir, events_tx, inbound_tx)?;
         ctx.provider = Some(provider.clone());
         ctx.sandbox = sandbox;
         let on_qr: Option<wa_worker::QrHook> = (config.log_format == LogFormat::Pretty)
             .then(|| Arc::new(draw_qr) as wa_worker::QrHook);
-        let worker = Arc::new(Worker {
+        let mut worker = Worker::new(
             store,
             queue,
             provider,
-            notifier: ctx.notifier.clone(),
-            on_qr,
-        });
-        worker_task = Some(tokio::spawn(worker.run(events_rx, stop_rx)));
+            ctx.notifier.clone(),
+            config.data_dir.clone(),
+        )
+        .with_pacing(config.worker.send_rate, config.worker.send_burst);
+        worker.on_qr = on_qr;
+        worker.allow_private_urls = config.allow_private_urls;
+        worker_task = Some(tokio::spawn(Arc::new(worker).run(events_rx, inbound_rx, stop_rx)));
     }
     tracing::info!(
         provider = ?config.worker.provider,

@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use wa_core::provider::{EventSender, Provider, SandboxControl};
+use wa_core::provider::{EventSender, InboundSender, Provider, SandboxControl};
 
 /// Which WhatsApp connection to use (`WA_PROVIDER`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -28,6 +28,12 @@ pub struct WorkerConfig {
     /// `WA_DATA_DIR`: session keys live under `<data dir>/sessions` (real) or
     /// `<data dir>/sandbox` (sandbox).
     pub data_dir: PathBuf,
+    /// `WA_SEND_RATE`: sends per second per device, default 5; 0 = unpaced.
+    pub send_rate: f64,
+    /// `WA_SEND_BURST`: sends a device may make at once before pacing applies, default 20.
+    pub send_burst: u32,
+    /// `WA_ALLOW_PRIVATE_URLS`: allow media URLs on private addresses.
+    pub allow_private_urls: bool,
 }
 
 /// A variable with a value the worker cannot use: `(name, problem)`.
@@ -53,7 +59,27 @@ impl WorkerConfig {
                     .ok_or((k, "must be a number of seconds between 1 and 86400".into())),
             }
         };
+        let send_rate = match var("WA_SEND_RATE") {
+            None => 5.0,
+            Some(v) => v
+                .parse::<f64>()
+                .ok()
+                .filter(|r| r.is_finite() && *r >= 0.0)
+                .ok_or(("WA_SEND_RATE", "must be a number of sends per second, 0 for unpaced".into()))?,
+        };
+        let send_burst = match var("WA_SEND_BURST") {
+            None => 20,
+            Some(v) => v
+                .parse::<u32>()
+                .ok()
+                .filter(|b| *b >= 1)
+                .ok_or(("WA_SEND_BURST", "must be a whole number, at least 1".into()))?,
+        };
+        let allow_private_urls = matches!(var("WA_ALLOW_PRIVATE_URLS").as_deref(), Some("1") | Some("true"));
         Ok(WorkerConfig {
+            send_rate,
+            send_burst,
+            allow_private_urls,
             provider,
             qr_ttl: secs("WA_QR_TTL_SECS", 60)?,
             connect_timeout: secs("WA_CONNECT_TIMEOUT_SECS", 30)?,
@@ -68,12 +94,14 @@ pub fn build_provider(
     config: &WorkerConfig,
     data_dir: &Path,
     events: EventSender,
+    inbound: InboundSender,
 ) -> anyhow::Result<(Arc<dyn Provider>, Option<Arc<dyn SandboxControl>>)> {
     match config.provider {
         ProviderKind::Sandbox => {
             let sandbox = Arc::new(wa_provider::sandbox::Sandbox::new(
                 data_dir,
                 events,
+                inbound,
                 wa_provider::sandbox::SandboxOptions {
                     qr_ttl: config.qr_ttl,
                     ..Default::default()
@@ -87,6 +115,7 @@ pub fn build_provider(
             let provider = wa_provider::whatsapp::WhatsAppProvider::new(
                 dir,
                 events,
+                inbound,
                 wa_provider::whatsapp::WhatsAppOptions {
                     connect_timeout: config.connect_timeout,
                     ..Default::default()

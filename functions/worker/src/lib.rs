@@ -7,9 +7,14 @@
 //! are idempotent: each checks the device's current status first.
 
 mod config;
+pub mod media;
+mod pacing;
 
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
+
+use pacing::Pacing;
 
 use tokio::sync::{Semaphore, mpsc, watch};
 use tracing::Instrument;
@@ -17,7 +22,9 @@ use uuid::Uuid;
 use wa_core::devices::{Device, DeviceStatus as S, DeviceUpdate, PairCode};
 use wa_core::lifecycle::on_event;
 use wa_core::notify::Notifier;
-use wa_core::provider::{Provider, ProviderFailure, SessionEvent};
+use wa_core::messages::{Direction, Message, MessageError, MessageStatus, MessageUpdate, wait_key};
+use wa_core::provider::{InboundDelivery, InboundMessage, OutboundMessage, Provider, ProviderFailure, SessionEvent};
+use wa_core::send_service::{cancel_message, cancel_pending};
 use wa_core::queue::{COMMANDS, Command, CommandEnvelope, Queue, Received};
 use wa_core::store::{PageRequest, Store, StoreError};
 use wa_core::time;
@@ -40,14 +47,59 @@ pub struct Worker {
     pub provider: Arc<dyn Provider>,
     pub notifier: Arc<Notifier>,
     pub on_qr: Option<QrHook>,
+    /// Inbound media are stored under `<data_dir>/media`.
+    pub data_dir: PathBuf,
+    /// Allow media URLs on private addresses (`WA_ALLOW_PRIVATE_URLS`).
+    pub allow_private_urls: bool,
+    pacing: Pacing,
 }
 
+/// What to do with a handled command.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Next {
+    /// Applied: delete it from the queue.
+    Done,
+    /// Not yet: make it visible again after this delay (pacing, backoff).
+    RetryIn(Duration),
+}
+
+/// Deliveries of one command before it moves to the dead letters.
+pub const MAX_RECEIVES: u32 = 20;
+
+/// How many times a send may find its device still reconnecting before it fails.
+const MAX_RECONNECT_WAITS: u32 = 8;
+
 impl Worker {
+    pub fn new(
+        store: Arc<dyn Store>,
+        queue: Arc<dyn Queue>,
+        provider: Arc<dyn Provider>,
+        notifier: Arc<Notifier>,
+        data_dir: PathBuf,
+    ) -> Self {
+        Worker {
+            store,
+            queue,
+            provider,
+            notifier,
+            on_qr: None,
+            data_dir,
+            allow_private_urls: false,
+            pacing: Pacing::new(0.0, 1),
+        }
+    }
+
+    /// Per-device send pacing: `rate` sends per second with bursts of `burst` (0 = unpaced).
+    pub fn with_pacing(mut self, rate: f64, burst: u32) -> Self {
+        self.pacing = Pacing::new(rate, burst);
+        self
+    }
     /// Restores sessions, then handles provider events and queued commands until `shutdown`
     /// turns true; in-flight commands finish first.
     pub async fn run(
         self: Arc<Self>,
         mut events: mpsc::UnboundedReceiver<(Uuid, SessionEvent)>,
+        mut inbound: mpsc::UnboundedReceiver<InboundDelivery>,
         mut shutdown: watch::Receiver<bool>,
     ) {
         let this = self.clone();
@@ -56,6 +108,19 @@ impl Worker {
                 if let Err(e) = this.apply_event(device_id, &ev).await {
                     tracing::error!(%device_id, error = %e, "could not record a session event");
                 }
+            }
+        });
+        let this = self.clone();
+        let inbound_loop = tokio::spawn(async move {
+            while let Some(delivery) = inbound.recv().await {
+                let result = this
+                    .store_inbound(delivery.device_id, &delivery.message)
+                    .await
+                    .map_err(|e| e.to_string());
+                if let Err(e) = &result {
+                    tracing::error!(device_id = %delivery.device_id, error = %e, "could not store an inbound message");
+                }
+                let _ = delivery.stored.send(result);
             }
         });
         if let Err(e) = self.restore().await {
@@ -104,6 +169,7 @@ impl Worker {
         // Drain: wait until every in-flight command has finished.
         let _ = permits.acquire_many(CONCURRENCY as u32).await;
         event_loop.abort();
+        inbound_loop.abort();
         tracing::info!("worker stopped");
     }
 
@@ -124,13 +190,18 @@ impl Worker {
         let span = tracing::info_span!("command", request_id = %env.request_id, %device_id);
         let result = wa_errors::request_id::scope(
             env.request_id.clone(),
-            self.handle(&env.command).instrument(span),
+            self.handle(&env.command, msg.receive_count).instrument(span),
         )
         .await;
         match result {
-            Ok(()) => {
+            Ok(Next::Done) => {
                 if let Err(e) = self.queue.delete(COMMANDS, &msg.receipt).await {
                     tracing::warn!(%device_id, error = %e, "could not delete a handled command");
+                }
+            }
+            Ok(Next::RetryIn(delay)) => {
+                if let Err(e) = self.queue.retry_after(COMMANDS, &msg.receipt, delay).await {
+                    tracing::warn!(%device_id, error = %e, "could not reschedule a command");
                 }
             }
             Err(e) => {
@@ -141,17 +212,21 @@ impl Worker {
         }
     }
 
-    /// Applies one command. `Err` only for failures worth retrying (storage).
-    pub async fn handle(&self, command: &Command) -> Result<(), StoreError> {
+    /// Applies one command (`receive_count`: how often it was delivered). `Err` only for
+    /// failures worth retrying (storage).
+    pub async fn handle(&self, command: &Command, receive_count: u32) -> Result<Next, StoreError> {
         let device_id = command.device_id();
         let Some(device) = self.store.get_device(device_id).await? else {
             tracing::warn!(%device_id, "command for an unknown device dropped");
-            return Ok(());
+            return Ok(Next::Done);
         };
+        if let Command::Send { message_id, .. } = command {
+            return self.send(&device, message_id, receive_count).await;
+        }
         match command {
             Command::Link { pair_phone, .. } => {
                 if device.status != S::Initializing {
-                    return Ok(());
+                    return Ok(Next::Done);
                 }
                 match self.provider.link(device_id, pair_phone.as_deref()).await {
                     Ok(Some((code, expires_at))) => {
@@ -183,7 +258,7 @@ impl Worker {
             }
             Command::Resume { .. } => {
                 if device.status != S::Connecting {
-                    return Ok(());
+                    return Ok(Next::Done);
                 }
                 if let Err(error) = self.provider.resume(device_id).await {
                     self.apply_event(device_id, &stopped_or_logged_out(error))
@@ -191,21 +266,33 @@ impl Worker {
                 }
             }
             Command::Disconnect { .. } => self.provider.disconnect(device_id).await,
-            Command::Destroy { .. } => self.provider.destroy(device_id).await,
+            Command::Destroy { .. } => {
+                self.provider.destroy(device_id).await;
+                media::delete_device_media(&self.data_dir, device.app_id, device_id);
+            }
             Command::SubscribePresence { jid, .. } => {
                 if let Err(e) = self.provider.subscribe_presence(device_id, jid).await {
                     tracing::info!(%device_id, error = %e, "presence subscription failed");
                 }
             }
+            Command::Send { .. } => {}
         }
-        Ok(())
+        Ok(Next::Done)
     }
 
     /// Records a provider event: the device's new status (if the event still applies) or
     /// the presence cache.
     pub async fn apply_event(&self, device_id: Uuid, ev: &SessionEvent) -> Result<(), StoreError> {
-        if let SessionEvent::Presence(p) = ev {
-            return self.store.put_presence(device_id, p).await;
+        match ev {
+            SessionEvent::Presence(p) => return self.store.put_presence(device_id, p).await,
+            SessionEvent::Receipt {
+                message_ids, status, ..
+            } => return self.apply_receipt(device_id, message_ids, *status).await,
+            SessionEvent::Revoked { message_id, chat, .. } => {
+                tracing::info!(%device_id, %message_id, %chat, "message revoked by its sender");
+                return Ok(());
+            }
+            _ => {}
         }
         for _ in 0..5 {
             let Some(d) = self.store.get_device(device_id).await? else {
@@ -222,6 +309,15 @@ impl Worker {
                 Ok(updated) => {
                     tracing::info!(%device_id, from = %d.status, to = %updated.status, "device status recorded");
                     self.notifier.notify(device_id);
+                    if matches!(updated.status, S::Disconnected | S::LoggedOut) {
+                        cancel_pending(
+                            &*self.store,
+                            &self.notifier,
+                            device_id,
+                            "the device lost its session before the send",
+                        )
+                        .await?;
+                    }
                     if matches!(ev, SessionEvent::Qr { .. })
                         && let Some(hook) = &self.on_qr
                     {
@@ -239,6 +335,23 @@ impl Worker {
     /// After a start: sessions that were live reconnect by themselves; linking sessions that
     /// died with the process are expired; devices whose link never started are started.
     pub async fn restore(&self) -> Result<(), StoreError> {
+        // Sends accepted before a crash whose command may be lost: queue them again (a
+        // duplicate command is harmless, the send checks the message's status first).
+        loop {
+            let pending = self.store.pending_messages(None, 10_000).await?;
+            for m in &pending {
+                let cmd = Command::Send {
+                    device_id: m.device_id,
+                    message_id: m.message_id.clone(),
+                };
+                wa_core::queue::enqueue(&*self.queue, cmd)
+                    .await
+                    .map_err(|e| StoreError::Backend(e.to_string()))?;
+            }
+            if pending.len() < 10_000 {
+                break;
+            }
+        }
         let mut after = None;
         loop {
             let page = self
@@ -315,5 +428,280 @@ fn stopped_or_logged_out(error: ProviderFailure) -> SessionEvent {
         SessionEvent::LoggedOut { error }
     } else {
         SessionEvent::Stopped { error }
+    }
+}
+
+/// Exponential backoff with jitter for a rate-limited send: 1 s, 2 s, 4 s ... at most 60 s,
+/// each within ±20 %.
+pub fn rate_limit_backoff(attempt: u32) -> Duration {
+    let base = 1000u64.saturating_mul(1 << attempt.saturating_sub(1).min(6)).min(60_000);
+    let jitter = rand::random_range(0.8..1.2);
+    Duration::from_millis((base as f64 * jitter) as u64)
+}
+
+impl Worker {
+    /// Sends one stored message: pacing, crash recovery, media, the provider, the outcome.
+    async fn send(&self, device: &Device, message_id: &str, receive_count: u32) -> Result<Next, StoreError> {
+        let device_id = device.device_id;
+        let Some(m) = self.store.get_message(device_id, message_id).await? else {
+            tracing::warn!(%device_id, %message_id, "send command for an unknown message dropped");
+            return Ok(Next::Done);
+        };
+        if !matches!(m.status, MessageStatus::Queued | MessageStatus::Sending) {
+            return Ok(Next::Done);
+        }
+        match device.status {
+            S::Connected => {}
+            S::Connecting if receive_count < MAX_RECONNECT_WAITS => {
+                return Ok(Next::RetryIn(Duration::from_secs(2)));
+            }
+            S::Connecting => {
+                let error = MessageError {
+                    code: ErrorCode::WhatsappConnectionLost,
+                    message: "the device did not reconnect in time".into(),
+                };
+                return self.finish(&m, MessageStatus::Failed, Some(error)).await;
+            }
+            s => {
+                let why = format!("the device is {s}; the send was not made");
+                if let Err(e) = cancel_message(&*self.store, &self.notifier, &m, &why).await
+                    && !matches!(e, StoreError::Conflict(_))
+                {
+                    return Err(e);
+                }
+                if m.status == MessageStatus::Sending {
+                    let error = MessageError {
+                        code: ErrorCode::DeviceNotConnected,
+                        message: why,
+                    };
+                    return self.finish(&m, MessageStatus::Failed, Some(error)).await;
+                }
+                return Ok(Next::Done);
+            }
+        }
+        if let Some(wait) = self.pacing.take(device_id) {
+            return Ok(Next::RetryIn(wait));
+        }
+        if m.status == MessageStatus::Sending
+            && self.provider.was_sent(device_id, &m.message_id).await == Some(true)
+        {
+            tracing::info!(%device_id, message_id = %m.message_id, "already received by WhatsApp before the restart");
+            return self.finish(&m, MessageStatus::Sent, None).await;
+        }
+        let attempt = m.attempts + 1;
+        let sending = MessageUpdate {
+            status: Some(MessageStatus::Sending),
+            attempts: Some(attempt),
+            updated_at: Some(time::now()),
+            ..MessageUpdate::default()
+        };
+        let m = match self
+            .store
+            .update_message(device_id, &m.message_id, &sending, &[MessageStatus::Queued, MessageStatus::Sending])
+            .await
+        {
+            Ok(m) => m,
+            // Canceled meanwhile.
+            Err(StoreError::Conflict(_)) => return Ok(Next::Done),
+            Err(e) => return Err(e),
+        };
+        let Some(content) = m.content.clone() else {
+            let error = MessageError {
+                code: ErrorCode::InternalError,
+                message: "the message has no content".into(),
+            };
+            return self.finish(&m, MessageStatus::Failed, Some(error)).await;
+        };
+        let media = match content.media() {
+            None => None,
+            Some(media) => match &media.source {
+                wa_core::messages::MediaSource::Inline { .. } => {
+                    match self.store.outbound_media(device_id, &m.message_id).await? {
+                        Some(bytes) => Some(bytes),
+                        None => {
+                            let error = MessageError {
+                                code: ErrorCode::InternalError,
+                                message: "the message's media is missing".into(),
+                            };
+                            return self.finish(&m, MessageStatus::Failed, Some(error)).await;
+                        }
+                    }
+                }
+                wa_core::messages::MediaSource::Url { url } => {
+                    match media::fetch(url, content.kind(), &media.mime_type, self.allow_private_urls).await {
+                        Ok(bytes) => Some(bytes),
+                        Err(error) => return self.finish(&m, MessageStatus::Failed, Some(error)).await,
+                    }
+                }
+            },
+        };
+        let outbound = OutboundMessage {
+            message_id: m.message_id.clone(),
+            to: m.to.clone(),
+            content,
+            media,
+        };
+        match self.provider.send(device_id, &outbound).await {
+            Ok(()) => {
+                tracing::info!(%device_id, message_id = %m.message_id, attempt, "sent");
+                self.finish(&m, MessageStatus::Sent, None).await
+            }
+            Err(f) if f.code == ErrorCode::ProviderRateLimit => {
+                let delay = rate_limit_backoff(attempt);
+                let u = MessageUpdate {
+                    status: Some(MessageStatus::Queued),
+                    error: Some(Some(MessageError {
+                        code: f.code,
+                        message: format!("{}; retried automatically", f.message),
+                    })),
+                    next_attempt_at: Some(Some(time::now() + delay)),
+                    updated_at: Some(time::now()),
+                    ..MessageUpdate::default()
+                };
+                match self.store.update_message(device_id, &m.message_id, &u, &[MessageStatus::Sending]).await {
+                    Ok(_) | Err(StoreError::Conflict(_)) => {}
+                    Err(e) => return Err(e),
+                }
+                self.notifier.notify(wait_key(device_id, &m.message_id));
+                tracing::info!(%device_id, message_id = %m.message_id, attempt, retry_in_ms = delay.as_millis() as u64, "rate limited; will retry");
+                Ok(Next::RetryIn(delay))
+            }
+            Err(f) if f.code == ErrorCode::DeviceNotConnected && receive_count < MAX_RECONNECT_WAITS => {
+                // The session went away under us; wait for it like a reconnect.
+                let u = MessageUpdate {
+                    status: Some(MessageStatus::Queued),
+                    updated_at: Some(time::now()),
+                    ..MessageUpdate::default()
+                };
+                match self.store.update_message(device_id, &m.message_id, &u, &[MessageStatus::Sending]).await {
+                    Ok(_) | Err(StoreError::Conflict(_)) => {}
+                    Err(e) => return Err(e),
+                }
+                Ok(Next::RetryIn(Duration::from_secs(2)))
+            }
+            Err(f) => {
+                tracing::info!(%device_id, message_id = %m.message_id, code = %f.code, "send failed");
+                let error = MessageError {
+                    code: f.code,
+                    message: f.message,
+                };
+                self.finish(&m, MessageStatus::Failed, Some(error)).await
+            }
+        }
+    }
+
+    /// Records the end of a send and wakes its waiting caller.
+    async fn finish(&self, m: &Message, status: MessageStatus, error: Option<MessageError>) -> Result<Next, StoreError> {
+        let now = time::now();
+        let u = MessageUpdate {
+            status: Some(status),
+            sent_at: Some((status == MessageStatus::Sent).then_some(now)),
+            error: Some(error),
+            next_attempt_at: Some(None),
+            updated_at: Some(now),
+            ..MessageUpdate::default()
+        };
+        match self
+            .store
+            .update_message(m.device_id, &m.message_id, &u, &[MessageStatus::Queued, MessageStatus::Sending])
+            .await
+        {
+            Ok(_) | Err(StoreError::Conflict(_)) => {}
+            Err(e) => return Err(e),
+        }
+        if status == MessageStatus::Sent {
+            self.store.delete_outbound_media(m.device_id, &m.message_id).await?;
+        }
+        self.notifier.notify(wait_key(m.device_id, &m.message_id));
+        Ok(Next::Done)
+    }
+
+    /// Moves sent messages forward on receipts (never backwards).
+    async fn apply_receipt(&self, device_id: Uuid, ids: &[String], status: MessageStatus) -> Result<(), StoreError> {
+        let earlier: &[MessageStatus] = match status {
+            MessageStatus::Delivered => &[MessageStatus::Sending, MessageStatus::Sent],
+            MessageStatus::Read => &[MessageStatus::Sending, MessageStatus::Sent, MessageStatus::Delivered],
+            MessageStatus::Played => &[
+                MessageStatus::Sending,
+                MessageStatus::Sent,
+                MessageStatus::Delivered,
+                MessageStatus::Read,
+            ],
+            _ => return Ok(()),
+        };
+        for id in ids {
+            let u = MessageUpdate {
+                status: Some(status),
+                updated_at: Some(time::now()),
+                ..MessageUpdate::default()
+            };
+            match self.store.update_message(device_id, id, &u, earlier).await {
+                Ok(_) => self.notifier.notify(wait_key(device_id, id)),
+                Err(StoreError::Conflict(_)) | Err(StoreError::NotFound) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    }
+
+    /// Stores an inbound message (its media first); the provider acknowledges WhatsApp after.
+    pub async fn store_inbound(&self, device_id: Uuid, msg: &InboundMessage) -> Result<(), StoreError> {
+        let Some(device) = self.store.get_device(device_id).await? else {
+            tracing::warn!(%device_id, "inbound message for an unknown device dropped");
+            return Ok(());
+        };
+        if self.store.get_message(device_id, &msg.message_id).await?.is_some() {
+            // A redelivery of a message already stored.
+            return Ok(());
+        }
+        let stored = match &msg.media {
+            Some(media) => {
+                let (dir, app, mid, mime, bytes) = (
+                    self.data_dir.clone(),
+                    device.app_id,
+                    msg.message_id.clone(),
+                    media.mime_type.clone(),
+                    media.bytes.clone(),
+                );
+                let s = tokio::task::spawn_blocking(move || media::store(&dir, app, device_id, &mid, &mime, &bytes))
+                    .await
+                    .map_err(|e| StoreError::Backend(e.to_string()))?
+                    .map_err(|e| StoreError::Backend(format!("writing media failed: {e}")))?;
+                Some(s)
+            }
+            None => None,
+        };
+        let now = time::now();
+        let m = Message {
+            message_id: msg.message_id.clone(),
+            device_id,
+            app_id: device.app_id,
+            direction: Direction::Inbound,
+            to: device.wa_device_jid.clone().unwrap_or_default(),
+            from: Some(msg.from.clone()),
+            from_phone: msg.from_phone.clone(),
+            chat: msg.chat.clone(),
+            kind: msg.kind,
+            status: MessageStatus::Received,
+            error: None,
+            attempts: 0,
+            idempotency_key: None,
+            content: None,
+            text: msg.text.clone(),
+            media_path: stored.as_ref().map(|s| s.path.clone()),
+            mime_type: msg.media.as_ref().map(|m| m.mime_type.clone()),
+            media_size: stored.as_ref().map(|s| s.size),
+            media_sha256: stored.as_ref().map(|s| s.sha256.clone()),
+            created_at: msg.timestamp,
+            updated_at: now,
+            sent_at: None,
+            next_attempt_at: None,
+        };
+        match self.store.create_message(&m, None, None).await {
+            Ok(_) | Err(StoreError::Conflict("message_id")) => {}
+            Err(e) => return Err(e),
+        }
+        tracing::info!(%device_id, message_id = %m.message_id, kind = m.kind.as_str(), "inbound message stored");
+        Ok(())
     }
 }

@@ -45,17 +45,21 @@ async fn run(config: WorkerConfig) -> anyhow::Result<()> {
     std::fs::create_dir_all(&config.data_dir)?;
     let store = wa_store::SqliteStore::open(&config.data_dir.join("wa.db"))
         .map_err(|e| anyhow::anyhow!("cannot open the database: {e}"))?;
-    let queue = wa_queue::LocalQueue::open(&config.data_dir.join("queue.db"), 10)
+    let queue = wa_queue::LocalQueue::open(&config.data_dir.join("queue.db"), wa_worker::MAX_RECEIVES)
         .map_err(|e| anyhow::anyhow!("cannot open the queue: {e}"))?;
     let (tx, rx) = mpsc::unbounded_channel();
-    let (provider, _) = wa_worker::build_provider(&config, &config.data_dir, tx)?;
-    let worker = Arc::new(Worker {
-        store: Arc::new(store),
-        queue: Arc::new(queue),
+    let (in_tx, in_rx) = mpsc::unbounded_channel();
+    let (provider, _) = wa_worker::build_provider(&config, &config.data_dir, tx, in_tx)?;
+    let mut worker = Worker::new(
+        Arc::new(store),
+        Arc::new(queue),
         provider,
-        notifier: Notifier::new(),
-        on_qr: None,
-    });
+        Notifier::new(),
+        config.data_dir.clone(),
+    )
+    .with_pacing(config.send_rate, config.send_burst);
+    worker.allow_private_urls = config.allow_private_urls;
+    let worker = Arc::new(worker);
     let (stop_tx, stop_rx) = watch::channel(false);
     tokio::spawn(async move {
         let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
@@ -67,6 +71,6 @@ async fn run(config: WorkerConfig) -> anyhow::Result<()> {
         let _ = stop_tx.send(true);
     });
     tracing::info!(provider = ?config.provider, "wa-worker started");
-    worker.run(rx, stop_rx).await;
+    worker.run(rx, in_rx, stop_rx).await;
     Ok(())
 }

@@ -13,6 +13,7 @@ use wa_core::Store;
 use wa_core::apps::Apps;
 use wa_core::auth::JwtConfig;
 use wa_core::device_service::Devices;
+use wa_core::send_service::Messages;
 use wa_core::notify::Notifier;
 use wa_core::provider::{Provider, SandboxControl};
 use wa_core::queue::Queue;
@@ -25,6 +26,7 @@ pub use pagination::{ListQuery, Listed, encode_cursor};
 pub struct Context {
     pub apps: Apps,
     pub devices: Devices,
+    pub messages: Messages,
     pub store: Arc<dyn Store>,
     pub queue: Arc<dyn Queue>,
     pub notifier: Arc<Notifier>,
@@ -36,6 +38,9 @@ pub struct Context {
     pub provider: Option<Arc<dyn Provider>>,
     /// The sandbox's control surface (`WA_PROVIDER=sandbox` only).
     pub sandbox: Option<Arc<dyn SandboxControl>>,
+    /// The directory inbound media paths are relative to (the data directory), where
+    /// media files are on this machine's disk.
+    pub media_root: Option<std::path::PathBuf>,
 }
 
 /// The state type of every router.
@@ -49,9 +54,17 @@ impl Context {
         allow_private_urls: bool,
     ) -> Context {
         let notifier = Notifier::new();
+        let devices = Devices::new(store.clone(), queue.clone(), notifier.clone());
         Context {
             apps: Apps::new(store.clone(), allow_private_urls),
-            devices: Devices::new(store.clone(), queue.clone(), notifier.clone()),
+            messages: Messages::new(
+                store.clone(),
+                queue.clone(),
+                notifier.clone(),
+                devices.clone(),
+                allow_private_urls,
+            ),
+            devices,
             store,
             queue,
             notifier,
@@ -59,6 +72,7 @@ impl Context {
             version: env!("CARGO_PKG_VERSION"),
             provider: None,
             sandbox: None,
+            media_root: None,
         }
     }
 

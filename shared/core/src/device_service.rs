@@ -261,6 +261,16 @@ impl Devices {
                     };
                     enqueue(&*self.queue, command).await?;
                     self.notifier.notify(device_id);
+                    // Sends waiting for this device will not go out: their callers get 408.
+                    let why = match action {
+                        Action::Disconnect => Some("the device was disconnected before the send"),
+                        Action::Destroy => Some("the device was destroyed before the send"),
+                        _ => None,
+                    };
+                    if let Some(why) = why {
+                        crate::send_service::cancel_pending(&*self.store, &self.notifier, device_id, why)
+                            .await?;
+                    }
                     tracing::info!(%device_id, ?action, status = %updated.status, "device action accepted");
                     return Ok(updated);
                 }

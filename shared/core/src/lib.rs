@@ -14,6 +14,7 @@ pub mod net;
 pub mod notify;
 pub mod provider;
 pub mod queue;
+pub mod send_service;
 pub mod store;
 pub mod time;
 

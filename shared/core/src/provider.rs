@@ -294,4 +294,21 @@ pub trait SandboxControl: Send + Sync {
 
     /// What the simulated WhatsApp received from the device, in order.
     async fn sent(&self, device_id: Uuid) -> wa_errors::ApiResult<Vec<SentRecord>>;
+
+    /// An incoming message from `from`, with the fields of a send; answers its message id
+    /// once the worker stored it.
+    async fn inbound(
+        &self,
+        device_id: Uuid,
+        from: &str,
+        request: crate::messages::SendRequest,
+    ) -> wa_errors::ApiResult<String>;
+
+    /// A receipt from the recipient of a message the device sent.
+    async fn receipt(
+        &self,
+        device_id: Uuid,
+        message_id: &str,
+        status: MessageStatus,
+    ) -> wa_errors::ApiResult<()>;
 }

@@ -130,6 +130,9 @@ pub enum Command {
     /// Subscribe to a peer's presence.
     #[serde(rename = "subscribe_presence.v1")]
     SubscribePresence { device_id: Uuid, jid: String },
+    /// Send a stored outbound message.
+    #[serde(rename = "send.v1")]
+    Send { device_id: Uuid, message_id: String },
 }
 
 impl Command {
@@ -140,7 +143,8 @@ impl Command {
             | Command::Resume { device_id }
             | Command::Disconnect { device_id }
             | Command::Destroy { device_id }
-            | Command::SubscribePresence { device_id, .. } => *device_id,
+            | Command::SubscribePresence { device_id, .. }
+            | Command::Send { device_id, .. } => *device_id,
         }
     }
 }

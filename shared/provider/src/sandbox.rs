@@ -14,9 +14,11 @@ use async_trait::async_trait;
 use rand::Rng;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
+use wa_core::messages::{MessageStatus, SendRequest};
 use wa_core::provider::{
-    DropReason, EventSender, Group, Presence, Profile, Provider, ProviderFailure, SandboxControl,
-    ScanOutcome, SentRecord, SessionEvent,
+    DropReason, EventSender, Group, InboundDelivery, InboundMedia, InboundMessage, InboundSender,
+    OutboundMessage, Presence, Profile, Provider, ProviderFailure, SandboxControl, ScanOutcome,
+    SentRecord, SessionEvent,
 };
 use wa_core::time::{self, OffsetDateTime};
 use wa_errors::{ApiError, ApiResult, ErrorCode};
@@ -73,6 +75,9 @@ enum Session {
 /// The simulated WhatsApp.
 pub struct Sandbox {
     events: EventSender,
+    inbound: InboundSender,
+    /// Send attempts per message id (the rate-limited recipient fails the first two).
+    attempts: Mutex<HashMap<String, u32>>,
     dir: PathBuf,
     options: SandboxOptions,
     sessions: Sessions,
@@ -106,6 +111,7 @@ impl Sandbox {
     pub fn new(
         data_dir: &Path,
         events: EventSender,
+        inbound: InboundSender,
         options: SandboxOptions,
     ) -> std::io::Result<Self> {
         let dir = data_dir.join("sandbox");
@@ -113,6 +119,8 @@ impl Sandbox {
         std::fs::create_dir_all(dir.join("sent"))?;
         Ok(Sandbox {
             events,
+            inbound,
+            attempts: Mutex::new(HashMap::new()),
             dir,
             options,
             sessions: Sessions::default(),
@@ -345,6 +353,80 @@ impl Provider for Sandbox {
     async fn subscribe_presence(&self, device_id: Uuid, _jid: &str) -> Result<(), ProviderFailure> {
         self.live_creds(device_id).map(|_| ())
     }
+
+    async fn send(
+        &self,
+        device_id: Uuid,
+        message: &OutboundMessage,
+    ) -> Result<(), ProviderFailure> {
+        self.live_creds(device_id)?;
+        let attempt = {
+            let mut a = self.attempts.lock().unwrap_or_else(|p| p.into_inner());
+            let n = a.entry(message.message_id.clone()).or_insert(0);
+            *n += 1;
+            *n
+        };
+        let user = message.to.split('@').next().unwrap_or_default();
+        let fault = match (user, message.to.as_str()) {
+            ("15550000429", _) if attempt <= 2 => Some((
+                ErrorCode::ProviderRateLimit,
+                "WhatsApp rate-limited this send",
+            )),
+            ("15550000502", _) => {
+                Some((ErrorCode::ProviderError, "WhatsApp answered with an error"))
+            }
+            ("15550000503", _) => Some((
+                ErrorCode::WhatsappConnectionLost,
+                "the connection to WhatsApp dropped during the send",
+            )),
+            ("15550000530", _) => Some((
+                ErrorCode::WhatsappConnectionAborted,
+                "the connection to WhatsApp was aborted during the send",
+            )),
+            ("15550000504", _) => Some((
+                ErrorCode::UpstreamTimeout,
+                "WhatsApp did not answer in time",
+            )),
+            (_, RESTRICTED_GROUP) => Some((
+                ErrorCode::GroupPostingRestricted,
+                "only admins can post in this group",
+            )),
+            (_, SLOW_GROUP) => Some((
+                ErrorCode::GroupPrekeyTimeout,
+                "preparing encryption for this large group timed out",
+            )),
+            _ => None,
+        };
+        if let Some((code, text)) = fault {
+            return Err(failure(code, text));
+        }
+        if user == "15550000999" {
+            tokio::time::sleep(Duration::from_secs(5)).await;
+            self.live_creds(device_id)?;
+        }
+        let record = SentRecord {
+            message_id: message.message_id.clone(),
+            to: message.to.clone(),
+            kind: message.content.kind().as_str().to_owned(),
+            received_at: time::now(),
+        };
+        self.record_sent(device_id, &record).map_err(|e| {
+            failure(
+                ErrorCode::ProviderError,
+                &format!("sandbox log failed: {e}"),
+            )
+        })?;
+        self.attempts
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&message.message_id);
+        Ok(())
+    }
+
+    async fn was_sent(&self, device_id: Uuid, message_id: &str) -> Option<bool> {
+        let sent = SandboxControl::sent(self, device_id).await.ok()?;
+        Some(sent.iter().any(|r| r.message_id == message_id))
+    }
 }
 
 #[async_trait]
@@ -491,6 +573,114 @@ impl SandboxControl for Sandbox {
                 last_seen: (presence == "unavailable").then_some(now),
                 updated_at: now,
             }),
+        );
+        Ok(())
+    }
+
+    async fn inbound(
+        &self,
+        device_id: Uuid,
+        from: &str,
+        request: SendRequest,
+    ) -> ApiResult<String> {
+        let from = wa_core::jid::normalize("from", from)?;
+        let mut req = request;
+        if req.to.is_none() {
+            // `to` is this account; the validation only needs a well-formed JID.
+            req.to = Some(from.clone());
+        }
+        let valid = req.validate(true)?;
+        self.live_creds(device_id)?;
+        let message_id = wa_core::messages::new_message_id();
+        let kind = valid.content.kind();
+        let media = valid.media.map(|bytes| InboundMedia {
+            mime_type: valid
+                .content
+                .media()
+                .map(|m| m.mime_type.clone())
+                .unwrap_or_default(),
+            bytes,
+            file_name: match &valid.content {
+                wa_core::messages::Content::Document { file_name, .. } => file_name.clone(),
+                _ => None,
+            },
+        });
+        if kind.is_media() && media.is_none() {
+            return Err(ApiError::validation(
+                "data_base64",
+                "sandbox inbound media must be sent inline as `data_base64`",
+            ));
+        }
+        let chat = from.clone();
+        // The sandbox resolves its made-up LIDs (`9<number>@lid`) to the phone number.
+        let user = from.split('@').next().unwrap_or_default();
+        let from_phone = if from.ends_with("@lid") {
+            user.strip_prefix('9').map(str::to_owned)
+        } else if from.ends_with("@s.whatsapp.net") {
+            Some(user.to_owned())
+        } else {
+            None
+        };
+        let message = InboundMessage {
+            message_id: message_id.clone(),
+            chat,
+            from,
+            from_phone,
+            kind,
+            text: valid.content.display_text(),
+            media,
+            timestamp: time::now(),
+        };
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.inbound
+            .send(InboundDelivery {
+                device_id,
+                message,
+                stored: tx,
+            })
+            .map_err(|_| ApiError::internal("the worker is not running"))?;
+        match tokio::time::timeout(Duration::from_secs(30), rx).await {
+            Ok(Ok(Ok(()))) => Ok(message_id),
+            Ok(Ok(Err(e))) => Err(ApiError::internal(format!(
+                "storing the inbound message failed: {e}"
+            ))),
+            _ => Err(ApiError::new(
+                ErrorCode::UpstreamTimeout,
+                "the worker did not store the message in time",
+            )),
+        }
+    }
+
+    async fn receipt(
+        &self,
+        device_id: Uuid,
+        message_id: &str,
+        status: MessageStatus,
+    ) -> ApiResult<()> {
+        if !matches!(
+            status,
+            MessageStatus::Delivered | MessageStatus::Read | MessageStatus::Played
+        ) {
+            return Err(ApiError::validation(
+                "status",
+                "`status` must be delivered, read or played",
+            ));
+        }
+        self.live_creds(device_id)?;
+        let sent = SandboxControl::sent(self, device_id).await?;
+        let Some(record) = sent.iter().find(|r| r.message_id == message_id) else {
+            return Err(ApiError::not_found(
+                "the simulated WhatsApp never received this message",
+            ));
+        };
+        self.emit(
+            device_id,
+            SessionEvent::Receipt {
+                message_ids: vec![message_id.to_owned()],
+                status,
+                from: record.to.clone(),
+                chat: record.to.clone(),
+            },
         );
         Ok(())
     }

@@ -6,6 +6,14 @@
 //! [`SessionEvent`]s on the provider's channel. It also owns the error classification
 //! ([`classify_send_error`], [`classify_nack`], ...), which the send path uses.
 //!
+//! Messaging:
+//! - Sending (`outbound`): the message goes out under the worker's id and `send`
+//!   resolves on the server's ack, correlated by id through the session's ack table
+//!   (`acks`), which the pump fills from `Event::ServerAck`.
+//! - Receiving (`inbound`): a durability hook hands each incoming message to the
+//!   worker's inbound channel and defers WhatsApp's ack until the worker stored it;
+//!   the pump turns revokes and receipts into `SessionEvent`s.
+//!
 //! Invariants:
 //! - Never two Bots on one store file: every lifecycle operation of a device (link,
 //!   resume, disconnect, destroy, and the pump's own terminal handling) runs under that
@@ -16,8 +24,11 @@
 //!   WhatsApp is reported after `connect_timeout` (the library itself retries forever
 //!   and only logs connect failures).
 
+mod acks;
 mod classify;
+mod inbound;
 mod mapping;
+mod outbound;
 
 pub use classify::{
     classify_error, classify_nack, classify_pair_error, classify_pair_failure, classify_send_error,
@@ -35,7 +46,10 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tracing::{debug, info, warn};
 use uuid::Uuid;
-use wa_core::provider::{EventSender, Group, Profile, Provider, ProviderFailure, SessionEvent};
+use wa_core::provider::{
+    EventSender, Group, InboundSender, OutboundMessage, Profile, Provider, ProviderFailure,
+    SessionEvent,
+};
 use wa_core::time::OffsetDateTime;
 use wa_errors::ErrorCode;
 use whatsapp_rust::async_channel;
@@ -50,6 +64,9 @@ use whatsapp_rust::types::events::{Event, EventHandler, EventInterest, EventKind
 use whatsapp_rust::wacore::pair_code::PairCodeUtils;
 use whatsapp_rust::wacore::store::DevicePropsOverride;
 use whatsapp_rust::{Client, Jid};
+
+use acks::AckTable;
+use inbound::InboundHook;
 
 /// How long a graceful Bot shutdown may take before the Bot is aborted. A Bot stuck in
 /// a connect attempt only notices the shutdown when that attempt ends (up to the
@@ -94,13 +111,21 @@ pub struct WhatsAppProvider {
 }
 
 impl WhatsAppProvider {
-    /// A provider keeping its session stores in `sessions_dir` (created on first use)
-    /// and reporting session events on `events`. Starts nothing by itself.
-    pub fn new(sessions_dir: PathBuf, events: EventSender, options: WhatsAppOptions) -> Self {
+    /// A provider keeping its session stores in `sessions_dir` (created on first use),
+    /// reporting session events on `events` and handing incoming messages to the worker
+    /// on `inbound` (WhatsApp is acknowledged only once the worker answered `stored`
+    /// with `Ok`). Starts nothing by itself.
+    pub fn new(
+        sessions_dir: PathBuf,
+        events: EventSender,
+        inbound: InboundSender,
+        options: WhatsAppOptions,
+    ) -> Self {
         WhatsAppProvider {
             inner: Arc::new(Inner {
                 sessions_dir,
                 events,
+                inbound,
                 options,
                 sessions: Mutex::new(HashMap::new()),
                 device_locks: StdMutex::new(HashMap::new()),
@@ -114,6 +139,8 @@ impl WhatsAppProvider {
 struct Inner {
     sessions_dir: PathBuf,
     events: EventSender,
+    /// Where incoming messages go (through each session's durability hook).
+    inbound: InboundSender,
     options: WhatsAppOptions,
     /// Running sessions. Held only briefly (never across a Bot start or stop).
     sessions: Mutex<HashMap<Uuid, Session>>,
@@ -130,6 +157,7 @@ struct Session {
     client: Arc<Client>,
     handle: BotHandle,
     emitter: Emitter,
+    shared: Arc<SessionShared>,
     pump: JoinHandle<()>,
 }
 
@@ -144,6 +172,9 @@ struct SessionShared {
     /// When the pair code handed out by `link` expires: QR exhaustion does not end a
     /// linking session before that.
     pair_code_expires: StdMutex<Option<Instant>>,
+    /// Sends waiting for their server ack (filled by the pump, closed when the
+    /// session ends).
+    acks: Arc<AckTable>,
 }
 
 impl SessionShared {
@@ -220,6 +251,11 @@ impl Emitter {
     fn close(&self) {
         *self.open.lock().unwrap_or_else(PoisonError::into_inner) = false;
     }
+
+    /// Whether the session still reports (not disconnected, destroyed or replaced).
+    fn is_open(&self) -> bool {
+        *self.open.lock().unwrap_or_else(PoisonError::into_inner)
+    }
 }
 
 /// The library's event handler: runs inline on the library's dispatch path, so it only
@@ -252,6 +288,9 @@ impl EventHandler for Forwarder {
             EventKind::ConnectFailure,
             EventKind::Presence,
             EventKind::ChatPresence,
+            EventKind::Messages,
+            EventKind::Receipt,
+            EventKind::ServerAck,
         ])
     }
 }
@@ -327,9 +366,20 @@ impl Inner {
 
     /// The client of a live (connected and logged-in) session.
     async fn live_client(&self, device_id: Uuid) -> Result<Arc<Client>, ProviderFailure> {
+        self.live_session(device_id).await.map(|(client, _)| client)
+    }
+
+    /// The client and shared state of a live (connected and logged-in) session;
+    /// `device_not_connected` otherwise.
+    async fn live_session(
+        &self,
+        device_id: Uuid,
+    ) -> Result<(Arc<Client>, Arc<SessionShared>), ProviderFailure> {
         let sessions = self.sessions.lock().await;
         match sessions.get(&device_id) {
-            Some(s) if s.client.is_connected() && s.client.is_logged_in() => Ok(s.client.clone()),
+            Some(s) if s.client.is_connected() && s.client.is_logged_in() => {
+                Ok((s.client.clone(), s.shared.clone()))
+            }
             _ => Err(ProviderFailure::new(
                 ErrorCode::DeviceNotConnected,
                 "the device has no live WhatsApp connection",
@@ -387,6 +437,9 @@ impl Inner {
         })?;
 
         let shared = Arc::new(SessionShared::default());
+        // Created before the Bot: its durability hook checks it, so a closed
+        // session stops handing messages to the worker.
+        let emitter = Emitter::new(device_id, self.events.clone());
         let (lib_tx, lib_rx) = mpsc::unbounded_channel();
         let mut builder = Bot::builder()
             .with_backend(store)
@@ -398,7 +451,12 @@ impl Inner {
             .with_device_props(
                 DevicePropsOverride::new().with_os(self.options.device_os_name.clone()),
             )
-            .with_event_handler(Forwarder { tx: lib_tx });
+            .with_event_handler(Forwarder { tx: lib_tx })
+            .with_inbound_durability_hook(InboundHook {
+                device_id,
+                inbound: self.inbound.clone(),
+                emitter: emitter.clone(),
+            });
         if let Some(name) = &self.options.push_name {
             builder = builder.with_push_name(name.clone());
         }
@@ -426,7 +484,6 @@ impl Inner {
         }
 
         let generation = self.generations.fetch_add(1, Ordering::Relaxed);
-        let emitter = Emitter::new(device_id, self.events.clone());
         let handle = bot.spawn();
         let pump = Pump {
             inner: Arc::downgrade(self),
@@ -436,6 +493,7 @@ impl Inner {
             client: Arc::downgrade(&client),
             emitter: emitter.clone(),
             shared: shared.clone(),
+            inbound: self.inbound.clone(),
             connect_timeout: self.options.connect_timeout,
         };
         let pump = tokio::spawn(pump.run(lib_rx));
@@ -446,6 +504,7 @@ impl Inner {
                 client: client.clone(),
                 handle,
                 emitter,
+                shared: shared.clone(),
                 pump,
             },
         );
@@ -501,6 +560,7 @@ impl Drop for Inner {
         // (the BotHandles abort their run loops when the map drops them).
         for session in self.sessions.get_mut().values() {
             session.emitter.close();
+            session.shared.acks.close();
             session.pump.abort();
             session.client.signal_shutdown_sync();
         }
@@ -527,10 +587,13 @@ async fn stop_silently(device_id: Uuid, session: Session) {
         client,
         handle,
         emitter,
+        shared,
         pump,
         ..
     } = session;
     emitter.close();
+    // Sends waiting for an ack learn now that none will come.
+    shared.acks.close();
     pump.abort();
     stop_bot(device_id, &client, handle).await;
 }
@@ -565,11 +628,23 @@ struct Pump {
     client: Weak<Client>,
     emitter: Emitter,
     shared: Arc<SessionShared>,
+    inbound: InboundSender,
     connect_timeout: Duration,
+}
+
+/// Closes a session's ack table when its pump ends, however it ends (returns, or is
+/// aborted with the session): no ack can be correlated any more.
+struct CloseAcksOnDrop(Arc<AckTable>);
+
+impl Drop for CloseAcksOnDrop {
+    fn drop(&mut self) {
+        self.0.close();
+    }
 }
 
 impl Pump {
     async fn run(self, mut rx: mpsc::UnboundedReceiver<Arc<Event>>) {
+        let _close_acks = CloseAcksOnDrop(self.shared.acks.clone());
         let watchdog = tokio::time::sleep(self.connect_timeout);
         tokio::pin!(watchdog);
         let mut watching = true;
@@ -697,6 +772,8 @@ impl Pump {
             }
             Event::Disconnected(d) => {
                 info!(device_id = %device_id, reason = %d.reason, "connection lost; the client reconnects");
+                // Acks of stanzas written on the dead socket will never arrive.
+                self.shared.acks.fail_all();
                 self.emitter.emit(SessionEvent::Reconnecting {
                     error: Some(mapping::disconnected_failure(&d.reason)),
                 });
@@ -760,9 +837,81 @@ impl Pump {
                 self.emitter
                     .emit(SessionEvent::Presence(mapping::chat_presence(c, jid)));
             }
+            Event::ServerAck(ack) => {
+                // Acks also cover receipts and notifications we send; only message
+                // acks (or unlabeled ones) can answer a send.
+                if ack.class.as_deref().is_none_or(|c| c == "message")
+                    && self.shared.acks.resolve(&ack.id, ack.error.as_deref())
+                {
+                    debug!(device_id = %device_id, message_id = %ack.id, nack = ?ack.error, "server ack");
+                }
+            }
+            Event::Receipt(r) => self.on_receipt(r),
+            Event::Messages(batch) => self.on_messages(batch),
             _ => {}
         }
         Flow::Continue
+    }
+
+    /// Delivered/read/played receipts of messages this device sent.
+    fn on_receipt(&self, r: &whatsapp_rust::types::events::Receipt) {
+        let Some(status) = inbound::receipt_status(&r.r#type) else {
+            return;
+        };
+        // Our own other devices confirm our sends too; those are not the peer's.
+        if self.is_own(&r.source.sender) || r.message_ids.is_empty() {
+            return;
+        }
+        debug!(device_id = %self.device_id, count = r.message_ids.len(), status = status.as_str(), "receipt");
+        self.emitter.emit(SessionEvent::Receipt {
+            message_ids: r.message_ids.clone(),
+            status,
+            from: r.source.sender.to_non_ad().to_string(),
+            chat: r.source.chat.to_non_ad().to_string(),
+        });
+    }
+
+    /// A committed batch of incoming messages: revokes become events; messages the
+    /// durability hook did not see (already acked by the library) are delivered here.
+    fn on_messages(&self, batch: &whatsapp_rust::types::events::MessageBatch) {
+        for item in batch.iter() {
+            let source = &item.info.source;
+            if source.is_from_me || !inbound::is_conversation(&source.chat) {
+                continue;
+            }
+            if let inbound::Classified::Revoke { message_id } = inbound::classify(&item.message) {
+                debug!(device_id = %self.device_id, message_id = %message_id, "message revoked");
+                self.emitter.emit(SessionEvent::Revoked {
+                    message_id,
+                    chat: source.chat.to_non_ad().to_string(),
+                    from: source.sender.to_non_ad().to_string(),
+                });
+            }
+        }
+        if batch.hook_committed {
+            return;
+        }
+        // Off the pump: downloads must not hold up acks, receipts and lifecycle events.
+        if let Some(client) = self.client.upgrade() {
+            tokio::spawn(inbound::deliver_unacked(
+                self.device_id,
+                client,
+                self.inbound.clone(),
+                self.emitter.clone(),
+                batch.messages.clone(),
+            ));
+        }
+    }
+
+    /// Whether `jid` is this account (any of its devices, phone number or LID).
+    fn is_own(&self, jid: &Jid) -> bool {
+        let Some(client) = self.client.upgrade() else {
+            return false;
+        };
+        [client.pn(), client.lid()]
+            .into_iter()
+            .flatten()
+            .any(|own| own.user == jid.user && own.server == jid.server)
     }
 
     /// The peer as the API shows it: its phone-number JID when the library knows the
@@ -814,8 +963,10 @@ impl Pump {
             client,
             handle,
             emitter,
+            shared,
             ..
         } = session;
+        shared.acks.close();
         match terminal {
             Terminal::Unreachable(error) => {
                 emitter.emit(SessionEvent::Stopped { error });
@@ -965,6 +1116,7 @@ impl Provider for WhatsAppProvider {
         if let Some(session) = inner.take_session(device_id).await {
             // Closed before logout, whose own `LoggedOut` event must not reach the worker.
             session.emitter.close();
+            session.shared.acks.close();
             session.pump.abort();
             if session.client.is_connected()
                 && tokio::time::timeout(LOGOUT_TIMEOUT, session.client.logout())
@@ -1026,6 +1178,27 @@ impl Provider for WhatsAppProvider {
             .collect();
         out.sort_by(|a, b| a.jid.cmp(&b.jid));
         Ok(out)
+    }
+
+    /// Sends a message under its fixed `message_id` and returns once WhatsApp acked it.
+    ///
+    /// Needs a live session (`device_not_connected` at once otherwise). Media types
+    /// are uploaded first (their bytes must be in `message.media`, else
+    /// `provider_error`). Failures: a malformed `to` is a `validation_error`; upload
+    /// and send errors are classified by [`classify_error`] / [`classify_send_error`];
+    /// a server nack by [`classify_nack`] (`provider_rate_limit`,
+    /// `group_posting_restricted`, ...); the connection dropping or the session ending
+    /// before the ack is `whatsapp_connection_lost`; no ack within 30 s is
+    /// `upstream_timeout` (`group_prekey_timeout` for groups). After any failure,
+    /// resending under the same id is safe: WhatsApp drops duplicates.
+    async fn send(
+        &self,
+        device_id: Uuid,
+        message: &OutboundMessage,
+    ) -> Result<(), ProviderFailure> {
+        let (client, shared) = self.inner.live_session(device_id).await?;
+        let to = parse_jid(&message.to)?;
+        outbound::send(device_id, &client, &shared.acks, to, message).await
     }
 
     /// Subscribes to a peer's presence; updates arrive as `SessionEvent::Presence` (the
@@ -1170,11 +1343,27 @@ mod tests {
 
     fn provider(dir: &Path) -> (WhatsAppProvider, UnboundedReceiver<(Uuid, SessionEvent)>) {
         let (tx, rx) = mpsc::unbounded_channel();
+        // Nothing arrives offline; the receiver may go.
+        let (inbound, _) = mpsc::unbounded_channel();
         let options = WhatsAppOptions {
             connect_timeout: CONNECT_TIMEOUT,
             ..Default::default()
         };
-        (WhatsAppProvider::new(dir.to_path_buf(), tx, options), rx)
+        (
+            WhatsAppProvider::new(dir.to_path_buf(), tx, inbound, options),
+            rx,
+        )
+    }
+
+    fn text_message(to: &str) -> OutboundMessage {
+        OutboundMessage {
+            message_id: wa_core::messages::new_message_id(),
+            to: to.to_string(),
+            content: wa_core::messages::Content::Text {
+                text: "hello".to_string(),
+            },
+            media: None,
+        }
     }
 
     /// Waits for the first event of `device_id` matching `pick`.
@@ -1284,6 +1473,23 @@ mod tests {
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn send_without_a_session_is_device_not_connected() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (provider, _rx) = provider(dir.path());
+        let started = std::time::Instant::now();
+        let result = provider
+            .send(Uuid::new_v4(), &text_message("15551234567@s.whatsapp.net"))
+            .await;
+        assert_eq!(
+            result.map_err(|f| f.code),
+            Err(ErrorCode::DeviceNotConnected)
+        );
+        assert!(started.elapsed() < Duration::from_secs(1));
+        // The default: the provider cannot tell.
+        assert_eq!(provider.was_sent(Uuid::new_v4(), "3EB0X").await, None);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn offline_pair_code_link_fails_with_connection_lost() {
         let dir = tempfile::tempdir().expect("tempdir");
         let (provider, mut rx) = provider(dir.path());
@@ -1352,6 +1558,14 @@ mod tests {
         })
         .await;
         assert_eq!(error.code, ErrorCode::WhatsappConnectionLost, "{error:?}");
+        // A session that never connected cannot send.
+        assert_eq!(
+            provider
+                .send(id, &text_message("15551234567@s.whatsapp.net"))
+                .await
+                .map_err(|f| f.code),
+            Err(ErrorCode::DeviceNotConnected)
+        );
 
         let started = std::time::Instant::now();
         provider.disconnect(id).await;

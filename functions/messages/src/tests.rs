@@ -1,0 +1,472 @@
+//! Router tests of sending: every type, validation, the fault table, idempotency,
+//! cancellation, pacing; the worker and the sandbox run in-process.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::{Router, body::Body};
+use base64::Engine;
+use http::{Request, StatusCode};
+use http_body_util::BodyExt;
+use serde_json::{Value, json};
+use tokio::sync::{mpsc, watch};
+use tower::ServiceExt;
+use utoipa_axum::router::OpenApiRouter;
+use wa_api::Context;
+use wa_core::apps::CreateApp;
+use wa_core::auth::JwtConfig;
+
+struct Api {
+    router: Router,
+    ctx: wa_api::AppState,
+    token: String,
+    device: String,
+    _dir: tempfile::TempDir,
+    _stop: watch::Sender<bool>,
+}
+
+struct Reply {
+    status: StatusCode,
+    headers: http::HeaderMap,
+    body: Value,
+}
+
+/// A server with one App and one connected sandbox device.
+async fn api(send_wait: Duration, rate: f64, burst: u32) -> Api {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(wa_store::SqliteStore::in_memory().unwrap());
+    let queue = Arc::new(wa_queue::LocalQueue::in_memory(wa_worker::MAX_RECEIVES).unwrap());
+    let jwt = JwtConfig::new("0123456789abcdef0123456789abcdef", None, None).unwrap();
+    let mut ctx = Context::new(store.clone(), queue.clone(), jwt, false);
+    let (tx, rx) = mpsc::unbounded_channel();
+    let (in_tx, in_rx) = mpsc::unbounded_channel();
+    let sandbox = Arc::new(
+        wa_provider::sandbox::Sandbox::new(dir.path(), tx, in_tx, Default::default()).unwrap(),
+    );
+    ctx.provider = Some(sandbox.clone());
+    ctx.sandbox = Some(sandbox.clone());
+    ctx.messages.send_wait = send_wait;
+    ctx.media_root = Some(dir.path().to_path_buf());
+    let ctx = ctx.into_state();
+    let worker = wa_worker::Worker::new(store, queue, sandbox, ctx.notifier.clone(), dir.path().to_path_buf())
+        .with_pacing(rate, burst);
+    let (stop, stop_rx) = watch::channel(false);
+    tokio::spawn(Arc::new(worker).run(rx, in_rx, stop_rx));
+    let (r, _) = OpenApiRouter::new()
+        .merge(crate::router())
+        .merge(wa_fn_devices::router())
+        .merge(wa_fn_devices::sandbox_router())
+        .merge(wa_fn_devices::media_router())
+        .split_for_parts();
+    let router = wa_errors::finish_router(r.with_state(ctx.clone()), 32 << 20, Default::default());
+    let c = ctx
+        .apps
+        .create("acme", CreateApp { name: "a".into(), webhook_url: None })
+        .await
+        .unwrap();
+    let mut api = Api {
+        router,
+        ctx,
+        token: c.app_token,
+        device: String::new(),
+        _dir: dir,
+        _stop: stop,
+    };
+    let r = api.call("POST", "/devices", json!({"device_name": "main"}), &[]).await;
+    api.device = r.body["data"]["device"]["device_id"].as_str().unwrap().to_owned();
+    let r = api
+        .call("POST", &format!("/sandbox/devices/{}/scan", api.device), json!({"wa_number": "15551230001"}), &[])
+        .await;
+    assert_eq!(r.body["data"]["device"]["status"], "connected");
+    api
+}
+
+impl Api {
+    async fn call(&self, method: &str, uri: &str, body: Value, headers: &[(&str, &str)]) -> Reply {
+        let mut b = Request::builder()
+            .method(method)
+            .uri(uri)
+            .header("authorization", format!("Bearer {}", self.token));
+        for (k, v) in headers {
+            b = b.header(*k, *v);
+        }
+        let req = if body.is_null() {
+            b.body(Body::empty())
+        } else {
+            b.header("content-type", "application/json").body(Body::from(body.to_string()))
+        }
+        .unwrap();
+        let res = self.router.clone().oneshot(req).await.unwrap();
+        let status = res.status();
+        let headers = res.headers().clone();
+        let bytes = res.into_body().collect().await.unwrap().to_bytes();
+        let body: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+        if !body.is_null() {
+            assert_eq!(body["request_id"], headers["x-request-id"].to_str().unwrap(), "{body}");
+        }
+        Reply { status, headers, body }
+    }
+
+    async fn send(&self, body: Value, headers: &[(&str, &str)]) -> Reply {
+        self.call("POST", &format!("/devices/{}/messages", self.device), body, headers).await
+    }
+
+    async fn message(&self, id: &str) -> Value {
+        let r = self.call("GET", &format!("/devices/{}/messages/{id}", self.device), Value::Null, &[]).await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+        r.body["data"]["message"].clone()
+    }
+
+    async fn wait_message(&self, id: &str, status: &str) -> Value {
+        for _ in 0..200 {
+            let m = self.message(id).await;
+            if m["status"] == status {
+                return m;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("message {id} never became {status}: {}", self.message(id).await);
+    }
+
+    async fn sent_log(&self) -> Vec<String> {
+        let r = self.call("GET", &format!("/sandbox/devices/{}/sent", self.device), Value::Null, &[]).await;
+        r.body["data"]["sent"].as_array().unwrap().iter().map(|s| s["message_id"].as_str().unwrap().to_owned()).collect()
+    }
+}
+
+fn b64(b: &[u8]) -> String {
+    base64::engine::general_purpose::STANDARD.encode(b)
+}
+
+fn code(r: &Reply) -> &str {
+    r.body["error"]["code"].as_str().unwrap_or("")
+}
+
+const JPEG: &[u8] = &[0xFF, 0xD8, 0xFF, 0xE0, 0, 0x10, b'J', b'F', b'I', b'F', 0, 1];
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_type_is_sent() {
+    let api = api(Duration::from_secs(10), 0.0, 1).await;
+    let bodies = [
+        json!({"to": "+15550001111", "text": "hello"}),
+        json!({"to": "15550001111@s.whatsapp.net", "type": "image", "mime_type": "image/jpeg", "data_base64": b64(JPEG), "caption": "pic"}),
+        json!({"to": "100000000000001@lid", "type": "video", "mime_type": "video/mp4", "data_base64": b64(b"\0\0\0\x18ftypmp42\0\0\0\0")}),
+        json!({"to": "15550001111", "type": "audio", "mime_type": "audio/ogg", "data_base64": b64(b"OggS\0\x02\0\0"), "ptt": true}),
+        json!({"to": "15550001111", "type": "document", "mime_type": "application/pdf", "data_base64": b64(b"%PDF-1.4\n"), "file_name": "a.pdf"}),
+        json!({"to": "15550001111", "type": "sticker", "mime_type": "image/webp", "data_base64": b64(b"RIFF\x10\0\0\0WEBPVP8 ")}),
+        json!({"to": "120363000000000001@g.us", "type": "location", "latitude": 1.5, "longitude": 2.5, "name": "Here"}),
+        json!({"to": "15550001111", "type": "contact", "contact_name": "Bob", "vcard": "BEGIN:VCARD\nVERSION:3.0\nFN:Bob\nEND:VCARD"}),
+    ];
+    let mut ids = Vec::new();
+    for body in bodies {
+        let r = api.send(body.clone(), &[]).await;
+        assert_eq!(r.status, StatusCode::OK, "{body} -> {}", r.body);
+        let m = &r.body["data"]["message"];
+        assert_eq!(m["status"], "sent");
+        assert_eq!(m["type"], body.get("type").cloned().unwrap_or(json!("text")));
+        assert_eq!(m["attempts"], 1);
+        assert!(m["sent_at"].is_string() && m["error"].is_null());
+        assert!(m["message_id"].as_str().unwrap().starts_with("3EB0"));
+        ids.push(m["message_id"].as_str().unwrap().to_owned());
+    }
+    assert_eq!(api.sent_log().await, ids, "WhatsApp got each once, in order, under our ids");
+    let one = api.message(&ids[0]).await;
+    assert_eq!(one["to"], "15550001111@s.whatsapp.net");
+    assert_eq!(one["text"], "hello");
+    let r = api.call("GET", &format!("/devices/{}/messages?limit=3", api.device), Value::Null, &[]).await;
+    assert_eq!(r.body["data"]["count"], 3);
+    assert_eq!(r.body["data"]["messages"][0]["message_id"], ids[7].as_str(), "newest first");
+    let cursor = r.body["data"]["next_cursor"].as_str().unwrap().to_owned();
+    let r2 = api.call("GET", &format!("/devices/{}/messages?limit=3&cursor={cursor}", api.device), Value::Null, &[]).await;
+    assert_eq!(r2.body["data"]["messages"][0]["message_id"], ids[4].as_str());
+    let r = api.call("GET", &format!("/devices/{}/messages?cursor=zzz", api.device), Value::Null, &[]).await;
+    assert_eq!(r.body["error"]["details"]["field"], "cursor");
+    let r = api.call("GET", &format!("/devices/{}/messages/NOPE123", api.device), Value::Null, &[]).await;
+    assert_eq!((r.status, code(&r)), (StatusCode::NOT_FOUND, "not_found"));
+    let r = api.call("GET", &format!("/devices/{}/messages/bad%20id", api.device), Value::Null, &[]).await;
+    assert_eq!(r.body["error"]["details"]["field"], "message_id");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn validation_names_fields() {
+    let api = api(Duration::from_secs(10), 0.0, 1).await;
+    for (body, field) in [
+        (json!({"text": "x"}), "to"),
+        (json!({"to": "nope", "text": "x"}), "to"),
+        (json!({"to": "15550001111", "type": "gif"}), "type"),
+        (json!({"to": "15550001111", "type": "image", "mime_type": "image/png", "data_base64": b64(JPEG)}), "data_base64"),
+        (json!({"to": "15550001111", "type": "image", "mime_type": "image/jpeg", "data_base64": "!!!"}), "data_base64"),
+        (json!({"to": "15550001111", "type": "image", "mime_type": "text/html", "url": "https://example.com/x"}), "mime_type"),
+        (json!({"to": "15550001111", "type": "location", "latitude": 100, "longitude": 0}), "latitude"),
+        (json!({"to": "15550001111", "type": "contact", "contact_name": "B"}), "vcard"),
+        (json!({"to": "15550001111", "text": "x", "bogus": 1}), "bogus"),
+    ] {
+        let r = api.send(body.clone(), &[]).await;
+        assert_eq!((r.status, code(&r)), (StatusCode::BAD_REQUEST, "validation_error"), "{body}");
+        assert_eq!(r.body["error"]["details"]["field"], field, "{body}");
+    }
+    let r = api.send(json!({"to": "15550001111", "text": "x"}), &[("idempotency-key", &"k".repeat(256))]).await;
+    assert_eq!(r.body["error"]["details"]["field"], "Idempotency-Key");
+    assert!(api.sent_log().await.is_empty(), "nothing invalid reached WhatsApp");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fault_table() {
+    let api = api(Duration::from_secs(10), 0.0, 1).await;
+    for (to, status, expected) in [
+        ("15550000502", 502, "provider_error"),
+        ("15550000503", 503, "whatsapp_connection_lost"),
+        ("15550000530", 503, "whatsapp_connection_aborted"),
+        ("15550000504", 504, "upstream_timeout"),
+        ("120363000000000403@g.us", 403, "group_posting_restricted"),
+        ("120363000000000504@g.us", 504, "group_prekey_timeout"),
+    ] {
+        let r = api.send(json!({"to": to, "text": "x"}), &[]).await;
+        assert_eq!((r.status.as_u16(), code(&r)), (status, expected), "{to}: {}", r.body);
+        let id = r.body["error"]["details"]["message_id"].as_str().unwrap().to_owned();
+        let m = api.message(&id).await;
+        assert_eq!(m["status"], "failed");
+        assert_eq!(m["error"]["code"], expected);
+    }
+    // group_posting_restricted is final: never retried.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(api.sent_log().await.is_empty());
+
+    // provider_rate_limit: 429 with Retry-After and the id, then sent after 3 attempts.
+    let r = api.send(json!({"to": "15550000429", "text": "x"}), &[]).await;
+    assert_eq!((r.status.as_u16(), code(&r)), (429, "provider_rate_limit"), "{}", r.body);
+    assert!(r.headers["retry-after"].to_str().unwrap().parse::<u64>().unwrap() >= 1);
+    let id = r.body["error"]["details"]["message_id"].as_str().unwrap().to_owned();
+    assert_eq!(api.message(&id).await["status"], "queued");
+    let m = api.wait_message(&id, "sent").await;
+    assert_eq!(m["attempts"], 3);
+    assert_eq!(api.sent_log().await, vec![id]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn async_and_slow_sends() {
+    let api = api(Duration::from_millis(300), 0.0, 1).await;
+    let r = api.send(json!({"to": "15550001111", "text": "x"}), &[("prefer", "respond-async")]).await;
+    assert_eq!(r.status, StatusCode::ACCEPTED);
+    assert_eq!(r.body["data"]["message"]["status"], "queued");
+    let id = r.body["data"]["message"]["message_id"].as_str().unwrap().to_owned();
+    api.wait_message(&id, "sent").await;
+    // The slow recipient takes 5 s: the caller gets 202 after WA_SEND_WAIT_MS.
+    let r = api.send(json!({"to": "15550000999", "text": "slow"}), &[]).await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.body);
+    let slow = r.body["data"]["message"]["message_id"].as_str().unwrap().to_owned();
+    assert!(matches!(r.body["data"]["message"]["status"].as_str(), Some("queued" | "sending")));
+    // Queued behind it (one device's sends go in order), then canceled.
+    let r = api.send(json!({"to": "15550001111", "text": "behind"}), &[("prefer", "respond-async")]).await;
+    let behind = r.body["data"]["message"]["message_id"].as_str().unwrap().to_owned();
+    let r = api.call("DELETE", &format!("/devices/{}/messages/{behind}", api.device), Value::Null, &[]).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(r.body["data"]["message"]["status"], "canceled");
+    let r = api.call("DELETE", &format!("/devices/{}/messages/{behind}", api.device), Value::Null, &[]).await;
+    assert_eq!((r.status, code(&r)), (StatusCode::CONFLICT, "conflict"));
+    api.wait_message(&slow, "sent").await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(api.sent_log().await, vec![id, slow], "the canceled send never went out");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn waiting_callers_get_408_when_canceled_or_disconnected() {
+    let api = Arc::new(api(Duration::from_secs(20), 0.0, 1).await);
+    // Occupy the device's queue with the slow recipient.
+    let r = api.send(json!({"to": "15550000999", "text": "slow"}), &[("prefer", "respond-async")]).await;
+    assert_eq!(r.status, StatusCode::ACCEPTED);
+    let a = api.clone();
+    let waiting = tokio::spawn(async move { a.send(json!({"to": "15550001111", "text": "waits"}), &[]).await });
+    // Find the waiting message and cancel it.
+    let mut target = None;
+    for _ in 0..100 {
+        let r = api.call("GET", &format!("/devices/{}/messages", api.device), Value::Null, &[]).await;
+        if let Some(m) = r.body["data"]["messages"].as_array().unwrap().iter().find(|m| m["text"] == "waits") {
+            target = Some(m["message_id"].as_str().unwrap().to_owned());
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let target = target.unwrap();
+    api.call("DELETE", &format!("/devices/{}/messages/{target}", api.device), Value::Null, &[]).await;
+    let r = waiting.await.unwrap();
+    assert_eq!((r.status.as_u16(), code(&r)), (408, "request_canceled"), "{}", r.body);
+    assert_eq!(r.body["error"]["details"]["message_id"], target.as_str());
+
+    // Disconnecting the device cancels what waits for it.
+    let a = api.clone();
+    let waiting = tokio::spawn(async move { a.send(json!({"to": "15550001111", "text": "waits too"}), &[]).await });
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let r = api.call("POST", &format!("/devices/{}/disconnect", api.device), Value::Null, &[]).await;
+    assert_eq!(r.status, StatusCode::OK);
+    let r = waiting.await.unwrap();
+    assert_eq!((r.status.as_u16(), code(&r)), (408, "request_canceled"), "{}", r.body);
+    // Sends to a device that is not connected.
+    let r = api.send(json!({"to": "15550001111", "text": "x"}), &[]).await;
+    assert_eq!((r.status.as_u16(), code(&r)), (409, "device_not_connected"));
+    api.call("POST", &format!("/devices/{}/reconnect", api.device), Value::Null, &[]).await;
+    for _ in 0..50 {
+        let r = api.call("GET", &format!("/devices/{}", api.device), Value::Null, &[]).await;
+        if r.body["data"]["device"]["status"] == "connected" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    api.call("POST", &format!("/sandbox/devices/{}/drop", api.device), json!({"reason": "logged_out"}), &[]).await;
+    let r = api.send(json!({"to": "15550001111", "text": "x"}), &[]).await;
+    assert_eq!((r.status.as_u16(), code(&r)), (409, "logged_out"));
+    api.call("DELETE", &format!("/devices/{}", api.device), Value::Null, &[]).await;
+    let r = api.send(json!({"to": "15550001111", "text": "x"}), &[]).await;
+    assert_eq!((r.status.as_u16(), code(&r)), (410, "device_destroyed"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idempotency() {
+    let api = Arc::new(api(Duration::from_secs(10), 0.0, 1).await);
+    let body = json!({"to": "15550001111", "text": "once"});
+    let first = api.send(body.clone(), &[("idempotency-key", "order-1")]).await;
+    assert_eq!(first.status, StatusCode::OK);
+    assert!(first.headers.get("idempotent-replayed").is_none());
+    let again = api.send(body.clone(), &[("idempotency-key", "order-1")]).await;
+    assert_eq!(again.status, StatusCode::OK);
+    assert_eq!(again.headers["idempotent-replayed"], "true");
+    assert_eq!(again.body["data"], first.body["data"], "the first result, replayed");
+    assert_ne!(again.body["request_id"], first.body["request_id"]);
+    let other = api.send(json!({"to": "15550001111", "text": "different"}), &[("idempotency-key", "order-1")]).await;
+    assert_eq!((other.status, code(&other)), (StatusCode::CONFLICT, "conflict"));
+    assert_eq!(other.body["error"]["details"]["field"], "Idempotency-Key");
+    assert_eq!(api.sent_log().await.len(), 1);
+
+    // Fifty concurrent requests with one key: one message, one provider send.
+    let tasks: Vec<_> = (0..50)
+        .map(|_| {
+            let a = api.clone();
+            tokio::spawn(async move { a.send(json!({"to": "15550002222", "text": "burst"}), &[("idempotency-key", "burst-key")]).await })
+        })
+        .collect();
+    let mut ids = std::collections::HashSet::new();
+    for t in tasks {
+        let r = t.await.unwrap();
+        assert!(matches!(r.status.as_u16(), 200 | 202), "{}", r.body);
+        ids.insert(r.body["data"]["message"]["message_id"].as_str().unwrap().to_owned());
+    }
+    assert_eq!(ids.len(), 1, "one message for one key");
+    let id = ids.into_iter().next().unwrap();
+    api.wait_message(&id, "sent").await;
+    let log = api.sent_log().await;
+    assert_eq!(log.iter().filter(|m| **m == id).count(), 1, "one provider send");
+
+    // A retryable failure: the same key sends the same message again.
+    let r = api.send(json!({"to": "15550000502", "text": "x"}), &[("idempotency-key", "flaky")]).await;
+    assert_eq!(code(&r), "provider_error");
+    let failed_id = r.body["error"]["details"]["message_id"].as_str().unwrap().to_owned();
+    let r = api.send(json!({"to": "15550000502", "text": "x"}), &[("idempotency-key", "flaky")]).await;
+    assert_eq!(code(&r), "provider_error");
+    assert_eq!(r.body["error"]["details"]["message_id"], failed_id.as_str(), "same message, same WhatsApp id");
+    assert_eq!(api.message(&failed_id).await["attempts"], 2);
+    // A final failure is replayed, not retried.
+    let r = api.send(json!({"to": "120363000000000403@g.us", "text": "x"}), &[("idempotency-key", "restricted")]).await;
+    assert_eq!(code(&r), "group_posting_restricted");
+    let r2 = api.send(json!({"to": "120363000000000403@g.us", "text": "x"}), &[("idempotency-key", "restricted")]).await;
+    assert_eq!(code(&r2), "group_posting_restricted");
+    assert_eq!(r2.headers["idempotent-replayed"], "true");
+    let mid = r.body["error"]["details"]["message_id"].as_str().unwrap();
+    assert_eq!(api.message(mid).await["attempts"], 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn paced_bursts_wait_instead_of_failing() {
+    // 10 sends per second, bursts of 2: a burst of 6 is spread over about 0.4 s.
+    let api = api(Duration::from_secs(10), 10.0, 2).await;
+    let mut ids = Vec::new();
+    for i in 0..6 {
+        let r = api.send(json!({"to": "15550001111", "text": format!("p{i}")}), &[("prefer", "respond-async")]).await;
+        assert_eq!(r.status, StatusCode::ACCEPTED);
+        ids.push(r.body["data"]["message"]["message_id"].as_str().unwrap().to_owned());
+    }
+    for id in &ids {
+        api.wait_message(id, "sent").await;
+    }
+    let r = api.call("GET", &format!("/sandbox/devices/{}/sent", api.device), Value::Null, &[]).await;
+    let sent = r.body["data"]["sent"].as_array().unwrap();
+    assert_eq!(sent.len(), 6, "none refused");
+    let at = |i: usize| wa_core::time::parse(sent[i]["received_at"].as_str().unwrap()).unwrap();
+    // After the burst of 2, four more tokens at 10/s take at least ~0.35 s.
+    let spread = (at(5) - at(0)).whole_milliseconds();
+    assert!(spread >= 300, "paced: {spread} ms");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn inbound_receipts_and_media() {
+    let api = api(Duration::from_secs(10), 0.0, 1).await;
+    let r = api.send(json!({"to": "15550001111", "text": "out"}), &[]).await;
+    let out = r.body["data"]["message"]["message_id"].as_str().unwrap().to_owned();
+    for status in ["delivered", "read"] {
+        let r = api
+            .call("POST", &format!("/sandbox/devices/{}/receipt", api.device), json!({"message_id": out, "status": status}), &[])
+            .await;
+        assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.body);
+        api.wait_message(&out, status).await;
+    }
+    // Receipts never move a message backwards.
+    api.call("POST", &format!("/sandbox/devices/{}/receipt", api.device), json!({"message_id": out, "status": "delivered"}), &[]).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(api.message(&out).await["status"], "read");
+
+    let r = api
+        .call("POST", &format!("/sandbox/devices/{}/inbound", api.device), json!({"from": "915550003333@lid", "text": "hi there"}), &[])
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    let m = &r.body["data"]["message"];
+    assert_eq!((m["direction"].as_str(), m["status"].as_str()), (Some("inbound"), Some("received")));
+    assert_eq!(m["from"], "915550003333@lid");
+    assert_eq!(m["from_phone"], "15550003333", "the @lid sender resolved to its number");
+    let r = api
+        .call(
+            "POST",
+            &format!("/sandbox/devices/{}/inbound", api.device),
+            json!({"from": "15550004444", "type": "image", "mime_type": "image/jpeg", "data_base64": b64(JPEG), "caption": "look"}),
+            &[],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    let path = r.body["data"]["message"]["media_path"].as_str().unwrap().to_owned();
+    assert!(path.starts_with("media/"));
+    let res = api
+        .router
+        .clone()
+        .oneshot(
+            Request::get(format!("/media?path={path}"))
+                .header("authorization", format!("Bearer {}", api.token))
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    assert_eq!(res.headers()["content-type"], "image/jpeg");
+    assert!(res.headers()["content-disposition"].to_str().unwrap().starts_with("attachment"));
+    assert_eq!(res.into_body().collect().await.unwrap().to_bytes().as_ref(), JPEG);
+    for bad in [format!("{path}x"), path.replace("media/", "media/../"), "media/../../etc/passwd".into()] {
+        let r = api.call("GET", &format!("/media?path={bad}"), Value::Null, &[]).await;
+        assert_eq!((r.status, code(&r)), (StatusCode::NOT_FOUND, "not_found"), "{bad}");
+    }
+    // Another App cannot read it.
+    let other = api.ctx.apps.create("acme", CreateApp { name: "b".into(), webhook_url: None }).await.unwrap();
+    let res = api
+        .router
+        .clone()
+        .oneshot(
+            Request::get(format!("/media?path={path}"))
+                .header("authorization", format!("Bearer {}", other.app_token))
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::NOT_FOUND);
+    // History lists both directions.
+    let r = api.call("GET", &format!("/devices/{}/messages", api.device), Value::Null, &[]).await;
+    let dirs: Vec<_> = r.body["data"]["messages"].as_array().unwrap().iter().map(|m| m["direction"].as_str().unwrap().to_owned()).collect();
+    assert!(dirs.contains(&"inbound".to_owned()) && dirs.contains(&"outbound".to_owned()));
+}

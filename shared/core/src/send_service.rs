@@ -1,0 +1,449 @@
+//! The send use cases: accept (validate, reserve the Idempotency-Key, store, queue), wait
+//! for the worker's outcome, replay, cancel, read.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+use uuid::Uuid;
+use wa_errors::{ApiError, ApiResult, ErrorCode};
+
+use crate::apps::App;
+use crate::device_service::Devices;
+use crate::devices::DeviceStatus;
+use crate::messages::{
+    Direction, Message, MessageData, MessageError, MessageStatus, MessageUpdate, MessageView,
+    SendRequest, new_message_id, wait_key,
+};
+use crate::notify::Notifier;
+use crate::queue::{Command, Queue, enqueue};
+use crate::store::{Created, IdempotencyRecord, MessageCursor, Store, StoreError};
+use crate::time;
+
+/// How long an Idempotency-Key is remembered.
+pub const IDEMPOTENCY_TTL: Duration = Duration::from_secs(24 * 3600);
+
+const POLL: Duration = Duration::from_millis(250);
+
+/// What a send request is answered with.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SendReply {
+    pub status: u16,
+    /// `{"data": ...}` or `{"error": ...}`; the request id is added when rendering.
+    pub body: Value,
+    /// `Idempotent-Replayed: true`.
+    pub replayed: bool,
+    /// `Retry-After` seconds (429).
+    pub retry_after: Option<u64>,
+}
+
+impl SendReply {
+    fn data(status: u16, m: &Message) -> SendReply {
+        SendReply {
+            status,
+            body: json!({ "data": MessageData { message: MessageView::from(m) } }),
+            replayed: false,
+            retry_after: None,
+        }
+    }
+
+    fn error(e: &ApiError) -> SendReply {
+        let mut err = json!({"code": e.code().as_str(), "message": e.message()});
+        if !e.details().is_empty() {
+            err["details"] = Value::Object(e.details().clone());
+        }
+        SendReply {
+            status: e.code().status().as_u16(),
+            body: json!({ "error": err }),
+            replayed: false,
+            retry_after: None,
+        }
+    }
+}
+
+/// The error a finished (or rate-limited) message is answered with.
+fn message_error(m: &Message) -> ApiError {
+    let (code, text) = match (&m.error, m.status) {
+        (Some(e), _) => (e.code, e.message.clone()),
+        (None, MessageStatus::Canceled) => (ErrorCode::RequestCanceled, "the send was canceled".into()),
+        (None, _) => (ErrorCode::ProviderError, "the send failed".into()),
+    };
+    let mut e = ApiError::new(code, text).with_detail("message_id", m.message_id.clone());
+    if code == ErrorCode::ValidationError {
+        e = e.with_detail("field", "url");
+    }
+    e
+}
+
+/// The send use cases.
+#[derive(Clone)]
+pub struct Messages {
+    store: Arc<dyn Store>,
+    queue: Arc<dyn Queue>,
+    notifier: Arc<Notifier>,
+    devices: Devices,
+    /// `WA_SEND_WAIT_MS`: how long a send waits for WhatsApp before answering 202.
+    pub send_wait: Duration,
+    pub allow_private_urls: bool,
+}
+
+impl Messages {
+    pub fn new(
+        store: Arc<dyn Store>,
+        queue: Arc<dyn Queue>,
+        notifier: Arc<Notifier>,
+        devices: Devices,
+        allow_private_urls: bool,
+    ) -> Self {
+        Messages {
+            store,
+            queue,
+            notifier,
+            devices,
+            send_wait: Duration::from_secs(20),
+            allow_private_urls,
+        }
+    }
+
+    /// Accepts a send and answers it: 200 sent, 202 queued (async or still waiting), or
+    /// the error of the table. With an Idempotency-Key the first answer is replayed.
+    pub async fn send(
+        &self,
+        app: &App,
+        device_id: Uuid,
+        request: SendRequest,
+        idempotency_key: Option<String>,
+        respond_async: bool,
+    ) -> ApiResult<SendReply> {
+        let valid = request.validate(self.allow_private_urls)?;
+        let device = self.devices.get(app, device_id).await?;
+        let request_hash = {
+            let canonical = serde_json::to_string(&(device_id, &request))
+                .map_err(ApiError::internal)?;
+            Sha256::digest(canonical.as_bytes())
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect::<String>()
+        };
+        if let Some(key) = &idempotency_key
+            && let Some(rec) = self.store.get_idempotency(app.app_id, key).await?
+        {
+            return self.replay(app, rec, &request_hash, respond_async).await;
+        }
+        device.ensure_alive()?;
+        match device.status {
+            DeviceStatus::Connected => {}
+            DeviceStatus::LoggedOut => return Err(crate::devices::logged_out()),
+            s => {
+                return Err(ApiError::new(
+                    ErrorCode::DeviceNotConnected,
+                    format!("the device is {s}; link or reconnect it first"),
+                ));
+            }
+        }
+        let now = time::now();
+        let message = Message {
+            message_id: new_message_id(),
+            device_id,
+            app_id: app.app_id,
+            direction: Direction::Outbound,
+            to: valid.to.clone(),
+            from: device.wa_device_jid.clone(),
+            from_phone: device.wa_number.clone(),
+            chat: valid.to.clone(),
+            kind: valid.content.kind(),
+            status: MessageStatus::Queued,
+            error: None,
+            attempts: 0,
+            idempotency_key: idempotency_key.clone(),
+            text: valid.content.display_text(),
+            mime_type: valid.content.media().map(|m| m.mime_type.clone()),
+            content: Some(valid.content),
+            media_path: None,
+            media_size: None,
+            media_sha256: None,
+            created_at: now,
+            updated_at: now,
+            sent_at: None,
+            next_attempt_at: None,
+        };
+        let record = idempotency_key.as_ref().map(|key| IdempotencyRecord {
+            app_id: app.app_id,
+            key: key.clone(),
+            request_hash: request_hash.clone(),
+            device_id,
+            message_id: message.message_id.clone(),
+            response: None,
+            expires_at: now + IDEMPOTENCY_TTL,
+        });
+        match self
+            .store
+            .create_message(&message, valid.media.as_deref(), record.as_ref())
+            .await?
+        {
+            Created::Created => {}
+            // A concurrent request with the same key won the reservation.
+            Created::Existing(rec) => return self.replay(app, rec, &request_hash, respond_async).await,
+        }
+        tracing::info!(message_id = %message.message_id, %device_id, kind = message.kind.as_str(), "send accepted");
+        self.queue_send(device_id, &message.message_id).await?;
+        if respond_async {
+            return Ok(SendReply::data(202, &message));
+        }
+        self.await_outcome(app, device_id, &message.message_id, idempotency_key.as_deref())
+            .await
+    }
+
+    async fn queue_send(&self, device_id: Uuid, message_id: &str) -> ApiResult<()> {
+        enqueue(
+            &*self.queue,
+            Command::Send {
+                device_id,
+                message_id: message_id.to_owned(),
+            },
+        )
+        .await?;
+        Ok(())
+    }
+
+    /// A request whose Idempotency-Key is known.
+    async fn replay(
+        &self,
+        app: &App,
+        rec: IdempotencyRecord,
+        request_hash: &str,
+        respond_async: bool,
+    ) -> ApiResult<SendReply> {
+        if rec.request_hash != request_hash {
+            return Err(ApiError::conflict(
+                "this Idempotency-Key was used with a different request",
+            )
+            .with_detail("field", "Idempotency-Key"));
+        }
+        if let Some((status, body)) = &rec.response {
+            let body: Value = serde_json::from_str(body).map_err(ApiError::internal)?;
+            return Ok(SendReply {
+                status: *status,
+                body,
+                replayed: true,
+                retry_after: None,
+            });
+        }
+        // The winner may not have written its message yet: give it a moment.
+        let mut message = None;
+        for _ in 0..40 {
+            if let Some(m) = self.store.get_message(rec.device_id, &rec.message_id).await? {
+                message = Some(m);
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        let m = message.ok_or_else(|| ApiError::internal("idempotency record without its message"))?;
+        match m.status {
+            MessageStatus::Failed
+                if m.error.as_ref().is_some_and(|e| e.code.is_retryable()) =>
+            {
+                // A retryable failure: the same message (same WhatsApp id) is sent again.
+                let u = MessageUpdate {
+                    status: Some(MessageStatus::Queued),
+                    error: Some(None),
+                    updated_at: Some(time::now()),
+                    ..MessageUpdate::default()
+                };
+                match self
+                    .store
+                    .update_message(m.device_id, &m.message_id, &u, &[MessageStatus::Failed])
+                    .await
+                {
+                    Ok(_) => {}
+                    Err(StoreError::Conflict(_)) => {}
+                    Err(e) => return Err(e.into()),
+                }
+                tracing::info!(message_id = %m.message_id, "retrying a failed send under its Idempotency-Key");
+                self.queue_send(m.device_id, &m.message_id).await?;
+                if respond_async {
+                    let m = self.store.get_message(m.device_id, &m.message_id).await?.unwrap_or(m);
+                    return Ok(SendReply::data(202, &m));
+                }
+                self.await_outcome(app, m.device_id, &m.message_id, Some(&rec.key)).await
+            }
+            s if s.is_final() => {
+                let mut reply = self.final_reply(&m);
+                self.remember(app, &rec.key, &m, &reply).await;
+                reply.replayed = true;
+                Ok(reply)
+            }
+            // Still in flight: its current state.
+            _ => {
+                let mut reply = SendReply::data(202, &m);
+                reply.replayed = true;
+                Ok(reply)
+            }
+        }
+    }
+
+    fn final_reply(&self, m: &Message) -> SendReply {
+        match m.status {
+            MessageStatus::Failed | MessageStatus::Canceled => SendReply::error(&message_error(m)),
+            _ => SendReply::data(200, m),
+        }
+    }
+
+    /// Stores the first final answer of a key, unless the failure is worth retrying.
+    async fn remember(&self, app: &App, key: &str, m: &Message, reply: &SendReply) {
+        let retryable = m.status == MessageStatus::Failed
+            && m.error.as_ref().is_some_and(|e| e.code.is_retryable());
+        if retryable || !m.status.is_final() {
+            return;
+        }
+        if let Err(e) = self
+            .store
+            .set_idempotency_response(app.app_id, key, reply.status, &reply.body.to_string())
+            .await
+        {
+            tracing::warn!(error = %e, "could not store the idempotent answer");
+        }
+    }
+
+    /// Waits for the worker: the final state, a rate-limited retry (429), or 202 after
+    /// `send_wait`.
+    async fn await_outcome(
+        &self,
+        app: &App,
+        device_id: Uuid,
+        message_id: &str,
+        key: Option<&str>,
+    ) -> ApiResult<SendReply> {
+        let store = self.store.clone();
+        let id = message_id.to_owned();
+        let outcome = self
+            .notifier
+            .wait_for(wait_key(device_id, message_id), self.send_wait, POLL, || {
+                let (store, id) = (store.clone(), id.clone());
+                async move {
+                    match store.get_message(device_id, &id).await {
+                        Err(e) => Some(Err(e)),
+                        Ok(None) => None,
+                        Ok(Some(m)) => {
+                            let rate_limited = m.status == MessageStatus::Queued
+                                && m.error.as_ref().is_some_and(|e| e.code == ErrorCode::ProviderRateLimit);
+                            (m.status.is_final() || rate_limited).then_some(Ok(m))
+                        }
+                    }
+                }
+            })
+            .await;
+        let m = match outcome {
+            Some(r) => r?,
+            None => {
+                let m = self
+                    .store
+                    .get_message(device_id, message_id)
+                    .await?
+                    .ok_or_else(|| ApiError::internal("accepted message vanished"))?;
+                return Ok(SendReply::data(202, &m));
+            }
+        };
+        if !m.status.is_final() {
+            // Rate limited: still queued, retried automatically.
+            let retry_after = m
+                .next_attempt_at
+                .map(|t| (t - time::now()).whole_seconds().max(1) as u64)
+                .unwrap_or(1);
+            let mut reply = SendReply::error(&message_error(&m));
+            reply.retry_after = Some(retry_after);
+            return Ok(reply);
+        }
+        let reply = self.final_reply(&m);
+        if let Some(key) = key {
+            self.remember(app, key, &m, &reply).await;
+        }
+        Ok(reply)
+    }
+
+    /// One message of the device.
+    pub async fn get(&self, app: &App, device_id: Uuid, message_id: &str) -> ApiResult<Message> {
+        self.devices.get(app, device_id).await?;
+        self.store
+            .get_message(device_id, message_id)
+            .await?
+            .ok_or_else(|| ApiError::not_found("message not found"))
+    }
+
+    /// The device's messages, newest first, both directions.
+    pub async fn list(
+        &self,
+        app: &App,
+        device_id: Uuid,
+        limit: u32,
+        before: Option<&MessageCursor>,
+    ) -> ApiResult<(Vec<Message>, Option<MessageCursor>)> {
+        self.devices.get(app, device_id).await?;
+        Ok(self.store.list_messages(device_id, limit, before).await?)
+    }
+
+    /// Cancels a queued send; a caller waiting on it gets 408 request_canceled.
+    pub async fn cancel(&self, app: &App, device_id: Uuid, message_id: &str) -> ApiResult<Message> {
+        let m = self.get(app, device_id, message_id).await?;
+        if m.direction != Direction::Outbound || m.status != MessageStatus::Queued {
+            return Err(ApiError::conflict(format!(
+                "only queued sends can be canceled; this message is {}",
+                m.status.as_str()
+            )));
+        }
+        match cancel_message(&*self.store, &self.notifier, &m, "the send was canceled by DELETE").await {
+            Ok(m) => Ok(m),
+            Err(StoreError::Conflict(_)) => Err(ApiError::conflict(
+                "the message left the queue meanwhile; it can no longer be canceled",
+            )),
+            Err(e) => Err(e.into()),
+        }
+    }
+}
+
+/// Cancels one queued message (conditional on it still being queued).
+pub async fn cancel_message(
+    store: &dyn Store,
+    notifier: &Notifier,
+    m: &Message,
+    why: &str,
+) -> Result<Message, StoreError> {
+    let now = time::now();
+    let u = MessageUpdate {
+        status: Some(MessageStatus::Canceled),
+        error: Some(Some(MessageError {
+            code: ErrorCode::RequestCanceled,
+            message: why.to_owned(),
+        })),
+        next_attempt_at: Some(None),
+        updated_at: Some(now),
+        ..MessageUpdate::default()
+    };
+    let updated = store
+        .update_message(m.device_id, &m.message_id, &u, &[MessageStatus::Queued])
+        .await?;
+    store.delete_outbound_media(m.device_id, &m.message_id).await?;
+    notifier.notify(wait_key(m.device_id, &m.message_id));
+    tracing::info!(message_id = %m.message_id, device_id = %m.device_id, why, "send canceled");
+    Ok(updated)
+}
+
+/// Cancels every queued send of a device (it was disconnected, logged out or destroyed).
+pub async fn cancel_pending(store: &dyn Store, notifier: &Notifier, device_id: Uuid, why: &str) -> Result<usize, StoreError> {
+    let mut n = 0;
+    loop {
+        let pending = store.pending_messages(Some(device_id), 200).await?;
+        let queued: Vec<_> = pending.iter().filter(|m| m.status == MessageStatus::Queued).collect();
+        if queued.is_empty() {
+            return Ok(n);
+        }
+        for m in queued {
+            match cancel_message(store, notifier, m, why).await {
+                Ok(_) => n += 1,
+                Err(StoreError::Conflict(_)) => {}
+                Err(e) => return Err(e),
+            }
+        }
+    }
+}
