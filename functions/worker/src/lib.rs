@@ -123,10 +123,18 @@ impl Worker {
                 let _ = delivery.stored.send(result);
             }
         });
+        // This worker is the queue's only consumer: what was in flight died with the last one.
+        match self.queue.release_in_flight(COMMANDS).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(commands = n, "took back commands left in flight by the last run"),
+            Err(e) => tracing::error!(error = %e, "could not take back in-flight commands"),
+        }
         if let Err(e) = self.restore().await {
             tracing::error!(error = %e, "restoring sessions failed");
         }
         let permits = Arc::new(Semaphore::new(CONCURRENCY));
+        // Woken when a command finishes: its device's next command is now deliverable.
+        let done = Arc::new(tokio::sync::Notify::new());
         let mut idle = Duration::from_millis(20);
         loop {
             if *shutdown.borrow() {
@@ -146,7 +154,8 @@ impl Worker {
             };
             if batch.is_empty() {
                 tokio::select! {
-                    _ = tokio::time::sleep(idle) => {}
+                    _ = self.queue.wait_for_work(idle) => {}
+                    _ = done.notified() => {}
                     _ = shutdown.changed() => {}
                 }
                 idle = (idle * 2).min(Duration::from_millis(200));
@@ -160,9 +169,11 @@ impl Worker {
                     .await
                     .expect("the semaphore is never closed");
                 let this = self.clone();
+                let done = done.clone();
                 tokio::spawn(async move {
                     this.process(msg).await;
                     drop(permit);
+                    done.notify_one();
                 });
             }
         }

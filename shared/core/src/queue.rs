@@ -104,6 +104,19 @@ pub trait Queue: Send + Sync {
     async fn dead_letters(&self, queue: &str, limit: usize) -> Result<Vec<DeadLetter>, QueueError>;
 
     async fn depth(&self, queue: &str) -> Result<Depth, QueueError>;
+
+    /// Makes every in-flight message visible again at once. Only for a consumer that knows
+    /// it is the queue's sole consumer and just started (the previous one died): without
+    /// it, whatever it had in flight would wait out its visibility timeout. Default: no-op.
+    async fn release_in_flight(&self, _queue: &str) -> Result<u64, QueueError> {
+        Ok(0)
+    }
+
+    /// Waits until a message may have become available (a send in this process), at most
+    /// `max_wait`. The default just sleeps; adapters that can be woken return early.
+    async fn wait_for_work(&self, max_wait: Duration) {
+        tokio::time::sleep(max_wait).await;
+    }
 }
 
 /// What the worker is asked to do. Tagged and versioned: producers and consumers of

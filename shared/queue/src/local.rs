@@ -37,6 +37,8 @@ CREATE TABLE IF NOT EXISTS dead_letters (
 pub struct LocalQueue {
     conn: Arc<Mutex<Connection>>,
     max_receives: u32,
+    /// Wakes consumers of this process when a message is sent.
+    work: Arc<tokio::sync::Notify>,
 }
 
 fn backend(e: rusqlite::Error) -> QueueError {
@@ -76,6 +78,7 @@ impl LocalQueue {
         Ok(LocalQueue {
             conn: Arc::new(Mutex::new(conn)),
             max_receives: max_receives.max(1),
+            work: Arc::new(tokio::sync::Notify::new()),
         })
     }
 
@@ -124,6 +127,7 @@ impl Queue for LocalQueue {
             Ok(())
         })
         .await?;
+        self.work.notify_waiters();
         Ok(id)
     }
 
@@ -275,6 +279,25 @@ impl Queue for LocalQueue {
         .await
     }
 
+    async fn release_in_flight(&self, queue: &str) -> Result<u64, QueueError> {
+        let queue = queue.to_owned();
+        self.with(move |conn| {
+            let n = conn
+                .execute(
+                    "UPDATE messages SET visible_at_ms = ?2, receipt = NULL \
+                     WHERE queue = ?1 AND receive_count > 0 AND visible_at_ms > ?2",
+                    params![queue, now_ms()],
+                )
+                .map_err(backend)?;
+            Ok(n as u64)
+        })
+        .await
+    }
+
+    async fn wait_for_work(&self, max_wait: Duration) {
+        let _ = tokio::time::timeout(max_wait, self.work.notified()).await;
+    }
+
     async fn depth(&self, queue: &str) -> Result<Depth, QueueError> {
         let queue = queue.to_owned();
         self.with(move |conn| {
@@ -328,5 +351,11 @@ mod tests {
         assert_eq!(again.len(), 1);
         assert_eq!(again[0].body, "one");
         assert_eq!(again[0].receive_count, 2);
+        // A restarted sole consumer takes back what its predecessor had in flight at once.
+        assert!(q.receive("q", 10, Duration::from_secs(30)).await.unwrap().is_empty());
+        assert_eq!(q.release_in_flight("q").await.unwrap(), 1);
+        let third = q.receive("q", 10, Duration::from_secs(30)).await.unwrap();
+        assert_eq!(third[0].receive_count, 3);
+        assert!(q.delete("q", &again[0].receipt).await.is_err(), "the old receipt is void");
     }
 }

@@ -837,20 +837,24 @@ impl Pump {
                 self.emitter
                     .emit(SessionEvent::Presence(mapping::chat_presence(c, jid)));
             }
-            Event::ServerAck(ack) => {
-                // Acks also cover receipts and notifications we send; only message
-                // acks (or unlabeled ones) can answer a send.
-                if ack.class.as_deref().is_none_or(|c| c == "message")
-                    && self.shared.acks.resolve(&ack.id, ack.error.as_deref())
-                {
-                    debug!(device_id = %device_id, message_id = %ack.id, nack = ?ack.error, "server ack");
-                }
-            }
+            Event::ServerAck(ack) => self.on_server_ack(ack),
             Event::Receipt(r) => self.on_receipt(r),
             Event::Messages(batch) => self.on_messages(batch),
             _ => {}
         }
         Flow::Continue
+    }
+
+    /// A server ack: resolves the send waiting for it, if any.
+    fn on_server_ack(&self, ack: &whatsapp_rust::types::events::ServerAck) {
+        // Acks also cover receipts and notifications we send; only message acks (or
+        // unlabeled ones) can answer a send.
+        if ack.class.as_deref().is_some_and(|c| c != "message") {
+            return;
+        }
+        if self.shared.acks.resolve(&ack.id, ack.error.as_deref()) {
+            debug!(device_id = %self.device_id, message_id = %ack.id, nack = ?ack.error, "server ack");
+        }
     }
 
     /// Delivered/read/played receipts of messages this device sent.
