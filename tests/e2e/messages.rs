@@ -22,17 +22,38 @@ async fn send_flow() {
     let t = app_token(&server).await;
     let id = linked_device(&server, &t, "sender").await;
     let path = format!("/devices/{id}/messages");
-    let (s, v) = call(&server, "POST", &path, &t, Some(json!({"to": "+15550001111", "text": "hello"}))).await;
-    assert_eq!((s, v["data"]["message"]["status"].as_str()), (200, Some("sent")), "{v}");
-    let first = v["data"]["message"]["message_id"].as_str().unwrap().to_owned();
+    let (s, v) = call(
+        &server,
+        "POST",
+        &path,
+        &t,
+        Some(json!({"to": "+15550001111", "text": "hello"})),
+    )
+    .await;
+    assert_eq!(
+        (s, v["data"]["message"]["status"].as_str()),
+        (200, Some("sent")),
+        "{v}"
+    );
+    let first = v["data"]["message"]["message_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
 
     // 429: queued, retried with backoff, sent after the third attempt.
-    let req = server.http.post(server.url(&path)).bearer_auth(&t).json(&json!({"to": "15550000429", "text": "x"}));
+    let req = server
+        .http
+        .post(server.url(&path))
+        .bearer_auth(&t)
+        .json(&json!({"to": "15550000429", "text": "x"}));
     let res = req.send().await.unwrap();
     assert_eq!(res.status().as_u16(), 429);
     assert!(res.headers().contains_key("retry-after"));
     let v: serde_json::Value = res.json().await.unwrap();
-    let limited = v["error"]["details"]["message_id"].as_str().unwrap().to_owned();
+    let limited = v["error"]["details"]["message_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     let deadline = std::time::Instant::now() + Duration::from_secs(20);
     loop {
         let (_, v) = call(&server, "GET", &format!("{path}/{limited}"), &t, None).await;
@@ -43,8 +64,18 @@ async fn send_flow() {
         assert!(std::time::Instant::now() < deadline, "never sent: {v}");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    let (s, v) = call(&server, "POST", &path, &t, Some(json!({"to": "120363000000000403@g.us", "text": "x"}))).await;
-    assert_eq!((s, v["error"]["code"].as_str()), (403, Some("group_posting_restricted")));
+    let (s, v) = call(
+        &server,
+        "POST",
+        &path,
+        &t,
+        Some(json!({"to": "120363000000000403@g.us", "text": "x"})),
+    )
+    .await;
+    assert_eq!(
+        (s, v["error"]["code"].as_str()),
+        (403, Some("group_posting_restricted"))
+    );
 
     // Idempotent replay over HTTP.
     let key_req = || {
@@ -61,8 +92,20 @@ async fn send_flow() {
     let v2: serde_json::Value = res.json().await.unwrap();
     assert_eq!((s1, v1["data"].clone()), (200, v2["data"].clone()));
 
-    let (_, v) = call(&server, "GET", &format!("/sandbox/devices/{id}/sent"), &t, None).await;
-    let log: Vec<_> = v["data"]["sent"].as_array().unwrap().iter().map(|s| s["message_id"].as_str().unwrap().to_owned()).collect();
+    let (_, v) = call(
+        &server,
+        "GET",
+        &format!("/sandbox/devices/{id}/sent"),
+        &t,
+        None,
+    )
+    .await;
+    let log: Vec<_> = v["data"]["sent"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["message_id"].as_str().unwrap().to_owned())
+        .collect();
     assert_eq!(log.len(), 3, "{log:?}");
     assert_eq!(log[0], first);
 }
@@ -93,15 +136,25 @@ async fn kill_9_mid_burst_loses_nothing_and_duplicates_nothing() {
                 if res.status().as_u16() != 202 {
                     return;
                 }
-                let Ok(v) = res.json::<serde_json::Value>().await else { return };
-                accepted.lock().unwrap().push(v["data"]["message"]["message_id"].as_str().unwrap().to_owned());
+                let Ok(v) = res.json::<serde_json::Value>().await else {
+                    return;
+                };
+                accepted.lock().unwrap().push(
+                    v["data"]["message"]["message_id"]
+                        .as_str()
+                        .unwrap()
+                        .to_owned(),
+                );
             }
         }));
     }
     // Kill once a good part of the burst was accepted.
     let deadline = std::time::Instant::now() + Duration::from_secs(60);
     while accepted.lock().unwrap().len() < 300 {
-        assert!(std::time::Instant::now() < deadline, "the burst did not get going");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the burst did not get going"
+        );
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     server.kill9();
@@ -114,13 +167,30 @@ async fn kill_9_mid_burst_loses_nothing_and_duplicates_nothing() {
     let again = Server::start_in(&server.data_dir, &ENV);
     let deadline = std::time::Instant::now() + Duration::from_secs(90);
     let log = loop {
-        let (_, v) = call(&again, "GET", &format!("/sandbox/devices/{id}/sent"), &t, None).await;
-        let log: Vec<String> = v["data"]["sent"].as_array().unwrap().iter().map(|s| s["message_id"].as_str().unwrap().to_owned()).collect();
+        let (_, v) = call(
+            &again,
+            "GET",
+            &format!("/sandbox/devices/{id}/sent"),
+            &t,
+            None,
+        )
+        .await;
+        let log: Vec<String> = v["data"]["sent"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s["message_id"].as_str().unwrap().to_owned())
+            .collect();
         let got: std::collections::HashSet<_> = log.iter().cloned().collect();
         if accepted.iter().all(|a| got.contains(a)) {
             break log;
         }
-        assert!(std::time::Instant::now() < deadline, "accepted messages never sent: {} of {}", accepted.iter().filter(|a| got.contains(*a)).count(), accepted.len());
+        assert!(
+            std::time::Instant::now() < deadline,
+            "accepted messages never sent: {} of {}",
+            accepted.iter().filter(|a| got.contains(*a)).count(),
+            accepted.len()
+        );
         tokio::time::sleep(Duration::from_millis(200)).await;
     };
     let mut counts: HashMap<&str, usize> = HashMap::new();
@@ -130,7 +200,14 @@ async fn kill_9_mid_burst_loses_nothing_and_duplicates_nothing() {
     let dups: Vec<_> = counts.iter().filter(|(_, n)| **n > 1).collect();
     assert!(dups.is_empty(), "sent more than once: {dups:?}");
     for a in accepted.iter().take(50) {
-        let (_, v) = call(&again, "GET", &format!("/devices/{id}/messages/{a}"), &t, None).await;
+        let (_, v) = call(
+            &again,
+            "GET",
+            &format!("/devices/{id}/messages/{a}"),
+            &t,
+            None,
+        )
+        .await;
         assert_eq!(v["data"]["message"]["status"], "sent", "{v}");
     }
 }

@@ -76,12 +76,17 @@ async fn media(
     let not_found = || ApiError::not_found("no such media file");
     let rel = authorize(&raw, app.app_id).ok_or_else(not_found)?;
     let root = ctx.media_root.as_ref().ok_or_else(not_found)?;
-    let bytes = tokio::fs::read(root.join(&rel)).await.map_err(|_| not_found())?;
+    let bytes = tokio::fs::read(root.join(&rel))
+        .await
+        .map_err(|_| not_found())?;
     let file = rel.rsplit('/').next().unwrap_or("media");
     let ext = file.rsplit('.').next().unwrap_or("");
     let mut res = bytes.into_response();
     let h = res.headers_mut();
-    h.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type(ext)));
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(content_type(ext)),
+    );
     if let Ok(v) = HeaderValue::from_str(&format!("attachment; filename=\"{file}\"")) {
         h.insert(header::CONTENT_DISPOSITION, v);
     }
@@ -107,7 +112,7 @@ mod tests {
             format!("media/{}/{dev}-3EB0ABCDEF.jpg", uuid::Uuid::now_v7()),
             format!("media/{app}/../{dev}-x.jpg"),
             format!("media/{app}/{dev}-3EB0/../x.jpg"),
-            format!("/etc/passwd"),
+            "/etc/passwd".to_string(),
             format!("media/{app}/{dev}-3EB0ABCDEF"),
             format!("media/{app}/nope-3EB0.jpg"),
             format!("media/{app}/{dev}-3EB0%2F.jpg"),

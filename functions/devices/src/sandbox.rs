@@ -254,7 +254,8 @@ async fn inbound(
         .as_str()
         .ok_or_else(|| ApiError::validation("from", "`from` must be a string"))?
         .to_owned();
-    let request: wa_core::messages::SendRequest = wa_errors::parse_json(body.to_string().as_bytes())?;
+    let request: wa_core::messages::SendRequest =
+        wa_errors::parse_json(body.to_string().as_bytes())?;
     let message_id = sb.inbound(d.device_id, &from, request).await?;
     let m = ctx
         .store
@@ -295,7 +296,8 @@ async fn receipt(
 ) -> ApiResult<impl IntoResponse> {
     let sb = sandbox(&ctx)?;
     let d = owned(&ctx, &app, &id).await?;
-    sb.receipt(d.device_id, &body.message_id, body.status).await?;
+    sb.receipt(d.device_id, &body.message_id, body.status)
+        .await?;
     Ok(ok(serde_json::json!({"accepted": true})).with_status(axum::http::StatusCode::ACCEPTED))
 }
 

@@ -59,14 +59,11 @@ pub struct DeviceView {
 
 impl DeviceView {
     pub fn of(d: &Device) -> DeviceView {
-        let qr = d.valid_qr(time::now()).and_then(|q| {
+        let qr = d.valid_qr(time::now()).map(|q| QrView {
+            code: q.code.clone(),
             // An unrenderable code still shows its text; the image is a convenience.
-            let image = crate::qr::data_url(&q.code).unwrap_or_default();
-            Some(QrView {
-                code: q.code.clone(),
-                image,
-                expires_at: q.expires_at,
-            })
+            image: crate::qr::data_url(&q.code).unwrap_or_default(),
+            expires_at: q.expires_at,
         });
         DeviceView {
             device_id: d.device_id,

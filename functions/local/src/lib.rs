@@ -128,7 +128,9 @@ pub async fn serve(
         .with_pacing(config.worker.send_rate, config.worker.send_burst);
         worker.on_qr = on_qr;
         worker.allow_private_urls = config.allow_private_urls;
-        worker_task = Some(tokio::spawn(Arc::new(worker).run(events_rx, inbound_rx, stop_rx)));
+        worker_task = Some(tokio::spawn(
+            Arc::new(worker).run(events_rx, inbound_rx, stop_rx),
+        ));
     }
     tracing::info!(
         provider = ?config.worker.provider,
@@ -250,6 +252,19 @@ mod tests {
             ("/apps/{app_id}", vec!["get", "patch", "delete"]),
             ("/apps/{app_id}/token", vec!["post"]),
             ("/apps/{app_id}/webhook-secret", vec!["post"]),
+            ("/devices", vec!["get", "post"]),
+            ("/devices/deploy", vec!["post"]),
+            ("/devices/{device_id}", vec!["get", "delete"]),
+            ("/devices/{device_id}/qr", vec!["get", "post"]),
+            ("/devices/{device_id}/pair-code", vec!["post"]),
+            ("/devices/{device_id}/disconnect", vec!["post"]),
+            ("/devices/{device_id}/reconnect", vec!["post"]),
+            ("/devices/{device_id}/presence", vec!["get"]),
+            ("/devices/{device_id}/profile", vec!["get"]),
+            ("/devices/{device_id}/groups", vec!["get"]),
+            ("/devices/{device_id}/messages", vec!["get", "post"]),
+            ("/devices/{device_id}/messages/{message_id}", vec!["get", "delete"]),
+            ("/media", vec!["get"]),
         ];
         let paths = doc["paths"].as_object().unwrap();
         assert_eq!(paths.len(), expected.len(), "{:?}", paths.keys());

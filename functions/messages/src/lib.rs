@@ -12,7 +12,9 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 use uuid::Uuid;
 use wa_api::openapi::Envelope;
 use wa_api::{AppState, AuthedApp};
-use wa_core::messages::{MessageData, MessageView, SendRequest, is_valid_message_id, validate_idempotency_key};
+use wa_core::messages::{
+    MessageData, MessageView, SendRequest, is_valid_message_id, validate_idempotency_key,
+};
 use wa_core::send_service::SendReply;
 use wa_core::store::MessageCursor;
 use wa_errors::schema::ErrorResponse;
@@ -28,7 +30,10 @@ fn message_id(raw: &str) -> ApiResult<&str> {
     if is_valid_message_id(raw) {
         Ok(raw)
     } else {
-        Err(ApiError::validation("message_id", "`message_id` is not a message id"))
+        Err(ApiError::validation(
+            "message_id",
+            "`message_id` is not a message id",
+        ))
     }
 }
 
@@ -39,13 +44,21 @@ fn render(reply: SendReply) -> Response {
         obj.insert("request_id".into(), wa_errors::request_id::current().into());
     }
     let status = StatusCode::from_u16(reply.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    let mut res = (status, [(header::CONTENT_TYPE, "application/json")], body.to_string()).into_response();
+    let mut res = (
+        status,
+        [(header::CONTENT_TYPE, "application/json")],
+        body.to_string(),
+    )
+        .into_response();
     if reply.replayed {
-        res.headers_mut()
-            .insert(HeaderName::from_static("idempotent-replayed"), HeaderValue::from_static("true"));
+        res.headers_mut().insert(
+            HeaderName::from_static("idempotent-replayed"),
+            HeaderValue::from_static("true"),
+        );
     }
     if let Some(secs) = reply.retry_after {
-        res.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        res.headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from(secs));
     }
     res
 }
@@ -99,7 +112,10 @@ async fn send(
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(','))
         .any(|p| p.trim().eq_ignore_ascii_case("respond-async"));
-    let reply = ctx.messages.send(&app, id, body, key, respond_async).await?;
+    let reply = ctx
+        .messages
+        .send(&app, id, body, key, respond_async)
+        .await?;
     Ok(render(reply))
 }
 
@@ -157,9 +173,17 @@ async fn list(
     let id = device_id(&id)?;
     let limit = q.limit.unwrap_or(50);
     if !(1..=200).contains(&limit) {
-        return Err(ApiError::validation("limit", "`limit` must be between 1 and 200"));
+        return Err(ApiError::validation(
+            "limit",
+            "`limit` must be between 1 and 200",
+        ));
     }
-    let cursor = q.cursor.as_deref().filter(|c| !c.is_empty()).map(decode_cursor).transpose()?;
+    let cursor = q
+        .cursor
+        .as_deref()
+        .filter(|c| !c.is_empty())
+        .map(decode_cursor)
+        .transpose()?;
     let (items, next) = ctx.messages.list(&app, id, limit, cursor.as_ref()).await?;
     let messages: Vec<MessageView> = items.iter().map(MessageView::from).collect();
     Ok(ok(MessageList {
@@ -184,7 +208,10 @@ async fn get_message(
     AuthedApp(app): AuthedApp,
     Path((id, mid)): Path<(String, String)>,
 ) -> ApiResult<impl IntoResponse> {
-    let m = ctx.messages.get(&app, device_id(&id)?, message_id(&mid)?).await?;
+    let m = ctx
+        .messages
+        .get(&app, device_id(&id)?, message_id(&mid)?)
+        .await?;
     Ok(ok(MessageData {
         message: MessageView::from(&m),
     }))
@@ -209,7 +236,10 @@ async fn cancel(
     AuthedApp(app): AuthedApp,
     Path((id, mid)): Path<(String, String)>,
 ) -> ApiResult<impl IntoResponse> {
-    let m = ctx.messages.cancel(&app, device_id(&id)?, message_id(&mid)?).await?;
+    let m = ctx
+        .messages
+        .cancel(&app, device_id(&id)?, message_id(&mid)?)
+        .await?;
     Ok(ok(MessageData {
         message: MessageView::from(&m),
     }))

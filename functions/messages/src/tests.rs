@@ -48,8 +48,14 @@ async fn api(send_wait: Duration, rate: f64, burst: u32) -> Api {
     ctx.messages.send_wait = send_wait;
     ctx.media_root = Some(dir.path().to_path_buf());
     let ctx = ctx.into_state();
-    let worker = wa_worker::Worker::new(store, queue, sandbox, ctx.notifier.clone(), dir.path().to_path_buf())
-        .with_pacing(rate, burst);
+    let worker = wa_worker::Worker::new(
+        store,
+        queue,
+        sandbox,
+        ctx.notifier.clone(),
+        dir.path().to_path_buf(),
+    )
+    .with_pacing(rate, burst);
     let (stop, stop_rx) = watch::channel(false);
     tokio::spawn(Arc::new(worker).run(rx, in_rx, stop_rx));
     let (r, _) = OpenApiRouter::new()
@@ -61,7 +67,13 @@ async fn api(send_wait: Duration, rate: f64, burst: u32) -> Api {
     let router = wa_errors::finish_router(r.with_state(ctx.clone()), 32 << 20, Default::default());
     let c = ctx
         .apps
-        .create("acme", CreateApp { name: "a".into(), webhook_url: None })
+        .create(
+            "acme",
+            CreateApp {
+                name: "a".into(),
+                webhook_url: None,
+            },
+        )
         .await
         .unwrap();
     let mut api = Api {
@@ -72,10 +84,20 @@ async fn api(send_wait: Duration, rate: f64, burst: u32) -> Api {
         _dir: dir,
         _stop: stop,
     };
-    let r = api.call("POST", "/devices", json!({"device_name": "main"}), &[]).await;
-    api.device = r.body["data"]["device"]["device_id"].as_str().unwrap().to_owned();
     let r = api
-        .call("POST", &format!("/sandbox/devices/{}/scan", api.device), json!({"wa_number": "15551230001"}), &[])
+        .call("POST", "/devices", json!({"device_name": "main"}), &[])
+        .await;
+    api.device = r.body["data"]["device"]["device_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let r = api
+        .call(
+            "POST",
+            &format!("/sandbox/devices/{}/scan", api.device),
+            json!({"wa_number": "15551230001"}),
+            &[],
+        )
         .await;
     assert_eq!(r.body["data"]["device"]["status"], "connected");
     api
@@ -93,7 +115,8 @@ impl Api {
         let req = if body.is_null() {
             b.body(Body::empty())
         } else {
-            b.header("content-type", "application/json").body(Body::from(body.to_string()))
+            b.header("content-type", "application/json")
+                .body(Body::from(body.to_string()))
         }
         .unwrap();
         let res = self.router.clone().oneshot(req).await.unwrap();
@@ -102,17 +125,38 @@ impl Api {
         let bytes = res.into_body().collect().await.unwrap().to_bytes();
         let body: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
         if !body.is_null() {
-            assert_eq!(body["request_id"], headers["x-request-id"].to_str().unwrap(), "{body}");
+            assert_eq!(
+                body["request_id"],
+                headers["x-request-id"].to_str().unwrap(),
+                "{body}"
+            );
         }
-        Reply { status, headers, body }
+        Reply {
+            status,
+            headers,
+            body,
+        }
     }
 
     async fn send(&self, body: Value, headers: &[(&str, &str)]) -> Reply {
-        self.call("POST", &format!("/devices/{}/messages", self.device), body, headers).await
+        self.call(
+            "POST",
+            &format!("/devices/{}/messages", self.device),
+            body,
+            headers,
+        )
+        .await
     }
 
     async fn message(&self, id: &str) -> Value {
-        let r = self.call("GET", &format!("/devices/{}/messages/{id}", self.device), Value::Null, &[]).await;
+        let r = self
+            .call(
+                "GET",
+                &format!("/devices/{}/messages/{id}", self.device),
+                Value::Null,
+                &[],
+            )
+            .await;
         assert_eq!(r.status, StatusCode::OK, "{}", r.body);
         r.body["data"]["message"].clone()
     }
@@ -125,12 +169,27 @@ impl Api {
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        panic!("message {id} never became {status}: {}", self.message(id).await);
+        panic!(
+            "message {id} never became {status}: {}",
+            self.message(id).await
+        );
     }
 
     async fn sent_log(&self) -> Vec<String> {
-        let r = self.call("GET", &format!("/sandbox/devices/{}/sent", self.device), Value::Null, &[]).await;
-        r.body["data"]["sent"].as_array().unwrap().iter().map(|s| s["message_id"].as_str().unwrap().to_owned()).collect()
+        let r = self
+            .call(
+                "GET",
+                &format!("/sandbox/devices/{}/sent", self.device),
+                Value::Null,
+                &[],
+            )
+            .await;
+        r.body["data"]["sent"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s["message_id"].as_str().unwrap().to_owned())
+            .collect()
     }
 }
 
@@ -142,7 +201,9 @@ fn code(r: &Reply) -> &str {
     r.body["error"]["code"].as_str().unwrap_or("")
 }
 
-const JPEG: &[u8] = &[0xFF, 0xD8, 0xFF, 0xE0, 0, 0x10, b'J', b'F', b'I', b'F', 0, 1];
+const JPEG: &[u8] = &[
+    0xFF, 0xD8, 0xFF, 0xE0, 0, 0x10, b'J', b'F', b'I', b'F', 0, 1,
+];
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_type_is_sent() {
@@ -163,27 +224,76 @@ async fn every_type_is_sent() {
         assert_eq!(r.status, StatusCode::OK, "{body} -> {}", r.body);
         let m = &r.body["data"]["message"];
         assert_eq!(m["status"], "sent");
-        assert_eq!(m["type"], body.get("type").cloned().unwrap_or(json!("text")));
+        assert_eq!(
+            m["type"],
+            body.get("type").cloned().unwrap_or(json!("text"))
+        );
         assert_eq!(m["attempts"], 1);
         assert!(m["sent_at"].is_string() && m["error"].is_null());
         assert!(m["message_id"].as_str().unwrap().starts_with("3EB0"));
         ids.push(m["message_id"].as_str().unwrap().to_owned());
     }
-    assert_eq!(api.sent_log().await, ids, "WhatsApp got each once, in order, under our ids");
+    assert_eq!(
+        api.sent_log().await,
+        ids,
+        "WhatsApp got each once, in order, under our ids"
+    );
     let one = api.message(&ids[0]).await;
     assert_eq!(one["to"], "15550001111@s.whatsapp.net");
     assert_eq!(one["text"], "hello");
-    let r = api.call("GET", &format!("/devices/{}/messages?limit=3", api.device), Value::Null, &[]).await;
+    let r = api
+        .call(
+            "GET",
+            &format!("/devices/{}/messages?limit=3", api.device),
+            Value::Null,
+            &[],
+        )
+        .await;
     assert_eq!(r.body["data"]["count"], 3);
-    assert_eq!(r.body["data"]["messages"][0]["message_id"], ids[7].as_str(), "newest first");
+    assert_eq!(
+        r.body["data"]["messages"][0]["message_id"],
+        ids[7].as_str(),
+        "newest first"
+    );
     let cursor = r.body["data"]["next_cursor"].as_str().unwrap().to_owned();
-    let r2 = api.call("GET", &format!("/devices/{}/messages?limit=3&cursor={cursor}", api.device), Value::Null, &[]).await;
-    assert_eq!(r2.body["data"]["messages"][0]["message_id"], ids[4].as_str());
-    let r = api.call("GET", &format!("/devices/{}/messages?cursor=zzz", api.device), Value::Null, &[]).await;
+    let r2 = api
+        .call(
+            "GET",
+            &format!("/devices/{}/messages?limit=3&cursor={cursor}", api.device),
+            Value::Null,
+            &[],
+        )
+        .await;
+    assert_eq!(
+        r2.body["data"]["messages"][0]["message_id"],
+        ids[4].as_str()
+    );
+    let r = api
+        .call(
+            "GET",
+            &format!("/devices/{}/messages?cursor=zzz", api.device),
+            Value::Null,
+            &[],
+        )
+        .await;
     assert_eq!(r.body["error"]["details"]["field"], "cursor");
-    let r = api.call("GET", &format!("/devices/{}/messages/NOPE123", api.device), Value::Null, &[]).await;
+    let r = api
+        .call(
+            "GET",
+            &format!("/devices/{}/messages/NOPE123", api.device),
+            Value::Null,
+            &[],
+        )
+        .await;
     assert_eq!((r.status, code(&r)), (StatusCode::NOT_FOUND, "not_found"));
-    let r = api.call("GET", &format!("/devices/{}/messages/bad%20id", api.device), Value::Null, &[]).await;
+    let r = api
+        .call(
+            "GET",
+            &format!("/devices/{}/messages/bad%20id", api.device),
+            Value::Null,
+            &[],
+        )
+        .await;
     assert_eq!(r.body["error"]["details"]["field"], "message_id");
 }
 
@@ -194,20 +304,50 @@ async fn validation_names_fields() {
         (json!({"text": "x"}), "to"),
         (json!({"to": "nope", "text": "x"}), "to"),
         (json!({"to": "15550001111", "type": "gif"}), "type"),
-        (json!({"to": "15550001111", "type": "image", "mime_type": "image/png", "data_base64": b64(JPEG)}), "data_base64"),
-        (json!({"to": "15550001111", "type": "image", "mime_type": "image/jpeg", "data_base64": "!!!"}), "data_base64"),
-        (json!({"to": "15550001111", "type": "image", "mime_type": "text/html", "url": "https://example.com/x"}), "mime_type"),
-        (json!({"to": "15550001111", "type": "location", "latitude": 100, "longitude": 0}), "latitude"),
-        (json!({"to": "15550001111", "type": "contact", "contact_name": "B"}), "vcard"),
-        (json!({"to": "15550001111", "text": "x", "bogus": 1}), "bogus"),
+        (
+            json!({"to": "15550001111", "type": "image", "mime_type": "image/png", "data_base64": b64(JPEG)}),
+            "data_base64",
+        ),
+        (
+            json!({"to": "15550001111", "type": "image", "mime_type": "image/jpeg", "data_base64": "!!!"}),
+            "data_base64",
+        ),
+        (
+            json!({"to": "15550001111", "type": "image", "mime_type": "text/html", "url": "https://example.com/x"}),
+            "mime_type",
+        ),
+        (
+            json!({"to": "15550001111", "type": "location", "latitude": 100, "longitude": 0}),
+            "latitude",
+        ),
+        (
+            json!({"to": "15550001111", "type": "contact", "contact_name": "B"}),
+            "vcard",
+        ),
+        (
+            json!({"to": "15550001111", "text": "x", "bogus": 1}),
+            "bogus",
+        ),
     ] {
         let r = api.send(body.clone(), &[]).await;
-        assert_eq!((r.status, code(&r)), (StatusCode::BAD_REQUEST, "validation_error"), "{body}");
+        assert_eq!(
+            (r.status, code(&r)),
+            (StatusCode::BAD_REQUEST, "validation_error"),
+            "{body}"
+        );
         assert_eq!(r.body["error"]["details"]["field"], field, "{body}");
     }
-    let r = api.send(json!({"to": "15550001111", "text": "x"}), &[("idempotency-key", &"k".repeat(256))]).await;
+    let r = api
+        .send(
+            json!({"to": "15550001111", "text": "x"}),
+            &[("idempotency-key", &"k".repeat(256))],
+        )
+        .await;
     assert_eq!(r.body["error"]["details"]["field"], "Idempotency-Key");
-    assert!(api.sent_log().await.is_empty(), "nothing invalid reached WhatsApp");
+    assert!(
+        api.sent_log().await.is_empty(),
+        "nothing invalid reached WhatsApp"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -222,8 +362,16 @@ async fn fault_table() {
         ("120363000000000504@g.us", 504, "group_prekey_timeout"),
     ] {
         let r = api.send(json!({"to": to, "text": "x"}), &[]).await;
-        assert_eq!((r.status.as_u16(), code(&r)), (status, expected), "{to}: {}", r.body);
-        let id = r.body["error"]["details"]["message_id"].as_str().unwrap().to_owned();
+        assert_eq!(
+            (r.status.as_u16(), code(&r)),
+            (status, expected),
+            "{to}: {}",
+            r.body
+        );
+        let id = r.body["error"]["details"]["message_id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
         let m = api.message(&id).await;
         assert_eq!(m["status"], "failed");
         assert_eq!(m["error"]["code"], expected);
@@ -233,10 +381,27 @@ async fn fault_table() {
     assert!(api.sent_log().await.is_empty());
 
     // provider_rate_limit: 429 with Retry-After and the id, then sent after 3 attempts.
-    let r = api.send(json!({"to": "15550000429", "text": "x"}), &[]).await;
-    assert_eq!((r.status.as_u16(), code(&r)), (429, "provider_rate_limit"), "{}", r.body);
-    assert!(r.headers["retry-after"].to_str().unwrap().parse::<u64>().unwrap() >= 1);
-    let id = r.body["error"]["details"]["message_id"].as_str().unwrap().to_owned();
+    let r = api
+        .send(json!({"to": "15550000429", "text": "x"}), &[])
+        .await;
+    assert_eq!(
+        (r.status.as_u16(), code(&r)),
+        (429, "provider_rate_limit"),
+        "{}",
+        r.body
+    );
+    assert!(
+        r.headers["retry-after"]
+            .to_str()
+            .unwrap()
+            .parse::<u64>()
+            .unwrap()
+            >= 1
+    );
+    let id = r.body["error"]["details"]["message_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     assert_eq!(api.message(&id).await["status"], "queued");
     let m = api.wait_message(&id, "sent").await;
     assert_eq!(m["attempts"], 3);
@@ -246,77 +411,191 @@ async fn fault_table() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn async_and_slow_sends() {
     let api = api(Duration::from_millis(300), 0.0, 1).await;
-    let r = api.send(json!({"to": "15550001111", "text": "x"}), &[("prefer", "respond-async")]).await;
+    let r = api
+        .send(
+            json!({"to": "15550001111", "text": "x"}),
+            &[("prefer", "respond-async")],
+        )
+        .await;
     assert_eq!(r.status, StatusCode::ACCEPTED);
     assert_eq!(r.body["data"]["message"]["status"], "queued");
-    let id = r.body["data"]["message"]["message_id"].as_str().unwrap().to_owned();
+    let id = r.body["data"]["message"]["message_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     api.wait_message(&id, "sent").await;
     // The slow recipient takes 5 s: the caller gets 202 after WA_SEND_WAIT_MS.
-    let r = api.send(json!({"to": "15550000999", "text": "slow"}), &[]).await;
+    let r = api
+        .send(json!({"to": "15550000999", "text": "slow"}), &[])
+        .await;
     assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.body);
-    let slow = r.body["data"]["message"]["message_id"].as_str().unwrap().to_owned();
-    assert!(matches!(r.body["data"]["message"]["status"].as_str(), Some("queued" | "sending")));
+    let slow = r.body["data"]["message"]["message_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(matches!(
+        r.body["data"]["message"]["status"].as_str(),
+        Some("queued" | "sending")
+    ));
     // Queued behind it (one device's sends go in order), then canceled.
-    let r = api.send(json!({"to": "15550001111", "text": "behind"}), &[("prefer", "respond-async")]).await;
-    let behind = r.body["data"]["message"]["message_id"].as_str().unwrap().to_owned();
-    let r = api.call("DELETE", &format!("/devices/{}/messages/{behind}", api.device), Value::Null, &[]).await;
+    let r = api
+        .send(
+            json!({"to": "15550001111", "text": "behind"}),
+            &[("prefer", "respond-async")],
+        )
+        .await;
+    let behind = r.body["data"]["message"]["message_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let r = api
+        .call(
+            "DELETE",
+            &format!("/devices/{}/messages/{behind}", api.device),
+            Value::Null,
+            &[],
+        )
+        .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.body);
     assert_eq!(r.body["data"]["message"]["status"], "canceled");
-    let r = api.call("DELETE", &format!("/devices/{}/messages/{behind}", api.device), Value::Null, &[]).await;
+    let r = api
+        .call(
+            "DELETE",
+            &format!("/devices/{}/messages/{behind}", api.device),
+            Value::Null,
+            &[],
+        )
+        .await;
     assert_eq!((r.status, code(&r)), (StatusCode::CONFLICT, "conflict"));
     api.wait_message(&slow, "sent").await;
     tokio::time::sleep(Duration::from_millis(200)).await;
-    assert_eq!(api.sent_log().await, vec![id, slow], "the canceled send never went out");
+    assert_eq!(
+        api.sent_log().await,
+        vec![id, slow],
+        "the canceled send never went out"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn waiting_callers_get_408_when_canceled_or_disconnected() {
     let api = Arc::new(api(Duration::from_secs(20), 0.0, 1).await);
     // Occupy the device's queue with the slow recipient.
-    let r = api.send(json!({"to": "15550000999", "text": "slow"}), &[("prefer", "respond-async")]).await;
+    let r = api
+        .send(
+            json!({"to": "15550000999", "text": "slow"}),
+            &[("prefer", "respond-async")],
+        )
+        .await;
     assert_eq!(r.status, StatusCode::ACCEPTED);
     let a = api.clone();
-    let waiting = tokio::spawn(async move { a.send(json!({"to": "15550001111", "text": "waits"}), &[]).await });
+    let waiting = tokio::spawn(async move {
+        a.send(json!({"to": "15550001111", "text": "waits"}), &[])
+            .await
+    });
     // Find the waiting message and cancel it.
     let mut target = None;
     for _ in 0..100 {
-        let r = api.call("GET", &format!("/devices/{}/messages", api.device), Value::Null, &[]).await;
-        if let Some(m) = r.body["data"]["messages"].as_array().unwrap().iter().find(|m| m["text"] == "waits") {
+        let r = api
+            .call(
+                "GET",
+                &format!("/devices/{}/messages", api.device),
+                Value::Null,
+                &[],
+            )
+            .await;
+        if let Some(m) = r.body["data"]["messages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|m| m["text"] == "waits")
+        {
             target = Some(m["message_id"].as_str().unwrap().to_owned());
             break;
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let target = target.unwrap();
-    api.call("DELETE", &format!("/devices/{}/messages/{target}", api.device), Value::Null, &[]).await;
+    api.call(
+        "DELETE",
+        &format!("/devices/{}/messages/{target}", api.device),
+        Value::Null,
+        &[],
+    )
+    .await;
     let r = waiting.await.unwrap();
-    assert_eq!((r.status.as_u16(), code(&r)), (408, "request_canceled"), "{}", r.body);
+    assert_eq!(
+        (r.status.as_u16(), code(&r)),
+        (408, "request_canceled"),
+        "{}",
+        r.body
+    );
     assert_eq!(r.body["error"]["details"]["message_id"], target.as_str());
 
     // Disconnecting the device cancels what waits for it.
     let a = api.clone();
-    let waiting = tokio::spawn(async move { a.send(json!({"to": "15550001111", "text": "waits too"}), &[]).await });
+    let waiting = tokio::spawn(async move {
+        a.send(json!({"to": "15550001111", "text": "waits too"}), &[])
+            .await
+    });
     tokio::time::sleep(Duration::from_millis(200)).await;
-    let r = api.call("POST", &format!("/devices/{}/disconnect", api.device), Value::Null, &[]).await;
+    let r = api
+        .call(
+            "POST",
+            &format!("/devices/{}/disconnect", api.device),
+            Value::Null,
+            &[],
+        )
+        .await;
     assert_eq!(r.status, StatusCode::OK);
     let r = waiting.await.unwrap();
-    assert_eq!((r.status.as_u16(), code(&r)), (408, "request_canceled"), "{}", r.body);
+    assert_eq!(
+        (r.status.as_u16(), code(&r)),
+        (408, "request_canceled"),
+        "{}",
+        r.body
+    );
     // Sends to a device that is not connected.
-    let r = api.send(json!({"to": "15550001111", "text": "x"}), &[]).await;
+    let r = api
+        .send(json!({"to": "15550001111", "text": "x"}), &[])
+        .await;
     assert_eq!((r.status.as_u16(), code(&r)), (409, "device_not_connected"));
-    api.call("POST", &format!("/devices/{}/reconnect", api.device), Value::Null, &[]).await;
+    api.call(
+        "POST",
+        &format!("/devices/{}/reconnect", api.device),
+        Value::Null,
+        &[],
+    )
+    .await;
     for _ in 0..50 {
-        let r = api.call("GET", &format!("/devices/{}", api.device), Value::Null, &[]).await;
+        let r = api
+            .call("GET", &format!("/devices/{}", api.device), Value::Null, &[])
+            .await;
         if r.body["data"]["device"]["status"] == "connected" {
             break;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    api.call("POST", &format!("/sandbox/devices/{}/drop", api.device), json!({"reason": "logged_out"}), &[]).await;
-    let r = api.send(json!({"to": "15550001111", "text": "x"}), &[]).await;
+    api.call(
+        "POST",
+        &format!("/sandbox/devices/{}/drop", api.device),
+        json!({"reason": "logged_out"}),
+        &[],
+    )
+    .await;
+    let r = api
+        .send(json!({"to": "15550001111", "text": "x"}), &[])
+        .await;
     assert_eq!((r.status.as_u16(), code(&r)), (409, "logged_out"));
-    api.call("DELETE", &format!("/devices/{}", api.device), Value::Null, &[]).await;
-    let r = api.send(json!({"to": "15550001111", "text": "x"}), &[]).await;
+    api.call(
+        "DELETE",
+        &format!("/devices/{}", api.device),
+        Value::Null,
+        &[],
+    )
+    .await;
+    let r = api
+        .send(json!({"to": "15550001111", "text": "x"}), &[])
+        .await;
     assert_eq!((r.status.as_u16(), code(&r)), (410, "device_destroyed"));
 }
 
@@ -324,16 +603,31 @@ async fn waiting_callers_get_408_when_canceled_or_disconnected() {
 async fn idempotency() {
     let api = Arc::new(api(Duration::from_secs(10), 0.0, 1).await);
     let body = json!({"to": "15550001111", "text": "once"});
-    let first = api.send(body.clone(), &[("idempotency-key", "order-1")]).await;
+    let first = api
+        .send(body.clone(), &[("idempotency-key", "order-1")])
+        .await;
     assert_eq!(first.status, StatusCode::OK);
     assert!(first.headers.get("idempotent-replayed").is_none());
-    let again = api.send(body.clone(), &[("idempotency-key", "order-1")]).await;
+    let again = api
+        .send(body.clone(), &[("idempotency-key", "order-1")])
+        .await;
     assert_eq!(again.status, StatusCode::OK);
     assert_eq!(again.headers["idempotent-replayed"], "true");
-    assert_eq!(again.body["data"], first.body["data"], "the first result, replayed");
+    assert_eq!(
+        again.body["data"], first.body["data"],
+        "the first result, replayed"
+    );
     assert_ne!(again.body["request_id"], first.body["request_id"]);
-    let other = api.send(json!({"to": "15550001111", "text": "different"}), &[("idempotency-key", "order-1")]).await;
-    assert_eq!((other.status, code(&other)), (StatusCode::CONFLICT, "conflict"));
+    let other = api
+        .send(
+            json!({"to": "15550001111", "text": "different"}),
+            &[("idempotency-key", "order-1")],
+        )
+        .await;
+    assert_eq!(
+        (other.status, code(&other)),
+        (StatusCode::CONFLICT, "conflict")
+    );
     assert_eq!(other.body["error"]["details"]["field"], "Idempotency-Key");
     assert_eq!(api.sent_log().await.len(), 1);
 
@@ -341,33 +635,75 @@ async fn idempotency() {
     let tasks: Vec<_> = (0..50)
         .map(|_| {
             let a = api.clone();
-            tokio::spawn(async move { a.send(json!({"to": "15550002222", "text": "burst"}), &[("idempotency-key", "burst-key")]).await })
+            tokio::spawn(async move {
+                a.send(
+                    json!({"to": "15550002222", "text": "burst"}),
+                    &[("idempotency-key", "burst-key")],
+                )
+                .await
+            })
         })
         .collect();
     let mut ids = std::collections::HashSet::new();
     for t in tasks {
         let r = t.await.unwrap();
         assert!(matches!(r.status.as_u16(), 200 | 202), "{}", r.body);
-        ids.insert(r.body["data"]["message"]["message_id"].as_str().unwrap().to_owned());
+        ids.insert(
+            r.body["data"]["message"]["message_id"]
+                .as_str()
+                .unwrap()
+                .to_owned(),
+        );
     }
     assert_eq!(ids.len(), 1, "one message for one key");
     let id = ids.into_iter().next().unwrap();
     api.wait_message(&id, "sent").await;
     let log = api.sent_log().await;
-    assert_eq!(log.iter().filter(|m| **m == id).count(), 1, "one provider send");
+    assert_eq!(
+        log.iter().filter(|m| **m == id).count(),
+        1,
+        "one provider send"
+    );
 
     // A retryable failure: the same key sends the same message again.
-    let r = api.send(json!({"to": "15550000502", "text": "x"}), &[("idempotency-key", "flaky")]).await;
+    let r = api
+        .send(
+            json!({"to": "15550000502", "text": "x"}),
+            &[("idempotency-key", "flaky")],
+        )
+        .await;
     assert_eq!(code(&r), "provider_error");
-    let failed_id = r.body["error"]["details"]["message_id"].as_str().unwrap().to_owned();
-    let r = api.send(json!({"to": "15550000502", "text": "x"}), &[("idempotency-key", "flaky")]).await;
+    let failed_id = r.body["error"]["details"]["message_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let r = api
+        .send(
+            json!({"to": "15550000502", "text": "x"}),
+            &[("idempotency-key", "flaky")],
+        )
+        .await;
     assert_eq!(code(&r), "provider_error");
-    assert_eq!(r.body["error"]["details"]["message_id"], failed_id.as_str(), "same message, same WhatsApp id");
+    assert_eq!(
+        r.body["error"]["details"]["message_id"],
+        failed_id.as_str(),
+        "same message, same WhatsApp id"
+    );
     assert_eq!(api.message(&failed_id).await["attempts"], 2);
     // A final failure is replayed, not retried.
-    let r = api.send(json!({"to": "120363000000000403@g.us", "text": "x"}), &[("idempotency-key", "restricted")]).await;
+    let r = api
+        .send(
+            json!({"to": "120363000000000403@g.us", "text": "x"}),
+            &[("idempotency-key", "restricted")],
+        )
+        .await;
     assert_eq!(code(&r), "group_posting_restricted");
-    let r2 = api.send(json!({"to": "120363000000000403@g.us", "text": "x"}), &[("idempotency-key", "restricted")]).await;
+    let r2 = api
+        .send(
+            json!({"to": "120363000000000403@g.us", "text": "x"}),
+            &[("idempotency-key", "restricted")],
+        )
+        .await;
     assert_eq!(code(&r2), "group_posting_restricted");
     assert_eq!(r2.headers["idempotent-replayed"], "true");
     let mid = r.body["error"]["details"]["message_id"].as_str().unwrap();
@@ -380,14 +716,31 @@ async fn paced_bursts_wait_instead_of_failing() {
     let api = api(Duration::from_secs(10), 10.0, 2).await;
     let mut ids = Vec::new();
     for i in 0..6 {
-        let r = api.send(json!({"to": "15550001111", "text": format!("p{i}")}), &[("prefer", "respond-async")]).await;
+        let r = api
+            .send(
+                json!({"to": "15550001111", "text": format!("p{i}")}),
+                &[("prefer", "respond-async")],
+            )
+            .await;
         assert_eq!(r.status, StatusCode::ACCEPTED);
-        ids.push(r.body["data"]["message"]["message_id"].as_str().unwrap().to_owned());
+        ids.push(
+            r.body["data"]["message"]["message_id"]
+                .as_str()
+                .unwrap()
+                .to_owned(),
+        );
     }
     for id in &ids {
         api.wait_message(id, "sent").await;
     }
-    let r = api.call("GET", &format!("/sandbox/devices/{}/sent", api.device), Value::Null, &[]).await;
+    let r = api
+        .call(
+            "GET",
+            &format!("/sandbox/devices/{}/sent", api.device),
+            Value::Null,
+            &[],
+        )
+        .await;
     let sent = r.body["data"]["sent"].as_array().unwrap();
     assert_eq!(sent.len(), 6, "none refused");
     let at = |i: usize| wa_core::time::parse(sent[i]["received_at"].as_str().unwrap()).unwrap();
@@ -399,28 +752,55 @@ async fn paced_bursts_wait_instead_of_failing() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn inbound_receipts_and_media() {
     let api = api(Duration::from_secs(10), 0.0, 1).await;
-    let r = api.send(json!({"to": "15550001111", "text": "out"}), &[]).await;
-    let out = r.body["data"]["message"]["message_id"].as_str().unwrap().to_owned();
+    let r = api
+        .send(json!({"to": "15550001111", "text": "out"}), &[])
+        .await;
+    let out = r.body["data"]["message"]["message_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     for status in ["delivered", "read"] {
         let r = api
-            .call("POST", &format!("/sandbox/devices/{}/receipt", api.device), json!({"message_id": out, "status": status}), &[])
+            .call(
+                "POST",
+                &format!("/sandbox/devices/{}/receipt", api.device),
+                json!({"message_id": out, "status": status}),
+                &[],
+            )
             .await;
         assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.body);
         api.wait_message(&out, status).await;
     }
     // Receipts never move a message backwards.
-    api.call("POST", &format!("/sandbox/devices/{}/receipt", api.device), json!({"message_id": out, "status": "delivered"}), &[]).await;
+    api.call(
+        "POST",
+        &format!("/sandbox/devices/{}/receipt", api.device),
+        json!({"message_id": out, "status": "delivered"}),
+        &[],
+    )
+    .await;
     tokio::time::sleep(Duration::from_millis(200)).await;
     assert_eq!(api.message(&out).await["status"], "read");
 
     let r = api
-        .call("POST", &format!("/sandbox/devices/{}/inbound", api.device), json!({"from": "915550003333@lid", "text": "hi there"}), &[])
+        .call(
+            "POST",
+            &format!("/sandbox/devices/{}/inbound", api.device),
+            json!({"from": "915550003333@lid", "text": "hi there"}),
+            &[],
+        )
         .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.body);
     let m = &r.body["data"]["message"];
-    assert_eq!((m["direction"].as_str(), m["status"].as_str()), (Some("inbound"), Some("received")));
+    assert_eq!(
+        (m["direction"].as_str(), m["status"].as_str()),
+        (Some("inbound"), Some("received"))
+    );
     assert_eq!(m["from"], "915550003333@lid");
-    assert_eq!(m["from_phone"], "15550003333", "the @lid sender resolved to its number");
+    assert_eq!(
+        m["from_phone"], "15550003333",
+        "the @lid sender resolved to its number"
+    );
     let r = api
         .call(
             "POST",
@@ -430,7 +810,10 @@ async fn inbound_receipts_and_media() {
         )
         .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.body);
-    let path = r.body["data"]["message"]["media_path"].as_str().unwrap().to_owned();
+    let path = r.body["data"]["message"]["media_path"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     assert!(path.starts_with("media/"));
     let res = api
         .router
@@ -445,14 +828,43 @@ async fn inbound_receipts_and_media() {
         .unwrap();
     assert_eq!(res.status(), StatusCode::OK);
     assert_eq!(res.headers()["content-type"], "image/jpeg");
-    assert!(res.headers()["content-disposition"].to_str().unwrap().starts_with("attachment"));
-    assert_eq!(res.into_body().collect().await.unwrap().to_bytes().as_ref(), JPEG);
-    for bad in [format!("{path}x"), path.replace("media/", "media/../"), "media/../../etc/passwd".into()] {
-        let r = api.call("GET", &format!("/media?path={bad}"), Value::Null, &[]).await;
-        assert_eq!((r.status, code(&r)), (StatusCode::NOT_FOUND, "not_found"), "{bad}");
+    assert!(
+        res.headers()["content-disposition"]
+            .to_str()
+            .unwrap()
+            .starts_with("attachment")
+    );
+    assert_eq!(
+        res.into_body().collect().await.unwrap().to_bytes().as_ref(),
+        JPEG
+    );
+    for bad in [
+        format!("{path}x"),
+        path.replace("media/", "media/../"),
+        "media/../../etc/passwd".into(),
+    ] {
+        let r = api
+            .call("GET", &format!("/media?path={bad}"), Value::Null, &[])
+            .await;
+        assert_eq!(
+            (r.status, code(&r)),
+            (StatusCode::NOT_FOUND, "not_found"),
+            "{bad}"
+        );
     }
     // Another App cannot read it.
-    let other = api.ctx.apps.create("acme", CreateApp { name: "b".into(), webhook_url: None }).await.unwrap();
+    let other = api
+        .ctx
+        .apps
+        .create(
+            "acme",
+            CreateApp {
+                name: "b".into(),
+                webhook_url: None,
+            },
+        )
+        .await
+        .unwrap();
     let res = api
         .router
         .clone()
@@ -466,7 +878,19 @@ async fn inbound_receipts_and_media() {
         .unwrap();
     assert_eq!(res.status(), StatusCode::NOT_FOUND);
     // History lists both directions.
-    let r = api.call("GET", &format!("/devices/{}/messages", api.device), Value::Null, &[]).await;
-    let dirs: Vec<_> = r.body["data"]["messages"].as_array().unwrap().iter().map(|m| m["direction"].as_str().unwrap().to_owned()).collect();
+    let r = api
+        .call(
+            "GET",
+            &format!("/devices/{}/messages", api.device),
+            Value::Null,
+            &[],
+        )
+        .await;
+    let dirs: Vec<_> = r.body["data"]["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["direction"].as_str().unwrap().to_owned())
+        .collect();
     assert!(dirs.contains(&"inbound".to_owned()) && dirs.contains(&"outbound".to_owned()));
 }

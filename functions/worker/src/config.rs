@@ -65,7 +65,10 @@ impl WorkerConfig {
                 .parse::<f64>()
                 .ok()
                 .filter(|r| r.is_finite() && *r >= 0.0)
-                .ok_or(("WA_SEND_RATE", "must be a number of sends per second, 0 for unpaced".into()))?,
+                .ok_or((
+                    "WA_SEND_RATE",
+                    "must be a number of sends per second, 0 for unpaced".into(),
+                ))?,
         };
         let send_burst = match var("WA_SEND_BURST") {
             None => 20,
@@ -75,7 +78,10 @@ impl WorkerConfig {
                 .filter(|b| *b >= 1)
                 .ok_or(("WA_SEND_BURST", "must be a whole number, at least 1".into()))?,
         };
-        let allow_private_urls = matches!(var("WA_ALLOW_PRIVATE_URLS").as_deref(), Some("1") | Some("true"));
+        let allow_private_urls = matches!(
+            var("WA_ALLOW_PRIVATE_URLS").as_deref(),
+            Some("1") | Some("true")
+        );
         Ok(WorkerConfig {
             send_rate,
             send_burst,
@@ -88,6 +94,9 @@ impl WorkerConfig {
     }
 }
 
+/// The provider, and the sandbox's control surface when the provider is the sandbox.
+pub type Providers = (Arc<dyn Provider>, Option<Arc<dyn SandboxControl>>);
+
 /// The provider the configuration selects, and the sandbox's control surface when it is
 /// the sandbox.
 pub fn build_provider(
@@ -95,7 +104,7 @@ pub fn build_provider(
     data_dir: &Path,
     events: EventSender,
     inbound: InboundSender,
-) -> anyhow::Result<(Arc<dyn Provider>, Option<Arc<dyn SandboxControl>>)> {
+) -> anyhow::Result<Providers> {
     match config.provider {
         ProviderKind::Sandbox => {
             let sandbox = Arc::new(wa_provider::sandbox::Sandbox::new(

@@ -21,11 +21,13 @@ use tracing::Instrument;
 use uuid::Uuid;
 use wa_core::devices::{Device, DeviceStatus as S, DeviceUpdate, PairCode};
 use wa_core::lifecycle::on_event;
-use wa_core::notify::Notifier;
 use wa_core::messages::{Direction, Message, MessageError, MessageStatus, MessageUpdate, wait_key};
-use wa_core::provider::{InboundDelivery, InboundMessage, OutboundMessage, Provider, ProviderFailure, SessionEvent};
-use wa_core::send_service::{cancel_message, cancel_pending};
+use wa_core::notify::Notifier;
+use wa_core::provider::{
+    InboundDelivery, InboundMessage, OutboundMessage, Provider, ProviderFailure, SessionEvent,
+};
 use wa_core::queue::{COMMANDS, Command, CommandEnvelope, Queue, Received};
+use wa_core::send_service::{cancel_message, cancel_pending};
 use wa_core::store::{PageRequest, Store, StoreError};
 use wa_core::time;
 use wa_errors::ErrorCode;
@@ -126,7 +128,10 @@ impl Worker {
         // This worker is the queue's only consumer: what was in flight died with the last one.
         match self.queue.release_in_flight(COMMANDS).await {
             Ok(0) => {}
-            Ok(n) => tracing::info!(commands = n, "took back commands left in flight by the last run"),
+            Ok(n) => tracing::info!(
+                commands = n,
+                "took back commands left in flight by the last run"
+            ),
             Err(e) => tracing::error!(error = %e, "could not take back in-flight commands"),
         }
         if let Err(e) = self.restore().await {
@@ -201,7 +206,8 @@ impl Worker {
         let span = tracing::info_span!("command", request_id = %env.request_id, %device_id);
         let result = wa_errors::request_id::scope(
             env.request_id.clone(),
-            self.handle(&env.command, msg.receive_count).instrument(span),
+            self.handle(&env.command, msg.receive_count)
+                .instrument(span),
         )
         .await;
         match result {
@@ -297,9 +303,13 @@ impl Worker {
         match ev {
             SessionEvent::Presence(p) => return self.store.put_presence(device_id, p).await,
             SessionEvent::Receipt {
-                message_ids, status, ..
+                message_ids,
+                status,
+                ..
             } => return self.apply_receipt(device_id, message_ids, *status).await,
-            SessionEvent::Revoked { message_id, chat, .. } => {
+            SessionEvent::Revoked {
+                message_id, chat, ..
+            } => {
                 tracing::info!(%device_id, %message_id, %chat, "message revoked by its sender");
                 return Ok(());
             }
@@ -445,14 +455,21 @@ fn stopped_or_logged_out(error: ProviderFailure) -> SessionEvent {
 /// Exponential backoff with jitter for a rate-limited send: 1 s, 2 s, 4 s ... at most 60 s,
 /// each within ±20 %.
 pub fn rate_limit_backoff(attempt: u32) -> Duration {
-    let base = 1000u64.saturating_mul(1 << attempt.saturating_sub(1).min(6)).min(60_000);
+    let base = 1000u64
+        .saturating_mul(1 << attempt.saturating_sub(1).min(6))
+        .min(60_000);
     let jitter = rand::random_range(0.8..1.2);
     Duration::from_millis((base as f64 * jitter) as u64)
 }
 
 impl Worker {
     /// Sends one stored message: pacing, crash recovery, media, the provider, the outcome.
-    async fn send(&self, device: &Device, message_id: &str, receive_count: u32) -> Result<Next, StoreError> {
+    async fn send(
+        &self,
+        device: &Device,
+        message_id: &str,
+        receive_count: u32,
+    ) -> Result<Next, StoreError> {
         let device_id = device.device_id;
         let Some(m) = self.store.get_message(device_id, message_id).await? else {
             tracing::warn!(%device_id, %message_id, "send command for an unknown message dropped");
@@ -508,7 +525,12 @@ impl Worker {
         };
         let m = match self
             .store
-            .update_message(device_id, &m.message_id, &sending, &[MessageStatus::Queued, MessageStatus::Sending])
+            .update_message(
+                device_id,
+                &m.message_id,
+                &sending,
+                &[MessageStatus::Queued, MessageStatus::Sending],
+            )
             .await
         {
             Ok(m) => m,
@@ -539,9 +561,18 @@ impl Worker {
                     }
                 }
                 wa_core::messages::MediaSource::Url { url } => {
-                    match media::fetch(url, content.kind(), &media.mime_type, self.allow_private_urls).await {
+                    match media::fetch(
+                        url,
+                        content.kind(),
+                        &media.mime_type,
+                        self.allow_private_urls,
+                    )
+                    .await
+                    {
                         Ok(bytes) => Some(bytes),
-                        Err(error) => return self.finish(&m, MessageStatus::Failed, Some(error)).await,
+                        Err(error) => {
+                            return self.finish(&m, MessageStatus::Failed, Some(error)).await;
+                        }
                     }
                 }
             },
@@ -569,7 +600,11 @@ impl Worker {
                     updated_at: Some(time::now()),
                     ..MessageUpdate::default()
                 };
-                match self.store.update_message(device_id, &m.message_id, &u, &[MessageStatus::Sending]).await {
+                match self
+                    .store
+                    .update_message(device_id, &m.message_id, &u, &[MessageStatus::Sending])
+                    .await
+                {
                     Ok(_) | Err(StoreError::Conflict(_)) => {}
                     Err(e) => return Err(e),
                 }
@@ -577,14 +612,21 @@ impl Worker {
                 tracing::info!(%device_id, message_id = %m.message_id, attempt, retry_in_ms = delay.as_millis() as u64, "rate limited; will retry");
                 Ok(Next::RetryIn(delay))
             }
-            Err(f) if f.code == ErrorCode::DeviceNotConnected && receive_count < MAX_RECONNECT_WAITS => {
+            Err(f)
+                if f.code == ErrorCode::DeviceNotConnected
+                    && receive_count < MAX_RECONNECT_WAITS =>
+            {
                 // The session went away under us; wait for it like a reconnect.
                 let u = MessageUpdate {
                     status: Some(MessageStatus::Queued),
                     updated_at: Some(time::now()),
                     ..MessageUpdate::default()
                 };
-                match self.store.update_message(device_id, &m.message_id, &u, &[MessageStatus::Sending]).await {
+                match self
+                    .store
+                    .update_message(device_id, &m.message_id, &u, &[MessageStatus::Sending])
+                    .await
+                {
                     Ok(_) | Err(StoreError::Conflict(_)) => {}
                     Err(e) => return Err(e),
                 }
@@ -602,7 +644,12 @@ impl Worker {
     }
 
     /// Records the end of a send and wakes its waiting caller.
-    async fn finish(&self, m: &Message, status: MessageStatus, error: Option<MessageError>) -> Result<Next, StoreError> {
+    async fn finish(
+        &self,
+        m: &Message,
+        status: MessageStatus,
+        error: Option<MessageError>,
+    ) -> Result<Next, StoreError> {
         let now = time::now();
         let u = MessageUpdate {
             status: Some(status),
@@ -614,24 +661,40 @@ impl Worker {
         };
         match self
             .store
-            .update_message(m.device_id, &m.message_id, &u, &[MessageStatus::Queued, MessageStatus::Sending])
+            .update_message(
+                m.device_id,
+                &m.message_id,
+                &u,
+                &[MessageStatus::Queued, MessageStatus::Sending],
+            )
             .await
         {
             Ok(_) | Err(StoreError::Conflict(_)) => {}
             Err(e) => return Err(e),
         }
         if status == MessageStatus::Sent {
-            self.store.delete_outbound_media(m.device_id, &m.message_id).await?;
+            self.store
+                .delete_outbound_media(m.device_id, &m.message_id)
+                .await?;
         }
         self.notifier.notify(wait_key(m.device_id, &m.message_id));
         Ok(Next::Done)
     }
 
     /// Moves sent messages forward on receipts (never backwards).
-    async fn apply_receipt(&self, device_id: Uuid, ids: &[String], status: MessageStatus) -> Result<(), StoreError> {
+    async fn apply_receipt(
+        &self,
+        device_id: Uuid,
+        ids: &[String],
+        status: MessageStatus,
+    ) -> Result<(), StoreError> {
         let earlier: &[MessageStatus] = match status {
             MessageStatus::Delivered => &[MessageStatus::Sending, MessageStatus::Sent],
-            MessageStatus::Read => &[MessageStatus::Sending, MessageStatus::Sent, MessageStatus::Delivered],
+            MessageStatus::Read => &[
+                MessageStatus::Sending,
+                MessageStatus::Sent,
+                MessageStatus::Delivered,
+            ],
             MessageStatus::Played => &[
                 MessageStatus::Sending,
                 MessageStatus::Sent,
@@ -656,12 +719,21 @@ impl Worker {
     }
 
     /// Stores an inbound message (its media first); the provider acknowledges WhatsApp after.
-    pub async fn store_inbound(&self, device_id: Uuid, msg: &InboundMessage) -> Result<(), StoreError> {
+    pub async fn store_inbound(
+        &self,
+        device_id: Uuid,
+        msg: &InboundMessage,
+    ) -> Result<(), StoreError> {
         let Some(device) = self.store.get_device(device_id).await? else {
             tracing::warn!(%device_id, "inbound message for an unknown device dropped");
             return Ok(());
         };
-        if self.store.get_message(device_id, &msg.message_id).await?.is_some() {
+        if self
+            .store
+            .get_message(device_id, &msg.message_id)
+            .await?
+            .is_some()
+        {
             // A redelivery of a message already stored.
             return Ok(());
         }
@@ -674,10 +746,12 @@ impl Worker {
                     media.mime_type.clone(),
                     media.bytes.clone(),
                 );
-                let s = tokio::task::spawn_blocking(move || media::store(&dir, app, device_id, &mid, &mime, &bytes))
-                    .await
-                    .map_err(|e| StoreError::Backend(e.to_string()))?
-                    .map_err(|e| StoreError::Backend(format!("writing media failed: {e}")))?;
+                let s = tokio::task::spawn_blocking(move || {
+                    media::store(&dir, app, device_id, &mid, &mime, &bytes)
+                })
+                .await
+                .map_err(|e| StoreError::Backend(e.to_string()))?
+                .map_err(|e| StoreError::Backend(format!("writing media failed: {e}")))?;
                 Some(s)
             }
             None => None,

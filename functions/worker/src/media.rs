@@ -31,23 +31,33 @@ fn upstream(message: String) -> MessageError {
 
 /// Fetches the media of a send. Refusals that a retry cannot fix (a private target, a 4xx,
 /// too large, bytes that are not `mime`) are `validation_error`; the others `provider_error`.
-pub async fn fetch(url: &str, kind: MessageType, mime: &str, allow_private: bool) -> Result<Vec<u8>, MessageError> {
+pub async fn fetch(
+    url: &str,
+    kind: MessageType,
+    mime: &str,
+    allow_private: bool,
+) -> Result<Vec<u8>, MessageError> {
     let parsed = wa_core::net::check_outbound_url(url, allow_private)
         .map_err(|r| invalid(format!("url {}", r.0)))?;
     let host = parsed.host_str().unwrap_or_default().to_owned();
     let port = parsed.port_or_known_default().unwrap_or(443);
     // Resolve once, check every address, and connect to the checked one only, so DNS cannot
     // point the request somewhere private after the check.
-    let addrs: Vec<SocketAddr> = tokio::time::timeout(Duration::from_secs(10), tokio::net::lookup_host((host.trim_matches(['[', ']']), port)))
-        .await
-        .map_err(|_| upstream(format!("resolving {host} timed out")))?
-        .map_err(|e| upstream(format!("cannot resolve {host}: {e}")))?
-        .collect();
+    let addrs: Vec<SocketAddr> = tokio::time::timeout(
+        Duration::from_secs(10),
+        tokio::net::lookup_host((host.trim_matches(['[', ']']), port)),
+    )
+    .await
+    .map_err(|_| upstream(format!("resolving {host} timed out")))?
+    .map_err(|e| upstream(format!("cannot resolve {host}: {e}")))?
+    .collect();
     if addrs.is_empty() {
         return Err(upstream(format!("{host} has no address")));
     }
     if !allow_private && addrs.iter().any(|a| !wa_core::net::is_public_ip(a.ip())) {
-        return Err(invalid("url points to a private, loopback or link-local address".into()));
+        return Err(invalid(
+            "url points to a private, loopback or link-local address".into(),
+        ));
     }
     let client = reqwest::Client::builder()
         .timeout(FETCH_TIMEOUT)
@@ -69,14 +79,18 @@ pub async fn fetch(url: &str, kind: MessageType, mime: &str, allow_private: bool
     }
     let cap = kind.max_media_bytes();
     if res.content_length().is_some_and(|n| n as usize > cap) {
-        return Err(invalid(format!("the file at url is larger than {cap} bytes")));
+        return Err(invalid(format!(
+            "the file at url is larger than {cap} bytes"
+        )));
     }
     let mut body = Vec::new();
     let mut stream = res.bytes_stream();
     while let Some(chunk) = stream.next().await {
         let chunk = chunk.map_err(|e| upstream(format!("reading the url failed: {e}")))?;
         if body.len() + chunk.len() > cap {
-            return Err(invalid(format!("the file at url is larger than {cap} bytes")));
+            return Err(invalid(format!(
+                "the file at url is larger than {cap} bytes"
+            )));
         }
         body.extend_from_slice(&chunk);
     }
@@ -114,7 +128,14 @@ pub struct StoredMedia {
 }
 
 /// Writes inbound media durably (temp file, fsync, rename).
-pub fn store(data_dir: &Path, app_id: Uuid, device_id: Uuid, message_id: &str, mime: &str, bytes: &[u8]) -> std::io::Result<StoredMedia> {
+pub fn store(
+    data_dir: &Path,
+    app_id: Uuid,
+    device_id: Uuid,
+    message_id: &str,
+    mime: &str,
+    bytes: &[u8],
+) -> std::io::Result<StoredMedia> {
     let safe_id: String = message_id
         .chars()
         .filter(|c| c.is_ascii_alphanumeric())
@@ -132,14 +153,19 @@ pub fn store(data_dir: &Path, app_id: Uuid, device_id: Uuid, message_id: &str, m
     Ok(StoredMedia {
         path: rel,
         size: bytes.len() as u64,
-        sha256: sha2::Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect(),
+        sha256: sha2::Sha256::digest(bytes)
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect(),
     })
 }
 
 /// Deletes every media file of a device (it was destroyed).
 pub fn delete_device_media(data_dir: &Path, app_id: Uuid, device_id: Uuid) {
     let dir = data_dir.join("media").join(app_id.to_string());
-    let Ok(entries) = std::fs::read_dir(&dir) else { return };
+    let Ok(entries) = std::fs::read_dir(&dir) else {
+        return;
+    };
     let prefix = format!("{device_id}-");
     for e in entries.flatten() {
         if e.file_name().to_string_lossy().starts_with(&prefix)

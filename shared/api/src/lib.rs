@@ -13,10 +13,10 @@ use wa_core::Store;
 use wa_core::apps::Apps;
 use wa_core::auth::JwtConfig;
 use wa_core::device_service::Devices;
-use wa_core::send_service::Messages;
 use wa_core::notify::Notifier;
 use wa_core::provider::{Provider, SandboxControl};
 use wa_core::queue::Queue;
+use wa_core::send_service::Messages;
 
 pub use auth::{AuthedApp, Tenant};
 pub use health::router as health_router;

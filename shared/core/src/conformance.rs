@@ -570,7 +570,9 @@ pub async fn message_store(s: Arc<dyn crate::store::MessageStore>) {
             error: None,
             attempts: 0,
             idempotency_key: None,
-            content: Some(Content::Text { text: format!("m{n}") }),
+            content: Some(Content::Text {
+                text: format!("m{n}"),
+            }),
             text: Some(format!("m{n}")),
             media_path: None,
             mime_type: None,
@@ -585,13 +587,36 @@ pub async fn message_store(s: Arc<dyn crate::store::MessageStore>) {
 
     // round trip, media, duplicate id
     let m1 = msg(0);
-    assert_eq!(s.create_message(&m1, Some(b"bytes"), None).await.unwrap(), Created::Created);
-    assert_eq!(s.get_message(device, &m1.message_id).await.unwrap(), Some(m1.clone()));
-    assert_eq!(s.get_message(Uuid::now_v7(), &m1.message_id).await.unwrap(), None);
-    assert_eq!(s.outbound_media(device, &m1.message_id).await.unwrap().as_deref(), Some(&b"bytes"[..]));
-    s.delete_outbound_media(device, &m1.message_id).await.unwrap();
-    assert_eq!(s.outbound_media(device, &m1.message_id).await.unwrap(), None);
-    assert_eq!(s.create_message(&m1, None, None).await, Err(StoreError::Conflict("message_id")));
+    assert_eq!(
+        s.create_message(&m1, Some(b"bytes"), None).await.unwrap(),
+        Created::Created
+    );
+    assert_eq!(
+        s.get_message(device, &m1.message_id).await.unwrap(),
+        Some(m1.clone())
+    );
+    assert_eq!(
+        s.get_message(Uuid::now_v7(), &m1.message_id).await.unwrap(),
+        None
+    );
+    assert_eq!(
+        s.outbound_media(device, &m1.message_id)
+            .await
+            .unwrap()
+            .as_deref(),
+        Some(&b"bytes"[..])
+    );
+    s.delete_outbound_media(device, &m1.message_id)
+        .await
+        .unwrap();
+    assert_eq!(
+        s.outbound_media(device, &m1.message_id).await.unwrap(),
+        None
+    );
+    assert_eq!(
+        s.create_message(&m1, None, None).await,
+        Err(StoreError::Conflict("message_id"))
+    );
 
     // conditional updates
     let u = MessageUpdate {
@@ -600,10 +625,14 @@ pub async fn message_store(s: Arc<dyn crate::store::MessageStore>) {
         ..MessageUpdate::default()
     };
     assert_eq!(
-        s.update_message(device, &m1.message_id, &u, &[MessageStatus::Sent]).await,
+        s.update_message(device, &m1.message_id, &u, &[MessageStatus::Sent])
+            .await,
         Err(StoreError::Conflict("status"))
     );
-    let up = s.update_message(device, &m1.message_id, &u, &[MessageStatus::Queued]).await.unwrap();
+    let up = s
+        .update_message(device, &m1.message_id, &u, &[MessageStatus::Queued])
+        .await
+        .unwrap();
     assert_eq!((up.status, up.attempts), (MessageStatus::Sending, 1));
     assert_eq!(up.text, m1.text, "untouched fields stay");
     assert_eq!(
@@ -614,12 +643,32 @@ pub async fn message_store(s: Arc<dyn crate::store::MessageStore>) {
     // pending: queued and sending, oldest first
     let m2 = msg(10);
     s.create_message(&m2, None, None).await.unwrap();
-    let pending: Vec<_> = s.pending_messages(Some(device), 10).await.unwrap().into_iter().map(|m| m.message_id).collect();
-    assert_eq!(pending, vec![m1.message_id.clone(), m2.message_id.clone()]);
-    s.update_message(device, &m1.message_id, &MessageUpdate { status: Some(MessageStatus::Sent), ..Default::default() }, &[])
+    let pending: Vec<_> = s
+        .pending_messages(Some(device), 10)
         .await
-        .unwrap();
-    let pending: Vec<_> = s.pending_messages(None, 1000).await.unwrap().into_iter().map(|m| m.message_id).collect();
+        .unwrap()
+        .into_iter()
+        .map(|m| m.message_id)
+        .collect();
+    assert_eq!(pending, vec![m1.message_id.clone(), m2.message_id.clone()]);
+    s.update_message(
+        device,
+        &m1.message_id,
+        &MessageUpdate {
+            status: Some(MessageStatus::Sent),
+            ..Default::default()
+        },
+        &[],
+    )
+    .await
+    .unwrap();
+    let pending: Vec<_> = s
+        .pending_messages(None, 1000)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|m| m.message_id)
+        .collect();
     assert!(pending.contains(&m2.message_id) && !pending.contains(&m1.message_id));
 
     // listing newest first, in pages
@@ -658,7 +707,12 @@ pub async fn message_store(s: Arc<dyn crate::store::MessageStore>) {
             let s = s.clone();
             let m = msg(100 + i);
             let r = rec(&m.message_id, 3600);
-            tokio::spawn(async move { (m.message_id.clone(), s.create_message(&m, None, Some(&r)).await.unwrap()) })
+            tokio::spawn(async move {
+                (
+                    m.message_id.clone(),
+                    s.create_message(&m, None, Some(&r)).await.unwrap(),
+                )
+            })
         })
         .collect();
     let mut winners = Vec::new();
@@ -673,29 +727,70 @@ pub async fn message_store(s: Arc<dyn crate::store::MessageStore>) {
     let stored = s.get_idempotency(app, &key).await.unwrap().unwrap();
     assert_eq!(stored.message_id, winners[0]);
     assert_eq!(stored.response, None);
-    s.set_idempotency_response(app, &key, 200, "{\"a\":1}").await.unwrap();
-    s.set_idempotency_response(app, &key, 500, "later").await.unwrap();
+    s.set_idempotency_response(app, &key, 200, "{\"a\":1}")
+        .await
+        .unwrap();
+    s.set_idempotency_response(app, &key, 500, "later")
+        .await
+        .unwrap();
     assert_eq!(
-        s.get_idempotency(app, &key).await.unwrap().unwrap().response,
+        s.get_idempotency(app, &key)
+            .await
+            .unwrap()
+            .unwrap()
+            .response,
         Some((200, "{\"a\":1}".into())),
         "the first answer stays"
     );
     s.clear_idempotency_response(app, &key).await.unwrap();
-    assert_eq!(s.get_idempotency(app, &key).await.unwrap().unwrap().response, None);
-    assert_eq!(s.get_idempotency(Uuid::now_v7(), &key).await.unwrap(), None, "keys are per App");
+    assert_eq!(
+        s.get_idempotency(app, &key)
+            .await
+            .unwrap()
+            .unwrap()
+            .response,
+        None
+    );
+    assert_eq!(
+        s.get_idempotency(Uuid::now_v7(), &key).await.unwrap(),
+        None,
+        "keys are per App"
+    );
 
     // an expired key is ignored and can be taken again
     let old_key = format!("old-{}", Uuid::new_v4());
     let m = msg(300);
     let mut r = rec(&m.message_id, -10);
     r.key = old_key.clone();
-    assert_eq!(s.create_message(&m, None, Some(&r)).await.unwrap(), Created::Created);
-    assert_eq!(s.get_idempotency(app, &old_key).await.unwrap(), None, "expired keys are not read");
+    assert_eq!(
+        s.create_message(&m, None, Some(&r)).await.unwrap(),
+        Created::Created
+    );
+    assert_eq!(
+        s.get_idempotency(app, &old_key).await.unwrap(),
+        None,
+        "expired keys are not read"
+    );
     let m = msg(301);
     let mut r = rec(&m.message_id, 3600);
     r.key = old_key.clone();
-    assert_eq!(s.create_message(&m, None, Some(&r)).await.unwrap(), Created::Created);
-    assert_eq!(s.get_idempotency(app, &old_key).await.unwrap().unwrap().message_id, m.message_id);
-    assert!(s.purge_expired_idempotency(time::now() + ::time::Duration::days(2)).await.unwrap() >= 1);
+    assert_eq!(
+        s.create_message(&m, None, Some(&r)).await.unwrap(),
+        Created::Created
+    );
+    assert_eq!(
+        s.get_idempotency(app, &old_key)
+            .await
+            .unwrap()
+            .unwrap()
+            .message_id,
+        m.message_id
+    );
+    assert!(
+        s.purge_expired_idempotency(time::now() + ::time::Duration::days(2))
+            .await
+            .unwrap()
+            >= 1
+    );
     assert_eq!(s.get_idempotency(app, &old_key).await.unwrap(), None);
 }

@@ -242,7 +242,7 @@ impl Devices {
             let d = self.get(app, device_id).await?;
             let update = match plan(&d, action, time::now())? {
                 Plan::Nothing => return Ok(d),
-                Plan::Apply(u) => u,
+                Plan::Apply(u) => *u,
             };
             match self
                 .store
@@ -268,8 +268,13 @@ impl Devices {
                         _ => None,
                     };
                     if let Some(why) = why {
-                        crate::send_service::cancel_pending(&*self.store, &self.notifier, device_id, why)
-                            .await?;
+                        crate::send_service::cancel_pending(
+                            &*self.store,
+                            &self.notifier,
+                            device_id,
+                            why,
+                        )
+                        .await?;
                     }
                     tracing::info!(%device_id, ?action, status = %updated.status, "device action accepted");
                     return Ok(updated);

@@ -118,7 +118,7 @@ pub enum Plan {
     /// Nothing to change: answer the device as it is.
     Nothing,
     /// Store `update`, then queue the worker's command.
-    Apply(DeviceUpdate),
+    Apply(Box<DeviceUpdate>),
 }
 
 /// Checks an action against the device's status and says what it changes.
@@ -142,14 +142,14 @@ pub fn plan(d: &Device, action: Action, now: OffsetDateTime) -> ApiResult<Plan> 
                 u.wa_number = Some(None);
                 u.wa_device_jid = Some(None);
                 u.linked_at = Some(None);
-                Ok(Plan::Apply(u))
+                Ok(Plan::Apply(Box::new(u)))
             }
             S::QrGenerated if d.valid_qr(now).is_none() => {
                 // The QR expired but the expiry has not been processed yet.
                 let mut u = to(S::Initializing);
                 u.qr = Some(None);
                 u.pair_code = Some(None);
-                Ok(Plan::Apply(u))
+                Ok(Plan::Apply(Box::new(u)))
             }
             s => Err(qr_reset_refused(s)),
         },
@@ -164,7 +164,7 @@ pub fn plan(d: &Device, action: Action, now: OffsetDateTime) -> ApiResult<Plan> 
                     u.wa_device_jid = Some(None);
                     u.linked_at = Some(None);
                 }
-                Ok(Plan::Apply(u))
+                Ok(Plan::Apply(Box::new(u)))
             }
             s => Err(qr_reset_refused(s)),
         },
@@ -174,7 +174,7 @@ pub fn plan(d: &Device, action: Action, now: OffsetDateTime) -> ApiResult<Plan> 
                 let mut u = to(S::Disconnected);
                 u.qr = Some(None);
                 u.pair_code = Some(None);
-                Ok(Plan::Apply(u))
+                Ok(Plan::Apply(Box::new(u)))
             }
             S::LoggedOut => Err(logged_out()),
             s => Err(ApiError::new(
@@ -187,7 +187,7 @@ pub fn plan(d: &Device, action: Action, now: OffsetDateTime) -> ApiResult<Plan> 
             S::Disconnected if d.linked_at.is_some() => {
                 let mut u = to(S::Connecting);
                 u.last_error = Some(None);
-                Ok(Plan::Apply(u))
+                Ok(Plan::Apply(Box::new(u)))
             }
             S::LoggedOut => Err(logged_out()),
             _ => Err(ApiError::new(
@@ -199,7 +199,7 @@ pub fn plan(d: &Device, action: Action, now: OffsetDateTime) -> ApiResult<Plan> 
             let mut u = to(S::Destroyed);
             u.qr = Some(None);
             u.pair_code = Some(None);
-            Ok(Plan::Apply(u))
+            Ok(Plan::Apply(Box::new(u)))
         }
     }
 }

@@ -352,7 +352,10 @@ impl MessageUpdate {
 /// A new WhatsApp-style message id: `3EB0` and 18 random upper-case hex digits.
 pub fn new_message_id() -> String {
     let u = Uuid::new_v4();
-    let hex: String = u.as_bytes()[..9].iter().map(|b| format!("{b:02X}")).collect();
+    let hex: String = u.as_bytes()[..9]
+        .iter()
+        .map(|b| format!("{b:02X}"))
+        .collect();
     format!("3EB0{hex}")
 }
 
@@ -414,12 +417,7 @@ pub const MAX_TEXT_CHARS: usize = 65_536;
 pub const MAX_CAPTION_CHARS: usize = 1024;
 pub const MAX_VCARD_BYTES: usize = 64 * 1024;
 
-fn chars_between(
-    field: &'static str,
-    value: &str,
-    min: usize,
-    max: usize,
-) -> ApiResult<()> {
+fn chars_between(field: &'static str, value: &str, min: usize, max: usize) -> ApiResult<()> {
     let n = value.chars().count();
     if n < min || n > max {
         return Err(ApiError::validation(
@@ -534,10 +532,16 @@ impl SendRequest {
                 let lat = self.latitude.ok_or_else(|| required("latitude", kind))?;
                 let lon = self.longitude.ok_or_else(|| required("longitude", kind))?;
                 if !(-90.0..=90.0).contains(&lat) || !lat.is_finite() {
-                    return Err(ApiError::validation("latitude", "`latitude` must be between -90 and 90"));
+                    return Err(ApiError::validation(
+                        "latitude",
+                        "`latitude` must be between -90 and 90",
+                    ));
                 }
                 if !(-180.0..=180.0).contains(&lon) || !lon.is_finite() {
-                    return Err(ApiError::validation("longitude", "`longitude` must be between -180 and 180"));
+                    return Err(ApiError::validation(
+                        "longitude",
+                        "`longitude` must be between -180 and 180",
+                    ));
                 }
                 if let Some(n) = &self.name {
                     chars_between("name", n, 1, 1000)?;
@@ -561,7 +565,10 @@ impl SendRequest {
                     .as_deref()
                     .ok_or_else(|| required("contact_name", kind))?;
                 chars_between("contact_name", name.trim(), 1, 256)?;
-                let vcard = self.vcard.as_deref().ok_or_else(|| required("vcard", kind))?;
+                let vcard = self
+                    .vcard
+                    .as_deref()
+                    .ok_or_else(|| required("vcard", kind))?;
                 let v = vcard.trim();
                 if v.len() > MAX_VCARD_BYTES
                     || !v.to_ascii_uppercase().starts_with("BEGIN:VCARD")
@@ -613,7 +620,11 @@ impl SendRequest {
         Ok(ValidSend { to, content, media })
     }
 
-    fn validate_media(&self, kind: MessageType, allow_private: bool) -> ApiResult<(Media, Option<Vec<u8>>)> {
+    fn validate_media(
+        &self,
+        kind: MessageType,
+        allow_private: bool,
+    ) -> ApiResult<(Media, Option<Vec<u8>>)> {
         let mime = self
             .mime_type
             .as_deref()
@@ -646,7 +657,9 @@ impl SendRequest {
                     .unwrap_or(cleaned);
                 let bytes = base64::engine::general_purpose::STANDARD
                     .decode(cleaned.as_bytes())
-                    .map_err(|_| ApiError::validation("data_base64", "`data_base64` is not valid base64"))?;
+                    .map_err(|_| {
+                        ApiError::validation("data_base64", "`data_base64` is not valid base64")
+                    })?;
                 check_bytes(kind, &essence, &bytes, "data_base64")?;
                 use sha2::Digest;
                 let sha256 = sha2::Sha256::digest(&bytes)
@@ -681,7 +694,12 @@ impl SendRequest {
 
 /// Checks media bytes: not empty, within the type's size limit, and starting with the
 /// magic number of the declared MIME type.
-pub fn check_bytes(kind: MessageType, mime: &str, bytes: &[u8], field: &'static str) -> ApiResult<()> {
+pub fn check_bytes(
+    kind: MessageType,
+    mime: &str,
+    bytes: &[u8],
+    field: &'static str,
+) -> ApiResult<()> {
     if bytes.is_empty() {
         return Err(ApiError::validation(field, "the media file is empty"));
     }
@@ -714,7 +732,9 @@ pub fn magic_matches(mime: &str, b: &[u8]) -> bool {
         "image/webp" => b.len() >= 12 && &b[..4] == b"RIFF" && &b[8..12] == b"WEBP",
         "video/mp4" | "video/3gpp" | "audio/mp4" => ftyp,
         "audio/ogg" => b.starts_with(b"OggS"),
-        "audio/mpeg" => b.starts_with(b"ID3") || (b.len() >= 2 && b[0] == 0xFF && (b[1] & 0xE0) == 0xE0),
+        "audio/mpeg" => {
+            b.starts_with(b"ID3") || (b.len() >= 2 && b[0] == 0xFF && (b[1] & 0xE0) == 0xE0)
+        }
         "audio/aac" => b.len() >= 2 && b[0] == 0xFF && (b[1] & 0xF6) == 0xF0,
         "audio/amr" => b.starts_with(b"#!AMR"),
         "application/pdf" => b.starts_with(b"%PDF-"),
@@ -787,7 +807,9 @@ mod tests {
             json!({"to": "15551230001", "type": "contact", "contact_name": "Bob", "vcard": "BEGIN:VCARD\nVERSION:3.0\nFN:Bob\nEND:VCARD"}),
         ];
         for v in ok {
-            let s = req(v.clone()).validate(false).unwrap_or_else(|e| panic!("{v}: {e}"));
+            let s = req(v.clone())
+                .validate(false)
+                .unwrap_or_else(|e| panic!("{v}: {e}"));
             assert!(s.to.contains('@'));
         }
         let s = req(json!({"to": "15551230001", "type": "audio", "mime_type": "audio/ogg", "data_base64": b64(OGG), "ptt": true}))
@@ -804,28 +826,121 @@ mod tests {
         assert_eq!(field(json!({"to": "15551230001", "type": "poll"})), "type");
         assert_eq!(field(json!({"to": "15551230001"})), "text");
         assert_eq!(field(json!({"to": "15551230001", "text": ""})), "text");
-        assert_eq!(field(json!({"to": "15551230001", "text": "x".repeat(65537)})), "text");
-        assert_eq!(field(json!({"to": "15551230001", "text": "hi", "caption": "c"})), "caption");
-        assert_eq!(field(json!({"to": "15551230001", "type": "image", "data_base64": b64(JPEG)})), "mime_type");
-        assert_eq!(field(json!({"to": "15551230001", "type": "image", "mime_type": "image/gif", "data_base64": b64(JPEG)})), "mime_type");
-        assert_eq!(field(json!({"to": "15551230001", "type": "sticker", "mime_type": "image/png", "data_base64": b64(PNG)})), "mime_type");
-        assert_eq!(field(json!({"to": "15551230001", "type": "image", "mime_type": "image/png", "data_base64": b64(JPEG)})), "data_base64");
-        assert_eq!(field(json!({"to": "15551230001", "type": "image", "mime_type": "image/jpeg", "data_base64": "%%%"})), "data_base64");
-        assert_eq!(field(json!({"to": "15551230001", "type": "image", "mime_type": "image/jpeg"})), "data_base64");
-        assert_eq!(field(json!({"to": "15551230001", "type": "image", "mime_type": "image/jpeg", "data_base64": b64(JPEG), "url": "https://example.com/x"})), "data_base64");
-        assert_eq!(field(json!({"to": "15551230001", "type": "image", "mime_type": "image/jpeg", "url": "ftp://example.com/x"})), "url");
-        assert_eq!(field(json!({"to": "15551230001", "type": "image", "mime_type": "image/jpeg", "url": "http://127.0.0.1/x"})), "url");
+        assert_eq!(
+            field(json!({"to": "15551230001", "text": "x".repeat(65537)})),
+            "text"
+        );
+        assert_eq!(
+            field(json!({"to": "15551230001", "text": "hi", "caption": "c"})),
+            "caption"
+        );
+        assert_eq!(
+            field(json!({"to": "15551230001", "type": "image", "data_base64": b64(JPEG)})),
+            "mime_type"
+        );
+        assert_eq!(
+            field(
+                json!({"to": "15551230001", "type": "image", "mime_type": "image/gif", "data_base64": b64(JPEG)})
+            ),
+            "mime_type"
+        );
+        assert_eq!(
+            field(
+                json!({"to": "15551230001", "type": "sticker", "mime_type": "image/png", "data_base64": b64(PNG)})
+            ),
+            "mime_type"
+        );
+        assert_eq!(
+            field(
+                json!({"to": "15551230001", "type": "image", "mime_type": "image/png", "data_base64": b64(JPEG)})
+            ),
+            "data_base64"
+        );
+        assert_eq!(
+            field(
+                json!({"to": "15551230001", "type": "image", "mime_type": "image/jpeg", "data_base64": "%%%"})
+            ),
+            "data_base64"
+        );
+        assert_eq!(
+            field(json!({"to": "15551230001", "type": "image", "mime_type": "image/jpeg"})),
+            "data_base64"
+        );
+        assert_eq!(
+            field(
+                json!({"to": "15551230001", "type": "image", "mime_type": "image/jpeg", "data_base64": b64(JPEG), "url": "https://example.com/x"})
+            ),
+            "data_base64"
+        );
+        assert_eq!(
+            field(
+                json!({"to": "15551230001", "type": "image", "mime_type": "image/jpeg", "url": "ftp://example.com/x"})
+            ),
+            "url"
+        );
+        assert_eq!(
+            field(
+                json!({"to": "15551230001", "type": "image", "mime_type": "image/jpeg", "url": "http://127.0.0.1/x"})
+            ),
+            "url"
+        );
         let big = [JPEG, &vec![0u8; 5 * 1024 * 1024]].concat();
-        assert_eq!(field(json!({"to": "15551230001", "type": "image", "mime_type": "image/jpeg", "data_base64": b64(&big)})), "data_base64");
-        assert_eq!(field(json!({"to": "15551230001", "type": "sticker", "mime_type": "image/webp", "data_base64": b64(WEBP), "caption": "no"})), "caption");
-        assert_eq!(field(json!({"to": "15551230001", "type": "location", "latitude": 91.0, "longitude": 0.0})), "latitude");
-        assert_eq!(field(json!({"to": "15551230001", "type": "location", "latitude": 0.0, "longitude": -180.5})), "longitude");
-        assert_eq!(field(json!({"to": "15551230001", "type": "location", "longitude": 0.0})), "latitude");
-        assert_eq!(field(json!({"to": "15551230001", "type": "contact", "contact_name": "Bob"})), "vcard");
-        assert_eq!(field(json!({"to": "15551230001", "type": "contact", "contact_name": "Bob", "vcard": "hello"})), "vcard");
-        assert_eq!(field(json!({"to": "15551230001", "type": "contact", "vcard": "BEGIN:VCARD\nEND:VCARD"})), "contact_name");
-        assert_eq!(field(json!({"to": "15551230001", "type": "document", "mime_type": "application/pdf", "data_base64": b64(PDF), "file_name": "../x"})), "file_name");
-        assert_eq!(field(json!({"to": "15551230001", "type": "audio", "mime_type": "audio/ogg", "data_base64": b64(PDF)})), "data_base64");
+        assert_eq!(
+            field(
+                json!({"to": "15551230001", "type": "image", "mime_type": "image/jpeg", "data_base64": b64(&big)})
+            ),
+            "data_base64"
+        );
+        assert_eq!(
+            field(
+                json!({"to": "15551230001", "type": "sticker", "mime_type": "image/webp", "data_base64": b64(WEBP), "caption": "no"})
+            ),
+            "caption"
+        );
+        assert_eq!(
+            field(
+                json!({"to": "15551230001", "type": "location", "latitude": 91.0, "longitude": 0.0})
+            ),
+            "latitude"
+        );
+        assert_eq!(
+            field(
+                json!({"to": "15551230001", "type": "location", "latitude": 0.0, "longitude": -180.5})
+            ),
+            "longitude"
+        );
+        assert_eq!(
+            field(json!({"to": "15551230001", "type": "location", "longitude": 0.0})),
+            "latitude"
+        );
+        assert_eq!(
+            field(json!({"to": "15551230001", "type": "contact", "contact_name": "Bob"})),
+            "vcard"
+        );
+        assert_eq!(
+            field(
+                json!({"to": "15551230001", "type": "contact", "contact_name": "Bob", "vcard": "hello"})
+            ),
+            "vcard"
+        );
+        assert_eq!(
+            field(
+                json!({"to": "15551230001", "type": "contact", "vcard": "BEGIN:VCARD\nEND:VCARD"})
+            ),
+            "contact_name"
+        );
+        assert_eq!(
+            field(
+                json!({"to": "15551230001", "type": "document", "mime_type": "application/pdf", "data_base64": b64(PDF), "file_name": "../x"})
+            ),
+            "file_name"
+        );
+        assert_eq!(
+            field(
+                json!({"to": "15551230001", "type": "audio", "mime_type": "audio/ogg", "data_base64": b64(PDF)})
+            ),
+            "data_base64"
+        );
     }
 
     #[test]
@@ -835,7 +950,10 @@ mod tests {
         assert_ne!(new_message_id(), id);
         assert!(validate_idempotency_key("order-123").is_ok());
         for bad in ["", "has space", &"k".repeat(256), "é"] {
-            assert_eq!(validate_idempotency_key(bad).unwrap_err().details()["field"], "Idempotency-Key");
+            assert_eq!(
+                validate_idempotency_key(bad).unwrap_err().details()["field"],
+                "Idempotency-Key"
+            );
         }
     }
 }

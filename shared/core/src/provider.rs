@@ -226,7 +226,8 @@ pub trait Provider: Send + Sync {
     /// Sends a message under its fixed `message_id` and resolves once WhatsApp accepted it
     /// (the server's ack), or with the classified failure: `provider_rate_limit`,
     /// `group_posting_restricted`, `whatsapp_connection_lost`, `upstream_timeout`, ...
-    async fn send(&self, device_id: Uuid, message: &OutboundMessage) -> Result<(), ProviderFailure>;
+    async fn send(&self, device_id: Uuid, message: &OutboundMessage)
+    -> Result<(), ProviderFailure>;
 
     /// Whether WhatsApp already has `message_id` from this device, for a send that was
     /// interrupted by a crash. `None` when the provider cannot tell: resending under the same

@@ -66,7 +66,9 @@ impl SendReply {
 fn message_error(m: &Message) -> ApiError {
     let (code, text) = match (&m.error, m.status) {
         (Some(e), _) => (e.code, e.message.clone()),
-        (None, MessageStatus::Canceled) => (ErrorCode::RequestCanceled, "the send was canceled".into()),
+        (None, MessageStatus::Canceled) => {
+            (ErrorCode::RequestCanceled, "the send was canceled".into())
+        }
         (None, _) => (ErrorCode::ProviderError, "the send failed".into()),
     };
     let mut e = ApiError::new(code, text).with_detail("message_id", m.message_id.clone());
@@ -119,8 +121,8 @@ impl Messages {
         let valid = request.validate(self.allow_private_urls)?;
         let device = self.devices.get(app, device_id).await?;
         let request_hash = {
-            let canonical = serde_json::to_string(&(device_id, &request))
-                .map_err(ApiError::internal)?;
+            let canonical =
+                serde_json::to_string(&(device_id, &request)).map_err(ApiError::internal)?;
             Sha256::digest(canonical.as_bytes())
                 .iter()
                 .map(|b| format!("{b:02x}"))
@@ -184,15 +186,22 @@ impl Messages {
         {
             Created::Created => {}
             // A concurrent request with the same key won the reservation.
-            Created::Existing(rec) => return self.replay(app, rec, &request_hash, respond_async).await,
+            Created::Existing(rec) => {
+                return self.replay(app, rec, &request_hash, respond_async).await;
+            }
         }
         tracing::info!(message_id = %message.message_id, %device_id, kind = message.kind.as_str(), "send accepted");
         self.queue_send(device_id, &message.message_id).await?;
         if respond_async {
             return Ok(SendReply::data(202, &message));
         }
-        self.await_outcome(app, device_id, &message.message_id, idempotency_key.as_deref())
-            .await
+        self.await_outcome(
+            app,
+            device_id,
+            &message.message_id,
+            idempotency_key.as_deref(),
+        )
+        .await
     }
 
     async fn queue_send(&self, device_id: Uuid, message_id: &str) -> ApiResult<()> {
@@ -233,17 +242,20 @@ impl Messages {
         // The winner may not have written its message yet: give it a moment.
         let mut message = None;
         for _ in 0..40 {
-            if let Some(m) = self.store.get_message(rec.device_id, &rec.message_id).await? {
+            if let Some(m) = self
+                .store
+                .get_message(rec.device_id, &rec.message_id)
+                .await?
+            {
                 message = Some(m);
                 break;
             }
             tokio::time::sleep(Duration::from_millis(25)).await;
         }
-        let m = message.ok_or_else(|| ApiError::internal("idempotency record without its message"))?;
+        let m =
+            message.ok_or_else(|| ApiError::internal("idempotency record without its message"))?;
         match m.status {
-            MessageStatus::Failed
-                if m.error.as_ref().is_some_and(|e| e.code.is_retryable()) =>
-            {
+            MessageStatus::Failed if m.error.as_ref().is_some_and(|e| e.code.is_retryable()) => {
                 // A retryable failure: the same message (same WhatsApp id) is sent again.
                 let u = MessageUpdate {
                     status: Some(MessageStatus::Queued),
@@ -263,10 +275,15 @@ impl Messages {
                 tracing::info!(message_id = %m.message_id, "retrying a failed send under its Idempotency-Key");
                 self.queue_send(m.device_id, &m.message_id).await?;
                 if respond_async {
-                    let m = self.store.get_message(m.device_id, &m.message_id).await?.unwrap_or(m);
+                    let m = self
+                        .store
+                        .get_message(m.device_id, &m.message_id)
+                        .await?
+                        .unwrap_or(m);
                     return Ok(SendReply::data(202, &m));
                 }
-                self.await_outcome(app, m.device_id, &m.message_id, Some(&rec.key)).await
+                self.await_outcome(app, m.device_id, &m.message_id, Some(&rec.key))
+                    .await
             }
             s if s.is_final() => {
                 let mut reply = self.final_reply(&m);
@@ -319,20 +336,27 @@ impl Messages {
         let id = message_id.to_owned();
         let outcome = self
             .notifier
-            .wait_for(wait_key(device_id, message_id), self.send_wait, POLL, || {
-                let (store, id) = (store.clone(), id.clone());
-                async move {
-                    match store.get_message(device_id, &id).await {
-                        Err(e) => Some(Err(e)),
-                        Ok(None) => None,
-                        Ok(Some(m)) => {
-                            let rate_limited = m.status == MessageStatus::Queued
-                                && m.error.as_ref().is_some_and(|e| e.code == ErrorCode::ProviderRateLimit);
-                            (m.status.is_final() || rate_limited).then_some(Ok(m))
+            .wait_for(
+                wait_key(device_id, message_id),
+                self.send_wait,
+                POLL,
+                || {
+                    let (store, id) = (store.clone(), id.clone());
+                    async move {
+                        match store.get_message(device_id, &id).await {
+                            Err(e) => Some(Err(e)),
+                            Ok(None) => None,
+                            Ok(Some(m)) => {
+                                let rate_limited = m.status == MessageStatus::Queued
+                                    && m.error
+                                        .as_ref()
+                                        .is_some_and(|e| e.code == ErrorCode::ProviderRateLimit);
+                                (m.status.is_final() || rate_limited).then_some(Ok(m))
+                            }
                         }
                     }
-                }
-            })
+                },
+            )
             .await;
         let m = match outcome {
             Some(r) => r?,
@@ -392,7 +416,14 @@ impl Messages {
                 m.status.as_str()
             )));
         }
-        match cancel_message(&*self.store, &self.notifier, &m, "the send was canceled by DELETE").await {
+        match cancel_message(
+            &*self.store,
+            &self.notifier,
+            &m,
+            "the send was canceled by DELETE",
+        )
+        .await
+        {
             Ok(m) => Ok(m),
             Err(StoreError::Conflict(_)) => Err(ApiError::conflict(
                 "the message left the queue meanwhile; it can no longer be canceled",
@@ -423,18 +454,28 @@ pub async fn cancel_message(
     let updated = store
         .update_message(m.device_id, &m.message_id, &u, &[MessageStatus::Queued])
         .await?;
-    store.delete_outbound_media(m.device_id, &m.message_id).await?;
+    store
+        .delete_outbound_media(m.device_id, &m.message_id)
+        .await?;
     notifier.notify(wait_key(m.device_id, &m.message_id));
     tracing::info!(message_id = %m.message_id, device_id = %m.device_id, why, "send canceled");
     Ok(updated)
 }
 
 /// Cancels every queued send of a device (it was disconnected, logged out or destroyed).
-pub async fn cancel_pending(store: &dyn Store, notifier: &Notifier, device_id: Uuid, why: &str) -> Result<usize, StoreError> {
+pub async fn cancel_pending(
+    store: &dyn Store,
+    notifier: &Notifier,
+    device_id: Uuid,
+    why: &str,
+) -> Result<usize, StoreError> {
     let mut n = 0;
     loop {
         let pending = store.pending_messages(Some(device_id), 200).await?;
-        let queued: Vec<_> = pending.iter().filter(|m| m.status == MessageStatus::Queued).collect();
+        let queued: Vec<_> = pending
+            .iter()
+            .filter(|m| m.status == MessageStatus::Queued)
+            .collect();
         if queued.is_empty() {
             return Ok(n);
         }

@@ -188,7 +188,11 @@ pub trait MessageStore: Send + Sync {
         idempotency: Option<&IdempotencyRecord>,
     ) -> Result<Created, StoreError>;
 
-    async fn get_message(&self, device_id: Uuid, message_id: &str) -> Result<Option<Message>, StoreError>;
+    async fn get_message(
+        &self,
+        device_id: Uuid,
+        message_id: &str,
+    ) -> Result<Option<Message>, StoreError>;
 
     /// The device's messages, newest first, `limit` per page.
     async fn list_messages(
@@ -209,15 +213,31 @@ pub trait MessageStore: Send + Sync {
     ) -> Result<Message, StoreError>;
 
     /// The inline media of an outbound message.
-    async fn outbound_media(&self, device_id: Uuid, message_id: &str) -> Result<Option<Vec<u8>>, StoreError>;
+    async fn outbound_media(
+        &self,
+        device_id: Uuid,
+        message_id: &str,
+    ) -> Result<Option<Vec<u8>>, StoreError>;
 
-    async fn delete_outbound_media(&self, device_id: Uuid, message_id: &str) -> Result<(), StoreError>;
+    async fn delete_outbound_media(
+        &self,
+        device_id: Uuid,
+        message_id: &str,
+    ) -> Result<(), StoreError>;
 
     /// Outbound messages still `queued` or `sending`: of one device when given, else of all.
-    async fn pending_messages(&self, device_id: Option<Uuid>, limit: u32) -> Result<Vec<Message>, StoreError>;
+    async fn pending_messages(
+        &self,
+        device_id: Option<Uuid>,
+        limit: u32,
+    ) -> Result<Vec<Message>, StoreError>;
 
     /// The record of an unexpired key.
-    async fn get_idempotency(&self, app_id: Uuid, key: &str) -> Result<Option<IdempotencyRecord>, StoreError>;
+    async fn get_idempotency(
+        &self,
+        app_id: Uuid,
+        key: &str,
+    ) -> Result<Option<IdempotencyRecord>, StoreError>;
 
     /// Stores the first final answer of a key (later calls do not replace it).
     async fn set_idempotency_response(

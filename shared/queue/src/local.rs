@@ -352,10 +352,18 @@ mod tests {
         assert_eq!(again[0].body, "one");
         assert_eq!(again[0].receive_count, 2);
         // A restarted sole consumer takes back what its predecessor had in flight at once.
-        assert!(q.receive("q", 10, Duration::from_secs(30)).await.unwrap().is_empty());
+        assert!(
+            q.receive("q", 10, Duration::from_secs(30))
+                .await
+                .unwrap()
+                .is_empty()
+        );
         assert_eq!(q.release_in_flight("q").await.unwrap(), 1);
         let third = q.receive("q", 10, Duration::from_secs(30)).await.unwrap();
         assert_eq!(third[0].receive_count, 3);
-        assert!(q.delete("q", &again[0].receipt).await.is_err(), "the old receipt is void");
+        assert!(
+            q.delete("q", &again[0].receipt).await.is_err(),
+            "the old receipt is void"
+        );
     }
 }

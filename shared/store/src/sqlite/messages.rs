@@ -19,14 +19,19 @@ fn from_ms(v: i64) -> OffsetDateTime {
 }
 
 fn decode(body: &str) -> Result<Message, StoreError> {
-    serde_json::from_str(body).map_err(|e| StoreError::Backend(format!("corrupt message record: {e}")))
+    serde_json::from_str(body)
+        .map_err(|e| StoreError::Backend(format!("corrupt message record: {e}")))
 }
 
 fn encode(m: &Message) -> String {
     serde_json::to_string(m).expect("messages serialize")
 }
 
-fn get(conn: &Connection, device_id: Uuid, message_id: &str) -> Result<Option<Message>, StoreError> {
+fn get(
+    conn: &Connection,
+    device_id: Uuid,
+    message_id: &str,
+) -> Result<Option<Message>, StoreError> {
     let body: Option<String> = conn
         .prepare_cached("SELECT body FROM messages WHERE device_id = ?1 AND message_id = ?2")
         .map_err(backend)?
@@ -36,7 +41,12 @@ fn get(conn: &Connection, device_id: Uuid, message_id: &str) -> Result<Option<Me
     body.as_deref().map(decode).transpose()
 }
 
-fn get_idem(conn: &Connection, app_id: Uuid, key: &str, now_ms: i64) -> Result<Option<IdempotencyRecord>, StoreError> {
+fn get_idem(
+    conn: &Connection,
+    app_id: Uuid,
+    key: &str,
+    now_ms: i64,
+) -> Result<Option<IdempotencyRecord>, StoreError> {
     conn.prepare_cached(
         "SELECT request_hash, device_id, message_id, response_status, response_body, expires_ms \
          FROM idempotency WHERE app_id = ?1 AND key = ?2 AND expires_ms > ?3",
@@ -46,7 +56,14 @@ fn get_idem(conn: &Connection, app_id: Uuid, key: &str, now_ms: i64) -> Result<O
         let device: String = r.get(1)?;
         let status: Option<i64> = r.get(3)?;
         let body: Option<String> = r.get(4)?;
-        Ok((r.get::<_, String>(0)?, device, r.get::<_, String>(2)?, status, body, r.get::<_, i64>(5)?))
+        Ok((
+            r.get::<_, String>(0)?,
+            device,
+            r.get::<_, String>(2)?,
+            status,
+            body,
+            r.get::<_, i64>(5)?,
+        ))
     })
     .optional()
     .map_err(backend)?
@@ -126,7 +143,11 @@ impl MessageStore for SqliteStore {
         .await
     }
 
-    async fn get_message(&self, device_id: Uuid, message_id: &str) -> Result<Option<Message>, StoreError> {
+    async fn get_message(
+        &self,
+        device_id: Uuid,
+        message_id: &str,
+    ) -> Result<Option<Message>, StoreError> {
         let id = message_id.to_owned();
         self.with(move |conn| get(conn, device_id, &id)).await
     }
@@ -150,11 +171,17 @@ impl MessageStore for SqliteStore {
                      ORDER BY created_ms DESC, message_id DESC LIMIT ?4",
                 )
                 .map_err(backend)?
-                .query_map(params![device_id.to_string(), bms, bid, limit as i64 + 1], |r| r.get(0))
+                .query_map(
+                    params![device_id.to_string(), bms, bid, limit as i64 + 1],
+                    |r| r.get(0),
+                )
                 .map_err(backend)?
                 .collect::<Result<_, _>>()
                 .map_err(backend)?;
-            let mut items = rows.iter().map(|b| decode(b)).collect::<Result<Vec<_>, _>>()?;
+            let mut items = rows
+                .iter()
+                .map(|b| decode(b))
+                .collect::<Result<Vec<_>, _>>()?;
             let next = if items.len() > limit as usize {
                 items.truncate(limit as usize);
                 items.last().map(|m| MessageCursor {
@@ -198,19 +225,29 @@ impl MessageStore for SqliteStore {
         .await
     }
 
-    async fn outbound_media(&self, device_id: Uuid, message_id: &str) -> Result<Option<Vec<u8>>, StoreError> {
+    async fn outbound_media(
+        &self,
+        device_id: Uuid,
+        message_id: &str,
+    ) -> Result<Option<Vec<u8>>, StoreError> {
         let id = message_id.to_owned();
         self.with(move |conn| {
-            conn.prepare_cached("SELECT bytes FROM outbound_media WHERE device_id = ?1 AND message_id = ?2")
-                .map_err(backend)?
-                .query_row(params![device_id.to_string(), id], |r| r.get(0))
-                .optional()
-                .map_err(backend)
+            conn.prepare_cached(
+                "SELECT bytes FROM outbound_media WHERE device_id = ?1 AND message_id = ?2",
+            )
+            .map_err(backend)?
+            .query_row(params![device_id.to_string(), id], |r| r.get(0))
+            .optional()
+            .map_err(backend)
         })
         .await
     }
 
-    async fn delete_outbound_media(&self, device_id: Uuid, message_id: &str) -> Result<(), StoreError> {
+    async fn delete_outbound_media(
+        &self,
+        device_id: Uuid,
+        message_id: &str,
+    ) -> Result<(), StoreError> {
         let id = message_id.to_owned();
         self.with(move |conn| {
             conn.execute(
@@ -223,7 +260,11 @@ impl MessageStore for SqliteStore {
         .await
     }
 
-    async fn pending_messages(&self, device_id: Option<Uuid>, limit: u32) -> Result<Vec<Message>, StoreError> {
+    async fn pending_messages(
+        &self,
+        device_id: Option<Uuid>,
+        limit: u32,
+    ) -> Result<Vec<Message>, StoreError> {
         self.with(move |conn| {
             let rows: Vec<String> = conn
                 .prepare_cached(
@@ -231,7 +272,10 @@ impl MessageStore for SqliteStore {
                      AND (?1 IS NULL OR device_id = ?1) ORDER BY created_ms, message_id LIMIT ?2",
                 )
                 .map_err(backend)?
-                .query_map(params![device_id.map(|d| d.to_string()), limit as i64], |r| r.get(0))
+                .query_map(
+                    params![device_id.map(|d| d.to_string()), limit as i64],
+                    |r| r.get(0),
+                )
                 .map_err(backend)?
                 .collect::<Result<_, _>>()
                 .map_err(backend)?;
@@ -240,13 +284,23 @@ impl MessageStore for SqliteStore {
         .await
     }
 
-    async fn get_idempotency(&self, app_id: Uuid, key: &str) -> Result<Option<IdempotencyRecord>, StoreError> {
+    async fn get_idempotency(
+        &self,
+        app_id: Uuid,
+        key: &str,
+    ) -> Result<Option<IdempotencyRecord>, StoreError> {
         let key = key.to_owned();
         self.with(move |conn| get_idem(conn, app_id, &key, ms(wa_core::time::now())))
             .await
     }
 
-    async fn set_idempotency_response(&self, app_id: Uuid, key: &str, status: u16, body: &str) -> Result<(), StoreError> {
+    async fn set_idempotency_response(
+        &self,
+        app_id: Uuid,
+        key: &str,
+        status: u16,
+        body: &str,
+    ) -> Result<(), StoreError> {
         let (key, body) = (key.to_owned(), body.to_owned());
         self.with(move |conn| {
             conn.execute(
