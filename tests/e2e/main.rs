@@ -4,3 +4,4 @@ mod devices;
 mod foundation;
 mod messages;
 mod support;
+mod webhooks;

@@ -6,6 +6,7 @@ mod media;
 pub mod qr;
 mod sandbox;
 pub mod views;
+mod webhooks;
 
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, header};
@@ -23,6 +24,7 @@ use wa_errors::{ApiError, ApiJson, ApiQuery, ApiResult, ErrorCode, created, ok, 
 pub use media::router as media_router;
 pub use sandbox::router as sandbox_router;
 use views::*;
+pub use webhooks::router as webhooks_router;
 
 pub(crate) fn device_id(raw: &str) -> ApiResult<Uuid> {
     parse_uuid("device_id", raw)

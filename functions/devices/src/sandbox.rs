@@ -301,6 +301,50 @@ async fn receipt(
     Ok(ok(serde_json::json!({"accepted": true})).with_status(axum::http::StatusCode::ACCEPTED))
 }
 
+/// Body of the revoke route.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RevokeRequest {
+    /// An inbound message of the device.
+    pub message_id: String,
+}
+
+/// Sandbox: the sender of an inbound message deletes it for everyone
+#[utoipa::path(post, path = "/sandbox/devices/{device_id}/revoke", tag = "sandbox", security(("app_token" = [])),
+    params(("device_id" = uuid::Uuid, Path, description = "The device's id")),
+    request_body = RevokeRequest,
+    responses(
+        (status = 202, description = "Accepted; a `message_revoked` event follows"),
+        (status = 400, description = "validation_error", body = ErrorResponse),
+        (status = 401, description = "invalid_api_key", body = ErrorResponse),
+        (status = 404, description = "not_found: no such inbound message", body = ErrorResponse),
+        (status = 409, description = "device_not_connected", body = ErrorResponse),
+        (status = 410, description = "device_destroyed", body = ErrorResponse),
+    ))]
+async fn revoke(
+    State(ctx): State<AppState>,
+    AuthedApp(app): AuthedApp,
+    Path(id): Path<String>,
+    ApiJson(body): ApiJson<RevokeRequest>,
+) -> ApiResult<impl IntoResponse> {
+    let sb = sandbox(&ctx)?;
+    let d = owned(&ctx, &app, &id).await?;
+    let m = ctx
+        .store
+        .get_message(d.device_id, &body.message_id)
+        .await?
+        .filter(|m| m.direction == wa_core::messages::Direction::Inbound)
+        .ok_or_else(|| ApiError::not_found("no inbound message with this id"))?;
+    sb.revoke(
+        d.device_id,
+        &m.message_id,
+        &m.chat,
+        m.from.as_deref().unwrap_or(&m.chat),
+    )
+    .await?;
+    Ok(ok(serde_json::json!({"accepted": true})).with_status(axum::http::StatusCode::ACCEPTED))
+}
+
 /// The /sandbox routes with their OpenAPI description.
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -310,4 +354,5 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(sent))
         .routes(routes!(inbound))
         .routes(routes!(receipt))
+        .routes(routes!(revoke))
 }

@@ -29,6 +29,7 @@ pub fn router(ctx: AppState, max_body_bytes: usize) -> (Router, utoipa::openapi:
         .merge(wa_fn_apps::router())
         .merge(wa_fn_devices::router())
         .merge(wa_fn_devices::media_router())
+        .merge(wa_fn_devices::webhooks_router())
         .merge(wa_fn_messages::router());
     // The sandbox's control routes exist only in sandbox mode.
     let with_sandbox = ctx.sandbox.is_some();
@@ -111,6 +112,8 @@ pub async fn serve(
     let (inbound_tx, inbound_rx) = mpsc::unbounded_channel();
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut worker_task = None;
+    let mut dispatcher_task = None;
+    let store_for_events: Arc<dyn wa_core::Store> = store.clone();
     if config.run_worker {
         let (provider, sandbox) =
             wa_worker::build_provider(&config.worker, &config.data_dir, events_tx, inbound_tx)?;
@@ -128,9 +131,21 @@ pub async fn serve(
         .with_pacing(config.worker.send_rate, config.worker.send_burst);
         worker.on_qr = on_qr;
         worker.allow_private_urls = config.allow_private_urls;
-        worker_task = Some(tokio::spawn(
-            Arc::new(worker).run(events_rx, inbound_rx, stop_rx),
-        ));
+        worker_task = Some(tokio::spawn(Arc::new(worker).run(
+            events_rx,
+            inbound_rx,
+            stop_rx.clone(),
+        )));
+        let dispatcher = wa_worker::webhooks::Dispatcher::new(
+            store_for_events,
+            wa_worker::webhooks::DispatcherConfig {
+                schedule: config.worker.webhook_schedule.clone(),
+                timeout: config.worker.webhook_timeout,
+                allow_private_urls: config.allow_private_urls,
+                concurrency: 64,
+            },
+        )?;
+        dispatcher_task = Some(tokio::spawn(Arc::new(dispatcher).run(stop_rx)));
     }
     tracing::info!(
         provider = ?config.worker.provider,
@@ -154,6 +169,9 @@ pub async fn serve(
         .context("server failed")?;
     let _ = stop_tx.send(true);
     if let Some(task) = worker_task {
+        let _ = task.await;
+    }
+    if let Some(task) = dispatcher_task {
         let _ = task.await;
     }
     tracing::info!("wa-server stopped");
@@ -263,7 +281,10 @@ mod tests {
             ("/devices/{device_id}/profile", vec!["get"]),
             ("/devices/{device_id}/groups", vec!["get"]),
             ("/devices/{device_id}/messages", vec!["get", "post"]),
-            ("/devices/{device_id}/messages/{message_id}", vec!["get", "delete"]),
+            (
+                "/devices/{device_id}/messages/{message_id}",
+                vec!["get", "delete"],
+            ),
             ("/media", vec!["get"]),
         ];
         let paths = doc["paths"].as_object().unwrap();

@@ -32,8 +32,12 @@ pub struct WorkerConfig {
     pub send_rate: f64,
     /// `WA_SEND_BURST`: sends a device may make at once before pacing applies, default 20.
     pub send_burst: u32,
-    /// `WA_ALLOW_PRIVATE_URLS`: allow media URLs on private addresses.
+    /// `WA_ALLOW_PRIVATE_URLS`: allow media URLs and webhooks on private addresses.
     pub allow_private_urls: bool,
+    /// `WA_WEBHOOK_RETRY_SCHEDULE`, default `10s,30s,90s,5m,30m,2h,6h`.
+    pub webhook_schedule: Vec<Duration>,
+    /// `WA_WEBHOOK_TIMEOUT_SECS`: timeout of one delivery attempt, default 10.
+    pub webhook_timeout: Duration,
 }
 
 /// A variable with a value the worker cannot use: `(name, problem)`.
@@ -82,7 +86,14 @@ impl WorkerConfig {
             var("WA_ALLOW_PRIVATE_URLS").as_deref(),
             Some("1") | Some("true")
         );
+        let webhook_schedule = crate::webhooks::parse_schedule(
+            &var("WA_WEBHOOK_RETRY_SCHEDULE")
+                .unwrap_or_else(|| crate::webhooks::DEFAULT_SCHEDULE.into()),
+        )
+        .map_err(|e| ("WA_WEBHOOK_RETRY_SCHEDULE", e))?;
         Ok(WorkerConfig {
+            webhook_schedule,
+            webhook_timeout: secs("WA_WEBHOOK_TIMEOUT_SECS", 10)?,
             send_rate,
             send_burst,
             allow_private_urls,

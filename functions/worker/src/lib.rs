@@ -9,6 +9,7 @@
 mod config;
 pub mod media;
 mod pacing;
+pub mod webhooks;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -30,6 +31,7 @@ use wa_core::queue::{COMMANDS, Command, CommandEnvelope, Queue, Received};
 use wa_core::send_service::{cancel_message, cancel_pending};
 use wa_core::store::{PageRequest, Store, StoreError};
 use wa_core::time;
+use wa_core::webhooks::payload;
 use wa_errors::ErrorCode;
 
 pub use config::{ProviderKind, WorkerConfig, build_provider};
@@ -258,7 +260,12 @@ impl Worker {
                         };
                         match self
                             .store
-                            .update_device(device_id, &update, &[S::Initializing, S::QrGenerated])
+                            .update_device(
+                                device_id,
+                                &update,
+                                &[S::Initializing, S::QrGenerated],
+                                &[],
+                            )
                             .await
                         {
                             Ok(_) | Err(StoreError::Conflict(_)) => {}
@@ -301,17 +308,34 @@ impl Worker {
     /// the presence cache.
     pub async fn apply_event(&self, device_id: Uuid, ev: &SessionEvent) -> Result<(), StoreError> {
         match ev {
-            SessionEvent::Presence(p) => return self.store.put_presence(device_id, p).await,
+            SessionEvent::Presence(p) => {
+                let Some(d) = self.store.get_device(device_id).await? else {
+                    return Ok(());
+                };
+                let events = payload::presence(d.app_id, device_id, p);
+                return self.store.put_presence(device_id, p, &events).await;
+            }
             SessionEvent::Receipt {
                 message_ids,
                 status,
+                from,
                 ..
-            } => return self.apply_receipt(device_id, message_ids, *status).await,
-            SessionEvent::Revoked {
-                message_id, chat, ..
             } => {
-                tracing::info!(%device_id, %message_id, %chat, "message revoked by its sender");
-                return Ok(());
+                return self
+                    .apply_receipt(device_id, message_ids, *status, from)
+                    .await;
+            }
+            SessionEvent::Revoked {
+                message_id,
+                chat,
+                from,
+            } => {
+                let Some(d) = self.store.get_device(device_id).await? else {
+                    return Ok(());
+                };
+                tracing::info!(%device_id, %message_id, "message revoked by its sender");
+                let event = payload::revoked(d.app_id, device_id, message_id, chat, from);
+                return self.store.append_events(&[event]).await;
             }
             _ => {}
         }
@@ -322,9 +346,12 @@ impl Worker {
             let Some(update) = on_event(&d, ev, time::now()) else {
                 return Ok(());
             };
+            let mut next = d.clone();
+            update.apply_to(&mut next);
+            let events: Vec<_> = payload::device(d.status, &next).into_iter().collect();
             match self
                 .store
-                .update_device(device_id, &update, &[d.status])
+                .update_device(device_id, &update, &[d.status], &events)
                 .await
             {
                 Ok(updated) => {
@@ -399,7 +426,14 @@ impl Worker {
                 if d.status == S::Connected {
                     let mut u = DeviceUpdate::status(S::Connecting);
                     u.updated_at = Some(time::now());
-                    match self.store.update_device(id, &u, &[S::Connected]).await {
+                    let mut next = d.clone();
+                    u.apply_to(&mut next);
+                    let events: Vec<_> = payload::device(d.status, &next).into_iter().collect();
+                    match self
+                        .store
+                        .update_device(id, &u, &[S::Connected], &events)
+                        .await
+                    {
                         Ok(_) | Err(StoreError::Conflict(_)) => {}
                         Err(e) => return Err(e),
                     }
@@ -423,7 +457,11 @@ impl Worker {
                 u.qr = Some(None);
                 u.pair_code = Some(None);
                 u.updated_at = Some(time::now());
-                match self.store.update_device(id, &u, &[S::QrGenerated]).await {
+                match self
+                    .store
+                    .update_device(id, &u, &[S::QrGenerated], &[])
+                    .await
+                {
                     Ok(_) | Err(StoreError::Conflict(_)) => {}
                     Err(e) => return Err(e),
                 }
@@ -530,6 +568,7 @@ impl Worker {
                 &m.message_id,
                 &sending,
                 &[MessageStatus::Queued, MessageStatus::Sending],
+                &[],
             )
             .await
         {
@@ -602,7 +641,7 @@ impl Worker {
                 };
                 match self
                     .store
-                    .update_message(device_id, &m.message_id, &u, &[MessageStatus::Sending])
+                    .update_message(device_id, &m.message_id, &u, &[MessageStatus::Sending], &[])
                     .await
                 {
                     Ok(_) | Err(StoreError::Conflict(_)) => {}
@@ -624,7 +663,7 @@ impl Worker {
                 };
                 match self
                     .store
-                    .update_message(device_id, &m.message_id, &u, &[MessageStatus::Sending])
+                    .update_message(device_id, &m.message_id, &u, &[MessageStatus::Sending], &[])
                     .await
                 {
                     Ok(_) | Err(StoreError::Conflict(_)) => {}
@@ -659,6 +698,9 @@ impl Worker {
             updated_at: Some(now),
             ..MessageUpdate::default()
         };
+        let mut next = m.clone();
+        u.apply_to(&mut next);
+        let events: Vec<_> = payload::message(&next).into_iter().collect();
         match self
             .store
             .update_message(
@@ -666,6 +708,7 @@ impl Worker {
                 &m.message_id,
                 &u,
                 &[MessageStatus::Queued, MessageStatus::Sending],
+                &events,
             )
             .await
         {
@@ -681,12 +724,13 @@ impl Worker {
         Ok(Next::Done)
     }
 
-    /// Moves sent messages forward on receipts (never backwards).
+    /// Moves sent messages forward on receipts (never backwards), each with its event.
     async fn apply_receipt(
         &self,
         device_id: Uuid,
         ids: &[String],
         status: MessageStatus,
+        from: &str,
     ) -> Result<(), StoreError> {
         let earlier: &[MessageStatus] = match status {
             MessageStatus::Delivered => &[MessageStatus::Sending, MessageStatus::Sent],
@@ -704,12 +748,25 @@ impl Worker {
             _ => return Ok(()),
         };
         for id in ids {
+            let Some(m) = self.store.get_message(device_id, id).await? else {
+                continue;
+            };
+            if !earlier.contains(&m.status) {
+                continue;
+            }
             let u = MessageUpdate {
                 status: Some(status),
                 updated_at: Some(time::now()),
                 ..MessageUpdate::default()
             };
-            match self.store.update_message(device_id, id, &u, earlier).await {
+            let mut next = m.clone();
+            u.apply_to(&mut next);
+            let event = payload::receipt(&next, from);
+            match self
+                .store
+                .update_message(device_id, id, &u, earlier, &[event])
+                .await
+            {
                 Ok(_) => self.notifier.notify(wait_key(device_id, id)),
                 Err(StoreError::Conflict(_)) | Err(StoreError::NotFound) => {}
                 Err(e) => return Err(e),
@@ -782,7 +839,8 @@ impl Worker {
             sent_at: None,
             next_attempt_at: None,
         };
-        match self.store.create_message(&m, None, None).await {
+        let events: Vec<_> = payload::message(&m).into_iter().collect();
+        match self.store.create_message(&m, None, None, &events).await {
             Ok(_) | Err(StoreError::Conflict("message_id")) => {}
             Err(e) => return Err(e),
         }

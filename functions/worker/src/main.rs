@@ -51,8 +51,18 @@ async fn run(config: WorkerConfig) -> anyhow::Result<()> {
     let (tx, rx) = mpsc::unbounded_channel();
     let (in_tx, in_rx) = mpsc::unbounded_channel();
     let (provider, _) = wa_worker::build_provider(&config, &config.data_dir, tx, in_tx)?;
+    let store = Arc::new(store);
+    let dispatcher = wa_worker::webhooks::Dispatcher::new(
+        store.clone(),
+        wa_worker::webhooks::DispatcherConfig {
+            schedule: config.webhook_schedule.clone(),
+            timeout: config.webhook_timeout,
+            allow_private_urls: config.allow_private_urls,
+            concurrency: 64,
+        },
+    )?;
     let mut worker = Worker::new(
-        Arc::new(store),
+        store,
         Arc::new(queue),
         provider,
         Notifier::new(),
@@ -72,6 +82,8 @@ async fn run(config: WorkerConfig) -> anyhow::Result<()> {
         let _ = stop_tx.send(true);
     });
     tracing::info!(provider = ?config.provider, "wa-worker started");
+    let dispatching = tokio::spawn(Arc::new(dispatcher).run(stop_rx.clone()));
     worker.run(rx, in_rx, stop_rx).await;
+    let _ = dispatching.await;
     Ok(())
 }

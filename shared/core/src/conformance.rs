@@ -238,7 +238,7 @@ async fn racing_inserts_have_one_winner(s: Arc<dyn AppStore>) {
     assert_eq!(wins, 1, "exactly one of the racing inserts wins");
 }
 
-mod devices {
+pub(crate) mod devices {
     use super::*;
     use crate::devices::{Device, DeviceStatus as S, DeviceUpdate, LastError, Qr};
     use crate::provider::Presence;
@@ -299,11 +299,11 @@ mod devices {
             ..DeviceUpdate::default()
         };
         assert_eq!(
-            s.update_device(d.device_id, &u, &[S::Expired]).await,
+            s.update_device(d.device_id, &u, &[S::Expired], &[]).await,
             Err(StoreError::Conflict("status"))
         );
         let c = s
-            .update_device(d.device_id, &u, &[S::QrGenerated])
+            .update_device(d.device_id, &u, &[S::QrGenerated], &[])
             .await
             .unwrap();
         assert_eq!(c.status, S::Connected);
@@ -312,12 +312,12 @@ mod devices {
         assert_eq!(c.last_error, d.last_error, "untouched fields stay");
         assert_eq!(s.get_device(d.device_id).await.unwrap(), Some(c.clone()));
         assert_eq!(
-            s.update_device(Uuid::now_v7(), &u, &[]).await,
+            s.update_device(Uuid::now_v7(), &u, &[], &[]).await,
             Err(StoreError::NotFound)
         );
 
         // a destroyed device frees its name, keeps its record
-        s.update_device(d.device_id, &DeviceUpdate::status(S::Destroyed), &[])
+        s.update_device(d.device_id, &DeviceUpdate::status(S::Destroyed), &[], &[])
             .await
             .unwrap();
         let again = device(app, "main");
@@ -337,10 +337,10 @@ mod devices {
             s.insert_device(&x).await.unwrap();
             ids.push(x.device_id);
         }
-        s.update_device(ids[1], &DeviceUpdate::status(S::Connected), &[])
+        s.update_device(ids[1], &DeviceUpdate::status(S::Connected), &[], &[])
             .await
             .unwrap();
-        s.update_device(ids[3], &DeviceUpdate::status(S::Connected), &[])
+        s.update_device(ids[3], &DeviceUpdate::status(S::Connected), &[], &[])
             .await
             .unwrap();
         let mut seen = Vec::new();
@@ -397,7 +397,7 @@ mod devices {
             last_seen: None,
             updated_at: time::now(),
         };
-        s.put_presence(ids[0], &p).await.unwrap();
+        s.put_presence(ids[0], &p, &[]).await.unwrap();
         assert_eq!(
             s.get_presence(ids[0], &p.jid).await.unwrap(),
             Some(p.clone())
@@ -407,7 +407,7 @@ mod devices {
             chat_state: None,
             ..p.clone()
         };
-        s.put_presence(ids[0], &p2).await.unwrap();
+        s.put_presence(ids[0], &p2, &[]).await.unwrap();
         assert_eq!(s.get_presence(ids[0], &p.jid).await.unwrap(), Some(p2));
         assert_eq!(s.get_presence(ids[1], &p.jid).await.unwrap(), None);
 
@@ -588,7 +588,9 @@ pub async fn message_store(s: Arc<dyn crate::store::MessageStore>) {
     // round trip, media, duplicate id
     let m1 = msg(0);
     assert_eq!(
-        s.create_message(&m1, Some(b"bytes"), None).await.unwrap(),
+        s.create_message(&m1, Some(b"bytes"), None, &[])
+            .await
+            .unwrap(),
         Created::Created
     );
     assert_eq!(
@@ -614,7 +616,7 @@ pub async fn message_store(s: Arc<dyn crate::store::MessageStore>) {
         None
     );
     assert_eq!(
-        s.create_message(&m1, None, None).await,
+        s.create_message(&m1, None, None, &[]).await,
         Err(StoreError::Conflict("message_id"))
     );
 
@@ -625,24 +627,24 @@ pub async fn message_store(s: Arc<dyn crate::store::MessageStore>) {
         ..MessageUpdate::default()
     };
     assert_eq!(
-        s.update_message(device, &m1.message_id, &u, &[MessageStatus::Sent])
+        s.update_message(device, &m1.message_id, &u, &[MessageStatus::Sent], &[])
             .await,
         Err(StoreError::Conflict("status"))
     );
     let up = s
-        .update_message(device, &m1.message_id, &u, &[MessageStatus::Queued])
+        .update_message(device, &m1.message_id, &u, &[MessageStatus::Queued], &[])
         .await
         .unwrap();
     assert_eq!((up.status, up.attempts), (MessageStatus::Sending, 1));
     assert_eq!(up.text, m1.text, "untouched fields stay");
     assert_eq!(
-        s.update_message(device, "nope", &u, &[]).await,
+        s.update_message(device, "nope", &u, &[], &[]).await,
         Err(StoreError::NotFound)
     );
 
     // pending: queued and sending, oldest first
     let m2 = msg(10);
-    s.create_message(&m2, None, None).await.unwrap();
+    s.create_message(&m2, None, None, &[]).await.unwrap();
     let pending: Vec<_> = s
         .pending_messages(Some(device), 10)
         .await
@@ -658,6 +660,7 @@ pub async fn message_store(s: Arc<dyn crate::store::MessageStore>) {
             status: Some(MessageStatus::Sent),
             ..Default::default()
         },
+        &[],
         &[],
     )
     .await
@@ -675,7 +678,7 @@ pub async fn message_store(s: Arc<dyn crate::store::MessageStore>) {
     let mut ids = vec![m1.message_id.clone(), m2.message_id.clone()];
     for i in 0..5 {
         let m = msg(20 + i);
-        s.create_message(&m, None, None).await.unwrap();
+        s.create_message(&m, None, None, &[]).await.unwrap();
         ids.push(m.message_id);
     }
     ids.reverse();
@@ -710,7 +713,7 @@ pub async fn message_store(s: Arc<dyn crate::store::MessageStore>) {
             tokio::spawn(async move {
                 (
                     m.message_id.clone(),
-                    s.create_message(&m, None, Some(&r)).await.unwrap(),
+                    s.create_message(&m, None, Some(&r), &[]).await.unwrap(),
                 )
             })
         })
@@ -763,7 +766,7 @@ pub async fn message_store(s: Arc<dyn crate::store::MessageStore>) {
     let mut r = rec(&m.message_id, -10);
     r.key = old_key.clone();
     assert_eq!(
-        s.create_message(&m, None, Some(&r)).await.unwrap(),
+        s.create_message(&m, None, Some(&r), &[]).await.unwrap(),
         Created::Created
     );
     assert_eq!(
@@ -775,7 +778,7 @@ pub async fn message_store(s: Arc<dyn crate::store::MessageStore>) {
     let mut r = rec(&m.message_id, 3600);
     r.key = old_key.clone();
     assert_eq!(
-        s.create_message(&m, None, Some(&r)).await.unwrap(),
+        s.create_message(&m, None, Some(&r), &[]).await.unwrap(),
         Created::Created
     );
     assert_eq!(
@@ -793,4 +796,189 @@ pub async fn message_store(s: Arc<dyn crate::store::MessageStore>) {
             >= 1
     );
     assert_eq!(s.get_idempotency(app, &old_key).await.unwrap(), None);
+}
+
+/// Runs every event store check (the outbox).
+pub async fn event_store(s: Arc<dyn crate::store::Store>) {
+    use crate::store::{Attempt, DeliveryStatus, StoreError};
+    use crate::webhooks::{Event, EventType};
+
+    let app = Uuid::now_v7();
+    let (d1, d2) = (Uuid::now_v7(), Uuid::now_v7());
+    let ev = |device: Uuid, n: u32| {
+        Event::new(
+            EventType::Presence,
+            app,
+            device,
+            serde_json::json!({"n": n}),
+        )
+    };
+    let now = || time::now();
+
+    // Events written with a change are in the outbox with it.
+    let dev = devices::device(app, "outbox");
+    s.insert_device(&dev).await.unwrap();
+    let e0 = Event::new(
+        EventType::DeviceConnected,
+        app,
+        dev.device_id,
+        serde_json::json!({}),
+    );
+    s.update_device(
+        dev.device_id,
+        &crate::devices::DeviceUpdate::status(crate::devices::DeviceStatus::Connected),
+        &[],
+        std::slice::from_ref(&e0),
+    )
+    .await
+    .unwrap();
+    let got = s.get_delivery(&e0.request_id).await.unwrap().unwrap();
+    assert_eq!((got.status, got.attempts), (DeliveryStatus::Pending, 0));
+    assert_eq!(got.event, e0);
+    // A refused conditional change writes no event.
+    let e_no = Event::new(
+        EventType::DeviceConnected,
+        app,
+        dev.device_id,
+        serde_json::json!({}),
+    );
+    assert!(
+        s.update_device(
+            dev.device_id,
+            &crate::devices::DeviceUpdate::default(),
+            &[crate::devices::DeviceStatus::Expired],
+            std::slice::from_ref(&e_no)
+        )
+        .await
+        .is_err()
+    );
+    assert_eq!(s.get_delivery(&e_no.request_id).await.unwrap(), None);
+    s.record_attempt(&e0.request_id, &Attempt::Delivered { status_code: 200 })
+        .await
+        .unwrap();
+
+    // Per device, only the oldest pending event is due, in order.
+    let a: Vec<Event> = (0..3).map(|n| ev(d1, n)).collect();
+    let b: Vec<Event> = (0..2).map(|n| ev(d2, n)).collect();
+    s.append_events(&a).await.unwrap();
+    s.append_events(&b).await.unwrap();
+    let due = s.due_deliveries(now(), 100).await.unwrap();
+    let ids: Vec<_> = due.iter().map(|d| d.event.request_id.clone()).collect();
+    assert!(ids.contains(&a[0].request_id) && ids.contains(&b[0].request_id));
+    assert!(!ids.contains(&a[1].request_id), "one per device");
+    assert_eq!(
+        s.next_delivery_of_device(d1, now())
+            .await
+            .unwrap()
+            .unwrap()
+            .event,
+        a[0]
+    );
+
+    // A retry keeps the device's queue behind it until it is due.
+    let later = now() + ::time::Duration::seconds(60);
+    let r = s
+        .record_attempt(
+            &a[0].request_id,
+            &Attempt::Retry {
+                next: later,
+                error: "503".into(),
+                status_code: Some(503),
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        (r.status, r.attempts, r.last_status_code),
+        (DeliveryStatus::Pending, 1, Some(503))
+    );
+    assert!(
+        s.next_delivery_of_device(d1, now())
+            .await
+            .unwrap()
+            .is_none(),
+        "blocked until due"
+    );
+    let again = s
+        .next_delivery_of_device(d1, later + ::time::Duration::seconds(1))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        again.event.request_id, a[0].request_id,
+        "the same event, same id, first"
+    );
+    s.record_attempt(&a[0].request_id, &Attempt::Delivered { status_code: 204 })
+        .await
+        .unwrap();
+    assert_eq!(
+        s.next_delivery_of_device(d1, now())
+            .await
+            .unwrap()
+            .unwrap()
+            .event,
+        a[1]
+    );
+    assert_eq!(
+        s.record_attempt(&a[0].request_id, &Attempt::Delivered { status_code: 200 })
+            .await,
+        Err(StoreError::Conflict("status")),
+        "only pending deliveries take attempts"
+    );
+    assert_eq!(
+        s.record_attempt("nope", &Attempt::Skipped).await,
+        Err(StoreError::NotFound)
+    );
+
+    // Exhausted: failed, listed, replayable.
+    let f = s
+        .record_attempt(
+            &a[1].request_id,
+            &Attempt::Failed {
+                error: "timeout".into(),
+                status_code: None,
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(f.status, DeliveryStatus::Failed);
+    assert_eq!(
+        s.next_delivery_of_device(d1, now())
+            .await
+            .unwrap()
+            .unwrap()
+            .event,
+        a[2],
+        "a failed one does not block"
+    );
+    let (failed, _) = s
+        .list_deliveries(app, Some(DeliveryStatus::Failed), 10, None)
+        .await
+        .unwrap();
+    assert_eq!(
+        failed
+            .iter()
+            .map(|d| d.event.request_id.clone())
+            .collect::<Vec<_>>(),
+        vec![a[1].request_id.clone()]
+    );
+    let (all, _) = s.list_deliveries(app, None, 100, None).await.unwrap();
+    assert!(all.len() >= 6);
+    assert!(all.windows(2).all(|w| w[0].seq > w[1].seq), "newest first");
+    let (page, next) = s.list_deliveries(app, None, 2, None).await.unwrap();
+    assert_eq!(page.len(), 2);
+    let (page2, _) = s.list_deliveries(app, None, 2, next).await.unwrap();
+    assert!(page2[0].seq < page[1].seq);
+    let re = s.redeliver(&a[1].request_id).await.unwrap();
+    assert_eq!((re.status, re.attempts), (DeliveryStatus::Pending, 0));
+    assert_eq!(
+        s.redeliver(&a[1].request_id).await,
+        Err(StoreError::Conflict("status"))
+    );
+    assert_eq!(s.redeliver("nope").await, Err(StoreError::NotFound));
+    let (none, _) = s
+        .list_deliveries(Uuid::now_v7(), None, 10, None)
+        .await
+        .unwrap();
+    assert!(none.is_empty(), "per App");
 }

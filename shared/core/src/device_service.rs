@@ -244,9 +244,14 @@ impl Devices {
                 Plan::Nothing => return Ok(d),
                 Plan::Apply(u) => *u,
             };
+            let mut next = d.clone();
+            update.apply_to(&mut next);
+            let events: Vec<_> = crate::webhooks::payload::device(d.status, &next)
+                .into_iter()
+                .collect();
             match self
                 .store
-                .update_device(device_id, &update, &[d.status])
+                .update_device(device_id, &update, &[d.status], &events)
                 .await
             {
                 Ok(updated) => {

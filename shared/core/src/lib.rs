@@ -17,7 +17,9 @@ pub mod queue;
 pub mod send_service;
 pub mod store;
 pub mod time;
+pub mod webhooks;
 
 pub use store::{
-    AppStore, AppUpdate, DeviceStore, MessageStore, Page, PageRequest, Store, StoreError,
+    AppStore, AppUpdate, DeviceStore, EventStore, MessageStore, Page, PageRequest, Store,
+    StoreError,
 };

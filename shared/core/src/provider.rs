@@ -305,6 +305,15 @@ pub trait SandboxControl: Send + Sync {
         request: crate::messages::SendRequest,
     ) -> wa_errors::ApiResult<String>;
 
+    /// The sender of a message the device received revokes it ("delete for everyone").
+    async fn revoke(
+        &self,
+        device_id: Uuid,
+        message_id: &str,
+        chat: &str,
+        from: &str,
+    ) -> wa_errors::ApiResult<()>;
+
     /// A receipt from the recipient of a message the device sent.
     async fn receipt(
         &self,

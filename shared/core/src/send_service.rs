@@ -181,7 +181,7 @@ impl Messages {
         });
         match self
             .store
-            .create_message(&message, valid.media.as_deref(), record.as_ref())
+            .create_message(&message, valid.media.as_deref(), record.as_ref(), &[])
             .await?
         {
             Created::Created => {}
@@ -265,7 +265,13 @@ impl Messages {
                 };
                 match self
                     .store
-                    .update_message(m.device_id, &m.message_id, &u, &[MessageStatus::Failed])
+                    .update_message(
+                        m.device_id,
+                        &m.message_id,
+                        &u,
+                        &[MessageStatus::Failed],
+                        &[],
+                    )
                     .await
                 {
                     Ok(_) => {}
@@ -451,8 +457,19 @@ pub async fn cancel_message(
         updated_at: Some(now),
         ..MessageUpdate::default()
     };
+    let mut next = m.clone();
+    u.apply_to(&mut next);
+    let events: Vec<_> = crate::webhooks::payload::message(&next)
+        .into_iter()
+        .collect();
     let updated = store
-        .update_message(m.device_id, &m.message_id, &u, &[MessageStatus::Queued])
+        .update_message(
+            m.device_id,
+            &m.message_id,
+            &u,
+            &[MessageStatus::Queued],
+            &events,
+        )
         .await?;
     store
         .delete_outbound_media(m.device_id, &m.message_id)

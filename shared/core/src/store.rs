@@ -9,6 +9,8 @@ use crate::devices::{Device, DeviceStatus, DeviceUpdate};
 use crate::messages::{Message, MessageStatus, MessageUpdate};
 use crate::provider::Presence;
 use crate::time::OffsetDateTime;
+use crate::webhooks::Event;
+use serde::{Deserialize, Serialize};
 
 /// Storage failures. These are not HTTP errors: use cases map them.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -132,10 +134,16 @@ pub trait DeviceStore: Send + Sync {
         device_id: Uuid,
         update: &DeviceUpdate,
         expect: &[DeviceStatus],
+        events: &[Event],
     ) -> Result<Device, StoreError>;
 
     /// Stores a peer's presence as seen by a device (replacing the previous one).
-    async fn put_presence(&self, device_id: Uuid, presence: &Presence) -> Result<(), StoreError>;
+    async fn put_presence(
+        &self,
+        device_id: Uuid,
+        presence: &Presence,
+        events: &[Event],
+    ) -> Result<(), StoreError>;
 
     /// The last presence of `jid` seen by the device.
     async fn get_presence(
@@ -186,6 +194,7 @@ pub trait MessageStore: Send + Sync {
         message: &Message,
         media: Option<&[u8]>,
         idempotency: Option<&IdempotencyRecord>,
+        events: &[Event],
     ) -> Result<Created, StoreError>;
 
     async fn get_message(
@@ -210,6 +219,7 @@ pub trait MessageStore: Send + Sync {
         message_id: &str,
         update: &MessageUpdate,
         expect: &[MessageStatus],
+        events: &[Event],
     ) -> Result<Message, StoreError>;
 
     /// The inline media of an outbound message.
@@ -256,7 +266,120 @@ pub trait MessageStore: Send + Sync {
     async fn purge_expired_idempotency(&self, now: OffsetDateTime) -> Result<u64, StoreError>;
 }
 
-/// Everything the use cases store.
-pub trait Store: AppStore + DeviceStore + MessageStore {}
+/// Where a webhook delivery is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum DeliveryStatus {
+    /// Waiting for its (next) attempt.
+    Pending,
+    Delivered,
+    /// Every attempt of the retry schedule failed; replayable.
+    Failed,
+    /// The App had no webhook URL when its turn came.
+    Skipped,
+}
 
-impl<T: AppStore + DeviceStore + MessageStore> Store for T {}
+impl DeliveryStatus {
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            DeliveryStatus::Pending => "pending",
+            DeliveryStatus::Delivered => "delivered",
+            DeliveryStatus::Failed => "failed",
+            DeliveryStatus::Skipped => "skipped",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<DeliveryStatus> {
+        [
+            DeliveryStatus::Pending,
+            DeliveryStatus::Delivered,
+            DeliveryStatus::Failed,
+            DeliveryStatus::Skipped,
+        ]
+        .into_iter()
+        .find(|d| d.as_str() == s)
+    }
+}
+
+/// One event and the state of its delivery to the App's webhook.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Delivery {
+    /// Order of the events (per store).
+    pub seq: i64,
+    pub event: Event,
+    pub status: DeliveryStatus,
+    pub attempts: u32,
+    pub next_attempt_at: OffsetDateTime,
+    pub last_error: Option<String>,
+    pub last_status_code: Option<u16>,
+    pub updated_at: OffsetDateTime,
+}
+
+/// The outcome of one delivery attempt.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Attempt {
+    Delivered {
+        status_code: u16,
+    },
+    /// Failed; try again at `next`.
+    Retry {
+        next: OffsetDateTime,
+        error: String,
+        status_code: Option<u16>,
+    },
+    /// Failed for the last time.
+    Failed {
+        error: String,
+        status_code: Option<u16>,
+    },
+    Skipped,
+}
+
+/// The event outbox: events written with the changes that caused them, and their delivery.
+#[async_trait]
+pub trait EventStore: Send + Sync {
+    /// Stores events that come with no other change.
+    async fn append_events(&self, events: &[Event]) -> Result<(), StoreError>;
+
+    /// The oldest pending delivery of every device whose turn it is (`next_attempt_at` has
+    /// come), oldest first: one per device, so a device's events go out in order.
+    async fn due_deliveries(
+        &self,
+        now: OffsetDateTime,
+        limit: u32,
+    ) -> Result<Vec<Delivery>, StoreError>;
+
+    /// The oldest pending delivery of one device, if it is due.
+    async fn next_delivery_of_device(
+        &self,
+        device_id: Uuid,
+        now: OffsetDateTime,
+    ) -> Result<Option<Delivery>, StoreError>;
+
+    /// Records an attempt (only on a pending delivery; `Conflict("status")` otherwise).
+    async fn record_attempt(
+        &self,
+        request_id: &str,
+        attempt: &Attempt,
+    ) -> Result<Delivery, StoreError>;
+
+    /// The App's deliveries, newest first, optionally with one status.
+    async fn list_deliveries(
+        &self,
+        app_id: Uuid,
+        status: Option<DeliveryStatus>,
+        limit: u32,
+        before_seq: Option<i64>,
+    ) -> Result<(Vec<Delivery>, Option<i64>), StoreError>;
+
+    async fn get_delivery(&self, request_id: &str) -> Result<Option<Delivery>, StoreError>;
+
+    /// Makes a failed (or skipped) delivery pending again, due now, attempts reset.
+    /// `Conflict("status")` when it is pending or delivered.
+    async fn redeliver(&self, request_id: &str) -> Result<Delivery, StoreError>;
+}
+
+/// Everything the use cases store.
+pub trait Store: AppStore + DeviceStore + MessageStore + EventStore {}
+
+impl<T: AppStore + DeviceStore + MessageStore + EventStore> Store for T {}

@@ -651,6 +651,25 @@ impl SandboxControl for Sandbox {
         }
     }
 
+    async fn revoke(
+        &self,
+        device_id: Uuid,
+        message_id: &str,
+        chat: &str,
+        from: &str,
+    ) -> ApiResult<()> {
+        self.live_creds(device_id)?;
+        self.emit(
+            device_id,
+            SessionEvent::Revoked {
+                message_id: message_id.to_owned(),
+                chat: chat.to_owned(),
+                from: from.to_owned(),
+            },
+        );
+        Ok(())
+    }
+
     async fn receipt(
         &self,
         device_id: Uuid,

@@ -9,7 +9,9 @@ use wa_core::provider::Presence;
 use wa_core::store::{DeviceStore, Page, PageRequest, StoreError};
 use wa_core::time;
 
+use super::events::insert_events;
 use super::{SqliteStore, backend, write_error};
+use wa_core::webhooks::Event;
 
 const COLUMNS: &str = "device_id, app_id, tenant_id, device_name, status, qr, pair_code, \
                        wa_number, wa_device_jid, linked_at, last_error, created_at, updated_at";
@@ -193,9 +195,11 @@ impl DeviceStore for SqliteStore {
         device_id: Uuid,
         update: &DeviceUpdate,
         expect: &[DeviceStatus],
+        events: &[Event],
     ) -> Result<Device, StoreError> {
         let u = update.clone();
         let expect = expect.to_vec();
+        let events = events.to_vec();
         self.with(move |conn| {
             let tx = conn.transaction().map_err(backend)?;
             let mut d = get(&tx, device_id)?.ok_or(StoreError::NotFound)?;
@@ -204,23 +208,33 @@ impl DeviceStore for SqliteStore {
             }
             u.apply_to(&mut d);
             write(&tx, &d, false)?;
+            insert_events(&tx, &events)?;
             tx.commit().map_err(backend)?;
             Ok(d)
         })
         .await
     }
 
-    async fn put_presence(&self, device_id: Uuid, presence: &Presence) -> Result<(), StoreError> {
+    async fn put_presence(
+        &self,
+        device_id: Uuid,
+        presence: &Presence,
+        events: &[Event],
+    ) -> Result<(), StoreError> {
         let body = serde_json::to_string(presence).expect("records serialize");
         let jid = presence.jid.clone();
+        let events = events.to_vec();
         self.with(move |conn| {
-            conn.prepare_cached(
+            let tx = conn.transaction().map_err(backend)?;
+            tx.prepare_cached(
                 "INSERT INTO presence (device_id, jid, body) VALUES (?1, ?2, ?3) \
                  ON CONFLICT (device_id, jid) DO UPDATE SET body = excluded.body",
             )
             .map_err(backend)?
             .execute(params![device_id.to_string(), jid, body])
             .map_err(backend)?;
+            insert_events(&tx, &events)?;
+            tx.commit().map_err(backend)?;
             Ok(())
         })
         .await

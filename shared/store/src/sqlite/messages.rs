@@ -7,7 +7,9 @@ use wa_core::messages::{Message, MessageStatus, MessageUpdate};
 use wa_core::store::{Created, IdempotencyRecord, MessageCursor, MessageStore, StoreError};
 use wa_core::time::OffsetDateTime;
 
+use super::events::insert_events;
 use super::{SqliteStore, backend, write_error};
+use wa_core::webhooks::Event;
 
 fn ms(t: OffsetDateTime) -> i64 {
     (t.unix_timestamp_nanos() / 1_000_000) as i64
@@ -88,8 +90,10 @@ impl MessageStore for SqliteStore {
         message: &Message,
         media: Option<&[u8]>,
         idempotency: Option<&IdempotencyRecord>,
+        events: &[Event],
     ) -> Result<Created, StoreError> {
         let m = message.clone();
+        let events = events.to_vec();
         let media = media.map(<[u8]>::to_vec);
         let idem = idempotency.cloned();
         self.with(move |conn| {
@@ -137,6 +141,7 @@ impl MessageStore for SqliteStore {
                 )
                 .map_err(backend)?;
             }
+            insert_events(&tx, &events)?;
             tx.commit().map_err(backend)?;
             Ok(Created::Created)
         })
@@ -202,8 +207,10 @@ impl MessageStore for SqliteStore {
         message_id: &str,
         update: &MessageUpdate,
         expect: &[MessageStatus],
+        events: &[Event],
     ) -> Result<Message, StoreError> {
         let (id, u, expect) = (message_id.to_owned(), update.clone(), expect.to_vec());
+        let events = events.to_vec();
         self.with(move |conn| {
             let tx = conn
                 .transaction_with_behavior(TransactionBehavior::Immediate)
@@ -219,6 +226,7 @@ impl MessageStore for SqliteStore {
             .map_err(backend)?
             .execute(params![device_id.to_string(), id, m.status.as_str(), encode(&m)])
             .map_err(backend)?;
+            insert_events(&tx, &events)?;
             tx.commit().map_err(backend)?;
             Ok(m)
         })

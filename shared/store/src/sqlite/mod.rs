@@ -87,6 +87,24 @@ CREATE TABLE idempotency (
 );
 CREATE INDEX idempotency_expiry ON idempotency (expires_ms);
 "#,
+    r#"
+-- The event outbox: each event with the state of its webhook delivery.
+CREATE TABLE deliveries (
+    seq             INTEGER PRIMARY KEY AUTOINCREMENT,
+    request_id      TEXT NOT NULL UNIQUE,
+    app_id          TEXT NOT NULL,
+    device_id       TEXT NOT NULL,
+    body            TEXT NOT NULL,
+    status          TEXT NOT NULL,
+    attempts        INTEGER NOT NULL DEFAULT 0,
+    next_attempt_ms INTEGER NOT NULL,
+    last_error      TEXT,
+    last_status     INTEGER,
+    updated_ms      INTEGER NOT NULL
+);
+CREATE INDEX deliveries_pending ON deliveries (device_id, seq) WHERE status = 'pending';
+CREATE INDEX deliveries_by_app ON deliveries (app_id, status, seq);
+"#,
 ];
 
 /// State in one SQLite database file.
@@ -342,6 +360,7 @@ impl AppStore for SqliteStore {
 }
 
 mod devices;
+mod events;
 mod messages;
 
 #[cfg(test)]
@@ -353,7 +372,8 @@ mod tests {
         let store = Arc::new(SqliteStore::in_memory().unwrap());
         wa_core::conformance::app_store(store.clone()).await;
         wa_core::conformance::device_store(store.clone()).await;
-        wa_core::conformance::message_store(store).await;
+        wa_core::conformance::message_store(store.clone()).await;
+        wa_core::conformance::event_store(store).await;
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -364,6 +384,7 @@ mod tests {
         wa_core::conformance::app_store(store.clone()).await;
         wa_core::conformance::device_store(store.clone()).await;
         wa_core::conformance::message_store(store.clone()).await;
+        wa_core::conformance::event_store(store.clone()).await;
         let page = PageRequest {
             limit: 200,
             after: None,
