@@ -286,6 +286,8 @@ mod tests {
                 vec!["get", "delete"],
             ),
             ("/media", vec!["get"]),
+            ("/webhooks/deliveries", vec!["get"]),
+            ("/webhooks/deliveries/{delivery_id}/retry", vec!["post"]),
         ];
         let paths = doc["paths"].as_object().unwrap();
         assert_eq!(paths.len(), expected.len(), "{:?}", paths.keys());
