@@ -20,7 +20,10 @@ struct Stats {
 type Shared = Arc<Mutex<Stats>>;
 
 fn now_ms() -> u128 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis()).unwrap_or(0)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis())
+        .unwrap_or(0)
 }
 
 async fn hook(State(s): State<Shared>, Json(body): Json<Value>) -> StatusCode {
@@ -33,17 +36,18 @@ async fn hook(State(s): State<Shared>, Json(body): Json<Value>) -> StatusCode {
     }
     st.count += 1;
     st.last_ms = t;
-    let last = st.last_n.entry(device).or_insert(-1);
-    if n <= *last {
+    let last = st.last_n.insert(device, n).unwrap_or(-1);
+    if n <= last {
         st.out_of_order += 1;
     }
-    *last = n;
     StatusCode::NO_CONTENT
 }
 
 async fn stats(State(s): State<Shared>) -> Json<Value> {
     let st = s.lock().unwrap_or_else(|p| p.into_inner());
-    Json(json!({"count": st.count, "first_ms": st.first_ms as u64, "last_ms": st.last_ms as u64, "out_of_order": st.out_of_order}))
+    Json(
+        json!({"count": st.count, "first_ms": st.first_ms as u64, "last_ms": st.last_ms as u64, "out_of_order": st.out_of_order}),
+    )
 }
 
 #[tokio::main]
@@ -53,7 +57,9 @@ async fn main() {
         .route("/hook", post(hook))
         .route("/stats", get(stats))
         .with_state(state);
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
     println!("{}", listener.local_addr().expect("address"));
     axum::serve(listener, app).await.expect("serve");
 }

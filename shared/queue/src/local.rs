@@ -1,12 +1,13 @@
 //! The local durable queue on SQLite.
 
 use std::path::Path;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
-use rusqlite::{Connection, TransactionBehavior, params};
+use rusqlite::params;
 use wa_core::queue::{DeadLetter, Depth, Queue, QueueError, Received};
+use wa_store::db::{Db, DbError};
 
 const SCHEMA: &str = r#"
 CREATE TABLE IF NOT EXISTS messages (
@@ -35,7 +36,7 @@ CREATE TABLE IF NOT EXISTS dead_letters (
 /// A durable queue in one SQLite file.
 #[derive(Clone)]
 pub struct LocalQueue {
-    conn: Arc<Mutex<Connection>>,
+    db: Db,
     max_receives: u32,
     /// Wakes consumers of this process when a message is sent.
     work: Arc<tokio::sync::Notify>,
@@ -43,6 +44,10 @@ pub struct LocalQueue {
 
 fn backend(e: rusqlite::Error) -> QueueError {
     QueueError::Backend(e.to_string())
+}
+
+fn db_error(e: DbError) -> QueueError {
+    QueueError::Backend(e.0)
 }
 
 fn now_ms() -> i64 {
@@ -56,46 +61,76 @@ fn ms(d: Duration) -> i64 {
     d.as_millis().min(i64::MAX as u128) as i64
 }
 
+fn init(conn: &mut rusqlite::Connection) -> Result<(), String> {
+    conn.execute_batch(SCHEMA).map_err(|e| e.to_string())
+}
+
 impl LocalQueue {
     /// Opens (creating) the queue file. A message delivered `max_receives` times without
     /// being deleted moves to the dead letters instead of being delivered again.
     pub fn open(path: &Path, max_receives: u32) -> Result<Self, QueueError> {
-        Self::init(Connection::open(path).map_err(backend)?, max_receives)
+        Ok(Self::with_db(
+            Db::open(path, init).map_err(QueueError::Backend)?,
+            max_receives,
+        ))
     }
 
-    /// A private in-memory queue (tests).
+    /// A private queue in a temporary directory (tests).
     pub fn in_memory(max_receives: u32) -> Result<Self, QueueError> {
-        Self::init(Connection::open_in_memory().map_err(backend)?, max_receives)
+        Ok(Self::with_db(
+            Db::temporary(init).map_err(QueueError::Backend)?,
+            max_receives,
+        ))
     }
 
-    fn init(conn: Connection, max_receives: u32) -> Result<Self, QueueError> {
-        conn.busy_timeout(Duration::from_secs(5)).map_err(backend)?;
-        conn.pragma_update(None, "journal_mode", "WAL")
-            .map_err(backend)?;
-        conn.pragma_update(None, "synchronous", "FULL")
-            .map_err(backend)?;
-        conn.execute_batch(SCHEMA).map_err(backend)?;
-        Ok(LocalQueue {
-            conn: Arc::new(Mutex::new(conn)),
+    fn with_db(db: Db, max_receives: u32) -> Self {
+        LocalQueue {
+            db,
             max_receives: max_receives.max(1),
             work: Arc::new(tokio::sync::Notify::new()),
-        })
+        }
     }
 
+    /// A write, committed with the other writes waiting at the same moment.
     async fn with<T, F>(&self, f: F) -> Result<T, QueueError>
     where
         T: Send + 'static,
-        F: FnOnce(&mut Connection) -> Result<T, QueueError> + Send + 'static,
+        F: FnOnce(&mut rusqlite::Connection) -> Result<T, QueueError> + Send + 'static,
     {
-        let conn = self.conn.clone();
-        tokio::task::spawn_blocking(move || {
-            let mut guard = conn
-                .lock()
-                .map_err(|_| QueueError::Backend("queue mutex poisoned".into()))?;
-            f(&mut guard)
-        })
-        .await
-        .map_err(|e| QueueError::Backend(format!("queue task failed: {e}")))?
+        self.db
+            .write(move |c| f(c).map_err(DbErrorOr::Queue))
+            .await
+            .map_err(|e: DbErrorOr| e.into_queue())
+    }
+
+    fn read<T>(
+        &self,
+        f: impl FnOnce(&rusqlite::Connection) -> Result<T, QueueError>,
+    ) -> Result<T, QueueError> {
+        self.db
+            .read(|c| f(c).map_err(DbErrorOr::Queue))
+            .map_err(|e: DbErrorOr| e.into_queue())
+    }
+}
+
+/// The error type the shared writer needs: a queue error, or the writer's own.
+enum DbErrorOr {
+    Queue(QueueError),
+    Db(DbError),
+}
+
+impl From<DbError> for DbErrorOr {
+    fn from(e: DbError) -> Self {
+        DbErrorOr::Db(e)
+    }
+}
+
+impl DbErrorOr {
+    fn into_queue(self) -> QueueError {
+        match self {
+            DbErrorOr::Queue(q) => q,
+            DbErrorOr::Db(e) => db_error(e),
+        }
     }
 }
 
@@ -141,9 +176,7 @@ impl Queue for LocalQueue {
         let max_receives = self.max_receives;
         self.with(move |conn| {
             let now = now_ms();
-            let tx = conn
-                .transaction_with_behavior(TransactionBehavior::Immediate)
-                .map_err(backend)?;
+            let tx = conn.savepoint().map_err(backend)?;
             // Per group only the oldest message is eligible, and only when it is visible:
             // a group's messages go one at a time, in order.
             let mut out = Vec::new();
@@ -258,7 +291,7 @@ impl Queue for LocalQueue {
 
     async fn dead_letters(&self, queue: &str, limit: usize) -> Result<Vec<DeadLetter>, QueueError> {
         let queue = queue.to_owned();
-        self.with(move |conn| {
+        self.read(move |conn| {
             conn.prepare_cached(
                 "SELECT message_id, body, grp, reason FROM dead_letters WHERE queue = ?1 \
                  ORDER BY died_at_ms, message_id LIMIT ?2",
@@ -276,7 +309,6 @@ impl Queue for LocalQueue {
             .collect::<Result<_, _>>()
             .map_err(backend)
         })
-        .await
     }
 
     async fn release_in_flight(&self, queue: &str) -> Result<u64, QueueError> {
@@ -300,7 +332,7 @@ impl Queue for LocalQueue {
 
     async fn depth(&self, queue: &str) -> Result<Depth, QueueError> {
         let queue = queue.to_owned();
-        self.with(move |conn| {
+        self.read(move |conn| {
             let now = now_ms();
             conn.query_row(
                 "SELECT \
@@ -322,7 +354,6 @@ impl Queue for LocalQueue {
             )
             .map_err(backend)
         })
-        .await
     }
 }
 

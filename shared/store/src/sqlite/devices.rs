@@ -132,7 +132,7 @@ impl DeviceStore for SqliteStore {
     }
 
     async fn get_device(&self, device_id: Uuid) -> Result<Option<Device>, StoreError> {
-        self.with(move |conn| get(conn, device_id)).await
+        self.read(move |conn| get(conn, device_id))
     }
 
     async fn list_devices(
@@ -141,7 +141,7 @@ impl DeviceStore for SqliteStore {
         status: Option<DeviceStatus>,
         page: PageRequest,
     ) -> Result<Page<Device>, StoreError> {
-        self.with(move |conn| {
+        self.read(move |conn| {
             let after = page.after.map(|u| u.to_string()).unwrap_or_default();
             let items = conn
                 .prepare_cached(&format!(
@@ -163,7 +163,6 @@ impl DeviceStore for SqliteStore {
                 .map_err(backend)?;
             Ok(page_of(items, page.limit))
         })
-        .await
     }
 
     async fn devices_with_status(
@@ -172,7 +171,7 @@ impl DeviceStore for SqliteStore {
         page: PageRequest,
     ) -> Result<Page<Device>, StoreError> {
         let wanted: Vec<&'static str> = statuses.iter().map(|s| s.as_str()).collect();
-        self.with(move |conn| {
+        self.read(move |conn| {
             let after = page.after.map(|u| u.to_string()).unwrap_or_default();
             let list = serde_json::to_string(&wanted).expect("strings serialize");
             let items = conn
@@ -187,7 +186,6 @@ impl DeviceStore for SqliteStore {
                 .map_err(backend)?;
             Ok(page_of(items, page.limit))
         })
-        .await
     }
 
     async fn update_device(
@@ -201,7 +199,7 @@ impl DeviceStore for SqliteStore {
         let expect = expect.to_vec();
         let events = events.to_vec();
         self.with(move |conn| {
-            let tx = conn.transaction().map_err(backend)?;
+            let tx = conn.savepoint().map_err(backend)?;
             let mut d = get(&tx, device_id)?.ok_or(StoreError::NotFound)?;
             if !expect.is_empty() && !expect.contains(&d.status) {
                 return Err(StoreError::Conflict("status"));
@@ -225,7 +223,7 @@ impl DeviceStore for SqliteStore {
         let jid = presence.jid.clone();
         let events = events.to_vec();
         self.with(move |conn| {
-            let tx = conn.transaction().map_err(backend)?;
+            let tx = conn.savepoint().map_err(backend)?;
             tx.prepare_cached(
                 "INSERT INTO presence (device_id, jid, body) VALUES (?1, ?2, ?3) \
                  ON CONFLICT (device_id, jid) DO UPDATE SET body = excluded.body",
@@ -246,7 +244,7 @@ impl DeviceStore for SqliteStore {
         jid: &str,
     ) -> Result<Option<Presence>, StoreError> {
         let jid = jid.to_owned();
-        self.with(move |conn| {
+        self.read(move |conn| {
             let body: Option<String> = conn
                 .prepare_cached("SELECT body FROM presence WHERE device_id = ?1 AND jid = ?2")
                 .map_err(backend)?
@@ -256,6 +254,5 @@ impl DeviceStore for SqliteStore {
             body.map(|b| serde_json::from_str(&b).map_err(|e| StoreError::Backend(e.to_string())))
                 .transpose()
         })
-        .await
     }
 }

@@ -1,7 +1,7 @@
 //! The event outbox in SQLite: one row per event, carrying its delivery state.
 
 use async_trait::async_trait;
-use rusqlite::{Connection, OptionalExtension, Row, Transaction, params};
+use rusqlite::{Connection, OptionalExtension, Row, params};
 use uuid::Uuid;
 use wa_core::store::{Attempt, Delivery, DeliveryStatus, EventStore, StoreError};
 use wa_core::time::OffsetDateTime;
@@ -19,7 +19,7 @@ fn from_ms(v: i64) -> OffsetDateTime {
 }
 
 /// Writes events in the caller's transaction, pending and due at once.
-pub(crate) fn insert_events(tx: &Transaction<'_>, events: &[Event]) -> Result<(), StoreError> {
+pub(crate) fn insert_events(tx: &Connection, events: &[Event]) -> Result<(), StoreError> {
     for e in events {
         let now = ms(wa_core::time::now());
         tx.prepare_cached(
@@ -108,7 +108,7 @@ impl EventStore for SqliteStore {
     async fn append_events(&self, events: &[Event]) -> Result<(), StoreError> {
         let events = events.to_vec();
         self.with(move |conn| {
-            let tx = conn.transaction().map_err(backend)?;
+            let tx = conn.savepoint().map_err(backend)?;
             insert_events(&tx, &events)?;
             tx.commit().map_err(backend)
         })
@@ -120,7 +120,7 @@ impl EventStore for SqliteStore {
         now: OffsetDateTime,
         limit: u32,
     ) -> Result<Vec<Delivery>, StoreError> {
-        self.with(move |conn| {
+        self.read(move |conn| {
             query(
                 conn,
                 &format!(
@@ -131,7 +131,6 @@ impl EventStore for SqliteStore {
                 params![ms(now), limit as i64],
             )
         })
-        .await
     }
 
     async fn next_delivery_of_device(
@@ -139,7 +138,7 @@ impl EventStore for SqliteStore {
         device_id: Uuid,
         now: OffsetDateTime,
     ) -> Result<Option<Delivery>, StoreError> {
-        self.with(move |conn| {
+        self.read(move |conn| {
             let mut d = query(
                 conn,
                 &format!(
@@ -150,7 +149,6 @@ impl EventStore for SqliteStore {
             )?;
             Ok(d.pop().filter(|d| d.next_attempt_at <= now))
         })
-        .await
     }
 
     async fn record_attempt(
@@ -194,7 +192,7 @@ impl EventStore for SqliteStore {
         limit: u32,
         before_seq: Option<i64>,
     ) -> Result<(Vec<Delivery>, Option<i64>), StoreError> {
-        self.with(move |conn| {
+        self.read(move |conn| {
             let mut items = query(
                 conn,
                 &format!(
@@ -216,12 +214,11 @@ impl EventStore for SqliteStore {
             };
             Ok((items, next))
         })
-        .await
     }
 
     async fn get_delivery(&self, request_id: &str) -> Result<Option<Delivery>, StoreError> {
         let id = request_id.to_owned();
-        self.with(move |conn| get(conn, &id)).await
+        self.read(move |conn| get(conn, &id))
     }
 
     async fn redeliver(&self, request_id: &str) -> Result<Delivery, StoreError> {

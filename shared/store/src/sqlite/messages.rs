@@ -1,7 +1,7 @@
 //! Messages, pending media and idempotency keys in SQLite.
 
 use async_trait::async_trait;
-use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
+use rusqlite::{Connection, OptionalExtension, params};
 use uuid::Uuid;
 use wa_core::messages::{Message, MessageStatus, MessageUpdate};
 use wa_core::store::{Created, IdempotencyRecord, MessageCursor, MessageStore, StoreError};
@@ -97,9 +97,7 @@ impl MessageStore for SqliteStore {
         let media = media.map(<[u8]>::to_vec);
         let idem = idempotency.cloned();
         self.with(move |conn| {
-            let tx = conn
-                .transaction_with_behavior(TransactionBehavior::Immediate)
-                .map_err(backend)?;
+            let tx = conn.savepoint().map_err(backend)?;
             if let Some(rec) = &idem {
                 let now = ms(wa_core::time::now());
                 if let Some(existing) = get_idem(&tx, rec.app_id, &rec.key, now)? {
@@ -154,7 +152,7 @@ impl MessageStore for SqliteStore {
         message_id: &str,
     ) -> Result<Option<Message>, StoreError> {
         let id = message_id.to_owned();
-        self.with(move |conn| get(conn, device_id, &id)).await
+        self.read(move |conn| get(conn, device_id, &id))
     }
 
     async fn list_messages(
@@ -164,7 +162,7 @@ impl MessageStore for SqliteStore {
         before: Option<&MessageCursor>,
     ) -> Result<(Vec<Message>, Option<MessageCursor>), StoreError> {
         let before = before.cloned();
-        self.with(move |conn| {
+        self.read(move |conn| {
             let (bms, bid) = match &before {
                 Some(c) => (c.created_ms, c.message_id.clone()),
                 None => (i64::MAX, String::new()),
@@ -198,7 +196,6 @@ impl MessageStore for SqliteStore {
             };
             Ok((items, next))
         })
-        .await
     }
 
     async fn update_message(
@@ -212,9 +209,7 @@ impl MessageStore for SqliteStore {
         let (id, u, expect) = (message_id.to_owned(), update.clone(), expect.to_vec());
         let events = events.to_vec();
         self.with(move |conn| {
-            let tx = conn
-                .transaction_with_behavior(TransactionBehavior::Immediate)
-                .map_err(backend)?;
+            let tx = conn.savepoint().map_err(backend)?;
             let mut m = get(&tx, device_id, &id)?.ok_or(StoreError::NotFound)?;
             if !expect.is_empty() && !expect.contains(&m.status) {
                 return Err(StoreError::Conflict("status"));
@@ -239,7 +234,7 @@ impl MessageStore for SqliteStore {
         message_id: &str,
     ) -> Result<Option<Vec<u8>>, StoreError> {
         let id = message_id.to_owned();
-        self.with(move |conn| {
+        self.read(move |conn| {
             conn.prepare_cached(
                 "SELECT bytes FROM outbound_media WHERE device_id = ?1 AND message_id = ?2",
             )
@@ -248,7 +243,6 @@ impl MessageStore for SqliteStore {
             .optional()
             .map_err(backend)
         })
-        .await
     }
 
     async fn delete_outbound_media(
@@ -273,7 +267,7 @@ impl MessageStore for SqliteStore {
         device_id: Option<Uuid>,
         limit: u32,
     ) -> Result<Vec<Message>, StoreError> {
-        self.with(move |conn| {
+        self.read(move |conn| {
             let rows: Vec<String> = conn
                 .prepare_cached(
                     "SELECT body FROM messages WHERE status IN ('queued', 'sending') \
@@ -289,7 +283,6 @@ impl MessageStore for SqliteStore {
                 .map_err(backend)?;
             rows.iter().map(|b| decode(b)).collect()
         })
-        .await
     }
 
     async fn get_idempotency(
@@ -298,8 +291,7 @@ impl MessageStore for SqliteStore {
         key: &str,
     ) -> Result<Option<IdempotencyRecord>, StoreError> {
         let key = key.to_owned();
-        self.with(move |conn| get_idem(conn, app_id, &key, ms(wa_core::time::now())))
-            .await
+        self.read(move |conn| get_idem(conn, app_id, &key, ms(wa_core::time::now())))
     }
 
     async fn set_idempotency_response(

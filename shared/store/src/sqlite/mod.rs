@@ -4,8 +4,8 @@
 //! anyway, and uniqueness rules are table constraints, so racing writers get `Conflict`.
 
 use std::path::Path;
-use std::sync::{Arc, Mutex};
 
+use crate::db::{Db, DbError};
 use async_trait::async_trait;
 use rusqlite::{Connection, ErrorCode, OptionalExtension, Row, params};
 use uuid::Uuid;
@@ -110,66 +110,66 @@ CREATE INDEX deliveries_by_app ON deliveries (app_id, status, seq);
 /// State in one SQLite database file.
 #[derive(Clone)]
 pub struct SqliteStore {
-    conn: Arc<Mutex<Connection>>,
+    db: Db,
+}
+
+impl From<DbError> for StoreError {
+    fn from(e: DbError) -> Self {
+        StoreError::Backend(e.0)
+    }
+}
+
+/// Brings the schema up to date.
+fn migrate(conn: &mut Connection) -> Result<(), String> {
+    let version: i64 = conn
+        .pragma_query_value(None, "user_version", |r| r.get(0))
+        .map_err(|e| e.to_string())?;
+    if version as usize > MIGRATIONS.len() {
+        return Err(format!(
+            "database schema version {version} is newer than this build ({})",
+            MIGRATIONS.len()
+        ));
+    }
+    for (i, sql) in MIGRATIONS.iter().enumerate().skip(version as usize) {
+        let tx = conn.transaction().map_err(|e| e.to_string())?;
+        tx.execute_batch(sql).map_err(|e| e.to_string())?;
+        tx.pragma_update(None, "user_version", (i + 1) as i64)
+            .map_err(|e| e.to_string())?;
+        tx.commit().map_err(|e| e.to_string())?;
+    }
+    Ok(())
 }
 
 impl SqliteStore {
     /// Opens (creating if needed) the database at `path` and brings its schema up to date.
     pub fn open(path: &Path) -> Result<Self, StoreError> {
-        let conn = Connection::open(path).map_err(backend)?;
-        Self::init(conn)
-    }
-
-    /// A private in-memory database (tests).
-    pub fn in_memory() -> Result<Self, StoreError> {
-        Self::init(Connection::open_in_memory().map_err(backend)?)
-    }
-
-    fn init(mut conn: Connection) -> Result<Self, StoreError> {
-        conn.busy_timeout(std::time::Duration::from_secs(5))
-            .map_err(backend)?;
-        conn.pragma_update(None, "journal_mode", "WAL")
-            .map_err(backend)?;
-        conn.pragma_update(None, "synchronous", "FULL")
-            .map_err(backend)?;
-        conn.pragma_update(None, "foreign_keys", "ON")
-            .map_err(backend)?;
-        let version: i64 = conn
-            .pragma_query_value(None, "user_version", |r| r.get(0))
-            .map_err(backend)?;
-        if version as usize > MIGRATIONS.len() {
-            return Err(StoreError::Backend(format!(
-                "database schema version {version} is newer than this build ({})",
-                MIGRATIONS.len()
-            )));
-        }
-        for (i, sql) in MIGRATIONS.iter().enumerate().skip(version as usize) {
-            let tx = conn.transaction().map_err(backend)?;
-            tx.execute_batch(sql).map_err(backend)?;
-            tx.pragma_update(None, "user_version", (i + 1) as i64)
-                .map_err(backend)?;
-            tx.commit().map_err(backend)?;
-        }
         Ok(SqliteStore {
-            conn: Arc::new(Mutex::new(conn)),
+            db: Db::open(path, migrate).map_err(StoreError::Backend)?,
         })
     }
 
-    /// Runs `f` on the connection in the blocking pool.
+    /// A private database in a temporary directory, removed with the store (tests).
+    pub fn in_memory() -> Result<Self, StoreError> {
+        Ok(SqliteStore {
+            db: Db::temporary(migrate).map_err(StoreError::Backend)?,
+        })
+    }
+
+    /// A write, committed with the other writes waiting at the same moment.
     pub(crate) async fn with<T, F>(&self, f: F) -> Result<T, StoreError>
     where
         T: Send + 'static,
         F: FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
     {
-        let conn = self.conn.clone();
-        tokio::task::spawn_blocking(move || {
-            let mut guard = conn
-                .lock()
-                .map_err(|_| StoreError::Backend("connection mutex poisoned".into()))?;
-            f(&mut guard)
-        })
-        .await
-        .map_err(|e| StoreError::Backend(format!("store task failed: {e}")))?
+        self.db.write(f).await
+    }
+
+    /// A read on this thread's connection.
+    pub(crate) fn read<T>(
+        &self,
+        f: impl FnOnce(&Connection) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        self.db.read(f)
     }
 }
 
@@ -257,12 +257,12 @@ impl AppStore for SqliteStore {
     }
 
     async fn get_app(&self, app_id: Uuid) -> Result<Option<App>, StoreError> {
-        self.with(move |conn| get_app(conn, app_id)).await
+        self.read(move |conn| get_app(conn, app_id))
     }
 
     async fn app_by_token_hash(&self, token_hash: &str) -> Result<Option<App>, StoreError> {
         let hash = token_hash.to_owned();
-        self.with(move |conn| {
+        self.read(move |conn| {
             conn.prepare_cached(&format!(
                 "SELECT {APP_COLUMNS} FROM apps WHERE token_hash = ?1"
             ))
@@ -271,12 +271,11 @@ impl AppStore for SqliteStore {
             .optional()
             .map_err(backend)
         })
-        .await
     }
 
     async fn list_apps(&self, tenant_id: &str, page: PageRequest) -> Result<Page<App>, StoreError> {
         let tenant = tenant_id.to_owned();
-        self.with(move |conn| {
+        self.read(move |conn| {
             let after = page.after.map(|u| u.to_string()).unwrap_or_default();
             // One extra row tells whether another page exists.
             let mut items = conn
@@ -297,13 +296,12 @@ impl AppStore for SqliteStore {
             };
             Ok(Page { items, next })
         })
-        .await
     }
 
     async fn update_app(&self, app_id: Uuid, update: &AppUpdate) -> Result<App, StoreError> {
         let u = update.clone();
         self.with(move |conn| {
-            let tx = conn.transaction().map_err(backend)?;
+            let tx = conn.savepoint().map_err(backend)?;
             let mut app = get_app(&tx, app_id)?.ok_or(StoreError::NotFound)?;
             if let Some(name) = u.name {
                 app.name = name;
@@ -354,8 +352,7 @@ impl AppStore for SqliteStore {
     }
 
     async fn ping(&self) -> Result<(), StoreError> {
-        self.with(|conn| conn.query_row("SELECT 1", [], |_| Ok(())).map_err(backend))
-            .await
+        self.read(|conn| conn.query_row("SELECT 1", [], |_| Ok(())).map_err(backend))
     }
 }
 
@@ -366,6 +363,7 @@ mod messages;
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::Arc;
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn conformance_in_memory() {

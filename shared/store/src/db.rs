@@ -1,0 +1,225 @@
+//! SQLite access shared by the store and the local queue: reads on a connection of the
+//! calling thread (WAL readers never wait for the writer), writes on one writer thread that
+//! commits every write waiting at that moment in a single transaction (group commit): many
+//! concurrent writes share one fsync, and each is answered only after its commit.
+
+use std::cell::RefCell;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::mpsc;
+use std::time::Duration;
+
+use rusqlite::Connection;
+use thread_local::ThreadLocal;
+
+/// A write waiting for the writer: it runs in the shared transaction and returns what to do
+/// once the commit is known (`None` = committed).
+type Job = Box<dyn FnOnce(&mut Connection) -> Box<dyn FnOnce(Option<String>) + Send> + Send>;
+
+/// A failure of the database machinery itself (connections, the writer thread).
+#[derive(Debug, Clone)]
+pub struct DbError(pub String);
+
+impl From<DbError> for String {
+    fn from(e: DbError) -> String {
+        e.0
+    }
+}
+
+/// How many waiting writes one commit takes at most.
+const MAX_BATCH: usize = 512;
+
+/// A database file with its reader connections and its writer thread.
+#[derive(Clone)]
+pub struct Db {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    path: PathBuf,
+    readers: ThreadLocal<RefCell<Connection>>,
+    writer: std::sync::Mutex<mpsc::Sender<Job>>,
+    /// A temporary directory to remove when the database goes away (`Db::temporary`).
+    temp_dir: Option<PathBuf>,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        if let Some(dir) = &self.temp_dir {
+            let _ = std::fs::remove_dir_all(dir);
+        }
+    }
+}
+
+/// Opens a connection with the settings every connection of the file uses.
+fn connect(path: &Path) -> rusqlite::Result<Connection> {
+    let conn = Connection::open(path)?;
+    conn.busy_timeout(Duration::from_secs(10))?;
+    conn.pragma_update(None, "journal_mode", "WAL")?;
+    conn.pragma_update(None, "synchronous", "FULL")?;
+    conn.pragma_update(None, "foreign_keys", "ON")?;
+    Ok(conn)
+}
+
+impl Db {
+    /// Opens `path`; `init` runs first on the writer connection (schema migrations).
+    pub fn open(
+        path: &Path,
+        init: impl FnOnce(&mut Connection) -> Result<(), String>,
+    ) -> Result<Db, String> {
+        Self::open_inner(path, init, None)
+    }
+
+    /// A database in a new temporary directory, removed when the last handle is dropped
+    /// (tests).
+    pub fn temporary(
+        init: impl FnOnce(&mut Connection) -> Result<(), String>,
+    ) -> Result<Db, String> {
+        let dir = std::env::temp_dir().join(format!("wa-db-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+        Self::open_inner(&dir.join("db.sqlite"), init, Some(dir))
+    }
+
+    fn open_inner(
+        path: &Path,
+        init: impl FnOnce(&mut Connection) -> Result<(), String>,
+        temp_dir: Option<PathBuf>,
+    ) -> Result<Db, String> {
+        let mut conn = connect(path).map_err(|e| e.to_string())?;
+        init(&mut conn)?;
+        let (tx, rx) = mpsc::channel::<Job>();
+        std::thread::Builder::new()
+            .name("sqlite-writer".into())
+            .spawn(move || writer(conn, rx))
+            .map_err(|e| e.to_string())?;
+        Ok(Db {
+            inner: Arc::new(Inner {
+                path: path.to_path_buf(),
+                readers: ThreadLocal::new(),
+                writer: std::sync::Mutex::new(tx),
+                temp_dir,
+            }),
+        })
+    }
+
+    /// Runs a read on this thread's connection. Reads see every committed write.
+    pub fn read<T, E: From<DbError>>(
+        &self,
+        f: impl FnOnce(&Connection) -> Result<T, E>,
+    ) -> Result<T, E> {
+        let cell = self
+            .inner
+            .readers
+            .get_or_try(|| connect(&self.inner.path).map(RefCell::new))
+            .map_err(|e| DbError(e.to_string()))?;
+        // A read never calls back into the store, so the cell is never borrowed twice.
+        let conn = cell
+            .try_borrow()
+            .map_err(|_| DbError("reader connection busy".to_owned()))?;
+        f(&conn)
+    }
+
+    /// Runs a write on the writer thread, inside the transaction of its batch; answers once
+    /// the batch is committed. `f` must leave nothing half-written when it fails: use a
+    /// savepoint (`conn.savepoint()`) for more than one statement.
+    pub async fn write<T, E, F>(&self, f: F) -> Result<T, E>
+    where
+        T: Send + 'static,
+        E: From<DbError> + Send + 'static,
+        F: FnOnce(&mut Connection) -> Result<T, E> + Send + 'static,
+    {
+        let (tx, rx) = tokio::sync::oneshot::channel::<Result<T, E>>();
+        let job: Job = Box::new(move |conn| {
+            let result = f(conn);
+            Box::new(move |commit_error: Option<String>| {
+                let result = match commit_error {
+                    None => result,
+                    Some(e) => Err(E::from(DbError(format!("commit failed: {e}")))),
+                };
+                let _ = tx.send(result);
+            })
+        });
+        self.inner
+            .writer
+            .lock()
+            .map_err(|_| DbError("writer lock poisoned".to_owned()))?
+            .send(job)
+            .map_err(|_| DbError("the database writer stopped".to_owned()))?;
+        rx.await
+            .map_err(|_| DbError("the database writer dropped a write".to_owned()))?
+    }
+}
+
+fn writer(mut conn: Connection, rx: mpsc::Receiver<Job>) {
+    while let Ok(first) = rx.recv() {
+        let mut jobs = vec![first];
+        while jobs.len() < MAX_BATCH {
+            match rx.try_recv() {
+                Ok(j) => jobs.push(j),
+                Err(_) => break,
+            }
+        }
+        if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
+            // Could not open the shared transaction: each write commits on its own.
+            tracing::warn!(error = %e, "group commit unavailable for this batch");
+            for job in jobs {
+                job(&mut conn)(None);
+            }
+            continue;
+        }
+        let finishers: Vec<_> = jobs.into_iter().map(|job| job(&mut conn)).collect();
+        let commit_error = conn.execute_batch("COMMIT").err().map(|e| e.to_string());
+        if commit_error.is_some() {
+            let _ = conn.execute_batch("ROLLBACK");
+        }
+        for finish in finishers {
+            finish(commit_error.clone());
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn concurrent_writes_commit_and_fail_alone() {
+        let db = Db::temporary(|c| {
+            c.execute_batch("CREATE TABLE t (k TEXT PRIMARY KEY)")
+                .map_err(|e| e.to_string())
+        })
+        .unwrap();
+        let tasks: Vec<_> = (0..100)
+            .map(|i| {
+                let db = db.clone();
+                tokio::spawn(async move {
+                    db.write(move |c| -> Result<(), String> {
+                        // Every tenth write fails half-way: its savepoint rolls it back alone.
+                        let sp = c.savepoint().map_err(|e| e.to_string())?;
+                        sp.execute("INSERT INTO t (k) VALUES (?1)", [format!("k{i}")])
+                            .map_err(|e| e.to_string())?;
+                        if i % 10 == 0 {
+                            return Err("refused".into());
+                        }
+                        sp.commit().map_err(|e| e.to_string())
+                    })
+                    .await
+                })
+            })
+            .collect();
+        let mut ok = 0;
+        for t in tasks {
+            if t.await.unwrap().is_ok() {
+                ok += 1;
+            }
+        }
+        assert_eq!(ok, 90);
+        let n: i64 = db
+            .read(|c| -> Result<i64, String> {
+                c.query_row("SELECT COUNT(*) FROM t", [], |r| r.get(0))
+                    .map_err(|e| e.to_string())
+            })
+            .unwrap();
+        assert_eq!(n, 90, "exactly the successful writes are visible");
+    }
+}
