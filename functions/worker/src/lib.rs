@@ -715,12 +715,19 @@ impl Worker {
             Ok(_) | Err(StoreError::Conflict(_)) => {}
             Err(e) => return Err(e),
         }
-        if status == MessageStatus::Sent {
+        self.notifier.notify(wait_key(m.device_id, &m.message_id));
+        let inline = m
+            .content
+            .as_ref()
+            .and_then(|c| c.media())
+            .is_some_and(|media| {
+                matches!(media.source, wa_core::messages::MediaSource::Inline { .. })
+            });
+        if status == MessageStatus::Sent && inline {
             self.store
                 .delete_outbound_media(m.device_id, &m.message_id)
                 .await?;
         }
-        self.notifier.notify(wait_key(m.device_id, &m.message_id));
         Ok(Next::Done)
     }
 

@@ -103,6 +103,19 @@ impl LocalQueue {
             .map_err(|e: DbErrorOr| e.into_queue())
     }
 
+    /// A write whose loss in a crash is harmless (receipts, deletions of handled messages:
+    /// at worst the message is delivered once more, and consumers are idempotent).
+    async fn with_relaxed<T, F>(&self, f: F) -> Result<T, QueueError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut rusqlite::Connection) -> Result<T, QueueError> + Send + 'static,
+    {
+        self.db
+            .write_relaxed(move |c| f(c).map_err(DbErrorOr::Queue))
+            .await
+            .map_err(|e: DbErrorOr| e.into_queue())
+    }
+
     fn read<T>(
         &self,
         f: impl FnOnce(&rusqlite::Connection) -> Result<T, QueueError>,
@@ -162,7 +175,7 @@ impl Queue for LocalQueue {
             Ok(())
         })
         .await?;
-        self.work.notify_waiters();
+        self.work.notify_one();
         Ok(id)
     }
 
@@ -174,7 +187,7 @@ impl Queue for LocalQueue {
     ) -> Result<Vec<Received>, QueueError> {
         let queue = queue.to_owned();
         let max_receives = self.max_receives;
-        self.with(move |conn| {
+        self.with_relaxed(move |conn| {
             let now = now_ms();
             let tx = conn.savepoint().map_err(backend)?;
             // Per group only the oldest message is eligible, and only when it is visible:
@@ -250,7 +263,7 @@ impl Queue for LocalQueue {
 
     async fn delete(&self, queue: &str, receipt: &str) -> Result<(), QueueError> {
         let (queue, receipt) = (queue.to_owned(), receipt.to_owned());
-        self.with(move |conn| {
+        self.with_relaxed(move |conn| {
             let n = conn
                 .prepare_cached("DELETE FROM messages WHERE queue = ?1 AND receipt = ?2")
                 .map_err(backend)?

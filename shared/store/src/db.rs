@@ -14,7 +14,13 @@ use thread_local::ThreadLocal;
 
 /// A write waiting for the writer: it runs in the shared transaction and returns what to do
 /// once the commit is known (`None` = committed).
-type Job = Box<dyn FnOnce(&mut Connection) -> Box<dyn FnOnce(Option<String>) + Send> + Send>;
+type Run = Box<dyn FnOnce(&mut Connection) -> Box<dyn FnOnce(Option<String>) + Send> + Send>;
+
+/// A write and whether its commit must be on disk before it is answered.
+struct Job {
+    run: Run,
+    durable: bool,
+}
 
 /// A failure of the database machinery itself (connections, the writer thread).
 #[derive(Debug, Clone)]
@@ -128,8 +134,29 @@ impl Db {
         E: From<DbError> + Send + 'static,
         F: FnOnce(&mut Connection) -> Result<T, E> + Send + 'static,
     {
+        self.submit(f, true).await
+    }
+
+    /// Like `write`, but answered once committed to the WAL without waiting for the disk
+    /// (`synchronous=NORMAL`): a crash may lose it, never corrupt it; the next durable commit
+    /// makes it durable too. For bookkeeping whose loss is harmless (queue receipts).
+    pub async fn write_relaxed<T, E, F>(&self, f: F) -> Result<T, E>
+    where
+        T: Send + 'static,
+        E: From<DbError> + Send + 'static,
+        F: FnOnce(&mut Connection) -> Result<T, E> + Send + 'static,
+    {
+        self.submit(f, false).await
+    }
+
+    async fn submit<T, E, F>(&self, f: F, durable: bool) -> Result<T, E>
+    where
+        T: Send + 'static,
+        E: From<DbError> + Send + 'static,
+        F: FnOnce(&mut Connection) -> Result<T, E> + Send + 'static,
+    {
         let (tx, rx) = tokio::sync::oneshot::channel::<Result<T, E>>();
-        let job: Job = Box::new(move |conn| {
+        let run: Run = Box::new(move |conn| {
             let result = f(conn);
             Box::new(move |commit_error: Option<String>| {
                 let result = match commit_error {
@@ -139,6 +166,7 @@ impl Db {
                 let _ = tx.send(result);
             })
         });
+        let job = Job { run, durable };
         self.inner
             .writer
             .lock()
@@ -159,22 +187,35 @@ fn writer(mut conn: Connection, rx: mpsc::Receiver<Job>) {
                 Err(_) => break,
             }
         }
-        if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
-            // Could not open the shared transaction: each write commits on its own.
-            tracing::warn!(error = %e, "group commit unavailable for this batch");
-            for job in jobs {
-                job(&mut conn)(None);
-            }
-            continue;
+        // One durable write makes the whole batch durable; a batch of relaxed writes only
+        // skips the fsync.
+        let durable = jobs.iter().any(|j| j.durable);
+        if !durable {
+            let _ = conn.pragma_update(None, "synchronous", "NORMAL");
         }
-        let finishers: Vec<_> = jobs.into_iter().map(|job| job(&mut conn)).collect();
-        let commit_error = conn.execute_batch("COMMIT").err().map(|e| e.to_string());
-        if commit_error.is_some() {
-            let _ = conn.execute_batch("ROLLBACK");
+        commit_batch(&mut conn, jobs);
+        if !durable {
+            let _ = conn.pragma_update(None, "synchronous", "FULL");
         }
-        for finish in finishers {
-            finish(commit_error.clone());
+    }
+}
+
+fn commit_batch(conn: &mut Connection, jobs: Vec<Job>) {
+    if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
+        // Could not open the shared transaction: each write commits on its own.
+        tracing::warn!(error = %e, "group commit unavailable for this batch");
+        for job in jobs {
+            (job.run)(conn)(None);
         }
+        return;
+    }
+    let finishers: Vec<_> = jobs.into_iter().map(|job| (job.run)(conn)).collect();
+    let commit_error = conn.execute_batch("COMMIT").err().map(|e| e.to_string());
+    if commit_error.is_some() {
+        let _ = conn.execute_batch("ROLLBACK");
+    }
+    for finish in finishers {
+        finish(commit_error.clone());
     }
 }
 
