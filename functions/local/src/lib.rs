@@ -99,10 +99,10 @@ pub async fn serve(
         SqliteStore::open(&db)
             .map_err(|e| anyhow::anyhow!("cannot open the database {}: {e}", db.display()))?,
     );
-    let qdb = config.data_dir.join("queue.db");
+    // The queue lives in the same database: a send's message and its command share a commit.
     let queue = Arc::new(
-        LocalQueue::open(&qdb, wa_worker::MAX_RECEIVES)
-            .map_err(|e| anyhow::anyhow!("cannot open the queue {}: {e}", qdb.display()))?,
+        LocalQueue::on(store.db(), wa_worker::MAX_RECEIVES)
+            .map_err(|e| anyhow::anyhow!("cannot open the queue in {}: {e}", db.display()))?,
     );
     let mut ctx = Context::new(store.clone(), queue.clone(), jwt, config.allow_private_urls);
     ctx.devices.link_wait = config.link_wait;

@@ -45,9 +45,8 @@ async fn run(config: WorkerConfig) -> anyhow::Result<()> {
     std::fs::create_dir_all(&config.data_dir)?;
     let store = wa_store::SqliteStore::open(&config.data_dir.join("wa.db"))
         .map_err(|e| anyhow::anyhow!("cannot open the database: {e}"))?;
-    let queue =
-        wa_queue::LocalQueue::open(&config.data_dir.join("queue.db"), wa_worker::MAX_RECEIVES)
-            .map_err(|e| anyhow::anyhow!("cannot open the queue: {e}"))?;
+    let queue = wa_queue::LocalQueue::on(store.db(), wa_worker::MAX_RECEIVES)
+        .map_err(|e| anyhow::anyhow!("cannot open the queue: {e}"))?;
     let (tx, rx) = mpsc::unbounded_channel();
     let (in_tx, in_rx) = mpsc::unbounded_channel();
     let (provider, _) = wa_worker::build_provider(&config, &config.data_dir, tx, in_tx)?;

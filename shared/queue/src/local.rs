@@ -10,7 +10,7 @@ use wa_core::queue::{DeadLetter, Depth, Queue, QueueError, Received};
 use wa_store::db::{Db, DbError};
 
 const SCHEMA: &str = r#"
-CREATE TABLE IF NOT EXISTS messages (
+CREATE TABLE IF NOT EXISTS queue_messages (
     seq           INTEGER PRIMARY KEY AUTOINCREMENT,
     message_id    TEXT NOT NULL UNIQUE,
     queue         TEXT NOT NULL,
@@ -21,9 +21,9 @@ CREATE TABLE IF NOT EXISTS messages (
     receive_count INTEGER NOT NULL DEFAULT 0,
     receipt       TEXT UNIQUE
 );
-CREATE INDEX IF NOT EXISTS messages_visible ON messages (queue, visible_at_ms);
-CREATE INDEX IF NOT EXISTS messages_group ON messages (queue, grp, seq);
-CREATE TABLE IF NOT EXISTS dead_letters (
+CREATE INDEX IF NOT EXISTS queue_messages_visible ON queue_messages (queue, visible_at_ms);
+CREATE INDEX IF NOT EXISTS queue_messages_group ON queue_messages (queue, grp, seq);
+CREATE TABLE IF NOT EXISTS queue_dead_letters (
     message_id    TEXT PRIMARY KEY,
     queue         TEXT NOT NULL,
     grp           TEXT,
@@ -73,6 +73,14 @@ impl LocalQueue {
             Db::open(path, init).map_err(QueueError::Backend)?,
             max_receives,
         ))
+    }
+
+    /// A queue in the tables of an open database (the store's: a send's message and its
+    /// command then share one commit).
+    pub fn on(db: Db, max_receives: u32) -> Result<Self, QueueError> {
+        db.write_blocking(|c| init(c))
+            .map_err(QueueError::Backend)?;
+        Ok(Self::with_db(db, max_receives))
     }
 
     /// A private queue in a temporary directory (tests).
@@ -166,7 +174,7 @@ impl Queue for LocalQueue {
         self.with(move |conn| {
             let now = now_ms();
             conn.prepare_cached(
-                "INSERT INTO messages (message_id, queue, grp, body, sent_at_ms, visible_at_ms) \
+                "INSERT INTO queue_messages (message_id, queue, grp, body, sent_at_ms, visible_at_ms) \
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
             )
             .map_err(backend)?
@@ -198,9 +206,9 @@ impl Queue for LocalQueue {
             let mut moved = false;
             let rows: Vec<(i64, String, Option<String>, String, u32)> = tx
                 .prepare_cached(
-                    "SELECT seq, message_id, grp, body, receive_count FROM messages m \
+                    "SELECT seq, message_id, grp, body, receive_count FROM queue_messages m \
                      WHERE queue = ?1 AND visible_at_ms <= ?2 \
-                     AND (grp IS NULL OR seq = (SELECT MIN(seq) FROM messages \
+                     AND (grp IS NULL OR seq = (SELECT MIN(seq) FROM queue_messages \
                           WHERE queue = ?1 AND grp = m.grp)) \
                      ORDER BY seq LIMIT ?3",
                 )
@@ -217,7 +225,7 @@ impl Queue for LocalQueue {
                 }
                 if count >= max_receives {
                     tx.execute(
-                        "INSERT OR REPLACE INTO dead_letters \
+                        "INSERT OR REPLACE INTO queue_dead_letters \
                          (message_id, queue, grp, body, reason, died_at_ms) \
                          VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
                         params![
@@ -230,7 +238,7 @@ impl Queue for LocalQueue {
                         ],
                     )
                     .map_err(backend)?;
-                    tx.execute("DELETE FROM messages WHERE seq = ?1", [seq])
+                    tx.execute("DELETE FROM queue_messages WHERE seq = ?1", [seq])
                         .map_err(backend)?;
                     tracing::warn!(queue = %queue, %message_id, "message moved to dead letters");
                     moved = true;
@@ -238,7 +246,7 @@ impl Queue for LocalQueue {
                 }
                 let receipt = uuid::Uuid::new_v4().to_string();
                 tx.execute(
-                    "UPDATE messages SET receipt = ?2, receive_count = receive_count + 1, \
+                    "UPDATE queue_messages SET receipt = ?2, receive_count = receive_count + 1, \
                      visible_at_ms = ?3 WHERE seq = ?1",
                     params![seq, receipt, now + ms(visibility)],
                 )
@@ -265,7 +273,7 @@ impl Queue for LocalQueue {
         let (queue, receipt) = (queue.to_owned(), receipt.to_owned());
         self.with_relaxed(move |conn| {
             let n = conn
-                .prepare_cached("DELETE FROM messages WHERE queue = ?1 AND receipt = ?2")
+                .prepare_cached("DELETE FROM queue_messages WHERE queue = ?1 AND receipt = ?2")
                 .map_err(backend)?
                 .execute(params![queue, receipt])
                 .map_err(backend)?;
@@ -288,7 +296,7 @@ impl Queue for LocalQueue {
         self.with(move |conn| {
             let n = conn
                 .prepare_cached(
-                    "UPDATE messages SET visible_at_ms = ?3 WHERE queue = ?1 AND receipt = ?2",
+                    "UPDATE queue_messages SET visible_at_ms = ?3 WHERE queue = ?1 AND receipt = ?2",
                 )
                 .map_err(backend)?
                 .execute(params![queue, receipt, now_ms() + ms(delay)])
@@ -306,7 +314,7 @@ impl Queue for LocalQueue {
         let queue = queue.to_owned();
         self.read(move |conn| {
             conn.prepare_cached(
-                "SELECT message_id, body, grp, reason FROM dead_letters WHERE queue = ?1 \
+                "SELECT message_id, body, grp, reason FROM queue_dead_letters WHERE queue = ?1 \
                  ORDER BY died_at_ms, message_id LIMIT ?2",
             )
             .map_err(backend)?
@@ -329,7 +337,7 @@ impl Queue for LocalQueue {
         self.with(move |conn| {
             let n = conn
                 .execute(
-                    "UPDATE messages SET visible_at_ms = ?2, receipt = NULL \
+                    "UPDATE queue_messages SET visible_at_ms = ?2, receipt = NULL \
                      WHERE queue = ?1 AND receive_count > 0 AND visible_at_ms > ?2",
                     params![queue, now_ms()],
                 )
@@ -352,7 +360,7 @@ impl Queue for LocalQueue {
                    COALESCE(SUM(visible_at_ms <= ?2), 0), \
                    COALESCE(SUM(visible_at_ms > ?2 AND receive_count > 0), 0), \
                    MIN(sent_at_ms) \
-                 FROM messages WHERE queue = ?1",
+                 FROM queue_messages WHERE queue = ?1",
                 params![queue, now],
                 |r| {
                     let oldest: Option<i64> = r.get(2)?;

@@ -140,6 +140,32 @@ impl Db {
         self.submit(f, true).await
     }
 
+    /// A durable write from outside the async runtime (set-up work such as creating tables).
+    pub fn write_blocking<T, F>(&self, f: F) -> Result<T, String>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Connection) -> Result<T, String> + Send + 'static,
+    {
+        let (tx, rx) = mpsc::channel::<Result<T, String>>();
+        let run: Run = Box::new(move |conn| {
+            let result = f(conn);
+            Box::new(move |commit_error: Option<String>| {
+                let _ = tx.send(match commit_error {
+                    None => result,
+                    Some(e) => Err(format!("commit failed: {e}")),
+                });
+            })
+        });
+        self.inner
+            .writer
+            .lock()
+            .map_err(|_| "writer lock poisoned".to_owned())?
+            .send(Job { run, durable: true })
+            .map_err(|_| "the database writer stopped".to_owned())?;
+        rx.recv()
+            .map_err(|_| "the database writer dropped a write".to_owned())?
+    }
+
     /// Like `write`, but answered once committed to the WAL without waiting for the disk
     /// (`synchronous=NORMAL`): a crash may lose it, never corrupt it; the next durable commit
     /// makes it durable too. For bookkeeping whose loss is harmless (queue receipts).

@@ -155,6 +155,11 @@ impl SqliteStore {
         })
     }
 
+    /// The database, for other tables that should share its commits (the local queue).
+    pub fn db(&self) -> Db {
+        self.db.clone()
+    }
+
     /// A write, committed with the other writes waiting at the same moment.
     pub(crate) async fn with<T, F>(&self, f: F) -> Result<T, StoreError>
     where
