@@ -78,8 +78,7 @@ impl LocalQueue {
     /// A queue in the tables of an open database (the store's: a send's message and its
     /// command then share one commit).
     pub fn on(db: Db, max_receives: u32) -> Result<Self, QueueError> {
-        db.write_blocking(|c| init(c))
-            .map_err(QueueError::Backend)?;
+        db.write_blocking(init).map_err(QueueError::Backend)?;
         Ok(Self::with_db(db, max_receives))
     }
 
