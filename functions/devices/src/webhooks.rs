@@ -105,13 +105,7 @@ async fn list(
             )
         })?),
     };
-    let limit = q.limit.unwrap_or(50);
-    if !(1..=200).contains(&limit) {
-        return Err(ApiError::validation(
-            "limit",
-            "`limit` must be between 1 and 200",
-        ));
-    }
+    let limit = wa_api::check_limit(q.limit)?;
     let before = match q.cursor.as_deref().filter(|c| !c.is_empty()) {
         None => None,
         Some(c) => Some(

@@ -171,13 +171,7 @@ async fn list(
     ApiQuery(q): ApiQuery<MessageListQuery>,
 ) -> ApiResult<impl IntoResponse> {
     let id = device_id(&id)?;
-    let limit = q.limit.unwrap_or(50);
-    if !(1..=200).contains(&limit) {
-        return Err(ApiError::validation(
-            "limit",
-            "`limit` must be between 1 and 200",
-        ));
-    }
+    let limit = wa_api::check_limit(q.limit)?;
     let cursor = q
         .cursor
         .as_deref()

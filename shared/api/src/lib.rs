@@ -20,7 +20,7 @@ use wa_core::send_service::Messages;
 
 pub use auth::{AuthedApp, Tenant};
 pub use health::router as health_router;
-pub use pagination::{ListQuery, Listed, encode_cursor};
+pub use pagination::{ListQuery, Listed, check_limit, encode_cursor};
 
 /// What handlers share: the use cases and the credentials to check callers with.
 pub struct Context {

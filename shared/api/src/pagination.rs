@@ -20,15 +20,21 @@ pub struct ListQuery {
     pub cursor: Option<String>,
 }
 
+/// `?limit=`: 1-200, 50 when absent.
+pub fn check_limit(limit: Option<u32>) -> Result<u32, ApiError> {
+    let limit = limit.unwrap_or(DEFAULT_LIMIT);
+    if !(1..=MAX_LIMIT).contains(&limit) {
+        return Err(ApiError::validation(
+            "limit",
+            "`limit` must be between 1 and 200",
+        ));
+    }
+    Ok(limit)
+}
+
 impl ListQuery {
     pub fn page(&self) -> Result<PageRequest, ApiError> {
-        let limit = self.limit.unwrap_or(DEFAULT_LIMIT);
-        if !(1..=MAX_LIMIT).contains(&limit) {
-            return Err(ApiError::validation(
-                "limit",
-                "`limit` must be between 1 and 200",
-            ));
-        }
+        let limit = check_limit(self.limit)?;
         let after = match self.cursor.as_deref() {
             None | Some("") => None,
             Some(c) => Some(decode_cursor(c)?),

@@ -7,16 +7,7 @@ use wa_core::store::{Attempt, Delivery, DeliveryStatus, EventStore, StoreError};
 use wa_core::time::OffsetDateTime;
 use wa_core::webhooks::Event;
 
-use super::{SqliteStore, backend};
-
-fn ms(t: OffsetDateTime) -> i64 {
-    (t.unix_timestamp_nanos() / 1_000_000) as i64
-}
-
-fn from_ms(v: i64) -> OffsetDateTime {
-    OffsetDateTime::from_unix_timestamp_nanos(v as i128 * 1_000_000)
-        .unwrap_or(OffsetDateTime::UNIX_EPOCH)
-}
+use super::{SqliteStore, backend, from_ms, ms};
 
 /// Writes events in the caller's transaction, pending and due at once.
 pub(crate) fn insert_events(tx: &Connection, events: &[Event]) -> Result<(), StoreError> {

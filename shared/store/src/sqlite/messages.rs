@@ -8,17 +8,8 @@ use wa_core::store::{Created, IdempotencyRecord, MessageCursor, MessageStore, St
 use wa_core::time::OffsetDateTime;
 
 use super::events::insert_events;
-use super::{SqliteStore, backend, write_error};
+use super::{SqliteStore, backend, from_ms, ms, write_error};
 use wa_core::webhooks::Event;
-
-fn ms(t: OffsetDateTime) -> i64 {
-    (t.unix_timestamp_nanos() / 1_000_000) as i64
-}
-
-fn from_ms(v: i64) -> OffsetDateTime {
-    OffsetDateTime::from_unix_timestamp_nanos(v as i128 * 1_000_000)
-        .unwrap_or(OffsetDateTime::UNIX_EPOCH)
-}
 
 fn decode(body: &str) -> Result<Message, StoreError> {
     serde_json::from_str(body)
