@@ -19,12 +19,19 @@ use wa_api::openapi::Envelope;
 use wa_api::{AppState, AuthedApp, ListQuery, encode_cursor};
 use wa_core::devices::DeviceStatus;
 use wa_errors::schema::ErrorResponse;
-use wa_errors::{ApiError, ApiJson, ApiQuery, ApiResult, ErrorCode, created, ok, parse_uuid};
+use wa_errors::{ApiError, ApiJson, ApiQuery, ApiResult, ErrorCode, ok, parse_uuid};
 
 pub use media::router as media_router;
 pub use sandbox::router as sandbox_router;
 use views::*;
 pub use webhooks::router as webhooks_router;
+
+/// The `{device}` answer of the device routes.
+pub(crate) fn device_answer(d: &wa_core::devices::Device) -> wa_errors::ApiOk<DeviceData> {
+    ok(DeviceData {
+        device: DeviceView::of(d),
+    })
+}
 
 pub(crate) fn device_id(raw: &str) -> ApiResult<Uuid> {
     parse_uuid("device_id", raw)
@@ -94,9 +101,7 @@ async fn create_device(
     ApiJson(body): ApiJson<CreateDevice>,
 ) -> ApiResult<impl IntoResponse> {
     let d = ctx.devices.create(&app, &body.device_name).await?;
-    Ok(created(DeviceData {
-        device: DeviceView::of(&d),
-    }))
+    Ok(device_answer(&d).with_status(axum::http::StatusCode::CREATED))
 }
 
 /// Create a device (alias of `POST /devices`)
@@ -173,9 +178,7 @@ async fn get_device(
     Path(id): Path<String>,
 ) -> ApiResult<impl IntoResponse> {
     let d = ctx.devices.get(&app, device_id(&id)?).await?;
-    Ok(ok(DeviceData {
-        device: DeviceView::of(&d),
-    }))
+    Ok(device_answer(&d))
 }
 
 /// The current QR, as JSON or as a PNG image
@@ -261,9 +264,7 @@ async fn regenerate_qr(
     Path(id): Path<String>,
 ) -> ApiResult<impl IntoResponse> {
     let d = ctx.devices.regenerate_qr(&app, device_id(&id)?).await?;
-    Ok(ok(DeviceData {
-        device: DeviceView::of(&d),
-    }))
+    Ok(device_answer(&d))
 }
 
 /// Link by phone number instead of QR
@@ -314,9 +315,7 @@ async fn disconnect(
     Path(id): Path<String>,
 ) -> ApiResult<impl IntoResponse> {
     let d = ctx.devices.disconnect(&app, device_id(&id)?).await?;
-    Ok(ok(DeviceData {
-        device: DeviceView::of(&d),
-    }))
+    Ok(device_answer(&d))
 }
 
 /// Resume with the stored credentials
@@ -337,9 +336,7 @@ async fn reconnect(
     Path(id): Path<String>,
 ) -> ApiResult<impl IntoResponse> {
     let d = ctx.devices.reconnect(&app, device_id(&id)?).await?;
-    Ok(ok(DeviceData {
-        device: DeviceView::of(&d),
-    }))
+    Ok(device_answer(&d))
 }
 
 /// Destroy a device
@@ -362,9 +359,7 @@ async fn destroy(
     Path(id): Path<String>,
 ) -> ApiResult<impl IntoResponse> {
     let d = ctx.devices.destroy(&app, device_id(&id)?).await?;
-    Ok(ok(DeviceData {
-        device: DeviceView::of(&d),
-    }))
+    Ok(device_answer(&d))
 }
 
 fn required_jid(q: &JidQuery) -> ApiResult<&str> {

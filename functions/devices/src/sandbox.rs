@@ -15,8 +15,8 @@ use wa_core::provider::{DropReason, SandboxControl, ScanOutcome};
 use wa_errors::schema::ErrorResponse;
 use wa_errors::{ApiError, ApiJson, ApiResult, ok};
 
-use crate::device_id;
-use crate::views::{DeviceData, DeviceView, SentList};
+use crate::views::{DeviceData, SentList};
+use crate::{device_answer, device_id};
 
 /// Body of the scan route.
 #[derive(Debug, Deserialize, ToSchema)]
@@ -51,6 +51,11 @@ pub struct PresenceRequest {
     /// `composing`, `recording` or `paused`.
     #[serde(default)]
     pub chat_state: Option<String>,
+}
+
+/// 202 `{"accepted": true}`: the simulated event was handed to the worker.
+fn accepted() -> wa_errors::ApiOk<serde_json::Value> {
+    ok(serde_json::json!({"accepted": true})).with_status(axum::http::StatusCode::ACCEPTED)
 }
 
 fn sandbox(ctx: &AppState) -> ApiResult<&dyn SandboxControl> {
@@ -128,9 +133,7 @@ async fn scan(
     }
     sb.scan(d.device_id, &body.wa_number, body.outcome).await?;
     let d = settled(&ctx, &d).await?;
-    Ok(ok(DeviceData {
-        device: DeviceView::of(&d),
-    }))
+    Ok(device_answer(&d))
 }
 
 /// Sandbox: drop the device's session
@@ -155,9 +158,7 @@ async fn drop_session(
     let d = owned(&ctx, &app, &id).await?;
     sb.drop_session(d.device_id, body.reason).await?;
     let d = settled(&ctx, &d).await?;
-    Ok(ok(DeviceData {
-        device: DeviceView::of(&d),
-    }))
+    Ok(device_answer(&d))
 }
 
 /// Sandbox: a peer's presence or typing changes
@@ -187,7 +188,7 @@ async fn presence(
         body.chat_state.as_deref(),
     )
     .await?;
-    Ok(ok(serde_json::json!({"accepted": true})).with_status(axum::http::StatusCode::ACCEPTED))
+    Ok(accepted())
 }
 
 /// Sandbox: what the simulated WhatsApp received from the device
@@ -298,7 +299,7 @@ async fn receipt(
     let d = owned(&ctx, &app, &id).await?;
     sb.receipt(d.device_id, &body.message_id, body.status)
         .await?;
-    Ok(ok(serde_json::json!({"accepted": true})).with_status(axum::http::StatusCode::ACCEPTED))
+    Ok(accepted())
 }
 
 /// Body of the revoke route.
@@ -342,7 +343,7 @@ async fn revoke(
         m.from.as_deref().unwrap_or(&m.chat),
     )
     .await?;
-    Ok(ok(serde_json::json!({"accepted": true})).with_status(axum::http::StatusCode::ACCEPTED))
+    Ok(accepted())
 }
 
 /// The /sandbox routes with their OpenAPI description.
