@@ -1,7 +1,9 @@
 //! End-to-end tests: the real `wa-server` binary on a free loopback port, driven over HTTP.
 
+mod dashboard;
 mod devices;
 mod foundation;
 mod messages;
+mod observability;
 mod support;
 mod webhooks;

@@ -40,8 +40,14 @@ pub(crate) fn device_id(raw: &str) -> ApiResult<Uuid> {
 /// Body of `POST /devices`.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"device_name": "Support line"}))]
 pub struct CreateDevice {
     /// 1-100 characters, unique among the App's live devices.
+    #[schema(
+        min_length = 1,
+        max_length = 100,
+        pattern = r"^[^\u0000-\u001F\u007F-\u009F]*[^\s\u0000-\u001F\u007F-\u009F][^\u0000-\u001F\u007F-\u009F]*$"
+    )]
     pub device_name: String,
 }
 
@@ -50,8 +56,10 @@ pub struct CreateDevice {
 #[into_params(parameter_in = Query)]
 pub struct DeviceListQuery {
     /// Only devices with this status.
+    #[param(value_type = Option<DeviceStatus>)]
     pub status: Option<String>,
     /// Page size, 1-200 (default 50).
+    #[param(minimum = 1, maximum = 200)]
     pub limit: Option<u32>,
     /// `next_cursor` of the previous page.
     pub cursor: Option<String>,
@@ -62,6 +70,7 @@ pub struct DeviceListQuery {
 #[into_params(parameter_in = Query)]
 pub struct QrQuery {
     /// `png` for the image itself (same as `Accept: image/png`), `json` (default).
+    #[param(pattern = r"^(png|json)$")]
     pub format: Option<String>,
 }
 
@@ -70,14 +79,17 @@ pub struct QrQuery {
 #[into_params(parameter_in = Query)]
 pub struct JidQuery {
     /// A phone number or a JID (`@s.whatsapp.net`, `@lid`, `@g.us`).
+    #[param(value_type = String, required = true, pattern = r"^\+?[0-9]{6,20}$|^[0-9]{6,20}@(s\.whatsapp\.net|lid)$|^[0-9]{6,20}(-[0-9]{6,20})?@g\.us$")]
     pub jid: Option<String>,
 }
 
 /// Body of `POST /devices/{device_id}/pair-code`.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"phone_number": "+15551230001"}))]
 pub struct PairCodeRequest {
     /// The account's phone number in international format (digits, optional +).
+    #[schema(pattern = r"^\+?[1-9][0-9]{6,14}$")]
     pub phone_number: String,
 }
 

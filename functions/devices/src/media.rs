@@ -15,6 +15,7 @@ use wa_errors::{ApiError, ApiQuery, ApiResult};
 #[into_params(parameter_in = Query)]
 pub struct MediaQuery {
     /// `media_path` exactly as a message or webhook gave it.
+    #[param(value_type = String, required = true, min_length = 1)]
     pub path: Option<String>,
 }
 

@@ -21,8 +21,10 @@ use crate::{device_answer, device_id};
 /// Body of the scan route.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"wa_number": "15551230001"}))]
 pub struct ScanRequest {
     /// The phone number of the simulated account.
+    #[schema(pattern = r"^\+?[1-9][0-9]{6,14}$")]
     pub wa_number: String,
     /// `ok` (default), `too_many_devices` or `client_outdated`.
     #[serde(default = "ok_outcome")]
@@ -44,12 +46,19 @@ pub struct DropRequest {
 /// Body of the presence route.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"jid": "15550001111", "presence": "available", "chat_state": "composing"}))]
 pub struct PresenceRequest {
+    /// The peer: a phone number or a JID.
+    #[schema(
+        pattern = r"^\+?[0-9]{6,20}$|^[0-9]{6,20}@(s\.whatsapp\.net|lid)$|^[0-9]{6,20}(-[0-9]{6,20})?@g\.us$"
+    )]
     pub jid: String,
     /// `available` or `unavailable`.
+    #[schema(pattern = r"^(available|unavailable)$")]
     pub presence: String,
     /// `composing`, `recording` or `paused`.
     #[serde(default)]
+    #[schema(pattern = r"^(composing|recording|paused)$")]
     pub chat_state: Option<String>,
 }
 
@@ -216,13 +225,57 @@ async fn sent(
 
 /// Body of the inbound route: who sends, and the fields of a send. (The handler reads the
 /// body itself, to refuse unknown fields; this type describes it in the OpenAPI document.)
-#[derive(Debug, ToSchema)]
+///
+/// Its schema is the send's object schema with `from` added and `to` optional: one object
+/// with `additionalProperties: false`, never `allOf` of two closed objects (which no body
+/// can satisfy: each forbids the other's fields).
+#[derive(Debug)]
 #[allow(dead_code)]
 pub struct InboundRequest {
-    /// The sender: a phone number or a JID (`9<number>@lid` senders resolve to `<number>`).
     pub from: String,
-    #[serde(flatten)]
     pub message: wa_core::messages::SendRequest,
+}
+
+impl utoipa::PartialSchema for InboundRequest {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::RefOr;
+        use utoipa::openapi::schema::{ObjectBuilder, Schema, Type};
+        let RefOr::T(Schema::Object(mut object)) =
+            <wa_core::messages::SendRequest as utoipa::PartialSchema>::schema()
+        else {
+            unreachable!("a send request is described by an object schema")
+        };
+        object.description = Some(
+            "Body of the inbound route: who sends, and the fields of a send (`to` defaults \
+             to the sender)."
+                .into(),
+        );
+        object.required.retain(|f| f != "to");
+        object.required.insert(0, "from".into());
+        object.properties.insert(
+            "from".into(),
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .pattern(Some(r"^\+?[0-9]{6,20}$|^[0-9]{6,20}@(s\.whatsapp\.net|lid)$|^[0-9]{6,20}(-[0-9]{6,20})?@g\.us$"))
+                .description(Some(
+                    "The sender: a phone number or a JID (`9<number>@lid` senders resolve to \
+                     `<number>`).",
+                ))
+                .into(),
+        );
+        RefOr::T(Schema::Object(object))
+    }
+}
+
+impl ToSchema for InboundRequest {
+    fn schemas(
+        schemas: &mut Vec<(
+            String,
+            utoipa::openapi::RefOr<utoipa::openapi::schema::Schema>,
+        )>,
+    ) {
+        <wa_core::messages::SendRequest as ToSchema>::schemas(schemas);
+    }
 }
 
 /// Sandbox: a message arrives for the device
@@ -272,8 +325,10 @@ async fn inbound(
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ReceiptRequest {
+    #[schema(pattern = r"^[A-Za-z0-9._:-]{1,128}$")]
     pub message_id: String,
     /// `delivered`, `read` or `played`.
+    #[schema(value_type = String, pattern = r"^(delivered|read|played)$")]
     pub status: wa_core::messages::MessageStatus,
 }
 
@@ -307,6 +362,7 @@ async fn receipt(
 #[serde(deny_unknown_fields)]
 pub struct RevokeRequest {
     /// An inbound message of the device.
+    #[schema(pattern = r"^[A-Za-z0-9._:-]{1,128}$")]
     pub message_id: String,
 }
 

@@ -76,8 +76,10 @@ pub struct DeliveryData {
 #[into_params(parameter_in = Query)]
 pub struct DeliveryQuery {
     /// `pending`, `delivered`, `failed` or `skipped`.
+    #[param(value_type = Option<DeliveryStatus>)]
     pub status: Option<String>,
     /// Page size, 1-200 (default 50).
+    #[param(minimum = 1, maximum = 200)]
     pub limit: Option<u32>,
     /// `next_cursor` of the previous page.
     pub cursor: Option<String>,

@@ -45,6 +45,10 @@ pub struct Config {
     pub send_wait: std::time::Duration,
     /// The worker's settings: `WA_PROVIDER`, `WA_QR_TTL_SECS`, `WA_CONNECT_TIMEOUT_SECS`.
     pub worker: wa_worker::WorkerConfig,
+    /// The AWS data path: `WA_TABLE_NAME` (DynamoDB instead of SQLite),
+    /// `WA_COMMANDS_QUEUE_URL` and `WA_EVENTS_QUEUE_URL` (SQS instead of the local queue;
+    /// both or neither), `WA_SENDS_QUEUE_URL` (consume event-driven sends).
+    pub aws: wa_aws::AwsEnv,
 }
 
 /// A variable with a value the server cannot use.
@@ -123,6 +127,18 @@ impl Config {
                 .map(std::time::Duration::from_millis)
                 .ok_or_else(|| err("WA_SEND_WAIT_MS", "must be milliseconds, at most 120000"))?,
         };
+        let aws = wa_aws::AwsEnv::from_lookup(&|k| get(k));
+        if aws.uses_sqs() && (aws.commands_queue_url.is_none() || aws.events_queue_url.is_none()) {
+            let missing = if aws.commands_queue_url.is_none() {
+                "WA_COMMANDS_QUEUE_URL"
+            } else {
+                "WA_EVENTS_QUEUE_URL"
+            };
+            return Err(err(
+                missing,
+                "the SQS data path needs both WA_COMMANDS_QUEUE_URL and WA_EVENTS_QUEUE_URL",
+            ));
+        }
         let worker = wa_worker::WorkerConfig::from_lookup(&get)
             .map_err(|(var, problem)| ConfigError { var, problem })?;
         let jwt_secret = var("WA_JWT_SECRET");
@@ -132,6 +148,7 @@ impl Config {
             return Err(err("WA_JWT_SECRET", "must be at least 32 bytes long"));
         }
         Ok(Config {
+            aws,
             listen,
             data_dir: PathBuf::from(var("WA_DATA_DIR").unwrap_or_else(|| "./data".into())),
             jwt_secret,

@@ -2,6 +2,8 @@
 //! directory, one process. `main.rs` parses the command line; this crate boots.
 
 pub mod config;
+mod dashboard;
+pub mod metrics;
 mod secret;
 
 use std::sync::Arc;
@@ -15,8 +17,6 @@ use utoipa_axum::router::OpenApiRouter;
 use wa_api::{AppState, Context};
 use wa_core::auth::JwtConfig;
 use wa_core::devices::Device;
-use wa_queue::LocalQueue;
-use wa_store::SqliteStore;
 use wa_worker::Worker;
 
 pub use config::{Config, LogFormat};
@@ -48,7 +48,9 @@ pub fn router(ctx: AppState, max_body_bytes: usize) -> (Router, utoipa::openapi:
         api_definition: swagger_ui_dist::OpenApiSource::Uri("/openapi.json"),
         title: Some("wa-server API"),
     });
+    metrics::install();
     let app = api_router
+        .route("/metrics", get(metrics::scrape))
         .with_state(ctx)
         .route(
             "/openapi.json",
@@ -57,7 +59,8 @@ pub fn router(ctx: AppState, max_body_bytes: usize) -> (Router, utoipa::openapi:
                 async move { ([(http_ct(), "application/json")], spec.to_string()).into_response() }
             }),
         )
-        .merge(docs);
+        .merge(docs)
+        .merge(dashboard::router());
     (
         wa_errors::finish_router(app, max_body_bytes, Default::default()),
         api,
@@ -94,16 +97,8 @@ pub async fn serve(
         )
     })?;
     let jwt = jwt_config(&config)?;
-    let db = config.data_dir.join("wa.db");
-    let store = Arc::new(
-        SqliteStore::open(&db)
-            .map_err(|e| anyhow::anyhow!("cannot open the database {}: {e}", db.display()))?,
-    );
-    // The queue lives in the same database: a send's message and its command share a commit.
-    let queue = Arc::new(
-        LocalQueue::on(store.db(), wa_worker::MAX_RECEIVES)
-            .map_err(|e| anyhow::anyhow!("cannot open the queue in {}: {e}", db.display()))?,
-    );
+    let (store, queue) = wa_worker::backends(&config.data_dir, &config.aws).await?;
+    let queue_for_events = queue.clone();
     let mut ctx = Context::new(store.clone(), queue.clone(), jwt, config.allow_private_urls);
     ctx.devices.link_wait = config.link_wait;
     ctx.messages.send_wait = config.send_wait;
@@ -111,9 +106,10 @@ pub async fn serve(
     let (events_tx, events_rx) = mpsc::unbounded_channel();
     let (inbound_tx, inbound_rx) = mpsc::unbounded_channel();
     let (stop_tx, stop_rx) = watch::channel(false);
+    let stop_rx_sends = stop_rx.clone();
     let mut worker_task = None;
     let mut dispatcher_task = None;
-    let store_for_events: Arc<dyn wa_core::Store> = store.clone();
+    let store_for_events = store.clone();
     if config.run_worker {
         let (provider, sandbox) =
             wa_worker::build_provider(&config.worker, &config.data_dir, events_tx, inbound_tx)?;
@@ -136,16 +132,31 @@ pub async fn serve(
             inbound_rx,
             stop_rx.clone(),
         )));
-        let dispatcher = wa_worker::webhooks::Dispatcher::new(
-            store_for_events,
+        let dispatcher = Arc::new(wa_worker::webhooks::Dispatcher::new(
+            store_for_events.clone(),
             wa_worker::webhooks::DispatcherConfig {
                 schedule: config.worker.webhook_schedule.clone(),
                 timeout: config.worker.webhook_timeout,
                 allow_private_urls: config.allow_private_urls,
                 concurrency: 64,
             },
-        )?;
-        dispatcher_task = Some(tokio::spawn(Arc::new(dispatcher).run(stop_rx)));
+        )?);
+        dispatcher_task = Some(if config.aws.events_queue_url.is_some() {
+            // AWS data path: nudges on the events queue drive the deliveries.
+            let sweep = tokio::spawn(wa_worker::webhooks::sweeper(
+                store_for_events,
+                queue_for_events.clone(),
+                std::time::Duration::from_secs(60),
+                stop_rx.clone(),
+            ));
+            let consume = wa_worker::webhooks::consume(dispatcher, queue_for_events, stop_rx);
+            tokio::spawn(async move {
+                consume.await;
+                let _ = sweep.await;
+            })
+        } else {
+            tokio::spawn(dispatcher.run(stop_rx))
+        });
     }
     tracing::info!(
         provider = ?config.worker.provider,
@@ -153,7 +164,16 @@ pub async fn serve(
         "state in {}",
         config.data_dir.display()
     );
-    let (app, _) = router(ctx.into_state(), config.max_body_bytes);
+    let state = ctx.into_state();
+    let sends_task = config.aws.sends_queue_url.is_some().then(|| {
+        tracing::info!("consuming event-driven sends from the sends queue");
+        tokio::spawn(wa_fn_messages::sends::consume(
+            state.clone(),
+            state.queue.clone(),
+            stop_rx_sends,
+        ))
+    });
+    let (app, _) = router(state, config.max_body_bytes);
     let listener = TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("cannot listen on {} (WA_LISTEN)", config.listen))?;
@@ -172,6 +192,9 @@ pub async fn serve(
         let _ = task.await;
     }
     if let Some(task) = dispatcher_task {
+        let _ = task.await;
+    }
+    if let Some(task) = sends_task {
         let _ = task.await;
     }
     tracing::info!("wa-server stopped");
@@ -227,6 +250,8 @@ mod tests {
     use axum::body::Body;
     use http_body_util::BodyExt;
     use tower::ServiceExt;
+    use wa_queue::LocalQueue;
+    use wa_store::SqliteStore;
 
     fn app() -> Router {
         let store = Arc::new(SqliteStore::in_memory().unwrap());

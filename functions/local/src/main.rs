@@ -1,5 +1,6 @@
 //! The `wa-server` command: `wa-server` (or `wa-server serve`) runs the embedded server;
-//! `wa-server token --tenant <id>` prints a tenant JWT for the /apps routes.
+//! `wa-server token --tenant <id>` prints a tenant JWT for the /apps routes;
+//! `wa-server aws-init` creates the DynamoDB table and SQS queues the environment names.
 
 use clap::{Parser, Subcommand};
 use wa_server::{Config, LogFormat};
@@ -28,6 +29,10 @@ enum Command {
         #[arg(long, default_value_t = 86_400)]
         ttl_secs: u64,
     },
+    /// Create the DynamoDB table (WA_TABLE_NAME) and the SQS queues (WA_*_QUEUE_URL) with
+    /// their dead-letter queues when they are missing: for emulators and first runs (in AWS
+    /// the SAM template creates them).
+    AwsInit,
 }
 
 fn main() -> std::process::ExitCode {
@@ -43,6 +48,7 @@ fn main() -> std::process::ExitCode {
     let result = match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => run_server(config),
         Command::Token { tenant, ttl_secs } => print_token(&config, &tenant, ttl_secs),
+        Command::AwsInit => aws_init(&config),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
@@ -59,6 +65,20 @@ fn run_server(config: Config) -> anyhow::Result<()> {
         .enable_all()
         .build()?
         .block_on(wa_server::serve(config, wa_server::shutdown_signal()))
+}
+
+fn aws_init(config: &Config) -> anyhow::Result<()> {
+    let done = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?
+        .block_on(wa_aws::init(&config.aws))?;
+    if done.is_empty() {
+        anyhow::bail!("nothing to create: set WA_TABLE_NAME and/or the WA_*_QUEUE_URL variables");
+    }
+    for line in done {
+        println!("{line}");
+    }
+    Ok(())
 }
 
 fn print_token(config: &Config, tenant: &str, ttl_secs: u64) -> anyhow::Result<()> {

@@ -1,6 +1,8 @@
 //! The message routes (App token): send (every type, Idempotency-Key, `Prefer:
 //! respond-async`), list, get, cancel. Served by the messages Lambda and by `wa-server`.
 
+pub mod sends;
+
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -124,6 +126,7 @@ async fn send(
 #[into_params(parameter_in = Query)]
 pub struct MessageListQuery {
     /// Page size, 1-200 (default 50).
+    #[param(minimum = 1, maximum = 200)]
     pub limit: Option<u32>,
     /// `next_cursor` of the previous page.
     pub cursor: Option<String>,
@@ -189,7 +192,7 @@ async fn list(
 
 /// One message
 #[utoipa::path(get, path = "/devices/{device_id}/messages/{message_id}", tag = "messages", security(("app_token" = [])),
-    params(("device_id" = Uuid, Path, description = PATH_ID), ("message_id" = String, Path, description = "The message's id")),
+    params(("device_id" = Uuid, Path, description = PATH_ID), ("message_id" = String, Path, description = "The message's id", pattern = r"^[A-Za-z0-9._:-]{1,128}$")),
     responses(
         (status = 200, description = "The message", body = Envelope<MessageData>),
         (status = 400, description = "validation_error", body = ErrorResponse),
@@ -216,7 +219,7 @@ async fn get_message(
 /// A caller still waiting on it gets 408 request_canceled. Only `queued` sends can be
 /// canceled (409 conflict otherwise).
 #[utoipa::path(delete, path = "/devices/{device_id}/messages/{message_id}", tag = "messages", security(("app_token" = [])),
-    params(("device_id" = Uuid, Path, description = PATH_ID), ("message_id" = String, Path, description = "The message's id")),
+    params(("device_id" = Uuid, Path, description = PATH_ID), ("message_id" = String, Path, description = "The message's id", pattern = r"^[A-Za-z0-9._:-]{1,128}$")),
     responses(
         (status = 200, description = "Canceled", body = Envelope<MessageData>),
         (status = 400, description = "validation_error", body = ErrorResponse),

@@ -894,3 +894,118 @@ async fn inbound_receipts_and_media() {
         .collect();
     assert!(dirs.contains(&"inbound".to_owned()) && dirs.contains(&"outbound".to_owned()));
 }
+
+#[tokio::test]
+async fn event_driven_sends_once_per_key_and_dead_letter_the_hopeless() {
+    use crate::sends::{Outcome, consume};
+    use wa_core::queue::SENDS;
+    let api = api(Duration::from_secs(5), 0.0, 1).await;
+    let app = api
+        .ctx
+        .store
+        .app_by_token_hash(&wa_core::auth::hash_token(&api.token))
+        .await
+        .unwrap()
+        .unwrap();
+    let q = api.ctx.queue.clone();
+    let job = |key: &str, text: &str| {
+        json!({
+            "app_id": app.app_id,
+            "device_id": api.device,
+            "idempotency_key": key,
+            "message": {"to": "15550001111", "type": "text", "text": text},
+        })
+        .to_string()
+    };
+    // The same key twice (a producer's retry): one message.
+    for body in [job("k1", "hello"), job("k1", "hello"), job("k2", "second")] {
+        q.send(SENDS, None, &body, Duration::ZERO).await.unwrap();
+    }
+    let hopeless = [
+        ("not json".to_owned(), "validation_error"),
+        (
+            json!({"app_id": app.app_id, "device_id": api.device, "idempotency_key": "k3"})
+                .to_string(),
+            "validation_error",
+        ),
+        (
+            json!({"app_id": app.app_id, "device_id": uuid::Uuid::now_v7(), "idempotency_key": "k4",
+                   "message": {"to": "15550001111", "type": "text", "text": "x"}})
+            .to_string(),
+            "not_found",
+        ),
+        (
+            json!({"app_id": uuid::Uuid::now_v7(), "device_id": api.device, "idempotency_key": "k5",
+                   "message": {"to": "15550001111", "type": "text", "text": "x"}})
+            .to_string(),
+            "not_found",
+        ),
+        (job("k6", ""), "message.text"),
+        // The key of an accepted send, reused with another body.
+        (job("k1", "changed"), "conflict"),
+    ];
+    let (stop, stopped) = watch::channel(false);
+    let task = tokio::spawn(consume(api.ctx.clone(), q.clone(), stopped));
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let sent = loop {
+        let r = api
+            .call(
+                "GET",
+                &format!("/devices/{}/messages", api.device),
+                Value::Null,
+                &[],
+            )
+            .await;
+        let msgs = r.body["data"]["messages"].as_array().unwrap().clone();
+        if msgs.len() == 2 && msgs.iter().all(|m| m["status"] == "sent") {
+            break msgs;
+        }
+        assert!(std::time::Instant::now() < deadline, "messages: {msgs:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let keys: Vec<_> = sent.iter().map(|m| m["text"].as_str().unwrap()).collect();
+    assert_eq!(keys, ["second", "hello"]);
+    for (body, _) in &hopeless {
+        q.send(SENDS, None, body, Duration::ZERO).await.unwrap();
+    }
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let dead = loop {
+        let dead = q.dead_letters(SENDS, 20).await.unwrap();
+        if dead.len() == hopeless.len() {
+            break dead;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "dead letters: {dead:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    for (body, why) in &hopeless {
+        let d = dead
+            .iter()
+            .find(|d| &d.body == body)
+            .expect("dead-lettered");
+        assert!(d.reason.contains(why), "{body}: {}", d.reason);
+    }
+    assert_eq!(q.depth(SENDS).await.unwrap(), Default::default());
+    stop.send(true).unwrap();
+    task.await.unwrap();
+    // A device that is not connected may be later: retried, not dead-lettered.
+    api.call(
+        "POST",
+        &format!("/devices/{}/disconnect", api.device),
+        Value::Null,
+        &[],
+    )
+    .await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let outcome = crate::sends::handle(&api.ctx, &job("k7", "later")).await;
+        if let Outcome::Retry(why) = &outcome {
+            assert!(why.contains("device_not_connected"), "{why}");
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "{outcome:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}

@@ -4,7 +4,11 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+use wa_core::Store;
 use wa_core::provider::{EventSender, InboundSender, Provider, SandboxControl};
+use wa_core::queue::Queue;
+use wa_queue::LocalQueue;
+use wa_store::SqliteStore;
 
 /// Which WhatsApp connection to use (`WA_PROVIDER`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -103,6 +107,39 @@ impl WorkerConfig {
             data_dir: PathBuf::from(var("WA_DATA_DIR").unwrap_or_else(|| "./data".into())),
         })
     }
+}
+
+/// The store and the queue the configuration selects: SQLite and the local queue in the
+/// data directory by default; DynamoDB with `WA_TABLE_NAME`; SQS with the queue URLs.
+pub async fn backends(
+    data_dir: &Path,
+    aws: &wa_aws::AwsEnv,
+) -> anyhow::Result<(Arc<dyn Store>, Arc<dyn Queue>)> {
+    let db = data_dir.join("wa.db");
+    let sqlite = if aws.table.is_none() || !aws.uses_sqs() {
+        Some(
+            SqliteStore::open(&db)
+                .map_err(|e| anyhow::anyhow!("cannot open the database {}: {e}", db.display()))?,
+        )
+    } else {
+        None
+    };
+    let queue: Arc<dyn Queue> = match &sqlite {
+        _ if aws.uses_sqs() => wa_aws::queue_from_env().await?,
+        // The queue lives in the same database: a send's message and its command share a
+        // commit.
+        Some(s) => Arc::new(
+            LocalQueue::on(s.db(), crate::MAX_RECEIVES)
+                .map_err(|e| anyhow::anyhow!("cannot open the queue in {}: {e}", db.display()))?,
+        ),
+        None => unreachable!("SQLite is opened whenever SQS is not used"),
+    };
+    let store: Arc<dyn Store> = match sqlite {
+        _ if aws.table.is_some() => wa_aws::store_from_env(aws).await?,
+        Some(s) => Arc::new(s),
+        None => unreachable!("SQLite is opened whenever DynamoDB is not used"),
+    };
+    Ok((wa_aws::with_nudges(store, queue.clone(), aws), queue))
 }
 
 /// The provider, and the sandbox's control surface when the provider is the sandbox.

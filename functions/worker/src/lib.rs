@@ -9,7 +9,7 @@
 mod config;
 pub mod media;
 mod pacing;
-pub mod webhooks;
+pub use wa_fn_webhooks as webhooks;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -23,6 +23,7 @@ use uuid::Uuid;
 use wa_core::devices::{Device, DeviceStatus as S, DeviceUpdate, PairCode};
 use wa_core::lifecycle::on_event;
 use wa_core::messages::{Direction, Message, MessageError, MessageStatus, MessageUpdate, wait_key};
+use wa_core::metrics::{self, SendOutcome};
 use wa_core::notify::Notifier;
 use wa_core::provider::{
     InboundDelivery, InboundMessage, OutboundMessage, Provider, ProviderFailure, SessionEvent,
@@ -34,7 +35,7 @@ use wa_core::time;
 use wa_core::webhooks::payload;
 use wa_errors::ErrorCode;
 
-pub use config::{ProviderKind, WorkerConfig, build_provider};
+pub use config::{ProviderKind, WorkerConfig, backends, build_provider};
 
 /// Called with a device whenever a new QR is stored (the embedded server draws it).
 pub type QrHook = Arc<dyn Fn(&Device) + Send + Sync>;
@@ -205,7 +206,14 @@ impl Worker {
             }
         };
         let device_id = env.command.device_id();
-        let span = tracing::info_span!("command", request_id = %env.request_id, %device_id);
+        let message_id = match &env.command {
+            Command::Send { message_id, .. } => message_id.as_str(),
+            _ => "",
+        };
+        let span = tracing::info_span!("command", request_id = %env.request_id, %device_id, message_id = tracing::field::Empty);
+        if !message_id.is_empty() {
+            span.record("message_id", message_id);
+        }
         let result = wa_errors::request_id::scope(
             env.request_id.clone(),
             self.handle(&env.command, msg.receive_count)
@@ -648,6 +656,7 @@ impl Worker {
                     Err(e) => return Err(e),
                 }
                 self.notifier.notify(wait_key(device_id, &m.message_id));
+                metrics::send_outcome(SendOutcome::RateLimited);
                 tracing::info!(%device_id, message_id = %m.message_id, attempt, retry_in_ms = delay.as_millis() as u64, "rate limited; will retry");
                 Ok(Next::RetryIn(delay))
             }
@@ -712,7 +721,17 @@ impl Worker {
             )
             .await
         {
-            Ok(_) | Err(StoreError::Conflict(_)) => {}
+            Ok(_) => match (status, &next.error) {
+                (MessageStatus::Sent, _) => {
+                    metrics::send_outcome(SendOutcome::Sent);
+                    metrics::send_latency(m.created_at);
+                }
+                (MessageStatus::Failed, Some(e)) => {
+                    metrics::send_outcome(SendOutcome::Failed(e.code))
+                }
+                _ => {}
+            },
+            Err(StoreError::Conflict(_)) => {}
             Err(e) => return Err(e),
         }
         self.notifier.notify(wait_key(m.device_id, &m.message_id));

@@ -1,5 +1,7 @@
 //! `wa-worker`: the worker as its own process, on the same data directory as a
-//! `wa-server` started with `WA_WORKER=0` (or, in AWS, on the shared table and queues).
+//! `wa-server` started with `WA_WORKER=0`, or, in AWS (the ECS service of template.yaml),
+//! on the table and queues of `WA_TABLE_NAME` and the `WA_*_QUEUE_URL` variables, with the
+//! session keys under `WA_DATA_DIR` on the EFS volume.
 
 use std::sync::Arc;
 
@@ -43,15 +45,12 @@ fn main() -> std::process::ExitCode {
 
 async fn run(config: WorkerConfig) -> anyhow::Result<()> {
     std::fs::create_dir_all(&config.data_dir)?;
-    let store = wa_store::SqliteStore::open(&config.data_dir.join("wa.db"))
-        .map_err(|e| anyhow::anyhow!("cannot open the database: {e}"))?;
-    let queue = wa_queue::LocalQueue::on(store.db(), wa_worker::MAX_RECEIVES)
-        .map_err(|e| anyhow::anyhow!("cannot open the queue: {e}"))?;
+    let aws = wa_aws::AwsEnv::from_env();
+    let (store, queue) = wa_worker::backends(&config.data_dir, &aws).await?;
     let (tx, rx) = mpsc::unbounded_channel();
     let (in_tx, in_rx) = mpsc::unbounded_channel();
     let (provider, _) = wa_worker::build_provider(&config, &config.data_dir, tx, in_tx)?;
-    let store = Arc::new(store);
-    let dispatcher = wa_worker::webhooks::Dispatcher::new(
+    let dispatcher = Arc::new(wa_worker::webhooks::Dispatcher::new(
         store.clone(),
         wa_worker::webhooks::DispatcherConfig {
             schedule: config.webhook_schedule.clone(),
@@ -59,10 +58,10 @@ async fn run(config: WorkerConfig) -> anyhow::Result<()> {
             allow_private_urls: config.allow_private_urls,
             concurrency: 64,
         },
-    )?;
+    )?);
     let mut worker = Worker::new(
-        store,
-        Arc::new(queue),
+        store.clone(),
+        queue.clone(),
         provider,
         Notifier::new(),
         config.data_dir.clone(),
@@ -81,7 +80,18 @@ async fn run(config: WorkerConfig) -> anyhow::Result<()> {
         let _ = stop_tx.send(true);
     });
     tracing::info!(provider = ?config.provider, "wa-worker started");
-    let dispatching = tokio::spawn(Arc::new(dispatcher).run(stop_rx.clone()));
+    // On the AWS data path the webhooks Lambda delivers (nudged through the events queue);
+    // this process only re-nudges devices whose deliveries are overdue.
+    let dispatching = if aws.events_queue_url.is_some() {
+        tokio::spawn(wa_worker::webhooks::sweeper(
+            store,
+            queue,
+            std::time::Duration::from_secs(60),
+            stop_rx.clone(),
+        ))
+    } else {
+        tokio::spawn(dispatcher.run(stop_rx.clone()))
+    };
     worker.run(rx, in_rx, stop_rx).await;
     let _ = dispatching.await;
     Ok(())

@@ -33,11 +33,18 @@ pub struct App {
 /// Body of `POST /apps`.
 #[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"name": "My App", "webhook_url": "https://example.com/wa-events"}))]
 pub struct CreateApp {
     /// 1-100 characters, unique among the tenant's Apps.
+    #[schema(
+        min_length = 1,
+        max_length = 100,
+        pattern = r"^[^\u0000-\u001F\u007F-\u009F]*[^\s\u0000-\u001F\u007F-\u009F][^\u0000-\u001F\u007F-\u009F]*$"
+    )]
     pub name: String,
     /// Where events are POSTed: http(s), no private/loopback/link-local target.
     #[serde(default)]
+    #[schema(max_length = 2048, pattern = r"^https?://")]
     pub webhook_url: Option<String>,
 }
 
@@ -47,10 +54,15 @@ pub struct CreateApp {
 pub struct PatchApp {
     /// A new name, unique among the tenant's Apps.
     #[serde(default)]
+    #[schema(
+        min_length = 1,
+        max_length = 100,
+        pattern = r"^[^\u0000-\u001F\u007F-\u009F]*[^\s\u0000-\u001F\u007F-\u009F][^\u0000-\u001F\u007F-\u009F]*$"
+    )]
     pub name: Option<String>,
     /// A new webhook URL; `null` or `""` removes it.
     #[serde(default, deserialize_with = "present")]
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = Option<String>, max_length = 2048, pattern = r"^(https?://.*)?$")]
     pub webhook_url: Option<Option<String>>,
 }
 

@@ -10,8 +10,12 @@ pub mod devices;
 pub mod jid;
 pub mod lifecycle;
 pub mod messages;
+pub mod metrics;
+#[cfg(feature = "conformance")]
+pub mod moto;
 pub mod net;
 pub mod notify;
+pub mod outbox;
 pub mod provider;
 pub mod queue;
 pub mod send_service;

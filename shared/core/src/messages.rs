@@ -371,13 +371,17 @@ pub fn is_valid_message_id(id: &str) -> bool {
 /// rules of the message's type.
 #[derive(Debug, Clone, Default, Deserialize, Serialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"to": "+15550001111", "text": "Your order shipped"}))]
 pub struct SendRequest {
     /// Phone number (digits, optional +) or JID ending @s.whatsapp.net, @lid or @g.us.
+    #[schema(value_type = String, required = true, pattern = r"^\+?[0-9]{6,20}$|^[0-9]{6,20}@(s\.whatsapp\.net|lid)$|^[0-9]{6,20}(-[0-9]{6,20})?@g\.us$")]
     pub to: Option<String>,
     /// text (default), image, video, audio, document, sticker, location, contact.
     #[serde(rename = "type")]
+    #[schema(value_type = Option<MessageType>)]
     pub kind: Option<String>,
     /// text: 1-65536 characters.
+    #[schema(min_length = 1, max_length = 65536)]
     pub text: Option<String>,
     /// Media: the declared MIME type (see the allow-list per type).
     pub mime_type: Option<String>,
@@ -386,14 +390,17 @@ pub struct SendRequest {
     /// Media: an http(s) URL the server fetches.
     pub url: Option<String>,
     /// image, video, document: up to 1024 characters.
+    #[schema(max_length = 1024)]
     pub caption: Option<String>,
     /// audio: send as a voice note.
     pub ptt: Option<bool>,
     /// document: the file name shown to the recipient.
     pub file_name: Option<String>,
     /// location: -90..90.
+    #[schema(minimum = -90.0, maximum = 90.0)]
     pub latitude: Option<f64>,
     /// location: -180..180.
+    #[schema(minimum = -180.0, maximum = 180.0)]
     pub longitude: Option<f64>,
     /// location: the place's name.
     pub name: Option<String>,

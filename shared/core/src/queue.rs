@@ -14,6 +14,13 @@ use uuid::Uuid;
 /// The queue that carries commands to the worker.
 pub const COMMANDS: &str = "commands";
 
+/// The queue of webhook events to deliver, grouped by device (a device's later events wait
+/// behind one being retried).
+pub const EVENTS: &str = "events";
+
+/// The queue of event-driven sends.
+pub const SENDS: &str = "sends";
+
 /// Queue failures.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum QueueError {
@@ -110,6 +117,21 @@ pub trait Queue: Send + Sync {
     /// it, whatever it had in flight would wait out its visibility timeout. Default: no-op.
     async fn release_in_flight(&self, _queue: &str) -> Result<u64, QueueError> {
         Ok(0)
+    }
+
+    /// Moves an in-flight message to the dead letters now, with the reason it can never be
+    /// processed (a producer's malformed message). `InvalidReceipt` when the receipt is
+    /// stale. Adapters without dead letters answer `Backend`.
+    async fn dead_letter(
+        &self,
+        queue: &str,
+        received: &Received,
+        _reason: &str,
+    ) -> Result<(), QueueError> {
+        let _ = received;
+        Err(QueueError::Backend(format!(
+            "queue {queue}: this adapter cannot dead-letter a message"
+        )))
     }
 
     /// Waits until a message may have become available (a send in this process), at most

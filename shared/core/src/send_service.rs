@@ -190,6 +190,7 @@ impl Messages {
                 return self.replay(app, rec, &request_hash, respond_async).await;
             }
         }
+        tracing::Span::current().record("message_id", message.message_id.as_str());
         tracing::info!(message_id = %message.message_id, %device_id, kind = message.kind.as_str(), "send accepted");
         self.queue_send(device_id, &message.message_id).await?;
         if respond_async {
@@ -230,6 +231,7 @@ impl Messages {
             )
             .with_detail("field", "Idempotency-Key"));
         }
+        tracing::Span::current().record("message_id", rec.message_id.as_str());
         if let Some((status, body)) = &rec.response {
             let body: Value = serde_json::from_str(body).map_err(ApiError::internal)?;
             return Ok(SendReply {
@@ -475,6 +477,7 @@ pub async fn cancel_message(
         .delete_outbound_media(m.device_id, &m.message_id)
         .await?;
     notifier.notify(wait_key(m.device_id, &m.message_id));
+    crate::metrics::send_outcome(crate::metrics::SendOutcome::Canceled);
     tracing::info!(message_id = %m.message_id, device_id = %m.device_id, why, "send canceled");
     Ok(updated)
 }

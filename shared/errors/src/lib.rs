@@ -6,6 +6,7 @@
 mod code;
 mod error;
 mod extract;
+pub mod metrics;
 pub mod request_id;
 mod response;
 pub mod schema;

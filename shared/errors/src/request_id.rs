@@ -4,7 +4,7 @@
 use std::time::Instant;
 
 use axum::{
-    extract::{MatchedPath, Request, State},
+    extract::{FromRequestParts, MatchedPath, RawPathParams, Request, State},
     middleware::Next,
     response::Response,
 };
@@ -67,18 +67,24 @@ pub fn choose(parts: &Parts, config: &RequestIdConfig) -> String {
 }
 
 /// The outermost middleware: chooses the id, opens the request's span, logs one access line
-/// (method, path, status, latency; never headers, query strings or bodies), echoes the header.
+/// (method, path, status, latency; never headers, query strings or bodies), records the HTTP
+/// metrics (`crate::metrics`), echoes the header.
+///
+/// The span carries `request_id` and, once known, `tenant_id`, `app_id`, `device_id` and
+/// `message_id`: the ids named in the path are recorded here, the rest by the extractors and
+/// use cases (`tracing::Span::current().record(...)`).
 pub async fn middleware(
     State(config): State<RequestIdConfig>,
     req: Request,
     next: Next,
 ) -> Response {
-    let (parts, body) = req.into_parts();
+    let (mut parts, body) = req.into_parts();
     let id = choose(&parts, &config);
     let route = parts
         .extensions
         .get::<MatchedPath>()
         .map(|p| p.as_str().to_owned());
+    let method = parts.method.clone();
     let span = tracing::info_span!(
         "request",
         request_id = %id,
@@ -86,7 +92,10 @@ pub async fn middleware(
         path = %parts.uri.path(),
         tenant_id = tracing::field::Empty,
         app_id = tracing::field::Empty,
+        device_id = tracing::field::Empty,
+        message_id = tracing::field::Empty,
     );
+    record_path_ids(&span, &mut parts).await;
     let req = Request::from_parts(parts, body);
     let started = Instant::now();
     let header = HeaderValue::from_str(&id).expect("request ids are header-safe");
@@ -94,7 +103,9 @@ pub async fn middleware(
         .scope(id, next.run(req).instrument(span.clone()))
         .await;
     let status = res.status().as_u16();
-    let latency_ms = started.elapsed().as_secs_f64() * 1000.0;
+    let elapsed = started.elapsed();
+    crate::metrics::http_request(route.as_deref(), &method, status, elapsed);
+    let latency_ms = elapsed.as_secs_f64() * 1000.0;
     span.in_scope(|| {
         tracing::info!(
             status,
@@ -105,6 +116,24 @@ pub async fn middleware(
     });
     res.headers_mut().insert(X_REQUEST_ID.clone(), header);
     res
+}
+
+/// Records the ids a route names in its path on the request's span: `app_id` and `device_id`
+/// when they are UUIDs, `message_id` when it is id-shaped (never arbitrary caller text).
+async fn record_path_ids(span: &tracing::Span, parts: &mut Parts) {
+    let Ok(params) = RawPathParams::from_request_parts(parts, &()).await else {
+        return;
+    };
+    for (name, value) in &params {
+        let valid = match name {
+            "app_id" | "device_id" => uuid::Uuid::try_parse(value).is_ok(),
+            "message_id" => is_valid(value),
+            _ => false,
+        };
+        if valid {
+            span.record(name, value);
+        }
+    }
 }
 
 #[cfg(test)]

@@ -309,6 +309,41 @@ impl Queue for LocalQueue {
         .await
     }
 
+    async fn dead_letter(
+        &self,
+        queue: &str,
+        received: &Received,
+        reason: &str,
+    ) -> Result<(), QueueError> {
+        let (queue, receipt, reason) = (
+            queue.to_owned(),
+            received.receipt.clone(),
+            reason.to_owned(),
+        );
+        self.with(move |conn| {
+            let tx = conn.savepoint().map_err(backend)?;
+            let n = tx
+                .execute(
+                    "INSERT OR REPLACE INTO queue_dead_letters \
+                     (message_id, queue, grp, body, reason, died_at_ms) \
+                     SELECT message_id, queue, grp, body, ?3, ?4 FROM queue_messages \
+                     WHERE queue = ?1 AND receipt = ?2",
+                    params![queue, receipt, reason, now_ms()],
+                )
+                .map_err(backend)?;
+            if n == 0 {
+                return Err(QueueError::InvalidReceipt);
+            }
+            tx.execute(
+                "DELETE FROM queue_messages WHERE queue = ?1 AND receipt = ?2",
+                params![queue, receipt],
+            )
+            .map_err(backend)?;
+            tx.commit().map_err(backend)
+        })
+        .await
+    }
+
     async fn dead_letters(&self, queue: &str, limit: usize) -> Result<Vec<DeadLetter>, QueueError> {
         let queue = queue.to_owned();
         self.read(move |conn| {

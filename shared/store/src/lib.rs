@@ -1,7 +1,17 @@
-//! Store adapters. `SqliteStore` keeps the embedded server's state in one SQLite file
-//! (WAL mode, synchronous=FULL: a write is on disk before it is acknowledged).
+//! Store adapters. `SqliteStore` (feature `sqlite`, the default) keeps the embedded
+//! server's state in one SQLite file (WAL mode, synchronous=FULL: a write is on disk before
+//! it is acknowledged). `DynamoStore` (feature `dynamo`) keeps it in one DynamoDB table.
 
+#[cfg(feature = "sqlite")]
 pub mod db;
+#[cfg(feature = "sqlite")]
 mod sqlite;
 
+#[cfg(feature = "sqlite")]
 pub use sqlite::SqliteStore;
+
+#[cfg(feature = "dynamo")]
+mod dynamo;
+
+#[cfg(feature = "dynamo")]
+pub use dynamo::DynamoStore;

@@ -134,15 +134,40 @@ impl Dispatcher {
         self.lock(device).remove(&device);
     }
 
+    /// Delivers a device's due events in order until none is due (`Ok(None)`) or one waits
+    /// for a retry (`Ok(Some(when))`): the events-queue consumer's unit of work.
+    pub async fn drain_device(
+        &self,
+        device: Uuid,
+    ) -> Result<Option<time::OffsetDateTime>, StoreError> {
+        while let Some(d) = self
+            .store
+            .next_delivery_of_device(device, time::now())
+            .await?
+        {
+            if let Some(next) = self.attempt(&d).await? {
+                return Ok(Some(next));
+            }
+        }
+        Ok(None)
+    }
+
     /// One attempt. `Ok(true)` when the device's next event may go (delivered, given up or
     /// skipped), `Ok(false)` when this one waits for a retry.
     async fn deliver(&self, d: &Delivery) -> Result<bool, StoreError> {
+        Ok(self.attempt(d).await?.is_none())
+    }
+
+    /// One attempt; `Some(when)` when the delivery waits for a retry at `when`.
+    async fn attempt(&self, d: &Delivery) -> Result<Option<time::OffsetDateTime>, StoreError> {
         let id = &d.event.request_id;
         let app = self.store.get_app(d.event.app_id).await?;
         let Some((url, secret)) = app.and_then(|a| a.webhook_url.map(|u| (u, a.webhook_secret)))
         else {
-            self.store.record_attempt(id, &Attempt::Skipped).await?;
-            return Ok(true);
+            match self.store.record_attempt(id, &Attempt::Skipped).await {
+                Ok(_) | Err(StoreError::Conflict(_)) => return Ok(None),
+                Err(e) => return Err(e),
+            }
         };
         let outcome = self.post(&url, &secret, d).await;
         let attempt_no = d.attempts as usize + 1;
@@ -157,7 +182,10 @@ impl Dispatcher {
                 None => Attempt::Failed { error, status_code },
             },
         };
-        let waits = matches!(attempt, Attempt::Retry { .. });
+        let waits = match &attempt {
+            Attempt::Retry { next, .. } => Some(*next),
+            _ => None,
+        };
         match &attempt {
             Attempt::Delivered { .. } => tracing::debug!(request_id = %id, "webhook delivered"),
             Attempt::Retry { error, .. } => {
@@ -169,7 +197,7 @@ impl Dispatcher {
             Attempt::Skipped => {}
         }
         match self.store.record_attempt(id, &attempt).await {
-            Ok(_) | Err(StoreError::Conflict(_)) => Ok(!waits),
+            Ok(_) | Err(StoreError::Conflict(_)) => Ok(waits),
             Err(e) => Err(e),
         }
     }

@@ -1,0 +1,6 @@
+//! `wa-fn-apps`: the /apps routes (tenant JWT) as a Lambda behind API Gateway.
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_http::Error> {
+    wa_aws::serve(wa_fn_apps::router()).await
+}

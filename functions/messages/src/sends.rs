@@ -1,0 +1,256 @@
+//! Event-driven sends: producers put `{"app_id", "device_id", "idempotency_key", "message"}`
+//! on the sends queue; each is sent through the same path as `POST
+//! /devices/{device_id}/messages` (with `Prefer: respond-async`), exactly once per
+//! `idempotency_key`, and its outcome reaches the App's webhook. The queue's access policy
+//! is the authentication; the device must belong to `app_id`.
+//!
+//! A message that can never succeed (not JSON, a missing field, an unknown App or device,
+//! an invalid message, a key reused with another body) goes to the dead letters with the
+//! reason. One that may succeed later (the device is not connected yet, a storage or
+//! provider hiccup) comes back after a delay and is dead-lettered by the queue's
+//! `maxReceiveCount` if it never does.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::Deserialize;
+use tokio::sync::watch;
+use uuid::Uuid;
+use wa_api::Context;
+use wa_core::messages::{SendRequest, validate_idempotency_key};
+use wa_core::queue::{Queue, QueueError, Received, SENDS};
+use wa_errors::{ApiError, ErrorCode, parse_json};
+
+/// One producer message.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SendJob {
+    pub app_id: Uuid,
+    pub device_id: Uuid,
+    pub idempotency_key: String,
+    /// The body of `POST /devices/{device_id}/messages`.
+    pub message: serde_json::Value,
+}
+
+/// What to do with a sends-queue message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// Accepted (or already accepted under this key): delete it.
+    Accepted { message_id: String },
+    /// May succeed later: let it come back.
+    Retry(String),
+    /// Can never succeed: dead-letter it with this reason.
+    Dead(String),
+}
+
+/// How long a message that may succeed later waits before it is tried again.
+pub const RETRY_DELAY: Duration = Duration::from_secs(30);
+
+fn reason(e: &ApiError) -> String {
+    let field = e
+        .details()
+        .get("field")
+        .and_then(|f| f.as_str())
+        .map(|f| format!(" (field {f})"))
+        .unwrap_or_default();
+    format!("{}: {}{field}", e.code().as_str(), e.message())
+}
+
+/// The reason of an error of the send path, whose fields name the message body's members
+/// and the `Idempotency-Key` header: renamed to where they are in a producer's message.
+fn send_reason(e: &ApiError) -> String {
+    let field = match e.details().get("field").and_then(|f| f.as_str()) {
+        Some("Idempotency-Key") => " (field idempotency_key)".to_owned(),
+        Some(f) => format!(" (field message.{f})"),
+        None => String::new(),
+    };
+    format!("{}: {}{field}", e.code().as_str(), e.message())
+}
+
+fn classify(code: ErrorCode, reason: String) -> Outcome {
+    let later = code.status().is_server_error()
+        || matches!(
+            code,
+            ErrorCode::DeviceNotConnected
+                | ErrorCode::ProviderRateLimit
+                | ErrorCode::RequestCanceled
+                | ErrorCode::RateLimitExceeded
+        );
+    if later {
+        Outcome::Retry(reason)
+    } else {
+        Outcome::Dead(reason)
+    }
+}
+
+/// Sends one producer message.
+pub async fn handle(ctx: &Context, body: &str) -> Outcome {
+    let job: SendJob = match parse_json(body.as_bytes()) {
+        Ok(j) => j,
+        Err(e) => return Outcome::Dead(reason(&e)),
+    };
+    let key = match validate_idempotency_key(&job.idempotency_key) {
+        Ok(k) => k,
+        Err(_) => {
+            return Outcome::Dead(
+                "validation_error: idempotency_key must be 1-255 visible ASCII characters \
+                 (field idempotency_key)"
+                    .into(),
+            );
+        }
+    };
+    let request: SendRequest = match serde_json::to_vec(&job.message)
+        .map_err(ApiError::internal)
+        .and_then(|b| parse_json(&b))
+    {
+        Ok(r) => r,
+        Err(e) => {
+            let e = match e.details().get("field").and_then(|f| f.as_str()) {
+                Some(f) if f != "body" => {
+                    ApiError::validation(format!("message.{f}"), e.message().to_owned())
+                }
+                _ => ApiError::validation("message", e.message().to_owned()),
+            };
+            return Outcome::Dead(reason(&e));
+        }
+    };
+    let app = match ctx.store.get_app(job.app_id).await {
+        Ok(Some(a)) => a,
+        Ok(None) => {
+            return Outcome::Dead(format!("not_found: no App {} (field app_id)", job.app_id));
+        }
+        Err(e) => return Outcome::Retry(format!("reading the App failed: {e}")),
+    };
+    match ctx
+        .messages
+        .send(&app, job.device_id, request, Some(key), true)
+        .await
+    {
+        Ok(reply) if reply.status < 300 || reply.status == 429 => {
+            let m = &reply.body["data"]["message"];
+            let id = m["message_id"]
+                .as_str()
+                .or_else(|| reply.body["error"]["details"]["message_id"].as_str());
+            Outcome::Accepted {
+                message_id: id.unwrap_or_default().to_owned(),
+            }
+        }
+        // A replayed final failure of this key: it was already reported.
+        Ok(reply) => {
+            let code = reply.body["error"]["code"]
+                .as_str()
+                .unwrap_or("internal_error");
+            let message = reply.body["error"]["message"].as_str().unwrap_or_default();
+            match ErrorCode::parse(code) {
+                Some(c) => classify(c, format!("{code}: {message}")),
+                None => Outcome::Dead(format!("{code}: {message}")),
+            }
+        }
+        Err(e) => classify(e.code(), send_reason(&e)),
+    }
+}
+
+/// Applies an outcome to a received message.
+pub async fn settle(
+    queue: &dyn Queue,
+    received: &Received,
+    outcome: &Outcome,
+) -> Result<(), QueueError> {
+    match outcome {
+        Outcome::Accepted { message_id } => {
+            tracing::info!(%message_id, "event-driven send accepted");
+            queue.delete(SENDS, &received.receipt).await
+        }
+        Outcome::Retry(why) => {
+            tracing::warn!(reason = %why, receive_count = received.receive_count, "event-driven send will be retried");
+            queue
+                .retry_after(SENDS, &received.receipt, RETRY_DELAY)
+                .await
+        }
+        Outcome::Dead(why) => {
+            tracing::warn!(reason = %why, "event-driven send moved to the dead letters");
+            queue.dead_letter(SENDS, received, why).await
+        }
+    }
+}
+
+/// Consumes the sends queue until `shutdown` turns true (a long-running process's driver;
+/// in AWS the SQS trigger of the `wa-fn-sends` Lambda does this).
+pub async fn consume(
+    ctx: Arc<Context>,
+    queue: Arc<dyn Queue>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    while !*shutdown.borrow() {
+        let batch = match queue.receive(SENDS, 10, Duration::from_secs(60)).await {
+            Ok(b) => b,
+            Err(e) => {
+                tracing::error!(error = %e, "receiving from the sends queue failed");
+                Vec::new()
+            }
+        };
+        if batch.is_empty() {
+            tokio::select! {
+                _ = queue.wait_for_work(Duration::from_millis(500)) => {}
+                _ = shutdown.changed() => {}
+            }
+            continue;
+        }
+        for r in batch {
+            let outcome = handle(&ctx, &r.body).await;
+            if let Err(e) = settle(&*queue, &r, &outcome).await {
+                tracing::warn!(error = %e, "settling a sends-queue message failed; it will come back");
+            }
+        }
+    }
+}
+
+/// The sends Lambda's handler: a batch from the sends queue (SQS trigger with
+/// `ReportBatchItemFailures`). Accepted and dead-lettered records succeed (SQS deletes
+/// them); the ones to retry are reported failed, and come back after the queue's
+/// visibility timeout.
+pub async fn handle_batch(
+    ctx: &Context,
+    queue: &dyn Queue,
+    event: aws_lambda_events::event::sqs::SqsEvent,
+) -> aws_lambda_events::event::sqs::SqsBatchResponse {
+    let mut response = aws_lambda_events::event::sqs::SqsBatchResponse::default();
+    for record in event.records {
+        let id = record.message_id.clone().unwrap_or_default();
+        let body = record.body.clone().unwrap_or_default();
+        let outcome = handle(ctx, &body).await;
+        let failed = match &outcome {
+            Outcome::Accepted { message_id } => {
+                tracing::info!(%message_id, "event-driven send accepted");
+                false
+            }
+            Outcome::Retry(why) => {
+                tracing::warn!(reason = %why, "event-driven send will be retried");
+                true
+            }
+            Outcome::Dead(why) => {
+                let received = Received {
+                    message_id: id.clone(),
+                    receipt: record.receipt_handle.clone().unwrap_or_default(),
+                    body,
+                    group: record.attributes.get("MessageGroupId").cloned(),
+                    receive_count: 0,
+                };
+                match queue.dead_letter(SENDS, &received, why).await {
+                    Ok(()) => {
+                        tracing::warn!(reason = %why, "event-driven send moved to the dead letters");
+                        false
+                    }
+                    Err(e) => {
+                        tracing::error!(error = %e, reason = %why, "dead-lettering an event-driven send failed");
+                        true
+                    }
+                }
+            }
+        };
+        if failed {
+            response.add_failure(id);
+        }
+    }
+    response
+}

@@ -1,0 +1,356 @@
+//! Webhook delivery. Events are written to the store's outbox with the change that caused
+//! them; two drivers deliver them with one [`Dispatcher`]:
+//!
+//! - embedded (`wa-server`, `wa-worker` on SQLite): [`Dispatcher::run`] polls the outbox;
+//! - AWS: every write with events puts a nudge (`{"device_id"}`) on the FIFO events queue,
+//!   grouped by device ([`wa_core::outbox::Nudging`]); the consumer ([`handle_nudge`], run
+//!   by the `wa-fn-webhooks` Lambda or by [`consume`] in a long-running process) delivers
+//!   the device's due events in order. A delivery that must be retried keeps its nudge in
+//!   flight until the retry time (the message's visibility), so the device's later events
+//!   wait behind it, as they do in the embedded driver. [`sweep`] re-nudges devices whose
+//!   due events have waited too long (a nudge lost between a commit and its send).
+
+mod dispatcher;
+pub mod lambda;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use tokio::sync::watch;
+use uuid::Uuid;
+use wa_core::queue::{EVENTS, Queue, QueueError, Received};
+use wa_core::store::{Store, StoreError};
+use wa_core::time;
+
+pub use dispatcher::{DEFAULT_SCHEDULE, Dispatcher, DispatcherConfig, parse_schedule};
+
+/// The body of an events-queue message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Nudge {
+    pub device_id: Uuid,
+}
+
+/// How long a received nudge stays invisible while its device's events are delivered.
+pub const NUDGE_VISIBILITY: Duration = Duration::from_secs(120);
+
+/// What became of one nudge.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Handled {
+    /// The device has no due event left: the nudge can be deleted.
+    Drained,
+    /// A delivery waits for a retry: the nudge comes back after this delay.
+    RetryIn(Duration),
+    /// The body is not a nudge: deleted, there is nothing to deliver.
+    Malformed,
+}
+
+/// Delivers the due events of the nudged device.
+pub async fn handle_nudge(dispatcher: &Dispatcher, body: &str) -> Result<Handled, StoreError> {
+    let Ok(nudge) = serde_json::from_str::<Nudge>(body) else {
+        tracing::warn!(body, "events queue: not a nudge; dropped");
+        return Ok(Handled::Malformed);
+    };
+    Ok(match dispatcher.drain_device(nudge.device_id).await? {
+        None => Handled::Drained,
+        Some(at) => {
+            let wait = (at - time::now()).max(::time::Duration::ZERO);
+            Handled::RetryIn(Duration::from_millis(wait.whole_milliseconds() as u64))
+        }
+    })
+}
+
+/// Applies the outcome of [`handle_nudge`] to a received message.
+pub async fn settle(
+    queue: &dyn Queue,
+    received: &Received,
+    outcome: Result<Handled, StoreError>,
+) -> Result<(), QueueError> {
+    match outcome {
+        Ok(Handled::Drained | Handled::Malformed) => queue.delete(EVENTS, &received.receipt).await,
+        // SQS keeps a message invisible for 12 hours at most; a later retry is re-checked then.
+        Ok(Handled::RetryIn(d)) => {
+            let d = d.min(Duration::from_secs(12 * 3600 - 60));
+            queue.retry_after(EVENTS, &received.receipt, d).await
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "delivering webhooks failed; the nudge will come back");
+            queue
+                .retry_after(EVENTS, &received.receipt, Duration::from_secs(5))
+                .await
+        }
+    }
+}
+
+/// Consumes the events queue until `shutdown` turns true (a long-running process's driver;
+/// the Lambda gets its messages from the SQS trigger instead).
+pub async fn consume(
+    dispatcher: Arc<Dispatcher>,
+    queue: Arc<dyn Queue>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    while !*shutdown.borrow() {
+        let batch = match queue.receive(EVENTS, 10, NUDGE_VISIBILITY).await {
+            Ok(b) => b,
+            Err(e) => {
+                tracing::error!(error = %e, "receiving from the events queue failed");
+                Vec::new()
+            }
+        };
+        if batch.is_empty() {
+            tokio::select! {
+                _ = queue.wait_for_work(Duration::from_millis(200)) => {}
+                _ = shutdown.changed() => {}
+            }
+            continue;
+        }
+        let mut tasks = tokio::task::JoinSet::new();
+        for r in batch {
+            let (d, q) = (dispatcher.clone(), queue.clone());
+            tasks.spawn(async move {
+                let outcome = handle_nudge(&d, &r.body).await;
+                if let Err(e) = settle(&*q, &r, outcome).await {
+                    tracing::warn!(error = %e, "settling a nudge failed; it will come back");
+                }
+            });
+        }
+        while tasks.join_next().await.is_some() {}
+    }
+}
+
+/// Puts a nudge for `device` on the events queue.
+pub async fn nudge(queue: &dyn Queue, device: Uuid) -> Result<(), QueueError> {
+    wa_core::outbox::nudge(queue, device).await
+}
+
+/// Re-nudges every device whose oldest due delivery has waited more than `grace`; returns
+/// how many were nudged. Run it every minute or so next to the consumer.
+pub async fn sweep(store: &dyn Store, queue: &dyn Queue, grace: Duration) -> usize {
+    let before = time::now() - grace;
+    let due = match store.due_deliveries(before, 512).await {
+        Ok(d) => d,
+        Err(e) => {
+            tracing::error!(error = %e, "reading overdue webhook deliveries failed");
+            return 0;
+        }
+    };
+    let mut n = 0;
+    for d in due {
+        match nudge(queue, d.event.device_id).await {
+            Ok(()) => n += 1,
+            Err(e) => tracing::warn!(error = %e, "re-nudging a device failed"),
+        }
+    }
+    if n > 0 {
+        tracing::info!(
+            devices = n,
+            "re-nudged devices with overdue webhook deliveries"
+        );
+    }
+    n
+}
+
+/// Runs [`sweep`] every `every` until `shutdown` turns true.
+pub async fn sweeper(
+    store: Arc<dyn Store>,
+    queue: Arc<dyn Queue>,
+    every: Duration,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    while !*shutdown.borrow() {
+        tokio::select! {
+            _ = tokio::time::sleep(every) => { sweep(&*store, &*queue, every).await; }
+            _ = shutdown.changed() => {}
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Mutex;
+
+    use axum::http::{HeaderMap, StatusCode};
+    use wa_core::apps::App;
+    use wa_core::outbox::Nudging;
+    use wa_core::store::{DeliveryStatus, EventStore};
+    use wa_core::webhooks::{Event, EventType};
+
+    /// A receiver that records webhook ids and refuses the first attempt of `refuse`.
+    async fn sink(refuse: String) -> (String, Arc<Mutex<Vec<String>>>) {
+        let got = Arc::new(Mutex::new(Vec::<String>::new()));
+        let seen = got.clone();
+        let app = axum::Router::new().route(
+            "/hook",
+            axum::routing::post(move |headers: HeaderMap| {
+                let seen = seen.clone();
+                let refuse = refuse.clone();
+                async move {
+                    let id = headers["webhook-id"].to_str().unwrap().to_owned();
+                    let mut seen = seen.lock().unwrap();
+                    let first = !seen.contains(&format!("refused {id}"));
+                    if id == refuse && first {
+                        seen.push(format!("refused {id}"));
+                        return StatusCode::SERVICE_UNAVAILABLE;
+                    }
+                    seen.push(id);
+                    StatusCode::NO_CONTENT
+                }
+            }),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        (format!("http://{addr}/hook"), got)
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn nudges_deliver_in_order_and_retries_hold_the_device() {
+        let sqlite = Arc::new(wa_store::SqliteStore::in_memory().unwrap());
+        let queue: Arc<dyn Queue> = Arc::new(wa_queue::LocalQueue::on(sqlite.db(), 20).unwrap());
+        let store: Arc<dyn Store> = Arc::new(Nudging::new(sqlite, queue.clone()));
+        let now = time::now();
+        let device = Uuid::now_v7();
+        let events: Vec<Event> = (0..3)
+            .map(|i| {
+                Event::new(
+                    EventType::Message,
+                    Uuid::nil(),
+                    device,
+                    serde_json::json!({ "i": i }),
+                )
+            })
+            .collect();
+        let (url, got) = sink(events[1].request_id.clone()).await;
+        let app = App {
+            app_id: Uuid::now_v7(),
+            tenant_id: "t".into(),
+            name: "a".into(),
+            webhook_url: Some(url),
+            token_hash: "h".into(),
+            webhook_secret: wa_core::auth::new_webhook_secret(),
+            created_at: now,
+            updated_at: now,
+        };
+        store.insert_app(&app).await.unwrap();
+        let events: Vec<Event> = events
+            .into_iter()
+            .map(|mut e| {
+                e.app_id = app.app_id;
+                e
+            })
+            .collect();
+        store.append_events(&events).await.unwrap();
+        let other = Event::new(
+            EventType::Message,
+            app.app_id,
+            Uuid::now_v7(),
+            serde_json::json!({}),
+        );
+        store
+            .append_events(std::slice::from_ref(&other))
+            .await
+            .unwrap();
+        assert_eq!(
+            queue.depth(EVENTS).await.unwrap().visible,
+            2,
+            "one nudge per device and write"
+        );
+
+        let dispatcher = Arc::new(
+            Dispatcher::new(
+                store.clone(),
+                DispatcherConfig {
+                    schedule: vec![Duration::from_millis(700)],
+                    timeout: Duration::from_secs(5),
+                    allow_private_urls: true,
+                    concurrency: 8,
+                },
+            )
+            .unwrap(),
+        );
+        let (stop, stopped) = watch::channel(false);
+        let task = tokio::spawn(consume(dispatcher, queue.clone(), stopped));
+
+        let ids: Vec<String> = events.iter().map(|e| e.request_id.clone()).collect();
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let seen = got.lock().unwrap().clone();
+            if seen.len() == 5 {
+                // The other device is not held up by this one's retry.
+                let device_order: Vec<&String> =
+                    seen.iter().filter(|s| **s != other.request_id).collect();
+                assert_eq!(
+                    device_order,
+                    [&ids[0], &format!("refused {}", ids[1]), &ids[1], &ids[2]],
+                    "the device's later event waits for the retried one"
+                );
+                break;
+            }
+            assert!(std::time::Instant::now() < deadline, "deliveries: {seen:?}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let d = store.get_delivery(&ids[1]).await.unwrap().unwrap();
+        assert_eq!((d.status, d.attempts), (DeliveryStatus::Delivered, 2));
+        // Every nudge was settled: nothing is left in the queue.
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        while queue.depth(EVENTS).await.unwrap() != Default::default() {
+            assert!(std::time::Instant::now() < deadline, "nudges left behind");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        stop.send(true).unwrap();
+        task.await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn sweep_re_nudges_overdue_devices_only() {
+        let sqlite = Arc::new(wa_store::SqliteStore::in_memory().unwrap());
+        let queue: Arc<dyn Queue> = Arc::new(wa_queue::LocalQueue::on(sqlite.db(), 20).unwrap());
+        // Written without nudges, as if the process died between the commit and the send.
+        let e = Event::new(
+            EventType::Message,
+            Uuid::now_v7(),
+            Uuid::now_v7(),
+            serde_json::json!({}),
+        );
+        sqlite
+            .append_events(std::slice::from_ref(&e))
+            .await
+            .unwrap();
+        assert_eq!(
+            sweep(&*sqlite, &*queue, Duration::from_secs(60)).await,
+            0,
+            "not overdue yet"
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert_eq!(
+            sweep(&*sqlite, &*queue, Duration::from_millis(200)).await,
+            1
+        );
+        let r = queue
+            .receive(EVENTS, 10, Duration::from_secs(5))
+            .await
+            .unwrap();
+        assert_eq!(
+            serde_json::from_str::<Nudge>(&r[0].body).unwrap().device_id,
+            e.device_id
+        );
+        assert!(matches!(
+            handle_nudge(
+                &Dispatcher::new(
+                    sqlite.clone(),
+                    DispatcherConfig {
+                        schedule: vec![],
+                        timeout: Duration::from_secs(1),
+                        allow_private_urls: true,
+                        concurrency: 1,
+                    }
+                )
+                .unwrap(),
+                "not json"
+            )
+            .await,
+            Ok(Handled::Malformed)
+        ));
+    }
+}

@@ -1,0 +1,958 @@
+//! The queue port on Amazon SQS.
+//!
+//! Each logical queue (`commands`, `events`, `sends`) is one SQS queue named by its URL; a
+//! URL ending in `.fifo` is a FIFO queue. How the port maps onto SQS:
+//!
+//! - Groups: on a FIFO queue the group is the `MessageGroupId`, so a group's messages come
+//!   one at a time, in order. An ungrouped message gets a fresh group of its own (FIFO
+//!   queues require one) and a `wa-ungrouped` attribute, so it is reported without group.
+//!   On a standard queue the group is sent as `MessageGroupId` too, which SQS uses only
+//!   for fairness between tenants: **no order and no one-at-a-time** there.
+//! - Deduplication: every FIFO send has a fresh deduplication id, so two sends are two
+//!   messages, and the SDK's retry of one send is deduplicated by SQS.
+//! - Delays: SQS counts whole seconds (rounded up here), at most 900 s, and FIFO queues
+//!   refuse per-message delays: a delayed send to a FIFO queue fails with `Backend`.
+//! - Visibility timeouts (`receive`, `retry_after`): rounded up to whole seconds, zero
+//!   stays zero (visible again at once), capped at SQS's 12 hours.
+//! - Receipts are SQS receipt handles. A handle SQS does not know, or (FIFO) one that
+//!   expired, is `InvalidReceipt`. SQS standard queues accept a superseded handle
+//!   silently (the delete may or may not remove the message); moto accepts superseded
+//!   handles on every queue and deletes the message.
+//! - Dead letters: SQS's redrive policy moves a message to the queue's dead-letter queue
+//!   once it was received `maxReceiveCount` times ([`create_queue`] sets it up);
+//!   `dead_letter` copies a message there with its reason, then deletes it.
+//! - `depth`: SQS's approximate counts; the age of the oldest message is not available
+//!   from SQS's API (only CloudWatch has it), so it is always 0.
+//! - `release_in_flight`: SQS cannot list in-flight messages, so the default no-op stays:
+//!   they come back when their visibility timeout ends.
+//! - `wait_for_work`: the default sleep (it names no queue to long-poll);
+//!   [`SqsQueue::with_receive_wait`] makes `receive` itself long-poll instead.
+
+mod setup;
+
+pub use setup::{
+    CreatedQueue, DEFAULT_MAX_RECEIVES, DEPLOYMENT_QUEUES, create_queue, create_queues,
+    create_queues_from_env, dead_letter_name,
+};
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use aws_sdk_sqs::Client;
+use aws_sdk_sqs::config::BehaviorVersion;
+use aws_sdk_sqs::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_sqs::types::{
+    Message, MessageAttributeValue, MessageSystemAttributeName, QueueAttributeName,
+};
+use uuid::Uuid;
+use wa_core::queue::{COMMANDS, DeadLetter, Depth, EVENTS, Queue, QueueError, Received, SENDS};
+
+/// The environment variable that holds each logical queue's URL (read by
+/// [`SqsQueue::from_env`], printed by `wa-server aws-init`).
+pub const QUEUE_URL_VARS: [(&str, &str); 3] = [
+    (COMMANDS, "WA_COMMANDS_QUEUE_URL"),
+    (EVENTS, "WA_EVENTS_QUEUE_URL"),
+    (SENDS, "WA_SENDS_QUEUE_URL"),
+];
+
+/// SQS's limits.
+const MAX_BATCH: usize = 10;
+const MAX_DELAY_SECS: u64 = 900;
+const MAX_VISIBILITY_SECS: u64 = 43_200;
+const MAX_WAIT_SECS: u64 = 20;
+
+/// Marks a message sent to a FIFO queue without a group (SQS made one up for it).
+const UNGROUPED: &str = "wa-ungrouped";
+
+/// On a message `dead_letter` copied to the dead-letter queue: why, and the id it had.
+const REASON: &str = "wa-reason";
+const ORIGINAL_ID: &str = "wa-message-id";
+
+/// How long `dead_letters` hides what it has read, so that its next receive returns other
+/// messages; it makes them visible again right after.
+const PEEK_SECS: i32 = 30;
+
+/// The queue port on SQS. Cheap to clone: build it once per process.
+#[derive(Clone)]
+pub struct SqsQueue {
+    client: Client,
+    urls: Arc<HashMap<String, String>>,
+    receive_wait: Duration,
+}
+
+impl SqsQueue {
+    /// A queue adapter over `client`; `urls` maps each logical queue name (`commands`, …)
+    /// to its SQS queue URL. Operations on a name without URL fail with `Backend`.
+    pub fn new(client: Client, urls: HashMap<String, String>) -> Self {
+        SqsQueue {
+            client,
+            urls: Arc::new(urls),
+            receive_wait: Duration::ZERO,
+        }
+    }
+
+    /// The adapter for this deployment: the SDK's default configuration (credentials,
+    /// `AWS_REGION`, `AWS_ENDPOINT_URL`, …) and the queue URLs of [`QUEUE_URL_VARS`]. A
+    /// process needs only the queues it uses, so unset variables are skipped; using such a
+    /// queue fails naming its variable. Fails when none is set.
+    pub async fn from_env() -> Result<Self, QueueError> {
+        let urls = urls_from(|var| std::env::var(var).ok().filter(|v| !v.is_empty()));
+        if urls.is_empty() {
+            let vars: Vec<_> = QUEUE_URL_VARS.iter().map(|(_, v)| *v).collect();
+            return Err(QueueError::Backend(format!(
+                "no SQS queue configured: set {}",
+                vars.join(", ")
+            )));
+        }
+        let config = aws_config::load_defaults(BehaviorVersion::latest()).await;
+        Ok(Self::new(Client::new(&config), urls))
+    }
+
+    /// Makes `receive` long-poll: when nothing is visible it waits up to `wait` (whole
+    /// seconds, at most 20) for a message instead of answering at once. For a consumer
+    /// that has nothing else to do meanwhile; it also makes SQS search all its servers,
+    /// where a short poll of a standard queue may miss messages.
+    pub fn with_receive_wait(mut self, wait: Duration) -> Self {
+        self.receive_wait = Duration::from_secs(whole_secs(wait).min(MAX_WAIT_SECS));
+        self
+    }
+
+    fn url(&self, queue: &str) -> Result<&str, QueueError> {
+        if let Some(url) = self.urls.get(queue) {
+            return Ok(url);
+        }
+        let hint = QUEUE_URL_VARS
+            .iter()
+            .find(|(name, _)| *name == queue)
+            .map(|(_, var)| format!(" (set {var})"))
+            .unwrap_or_default();
+        Err(QueueError::Backend(format!(
+            "no SQS queue URL for queue `{queue}`{hint}"
+        )))
+    }
+
+    /// One ReceiveMessage call.
+    async fn receive_once(
+        &self,
+        queue: &str,
+        url: &str,
+        max: usize,
+        visibility_secs: i32,
+        wait: Duration,
+    ) -> Result<Vec<Message>, QueueError> {
+        let mut req = self
+            .client
+            .receive_message()
+            .queue_url(url)
+            .max_number_of_messages(max.clamp(1, MAX_BATCH) as i32)
+            .visibility_timeout(visibility_secs)
+            .wait_time_seconds(wait.as_secs() as i32)
+            .message_system_attribute_names(MessageSystemAttributeName::ApproximateReceiveCount)
+            .message_system_attribute_names(MessageSystemAttributeName::MessageGroupId)
+            .message_system_attribute_names(MessageSystemAttributeName::SentTimestamp)
+            .message_attribute_names(UNGROUPED)
+            .message_attribute_names(REASON)
+            .message_attribute_names(ORIGINAL_ID);
+        if is_fifo(url) {
+            // When the SDK retries a receive whose answer was lost, SQS returns the same
+            // messages instead of leaving them (and their groups) hidden.
+            req = req.receive_request_attempt_id(Uuid::new_v4().to_string());
+        }
+        let out = req
+            .send()
+            .await
+            .map_err(|e| backend(queue, "ReceiveMessage", e))?;
+        Ok(out.messages.unwrap_or_default())
+    }
+
+    /// Makes a received message visible again at once; failures only delay it.
+    async fn release(&self, queue: &str, url: &str, receipt: &str) {
+        if let Err(e) = self
+            .client
+            .change_message_visibility()
+            .queue_url(url)
+            .receipt_handle(receipt)
+            .visibility_timeout(0)
+            .send()
+            .await
+        {
+            tracing::debug!(queue, error = %DisplayErrorContext(&e), "could not release a message");
+        }
+    }
+
+    /// The dead-letter queue's URL and `maxReceiveCount` from `queue`'s redrive policy;
+    /// `None` without one.
+    async fn redrive(&self, queue: &str, url: &str) -> Result<Option<(String, u32)>, QueueError> {
+        let attrs = self
+            .client
+            .get_queue_attributes()
+            .queue_url(url)
+            .attribute_names(QueueAttributeName::RedrivePolicy)
+            .send()
+            .await
+            .map_err(|e| backend(queue, "GetQueueAttributes", e))?;
+        let Some(policy) = attrs
+            .attributes()
+            .and_then(|a| a.get(&QueueAttributeName::RedrivePolicy))
+        else {
+            return Ok(None);
+        };
+        let (arn, max) = parse_redrive(policy).ok_or_else(|| {
+            QueueError::Backend(format!(
+                "queue `{queue}`: unreadable redrive policy {policy}"
+            ))
+        })?;
+        // arn:aws:sqs:<region>:<account>:<name>
+        let parts: Vec<&str> = arn.split(':').collect();
+        let [_, _, _, _, account, name] = parts[..] else {
+            return Err(QueueError::Backend(format!(
+                "queue `{queue}`: unexpected dead-letter ARN {arn}"
+            )));
+        };
+        let dlq_url = self
+            .client
+            .get_queue_url()
+            .queue_name(name)
+            .queue_owner_aws_account_id(account)
+            .send()
+            .await
+            .map_err(|e| backend(queue, "GetQueueUrl", e))?
+            .queue_url
+            .ok_or_else(|| QueueError::Backend(format!("SQS queue `{name}` has no URL")))?;
+        Ok(Some((dlq_url, max)))
+    }
+}
+
+/// The logical name → URL map from the variables of [`QUEUE_URL_VARS`] that `lookup` finds.
+fn urls_from(lookup: impl Fn(&str) -> Option<String>) -> HashMap<String, String> {
+    QUEUE_URL_VARS
+        .iter()
+        .filter_map(|(name, var)| lookup(var).map(|url| ((*name).to_owned(), url)))
+        .collect()
+}
+
+/// Whether a queue URL or name is a FIFO queue's (SQS requires the suffix on those).
+fn is_fifo(url_or_name: &str) -> bool {
+    url_or_name.ends_with(".fifo")
+}
+
+/// Whole seconds, rounded up: SQS counts seconds and must not hide or delay for less than
+/// asked (a retry sooner than its backoff, a message visible while still being handled).
+fn whole_secs(d: Duration) -> u64 {
+    d.as_secs() + u64::from(d.subsec_nanos() > 0)
+}
+
+/// `(deadLetterTargetArn, maxReceiveCount)` of an SQS redrive policy. SQS writes the
+/// count as a number or a string; an ARN holds no character JSON escapes, so a field scan
+/// is enough.
+fn parse_redrive(policy: &str) -> Option<(String, u32)> {
+    fn field<'a>(doc: &'a str, key: &str) -> Option<&'a str> {
+        let quoted = format!("\"{key}\"");
+        let rest = &doc[doc.find(&quoted)? + quoted.len()..];
+        let rest = rest.trim_start().strip_prefix(':')?.trim_start();
+        match rest.strip_prefix('"') {
+            Some(s) => s.split('"').next(),
+            None => Some(
+                &rest[..rest
+                    .find(|c: char| !c.is_ascii_digit())
+                    .unwrap_or(rest.len())],
+            ),
+        }
+    }
+    let arn = field(policy, "deadLetterTargetArn")?;
+    let max = field(policy, "maxReceiveCount")?.parse().ok()?;
+    Some((arn.to_owned(), max))
+}
+
+/// A `Backend` error naming the operation and queue, with the SDK's whole error chain.
+fn backend<E: std::error::Error>(queue: &str, op: &str, e: E) -> QueueError {
+    QueueError::Backend(format!(
+        "SQS {op} on queue `{queue}`: {}",
+        DisplayErrorContext(&e)
+    ))
+}
+
+/// `InvalidReceipt` when SQS refused the receipt handle, else `Backend`.
+fn receipt_error<E, R>(queue: &str, op: &str, e: SdkError<E, R>) -> QueueError
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+    R: std::fmt::Debug,
+{
+    if is_receipt_refusal(e.code(), e.message()) {
+        QueueError::InvalidReceipt
+    } else {
+        backend(queue, op, e)
+    }
+}
+
+/// Whether an SQS error code (with or without the `AWS.SimpleQueueService.` prefix) says
+/// the receipt handle is unknown, malformed, expired (FIFO queues: `InvalidParameterValue`
+/// "The receipt handle has expired") or not in flight.
+fn is_receipt_refusal(code: Option<&str>, message: Option<&str>) -> bool {
+    let code = code.unwrap_or_default();
+    let code = code.rsplit('.').next().unwrap_or(code);
+    matches!(
+        code,
+        "ReceiptHandleIsInvalid" | "InvalidIdFormat" | "MessageNotInflight"
+    ) || (code == "InvalidParameterValue"
+        && message.is_some_and(|m| m.contains("ReceiptHandle") || m.contains("receipt handle")))
+}
+
+fn system_attr<'a>(m: &'a Message, name: &MessageSystemAttributeName) -> Option<&'a str> {
+    m.attributes()?.get(name).map(String::as_str)
+}
+
+/// A string message attribute (`wa-…`).
+fn string_attr(name: &str, value: &str) -> Result<MessageAttributeValue, QueueError> {
+    MessageAttributeValue::builder()
+        .data_type("String")
+        .string_value(value)
+        .build()
+        .map_err(|e| QueueError::Backend(format!("message attribute {name}: {e}")))
+}
+
+fn message_attr<'a>(m: &'a Message, name: &str) -> Option<&'a str> {
+    m.message_attributes()?.get(name)?.string_value()
+}
+
+fn group_of(m: &Message) -> Option<String> {
+    let ungrouped = m
+        .message_attributes()
+        .is_some_and(|a| a.contains_key(UNGROUPED));
+    if ungrouped {
+        return None;
+    }
+    system_attr(m, &MessageSystemAttributeName::MessageGroupId).map(str::to_owned)
+}
+
+fn received(queue: &str, m: &Message) -> Result<Received, QueueError> {
+    let receipt = m.receipt_handle().ok_or_else(|| {
+        QueueError::Backend(format!(
+            "SQS returned a message of `{queue}` without receipt"
+        ))
+    })?;
+    Ok(Received {
+        message_id: m.message_id().unwrap_or_default().to_owned(),
+        receipt: receipt.to_owned(),
+        body: m.body().unwrap_or_default().to_owned(),
+        group: group_of(m),
+        receive_count: system_attr(m, &MessageSystemAttributeName::ApproximateReceiveCount)
+            .and_then(|c| c.parse().ok())
+            .unwrap_or(1),
+    })
+}
+
+#[async_trait]
+impl Queue for SqsQueue {
+    /// SendMessage. Fails with `Backend` for a delay on a FIFO queue, a delay over 900 s,
+    /// a body SQS refuses (empty, over 256 KiB, characters outside XML's) or a group
+    /// that is not a valid `MessageGroupId` (up to 128 ASCII letters, digits, punctuation).
+    async fn send(
+        &self,
+        queue: &str,
+        group: Option<&str>,
+        body: &str,
+        delay: Duration,
+    ) -> Result<String, QueueError> {
+        let url = self.url(queue)?;
+        let fifo = is_fifo(url);
+        let delay = whole_secs(delay);
+        if fifo && delay > 0 {
+            return Err(QueueError::Backend(format!(
+                "queue `{queue}` is an SQS FIFO queue, which refuses per-message delays \
+                 ({delay} s asked)"
+            )));
+        }
+        if delay > MAX_DELAY_SECS {
+            return Err(QueueError::Backend(format!(
+                "queue `{queue}`: SQS delays a message at most {MAX_DELAY_SECS} s ({delay} s asked)"
+            )));
+        }
+        let mut req = self.client.send_message().queue_url(url).message_body(body);
+        if delay > 0 {
+            req = req.delay_seconds(delay as i32);
+        }
+        if fifo {
+            req = req.message_deduplication_id(Uuid::new_v4().to_string());
+        }
+        match (group, fifo) {
+            (Some(g), _) => req = req.message_group_id(g),
+            (None, true) => {
+                req = req
+                    .message_group_id(Uuid::new_v4().to_string())
+                    .message_attributes(UNGROUPED, string_attr(UNGROUPED, "true")?);
+            }
+            (None, false) => {}
+        }
+        let out = req
+            .send()
+            .await
+            .map_err(|e| backend(queue, "SendMessage", e))?;
+        out.message_id.ok_or_else(|| {
+            QueueError::Backend(format!(
+                "SQS SendMessage on `{queue}` returned no message id"
+            ))
+        })
+    }
+
+    /// ReceiveMessage, at most 10 messages. SQS returns several messages of one FIFO group
+    /// in one batch, which the port forbids, so a FIFO queue is read one message per call:
+    /// each call hides its message's group from the next. With a zero `visibility` a FIFO
+    /// receive returns at most one message.
+    async fn receive(
+        &self,
+        queue: &str,
+        max: usize,
+        visibility: Duration,
+    ) -> Result<Vec<Received>, QueueError> {
+        let url = self.url(queue)?;
+        let max = max.min(MAX_BATCH);
+        if max == 0 {
+            return Ok(Vec::new());
+        }
+        let visibility = whole_secs(visibility).min(MAX_VISIBILITY_SECS) as i32;
+        if !is_fifo(url) {
+            let got = self
+                .receive_once(queue, url, max, visibility, self.receive_wait)
+                .await?;
+            return got.iter().map(|m| received(queue, m)).collect();
+        }
+        // Without visibility timeout nothing stays hidden: a second call would return the
+        // same group's head again (one more receive counted against its redrive limit).
+        let calls = if visibility == 0 { 1 } else { max };
+        let mut out: Vec<Received> = Vec::new();
+        let mut groups = HashSet::new();
+        let mut wait = self.receive_wait;
+        while out.len() < calls {
+            let got = self.receive_once(queue, url, 1, visibility, wait).await?;
+            wait = Duration::ZERO;
+            let Some(m) = got.first() else { break };
+            let r = received(queue, m)?;
+            let group = system_attr(m, &MessageSystemAttributeName::MessageGroupId);
+            // A group seen again was visible again already (its visibility timeout ran
+            // out during this loop): give the message back, the batch is complete.
+            if !groups.insert(group.unwrap_or_default().to_owned()) {
+                self.release(queue, url, &r.receipt).await;
+                break;
+            }
+            out.push(r);
+        }
+        Ok(out)
+    }
+
+    async fn delete(&self, queue: &str, receipt: &str) -> Result<(), QueueError> {
+        let url = self.url(queue)?;
+        self.client
+            .delete_message()
+            .queue_url(url)
+            .receipt_handle(receipt)
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| receipt_error(queue, "DeleteMessage", e))
+    }
+
+    /// ChangeMessageVisibility. SQS limits a message's total invisibility since its
+    /// receive to 12 hours; beyond that it answers `Backend`.
+    async fn retry_after(
+        &self,
+        queue: &str,
+        receipt: &str,
+        delay: Duration,
+    ) -> Result<(), QueueError> {
+        let url = self.url(queue)?;
+        self.client
+            .change_message_visibility()
+            .queue_url(url)
+            .receipt_handle(receipt)
+            .visibility_timeout(whole_secs(delay).min(MAX_VISIBILITY_SECS) as i32)
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| receipt_error(queue, "ChangeMessageVisibility", e))
+    }
+
+    /// Reads the dead-letter queue of `queue`'s redrive policy (none: no dead letters)
+    /// without consuming it: what is read is hidden for a moment, so that later receives
+    /// return other messages, then made visible again. SQS returns what it finds, not an
+    /// index: with concurrent readers, or more than 10 messages in one FIFO group, some
+    /// may be missing from a page.
+    async fn dead_letters(&self, queue: &str, limit: usize) -> Result<Vec<DeadLetter>, QueueError> {
+        let url = self.url(queue)?;
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        let Some((dlq_url, max_receives)) = self.redrive(queue, url).await? else {
+            return Ok(Vec::new());
+        };
+        let reason =
+            format!("moved to the dead-letter queue after {max_receives} receives (SQS redrive)");
+        let mut seen = HashSet::new();
+        let mut found: Vec<(u64, DeadLetter)> = Vec::new();
+        let mut receipts = Vec::new();
+        while found.len() < limit {
+            let batch = self
+                .receive_once(
+                    queue,
+                    &dlq_url,
+                    limit - found.len(),
+                    PEEK_SECS,
+                    Duration::ZERO,
+                )
+                .await?;
+            let mut new = false;
+            for m in &batch {
+                receipts.extend(m.receipt_handle().map(str::to_owned));
+                let id = m.message_id().unwrap_or_default().to_owned();
+                if !seen.insert(id.clone()) {
+                    continue;
+                }
+                new = true;
+                let sent = system_attr(m, &MessageSystemAttributeName::SentTimestamp)
+                    .and_then(|t| t.parse().ok())
+                    .unwrap_or(u64::MAX);
+                found.push((
+                    sent,
+                    DeadLetter {
+                        message_id: message_attr(m, ORIGINAL_ID).map_or(id, str::to_owned),
+                        body: m.body().unwrap_or_default().to_owned(),
+                        group: group_of(m),
+                        reason: message_attr(m, REASON)
+                            .map_or_else(|| reason.clone(), str::to_owned),
+                    },
+                ));
+            }
+            if !new {
+                break;
+            }
+        }
+        for receipt in &receipts {
+            self.release(queue, &dlq_url, receipt).await;
+        }
+        found.sort_by(|a, b| (a.0, &a.1.message_id).cmp(&(b.0, &b.1.message_id)));
+        found.truncate(limit);
+        Ok(found.into_iter().map(|(_, d)| d).collect())
+    }
+
+    /// SQS cannot move a message between queues, so this copies it to the dead-letter
+    /// queue of `queue`'s redrive policy (same body and group, the reason and the original
+    /// message id as attributes; on a FIFO dead-letter queue the original id is the
+    /// deduplication id, so a repeated call within 5 minutes makes no second copy), then
+    /// deletes it. The receipt is checked first by extending the message's visibility, so
+    /// a refused receipt (`InvalidReceipt`) copies nothing. `Backend` when `queue` has no
+    /// redrive policy.
+    async fn dead_letter(
+        &self,
+        queue: &str,
+        received: &Received,
+        reason: &str,
+    ) -> Result<(), QueueError> {
+        let url = self.url(queue)?;
+        let Some((dlq_url, _)) = self.redrive(queue, url).await? else {
+            return Err(QueueError::Backend(format!(
+                "queue `{queue}` has no SQS dead-letter queue (no redrive policy)"
+            )));
+        };
+        // Also keeps the message hidden while it is copied.
+        self.retry_after(
+            queue,
+            &received.receipt,
+            Duration::from_secs(PEEK_SECS as u64),
+        )
+        .await?;
+        let reason = if reason.is_empty() {
+            "dead-lettered"
+        } else {
+            reason
+        };
+        let mut req = self
+            .client
+            .send_message()
+            .queue_url(&dlq_url)
+            .message_body(&received.body)
+            .message_attributes(REASON, string_attr(REASON, reason)?)
+            .message_attributes(ORIGINAL_ID, string_attr(ORIGINAL_ID, &received.message_id)?);
+        if is_fifo(&dlq_url) {
+            req = req.message_deduplication_id(&received.message_id);
+        }
+        match (&received.group, is_fifo(&dlq_url)) {
+            (Some(g), _) => req = req.message_group_id(g),
+            (None, true) => {
+                req = req
+                    .message_group_id(Uuid::new_v4().to_string())
+                    .message_attributes(UNGROUPED, string_attr(UNGROUPED, "true")?);
+            }
+            (None, false) => {}
+        }
+        req.send()
+            .await
+            .map_err(|e| backend(queue, "SendMessage (dead letter)", e))?;
+        self.delete(queue, &received.receipt).await
+    }
+
+    /// `ApproximateNumberOfMessages` (visible, not delayed) and
+    /// `ApproximateNumberOfMessagesNotVisible` (in flight); SQS's counts lag by up to a
+    /// minute on real queues. `oldest_age_secs` is 0: SQS does not report it.
+    async fn depth(&self, queue: &str) -> Result<Depth, QueueError> {
+        let url = self.url(queue)?;
+        let out = self
+            .client
+            .get_queue_attributes()
+            .queue_url(url)
+            .attribute_names(QueueAttributeName::ApproximateNumberOfMessages)
+            .attribute_names(QueueAttributeName::ApproximateNumberOfMessagesNotVisible)
+            .send()
+            .await
+            .map_err(|e| backend(queue, "GetQueueAttributes", e))?;
+        let count = |name: QueueAttributeName| {
+            out.attributes()
+                .and_then(|a| a.get(&name))
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(0)
+        };
+        Ok(Depth {
+            visible: count(QueueAttributeName::ApproximateNumberOfMessages),
+            in_flight: count(QueueAttributeName::ApproximateNumberOfMessagesNotVisible),
+            oldest_age_secs: 0.0,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use aws_sdk_sqs::config::{Credentials, Region};
+    use wa_core::conformance::{self, QueueProfile};
+
+    /// SQS counts whole seconds; moto's timers are exact to the millisecond.
+    fn profile(max_receives: u32) -> QueueProfile {
+        QueueProfile {
+            unit: Duration::from_secs(1),
+            slack: Duration::from_millis(300),
+            max_receives,
+            // moto accepts superseded receipts even on FIFO queues (SQS refuses them there).
+            rejects_stale_receipts: false,
+        }
+    }
+
+    fn client() -> Client {
+        let config = aws_sdk_sqs::Config::builder()
+            .behavior_version(BehaviorVersion::latest())
+            .region(Region::new(wa_core::moto::REGION))
+            .endpoint_url(wa_core::moto::endpoint())
+            .credentials_provider(Credentials::new("test", "test", None, None, "moto"))
+            .build();
+        Client::from_conf(config)
+    }
+
+    /// A fresh queue (`.fifo` when `fifo`) with its dead-letter queue, as logical name `q`.
+    async fn fresh(fifo: bool, max_receives: u32) -> (SqsQueue, CreatedQueue) {
+        let client = client();
+        let suffix = if fifo { ".fifo" } else { "" };
+        let name = format!("t-{}{suffix}", Uuid::new_v4().simple());
+        let created = create_queue(&client, &name, max_receives).await.unwrap();
+        let q = SqsQueue::new(client, HashMap::from([("q".into(), created.url.clone())]));
+        (q, created)
+    }
+
+    #[tokio::test]
+    async fn conformance_basics_fifo() {
+        let (q, _) = fresh(true, 3).await;
+        conformance::queue_basics(&q, "q", profile(3)).await;
+    }
+
+    #[tokio::test]
+    async fn conformance_basics_standard() {
+        let (q, _) = fresh(false, 3).await;
+        conformance::queue_basics(&q, "q", profile(3)).await;
+    }
+
+    #[tokio::test]
+    async fn conformance_groups_fifo() {
+        let (q, _) = fresh(true, 3).await;
+        conformance::queue_groups(&q, "q", profile(3)).await;
+    }
+
+    #[tokio::test]
+    async fn conformance_delay_standard() {
+        let (q, _) = fresh(false, 3).await;
+        conformance::queue_delay(&q, "q", profile(3)).await;
+    }
+
+    #[tokio::test]
+    async fn conformance_dead_letters_fifo() {
+        let (q, _) = fresh(true, 3).await;
+        conformance::queue_dead_letters(&q, "q", profile(3)).await;
+    }
+
+    #[tokio::test]
+    async fn create_queues_is_idempotent() {
+        let client = client();
+        let prefix = format!("t-{}-", Uuid::new_v4().simple());
+        let first = create_queues(&client, &prefix, 5).await.unwrap();
+        assert_eq!(first.len(), 3);
+        assert!(first[COMMANDS].ends_with(&format!("{prefix}commands.fifo")));
+        assert!(first[EVENTS].ends_with(&format!("{prefix}events.fifo")));
+        assert!(first[SENDS].ends_with(&format!("{prefix}sends")));
+        assert_eq!(create_queues(&client, &prefix, 5).await.unwrap(), first);
+        // A changed limit is applied to the existing queue.
+        assert_eq!(create_queues(&client, &prefix, 7).await.unwrap(), first);
+        let attrs = client
+            .get_queue_attributes()
+            .queue_url(&first[COMMANDS])
+            .attribute_names(QueueAttributeName::All)
+            .send()
+            .await
+            .unwrap();
+        let attrs = attrs.attributes().unwrap();
+        let (arn, max) = parse_redrive(&attrs[&QueueAttributeName::RedrivePolicy]).unwrap();
+        assert_eq!(max, 7);
+        assert!(arn.ends_with(&format!("{prefix}commands-dlq.fifo")));
+        assert_eq!(attrs[&QueueAttributeName::FifoQueue], "true");
+        assert_eq!(
+            attrs[&QueueAttributeName::ContentBasedDeduplication],
+            "false"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_fifo_message_in_flight_blocks_its_group() {
+        let (q, created) = fresh(true, 3).await;
+        for b in ["1", "2"] {
+            q.send("q", Some("dev"), b, Duration::ZERO).await.unwrap();
+        }
+        let got = q.receive("q", 10, Duration::from_secs(60)).await.unwrap();
+        assert_eq!(got.len(), 1);
+        assert_eq!(
+            (got[0].body.as_str(), got[0].group.as_deref()),
+            ("1", Some("dev"))
+        );
+        // SQS itself holds the group back, even from a plain batch receive.
+        let raw = q
+            .client
+            .receive_message()
+            .queue_url(&created.url)
+            .max_number_of_messages(10)
+            .send()
+            .await
+            .unwrap();
+        assert!(raw.messages().is_empty(), "{raw:?}");
+        q.delete("q", &got[0].receipt).await.unwrap();
+        let next = q.receive("q", 10, Duration::from_secs(60)).await.unwrap();
+        assert_eq!(next.len(), 1);
+        assert_eq!(next[0].body, "2");
+    }
+
+    #[tokio::test]
+    async fn ungrouped_fifo_messages_are_independent() {
+        let (q, _) = fresh(true, 3).await;
+        for b in ["a", "b", "c"] {
+            q.send("q", None, b, Duration::ZERO).await.unwrap();
+        }
+        let got = q.receive("q", 10, Duration::from_secs(60)).await.unwrap();
+        let mut bodies: Vec<_> = got.iter().map(|r| r.body.as_str()).collect();
+        bodies.sort();
+        assert_eq!(bodies, ["a", "b", "c"]);
+        assert!(got.iter().all(|r| r.group.is_none()));
+    }
+
+    #[tokio::test]
+    async fn redrive_moves_a_message_to_the_dead_letter_queue() {
+        let (q, created) = fresh(true, 2).await;
+        q.send("q", Some("g"), "poison", Duration::ZERO)
+            .await
+            .unwrap();
+        for i in 1..=2 {
+            let r = q.receive("q", 10, Duration::ZERO).await.unwrap();
+            assert_eq!(r[0].receive_count, i);
+        }
+        assert!(q.receive("q", 10, Duration::ZERO).await.unwrap().is_empty());
+        let raw = q
+            .client
+            .receive_message()
+            .queue_url(&created.dead_letter_url)
+            .visibility_timeout(0)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(raw.messages().len(), 1);
+        assert_eq!(raw.messages()[0].body(), Some("poison"));
+        let dead = q.dead_letters("q", 10).await.unwrap();
+        assert_eq!(dead.len(), 1);
+        assert_eq!(dead[0].group.as_deref(), Some("g"));
+        assert!(
+            dead[0].reason.contains("after 2 receives"),
+            "{}",
+            dead[0].reason
+        );
+    }
+
+    #[tokio::test]
+    async fn dead_letter_moves_a_message_with_its_reason() {
+        for fifo in [true, false] {
+            let (q, created) = fresh(fifo, 5).await;
+            let id = q
+                .send("q", Some("dev"), "bad", Duration::ZERO)
+                .await
+                .unwrap();
+            q.send("q", None, "alone", Duration::ZERO).await.unwrap();
+            let mut got = q.receive("q", 10, Duration::from_secs(60)).await.unwrap();
+            got.sort_by(|a, b| a.body.cmp(&b.body));
+            assert_eq!(got.len(), 2, "fifo={fifo}");
+            for r in &got {
+                q.dead_letter("q", r, &format!("{} is malformed", r.body))
+                    .await
+                    .unwrap();
+            }
+            assert_eq!(q.depth("q").await.unwrap().in_flight, 0, "deleted");
+            let dead = q.dead_letters("q", 10).await.unwrap();
+            let mut dead: Vec<_> = dead
+                .iter()
+                .map(|d| (d.body.as_str(), d.group.as_deref(), d.reason.as_str()))
+                .collect();
+            dead.sort();
+            assert_eq!(
+                dead,
+                [
+                    ("alone", None, "alone is malformed"),
+                    ("bad", Some("dev"), "bad is malformed")
+                ],
+                "fifo={fifo}"
+            );
+            let ids: Vec<_> = q
+                .dead_letters("q", 10)
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|d| d.message_id)
+                .collect();
+            assert!(ids.contains(&id), "the original message id is kept");
+            // A receipt SQS refuses copies nothing.
+            let mut forged = got[0].clone();
+            forged.receipt = "forged".into();
+            assert_eq!(
+                q.dead_letter("q", &forged, "x").await,
+                Err(QueueError::InvalidReceipt)
+            );
+            let raw = q
+                .client
+                .get_queue_attributes()
+                .queue_url(&created.dead_letter_url)
+                .attribute_names(QueueAttributeName::ApproximateNumberOfMessages)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(
+                raw.attributes().unwrap()[&QueueAttributeName::ApproximateNumberOfMessages],
+                "2"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn dead_letters_page_past_one_batch() {
+        let (q, created) = fresh(false, 1).await;
+        let dlq = SqsQueue::new(
+            q.client.clone(),
+            HashMap::from([("dlq".into(), created.dead_letter_url.clone())]),
+        );
+        for i in 0..13 {
+            dlq.send("dlq", None, &format!("m{i}"), Duration::ZERO)
+                .await
+                .unwrap();
+        }
+        let dead = q.dead_letters("q", 100).await.unwrap();
+        assert_eq!(dead.len(), 13);
+        assert_eq!(q.dead_letters("q", 5).await.unwrap().len(), 5);
+        assert_eq!(
+            dlq.depth("dlq").await.unwrap().visible,
+            13,
+            "nothing consumed"
+        );
+    }
+
+    #[tokio::test]
+    async fn refused_sends_and_unknown_queues() {
+        let (q, _) = fresh(true, 3).await;
+        let e = q
+            .send("q", Some("g"), "x", Duration::from_millis(10))
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(&e, QueueError::Backend(m) if m.contains("FIFO")),
+            "{e}"
+        );
+        let (s, _) = fresh(false, 3).await;
+        let e = s
+            .send("q", None, "x", Duration::from_secs(901))
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(&e, QueueError::Backend(m) if m.contains("900")),
+            "{e}"
+        );
+        let e = s.depth(EVENTS).await.unwrap_err();
+        assert!(
+            matches!(&e, QueueError::Backend(m) if m.contains("`events`") && m.contains("WA_EVENTS_QUEUE_URL")),
+            "{e}"
+        );
+        let e = s.depth("other").await.unwrap_err();
+        assert!(
+            matches!(&e, QueueError::Backend(m) if m.contains("`other`")),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn urls_come_from_the_environment_variables() {
+        let urls = urls_from(|var| {
+            (var == "WA_COMMANDS_QUEUE_URL").then(|| "https://sqs/x/c.fifo".to_owned())
+        });
+        assert_eq!(
+            urls,
+            HashMap::from([(COMMANDS.to_owned(), "https://sqs/x/c.fifo".to_owned())])
+        );
+    }
+
+    #[test]
+    fn durations_round_up_to_whole_seconds() {
+        assert_eq!(whole_secs(Duration::ZERO), 0);
+        assert_eq!(whole_secs(Duration::from_millis(1)), 1);
+        assert_eq!(whole_secs(Duration::from_secs(2)), 2);
+        assert_eq!(whole_secs(Duration::from_millis(2001)), 3);
+    }
+
+    #[test]
+    fn redrive_policies_parse_with_numbers_or_strings() {
+        let arn = "arn:aws:sqs:us-east-1:000000000000:q-dlq.fifo";
+        for doc in [
+            format!(r#"{{"deadLetterTargetArn": "{arn}", "maxReceiveCount": 4}}"#),
+            format!(r#"{{"maxReceiveCount":"4","deadLetterTargetArn":"{arn}"}}"#),
+        ] {
+            assert_eq!(parse_redrive(&doc), Some((arn.to_owned(), 4)));
+        }
+        assert_eq!(parse_redrive("{}"), None);
+    }
+
+    #[test]
+    fn receipt_refusals() {
+        assert!(is_receipt_refusal(Some("ReceiptHandleIsInvalid"), None));
+        assert!(is_receipt_refusal(
+            Some("AWS.SimpleQueueService.MessageNotInflight"),
+            None
+        ));
+        assert!(is_receipt_refusal(
+            Some("InvalidParameterValue"),
+            Some(
+                "Value x for parameter ReceiptHandle is invalid. Reason: The receipt handle has expired."
+            )
+        ));
+        assert!(!is_receipt_refusal(
+            Some("InvalidParameterValue"),
+            Some("Value 901 for parameter DelaySeconds is invalid.")
+        ));
+        assert!(!is_receipt_refusal(Some("QueueDoesNotExist"), None));
+    }
+}

@@ -1,0 +1,299 @@
+//! The event outbox in the table: one delivery item per event (listed per App on GSI1 and
+//! per App and status on GSI2), and while it is pending a queue entry in its device's
+//! queue partition (`DLVQ#{device}`, ordered by `seq`, read strongly consistent) that is
+//! also on GSI3, the list of every pending delivery the dispatcher polls.
+//!
+//! `seq` comes from an atomic counter item, reserved before the transaction that writes
+//! the events: numbers of a refused write are skipped, never reused.
+
+use std::collections::HashSet;
+
+use async_trait::async_trait;
+use tokio::task::JoinSet;
+use uuid::Uuid;
+use wa_core::store::{Attempt, Delivery, DeliveryStatus, EventStore, StoreError};
+use wa_core::time::{self, OffsetDateTime};
+use wa_core::webhooks::Event;
+
+use super::DynamoStore;
+use super::codec::{Index, Item, QueueEntry, key, list, sortable};
+use super::ops::{MAX_TRANSACTION_ITEMS, Query, Range, STALE_RETRIES, Write, WriteError};
+
+/// The counter of delivery sequence numbers.
+const SEQ_COUNTER: &str = "delivery_seq";
+/// Each event is two items (the delivery and its queue entry).
+const EVENTS_PER_TRANSACTION: usize = MAX_TRANSACTION_ITEMS / 2;
+/// How many devices `due_deliveries` checks at once.
+const CHECKS_IN_FLIGHT: usize = 32;
+
+fn queue_entry(d: &Delivery) -> QueueEntry {
+    QueueEntry {
+        device_id: d.event.device_id,
+        seq: d.seq,
+        request_id: d.event.request_id.clone(),
+    }
+}
+
+impl DynamoStore {
+    /// The writes that put `events` in the outbox, pending and due now, for the caller's
+    /// transaction. Reserves their sequence numbers.
+    pub(crate) async fn event_writes(&self, events: &[Event]) -> Result<Vec<Write>, StoreError> {
+        if events.is_empty() {
+            return Ok(Vec::new());
+        }
+        let first = self.reserve(SEQ_COUNTER, events.len() as u32).await?;
+        let now = time::now();
+        let mut writes = Vec::with_capacity(events.len() * 2);
+        for (i, e) in events.iter().enumerate() {
+            let d = Delivery {
+                seq: first + i as i64,
+                event: e.clone(),
+                status: DeliveryStatus::Pending,
+                attempts: 0,
+                next_attempt_at: now,
+                last_error: None,
+                last_status_code: None,
+                updated_at: now,
+            };
+            writes.push(Write::insert(
+                Item::from(&d).with_rev(1),
+                StoreError::Conflict("request_id"),
+            ));
+            writes.push(Write::put(Item::from(&queue_entry(&d))));
+        }
+        Ok(writes)
+    }
+
+    async fn delivery_at_rev(
+        &self,
+        request_id: &str,
+    ) -> Result<Option<(Delivery, u64)>, StoreError> {
+        match self.get(key::delivery(request_id)).await? {
+            Some(item) => Ok(Some((Delivery::try_from(&item)?, item.rev()?))),
+            None => Ok(None),
+        }
+    }
+
+    /// One read-modify-write of a delivery: `change` checks the status and makes the new
+    /// record; the queue entry follows the status in the same transaction.
+    async fn try_change_delivery(
+        &self,
+        request_id: &str,
+        change: &(dyn Fn(&Delivery) -> Result<Delivery, StoreError> + Sync),
+    ) -> Result<Delivery, WriteError> {
+        let (old, rev) = self
+            .delivery_at_rev(request_id)
+            .await?
+            .ok_or(StoreError::NotFound)?;
+        let new = change(&old)?;
+        let mut writes = vec![Write::replace(Item::from(&new), rev)];
+        let entry = queue_entry(&new);
+        match (
+            old.status == DeliveryStatus::Pending,
+            new.status == DeliveryStatus::Pending,
+        ) {
+            (true, false) => {
+                writes.push(Write::delete(key::queue_entry(entry.device_id, entry.seq)))
+            }
+            (false, true) => writes.push(Write::put(Item::from(&entry))),
+            _ => {}
+        }
+        self.write(writes).await?;
+        Ok(new)
+    }
+
+    async fn change_delivery(
+        &self,
+        request_id: &str,
+        change: &(dyn Fn(&Delivery) -> Result<Delivery, StoreError> + Sync),
+    ) -> Result<Delivery, StoreError> {
+        for _ in 0..STALE_RETRIES {
+            match self.try_change_delivery(request_id, change).await {
+                Err(WriteError::Stale) => continue,
+                r => return Ok(r?),
+            }
+        }
+        Err(WriteError::Stale.into())
+    }
+}
+
+#[async_trait]
+impl EventStore for DynamoStore {
+    async fn append_events(&self, events: &[Event]) -> Result<(), StoreError> {
+        // Events with no other change need not commit together; a transaction holds 50.
+        for part in events.chunks(EVENTS_PER_TRANSACTION) {
+            let writes = self.event_writes(part).await?;
+            self.write(writes).await?;
+        }
+        Ok(())
+    }
+
+    async fn due_deliveries(
+        &self,
+        now: OffsetDateTime,
+        limit: u32,
+    ) -> Result<Vec<Delivery>, StoreError> {
+        let limit = limit as usize;
+        let q = Query::new(Index::Gsi3, list::DELIVERY_QUEUE);
+        let mut seen = HashSet::new();
+        let mut due = Vec::new();
+        let mut start = None;
+        while due.len() < limit {
+            let (entries, next) = self.query_page(&q, start, 200).await?;
+            // In `seq` order, the first entry of a device is its head. The index lags the
+            // table, so each head is confirmed by a consistent read of the device's queue.
+            let mut devices = Vec::new();
+            for e in &entries {
+                let device = QueueEntry::try_from(e)?.device_id;
+                if seen.insert(device) {
+                    devices.push(device);
+                }
+            }
+            for batch in devices.chunks(CHECKS_IN_FLIGHT) {
+                let mut checks = JoinSet::new();
+                for &device in batch {
+                    let store = self.clone();
+                    checks.spawn(async move { store.next_delivery_of_device(device, now).await });
+                }
+                while let Some(r) = checks.join_next().await {
+                    let r =
+                        r.map_err(|e| StoreError::Backend(format!("a due check failed: {e}")))?;
+                    due.extend(r?);
+                }
+            }
+            match next {
+                Some(n) => start = Some(n),
+                None => break,
+            }
+        }
+        due.sort_by_key(|d| d.seq);
+        due.truncate(limit);
+        Ok(due)
+    }
+
+    async fn next_delivery_of_device(
+        &self,
+        device_id: Uuid,
+        now: OffsetDateTime,
+    ) -> Result<Option<Delivery>, StoreError> {
+        let q = Query::new(Index::Table, list::device_queue(device_id));
+        let Some(head) = self.query(&q, 1).await?.pop() else {
+            return Ok(None);
+        };
+        let entry = QueueEntry::try_from(&head)?;
+        let d = self.get_delivery(&entry.request_id).await?.ok_or_else(|| {
+            StoreError::Backend(format!(
+                "queue entry {} of device {device_id} has no delivery",
+                entry.request_id
+            ))
+        })?;
+        Ok((d.status == DeliveryStatus::Pending && d.next_attempt_at <= now).then_some(d))
+    }
+
+    async fn record_attempt(
+        &self,
+        request_id: &str,
+        attempt: &Attempt,
+    ) -> Result<Delivery, StoreError> {
+        let change = |old: &Delivery| {
+            if old.status != DeliveryStatus::Pending {
+                return Err(StoreError::Conflict("status"));
+            }
+            let now = time::now();
+            let mut d = old.clone();
+            let (status, next, error, code, count) = match attempt {
+                Attempt::Delivered { status_code } => {
+                    (DeliveryStatus::Delivered, now, None, Some(*status_code), 1)
+                }
+                Attempt::Retry {
+                    next,
+                    error,
+                    status_code,
+                } => (
+                    DeliveryStatus::Pending,
+                    *next,
+                    Some(error.clone()),
+                    *status_code,
+                    1,
+                ),
+                Attempt::Failed { error, status_code } => (
+                    DeliveryStatus::Failed,
+                    now,
+                    Some(error.clone()),
+                    *status_code,
+                    1,
+                ),
+                Attempt::Skipped => (
+                    DeliveryStatus::Skipped,
+                    now,
+                    Some("the App has no webhook URL".to_owned()),
+                    None,
+                    0,
+                ),
+            };
+            d.status = status;
+            d.attempts += count;
+            d.next_attempt_at = next;
+            d.last_error = error;
+            d.last_status_code = code;
+            d.updated_at = now;
+            Ok(d)
+        };
+        self.change_delivery(request_id, &change).await
+    }
+
+    async fn list_deliveries(
+        &self,
+        app_id: Uuid,
+        status: Option<DeliveryStatus>,
+        limit: u32,
+        before_seq: Option<i64>,
+    ) -> Result<(Vec<Delivery>, Option<i64>), StoreError> {
+        let hash = match status {
+            Some(s) => list::app_deliveries_with_status(app_id, s.as_str()),
+            None => list::app_deliveries(app_id),
+        };
+        let index = if status.is_some() {
+            Index::Gsi2
+        } else {
+            Index::Gsi1
+        };
+        let mut q = Query::new(index, hash).backwards();
+        if let Some(before) = before_seq {
+            q = q.range(Range::Before(sortable(before)));
+        }
+        let items = self.query(&q, limit as usize + 1).await?;
+        let mut deliveries = items
+            .iter()
+            .map(Delivery::try_from)
+            .collect::<Result<Vec<_>, _>>()?;
+        let next = if deliveries.len() > limit as usize {
+            deliveries.truncate(limit as usize);
+            deliveries.last().map(|d| d.seq)
+        } else {
+            None
+        };
+        Ok((deliveries, next))
+    }
+
+    async fn get_delivery(&self, request_id: &str) -> Result<Option<Delivery>, StoreError> {
+        Ok(self.delivery_at_rev(request_id).await?.map(|(d, _)| d))
+    }
+
+    async fn redeliver(&self, request_id: &str) -> Result<Delivery, StoreError> {
+        let change = |old: &Delivery| {
+            if !matches!(old.status, DeliveryStatus::Failed | DeliveryStatus::Skipped) {
+                return Err(StoreError::Conflict("status"));
+            }
+            let now = time::now();
+            Ok(Delivery {
+                status: DeliveryStatus::Pending,
+                attempts: 0,
+                next_attempt_at: now,
+                updated_at: now,
+                ..old.clone()
+            })
+        };
+        self.change_delivery(request_id, &change).await
+    }
+}

@@ -1,0 +1,443 @@
+//! Messages, the inline media of pending sends, and idempotency keys in the table.
+//!
+//! A message item sits in its device's partition (listed newest first on GSI1; while
+//! pending also on GSI2 per device and GSI3 for all). Media up to [`CHUNK_BYTES`] sits in
+//! one media item written with the message; larger media (up to the 100 MiB of a document)
+//! is split into chunk items under a fresh upload id, written before the message's
+//! transaction, which then writes the media item naming them: readers never see part of a
+//! file. Idempotency records carry a TTL and are replaced once expired.
+
+use std::collections::HashMap;
+
+use async_trait::async_trait;
+use aws_sdk_dynamodb::types::AttributeValue;
+use uuid::Uuid;
+use wa_core::messages::{Message, MessageStatus, MessageUpdate};
+use wa_core::store::{Created, IdempotencyRecord, MessageCursor, MessageStore, StoreError};
+use wa_core::time::{self, OffsetDateTime};
+use wa_core::webhooks::Event;
+
+use super::DynamoStore;
+use super::codec::{
+    EXPIRES_MS, Index, Item, MediaChunk, MediaItem, RESPONSE_BODY, RESPONSE_STATUS, StoredMedia,
+    chunk_bytes, is_pending, key, list, message_order, ms, sortable,
+};
+use super::ops::{OnCondition, Query, Range, STALE_RETRIES, Write, WriteError};
+
+/// The largest media kept inline, and the size of a chunk of larger media: DynamoDB items
+/// hold at most 400 KB, keys and attribute names included.
+pub(crate) const CHUNK_BYTES: usize = 350 * 1024;
+
+/// The rule name under which a live Idempotency-Key refuses a create (never returned:
+/// `create_message` answers `Existing`).
+const KEY_TAKEN: &str = "idempotency_key";
+
+/// Media as it will be stored, and the chunk items to write first (none when inline).
+fn plan_media(device_id: Uuid, message_id: &str, bytes: &[u8]) -> (MediaItem, Vec<Item>) {
+    if bytes.len() <= CHUNK_BYTES {
+        let media = StoredMedia::Inline(bytes.to_vec());
+        return (
+            MediaItem {
+                device_id,
+                message_id: message_id.to_owned(),
+                media,
+            },
+            Vec::new(),
+        );
+    }
+    let upload = Uuid::new_v4();
+    let chunks: Vec<Item> = bytes
+        .chunks(CHUNK_BYTES)
+        .enumerate()
+        .map(|(i, part)| {
+            Item::from(MediaChunk {
+                device_id,
+                message_id,
+                upload,
+                index: i as u32,
+                bytes: part,
+            })
+        })
+        .collect();
+    let media = StoredMedia::Chunked {
+        upload,
+        chunks: chunks.len() as u32,
+        size: bytes.len() as u64,
+    };
+    (
+        MediaItem {
+            device_id,
+            message_id: message_id.to_owned(),
+            media,
+        },
+        chunks,
+    )
+}
+
+fn chunk_keys(device_id: Uuid, message_id: &str, upload: Uuid, chunks: u32) -> Vec<Item> {
+    (0..chunks)
+        .map(|i| key::media_chunk(device_id, message_id, upload, i))
+        .collect()
+}
+
+impl DynamoStore {
+    async fn message_at_rev(
+        &self,
+        device_id: Uuid,
+        message_id: &str,
+    ) -> Result<Option<(Message, u64)>, StoreError> {
+        match self.get(key::message(device_id, message_id)).await? {
+            Some(item) => Ok(Some((Message::try_from(&item)?, item.rev()?))),
+            None => Ok(None),
+        }
+    }
+
+    /// Removes chunks that no message names (its create was refused). Best effort: a
+    /// failure leaves unreachable items, which is logged.
+    async fn discard_chunks(&self, chunks: Vec<Item>) {
+        if chunks.is_empty() {
+            return;
+        }
+        let keys = chunks.iter().map(Item::primary_key).collect();
+        if let Err(e) = self.delete_many(keys).await {
+            tracing::warn!(error = %e, "removing the media chunks of a refused message failed");
+        }
+    }
+
+    async fn try_update_message(
+        &self,
+        device_id: Uuid,
+        message_id: &str,
+        update: &MessageUpdate,
+        expect: &[MessageStatus],
+        events: &[Event],
+        event_writes: &mut Option<Vec<Write>>,
+    ) -> Result<Message, WriteError> {
+        let (mut m, rev) = self
+            .message_at_rev(device_id, message_id)
+            .await?
+            .ok_or(StoreError::NotFound)?;
+        if !expect.is_empty() && !expect.contains(&m.status) {
+            return Err(StoreError::Conflict("status").into());
+        }
+        update.apply_to(&mut m);
+        if event_writes.is_none() {
+            *event_writes = Some(self.event_writes(events).await?);
+        }
+        let mut writes = vec![Write::replace(Item::from(&m), rev)];
+        writes.extend(event_writes.iter().flatten().cloned());
+        self.write(writes).await?;
+        Ok(m)
+    }
+}
+
+#[async_trait]
+impl MessageStore for DynamoStore {
+    async fn create_message(
+        &self,
+        message: &Message,
+        media: Option<&[u8]>,
+        idempotency: Option<&IdempotencyRecord>,
+        events: &[Event],
+    ) -> Result<Created, StoreError> {
+        let (device_id, id) = (message.device_id, message.message_id.as_str());
+        let (media_item, chunks) = match media {
+            Some(bytes) => {
+                let (item, chunks) = plan_media(device_id, id, bytes);
+                (Some(item), chunks)
+            }
+            None => (None, Vec::new()),
+        };
+        self.put_many(chunks.clone()).await?;
+        let event_writes = match self.event_writes(events).await {
+            Ok(w) => w,
+            Err(e) => {
+                self.discard_chunks(chunks).await;
+                return Err(e);
+            }
+        };
+        // The key first: a live key wins over every other refusal (nothing is written).
+        let mut writes = Vec::new();
+        if let Some(rec) = idempotency {
+            writes.push(
+                Write::put(Item::from(rec))
+                    .when(
+                        "attribute_not_exists(pk) OR #exp <= :now",
+                        OnCondition::Fail(StoreError::Conflict(KEY_TAKEN)),
+                    )
+                    .name("#exp", EXPIRES_MS)
+                    .value(":now", AttributeValue::N(ms(time::now()).to_string())),
+            );
+        }
+        writes.push(Write::insert(
+            Item::from(message).with_rev(1),
+            StoreError::Conflict("message_id"),
+        ));
+        if let Some(m) = &media_item {
+            writes.push(Write::put(Item::from(m)));
+        }
+        writes.extend(event_writes);
+        for _ in 0..STALE_RETRIES {
+            let err = match self.write(writes.clone()).await {
+                Ok(()) => return Ok(Created::Created),
+                Err(e) => StoreError::from(e),
+            };
+            if let (StoreError::Conflict(KEY_TAKEN), Some(rec)) = (&err, idempotency) {
+                // Taken and live a moment ago; if it expired (or was purged) since, the
+                // next attempt takes it.
+                if let Some(existing) = self.get_idempotency(rec.app_id, &rec.key).await? {
+                    self.discard_chunks(chunks).await;
+                    return Ok(Created::Existing(existing));
+                }
+                continue;
+            }
+            self.discard_chunks(chunks).await;
+            return Err(err);
+        }
+        self.discard_chunks(chunks).await;
+        Err(StoreError::Backend(
+            "the Idempotency-Key kept changing".into(),
+        ))
+    }
+
+    async fn get_message(
+        &self,
+        device_id: Uuid,
+        message_id: &str,
+    ) -> Result<Option<Message>, StoreError> {
+        Ok(self
+            .message_at_rev(device_id, message_id)
+            .await?
+            .map(|(m, _)| m))
+    }
+
+    async fn list_messages(
+        &self,
+        device_id: Uuid,
+        limit: u32,
+        before: Option<&MessageCursor>,
+    ) -> Result<(Vec<Message>, Option<MessageCursor>), StoreError> {
+        let mut q = Query::new(Index::Gsi1, list::device_messages(device_id)).backwards();
+        if let Some(c) = before {
+            q = q.range(Range::Before(message_order(c.created_ms, &c.message_id)));
+        }
+        let items = self.query(&q, limit as usize + 1).await?;
+        let mut messages = items
+            .iter()
+            .map(Message::try_from)
+            .collect::<Result<Vec<_>, _>>()?;
+        let next = if messages.len() > limit as usize {
+            messages.truncate(limit as usize);
+            messages.last().map(|m| MessageCursor {
+                created_ms: ms(m.created_at),
+                message_id: m.message_id.clone(),
+            })
+        } else {
+            None
+        };
+        Ok((messages, next))
+    }
+
+    async fn update_message(
+        &self,
+        device_id: Uuid,
+        message_id: &str,
+        update: &MessageUpdate,
+        expect: &[MessageStatus],
+        events: &[Event],
+    ) -> Result<Message, StoreError> {
+        let mut event_writes = None;
+        for _ in 0..STALE_RETRIES {
+            match self
+                .try_update_message(
+                    device_id,
+                    message_id,
+                    update,
+                    expect,
+                    events,
+                    &mut event_writes,
+                )
+                .await
+            {
+                Err(WriteError::Stale) => continue,
+                r => return Ok(r?),
+            }
+        }
+        Err(WriteError::Stale.into())
+    }
+
+    async fn outbound_media(
+        &self,
+        device_id: Uuid,
+        message_id: &str,
+    ) -> Result<Option<Vec<u8>>, StoreError> {
+        let Some(head) = self.get(key::media(device_id, message_id)).await? else {
+            return Ok(None);
+        };
+        let (upload, chunks, size) = match StoredMedia::try_from(&head)? {
+            StoredMedia::Inline(bytes) => return Ok(Some(bytes)),
+            StoredMedia::Chunked {
+                upload,
+                chunks,
+                size,
+            } => (upload, chunks, size),
+        };
+        let q = Query::new(
+            Index::Table,
+            list::media_chunks(device_id, message_id, upload),
+        );
+        let items = self.query(&q, chunks as usize).await?;
+        let mut bytes = Vec::with_capacity(size as usize);
+        for item in &items {
+            bytes.extend_from_slice(chunk_bytes(item)?);
+        }
+        if items.len() != chunks as usize || bytes.len() as u64 != size {
+            return Err(StoreError::Backend(format!(
+                "media of {device_id}/{message_id}: {} of {chunks} chunks, {} of {size} bytes",
+                items.len(),
+                bytes.len()
+            )));
+        }
+        Ok(Some(bytes))
+    }
+
+    async fn delete_outbound_media(
+        &self,
+        device_id: Uuid,
+        message_id: &str,
+    ) -> Result<(), StoreError> {
+        let Some(head) = self.get(key::media(device_id, message_id)).await? else {
+            return Ok(());
+        };
+        // The media item first: once it is gone no reader looks for the chunks.
+        self.write(vec![Write::delete(key::media(device_id, message_id))])
+            .await?;
+        if let StoredMedia::Chunked { upload, chunks, .. } = StoredMedia::try_from(&head)? {
+            self.delete_many(chunk_keys(device_id, message_id, upload, chunks))
+                .await?;
+        }
+        Ok(())
+    }
+
+    async fn pending_messages(
+        &self,
+        device_id: Option<Uuid>,
+        limit: u32,
+    ) -> Result<Vec<Message>, StoreError> {
+        let q = match device_id {
+            Some(d) => Query::new(Index::Gsi2, list::device_pending_messages(d)),
+            None => Query::new(Index::Gsi3, list::PENDING_MESSAGES),
+        };
+        let limit = limit as usize;
+        let mut pending = Vec::new();
+        let mut start = None;
+        while pending.len() < limit {
+            let (candidates, next) = self
+                .query_page(&q, start, (limit - pending.len()).min(100))
+                .await?;
+            // The index lags the table: a message sent a moment ago may still be listed.
+            // Its record in the table decides.
+            let fresh: HashMap<_, _> = self
+                .get_many(candidates.iter().map(Item::primary_key).collect())
+                .await?
+                .into_iter()
+                .map(|i| (i.key_text(), i))
+                .collect();
+            for c in &candidates {
+                if let Some(item) = fresh.get(&c.key_text()) {
+                    let m = Message::try_from(item)?;
+                    if is_pending(m.status) {
+                        pending.push(m);
+                    }
+                }
+            }
+            match next {
+                Some(n) => start = Some(n),
+                None => break,
+            }
+        }
+        pending.truncate(limit);
+        Ok(pending)
+    }
+
+    async fn get_idempotency(
+        &self,
+        app_id: Uuid,
+        key: &str,
+    ) -> Result<Option<IdempotencyRecord>, StoreError> {
+        let Some(item) = self.get(key::idempotency(app_id, key)).await? else {
+            return Ok(None);
+        };
+        // DynamoDB's TTL deletes up to days late: an expired record is not a record.
+        let record = IdempotencyRecord::try_from(&item)?;
+        Ok((record.expires_at > time::now()).then_some(record))
+    }
+
+    async fn set_idempotency_response(
+        &self,
+        app_id: Uuid,
+        key: &str,
+        status: u16,
+        body: &str,
+    ) -> Result<(), StoreError> {
+        let w = Write::update(key::idempotency(app_id, key), "SET #s = :s, #b = :b")
+            .when(
+                "attribute_exists(pk) AND attribute_not_exists(#s)",
+                OnCondition::Fail(StoreError::Conflict("idempotency_response")),
+            )
+            .name("#s", RESPONSE_STATUS)
+            .name("#b", RESPONSE_BODY)
+            .value(":s", AttributeValue::N(status.to_string()))
+            .value(":b", AttributeValue::S(body.to_owned()));
+        match self.write(vec![w]).await {
+            // The first answer stays; a missing key has nothing to answer.
+            Err(WriteError::Store(StoreError::Conflict(_))) => Ok(()),
+            r => Ok(r?),
+        }
+    }
+
+    async fn clear_idempotency_response(&self, app_id: Uuid, key: &str) -> Result<(), StoreError> {
+        // Conditioned on the record: an update would otherwise create a bare item.
+        let w = Write::update(key::idempotency(app_id, key), "REMOVE #s, #b")
+            .when(
+                "attribute_exists(pk)",
+                OnCondition::Fail(StoreError::NotFound),
+            )
+            .name("#s", RESPONSE_STATUS)
+            .name("#b", RESPONSE_BODY);
+        match self.write(vec![w]).await {
+            Err(WriteError::Store(StoreError::NotFound)) => Ok(()),
+            r => Ok(r?),
+        }
+    }
+
+    async fn purge_expired_idempotency(&self, now: OffsetDateTime) -> Result<u64, StoreError> {
+        let now_ms = ms(now);
+        let q = Query::new(Index::Gsi3, list::IDEMPOTENCY_BY_EXPIRY)
+            .range(Range::AtMost(sortable(now_ms)));
+        let mut purged = 0;
+        let mut start = None;
+        loop {
+            let (expired, next) = self.query_page(&q, start, 100).await?;
+            for item in expired {
+                // The index may be behind a replacement of the key: the table decides.
+                let w = Write::delete(item.primary_key())
+                    .when(
+                        "#exp <= :now",
+                        OnCondition::Fail(StoreError::Conflict("expires_at")),
+                    )
+                    .name("#exp", EXPIRES_MS)
+                    .value(":now", AttributeValue::N(now_ms.to_string()));
+                match self.write(vec![w]).await {
+                    Ok(()) => purged += 1,
+                    Err(WriteError::Store(StoreError::Conflict(_))) => {}
+                    Err(e) => return Err(e.into()),
+                }
+            }
+            match next {
+                Some(n) => start = Some(n),
+                None => return Ok(purged),
+            }
+        }
+    }
+}

@@ -1,0 +1,535 @@
+//! The DynamoDB adapter of the store port: every record in ONE table (single-table design,
+//! generic `pk`/`sk` string keys, three overloaded global secondary indexes). The layout
+//! and every access pattern are in docs/dynamodb.md; `codec` implements the layout, `ops`
+//! the reads, writes and the mapping of DynamoDB's failures, the other modules the traits.
+//!
+//! Atomicity: a change and the events it causes are one TransactWriteItems; uniqueness
+//! rules are guard items written in the same transaction under `attribute_not_exists(pk)`;
+//! read-modify-writes are conditioned on the revision (`rev`) they read and run again when
+//! it moved. Reads of the table are strongly consistent, reads of indexes (listings, work
+//! lists) eventually consistent; the work lists are re-checked against the table.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::types::{
+    AttributeDefinition, BillingMode, GlobalSecondaryIndex, IndexStatus, KeySchemaElement, KeyType,
+    Projection, ProjectionType, ScalarAttributeType, TableDescription, TableStatus,
+    TimeToLiveSpecification, TimeToLiveStatus,
+};
+use wa_core::store::StoreError;
+
+use codec::{EXPIRES_AT, Index, PK, SK};
+use ops::read_error;
+
+mod apps;
+mod codec;
+mod devices;
+mod events;
+mod messages;
+mod ops;
+
+/// How long `create_table` waits for the table and its indexes to become active.
+const ACTIVE_TIMEOUT: Duration = Duration::from_secs(300);
+
+/// State in one DynamoDB table. Cheap to clone (the client is shared).
+#[derive(Clone)]
+pub struct DynamoStore {
+    client: Client,
+    table: Arc<str>,
+}
+
+impl DynamoStore {
+    /// A store on `table` through `client` (build the client once per process).
+    pub fn new(client: Client, table: impl Into<String>) -> Self {
+        DynamoStore {
+            client,
+            table: Arc::from(table.into()),
+        }
+    }
+
+    /// A store on `table` with the SDK's default configuration: credentials, region and
+    /// endpoint from the environment (`AWS_REGION`, `AWS_ENDPOINT_URL`, ...).
+    pub async fn from_env(table: &str) -> Self {
+        let config = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+        DynamoStore::new(Client::new(&config), table)
+    }
+
+    /// The table's name.
+    pub fn table(&self) -> &str {
+        &self.table
+    }
+
+    /// Creates the table with its indexes (on-demand billing) and turns on TTL on
+    /// `expires_at`, then waits until all is active. Does nothing that is done already, so
+    /// it can run at every deployment. Fails with `Backend` when DynamoDB refuses (for
+    /// instance a table of that name with another key schema is not detected: it is used).
+    pub async fn create_table(&self) -> Result<(), StoreError> {
+        let string = |name: &str| {
+            AttributeDefinition::builder()
+                .attribute_name(name)
+                .attribute_type(ScalarAttributeType::S)
+                .build()
+                .map_err(config_error)
+        };
+        let keys = |index: Index| -> Result<Vec<KeySchemaElement>, StoreError> {
+            [
+                (index.hash_key(), KeyType::Hash),
+                (index.range_key(), KeyType::Range),
+            ]
+            .into_iter()
+            .map(|(name, kind)| {
+                KeySchemaElement::builder()
+                    .attribute_name(name)
+                    .key_type(kind)
+                    .build()
+                    .map_err(config_error)
+            })
+            .collect()
+        };
+        let mut request = self
+            .client
+            .create_table()
+            .table_name(self.table())
+            .billing_mode(BillingMode::PayPerRequest)
+            .set_key_schema(Some(keys(Index::Table)?))
+            .attribute_definitions(string(PK)?)
+            .attribute_definitions(string(SK)?);
+        for index in Index::GSIS {
+            request = request
+                .attribute_definitions(string(index.hash_key())?)
+                .attribute_definitions(string(index.range_key())?)
+                .global_secondary_indexes(
+                    GlobalSecondaryIndex::builder()
+                        .index_name(index.name().unwrap_or_default())
+                        .set_key_schema(Some(keys(index)?))
+                        // Listings return whole records: project everything, no second read.
+                        .projection(
+                            Projection::builder()
+                                .projection_type(ProjectionType::All)
+                                .build(),
+                        )
+                        .build()
+                        .map_err(config_error)?,
+                );
+        }
+        match request.send().await {
+            Ok(_) => {}
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|e| e.is_resource_in_use_exception()) => {}
+            Err(e) => return Err(read_error(e)),
+        }
+        self.wait_until_active().await?;
+        self.enable_ttl().await
+    }
+
+    async fn describe(&self) -> Result<TableDescription, StoreError> {
+        self.client
+            .describe_table()
+            .table_name(self.table())
+            .send()
+            .await
+            .map_err(read_error)?
+            .table
+            .ok_or_else(|| StoreError::Backend("DescribeTable returned no table".into()))
+    }
+
+    async fn wait_until_active(&self) -> Result<(), StoreError> {
+        let deadline = Instant::now() + ACTIVE_TIMEOUT;
+        loop {
+            let t = self.describe().await?;
+            let indexes_active = t
+                .global_secondary_indexes()
+                .iter()
+                .all(|i| i.index_status() == Some(&IndexStatus::Active));
+            if t.table_status() == Some(&TableStatus::Active) && indexes_active {
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                return Err(StoreError::Backend(format!(
+                    "table {} is not active after {ACTIVE_TIMEOUT:?}",
+                    self.table()
+                )));
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+    }
+
+    /// Turns on TTL unless it is on (DynamoDB refuses to enable it twice).
+    async fn enable_ttl(&self) -> Result<(), StoreError> {
+        let ttl = self
+            .client
+            .describe_time_to_live()
+            .table_name(self.table())
+            .send()
+            .await
+            .map_err(read_error)?;
+        let on = ttl
+            .time_to_live_description()
+            .and_then(|d| d.time_to_live_status())
+            .is_some_and(|s| matches!(s, TimeToLiveStatus::Enabled | TimeToLiveStatus::Enabling));
+        if on {
+            return Ok(());
+        }
+        self.client
+            .update_time_to_live()
+            .table_name(self.table())
+            .time_to_live_specification(
+                TimeToLiveSpecification::builder()
+                    .enabled(true)
+                    .attribute_name(EXPIRES_AT)
+                    .build()
+                    .map_err(config_error)?,
+            )
+            .send()
+            .await
+            .map_err(read_error)?;
+        Ok(())
+    }
+}
+
+fn config_error(e: impl std::fmt::Display) -> StoreError {
+    StoreError::Backend(format!("building the table definition: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::codec::{Item, key, list};
+    use super::*;
+    use aws_sdk_dynamodb::config::{BehaviorVersion, Credentials, Region};
+    use uuid::Uuid;
+    use wa_core::apps::App;
+    use wa_core::messages::{Direction, Message, MessageStatus, MessageType, new_message_id};
+    use wa_core::store::{AppStore, Created, IdempotencyRecord, MessageStore, PageRequest};
+    use wa_core::{auth, time};
+
+    fn client() -> Client {
+        let config = aws_sdk_dynamodb::Config::builder()
+            .behavior_version(BehaviorVersion::latest())
+            .endpoint_url(wa_core::moto::endpoint())
+            .region(Region::new(wa_core::moto::REGION))
+            .credentials_provider(Credentials::new("test", "test", None, None, "moto"))
+            .build();
+        Client::from_conf(config)
+    }
+
+    /// A store on a fresh table of the process's moto server.
+    async fn store() -> Arc<DynamoStore> {
+        let s = DynamoStore::new(client(), format!("wa-test-{}", Uuid::new_v4()));
+        s.create_table().await.expect("create table");
+        Arc::new(s)
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn conformance_apps() {
+        wa_core::conformance::app_store(store().await).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn conformance_devices() {
+        wa_core::conformance::device_store(store().await).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn conformance_messages() {
+        wa_core::conformance::message_store(store().await).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn conformance_events() {
+        wa_core::conformance::event_store(store().await).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn create_table_is_idempotent() {
+        let s = store().await;
+        s.create_table().await.expect("a second create is a no-op");
+        let t = s.describe().await.unwrap();
+        let mut names: Vec<_> = t
+            .global_secondary_indexes()
+            .iter()
+            .filter_map(|i| i.index_name())
+            .collect();
+        names.sort();
+        assert_eq!(names, ["gsi1", "gsi2", "gsi3"]);
+        let ttl = s
+            .client
+            .describe_time_to_live()
+            .table_name(s.table())
+            .send()
+            .await
+            .unwrap();
+        let d = ttl.time_to_live_description().unwrap();
+        assert_eq!(d.attribute_name(), Some(EXPIRES_AT));
+        assert_eq!(d.time_to_live_status(), Some(&TimeToLiveStatus::Enabled));
+        s.ping().await.unwrap();
+    }
+
+    fn message(device: Uuid, app: Uuid, kind: MessageType) -> Message {
+        let now = time::now();
+        Message {
+            message_id: new_message_id(),
+            device_id: device,
+            app_id: app,
+            direction: Direction::Outbound,
+            to: "15550001111@s.whatsapp.net".into(),
+            from: None,
+            from_phone: None,
+            chat: "15550001111@s.whatsapp.net".into(),
+            kind,
+            status: MessageStatus::Queued,
+            error: None,
+            attempts: 0,
+            idempotency_key: None,
+            content: None,
+            text: None,
+            media_path: None,
+            mime_type: None,
+            media_size: None,
+            media_sha256: None,
+            created_at: now,
+            updated_at: now,
+            sent_at: None,
+            next_attempt_at: None,
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn expired_idempotency_is_ignored_and_replaced() {
+        let s = store().await;
+        let (app, device) = (Uuid::now_v7(), Uuid::now_v7());
+        let record = |message_id: &str, expires_in_s: i64| IdempotencyRecord {
+            app_id: app,
+            key: "retry-me".into(),
+            request_hash: format!("hash of {message_id}"),
+            device_id: device,
+            message_id: message_id.to_owned(),
+            response: None,
+            expires_at: time::now() + ::time::Duration::seconds(expires_in_s),
+        };
+        let old = message(device, app, MessageType::Text);
+        let created = s
+            .create_message(&old, None, Some(&record(&old.message_id, -1)), &[])
+            .await
+            .unwrap();
+        assert_eq!(created, Created::Created);
+        // The expired record is still stored (TTL deletes late, moto never): reads skip it.
+        let raw = s.get(key::idempotency(app, "retry-me")).await.unwrap();
+        assert!(raw.is_some(), "the expired record is in the table");
+        assert_eq!(s.get_idempotency(app, "retry-me").await.unwrap(), None);
+
+        let new = message(device, app, MessageType::Text);
+        let created = s
+            .create_message(&new, None, Some(&record(&new.message_id, 3600)), &[])
+            .await
+            .unwrap();
+        assert_eq!(created, Created::Created, "an expired key is taken again");
+        let got = s.get_idempotency(app, "retry-me").await.unwrap().unwrap();
+        assert_eq!(got.message_id, new.message_id);
+        assert_eq!(got.request_hash, format!("hash of {}", new.message_id));
+
+        // A live key is not replaced: the caller learns the stored record.
+        let third = message(device, app, MessageType::Text);
+        match s
+            .create_message(&third, None, Some(&record(&third.message_id, 3600)), &[])
+            .await
+            .unwrap()
+        {
+            Created::Existing(r) => assert_eq!(r.message_id, new.message_id),
+            Created::Created => panic!("a live key was replaced"),
+        }
+        assert_eq!(
+            s.get_message(device, &third.message_id).await.unwrap(),
+            None,
+            "nothing written for an existing key"
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn large_media_round_trips() {
+        let s = store().await;
+        let (app, device) = (Uuid::now_v7(), Uuid::now_v7());
+        // Over three chunks, with a ragged end; and one exactly at the inline limit.
+        let big: Vec<u8> = (0..(3 * messages::CHUNK_BYTES + 4321))
+            .map(|i| (i * 7 % 251) as u8)
+            .collect();
+        let edge: Vec<u8> = vec![0xAB; messages::CHUNK_BYTES];
+        for (bytes, chunks) in [(big, 4), (edge, 0)] {
+            let m = message(device, app, MessageType::Document);
+            s.create_message(&m, Some(&bytes), None, &[]).await.unwrap();
+            let got = s.outbound_media(device, &m.message_id).await.unwrap();
+            assert_eq!(got.as_deref(), Some(&bytes[..]), "bytes round-trip");
+            let head = s
+                .get(key::media(device, &m.message_id))
+                .await
+                .unwrap()
+                .unwrap();
+            let stored = codec::StoredMedia::try_from(&head).unwrap();
+            let upload = match stored {
+                codec::StoredMedia::Chunked {
+                    upload,
+                    chunks: n,
+                    size,
+                } => {
+                    assert_eq!((n as usize, size as usize), (chunks, bytes.len()));
+                    Some(upload)
+                }
+                codec::StoredMedia::Inline(b) => {
+                    assert_eq!(chunks, 0, "inline only up to the limit");
+                    assert_eq!(b, bytes);
+                    None
+                }
+            };
+            s.delete_outbound_media(device, &m.message_id)
+                .await
+                .unwrap();
+            assert_eq!(s.outbound_media(device, &m.message_id).await.unwrap(), None);
+            if let Some(upload) = upload {
+                let q = ops::Query::new(
+                    Index::Table,
+                    list::media_chunks(device, &m.message_id, upload),
+                );
+                assert!(s.query(&q, 100).await.unwrap().is_empty(), "chunks deleted");
+            }
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn refused_create_leaves_no_media_chunks() {
+        let s = store().await;
+        let (app, device) = (Uuid::now_v7(), Uuid::now_v7());
+        let m = message(device, app, MessageType::Document);
+        s.create_message(&m, None, None, &[]).await.unwrap();
+        let bytes = vec![1u8; 2 * messages::CHUNK_BYTES + 1];
+        assert_eq!(
+            s.create_message(&m, Some(&bytes), None, &[]).await,
+            Err(StoreError::Conflict("message_id"))
+        );
+        assert_eq!(s.outbound_media(device, &m.message_id).await.unwrap(), None);
+        let orphans = s
+            .client
+            .scan()
+            .table_name(s.table())
+            .filter_expression("begins_with(pk, :p)")
+            .expression_attribute_values(
+                ":p",
+                aws_sdk_dynamodb::types::AttributeValue::S("CHUNK#".into()),
+            )
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(orphans.count(), 0, "chunks of a refused create are removed");
+    }
+
+    fn app(tenant: &str, name: &str) -> App {
+        let now = time::now();
+        App {
+            app_id: Uuid::now_v7(),
+            tenant_id: tenant.to_owned(),
+            name: name.to_owned(),
+            webhook_url: None,
+            token_hash: auth::hash_token(&auth::new_app_token()),
+            webhook_secret: auth::new_webhook_secret(),
+            created_at: now,
+            updated_at: now,
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn racing_app_names_have_one_winner() {
+        let s = store().await;
+        let tenant = format!("t#{}", Uuid::new_v4());
+        let tasks: Vec<_> = (0..10)
+            .map(|_| {
+                let (s, a) = (s.clone(), app(&tenant, "same"));
+                tokio::spawn(async move { (a.app_id, s.insert_app(&a).await) })
+            })
+            .collect();
+        let mut winners = Vec::new();
+        for t in tasks {
+            match t.await.unwrap() {
+                (id, Ok(())) => winners.push(id),
+                (_, Err(StoreError::Conflict("app_name"))) => {}
+                (_, Err(e)) => panic!("unexpected {e}"),
+            }
+        }
+        assert_eq!(winners.len(), 1, "exactly one insert wins");
+        let page = s
+            .list_apps(
+                &tenant,
+                PageRequest {
+                    limit: 20,
+                    after: None,
+                },
+            )
+            .await
+            .unwrap();
+        assert_eq!(
+            page.items.iter().map(|a| a.app_id).collect::<Vec<_>>(),
+            winners
+        );
+        // The losers left no guard behind: their tokens are free.
+        let guards = s
+            .query(
+                &ops::Query::new(Index::Table, format!("APPNAME#{tenant}")),
+                100,
+            )
+            .await
+            .unwrap();
+        assert_eq!(guards.len(), 1);
+        assert_eq!(codec::guard_owner(&guards[0]).unwrap(), winners[0]);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn racing_updates_of_one_revision_serialize() {
+        use wa_core::devices::{DeviceStatus as S, DeviceUpdate};
+        use wa_core::store::DeviceStore;
+        let s = store().await;
+        let now = time::now();
+        let d = wa_core::devices::Device {
+            device_id: Uuid::now_v7(),
+            app_id: Uuid::now_v7(),
+            tenant_id: "t".into(),
+            device_name: "d".into(),
+            status: S::Initializing,
+            qr: None,
+            pair_code: None,
+            wa_number: None,
+            wa_device_jid: None,
+            linked_at: None,
+            last_error: None,
+            created_at: now,
+            updated_at: now,
+        };
+        s.insert_device(&d).await.unwrap();
+        // Each moves initializing → qr_generated; only one may see initializing.
+        let tasks: Vec<_> = (0..8)
+            .map(|_| {
+                let s = s.clone();
+                tokio::spawn(async move {
+                    s.update_device(
+                        d.device_id,
+                        &DeviceUpdate::status(S::QrGenerated),
+                        &[S::Initializing],
+                        &[],
+                    )
+                    .await
+                })
+            })
+            .collect();
+        let mut wins = 0;
+        for t in tasks {
+            match t.await.unwrap() {
+                Ok(_) => wins += 1,
+                Err(StoreError::Conflict("status")) => {}
+                Err(e) => panic!("unexpected {e}"),
+            }
+        }
+        assert_eq!(wins, 1);
+        let item = s.get(key::device(d.device_id)).await.unwrap().unwrap();
+        assert_eq!(item.rev().unwrap(), 2, "one insert, one update");
+        let _: Item = item;
+    }
+}

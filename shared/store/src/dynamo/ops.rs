@@ -1,0 +1,703 @@
+//! The table's operations as the adapter uses them: point reads, paged queries, batch reads
+//! and writes, and conditional writes (one item alone, several in one transaction). It is
+//! also the one place where DynamoDB's failures become the port's `StoreError`s
+//! ([`classify`]): a failed condition means what the write that carried it declares.
+
+use std::collections::HashMap;
+use std::hash::{BuildHasher, RandomState};
+use std::time::Duration;
+
+use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+use aws_sdk_dynamodb::types::{
+    AttributeValue, Delete, DeleteRequest, KeysAndAttributes, Put, PutRequest, ReturnValue,
+    TransactWriteItem, Update, WriteRequest,
+};
+use wa_core::store::StoreError;
+
+use super::DynamoStore;
+use super::codec::{Attrs, COUNTER_VALUE, Index, Item, REV, key};
+
+/// TransactWriteItems takes at most this many actions.
+pub(crate) const MAX_TRANSACTION_ITEMS: usize = 100;
+/// How often a write that lost a race with a concurrent transaction is tried again.
+const CONTENTION_RETRIES: u32 = 6;
+/// How often a read-modify-write runs again when its record changed meanwhile.
+pub(crate) const STALE_RETRIES: u32 = 10;
+const BATCH_GET_KEYS: usize = 100;
+/// BatchWriteItem takes 25 requests; media chunks (up to ~350 KB each) go 10 at a time to
+/// keep a request near 4 MB.
+const BATCH_WRITE_ITEMS: usize = 25;
+const BATCH_WRITE_CHUNKS: usize = 10;
+
+/// What a failed condition of one write means.
+#[derive(Debug, Clone)]
+pub(crate) enum OnCondition {
+    /// The caller gets this error.
+    Fail(StoreError),
+    /// The record changed since it was read: read it again and retry.
+    Stale,
+}
+
+/// Why a write did not happen.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum WriteError {
+    Store(StoreError),
+    /// A write conditioned on the revision that was read found another one.
+    Stale,
+}
+
+impl From<StoreError> for WriteError {
+    fn from(e: StoreError) -> Self {
+        WriteError::Store(e)
+    }
+}
+
+impl From<WriteError> for StoreError {
+    fn from(e: WriteError) -> Self {
+        match e {
+            WriteError::Store(e) => e,
+            WriteError::Stale => StoreError::Backend("the record kept changing".into()),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+enum Op {
+    Put(Item),
+    Update { key: Item, expression: String },
+    Delete(Item),
+}
+
+/// One write of one item, with its condition and what the condition's failure means.
+#[derive(Debug, Clone)]
+pub(crate) struct Write {
+    op: Op,
+    condition: Option<String>,
+    names: HashMap<String, String>,
+    values: Attrs,
+    on_condition: OnCondition,
+}
+
+impl Write {
+    fn new(op: Op) -> Write {
+        Write {
+            op,
+            condition: None,
+            names: HashMap::new(),
+            values: HashMap::new(),
+            on_condition: OnCondition::Fail(StoreError::Backend(
+                "a write without a condition failed its condition".into(),
+            )),
+        }
+    }
+
+    /// Writes the whole item, replacing any item with its key.
+    pub(crate) fn put(item: Item) -> Write {
+        Write::new(Op::Put(item))
+    }
+
+    /// Puts the item only if no item has its key; otherwise fails with `conflict`.
+    pub(crate) fn insert(item: Item, conflict: StoreError) -> Write {
+        Write::put(item).when("attribute_not_exists(pk)", OnCondition::Fail(conflict))
+    }
+
+    /// Replaces a record read at revision `read_rev` (the item gets `read_rev + 1`); `Stale`
+    /// when the stored record is at another revision or gone.
+    pub(crate) fn replace(item: Item, read_rev: u64) -> Write {
+        Write::put(item.with_rev(read_rev + 1)).at_rev(read_rev)
+    }
+
+    /// Conditions the write on the stored record being at revision `read_rev` (`Stale`
+    /// otherwise, also when it is gone).
+    pub(crate) fn at_rev(self, read_rev: u64) -> Write {
+        self.when("#rev = :rev", OnCondition::Stale)
+            .name("#rev", REV)
+            .value(":rev", AttributeValue::N(read_rev.to_string()))
+    }
+
+    /// An UpdateItem expression on the item with `key` (which it creates if missing, unless
+    /// a condition says otherwise).
+    pub(crate) fn update(key: Item, expression: impl Into<String>) -> Write {
+        Write::new(Op::Update {
+            key,
+            expression: expression.into(),
+        })
+    }
+
+    pub(crate) fn delete(key: Item) -> Write {
+        Write::new(Op::Delete(key))
+    }
+
+    /// Adds the condition (placeholders `#x`/`:x`, bound with `name`/`value`).
+    pub(crate) fn when(mut self, condition: &str, on_condition: OnCondition) -> Write {
+        self.condition = Some(condition.to_owned());
+        self.on_condition = on_condition;
+        self
+    }
+
+    pub(crate) fn name(mut self, placeholder: &str, attribute: &str) -> Write {
+        self.names
+            .insert(placeholder.to_owned(), attribute.to_owned());
+        self
+    }
+
+    pub(crate) fn value(mut self, placeholder: &str, v: AttributeValue) -> Write {
+        self.values.insert(placeholder.to_owned(), v);
+        self
+    }
+
+    fn names(&self) -> Option<HashMap<String, String>> {
+        (!self.names.is_empty()).then(|| self.names.clone())
+    }
+
+    fn values(&self) -> Option<Attrs> {
+        (!self.values.is_empty()).then(|| self.values.clone())
+    }
+
+    fn transact_item(&self, table: &str) -> Result<TransactWriteItem, StoreError> {
+        let item = TransactWriteItem::builder();
+        Ok(match &self.op {
+            Op::Put(i) => item
+                .put(
+                    Put::builder()
+                        .table_name(table)
+                        .set_item(Some(i.0.clone()))
+                        .set_condition_expression(self.condition.clone())
+                        .set_expression_attribute_names(self.names())
+                        .set_expression_attribute_values(self.values())
+                        .build()
+                        .map_err(build_error)?,
+                )
+                .build(),
+            Op::Update { key, expression } => item
+                .update(
+                    Update::builder()
+                        .table_name(table)
+                        .set_key(Some(key.0.clone()))
+                        .update_expression(expression)
+                        .set_condition_expression(self.condition.clone())
+                        .set_expression_attribute_names(self.names())
+                        .set_expression_attribute_values(self.values())
+                        .build()
+                        .map_err(build_error)?,
+                )
+                .build(),
+            Op::Delete(key) => item
+                .delete(
+                    Delete::builder()
+                        .table_name(table)
+                        .set_key(Some(key.0.clone()))
+                        .set_condition_expression(self.condition.clone())
+                        .set_expression_attribute_names(self.names())
+                        .set_expression_attribute_values(self.values())
+                        .build()
+                        .map_err(build_error)?,
+                )
+                .build(),
+        })
+    }
+}
+
+fn build_error(e: impl std::fmt::Display) -> StoreError {
+    StoreError::Backend(format!("building a DynamoDB request: {e}"))
+}
+
+/// How a DynamoDB call failed, as far as the port cares.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Failure {
+    /// The condition of the write at this position failed.
+    Condition(usize),
+    /// A concurrent transaction held an item; trying again will likely succeed.
+    Contention,
+    Throttled,
+    Other(String),
+}
+
+/// The one mapping of DynamoDB errors: `code` is the error code of the call, `reasons` the
+/// cancellation reason codes of a canceled transaction (one per action, in order).
+pub(crate) fn classify(code: Option<&str>, reasons: &[Option<&str>], text: String) -> Failure {
+    const THROTTLED: [&str; 4] = [
+        "ProvisionedThroughputExceededException",
+        "ThrottlingException",
+        "RequestLimitExceeded",
+        "Throttling",
+    ];
+    match code {
+        Some("ConditionalCheckFailedException") => Failure::Condition(0),
+        Some("TransactionConflictException") => Failure::Contention,
+        Some(c) if THROTTLED.contains(&c) => Failure::Throttled,
+        Some("TransactionCanceledException") => {
+            // The first failed condition decides, so writes are ordered by precedence.
+            if let Some(i) = reasons
+                .iter()
+                .position(|r| *r == Some("ConditionalCheckFailed"))
+            {
+                Failure::Condition(i)
+            } else if reasons.contains(&Some("TransactionConflict")) {
+                Failure::Contention
+            } else if reasons
+                .iter()
+                .any(|r| matches!(r, Some("ThrottlingError" | "ProvisionedThroughputExceeded")))
+            {
+                Failure::Throttled
+            } else {
+                Failure::Other(text)
+            }
+        }
+        _ => Failure::Other(text),
+    }
+}
+
+fn describe<E>(e: &SdkError<E, aws_sdk_dynamodb::config::http::HttpResponse>) -> String
+where
+    E: std::error::Error + 'static,
+{
+    DisplayErrorContext(e).to_string()
+}
+
+/// The failure of a call that carries no condition (reads, batch writes, table management).
+pub(crate) fn read_error<E>(
+    e: SdkError<E, aws_sdk_dynamodb::config::http::HttpResponse>,
+) -> StoreError
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+{
+    match classify(e.code(), &[], describe(&e)) {
+        Failure::Throttled | Failure::Contention => StoreError::Throttled,
+        Failure::Condition(_) => StoreError::Backend("unexpected condition failure".into()),
+        Failure::Other(text) => StoreError::Backend(text),
+    }
+}
+
+/// A short random pause before trying a contended write again.
+async fn backoff(attempt: u32) {
+    let jitter = RandomState::new().hash_one(attempt) % 20;
+    tokio::time::sleep(Duration::from_millis(10 * 2u64.pow(attempt) + jitter)).await;
+}
+
+/// A paged Query: `range` restricts the range key.
+#[derive(Debug, Clone)]
+pub(crate) struct Query {
+    pub(crate) index: Index,
+    pub(crate) hash: String,
+    pub(crate) range: Range,
+    /// Descending range-key order.
+    pub(crate) backwards: bool,
+    /// Keeps only items whose attribute equals the value (evaluated after the read).
+    pub(crate) filter: Option<(&'static str, String)>,
+}
+
+#[derive(Debug, Clone)]
+pub(crate) enum Range {
+    All,
+    After(String),
+    Before(String),
+    AtMost(String),
+}
+
+impl Query {
+    pub(crate) fn new(index: Index, hash: impl Into<String>) -> Query {
+        Query {
+            index,
+            hash: hash.into(),
+            range: Range::All,
+            backwards: false,
+            filter: None,
+        }
+    }
+
+    pub(crate) fn range(mut self, range: Range) -> Query {
+        self.range = range;
+        self
+    }
+
+    pub(crate) fn backwards(mut self) -> Query {
+        self.backwards = true;
+        self
+    }
+
+    pub(crate) fn filter(mut self, attribute: &'static str, value: String) -> Query {
+        self.filter = Some((attribute, value));
+        self
+    }
+}
+
+impl DynamoStore {
+    /// A strongly consistent read of one item.
+    pub(crate) async fn get(&self, key: Item) -> Result<Option<Item>, StoreError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(self.table())
+            .set_key(Some(key.0))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(read_error)?;
+        Ok(out.item.map(Item))
+    }
+
+    /// Strongly consistent reads of many items (missing ones are left out, order is lost).
+    pub(crate) async fn get_many(&self, keys: Vec<Item>) -> Result<Vec<Item>, StoreError> {
+        let mut unique: Vec<Item> = Vec::with_capacity(keys.len());
+        for k in keys {
+            if !unique.contains(&k) {
+                unique.push(k);
+            }
+        }
+        let mut found = Vec::with_capacity(unique.len());
+        for batch in unique.chunks(BATCH_GET_KEYS) {
+            let mut pending: Vec<Attrs> = batch.iter().map(|k| k.0.clone()).collect();
+            let mut attempt = 0;
+            while !pending.is_empty() {
+                let request = KeysAndAttributes::builder()
+                    .set_keys(Some(pending))
+                    .consistent_read(true)
+                    .build()
+                    .map_err(build_error)?;
+                let out = self
+                    .client
+                    .batch_get_item()
+                    .request_items(self.table(), request)
+                    .send()
+                    .await
+                    .map_err(read_error)?;
+                if let Some(items) = out.responses.and_then(|mut r| r.remove(self.table())) {
+                    found.extend(items.into_iter().map(Item));
+                }
+                pending = out
+                    .unprocessed_keys
+                    .and_then(|mut u| u.remove(self.table()))
+                    .map(|k| k.keys)
+                    .unwrap_or_default();
+                if !pending.is_empty() {
+                    backoff(attempt.min(5)).await;
+                    attempt += 1;
+                }
+            }
+        }
+        Ok(found)
+    }
+
+    /// One page of a query: at most `limit` items (before the filter) and where to go on.
+    pub(crate) async fn query_page(
+        &self,
+        q: &Query,
+        start: Option<Attrs>,
+        limit: usize,
+    ) -> Result<(Vec<Item>, Option<Attrs>), StoreError> {
+        let mut condition = "#h = :h".to_owned();
+        let mut names = HashMap::from([("#h".to_owned(), q.index.hash_key().to_owned())]);
+        let mut values = HashMap::from([(":h".to_owned(), AttributeValue::S(q.hash.clone()))]);
+        let bound = match &q.range {
+            Range::All => None,
+            Range::After(v) => Some((">", v)),
+            Range::Before(v) => Some(("<", v)),
+            Range::AtMost(v) => Some(("<=", v)),
+        };
+        if let Some((op, v)) = bound {
+            condition.push_str(&format!(" AND #r {op} :r"));
+            names.insert("#r".into(), q.index.range_key().into());
+            values.insert(":r".into(), AttributeValue::S(v.clone()));
+        }
+        let mut filter = None;
+        if let Some((attribute, v)) = &q.filter {
+            filter = Some("#f = :f".to_owned());
+            names.insert("#f".into(), (*attribute).into());
+            values.insert(":f".into(), AttributeValue::S(v.clone()));
+        }
+        let out = self
+            .client
+            .query()
+            .table_name(self.table())
+            .set_index_name(q.index.name().map(str::to_owned))
+            // Reads of the table are strongly consistent; indexes only offer eventual reads.
+            .consistent_read(q.index == Index::Table)
+            .key_condition_expression(condition)
+            .set_filter_expression(filter)
+            .set_expression_attribute_names(Some(names))
+            .set_expression_attribute_values(Some(values))
+            .scan_index_forward(!q.backwards)
+            .set_exclusive_start_key(start)
+            .limit(limit.clamp(1, i32::MAX as usize) as i32)
+            .send()
+            .await
+            .map_err(read_error)?;
+        Ok((
+            out.items
+                .unwrap_or_default()
+                .into_iter()
+                .map(Item)
+                .collect(),
+            out.last_evaluated_key,
+        ))
+    }
+
+    /// The first `want` items of a query (fewer at its end), reading as many pages as it
+    /// takes: a filtered query still returns full pages.
+    pub(crate) async fn query(&self, q: &Query, want: usize) -> Result<Vec<Item>, StoreError> {
+        let mut items = Vec::new();
+        let mut start = None;
+        while items.len() < want {
+            let missing = want - items.len();
+            // A filter drops items after the read, so read more than are missing.
+            let limit = if q.filter.is_some() {
+                missing.max(100)
+            } else {
+                missing
+            };
+            let (page, next) = self.query_page(q, start, limit).await?;
+            items.extend(page);
+            match next {
+                Some(n) => start = Some(n),
+                None => break,
+            }
+        }
+        items.truncate(want);
+        Ok(items)
+    }
+
+    /// Writes one item alone, or several in one transaction (all or none). A failed
+    /// condition becomes what its write declares; a write that lost a race with another
+    /// transaction is tried again a few times.
+    pub(crate) async fn write(&self, writes: Vec<Write>) -> Result<(), WriteError> {
+        if writes.len() > MAX_TRANSACTION_ITEMS {
+            return Err(StoreError::Backend(format!(
+                "a transaction of {} items exceeds DynamoDB's {MAX_TRANSACTION_ITEMS}",
+                writes.len()
+            ))
+            .into());
+        }
+        let mut attempt = 0;
+        loop {
+            let failure = match writes.len() {
+                0 => return Ok(()),
+                1 => self.write_one(&writes[0]).await,
+                _ => self.transact(&writes).await?,
+            };
+            let Some(failure) = failure else {
+                return Ok(());
+            };
+            return Err(match failure {
+                Failure::Contention if attempt < CONTENTION_RETRIES => {
+                    backoff(attempt).await;
+                    attempt += 1;
+                    continue;
+                }
+                Failure::Contention | Failure::Throttled => StoreError::Throttled.into(),
+                Failure::Condition(i) => match writes.get(i).map(|w| &w.on_condition) {
+                    Some(OnCondition::Fail(e)) => WriteError::Store(e.clone()),
+                    Some(OnCondition::Stale) => WriteError::Stale,
+                    None => StoreError::Backend(format!("condition of write {i} failed")).into(),
+                },
+                Failure::Other(text) => StoreError::Backend(text).into(),
+            });
+        }
+    }
+
+    async fn write_one(&self, w: &Write) -> Option<Failure> {
+        fn failed<E: ProvideErrorMetadata + std::error::Error + 'static>(
+            e: SdkError<E, aws_sdk_dynamodb::config::http::HttpResponse>,
+        ) -> Option<Failure> {
+            Some(classify(e.code(), &[], describe(&e)))
+        }
+        let table = self.table();
+        match &w.op {
+            Op::Put(item) => self
+                .client
+                .put_item()
+                .table_name(table)
+                .set_item(Some(item.0.clone()))
+                .set_condition_expression(w.condition.clone())
+                .set_expression_attribute_names(w.names())
+                .set_expression_attribute_values(w.values())
+                .send()
+                .await
+                .err()
+                .and_then(failed),
+            Op::Update { key, expression } => self
+                .client
+                .update_item()
+                .table_name(table)
+                .set_key(Some(key.0.clone()))
+                .update_expression(expression)
+                .set_condition_expression(w.condition.clone())
+                .set_expression_attribute_names(w.names())
+                .set_expression_attribute_values(w.values())
+                .send()
+                .await
+                .err()
+                .and_then(failed),
+            Op::Delete(key) => self
+                .client
+                .delete_item()
+                .table_name(table)
+                .set_key(Some(key.0.clone()))
+                .set_condition_expression(w.condition.clone())
+                .set_expression_attribute_names(w.names())
+                .set_expression_attribute_values(w.values())
+                .send()
+                .await
+                .err()
+                .and_then(failed),
+        }
+    }
+
+    async fn transact(&self, writes: &[Write]) -> Result<Option<Failure>, StoreError> {
+        let items = writes
+            .iter()
+            .map(|w| w.transact_item(self.table()))
+            .collect::<Result<Vec<_>, _>>()?;
+        let Err(e) = self
+            .client
+            .transact_write_items()
+            .set_transact_items(Some(items))
+            .send()
+            .await
+        else {
+            return Ok(None);
+        };
+        let text = describe(&e);
+        let reasons: Vec<Option<&str>> = match e.as_service_error() {
+            Some(TransactWriteItemsError::TransactionCanceledException(c)) => {
+                c.cancellation_reasons().iter().map(|r| r.code()).collect()
+            }
+            _ => Vec::new(),
+        };
+        Ok(Some(classify(e.code(), &reasons, text)))
+    }
+
+    /// Puts many items, not atomically (media chunks before the message that names them).
+    pub(crate) async fn put_many(&self, items: Vec<Item>) -> Result<(), StoreError> {
+        let requests = items
+            .into_iter()
+            .map(|i| {
+                PutRequest::builder()
+                    .set_item(Some(i.0))
+                    .build()
+                    .map(|p| WriteRequest::builder().put_request(p).build())
+                    .map_err(build_error)
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        self.batch_write(requests, BATCH_WRITE_CHUNKS).await
+    }
+
+    /// Deletes many items, not atomically.
+    pub(crate) async fn delete_many(&self, keys: Vec<Item>) -> Result<(), StoreError> {
+        let requests = keys
+            .into_iter()
+            .map(|k| {
+                DeleteRequest::builder()
+                    .set_key(Some(k.0))
+                    .build()
+                    .map(|d| WriteRequest::builder().delete_request(d).build())
+                    .map_err(build_error)
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        self.batch_write(requests, BATCH_WRITE_ITEMS).await
+    }
+
+    async fn batch_write(
+        &self,
+        requests: Vec<WriteRequest>,
+        per_call: usize,
+    ) -> Result<(), StoreError> {
+        for batch in requests.chunks(per_call) {
+            let mut pending = batch.to_vec();
+            let mut attempt = 0;
+            while !pending.is_empty() {
+                let out = self
+                    .client
+                    .batch_write_item()
+                    .request_items(self.table(), pending)
+                    .send()
+                    .await
+                    .map_err(read_error)?;
+                pending = out
+                    .unprocessed_items
+                    .and_then(|mut u| u.remove(self.table()))
+                    .unwrap_or_default();
+                if !pending.is_empty() {
+                    backoff(attempt.min(5)).await;
+                    attempt += 1;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Reserves `n` consecutive numbers of the counter `name` and returns the first. Atomic:
+    /// concurrent callers get disjoint ranges.
+    pub(crate) async fn reserve(&self, name: &str, n: u32) -> Result<i64, StoreError> {
+        let out = self
+            .client
+            .update_item()
+            .table_name(self.table())
+            .set_key(Some(key::counter(name).0))
+            .update_expression("ADD #v :n")
+            .expression_attribute_names("#v", COUNTER_VALUE)
+            .expression_attribute_values(":n", AttributeValue::N(n.to_string()))
+            .return_values(ReturnValue::UpdatedNew)
+            .send()
+            .await
+            .map_err(read_error)?;
+        let last = Item(out.attributes.unwrap_or_default()).n::<i64>(COUNTER_VALUE)?;
+        Ok(last - i64::from(n) + 1)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn failures_map_to_the_port() {
+        let text = || "x".to_owned();
+        assert_eq!(
+            classify(Some("ConditionalCheckFailedException"), &[], text()),
+            Failure::Condition(0)
+        );
+        assert_eq!(
+            classify(
+                Some("TransactionCanceledException"),
+                &[
+                    Some("None"),
+                    Some("ConditionalCheckFailed"),
+                    Some("ConditionalCheckFailed")
+                ],
+                text()
+            ),
+            Failure::Condition(1),
+            "the first failed condition decides"
+        );
+        assert_eq!(
+            classify(
+                Some("TransactionCanceledException"),
+                &[Some("TransactionConflict"), Some("None")],
+                text()
+            ),
+            Failure::Contention
+        );
+        assert_eq!(
+            classify(
+                Some("TransactionCanceledException"),
+                &[Some("None"), Some("ThrottlingError")],
+                text()
+            ),
+            Failure::Throttled
+        );
+        for code in [
+            "ProvisionedThroughputExceededException",
+            "ThrottlingException",
+            "RequestLimitExceeded",
+        ] {
+            assert_eq!(classify(Some(code), &[], text()), Failure::Throttled);
+        }
+        assert_eq!(
+            classify(Some("ValidationException"), &[], text()),
+            Failure::Other("x".into())
+        );
+        assert_eq!(classify(None, &[], text()), Failure::Other("x".into()));
+    }
+}
