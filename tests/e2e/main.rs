@@ -1,5 +1,6 @@
 //! End-to-end tests: the real `wa-server` binary on a free loopback port, driven over HTTP.
 
+mod aws;
 mod dashboard;
 mod devices;
 mod foundation;

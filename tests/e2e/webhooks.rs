@@ -24,14 +24,14 @@ fn python() -> String {
     })
 }
 
-struct Receiver {
+pub struct Receiver {
     dir: PathBuf,
     child: Option<Child>,
-    port: u16,
+    pub port: u16,
 }
 
 impl Receiver {
-    fn start(dir: &Path, port: u16) -> Receiver {
+    pub fn start(dir: &Path, port: u16) -> Receiver {
         let _ = std::fs::remove_file(dir.join("port"));
         let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/e2e/receiver.py");
         let mut child = Command::new(python())
@@ -57,18 +57,18 @@ impl Receiver {
         );
     }
 
-    fn stop(&mut self) {
+    pub fn stop(&mut self) {
         if let Some(mut c) = self.child.take() {
             let _ = c.kill();
             let _ = c.wait();
         }
     }
 
-    fn set(&self, name: &str, value: &str) {
+    pub fn set(&self, name: &str, value: &str) {
         std::fs::write(self.dir.join(name), value).unwrap();
     }
 
-    fn received(&self) -> Vec<Value> {
+    pub fn received(&self) -> Vec<Value> {
         std::fs::read_to_string(self.dir.join("received.jsonl"))
             .unwrap_or_default()
             .lines()
@@ -77,7 +77,7 @@ impl Receiver {
     }
 
     /// Waits until `pred` holds for what was received.
-    async fn wait(
+    pub async fn wait(
         &self,
         what: &str,
         timeout: Duration,
@@ -118,7 +118,7 @@ fn events_of(got: &[Value]) -> HashSet<String> {
         .collect()
 }
 
-const SECRET: (&str, &str) = ("WA_JWT_SECRET", "e2e-secret-e2e-secret-e2e-secret-e2e");
+pub const SECRET: (&str, &str) = ("WA_JWT_SECRET", "e2e-secret-e2e-secret-e2e-secret-e2e");
 
 fn env() -> Vec<(&'static str, &'static str)> {
     vec![

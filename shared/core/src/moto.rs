@@ -39,13 +39,15 @@ fn executable() -> PathBuf {
     })
 }
 
+#[allow(clippy::zombie_processes)]
 fn start() -> String {
     let exe = executable();
     let port = TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .expect("a free loopback port")
         .port();
-    // A shell watches this process and stops moto when it is gone, however the test ends.
+    // A shell watches this process and stops moto when it is gone, however the test ends;
+    // it is never waited for: it outlives this process by design.
     let script = r#"exe="$1"; port="$2"; parent="$3"
 "$exe" -H 127.0.0.1 -p "$port" >/dev/null 2>&1 &
 moto=$!
