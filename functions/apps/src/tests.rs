@@ -576,3 +576,25 @@ async fn patch_validation_and_unknown_apps() {
         (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed")
     );
 }
+
+/// The apps Lambda's service (`wa_aws::app`) answers an API Gateway HTTP API (payload 2.0)
+/// event, with API Gateway's request id when the caller sends none.
+#[tokio::test]
+async fn api_gateway_v2_event() {
+    let ctx = api().ctx;
+    let raw = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../shared/aws/fixtures/apigw-v2-post-apps.json"
+    ))
+    .unwrap()
+    .replace("{{JWT}}", &jwt("tenant-gw"));
+    let req = lambda_http::request::from_str(&raw).expect("an API Gateway v2 event");
+    let app = wa_aws::app(crate::router(), ctx, 1 << 20);
+    let res = app.oneshot(req).await.unwrap();
+    assert_eq!(res.status(), StatusCode::CREATED);
+    assert_eq!(res.headers()["x-request-id"], "LV7fzho-PHcEJPw=");
+    let body: Value =
+        serde_json::from_slice(&res.into_body().collect().await.unwrap().to_bytes()).unwrap();
+    assert_eq!(body["data"]["app"]["name"], "from-api-gateway");
+    assert!(body["data"]["app_token"].as_str().is_some());
+}

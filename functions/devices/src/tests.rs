@@ -800,3 +800,28 @@ async fn deleting_the_app_destroys_its_devices() {
         .unwrap();
     assert_eq!(d.status, wa_core::devices::DeviceStatus::Destroyed);
 }
+
+/// The devices Lambda's service answers an API Gateway HTTP API (payload 2.0) event with a
+/// base64-flagged empty body: the caller's x-request-id is kept, the error has the envelope.
+#[tokio::test]
+async fn api_gateway_v2_event() {
+    let api = api().await;
+    let raw = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../shared/aws/fixtures/apigw-v2-get-device-base64.json"
+    ))
+    .unwrap();
+    let req = lambda_http::request::from_str(&raw).expect("an API Gateway v2 event");
+    let app = wa_aws::app(
+        crate::router().merge(wa_api::health_router()),
+        api.ctx.clone(),
+        1 << 20,
+    );
+    let res = app.oneshot(req).await.unwrap();
+    assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(res.headers()["x-request-id"], "caller-chosen-id-1");
+    let body: serde_json::Value =
+        serde_json::from_slice(&res.into_body().collect().await.unwrap().to_bytes()).unwrap();
+    assert_eq!(body["error"]["code"], "invalid_api_key");
+    assert_eq!(body["request_id"], "caller-chosen-id-1");
+}

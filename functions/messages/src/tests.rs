@@ -1009,3 +1009,95 @@ async fn event_driven_sends_once_per_key_and_dead_letter_the_hopeless() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+/// The sends Lambda's handler on an SQS batch as Lambda delivers it: accepted records
+/// succeed, the hopeless one is dead-lettered (and succeeds), the one that may work later
+/// is reported failed so SQS keeps it.
+#[tokio::test]
+async fn sends_lambda_batch() {
+    use wa_core::queue::SENDS;
+    let api = api(Duration::from_secs(5), 0.0, 1).await;
+    let app = api
+        .ctx
+        .store
+        .app_by_token_hash(&wa_core::auth::hash_token(&api.token))
+        .await
+        .unwrap()
+        .unwrap();
+    let q = api.ctx.queue.clone();
+    let good = json!({
+        "app_id": app.app_id, "device_id": api.device, "idempotency_key": "batch-1",
+        "message": {"to": "15550001111", "type": "text", "text": "from a batch"},
+    })
+    .to_string();
+    let hopeless = json!({"app_id": app.app_id}).to_string();
+    // The records must be in flight in the queue for the dead-lettering to find them.
+    for b in [&good, &hopeless] {
+        q.send(SENDS, None, b, Duration::ZERO).await.unwrap();
+    }
+    let got = q.receive(SENDS, 10, Duration::from_secs(60)).await.unwrap();
+    let rec = |id: &str, body: &str| {
+        let r = got.iter().find(|r| r.body == body).unwrap();
+        json!({
+            "messageId": id,
+            "receiptHandle": r.receipt,
+            "body": body,
+            "attributes": {
+                "ApproximateReceiveCount": "1",
+                "SentTimestamp": "1795618101067",
+                "SenderId": "AIDAIO23YVJENQZJOL4VO",
+                "ApproximateFirstReceiveTimestamp": "1795618101068"
+            },
+            "messageAttributes": {},
+            "md5OfBody": "e4e68fb7bd0e697a0ae8f1bb342846b3",
+            "eventSource": "aws:sqs",
+            "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:sends",
+            "awsRegion": "us-east-1"
+        })
+    };
+    let event = json!({"Records": [rec("m-good", &good), rec("m-dead", &hopeless)]});
+    let event = serde_json::from_value(event).expect("an SQS event");
+    let res = crate::sends::handle_batch(&api.ctx, &*q, event).await;
+    assert!(res.batch_item_failures.is_empty(), "{res:?}");
+    let dead = q.dead_letters(SENDS, 10).await.unwrap();
+    assert_eq!(dead.len(), 1);
+    assert!(
+        dead[0].reason.contains("validation_error"),
+        "{}",
+        dead[0].reason
+    );
+
+    // The device goes away: the record may succeed later, SQS keeps it.
+    api.call(
+        "POST",
+        &format!("/devices/{}/disconnect", api.device),
+        Value::Null,
+        &[],
+    )
+    .await;
+    let later = json!({
+        "app_id": app.app_id, "device_id": api.device, "idempotency_key": "batch-2",
+        "message": {"to": "15550001111", "type": "text", "text": "later"},
+    })
+    .to_string();
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let event = serde_json::from_value(json!({"Records": [{
+            "messageId": "m-later", "receiptHandle": "r", "body": later,
+            "attributes": {}, "messageAttributes": {},
+            "eventSource": "aws:sqs", "awsRegion": "us-east-1",
+            "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:sends"
+        }]}))
+        .unwrap();
+        let res = crate::sends::handle_batch(&api.ctx, &*q, event).await;
+        if res.batch_item_failures.len() == 1 {
+            assert_eq!(res.batch_item_failures[0].item_identifier, "m-later");
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "never refused while disconnected"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}

@@ -54,3 +54,157 @@ pub async fn handle_batch(
     }
     response
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::{Arc, Mutex};
+    use std::time::Duration;
+
+    use axum::http::{HeaderMap, StatusCode};
+    use uuid::Uuid;
+    use wa_core::apps::App;
+    use wa_core::queue::EVENTS;
+    use wa_core::store::{AppStore, DeliveryStatus, EventStore, Store};
+    use wa_core::webhooks::{Event, EventType};
+
+    use crate::DispatcherConfig;
+
+    /// One SQS FIFO record as Lambda delivers it.
+    fn record(id: &str, receipt: &str, body: &str, group: &str) -> serde_json::Value {
+        serde_json::json!({
+            "messageId": id,
+            "receiptHandle": receipt,
+            "body": body,
+            "attributes": {
+                "ApproximateReceiveCount": "1",
+                "SentTimestamp": "1795618101067",
+                "SequenceNumber": "18849496460467696128",
+                "MessageGroupId": group,
+                "SenderId": "AIDAIO23YVJENQZJOL4VO",
+                "MessageDeduplicationId": Uuid::new_v4().to_string(),
+                "ApproximateFirstReceiveTimestamp": "1795618101068"
+            },
+            "messageAttributes": {},
+            "md5OfBody": "e4e68fb7bd0e697a0ae8f1bb342846b3",
+            "eventSource": "aws:sqs",
+            "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:events.fifo",
+            "awsRegion": "us-east-1"
+        })
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_retry_holds_its_group_and_only_its_group() {
+        let seen = Arc::new(Mutex::new(Vec::<String>::new()));
+        let log = seen.clone();
+        let hook = axum::Router::new().route(
+            "/hook",
+            axum::routing::post(move |h: HeaderMap| {
+                let log = log.clone();
+                async move {
+                    let id = h.get("webhook-id").and_then(|v| v.to_str().ok());
+                    log.lock().unwrap().push(id.unwrap_or_default().to_owned());
+                    StatusCode::SERVICE_UNAVAILABLE
+                }
+            }),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, hook).await.unwrap() });
+
+        let sqlite = Arc::new(wa_store::SqliteStore::in_memory().unwrap());
+        let queue = wa_queue::LocalQueue::on(sqlite.db(), 20).unwrap();
+        let now = wa_core::time::now();
+        let mk_app = |url: Option<String>| App {
+            app_id: Uuid::now_v7(),
+            tenant_id: "t".into(),
+            name: Uuid::new_v4().to_string(),
+            webhook_url: url,
+            token_hash: Uuid::new_v4().to_string(),
+            webhook_secret: wa_core::auth::new_webhook_secret(),
+            created_at: now,
+            updated_at: now,
+        };
+        // Device A's App answers 503; device B's App has no webhook (skipped at once).
+        let failing = mk_app(Some(format!("http://{addr}/hook")));
+        let silent = mk_app(None);
+        sqlite.insert_app(&failing).await.unwrap();
+        sqlite.insert_app(&silent).await.unwrap();
+        let (a, b) = (Uuid::now_v7(), Uuid::now_v7());
+        let ea = Event::new(EventType::Message, failing.app_id, a, serde_json::json!({}));
+        let eb = Event::new(EventType::Message, silent.app_id, b, serde_json::json!({}));
+        sqlite
+            .append_events(&[ea.clone(), eb.clone()])
+            .await
+            .unwrap();
+        for d in [a, b] {
+            crate::nudge(&queue, d).await.unwrap();
+        }
+        let got = queue
+            .receive(EVENTS, 10, Duration::from_secs(60))
+            .await
+            .unwrap();
+        assert_eq!(got.len(), 2);
+        let of = |d: Uuid| {
+            got.iter()
+                .find(|r| r.group.as_deref() == Some(&d.to_string()))
+                .unwrap()
+        };
+        let (ra, rb) = (of(a), of(b));
+        let event: SqsEvent = serde_json::from_value(serde_json::json!({
+            "Records": [
+                record("m-a1", &ra.receipt, &ra.body, &a.to_string()),
+                // A later nudge of A in the same batch: must stay behind the first.
+                record("m-a2", "receipt-a2", &ra.body, &a.to_string()),
+                record("m-b1", &rb.receipt, &rb.body, &b.to_string()),
+            ]
+        }))
+        .expect("an SQS event");
+
+        let store: Arc<dyn Store> = sqlite.clone();
+        let dispatcher = Dispatcher::new(
+            store,
+            DispatcherConfig {
+                schedule: vec![Duration::from_secs(30)],
+                timeout: Duration::from_secs(5),
+                allow_private_urls: true,
+                concurrency: 1,
+            },
+        )
+        .unwrap();
+        let response = handle_batch(&dispatcher, &queue, event).await;
+        let failed: Vec<_> = response
+            .batch_item_failures
+            .iter()
+            .map(|f| f.item_identifier.as_str())
+            .collect();
+        assert_eq!(failed, ["m-a1", "m-a2"]);
+        assert_eq!(
+            seen.lock().unwrap().len(),
+            1,
+            "one attempt for A, none for A's later nudge"
+        );
+        let da = sqlite.get_delivery(&ea.request_id).await.unwrap().unwrap();
+        assert_eq!((da.status, da.attempts), (DeliveryStatus::Pending, 1));
+        let db = sqlite.get_delivery(&eb.request_id).await.unwrap().unwrap();
+        assert_eq!(db.status, DeliveryStatus::Skipped);
+        // A's nudge stays in flight until the retry is due (30 s), not the 60 s it was given.
+        assert!(
+            queue
+                .receive(EVENTS, 10, Duration::from_secs(60))
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        let malformed: SqsEvent = serde_json::from_value(serde_json::json!({
+            "Records": [record("m-x", "r-x", "not a nudge", "g")]
+        }))
+        .unwrap();
+        assert!(
+            handle_batch(&dispatcher, &queue, malformed)
+                .await
+                .batch_item_failures
+                .is_empty()
+        );
+    }
+}

@@ -189,13 +189,40 @@ pub async fn serve(routes: OpenApiRouter<AppState>) -> Result<(), lambda_http::E
         .and_then(|v| v.parse().ok())
         // API Gateway refuses payloads over 10 MB anyway.
         .unwrap_or(10 * 1024 * 1024);
+    lambda_http::run(app(routes, ctx.into_state(), max_body)).await
+}
+
+/// The service of an HTTP function: `routes` with the shared error handling, body limit and
+/// request ids, API Gateway's request id standing in when the caller sends none.
+pub fn app(routes: OpenApiRouter<AppState>, state: AppState, max_body: usize) -> axum::Router {
     let (router, _) = routes.split_for_parts();
-    let app = wa_errors::finish_router(
-        router.with_state(ctx.into_state()),
+    wa_errors::finish_router(
+        router.with_state(state),
         max_body,
         RequestIdConfig {
             platform_id: Some(platform_request_id),
         },
-    );
-    lambda_http::run(app).await
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn api_gateway_request_id_is_the_platform_id() {
+        let raw = std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/fixtures/apigw-v2-post-apps.json"
+        ))
+        .unwrap();
+        let req = lambda_http::request::from_str(&raw).unwrap();
+        let (parts, _) = req.into_parts();
+        assert_eq!(
+            platform_request_id(&parts).as_deref(),
+            Some("LV7fzho-PHcEJPw=")
+        );
+        let plain = http::Request::new(());
+        assert_eq!(platform_request_id(&plain.into_parts().0), None);
+    }
 }
