@@ -35,7 +35,6 @@
     deliveriesKey: '',
     showDestroyed: false,
     deliveryFilter: '',
-    tick: 0,
     polling: false,
     timers: [],
     generation: 0,
@@ -229,6 +228,8 @@
     $('#deliveries-body').replaceChildren();
     $$('.alert').forEach(clearBox);
     $('#device-detail').hidden = true;
+    $('#send-panel').hidden = true;
+    $('#messages-panel').hidden = true;
     $('#no-selection').hidden = false;
     $('#app-view').hidden = true;
     $('#session').hidden = true;
@@ -271,8 +272,7 @@
         ok = (await refreshSelected(gen)) && ok;
         ok = (await refreshMessages(gen)) && ok;
       }
-      if (state.tick % 2 === 0) ok = (await refreshDeliveries(gen)) && ok;
-      state.tick += 1;
+      ok = (await refreshDeliveries(gen)) && ok;
     } finally {
       state.polling = false;
     }
@@ -366,6 +366,8 @@
     state.selected = d;
     $('#no-selection').hidden = true;
     $('#device-detail').hidden = false;
+    $('#send-panel').hidden = false;
+    $('#messages-panel').hidden = false;
     $('#device-title').textContent = d.device_name;
     const st = $('#device-status');
     st.className = `badge s-${d.status}`;
