@@ -3,15 +3,15 @@
 Loaded through SCHEMATHESIS_HOOKS by `scripts/fuzz`, which sets:
   WA_FUZZ_JWT         tenant JWT for the /apps routes
   WA_FUZZ_APP_TOKEN   App token for every other route
-  WA_FUZZ_APP_ID      the fuzzed App (offered as {app_id} where that changes nothing for good)
-  WA_FUZZ_DEVICE_ID   a linked sandbox device (offered as {device_id}, same rule)
+  WA_FUZZ_APP_ID      an App of the JWT's tenant (used as {app_id} in half of the cases)
+  WA_FUZZ_DEVICE_ID   a linked sandbox device of the token's App (same for {device_id})
 """
 
+import itertools
 import os
 import uuid
 
 import schemathesis
-from hypothesis import strategies as st
 
 JWT = os.environ["WA_FUZZ_JWT"]
 APP_TOKEN = os.environ["WA_FUZZ_APP_TOKEN"]
@@ -71,28 +71,37 @@ class WaAuth:
         case.headers["Authorization"] = f"Bearer {data}"
 
 
-@schemathesis.hook
-def flatmap_path_parameters(context, path_parameters):
-    """Half of the cases address the run's real App / device, so handlers past the lookup
-    (validation of bodies and queries, sends, the sandbox) are fuzzed too."""
-    op = context.operation
-    if (op.method.upper(), op.path) in DESTRUCTIVE:
-        return st.just(path_parameters)
-    real = {k: v for k, v in REAL_IDS.items() if v and k in (path_parameters or {})}
-    if not real:
-        return st.just(path_parameters)
-    return st.sampled_from([path_parameters, {**path_parameters, **real}])
+_turn = itertools.count()
+
+
+def _is_uuid(value):
+    try:
+        uuid.UUID(str(value))
+    except ValueError:
+        return False
+    return True
 
 
 @schemathesis.hook
 def map_case(context, case):
-    """Schemathesis also reuses ids it saw in answers (GET /devices lists the real device): a
-    destructive operation never gets the run's real App or device, whatever the source."""
+    """Every other case whose {app_id} / {device_id} is a well-formed UUID addresses the run's
+    real App / device instead, so handlers are fuzzed past the lookup (sends, the sandbox,
+    presence...). Malformed ids are left alone: they test the path validation. Schemathesis
+    also reuses ids it saw in answers (GET /devices lists the real device), so a destructive
+    operation never gets a real id, whatever its source."""
     op = context.operation
-    if (op.method.upper(), op.path) in DESTRUCTIVE and case.path_parameters:
-        for name, real in REAL_IDS.items():
-            if real and case.path_parameters.get(name) == real:
-                case.path_parameters[name] = str(uuid.uuid4())
+    params = case.path_parameters
+    if not params:
+        return case
+    destructive = (op.method.upper(), op.path) in DESTRUCTIVE
+    for name, real in REAL_IDS.items():
+        if not real or name not in params:
+            continue
+        if destructive:
+            if params[name] == real:
+                params[name] = str(uuid.uuid4())
+        elif _is_uuid(params[name]) and next(_turn) % 2 == 0:
+            params[name] = real
     return case
 
 

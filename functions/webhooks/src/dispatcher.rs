@@ -165,7 +165,12 @@ impl Dispatcher {
         let Some((url, secret)) = app.and_then(|a| a.webhook_url.map(|u| (u, a.webhook_secret)))
         else {
             match self.store.record_attempt(id, &Attempt::Skipped).await {
-                Ok(_) | Err(StoreError::Conflict(_)) => return Ok(None),
+                Ok(_) => {
+                    wa_core::metrics::webhook_attempt(&Attempt::Skipped);
+                    return Ok(None);
+                }
+                // Another consumer recorded this delivery first.
+                Err(StoreError::Conflict(_)) => return Ok(None),
                 Err(e) => return Err(e),
             }
         };
@@ -197,7 +202,11 @@ impl Dispatcher {
             Attempt::Skipped => {}
         }
         match self.store.record_attempt(id, &attempt).await {
-            Ok(_) | Err(StoreError::Conflict(_)) => Ok(waits),
+            Ok(_) => {
+                wa_core::metrics::webhook_attempt(&attempt);
+                Ok(waits)
+            }
+            Err(StoreError::Conflict(_)) => Ok(waits),
             Err(e) => Err(e),
         }
     }

@@ -72,6 +72,7 @@ impl Devices {
                 }
                 e => e.into(),
             })?;
+        tracing::Span::current().record("device_id", tracing::field::display(device.device_id));
         tracing::info!(device_id = %device.device_id, "device created");
         enqueue(
             &*self.queue,

@@ -95,9 +95,23 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
 fn field_error(path: &str, message: &str) -> ApiError {
     let prefix = if path == "." { "" } else { path };
     for lead in ["missing field `", "unknown field `"] {
-        if let Some(rest) = message.strip_prefix(lead)
-            && let Some(name) = rest.split('`').next()
-        {
+        if let Some(rest) = message.strip_prefix(lead) {
+            // The name is the caller's (unknown fields) and may itself hold a backtick: it
+            // ends where serde's own text starts.
+            let name = ["`, expected ", "`, there are no fields"]
+                .iter()
+                .find_map(|end| rest.split_once(end).map(|(n, _)| n))
+                .or_else(|| rest.strip_suffix('`'))
+                .unwrap_or(rest);
+            if name.is_empty() {
+                // `details.field` is never empty: a key "" is reported on the object that
+                // holds it (serde_path_to_error may already have stepped into it).
+                let holder = prefix.trim_end_matches('.');
+                return ApiError::validation(
+                    if holder.is_empty() { "body" } else { holder },
+                    "a field with an empty name is not allowed",
+                );
+            }
             let field = if prefix.is_empty() {
                 name.to_owned()
             } else if prefix == name || prefix.ends_with(&format!(".{name}")) {
@@ -204,6 +218,11 @@ mod tests {
         assert_eq!(field(r#"{"name": "a", "nope": 1}"#), "nope");
         assert_eq!(field(r#"{"name": "a", "inner": {}}"#), "inner.x");
         assert_eq!(field(r#"{"name": "a", "inner": {"x": "s"}}"#), "inner.x");
+        // Found by scripts/fuzz: an empty key gave `details.field: ""`.
+        assert_eq!(field(r#"{"name": "a", "": 1}"#), "body");
+        assert_eq!(field(r#"{"name": "a", "inner": {"x": 1, "": 1}}"#), "inner");
+        assert_eq!(field(r#"{"name": "a", "a`b": 1}"#), "a`b");
+        assert_eq!(field(r#"{"name": "a", "a`, b": 1}"#), "a`, b");
         assert!(parse_json::<Body>(br#"{"name":"a"}"#).is_ok());
     }
 

@@ -57,7 +57,7 @@ pub const QUEUE_URL_VARS: [(&str, &str); 3] = [
     (SENDS, "WA_SENDS_QUEUE_URL"),
 ];
 
-/// SQS's limits.
+// SQS's limits.
 const MAX_BATCH: usize = 10;
 const MAX_DELAY_SECS: u64 = 900;
 const MAX_VISIBILITY_SECS: u64 = 43_200;
