@@ -8,7 +8,7 @@ use wa_core::store::{AppStore, AppUpdate, Page, PageRequest, StoreError};
 
 use super::DynamoStore;
 use super::codec::{Index, Item, guard, guard_owner, key, list};
-use super::ops::{Query, Range, STALE_RETRIES, Write, WriteError};
+use super::ops::{Query, Range, Write, WriteError, until_fresh};
 
 /// The writes that create an App: guards first, so a taken name or token is reported as
 /// such (the first failed condition decides).
@@ -129,23 +129,11 @@ impl AppStore for DynamoStore {
     }
 
     async fn update_app(&self, app_id: Uuid, update: &AppUpdate) -> Result<App, StoreError> {
-        for _ in 0..STALE_RETRIES {
-            match self.try_update_app(app_id, update).await {
-                Err(WriteError::Stale) => continue,
-                r => return Ok(r?),
-            }
-        }
-        Err(WriteError::Stale.into())
+        until_fresh(move || self.try_update_app(app_id, update)).await
     }
 
     async fn delete_app(&self, app_id: Uuid) -> Result<(), StoreError> {
-        for _ in 0..STALE_RETRIES {
-            match self.try_delete_app(app_id).await {
-                Err(WriteError::Stale) => continue,
-                r => return Ok(r?),
-            }
-        }
-        Err(WriteError::Stale.into())
+        until_fresh(move || self.try_delete_app(app_id)).await
     }
 
     async fn ping(&self) -> Result<(), StoreError> {

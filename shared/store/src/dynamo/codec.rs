@@ -38,6 +38,8 @@ pub(crate) const STATUS: &str = "status";
 pub(crate) const RESPONSE_STATUS: &str = "response_status";
 pub(crate) const RESPONSE_BODY: &str = "response_body";
 pub(crate) const COUNTER_VALUE: &str = "value";
+/// The highest delivery `seq` committed for a device (its order guard).
+pub(crate) const LAST_SEQ: &str = "last_seq";
 
 /// The table and its global secondary indexes; every index has a string hash key and a
 /// string range key.
@@ -189,6 +191,10 @@ pub(crate) mod key {
     }
     pub(crate) fn queue_entry(device: Uuid, seq: i64) -> Item {
         Item::key(list::device_queue(device), sortable(seq))
+    }
+    /// Guard of the rule "a device's events commit in `seq` order".
+    pub(crate) fn device_order(device: Uuid) -> Item {
+        Item::key(format!("DLVSEQ#{device}"), "DLVSEQ")
     }
     pub(crate) fn counter(name: &str) -> Item {
         Item::key(format!("COUNTER#{name}"), "COUNTER")
@@ -703,12 +709,25 @@ impl TryFrom<&Item> for Delivery {
 }
 
 /// A pending delivery's place in its device's queue. It exists exactly while the delivery
-/// is pending (written and deleted in the same transactions as the delivery).
+/// is pending and carries its next attempt time (written and deleted in the same
+/// transactions as the delivery), so a queue head that is not due needs no second read.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct QueueEntry {
     pub(crate) device_id: Uuid,
     pub(crate) seq: i64,
     pub(crate) request_id: String,
+    pub(crate) next_attempt_ms: i64,
+}
+
+impl From<&Delivery> for QueueEntry {
+    fn from(d: &Delivery) -> QueueEntry {
+        QueueEntry {
+            device_id: d.event.device_id,
+            seq: d.seq,
+            request_id: d.event.request_id.clone(),
+            next_attempt_ms: ms(d.next_attempt_at),
+        }
+    }
 }
 
 impl From<&QueueEntry> for Item {
@@ -718,6 +737,7 @@ impl From<&QueueEntry> for Item {
             .with_s("device_id", q.device_id.to_string())
             .with_n("seq", q.seq)
             .with_s("request_id", &q.request_id)
+            .with_n("next_attempt_ms", q.next_attempt_ms)
             .in_index(Index::Gsi3, list::DELIVERY_QUEUE, sortable(q.seq))
     }
 }
@@ -730,6 +750,7 @@ impl TryFrom<&Item> for QueueEntry {
             device_id: i.uuid("device_id")?,
             seq: i.n("seq")?,
             request_id: i.s("request_id")?.to_owned(),
+            next_attempt_ms: i.n("next_attempt_ms")?,
         })
     }
 }

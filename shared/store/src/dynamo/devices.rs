@@ -11,7 +11,7 @@ use wa_core::webhooks::Event;
 
 use super::DynamoStore;
 use super::codec::{Index, Item, STATUS, SeenPresence, guard, key, list};
-use super::ops::{Query, Range, STALE_RETRIES, Write, WriteError};
+use super::ops::{Query, Range, Write, WriteError, until_fresh};
 
 /// Whether the device holds its name (a destroyed device frees it).
 fn is_live(status: DeviceStatus) -> bool {
@@ -55,15 +55,13 @@ impl DynamoStore {
         }
     }
 
-    /// One read-modify-write of a device; `events` are reserved once and kept across
-    /// retries in `event_writes`.
+    /// One read-modify-write of a device, with its events.
     async fn try_update_device(
         &self,
         id: Uuid,
         update: &DeviceUpdate,
         expect: &[DeviceStatus],
         events: &[Event],
-        event_writes: &mut Option<Vec<Write>>,
     ) -> Result<Device, WriteError> {
         let (old, rev) = self.device_at_rev(id).await?.ok_or(StoreError::NotFound)?;
         if !expect.is_empty() && !expect.contains(&old.status) {
@@ -81,10 +79,7 @@ impl DynamoStore {
             (false, true) => writes.push(name_guard(&d)),
             _ => {}
         }
-        if event_writes.is_none() {
-            *event_writes = Some(self.event_writes(events).await?);
-        }
-        writes.extend(event_writes.iter().flatten().cloned());
+        writes.extend(self.event_writes(events).await?);
         self.write(writes).await?;
         Ok(d)
     }
@@ -153,17 +148,7 @@ impl DeviceStore for DynamoStore {
         expect: &[DeviceStatus],
         events: &[Event],
     ) -> Result<Device, StoreError> {
-        let mut event_writes = None;
-        for _ in 0..STALE_RETRIES {
-            match self
-                .try_update_device(device_id, update, expect, events, &mut event_writes)
-                .await
-            {
-                Err(WriteError::Stale) => continue,
-                r => return Ok(r?),
-            }
-        }
-        Err(WriteError::Stale.into())
+        until_fresh(move || self.try_update_device(device_id, update, expect, events)).await
     }
 
     async fn put_presence(
@@ -172,12 +157,16 @@ impl DeviceStore for DynamoStore {
         presence: &Presence,
         events: &[Event],
     ) -> Result<(), StoreError> {
-        let mut writes = vec![Write::put(Item::from(SeenPresence {
-            device_id,
-            presence,
-        }))];
-        writes.extend(self.event_writes(events).await?);
-        Ok(self.write(writes).await?)
+        // Stale only when the events' order moved on: they are numbered again.
+        until_fresh(move || async move {
+            let mut writes = vec![Write::put(Item::from(SeenPresence {
+                device_id,
+                presence,
+            }))];
+            writes.extend(self.event_writes(events).await?);
+            self.write(writes).await
+        })
+        .await
     }
 
     async fn get_presence(

@@ -4,11 +4,16 @@
 //! also on GSI3, the list of every pending delivery the dispatcher polls.
 //!
 //! `seq` comes from an atomic counter item, reserved before the transaction that writes
-//! the events: numbers of a refused write are skipped, never reused.
+//! the events: numbers of a refused write are skipped, never reused. So that a device's
+//! events commit in `seq` order (a later number never becomes visible before an earlier
+//! one), the transaction also raises the device's order guard (`last_seq`) on the
+//! condition that it is below the new numbers; a write that lost that race is `Stale`
+//! and runs again with fresh numbers.
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 
 use async_trait::async_trait;
+use aws_sdk_dynamodb::types::AttributeValue;
 use tokio::task::JoinSet;
 use uuid::Uuid;
 use wa_core::store::{Attempt, Delivery, DeliveryStatus, EventStore, StoreError};
@@ -16,34 +21,31 @@ use wa_core::time::{self, OffsetDateTime};
 use wa_core::webhooks::Event;
 
 use super::DynamoStore;
-use super::codec::{Index, Item, QueueEntry, key, list, sortable};
-use super::ops::{MAX_TRANSACTION_ITEMS, Query, Range, STALE_RETRIES, Write, WriteError};
+use super::codec::{Index, Item, LAST_SEQ, QueueEntry, key, list, ms, sortable};
+use super::ops::{
+    MAX_TRANSACTION_ITEMS, OnCondition, Query, Range, Write, WriteError, until_fresh,
+};
 
 /// The counter of delivery sequence numbers.
 const SEQ_COUNTER: &str = "delivery_seq";
-/// Each event is two items (the delivery and its queue entry).
-const EVENTS_PER_TRANSACTION: usize = MAX_TRANSACTION_ITEMS / 2;
+/// Each event is two items (the delivery and its queue entry), plus one order guard per
+/// device.
+const EVENTS_PER_TRANSACTION: usize = MAX_TRANSACTION_ITEMS / 3;
 /// How many devices `due_deliveries` checks at once.
 const CHECKS_IN_FLIGHT: usize = 32;
 
-fn queue_entry(d: &Delivery) -> QueueEntry {
-    QueueEntry {
-        device_id: d.event.device_id,
-        seq: d.seq,
-        request_id: d.event.request_id.clone(),
-    }
-}
-
 impl DynamoStore {
     /// The writes that put `events` in the outbox, pending and due now, for the caller's
-    /// transaction. Reserves their sequence numbers.
+    /// transaction: per event its delivery and queue entry, per device its order guard.
+    /// Reserves their sequence numbers.
     pub(crate) async fn event_writes(&self, events: &[Event]) -> Result<Vec<Write>, StoreError> {
         if events.is_empty() {
             return Ok(Vec::new());
         }
         let first = self.reserve(SEQ_COUNTER, events.len() as u32).await?;
         let now = time::now();
-        let mut writes = Vec::with_capacity(events.len() * 2);
+        let mut writes = Vec::with_capacity(events.len() * 2 + 1);
+        let mut last_of_device: BTreeMap<Uuid, i64> = BTreeMap::new();
         for (i, e) in events.iter().enumerate() {
             let d = Delivery {
                 seq: first + i as i64,
@@ -59,7 +61,19 @@ impl DynamoStore {
                 Item::from(&d).with_rev(1),
                 StoreError::Conflict("request_id"),
             ));
-            writes.push(Write::put(Item::from(&queue_entry(&d))));
+            writes.push(Write::put(Item::from(&QueueEntry::from(&d))));
+            last_of_device.insert(e.device_id, d.seq);
+        }
+        for (device, last) in last_of_device {
+            writes.push(
+                Write::update(key::device_order(device), "SET #last = :seq")
+                    .when(
+                        "attribute_not_exists(#last) OR #last < :seq",
+                        OnCondition::Stale,
+                    )
+                    .name("#last", LAST_SEQ)
+                    .value(":seq", AttributeValue::N(last.to_string())),
+            );
         }
         Ok(writes)
     }
@@ -87,16 +101,12 @@ impl DynamoStore {
             .ok_or(StoreError::NotFound)?;
         let new = change(&old)?;
         let mut writes = vec![Write::replace(Item::from(&new), rev)];
-        let entry = queue_entry(&new);
-        match (
-            old.status == DeliveryStatus::Pending,
-            new.status == DeliveryStatus::Pending,
-        ) {
-            (true, false) => {
-                writes.push(Write::delete(key::queue_entry(entry.device_id, entry.seq)))
-            }
-            (false, true) => writes.push(Write::put(Item::from(&entry))),
-            _ => {}
+        let entry = QueueEntry::from(&new);
+        if new.status == DeliveryStatus::Pending {
+            // Also on a retry: the entry carries the new attempt time.
+            writes.push(Write::put(Item::from(&entry)));
+        } else if old.status == DeliveryStatus::Pending {
+            writes.push(Write::delete(key::queue_entry(entry.device_id, entry.seq)));
         }
         self.write(writes).await?;
         Ok(new)
@@ -107,23 +117,17 @@ impl DynamoStore {
         request_id: &str,
         change: &(dyn Fn(&Delivery) -> Result<Delivery, StoreError> + Sync),
     ) -> Result<Delivery, StoreError> {
-        for _ in 0..STALE_RETRIES {
-            match self.try_change_delivery(request_id, change).await {
-                Err(WriteError::Stale) => continue,
-                r => return Ok(r?),
-            }
-        }
-        Err(WriteError::Stale.into())
+        until_fresh(move || self.try_change_delivery(request_id, change)).await
     }
 }
 
 #[async_trait]
 impl EventStore for DynamoStore {
     async fn append_events(&self, events: &[Event]) -> Result<(), StoreError> {
-        // Events with no other change need not commit together; a transaction holds 50.
+        // Events with no other change need not commit together; a transaction holds 33.
         for part in events.chunks(EVENTS_PER_TRANSACTION) {
-            let writes = self.event_writes(part).await?;
-            self.write(writes).await?;
+            until_fresh(move || async move { self.write(self.event_writes(part).await?).await })
+                .await?;
         }
         Ok(())
     }
@@ -133,7 +137,7 @@ impl EventStore for DynamoStore {
         now: OffsetDateTime,
         limit: u32,
     ) -> Result<Vec<Delivery>, StoreError> {
-        let limit = limit as usize;
+        let (limit, now_ms) = (limit as usize, ms(now));
         let q = Query::new(Index::Gsi3, list::DELIVERY_QUEUE);
         let mut seen = HashSet::new();
         let mut due = Vec::new();
@@ -144,9 +148,10 @@ impl EventStore for DynamoStore {
             // table, so each head is confirmed by a consistent read of the device's queue.
             let mut devices = Vec::new();
             for e in &entries {
-                let device = QueueEntry::try_from(e)?.device_id;
-                if seen.insert(device) {
-                    devices.push(device);
+                let entry = QueueEntry::try_from(e)?;
+                // A head waiting for its retry blocks its device: no need to look closer.
+                if seen.insert(entry.device_id) && entry.next_attempt_ms <= now_ms {
+                    devices.push(entry.device_id);
                 }
             }
             for batch in devices.chunks(CHECKS_IN_FLIGHT) {
@@ -181,6 +186,9 @@ impl EventStore for DynamoStore {
             return Ok(None);
         };
         let entry = QueueEntry::try_from(&head)?;
+        if entry.next_attempt_ms > ms(now) {
+            return Ok(None);
+        }
         let d = self.get_delivery(&entry.request_id).await?.ok_or_else(|| {
             StoreError::Backend(format!(
                 "queue entry {} of device {device_id} has no delivery",

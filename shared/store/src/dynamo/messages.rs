@@ -22,7 +22,7 @@ use super::codec::{
     EXPIRES_MS, Index, Item, MediaChunk, MediaItem, RESPONSE_BODY, RESPONSE_STATUS, StoredMedia,
     chunk_bytes, is_pending, key, list, message_order, ms, sortable,
 };
-use super::ops::{OnCondition, Query, Range, STALE_RETRIES, Write, WriteError};
+use super::ops::{OnCondition, Query, Range, Write, WriteError, until_fresh};
 
 /// The largest media kept inline, and the size of a chunk of larger media: DynamoDB items
 /// hold at most 400 KB, keys and attribute names included.
@@ -94,68 +94,24 @@ impl DynamoStore {
 
     /// Removes chunks that no message names (its create was refused). Best effort: a
     /// failure leaves unreachable items, which is logged.
-    async fn discard_chunks(&self, chunks: Vec<Item>) {
-        if chunks.is_empty() {
+    async fn discard_chunks(&self, keys: Vec<Item>) {
+        if keys.is_empty() {
             return;
         }
-        let keys = chunks.iter().map(Item::primary_key).collect();
         if let Err(e) = self.delete_many(keys).await {
             tracing::warn!(error = %e, "removing the media chunks of a refused message failed");
         }
     }
 
-    async fn try_update_message(
-        &self,
-        device_id: Uuid,
-        message_id: &str,
-        update: &MessageUpdate,
-        expect: &[MessageStatus],
-        events: &[Event],
-        event_writes: &mut Option<Vec<Write>>,
-    ) -> Result<Message, WriteError> {
-        let (mut m, rev) = self
-            .message_at_rev(device_id, message_id)
-            .await?
-            .ok_or(StoreError::NotFound)?;
-        if !expect.is_empty() && !expect.contains(&m.status) {
-            return Err(StoreError::Conflict("status").into());
-        }
-        update.apply_to(&mut m);
-        if event_writes.is_none() {
-            *event_writes = Some(self.event_writes(events).await?);
-        }
-        let mut writes = vec![Write::replace(Item::from(&m), rev)];
-        writes.extend(event_writes.iter().flatten().cloned());
-        self.write(writes).await?;
-        Ok(m)
-    }
-}
-
-#[async_trait]
-impl MessageStore for DynamoStore {
-    async fn create_message(
+    /// The transaction of `create_message`: the key (when given), the message, its media
+    /// item and its events, all or nothing.
+    async fn try_insert_message(
         &self,
         message: &Message,
-        media: Option<&[u8]>,
+        media: Option<&MediaItem>,
         idempotency: Option<&IdempotencyRecord>,
         events: &[Event],
-    ) -> Result<Created, StoreError> {
-        let (device_id, id) = (message.device_id, message.message_id.as_str());
-        let (media_item, chunks) = match media {
-            Some(bytes) => {
-                let (item, chunks) = plan_media(device_id, id, bytes);
-                (Some(item), chunks)
-            }
-            None => (None, Vec::new()),
-        };
-        self.put_many(chunks.clone()).await?;
-        let event_writes = match self.event_writes(events).await {
-            Ok(w) => w,
-            Err(e) => {
-                self.discard_chunks(chunks).await;
-                return Err(e);
-            }
-        };
+    ) -> Result<Created, WriteError> {
         // The key first: a live key wins over every other refusal (nothing is written).
         let mut writes = Vec::new();
         if let Some(rec) = idempotency {
@@ -173,31 +129,84 @@ impl MessageStore for DynamoStore {
             Item::from(message).with_rev(1),
             StoreError::Conflict("message_id"),
         ));
-        if let Some(m) = &media_item {
+        if let Some(m) = media {
             writes.push(Write::put(Item::from(m)));
         }
-        writes.extend(event_writes);
-        for _ in 0..STALE_RETRIES {
-            let err = match self.write(writes.clone()).await {
-                Ok(()) => return Ok(Created::Created),
-                Err(e) => StoreError::from(e),
-            };
-            if let (StoreError::Conflict(KEY_TAKEN), Some(rec)) = (&err, idempotency) {
-                // Taken and live a moment ago; if it expired (or was purged) since, the
-                // next attempt takes it.
-                if let Some(existing) = self.get_idempotency(rec.app_id, &rec.key).await? {
-                    self.discard_chunks(chunks).await;
-                    return Ok(Created::Existing(existing));
-                }
-                continue;
+        writes.extend(self.event_writes(events).await?);
+        match self.write(writes).await {
+            Ok(()) => Ok(Created::Created),
+            Err(WriteError::Store(StoreError::Conflict(KEY_TAKEN))) => {
+                let existing = match idempotency {
+                    Some(rec) => self.get_idempotency(rec.app_id, &rec.key).await?,
+                    None => None,
+                };
+                // Gone since the write (expired, purged): the next attempt takes the key.
+                existing.map(Created::Existing).ok_or(WriteError::Stale)
             }
-            self.discard_chunks(chunks).await;
-            return Err(err);
+            Err(e) => Err(e),
         }
-        self.discard_chunks(chunks).await;
-        Err(StoreError::Backend(
-            "the Idempotency-Key kept changing".into(),
-        ))
+    }
+
+    async fn try_update_message(
+        &self,
+        device_id: Uuid,
+        message_id: &str,
+        update: &MessageUpdate,
+        expect: &[MessageStatus],
+        events: &[Event],
+    ) -> Result<Message, WriteError> {
+        let (mut m, rev) = self
+            .message_at_rev(device_id, message_id)
+            .await?
+            .ok_or(StoreError::NotFound)?;
+        if !expect.is_empty() && !expect.contains(&m.status) {
+            return Err(StoreError::Conflict("status").into());
+        }
+        update.apply_to(&mut m);
+        let mut writes = vec![Write::replace(Item::from(&m), rev)];
+        writes.extend(self.event_writes(events).await?);
+        self.write(writes).await?;
+        Ok(m)
+    }
+}
+
+#[async_trait]
+impl MessageStore for DynamoStore {
+    async fn create_message(
+        &self,
+        message: &Message,
+        media: Option<&[u8]>,
+        idempotency: Option<&IdempotencyRecord>,
+        events: &[Event],
+    ) -> Result<Created, StoreError> {
+        let (media_item, chunks) = match media {
+            Some(bytes) => {
+                let (item, chunks) = plan_media(message.device_id, &message.message_id, bytes);
+                (Some(item), chunks)
+            }
+            None => (None, Vec::new()),
+        };
+        let chunk_keys: Vec<Item> = chunks.iter().map(Item::primary_key).collect();
+        if let Err(e) = self.put_many(chunks).await {
+            // No message names them yet.
+            self.discard_chunks(chunk_keys).await;
+            return Err(e);
+        }
+        let media = media_item.as_ref();
+        let outcome =
+            until_fresh(move || self.try_insert_message(message, media, idempotency, events)).await;
+        match &outcome {
+            Ok(Created::Created) => {}
+            // A timeout may hide a committed write: its chunks must stay.
+            Err(StoreError::Backend(_)) if !chunk_keys.is_empty() => {
+                tracing::warn!(
+                    message_id = %message.message_id,
+                    "keeping the media chunks of a create that may have failed"
+                );
+            }
+            _ => self.discard_chunks(chunk_keys).await,
+        }
+        outcome
     }
 
     async fn get_message(
@@ -246,24 +255,8 @@ impl MessageStore for DynamoStore {
         expect: &[MessageStatus],
         events: &[Event],
     ) -> Result<Message, StoreError> {
-        let mut event_writes = None;
-        for _ in 0..STALE_RETRIES {
-            match self
-                .try_update_message(
-                    device_id,
-                    message_id,
-                    update,
-                    expect,
-                    events,
-                    &mut event_writes,
-                )
-                .await
-            {
-                Err(WriteError::Stale) => continue,
-                r => return Ok(r?),
-            }
-        }
-        Err(WriteError::Stale.into())
+        until_fresh(move || self.try_update_message(device_id, message_id, update, expect, events))
+            .await
     }
 
     async fn outbound_media(

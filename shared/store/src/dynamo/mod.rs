@@ -196,7 +196,7 @@ fn config_error(e: impl std::fmt::Display) -> StoreError {
 
 #[cfg(test)]
 mod tests {
-    use super::codec::{Item, key, list};
+    use super::codec::{key, list};
     use super::*;
     use aws_sdk_dynamodb::config::{BehaviorVersion, Credentials, Region};
     use uuid::Uuid;
@@ -397,6 +397,22 @@ mod tests {
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_longest_text_fits_in_an_item() {
+        use wa_core::messages::{Content, MAX_TEXT_CHARS};
+        let s = store().await;
+        // Three-byte characters (CJK) at the limit; the text is stored twice (content, text).
+        let text: String = "語".repeat(MAX_TEXT_CHARS);
+        let mut m = message(Uuid::now_v7(), Uuid::now_v7(), MessageType::Text);
+        m.content = Some(Content::Text { text: text.clone() });
+        m.text = Some(text);
+        s.create_message(&m, None, None, &[]).await.unwrap();
+        assert_eq!(
+            s.get_message(m.device_id, &m.message_id).await.unwrap(),
+            Some(m)
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn refused_create_leaves_no_media_chunks() {
         let s = store().await;
         let (app, device) = (Uuid::now_v7(), Uuid::now_v7());
@@ -530,6 +546,189 @@ mod tests {
         assert_eq!(wins, 1);
         let item = s.get(key::device(d.device_id)).await.unwrap().unwrap();
         assert_eq!(item.rev().unwrap(), 2, "one insert, one update");
-        let _: Item = item;
+    }
+
+    fn device(app_id: Uuid, name: &str) -> wa_core::devices::Device {
+        let now = time::now();
+        wa_core::devices::Device {
+            device_id: Uuid::now_v7(),
+            app_id,
+            tenant_id: "t".into(),
+            device_name: name.into(),
+            status: wa_core::devices::DeviceStatus::Initializing,
+            qr: None,
+            pair_code: None,
+            wa_number: None,
+            wa_device_jid: None,
+            linked_at: None,
+            last_error: None,
+            created_at: now,
+            updated_at: now,
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn filtered_listing_returns_full_pages() {
+        use wa_core::devices::{DeviceStatus as S, DeviceUpdate};
+        use wa_core::store::DeviceStore;
+        let s = store().await;
+        let app = Uuid::now_v7();
+        let mut connected = Vec::new();
+        for i in 0..7 {
+            let d = device(app, &format!("d{i}"));
+            s.insert_device(&d).await.unwrap();
+            if [1, 3, 6].contains(&i) {
+                s.update_device(d.device_id, &DeviceUpdate::status(S::Connected), &[], &[])
+                    .await
+                    .unwrap();
+                connected.push(d.device_id);
+            }
+        }
+        let mut seen = Vec::new();
+        let mut after = None;
+        for _ in 0..10 {
+            let page = s
+                .list_devices(app, Some(S::Connected), PageRequest { limit: 1, after })
+                .await
+                .unwrap();
+            assert_eq!(page.items.len(), 1, "a page is full while matches remain");
+            seen.push(page.items[0].device_id);
+            match page.next {
+                Some(n) => after = Some(n),
+                None => break,
+            }
+        }
+        assert_eq!(seen, connected);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_revived_device_needs_its_name_free() {
+        use wa_core::devices::{DeviceStatus as S, DeviceUpdate};
+        use wa_core::store::DeviceStore;
+        let s = store().await;
+        let app = Uuid::now_v7();
+        let old = device(app, "main");
+        s.insert_device(&old).await.unwrap();
+        s.update_device(old.device_id, &DeviceUpdate::status(S::Destroyed), &[], &[])
+            .await
+            .unwrap();
+        let new = device(app, "main");
+        s.insert_device(&new).await.unwrap();
+        assert_eq!(
+            s.update_device(
+                old.device_id,
+                &DeviceUpdate::status(S::Initializing),
+                &[],
+                &[]
+            )
+            .await,
+            Err(StoreError::Conflict("device_name")),
+            "the name is held by the new device"
+        );
+        s.update_device(new.device_id, &DeviceUpdate::status(S::Destroyed), &[], &[])
+            .await
+            .unwrap();
+        s.update_device(
+            old.device_id,
+            &DeviceUpdate::status(S::Initializing),
+            &[],
+            &[],
+        )
+        .await
+        .expect("free again");
+        assert_eq!(
+            s.insert_device(&device(app, "main")).await,
+            Err(StoreError::Conflict("device_name")),
+            "the revived device holds its name again"
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_device_events_commit_in_seq_order() {
+        use wa_core::store::EventStore;
+        use wa_core::webhooks::{Event, EventType};
+        let s = store().await;
+        let (app, device) = (Uuid::now_v7(), Uuid::now_v7());
+        let ev = || Event::new(EventType::Presence, app, device, serde_json::json!({}));
+        let (first, second) = (ev(), ev());
+        // Two writers reserve numbers in one order and commit in the other.
+        let early = s.event_writes(std::slice::from_ref(&first)).await.unwrap();
+        let late = s.event_writes(std::slice::from_ref(&second)).await.unwrap();
+        s.write(late).await.unwrap();
+        assert_eq!(
+            s.write(early).await,
+            Err(ops::WriteError::Stale),
+            "a number below the device's last one is refused"
+        );
+        assert_eq!(s.get_delivery(&first.request_id).await.unwrap(), None);
+        // Through the port the refused writer runs again with a fresh number.
+        s.append_events(std::slice::from_ref(&first)).await.unwrap();
+        let a = s.get_delivery(&first.request_id).await.unwrap().unwrap();
+        let b = s.get_delivery(&second.request_id).await.unwrap().unwrap();
+        assert!(a.seq > b.seq, "committed later, numbered later");
+        // Another device's order is its own.
+        let other = Event::new(
+            EventType::Presence,
+            app,
+            Uuid::now_v7(),
+            serde_json::json!({}),
+        );
+        let early = s.event_writes(std::slice::from_ref(&other)).await.unwrap();
+        s.append_events(&[ev()]).await.unwrap();
+        s.write(early).await.expect("no order across devices");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn many_events_and_refused_changes() {
+        use wa_core::store::{DeviceStore, EventStore};
+        use wa_core::webhooks::{Event, EventType};
+        let s = store().await;
+        let (app, d1, d2) = (Uuid::now_v7(), Uuid::now_v7(), Uuid::now_v7());
+        // More events than one transaction holds.
+        let events: Vec<Event> = (0..120)
+            .map(|n| {
+                let device = if n % 2 == 0 { d1 } else { d2 };
+                Event::new(
+                    EventType::Presence,
+                    app,
+                    device,
+                    serde_json::json!({ "n": n }),
+                )
+            })
+            .collect();
+        s.append_events(&events).await.unwrap();
+        let (all, _) = s.list_deliveries(app, None, 500, None).await.unwrap();
+        assert_eq!(all.len(), 120);
+        let due = s.due_deliveries(time::now(), 10).await.unwrap();
+        let heads: Vec<_> = due.iter().map(|d| d.event.request_id.clone()).collect();
+        assert_eq!(
+            heads,
+            [events[0].request_id.clone(), events[1].request_id.clone()],
+            "the oldest of each device, oldest first"
+        );
+
+        // A refused create or update writes none of its events.
+        let m = message(d1, app, MessageType::Text);
+        s.create_message(&m, None, None, &[]).await.unwrap();
+        let e = Event::new(EventType::Message, app, d1, serde_json::json!({}));
+        assert_eq!(
+            s.create_message(&m, None, None, std::slice::from_ref(&e))
+                .await,
+            Err(StoreError::Conflict("message_id"))
+        );
+        assert_eq!(s.get_delivery(&e.request_id).await.unwrap(), None);
+        let dev = device(app, "x");
+        s.insert_device(&dev).await.unwrap();
+        assert_eq!(
+            s.update_device(
+                dev.device_id,
+                &Default::default(),
+                &[wa_core::devices::DeviceStatus::Connected],
+                std::slice::from_ref(&e),
+            )
+            .await,
+            Err(StoreError::Conflict("status"))
+        );
+        assert_eq!(s.get_delivery(&e.request_id).await.unwrap(), None);
     }
 }

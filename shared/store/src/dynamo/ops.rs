@@ -1,7 +1,8 @@
 //! The table's operations as the adapter uses them: point reads, paged queries, batch reads
 //! and writes, and conditional writes (one item alone, several in one transaction). It is
 //! also the one place where DynamoDB's failures become the port's `StoreError`s
-//! ([`classify`]): a failed condition means what the write that carried it declares.
+//! (`classify`, then `meaning`): a failed condition means what the write that carried it
+//! declares.
 
 use std::collections::HashMap;
 use std::hash::{BuildHasher, RandomState};
@@ -23,7 +24,7 @@ pub(crate) const MAX_TRANSACTION_ITEMS: usize = 100;
 /// How often a write that lost a race with a concurrent transaction is tried again.
 const CONTENTION_RETRIES: u32 = 6;
 /// How often a read-modify-write runs again when its record changed meanwhile.
-pub(crate) const STALE_RETRIES: u32 = 10;
+const STALE_RETRIES: u32 = 10;
 const BATCH_GET_KEYS: usize = 100;
 /// BatchWriteItem takes 25 requests; media chunks (up to ~350 KB each) go 10 at a time to
 /// keep a request near 4 MB.
@@ -45,6 +46,22 @@ pub(crate) enum WriteError {
     Store(StoreError),
     /// A write conditioned on the revision that was read found another one.
     Stale,
+}
+
+/// Runs a read-modify-write until it commits or fails: `Stale` (what it read moved on)
+/// runs it again on fresh reads, up to `STALE_RETRIES` times, then fails with `Backend`.
+pub(crate) async fn until_fresh<T, F, Fut>(mut attempt: F) -> Result<T, StoreError>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, WriteError>>,
+{
+    for _ in 0..STALE_RETRIES {
+        match attempt().await {
+            Err(WriteError::Stale) => continue,
+            r => return Ok(r?),
+        }
+    }
+    Err(WriteError::Stale.into())
 }
 
 impl From<StoreError> for WriteError {
@@ -246,6 +263,19 @@ pub(crate) fn classify(code: Option<&str>, reasons: &[Option<&str>], text: Strin
             }
         }
         _ => Failure::Other(text),
+    }
+}
+
+/// What a failure means to the caller: a failed condition is what its write declares.
+fn meaning(failure: Failure, writes: &[Write]) -> WriteError {
+    match failure {
+        Failure::Condition(i) => match writes.get(i).map(|w| &w.on_condition) {
+            Some(OnCondition::Fail(e)) => WriteError::Store(e.clone()),
+            Some(OnCondition::Stale) => WriteError::Stale,
+            None => StoreError::Backend(format!("the condition of write {i} failed")).into(),
+        },
+        Failure::Contention | Failure::Throttled => StoreError::Throttled.into(),
+        Failure::Other(text) => StoreError::Backend(text).into(),
     }
 }
 
@@ -472,27 +502,18 @@ impl DynamoStore {
         let mut attempt = 0;
         loop {
             let failure = match writes.len() {
-                0 => return Ok(()),
+                0 => None,
                 1 => self.write_one(&writes[0]).await,
                 _ => self.transact(&writes).await?,
             };
-            let Some(failure) = failure else {
-                return Ok(());
-            };
-            return Err(match failure {
-                Failure::Contention if attempt < CONTENTION_RETRIES => {
+            match failure {
+                None => return Ok(()),
+                Some(Failure::Contention) if attempt < CONTENTION_RETRIES => {
                     backoff(attempt).await;
                     attempt += 1;
-                    continue;
                 }
-                Failure::Contention | Failure::Throttled => StoreError::Throttled.into(),
-                Failure::Condition(i) => match writes.get(i).map(|w| &w.on_condition) {
-                    Some(OnCondition::Fail(e)) => WriteError::Store(e.clone()),
-                    Some(OnCondition::Stale) => WriteError::Stale,
-                    None => StoreError::Backend(format!("condition of write {i} failed")).into(),
-                },
-                Failure::Other(text) => StoreError::Backend(text).into(),
-            });
+                Some(f) => return Err(meaning(f, &writes)),
+            }
         }
     }
 
@@ -607,13 +628,12 @@ impl DynamoStore {
             let mut pending = batch.to_vec();
             let mut attempt = 0;
             while !pending.is_empty() {
-                let out = self
+                let call = self
                     .client
                     .batch_write_item()
                     .request_items(self.table(), pending)
-                    .send()
-                    .await
-                    .map_err(read_error)?;
+                    .send();
+                let out = call.await.map_err(read_error)?;
                 pending = out
                     .unprocessed_items
                     .and_then(|mut u| u.remove(self.table()))
@@ -630,7 +650,7 @@ impl DynamoStore {
     /// Reserves `n` consecutive numbers of the counter `name` and returns the first. Atomic:
     /// concurrent callers get disjoint ranges.
     pub(crate) async fn reserve(&self, name: &str, n: u32) -> Result<i64, StoreError> {
-        let out = self
+        let call = self
             .client
             .update_item()
             .table_name(self.table())
@@ -639,9 +659,8 @@ impl DynamoStore {
             .expression_attribute_names("#v", COUNTER_VALUE)
             .expression_attribute_values(":n", AttributeValue::N(n.to_string()))
             .return_values(ReturnValue::UpdatedNew)
-            .send()
-            .await
-            .map_err(read_error)?;
+            .send();
+        let out = call.await.map_err(read_error)?;
         let last = Item(out.attributes.unwrap_or_default()).n::<i64>(COUNTER_VALUE)?;
         Ok(last - i64::from(n) + 1)
     }
