@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
-use rusqlite::params;
+use rusqlite::{OptionalExtension, params};
 use wa_core::queue::{DeadLetter, Depth, Queue, QueueError, Received};
 use wa_store::db::{Db, DbError};
 
@@ -19,7 +19,8 @@ CREATE TABLE IF NOT EXISTS queue_messages (
     sent_at_ms    INTEGER NOT NULL,
     visible_at_ms INTEGER NOT NULL,
     receive_count INTEGER NOT NULL DEFAULT 0,
-    receipt       TEXT UNIQUE
+    receipt       TEXT UNIQUE,
+    head          INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS queue_messages_visible ON queue_messages (queue, visible_at_ms);
 CREATE INDEX IF NOT EXISTS queue_messages_group ON queue_messages (queue, grp, seq);
@@ -32,6 +33,18 @@ CREATE TABLE IF NOT EXISTS queue_dead_letters (
     died_at_ms    INTEGER NOT NULL
 );
 "#;
+
+/// `head` marks the messages a receive may take: every ungrouped message, and the oldest
+/// message of each group. Receiving reads only them through this index, so its cost does
+/// not grow with a group's backlog (it used to look at every waiting message of the queue).
+/// Tables made before the column existed get it, with its values, on opening.
+const HEADS: &str = r#"
+ALTER TABLE queue_messages ADD COLUMN head INTEGER NOT NULL DEFAULT 0;
+UPDATE queue_messages SET head = 1 WHERE grp IS NULL OR seq = (SELECT MIN(seq) FROM
+    queue_messages m WHERE m.queue = queue_messages.queue AND m.grp = queue_messages.grp);
+"#;
+const HEADS_INDEX: &str =
+    "CREATE INDEX IF NOT EXISTS queue_messages_heads ON queue_messages (queue, seq) WHERE head = 1";
 
 /// A durable queue in one SQLite file.
 #[derive(Clone)]
@@ -62,7 +75,61 @@ fn ms(d: Duration) -> i64 {
 }
 
 fn init(conn: &mut rusqlite::Connection) -> Result<(), String> {
-    conn.execute_batch(SCHEMA).map_err(|e| e.to_string())
+    // A savepoint: `LocalQueue::on` runs this inside the writer's transaction, and a second
+    // process opening the file at the same moment must not add the column twice.
+    let tx = conn.savepoint().map_err(|e| e.to_string())?;
+    tx.execute_batch(SCHEMA).map_err(|e| e.to_string())?;
+    let has_head: bool = tx
+        .query_row(
+            "SELECT COUNT(*) FROM pragma_table_info('queue_messages') WHERE name = 'head'",
+            [],
+            |r| r.get::<_, i64>(0),
+        )
+        .map_err(|e| e.to_string())?
+        > 0;
+    if !has_head {
+        tx.execute_batch(HEADS).map_err(|e| e.to_string())?;
+    }
+    tx.execute_batch(HEADS_INDEX).map_err(|e| e.to_string())?;
+    tx.commit().map_err(|e| e.to_string())
+}
+
+/// After a message of `group` left the queue: its group's oldest remaining message becomes
+/// the head.
+fn promote_head(
+    conn: &rusqlite::Connection,
+    queue: &str,
+    group: Option<&str>,
+) -> Result<(), QueueError> {
+    let Some(group) = group else { return Ok(()) };
+    conn.prepare_cached(
+        "UPDATE queue_messages SET head = 1 WHERE seq = \
+         (SELECT MIN(seq) FROM queue_messages WHERE queue = ?1 AND grp = ?2) AND head = 0",
+    )
+    .map_err(backend)?
+    .execute(params![queue, group])
+    .map_err(backend)?;
+    Ok(())
+}
+
+/// Removes the message holding `receipt`; `InvalidReceipt` when none does.
+fn remove_received(
+    conn: &rusqlite::Connection,
+    queue: &str,
+    receipt: &str,
+) -> Result<(), QueueError> {
+    let group: Option<Option<String>> = conn
+        .prepare_cached(
+            "DELETE FROM queue_messages WHERE queue = ?1 AND receipt = ?2 RETURNING grp",
+        )
+        .map_err(backend)?
+        .query_row(params![queue, receipt], |r| r.get(0))
+        .optional()
+        .map_err(backend)?;
+    match group {
+        None => Err(QueueError::InvalidReceipt),
+        Some(group) => promote_head(conn, queue, group.as_deref()),
+    }
 }
 
 impl LocalQueue {
@@ -172,9 +239,12 @@ impl Queue for LocalQueue {
         );
         self.with(move |conn| {
             let now = now_ms();
+            // The first message of a group is its head; later ones wait behind it.
             conn.prepare_cached(
-                "INSERT INTO queue_messages (message_id, queue, grp, body, sent_at_ms, visible_at_ms) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                "INSERT INTO queue_messages \
+                 (message_id, queue, grp, body, sent_at_ms, visible_at_ms, head) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?3 IS NULL OR NOT EXISTS \
+                 (SELECT 1 FROM queue_messages WHERE queue = ?2 AND grp = ?3))",
             )
             .map_err(backend)?
             .execute(params![mid, queue, group, body, now, now + ms(delay)])
@@ -197,70 +267,76 @@ impl Queue for LocalQueue {
         self.with_relaxed(move |conn| {
             let now = now_ms();
             let tx = conn.savepoint().map_err(backend)?;
-            // Per group only the oldest message is eligible, and only when it is visible:
-            // a group's messages go one at a time, in order.
-            let mut out = Vec::new();
+            // Per group only the oldest message is eligible (the head), and only when it is
+            // visible: a group's messages go one at a time, in order.
+            let mut out: Vec<Received> = Vec::new();
+            let mut taken: Vec<i64> = Vec::new();
             // Dead-lettering a group's head makes the next message the head: select again.
             loop {
-            let mut moved = false;
-            let rows: Vec<(i64, String, Option<String>, String, u32)> = tx
-                .prepare_cached(
-                    "SELECT seq, message_id, grp, body, receive_count FROM queue_messages m \
-                     WHERE queue = ?1 AND visible_at_ms <= ?2 \
-                     AND (grp IS NULL OR seq = (SELECT MIN(seq) FROM queue_messages \
-                          WHERE queue = ?1 AND grp = m.grp)) \
-                     ORDER BY seq LIMIT ?3",
-                )
-                .map_err(backend)?
-                .query_map(params![queue, now, max as i64 * 2 + 1], |r| {
-                    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
-                })
-                .map_err(backend)?
-                .collect::<Result<_, _>>()
-                .map_err(backend)?;
-            for (seq, message_id, group, body, count) in rows {
-                if out.len() >= max {
+                let mut moved = false;
+                let rows: Vec<(i64, String, Option<String>, String, u32)> = tx
+                    .prepare_cached(
+                        "SELECT seq, message_id, grp, body, receive_count FROM queue_messages \
+                         WHERE queue = ?1 AND head = 1 AND visible_at_ms <= ?2 \
+                         ORDER BY seq LIMIT ?3",
+                    )
+                    .map_err(backend)?
+                    .query_map(params![queue, now, max as i64 * 2 + 1], |r| {
+                        Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+                    })
+                    .map_err(backend)?
+                    .collect::<Result<_, _>>()
+                    .map_err(backend)?;
+                for (seq, message_id, group, body, count) in rows {
+                    if out.len() >= max {
+                        break;
+                    }
+                    // Taken in an earlier round (visible again at once with a zero timeout).
+                    if taken.contains(&seq) {
+                        continue;
+                    }
+                    if count >= max_receives {
+                        tx.execute(
+                            "INSERT OR REPLACE INTO queue_dead_letters \
+                             (message_id, queue, grp, body, reason, died_at_ms) \
+                             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                            params![
+                                message_id,
+                                queue,
+                                group,
+                                body,
+                                format!("received {count} times without being processed"),
+                                now
+                            ],
+                        )
+                        .map_err(backend)?;
+                        tx.execute("DELETE FROM queue_messages WHERE seq = ?1", [seq])
+                            .map_err(backend)?;
+                        promote_head(&tx, &queue, group.as_deref())?;
+                        tracing::warn!(queue = %queue, %message_id, "message moved to dead letters");
+                        moved = true;
+                        continue;
+                    }
+                    let receipt = uuid::Uuid::new_v4().to_string();
+                    tx.prepare_cached(
+                        "UPDATE queue_messages SET receipt = ?2, receive_count = receive_count + 1, \
+                         visible_at_ms = ?3 WHERE seq = ?1",
+                    )
+                    .map_err(backend)?
+                    .execute(params![seq, receipt, now + ms(visibility)])
+                    .map_err(backend)?;
+                    taken.push(seq);
+                    out.push(Received {
+                        message_id,
+                        receipt,
+                        body,
+                        group,
+                        receive_count: count + 1,
+                    });
+                }
+                if !moved || out.len() >= max {
                     break;
                 }
-                if count >= max_receives {
-                    tx.execute(
-                        "INSERT OR REPLACE INTO queue_dead_letters \
-                         (message_id, queue, grp, body, reason, died_at_ms) \
-                         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-                        params![
-                            message_id,
-                            queue,
-                            group,
-                            body,
-                            format!("received {count} times without being processed"),
-                            now
-                        ],
-                    )
-                    .map_err(backend)?;
-                    tx.execute("DELETE FROM queue_messages WHERE seq = ?1", [seq])
-                        .map_err(backend)?;
-                    tracing::warn!(queue = %queue, %message_id, "message moved to dead letters");
-                    moved = true;
-                    continue;
-                }
-                let receipt = uuid::Uuid::new_v4().to_string();
-                tx.execute(
-                    "UPDATE queue_messages SET receipt = ?2, receive_count = receive_count + 1, \
-                     visible_at_ms = ?3 WHERE seq = ?1",
-                    params![seq, receipt, now + ms(visibility)],
-                )
-                .map_err(backend)?;
-                out.push(Received {
-                    message_id,
-                    receipt,
-                    body,
-                    group,
-                    receive_count: count + 1,
-                });
-            }
-            if !moved || out.len() >= max {
-                break;
-            }
             }
             tx.commit().map_err(backend)?;
             Ok(out)
@@ -271,16 +347,9 @@ impl Queue for LocalQueue {
     async fn delete(&self, queue: &str, receipt: &str) -> Result<(), QueueError> {
         let (queue, receipt) = (queue.to_owned(), receipt.to_owned());
         self.with_relaxed(move |conn| {
-            let n = conn
-                .prepare_cached("DELETE FROM queue_messages WHERE queue = ?1 AND receipt = ?2")
-                .map_err(backend)?
-                .execute(params![queue, receipt])
-                .map_err(backend)?;
-            if n == 0 {
-                Err(QueueError::InvalidReceipt)
-            } else {
-                Ok(())
-            }
+            let tx = conn.savepoint().map_err(backend)?;
+            remove_received(&tx, &queue, &receipt)?;
+            tx.commit().map_err(backend)
         })
         .await
     }
@@ -334,11 +403,7 @@ impl Queue for LocalQueue {
             if n == 0 {
                 return Err(QueueError::InvalidReceipt);
             }
-            tx.execute(
-                "DELETE FROM queue_messages WHERE queue = ?1 AND receipt = ?2",
-                params![queue, receipt],
-            )
-            .map_err(backend)?;
+            remove_received(&tx, &queue, &receipt)?;
             tx.commit().map_err(backend)
         })
         .await
@@ -451,5 +516,75 @@ mod tests {
             q.delete("q", &again[0].receipt).await.is_err(),
             "the old receipt is void"
         );
+    }
+
+    /// A queue file from before the `head` column: opening adds it, with the right heads.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn older_tables_get_their_heads() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("queue.db");
+        {
+            let c = rusqlite::Connection::open(&path).unwrap();
+            c.execute_batch(
+                "CREATE TABLE queue_messages (
+                    seq INTEGER PRIMARY KEY AUTOINCREMENT, message_id TEXT NOT NULL UNIQUE,
+                    queue TEXT NOT NULL, grp TEXT, body TEXT NOT NULL,
+                    sent_at_ms INTEGER NOT NULL, visible_at_ms INTEGER NOT NULL,
+                    receive_count INTEGER NOT NULL DEFAULT 0, receipt TEXT UNIQUE);
+                 INSERT INTO queue_messages (message_id, queue, grp, body, sent_at_ms, visible_at_ms)
+                 VALUES ('m1', 'q', 'a', 'a1', 0, 0), ('m2', 'q', 'a', 'a2', 0, 0),
+                        ('m3', 'q', NULL, 'free', 0, 0), ('m4', 'q', 'b', 'b1', 0, 0);",
+            )
+            .unwrap();
+        }
+        let q = LocalQueue::open(&path, 5).unwrap();
+        let bodies = |r: &[Received]| r.iter().map(|m| m.body.clone()).collect::<Vec<_>>();
+        let first = q.receive("q", 10, Duration::from_secs(30)).await.unwrap();
+        assert_eq!(bodies(&first), ["a1", "free", "b1"]);
+        q.delete("q", &first[0].receipt).await.unwrap();
+        let next = q.receive("q", 10, Duration::from_secs(30)).await.unwrap();
+        assert_eq!(bodies(&next), ["a2"], "a's next message is its head now");
+        drop(q);
+        // Opening again leaves the column and its values alone.
+        let q = LocalQueue::open(&path, 5).unwrap();
+        q.send("q", Some("a"), "a3", Duration::ZERO).await.unwrap();
+        assert!(
+            q.receive("q", 10, Duration::from_secs(30))
+                .await
+                .unwrap()
+                .is_empty(),
+            "a3 waits behind a2, in flight"
+        );
+    }
+
+    /// A long backlog in one group: only its head is ever handed out, one at a time, in
+    /// order, and every message goes out exactly once.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn one_group_backlog_goes_in_order() {
+        let q = LocalQueue::in_memory(3).unwrap();
+        for i in 0..300 {
+            q.send("q", Some("g"), &i.to_string(), Duration::ZERO)
+                .await
+                .unwrap();
+        }
+        q.send("q", None, "free", Duration::ZERO).await.unwrap();
+        let mut seen = Vec::new();
+        loop {
+            let got = q.receive("q", 10, Duration::from_secs(30)).await.unwrap();
+            if got.is_empty() {
+                break;
+            }
+            assert!(
+                got.iter().filter(|m| m.group.is_some()).count() <= 1,
+                "one message of a group at a time"
+            );
+            for m in got {
+                seen.push(m.body.clone());
+                q.delete("q", &m.receipt).await.unwrap();
+            }
+        }
+        let mut expected: Vec<String> = (0..300).map(|i| i.to_string()).collect();
+        expected.insert(1, "free".into());
+        assert_eq!(seen, expected);
     }
 }

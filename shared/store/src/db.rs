@@ -67,6 +67,14 @@ fn connect(path: &Path) -> rusqlite::Result<Connection> {
     // Every statement of the store and the queue stays prepared (the default keeps 16, fewer
     // than the store uses, and re-preparing costs more than running a point query).
     conn.set_prepared_statement_cache_capacity(256);
+    // Without the query planner stability guarantee, SQLite marks a statement to be
+    // re-prepared whenever a parameter its plan looked at is bound again (`LIMIT ?` and
+    // range bounds are), so most cached statements were parsed and planned anew on every
+    // run. Every plan here is fine for any parameter value.
+    conn.set_db_config(
+        rusqlite::config::DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG,
+        true,
+    )?;
     Ok(conn)
 }
 
