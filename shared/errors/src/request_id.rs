@@ -58,9 +58,11 @@ pub fn choose(parts: &Parts, config: &RequestIdConfig) -> String {
     }
     // The platform's id is trusted as it is (API Gateway's end in `=`), as long as it can
     // go in a header.
-    if let Some(id) = config.platform_id.and_then(|f| f(parts)).filter(|id| {
-        (1..=128).contains(&id.len()) && id.bytes().all(|b| b.is_ascii_graphic())
-    }) {
+    if let Some(id) = config
+        .platform_id
+        .and_then(|f| f(parts))
+        .filter(|id| (1..=128).contains(&id.len()) && id.bytes().all(|b| b.is_ascii_graphic()))
+    {
         return id;
     }
     uuid::Uuid::new_v4().to_string()
