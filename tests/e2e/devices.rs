@@ -341,3 +341,149 @@ async fn real_provider_offline_fails_cleanly() {
     assert_eq!((s, v["error"]["code"].as_str()), (404, Some("not_found")));
     assert!(!server.logs().contains("panicked"));
 }
+
+/// The documented split: a server without its worker and another process writing the same
+/// database. The API server caches nothing, so it never answers with state the other process
+/// changed; the other process (here a server running the worker, which also serves the
+/// sandbox's routes) finds the database shared and does not cache either.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn split_processes_see_each_others_writes() {
+    let api = Server::start(&[
+        SECRET,
+        ("WA_PROVIDER", "sandbox"),
+        ("WA_WORKER", "0"),
+        ("WA_LINK_WAIT_MS", "100"),
+    ]);
+    let worker = Server::start_in(&api.data_dir, &[SECRET, ("WA_PROVIDER", "sandbox")]);
+    assert!(
+        worker.logs().contains("reads are not cached"),
+        "{}",
+        worker.logs()
+    );
+    let (ok, jwt, err) = api.cli(&["token", "--tenant", "acme"], &[SECRET]);
+    assert!(ok, "{err}");
+    let (s, _, v) = send(
+        api.http
+            .post(api.url("/apps"))
+            .bearer_auth(&jwt)
+            .json(&json!({"name": "split"})),
+    )
+    .await;
+    assert_eq!(s, 201, "{v}");
+    let t = v["data"]["app_token"].as_str().unwrap().to_owned();
+    let app_id = v["data"]["app"]["app_id"].as_str().unwrap().to_owned();
+
+    let (s, v) = call(
+        &api,
+        "POST",
+        "/devices",
+        &t,
+        Some(json!({"device_name": "split"})),
+    )
+    .await;
+    assert_eq!(s, 201, "{v}");
+    let id = v["data"]["device"]["device_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    // Read it a few times first: a cache would keep this state.
+    for _ in 0..3 {
+        let (s, _) = call(&api, "GET", "/devices", &t, None).await;
+        assert_eq!(s, 200);
+        let (s, _) = call(&api, "GET", &format!("/devices/{id}"), &t, None).await;
+        assert_eq!(s, 200);
+    }
+    let listed_status = |v: &Value| {
+        v["data"]["devices"][0]["status"]
+            .as_str()
+            .map(str::to_owned)
+    };
+    wait_for(&api, &t, &id, Duration::from_secs(10), |d| {
+        d["status"] == "qr_generated"
+    })
+    .await;
+    let (_, v) = call(&api, "GET", "/devices", &t, None).await;
+    assert_eq!(listed_status(&v).as_deref(), Some("qr_generated"), "{v}");
+
+    // The other process links the device: the API server sees it at once.
+    let (s, v) = call(
+        &worker,
+        "POST",
+        &format!("/sandbox/devices/{id}/scan"),
+        &t,
+        Some(json!({"wa_number": "15551230001"})),
+    )
+    .await;
+    assert_eq!(s, 200, "{v}");
+    wait_for(&api, &t, &id, Duration::from_secs(10), |d| {
+        d["status"] == "connected"
+    })
+    .await;
+    let (_, v) = call(&api, "GET", "/devices", &t, None).await;
+    assert_eq!(listed_status(&v).as_deref(), Some("connected"), "{v}");
+
+    // A send accepted by the API server is sent by the other process.
+    let (s, _, v) = send(
+        api.http
+            .post(api.url(&format!("/devices/{id}/messages")))
+            .bearer_auth(&t)
+            .header("Prefer", "respond-async")
+            .json(&json!({"to": "15550001111", "text": "split"})),
+    )
+    .await;
+    assert_eq!(s, 202, "{v}");
+    let mid = v["data"]["message"]["message_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let (s, v) = call(
+            &api,
+            "GET",
+            &format!("/devices/{id}/messages/{mid}"),
+            &t,
+            None,
+        )
+        .await;
+        assert_eq!(s, 200, "{v}");
+        if v["data"]["message"]["status"] == "sent" {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "never sent: {v}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    // A token rotated through one process is refused by the other at once.
+    let (s, _) = call(&worker, "GET", "/devices", &t, None).await;
+    assert_eq!(s, 200);
+    let (s, _, v) = send(
+        api.http
+            .post(api.url(&format!("/apps/{app_id}/token")))
+            .bearer_auth(&jwt),
+    )
+    .await;
+    assert_eq!(s, 200, "{v}");
+    let (s, _) = call(&worker, "GET", "/devices", &t, None).await;
+    assert_eq!(s, 401, "the old token is refused by the other process");
+}
+
+/// A server running its own worker caches its reads, so it keeps its database to itself: a
+/// second process is refused, with what to do instead.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_caching_server_keeps_its_database_to_itself() {
+    let full = Server::start(&[SECRET, ("WA_PROVIDER", "sandbox")]);
+    let out = std::process::Command::new(crate::support::BIN)
+        .env_clear()
+        .env("WA_DATA_DIR", &full.data_dir)
+        .env("WA_LISTEN", "127.0.0.1:0")
+        .env("WA_WORKER", "0")
+        .env(SECRET.0, SECRET.1)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("WA_WORKER=0"), "{err}");
+    let (s, _) = call(&full, "GET", "/health", "", None).await;
+    assert_eq!(s, 200, "the first server carries on");
+}

@@ -97,7 +97,10 @@ pub async fn serve(
         )
     })?;
     let jwt = jwt_config(&config)?;
-    let (store, queue) = wa_worker::backends(&config.data_dir, &config.aws).await?;
+    // With its worker in this process the server is the database's only user; with
+    // `WA_WORKER=0` a separate `wa-worker` writes devices and messages too.
+    let (store, queue) =
+        wa_worker::backends(&config.data_dir, &config.aws, config.run_worker).await?;
     let queue_for_events = queue.clone();
     let mut ctx = Context::new(store.clone(), queue.clone(), jwt, config.allow_private_urls);
     ctx.devices.link_wait = config.link_wait;
@@ -174,6 +177,7 @@ pub async fn serve(
         ))
     });
     let (app, _) = router(state, config.max_body_bytes);
+    metrics::spawn_upkeep();
     let listener = TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("cannot listen on {} (WA_LISTEN)", config.listen))?;

@@ -44,10 +44,28 @@ pub fn install() -> PrometheusHandle {
             if metrics::set_global_recorder(recorder).is_err() {
                 tracing::warn!("another metrics recorder is installed; /metrics will be empty");
             }
+            // A recorder is in place for good: the HTTP metrics may keep their handles.
+            wa_errors::metrics::cache_handles();
             describe();
             handle
         })
         .clone()
+}
+
+/// How often recorded histogram samples are folded into their buckets.
+const UPKEEP_EVERY: Duration = Duration::from_secs(5);
+
+/// Folds the histogram samples recorded since the last scrape into their buckets every few
+/// seconds until the process ends: the recorder keeps every sample until then, so without
+/// scrapes its memory would grow with every request.
+pub fn spawn_upkeep() {
+    let handle = install();
+    tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(UPKEEP_EVERY).await;
+            handle.run_upkeep();
+        }
+    });
 }
 
 /// The HELP lines.

@@ -111,9 +111,15 @@ impl WorkerConfig {
 
 /// The store and the queue the configuration selects: SQLite and the local queue in the
 /// data directory by default; DynamoDB with `WA_TABLE_NAME`; SQS with the queue URLs.
+///
+/// `sole_process`: no other process uses the SQLite file (the embedded server running its
+/// own worker), so its hottest reads may be cached in this process
+/// (`SqliteStore::with_read_caches`). A server and a separate `wa-worker` on one data
+/// directory both pass `false`: each writes what the other would have cached.
 pub async fn backends(
     data_dir: &Path,
     aws: &wa_aws::AwsEnv,
+    sole_process: bool,
 ) -> anyhow::Result<(Arc<dyn Store>, Arc<dyn Queue>)> {
     let db = data_dir.join("wa.db");
     let sqlite = if aws.table.is_none() || !aws.uses_sqs() {
@@ -124,19 +130,33 @@ pub async fn backends(
     } else {
         None
     };
-    let queue: Arc<dyn Queue> = match &sqlite {
-        _ if aws.uses_sqs() => wa_aws::queue_from_env().await?,
-        // The queue lives in the same database: a send's message and its command share a
-        // commit.
-        Some(s) => Arc::new(
+    let local = match &sqlite {
+        Some(s) if !aws.uses_sqs() => Some(
             LocalQueue::on(s.db(), crate::MAX_RECEIVES)
                 .map_err(|e| anyhow::anyhow!("cannot open the queue in {}: {e}", db.display()))?,
         ),
+        _ => None,
+    };
+    let queue: Arc<dyn Queue> = match &local {
+        _ if aws.uses_sqs() => wa_aws::queue_from_env().await?,
+        Some(q) => Arc::new(q.clone()),
         None => unreachable!("SQLite is opened whenever SQS is not used"),
     };
     let store: Arc<dyn Store> = match sqlite {
         _ if aws.table.is_some() => wa_aws::store_from_env(aws).await?,
-        Some(s) => Arc::new(s),
+        Some(mut s) => {
+            // The queue lives in the same database: a send's message and its command share
+            // a commit.
+            if let Some(q) = local {
+                s = s
+                    .with_commands_queue(Arc::new(q))
+                    .map_err(|e| anyhow::anyhow!("{e}"))?;
+            }
+            if sole_process {
+                s = s.with_read_caches();
+            }
+            Arc::new(s)
+        }
         None => unreachable!("SQLite is opened whenever DynamoDB is not used"),
     };
     Ok((wa_aws::with_nudges(store, queue.clone(), aws), queue))

@@ -46,7 +46,8 @@ fn main() -> std::process::ExitCode {
 async fn run(config: WorkerConfig) -> anyhow::Result<()> {
     std::fs::create_dir_all(&config.data_dir)?;
     let aws = wa_aws::AwsEnv::from_env();
-    let (store, queue) = wa_worker::backends(&config.data_dir, &aws).await?;
+    // The server of the same data directory writes too: no read caches.
+    let (store, queue) = wa_worker::backends(&config.data_dir, &aws, false).await?;
     let (tx, rx) = mpsc::unbounded_channel();
     let (in_tx, in_rx) = mpsc::unbounded_channel();
     let (provider, _) = wa_worker::build_provider(&config, &config.data_dir, tx, in_tx)?;

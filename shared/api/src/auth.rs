@@ -71,8 +71,12 @@ mod tests {
         wa_errors::ok(app.app_id.to_string())
     }
 
-    fn setup() -> (Router, AppState) {
-        let store = Arc::new(wa_store::SqliteStore::in_memory().unwrap());
+    fn setup(cached: bool) -> (Router, AppState) {
+        let mut store = wa_store::SqliteStore::in_memory().unwrap();
+        if cached {
+            store = store.with_read_caches();
+        }
+        let store = Arc::new(store);
         let queue = Arc::new(wa_queue::LocalQueue::in_memory(5).unwrap());
         let ctx = Context::new(
             store,
@@ -104,7 +108,18 @@ mod tests {
 
     #[tokio::test]
     async fn app_token_layer() {
-        let (r, ctx) = setup();
+        app_token_checks(false).await;
+    }
+
+    /// The same with the embedded server's read caches: a rotated token or a deleted App's
+    /// is refused at once.
+    #[tokio::test]
+    async fn app_token_layer_with_read_caches() {
+        app_token_checks(true).await;
+    }
+
+    async fn app_token_checks(cached: bool) {
+        let (r, ctx) = setup(cached);
         let created = ctx
             .apps
             .create(

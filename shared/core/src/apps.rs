@@ -197,7 +197,7 @@ impl Apps {
     pub async fn authenticate(&self, token: &str) -> ApiResult<App> {
         let hash = auth::hash_token(token);
         match self.store.app_by_token_hash(&hash).await? {
-            Some(app) if auth::token_matches(token, &app.token_hash) => Ok(app),
+            Some(app) if auth::hash_matches(&hash, &app.token_hash) => Ok(app),
             _ => Err(ApiError::invalid_api_key()),
         }
     }

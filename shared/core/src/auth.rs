@@ -161,20 +161,30 @@ pub fn new_jwt_secret() -> String {
         .collect()
 }
 
+/// Lower-case hex of `bytes`.
+pub fn hex(bytes: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut s = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        s.push(DIGITS[(b >> 4) as usize] as char);
+        s.push(DIGITS[(b & 0xf) as usize] as char);
+    }
+    s
+}
+
 /// The stored form of an App token: hex SHA-256. The token itself is never stored.
 pub fn hash_token(token: &str) -> String {
-    Sha256::digest(token.as_bytes())
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    hex(&Sha256::digest(token.as_bytes()))
 }
 
 /// Constant-time check that `token` hashes to `stored_hash`.
 pub fn token_matches(token: &str, stored_hash: &str) -> bool {
-    hash_token(token)
-        .as_bytes()
-        .ct_eq(stored_hash.as_bytes())
-        .into()
+    hash_matches(&hash_token(token), stored_hash)
+}
+
+/// Constant-time comparison of two token hashes.
+pub fn hash_matches(hash: &str, stored_hash: &str) -> bool {
+    hash.as_bytes().ct_eq(stored_hash.as_bytes()).into()
 }
 
 /// The bearer credential of an `Authorization` header value, if it is one.
@@ -284,6 +294,11 @@ mod tests {
 
     #[test]
     fn tokens_hash_and_match() {
+        assert_eq!(hex(&[0x00, 0x7f, 0xa5, 0xff]), "007fa5ff");
+        assert_eq!(
+            hash_token("abc"),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
         let t = new_app_token();
         assert!(t.starts_with("wa_") && t.len() == 46);
         let h = hash_token(&t);

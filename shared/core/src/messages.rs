@@ -669,10 +669,7 @@ impl SendRequest {
                     })?;
                 check_bytes(kind, &essence, &bytes, "data_base64")?;
                 use sha2::Digest;
-                let sha256 = sha2::Sha256::digest(&bytes)
-                    .iter()
-                    .map(|b| format!("{b:02x}"))
-                    .collect();
+                let sha256 = crate::auth::hex(&sha2::Sha256::digest(&bytes));
                 Ok((
                     Media {
                         mime_type: essence,

@@ -159,6 +159,19 @@ impl MessageStore for Nudging {
         };
         self.after(r, written).await
     }
+    async fn create_message_and_enqueue(
+        &self,
+        message: &Message,
+        media: Option<&[u8]>,
+        idempotency: Option<&IdempotencyRecord>,
+        queue: &dyn crate::queue::Queue,
+        command: crate::queue::Command,
+    ) -> Result<Created, StoreError> {
+        // No events: nothing to nudge.
+        self.inner
+            .create_message_and_enqueue(message, media, idempotency, queue, command)
+            .await
+    }
     async fn get_message(
         &self,
         device_id: Uuid,

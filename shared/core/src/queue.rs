@@ -195,16 +195,22 @@ pub struct CommandEnvelope {
 
 /// Puts a command on the commands queue, grouped by its device.
 pub async fn enqueue(queue: &dyn Queue, command: Command) -> Result<(), QueueError> {
+    let (group, body) = command_message(command)?;
+    queue
+        .send(COMMANDS, Some(&group), &body, Duration::ZERO)
+        .await
+        .map(|_| ())
+}
+
+/// The commands-queue message of `command`: its group (the device) and its body, which
+/// carries the id of the current request.
+pub fn command_message(command: Command) -> Result<(String, String), QueueError> {
     let env = CommandEnvelope {
         request_id: wa_errors::request_id::current(),
         command,
     };
     let body = serde_json::to_string(&env).map_err(|e| QueueError::Backend(e.to_string()))?;
-    let group = env.command.device_id().to_string();
-    queue
-        .send(COMMANDS, Some(&group), &body, Duration::ZERO)
-        .await
-        .map(|_| ())
+    Ok((env.command.device_id().to_string(), body))
 }
 
 #[cfg(test)]

@@ -120,13 +120,13 @@ impl Messages {
     ) -> ApiResult<SendReply> {
         let valid = request.validate(self.allow_private_urls)?;
         let device = self.devices.get(app, device_id).await?;
-        let request_hash = {
+        // Only a request with an Idempotency-Key is ever compared with another one.
+        let request_hash = if idempotency_key.is_some() {
             let canonical =
                 serde_json::to_string(&(device_id, &request)).map_err(ApiError::internal)?;
-            Sha256::digest(canonical.as_bytes())
-                .iter()
-                .map(|b| format!("{b:02x}"))
-                .collect::<String>()
+            crate::auth::hex(&Sha256::digest(canonical.as_bytes()))
+        } else {
+            String::new()
         };
         if let Some(key) = &idempotency_key
             && let Some(rec) = self.store.get_idempotency(app.app_id, key).await?
@@ -179,9 +179,19 @@ impl Messages {
             response: None,
             expires_at: now + IDEMPOTENCY_TTL,
         });
+        let command = Command::Send {
+            device_id,
+            message_id: message.message_id.clone(),
+        };
         match self
             .store
-            .create_message(&message, valid.media.as_deref(), record.as_ref(), &[])
+            .create_message_and_enqueue(
+                &message,
+                valid.media.as_deref(),
+                record.as_ref(),
+                &*self.queue,
+                command,
+            )
             .await?
         {
             Created::Created => {}
@@ -192,7 +202,6 @@ impl Messages {
         }
         tracing::Span::current().record("message_id", message.message_id.as_str());
         tracing::info!(message_id = %message.message_id, %device_id, kind = message.kind.as_str(), "send accepted");
-        self.queue_send(device_id, &message.message_id).await?;
         if respond_async {
             return Ok(SendReply::data(202, &message));
         }

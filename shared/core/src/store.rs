@@ -8,6 +8,7 @@ use crate::apps::App;
 use crate::devices::{Device, DeviceStatus, DeviceUpdate};
 use crate::messages::{Message, MessageStatus, MessageUpdate};
 use crate::provider::Presence;
+use crate::queue::{Command, Queue, enqueue};
 use crate::time::OffsetDateTime;
 use crate::webhooks::Event;
 use serde::{Deserialize, Serialize};
@@ -175,6 +176,26 @@ pub enum Created {
     Existing(IdempotencyRecord),
 }
 
+/// `create_message_and_enqueue` in two steps, for adapters that cannot do it in one commit.
+pub async fn create_then_enqueue<S: MessageStore + ?Sized>(
+    store: &S,
+    message: &Message,
+    media: Option<&[u8]>,
+    idempotency: Option<&IdempotencyRecord>,
+    queue: &dyn Queue,
+    command: Command,
+) -> Result<Created, StoreError> {
+    let created = store
+        .create_message(message, media, idempotency, &[])
+        .await?;
+    if created == Created::Created {
+        enqueue(queue, command)
+            .await
+            .map_err(|e| StoreError::Backend(format!("queueing the command failed: {e}")))?;
+    }
+    Ok(created)
+}
+
 /// Position in a message listing (newest first).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MessageCursor {
@@ -196,6 +217,24 @@ pub trait MessageStore: Send + Sync {
         idempotency: Option<&IdempotencyRecord>,
         events: &[Event],
     ) -> Result<Created, StoreError>;
+
+    /// `create_message` (no events), then, when the message was created, `command` on the
+    /// commands queue `queue`. An adapter that keeps the commands queue in its own database
+    /// does both in one commit (one wait for the disk instead of two) and uses its own
+    /// queue; the default does one after the other. Either way the message is stored before
+    /// its command can be received. A failure to queue the command is an error although the
+    /// message stays stored and queued: the worker queues the commands of queued messages
+    /// again when it starts.
+    async fn create_message_and_enqueue(
+        &self,
+        message: &Message,
+        media: Option<&[u8]>,
+        idempotency: Option<&IdempotencyRecord>,
+        queue: &dyn Queue,
+        command: Command,
+    ) -> Result<Created, StoreError> {
+        create_then_enqueue(self, message, media, idempotency, queue, command).await
+    }
 
     async fn get_message(
         &self,

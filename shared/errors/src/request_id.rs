@@ -65,7 +65,15 @@ pub fn choose(parts: &Parts, config: &RequestIdConfig) -> String {
     {
         return id;
     }
-    uuid::Uuid::new_v4().to_string()
+    new_id()
+}
+
+/// A new random (v4) UUID. Its bytes come from the thread's CSPRNG (seeded from the
+/// system): `Uuid::new_v4` asks the kernel for them, a system call on every request.
+pub fn new_id() -> String {
+    uuid::Builder::from_random_bytes(rand::random())
+        .into_uuid()
+        .to_string()
 }
 
 /// The outermost middleware: chooses the id, opens the request's span, logs one access line

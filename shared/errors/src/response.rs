@@ -55,8 +55,10 @@ impl<T: Serialize> IntoResponse for ApiOk<T> {
             data: &self.data,
             request_id: request_id::current(),
         };
-        match serde_json::to_vec(&body) {
-            Ok(bytes) => {
+        // Most answers fit: no growing (and copying) the buffer while writing.
+        let mut bytes = Vec::with_capacity(1024);
+        match serde_json::to_writer(&mut bytes, &body) {
+            Ok(()) => {
                 let mut res = (self.status, self.headers, bytes).into_response();
                 res.headers_mut().insert(
                     http::header::CONTENT_TYPE,

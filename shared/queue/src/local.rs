@@ -7,6 +7,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use async_trait::async_trait;
 use rusqlite::{OptionalExtension, params};
 use wa_core::queue::{DeadLetter, Depth, Queue, QueueError, Received};
+use wa_store::InlineQueue;
 use wa_store::db::{Db, DbError};
 
 const SCHEMA: &str = r#"
@@ -75,11 +76,27 @@ fn ms(d: Duration) -> i64 {
 }
 
 fn init(conn: &mut rusqlite::Connection) -> Result<(), String> {
-    // A savepoint: `LocalQueue::on` runs this inside the writer's transaction, and a second
-    // process opening the file at the same moment must not add the column twice.
+    // `LocalQueue::on` runs this inside the writer's transaction; opened on its own, it takes
+    // the write lock first, so that a second process opening the file at the same moment
+    // waits instead of adding the column twice.
+    let own = conn.is_autocommit();
+    if own {
+        conn.execute_batch("BEGIN IMMEDIATE")
+            .map_err(|e| e.to_string())?;
+    }
     let tx = conn.savepoint().map_err(|e| e.to_string())?;
-    tx.execute_batch(SCHEMA).map_err(|e| e.to_string())?;
-    let has_head: bool = tx
+    let done = create(&tx).and_then(|()| tx.commit().map_err(|e| e.to_string()));
+    if own {
+        let end = if done.is_ok() { "COMMIT" } else { "ROLLBACK" };
+        conn.execute_batch(end).map_err(|e| e.to_string())?;
+    }
+    done
+}
+
+/// The tables and indexes, and the `head` column for tables made before it.
+fn create(conn: &rusqlite::Connection) -> Result<(), String> {
+    conn.execute_batch(SCHEMA).map_err(|e| e.to_string())?;
+    let has_head: bool = conn
         .query_row(
             "SELECT COUNT(*) FROM pragma_table_info('queue_messages') WHERE name = 'head'",
             [],
@@ -88,10 +105,37 @@ fn init(conn: &mut rusqlite::Connection) -> Result<(), String> {
         .map_err(|e| e.to_string())?
         > 0;
     if !has_head {
-        tx.execute_batch(HEADS).map_err(|e| e.to_string())?;
+        conn.execute_batch(HEADS).map_err(|e| e.to_string())?;
     }
-    tx.execute_batch(HEADS_INDEX).map_err(|e| e.to_string())?;
-    tx.commit().map_err(|e| e.to_string())
+    conn.execute_batch(HEADS_INDEX).map_err(|e| e.to_string())
+}
+
+/// Appends a message, visible after `delay`.
+fn insert(
+    conn: &rusqlite::Connection,
+    message_id: &str,
+    queue: &str,
+    group: Option<&str>,
+    body: &str,
+    delay: Duration,
+) -> rusqlite::Result<()> {
+    let now = now_ms();
+    // The first message of a group is its head; later ones wait behind it.
+    conn.prepare_cached(
+        "INSERT INTO queue_messages \
+         (message_id, queue, grp, body, sent_at_ms, visible_at_ms, head) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?3 IS NULL OR NOT EXISTS \
+         (SELECT 1 FROM queue_messages WHERE queue = ?2 AND grp = ?3))",
+    )?
+    .execute(params![
+        message_id,
+        queue,
+        group,
+        body,
+        now,
+        now + ms(delay)
+    ])?;
+    Ok(())
 }
 
 /// After a message of `group` left the queue: its group's oldest remaining message becomes
@@ -200,6 +244,29 @@ impl LocalQueue {
     }
 }
 
+/// The store writes the commands of new sends with the message itself, when the queue is
+/// in the store's database (`SqliteStore::with_commands_queue`).
+impl InlineQueue for LocalQueue {
+    fn insert(
+        &self,
+        conn: &rusqlite::Connection,
+        queue: &str,
+        group: Option<&str>,
+        body: &str,
+    ) -> Result<(), String> {
+        let id = uuid::Uuid::now_v7().to_string();
+        insert(conn, &id, queue, group, body, Duration::ZERO).map_err(|e| e.to_string())
+    }
+
+    fn committed(&self) {
+        self.work.notify_one();
+    }
+
+    fn db(&self) -> &Db {
+        &self.db
+    }
+}
+
 /// The error type the shared writer needs: a queue error, or the writer's own.
 enum DbErrorOr {
     Queue(QueueError),
@@ -238,18 +305,7 @@ impl Queue for LocalQueue {
             id.clone(),
         );
         self.with(move |conn| {
-            let now = now_ms();
-            // The first message of a group is its head; later ones wait behind it.
-            conn.prepare_cached(
-                "INSERT INTO queue_messages \
-                 (message_id, queue, grp, body, sent_at_ms, visible_at_ms, head) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?3 IS NULL OR NOT EXISTS \
-                 (SELECT 1 FROM queue_messages WHERE queue = ?2 AND grp = ?3))",
-            )
-            .map_err(backend)?
-            .execute(params![mid, queue, group, body, now, now + ms(delay)])
-            .map_err(backend)?;
-            Ok(())
+            insert(conn, &mid, &queue, group.as_deref(), &body, delay).map_err(backend)
         })
         .await?;
         self.work.notify_one();
@@ -276,7 +332,10 @@ impl Queue for LocalQueue {
                 let mut moved = false;
                 let rows: Vec<(i64, String, Option<String>, String, u32)> = tx
                     .prepare_cached(
+                        // Named: without statistics the planner would rather range over
+                        // `queue_messages_visible`, which holds every waiting message.
                         "SELECT seq, message_id, grp, body, receive_count FROM queue_messages \
+                         INDEXED BY queue_messages_heads \
                          WHERE queue = ?1 AND head = 1 AND visible_at_ms <= ?2 \
                          ORDER BY seq LIMIT ?3",
                     )
@@ -586,5 +645,155 @@ mod tests {
         let mut expected: Vec<String> = (0..300).map(|i| i.to_string()).collect();
         expected.insert(1, "free".into());
         assert_eq!(seen, expected);
+    }
+
+    fn outbound(device_id: uuid::Uuid) -> wa_core::messages::Message {
+        use wa_core::messages::*;
+        let now = wa_core::time::now();
+        Message {
+            message_id: new_message_id(),
+            device_id,
+            app_id: uuid::Uuid::now_v7(),
+            direction: Direction::Outbound,
+            to: "15550001111@s.whatsapp.net".into(),
+            from: None,
+            from_phone: None,
+            chat: "15550001111@s.whatsapp.net".into(),
+            kind: MessageType::Text,
+            status: MessageStatus::Queued,
+            error: None,
+            attempts: 0,
+            idempotency_key: None,
+            content: Some(Content::Text { text: "hi".into() }),
+            text: Some("hi".into()),
+            media_path: None,
+            mime_type: None,
+            media_size: None,
+            media_sha256: None,
+            created_at: now,
+            updated_at: now,
+            sent_at: None,
+            next_attempt_at: None,
+        }
+    }
+
+    /// With the queue in the store's database, a send's message and its command are written
+    /// by one write; a taken Idempotency-Key writes neither.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_send_and_its_command_share_a_commit() {
+        use wa_core::queue::{COMMANDS, Command, CommandEnvelope};
+        use wa_core::store::{Created, IdempotencyRecord, MessageStore};
+        let store = wa_store::SqliteStore::in_memory().unwrap();
+        let queue = LocalQueue::on(store.db(), 5).unwrap();
+        assert!(
+            wa_store::SqliteStore::in_memory()
+                .unwrap()
+                .with_commands_queue(Arc::new(queue.clone()))
+                .is_err(),
+            "a queue of another database is refused"
+        );
+        let store = store.with_commands_queue(Arc::new(queue.clone())).unwrap();
+        let device = uuid::Uuid::now_v7();
+        let m = outbound(device);
+        let record = IdempotencyRecord {
+            app_id: m.app_id,
+            key: "k1".into(),
+            request_hash: "h".into(),
+            device_id: device,
+            message_id: m.message_id.clone(),
+            response: None,
+            expires_at: m.created_at + wa_core::send_service::IDEMPOTENCY_TTL,
+        };
+        let command = Command::Send {
+            device_id: device,
+            message_id: m.message_id.clone(),
+        };
+        // The commands of this test go to the store's queue, whatever queue is named.
+        let elsewhere = LocalQueue::in_memory(5).unwrap();
+        let created = wa_errors::request_id::scope(
+            "req-1".into(),
+            store.create_message_and_enqueue(&m, None, Some(&record), &elsewhere, command.clone()),
+        )
+        .await
+        .unwrap();
+        assert_eq!(created, Created::Created);
+        assert_eq!(
+            store.get_message(device, &m.message_id).await.unwrap(),
+            Some(m.clone())
+        );
+        let got = queue
+            .receive(COMMANDS, 10, Duration::from_secs(30))
+            .await
+            .unwrap();
+        assert_eq!(got.len(), 1);
+        assert_eq!(got[0].group.as_deref(), Some(device.to_string().as_str()));
+        let env: CommandEnvelope = serde_json::from_str(&got[0].body).unwrap();
+        assert_eq!(env.command, command);
+        assert_eq!(
+            env.request_id, "req-1",
+            "the command carries the request's id"
+        );
+        assert!(
+            elsewhere
+                .receive(COMMANDS, 10, Duration::from_secs(30))
+                .await
+                .unwrap()
+                .is_empty()
+        );
+
+        // The same key again: the first reservation answers, nothing more is queued.
+        let again = outbound(device);
+        let mut taken = record.clone();
+        taken.message_id = again.message_id.clone();
+        let second = store
+            .create_message_and_enqueue(&again, None, Some(&taken), &elsewhere, command)
+            .await
+            .unwrap();
+        assert!(matches!(second, Created::Existing(r) if r.message_id == m.message_id));
+        assert_eq!(
+            store.get_message(device, &again.message_id).await.unwrap(),
+            None
+        );
+        queue.delete(COMMANDS, &got[0].receipt).await.unwrap();
+        assert!(
+            queue
+                .receive(COMMANDS, 10, Duration::from_secs(30))
+                .await
+                .unwrap()
+                .is_empty()
+        );
+    }
+
+    /// Without a queue in its database the store queues the command after the message, on
+    /// the queue it is given.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_send_without_a_shared_queue_is_queued_after_its_message() {
+        use wa_core::queue::{COMMANDS, Command};
+        use wa_core::store::{Created, MessageStore};
+        let store = wa_store::SqliteStore::in_memory().unwrap();
+        let queue = LocalQueue::in_memory(5).unwrap();
+        let device = uuid::Uuid::now_v7();
+        let m = outbound(device);
+        let command = Command::Send {
+            device_id: device,
+            message_id: m.message_id.clone(),
+        };
+        let created = store
+            .create_message_and_enqueue(&m, None, None, &queue, command)
+            .await
+            .unwrap();
+        assert_eq!(created, Created::Created);
+        assert!(
+            store
+                .get_message(device, &m.message_id)
+                .await
+                .unwrap()
+                .is_some()
+        );
+        let got = queue
+            .receive(COMMANDS, 10, Duration::from_secs(30))
+            .await
+            .unwrap();
+        assert_eq!(got.len(), 1);
     }
 }

@@ -2,10 +2,15 @@
 //! calling thread (WAL readers never wait for the writer), writes on one writer thread that
 //! commits every write waiting at that moment in a single transaction (group commit): many
 //! concurrent writes share one fsync, and each is answered only after its commit.
+//!
+//! Writes may also name the tables they change (`Marks`): each named table has a generation
+//! counter that is odd while a commit changing it is under way, so that reads of this
+//! process can be cached and validated without asking SQLite (`Db::generation`).
 
 use std::cell::RefCell;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc;
 use std::time::Duration;
 
@@ -16,10 +21,43 @@ use thread_local::ThreadLocal;
 /// once the commit is known (`None` = committed).
 type Run = Box<dyn FnOnce(&mut Connection) -> Box<dyn FnOnce(Option<String>) + Send> + Send>;
 
-/// A write and whether its commit must be on disk before it is answered.
+/// A write, whether its commit must be on disk before it is answered, and the tables it
+/// changes.
 struct Job {
     run: Run,
     durable: bool,
+    marks: Marks,
+}
+
+/// How many tables can carry a generation.
+const GENERATIONS: usize = 8;
+
+/// A set of tables (bit `i` = table `i`, `i < 8`) whose generations a write moves.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Marks(pub u8);
+
+impl Marks {
+    pub const NONE: Marks = Marks(0);
+
+    /// Table `i` alone.
+    pub const fn table(i: u8) -> Marks {
+        Marks(1 << i)
+    }
+}
+
+/// The generation counters, shared by the handles and the writer thread.
+struct Generations([AtomicU64; GENERATIONS]);
+
+impl Generations {
+    /// Every marked counter moves by one: to odd before a commit becomes visible, back to
+    /// even once it is (or failed).
+    fn bump(&self, marks: Marks) {
+        for (i, g) in self.0.iter().enumerate() {
+            if marks.0 & (1 << i) != 0 {
+                g.fetch_add(1, Ordering::SeqCst);
+            }
+        }
+    }
 }
 
 /// A failure of the database machinery itself (connections, the writer thread).
@@ -45,6 +83,7 @@ struct Inner {
     path: PathBuf,
     readers: ThreadLocal<RefCell<Connection>>,
     writer: std::sync::Mutex<mpsc::Sender<Job>>,
+    generations: Arc<Generations>,
     /// A temporary directory to remove when the database goes away (`Db::temporary`).
     temp_dir: Option<PathBuf>,
 }
@@ -64,6 +103,9 @@ fn connect(path: &Path) -> rusqlite::Result<Connection> {
     conn.pragma_update(None, "journal_mode", "WAL")?;
     conn.pragma_update(None, "synchronous", "FULL")?;
     conn.pragma_update(None, "foreign_keys", "ON")?;
+    // A batch's writes each run in a savepoint, whose statement journal would otherwise
+    // spill to a temporary file beyond 64 KiB: a write to disk per page, per savepoint.
+    conn.pragma_update(None, "temp_store", "MEMORY")?;
     // Every statement of the store and the queue stays prepared (the default keeps 16, fewer
     // than the store uses, and re-preparing costs more than running a point query).
     conn.set_prepared_statement_cache_capacity(256);
@@ -105,18 +147,34 @@ impl Db {
         let mut conn = connect(path).map_err(|e| e.to_string())?;
         init(&mut conn)?;
         let (tx, rx) = mpsc::channel::<Job>();
+        let generations = Arc::new(Generations(Default::default()));
+        let for_writer = generations.clone();
         std::thread::Builder::new()
             .name("sqlite-writer".into())
-            .spawn(move || writer(conn, rx))
+            .spawn(move || writer(conn, rx, &for_writer))
             .map_err(|e| e.to_string())?;
         Ok(Db {
             inner: Arc::new(Inner {
                 path: path.to_path_buf(),
                 readers: ThreadLocal::new(),
                 writer: std::sync::Mutex::new(tx),
+                generations,
                 temp_dir,
             }),
         })
+    }
+
+    /// Whether both handles are of the same open database.
+    pub fn same(&self, other: &Db) -> bool {
+        Arc::ptr_eq(&self.inner, &other.inner)
+    }
+
+    /// The generation of table `i` (`i < 8`) as writes through this handle's writer moved
+    /// it: odd while a commit changing the table is under way. A read that saw the same even
+    /// value before and after it read what was committed at that generation; writes of
+    /// other processes on the same file are not counted.
+    pub fn generation(&self, i: u8) -> u64 {
+        self.inner.generations.0[i as usize].load(Ordering::SeqCst)
     }
 
     /// Runs a read on this thread's connection. Reads see every committed write.
@@ -145,7 +203,18 @@ impl Db {
         E: From<DbError> + Send + 'static,
         F: FnOnce(&mut Connection) -> Result<T, E> + Send + 'static,
     {
-        self.submit(f, true).await
+        self.submit(f, true, Marks::NONE).await
+    }
+
+    /// Like `write`, for a write that changes the tables of `marks`: their generations move
+    /// around its commit.
+    pub async fn write_marked<T, E, F>(&self, marks: Marks, f: F) -> Result<T, E>
+    where
+        T: Send + 'static,
+        E: From<DbError> + Send + 'static,
+        F: FnOnce(&mut Connection) -> Result<T, E> + Send + 'static,
+    {
+        self.submit(f, true, marks).await
     }
 
     /// A durable write from outside the async runtime (set-up work such as creating tables).
@@ -168,7 +237,11 @@ impl Db {
             .writer
             .lock()
             .map_err(|_| "writer lock poisoned".to_owned())?
-            .send(Job { run, durable: true })
+            .send(Job {
+                run,
+                durable: true,
+                marks: Marks::NONE,
+            })
             .map_err(|_| "the database writer stopped".to_owned())?;
         rx.recv()
             .map_err(|_| "the database writer dropped a write".to_owned())?
@@ -183,10 +256,10 @@ impl Db {
         E: From<DbError> + Send + 'static,
         F: FnOnce(&mut Connection) -> Result<T, E> + Send + 'static,
     {
-        self.submit(f, false).await
+        self.submit(f, false, Marks::NONE).await
     }
 
-    async fn submit<T, E, F>(&self, f: F, durable: bool) -> Result<T, E>
+    async fn submit<T, E, F>(&self, f: F, durable: bool, marks: Marks) -> Result<T, E>
     where
         T: Send + 'static,
         E: From<DbError> + Send + 'static,
@@ -203,7 +276,11 @@ impl Db {
                 let _ = tx.send(result);
             })
         });
-        let job = Job { run, durable };
+        let job = Job {
+            run,
+            durable,
+            marks,
+        };
         self.inner
             .writer
             .lock()
@@ -215,7 +292,10 @@ impl Db {
     }
 }
 
-fn writer(mut conn: Connection, rx: mpsc::Receiver<Job>) {
+fn writer(mut conn: Connection, rx: mpsc::Receiver<Job>, generations: &Generations) {
+    // The connection's current mode: switched only when a batch needs the other one (each
+    // switch is a PRAGMA parsed anew).
+    let mut relaxed = false;
     while let Ok(first) = rx.recv() {
         let mut jobs = vec![first];
         while jobs.len() < MAX_BATCH {
@@ -227,30 +307,45 @@ fn writer(mut conn: Connection, rx: mpsc::Receiver<Job>) {
         // One durable write makes the whole batch durable; a batch of relaxed writes only
         // skips the fsync.
         let durable = jobs.iter().any(|j| j.durable);
-        if !durable {
-            let _ = conn.pragma_update(None, "synchronous", "NORMAL");
+        if durable && relaxed {
+            if let Err(e) = conn.pragma_update(None, "synchronous", "FULL") {
+                // Never commit a durable write without the fsync: its caller gets an error
+                // (a dropped job answers "the database writer dropped a write").
+                tracing::error!(error = %e, "could not switch back to synchronous=FULL");
+                drop(jobs);
+                continue;
+            }
+            relaxed = false;
+        } else if !durable && !relaxed {
+            // On failure the batch is simply durable too.
+            relaxed = conn.pragma_update(None, "synchronous", "NORMAL").is_ok();
         }
-        commit_batch(&mut conn, jobs);
-        if !durable {
-            let _ = conn.pragma_update(None, "synchronous", "FULL");
-        }
+        commit_batch(&mut conn, jobs, generations);
     }
 }
 
-fn commit_batch(conn: &mut Connection, jobs: Vec<Job>) {
+fn commit_batch(conn: &mut Connection, jobs: Vec<Job>, generations: &Generations) {
     if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
         // Could not open the shared transaction: each write commits on its own.
         tracing::warn!(error = %e, "group commit unavailable for this batch");
         for job in jobs {
-            (job.run)(conn)(None);
+            generations.bump(job.marks);
+            let finish = (job.run)(conn);
+            generations.bump(job.marks);
+            finish(None);
         }
         return;
     }
+    let marks = Marks(jobs.iter().fold(0, |m, j| m | j.marks.0));
     let finishers: Vec<_> = jobs.into_iter().map(|job| (job.run)(conn)).collect();
+    // The batch's changes are invisible to readers until COMMIT: the marked generations are
+    // odd from just before it until just after it.
+    generations.bump(marks);
     let commit_error = conn.execute_batch("COMMIT").err().map(|e| e.to_string());
     if commit_error.is_some() {
         let _ = conn.execute_batch("ROLLBACK");
     }
+    generations.bump(marks);
     for finish in finishers {
         finish(commit_error.clone());
     }

@@ -8,7 +8,7 @@ pub mod db;
 mod sqlite;
 
 #[cfg(feature = "sqlite")]
-pub use sqlite::SqliteStore;
+pub use sqlite::{InlineQueue, SqliteStore};
 
 #[cfg(feature = "dynamo")]
 mod dynamo;

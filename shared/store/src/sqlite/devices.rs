@@ -9,12 +9,20 @@ use wa_core::provider::Presence;
 use wa_core::store::{DeviceStore, Page, PageRequest, StoreError};
 use wa_core::time;
 
+use super::cache::DEVICES_MARK;
 use super::events::insert_events;
 use super::{SqliteStore, backend, write_error};
 use wa_core::webhooks::Event;
 
-const COLUMNS: &str = "device_id, app_id, tenant_id, device_name, status, qr, pair_code, \
-                       wa_number, wa_device_jid, linked_at, last_error, created_at, updated_at";
+/// The columns of a device, in `device_from_row`'s order (a macro, so that the statements
+/// below are literals).
+macro_rules! columns {
+    () => {
+        "device_id, app_id, tenant_id, device_name, status, qr, pair_code, wa_number, \
+         wa_device_jid, linked_at, last_error, created_at, updated_at"
+    };
+}
+const COLUMNS: &str = columns!();
 
 fn conversion(i: usize, e: impl std::error::Error + Send + Sync + 'static) -> rusqlite::Error {
     rusqlite::Error::FromSqlConversionFailure(i, rusqlite::types::Type::Text, Box::new(e))
@@ -72,9 +80,18 @@ fn device_from_row(row: &Row<'_>) -> rusqlite::Result<Device> {
     })
 }
 
+const LIST_OF_APP: &str = concat!(
+    "SELECT ",
+    columns!(),
+    " FROM devices WHERE app_id = ?1 AND device_id > ?2 AND (?3 IS NULL OR status = ?3) \
+     ORDER BY device_id LIMIT ?4"
+);
+
 fn get(conn: &Connection, id: Uuid) -> Result<Option<Device>, StoreError> {
-    conn.prepare_cached(&format!(
-        "SELECT {COLUMNS} FROM devices WHERE device_id = ?1"
+    conn.prepare_cached(concat!(
+        "SELECT ",
+        columns!(),
+        " FROM devices WHERE device_id = ?1"
     ))
     .map_err(backend)?
     .query_row([id.to_string()], device_from_row)
@@ -128,11 +145,16 @@ fn page_of(mut items: Vec<Device>, limit: u32) -> Page<Device> {
 impl DeviceStore for SqliteStore {
     async fn insert_device(&self, device: &Device) -> Result<(), StoreError> {
         let d = device.clone();
-        self.with(move |conn| write(conn, &d, true)).await
+        self.with_marked(DEVICES_MARK, move |conn| write(conn, &d, true))
+            .await
     }
 
     async fn get_device(&self, device_id: Uuid) -> Result<Option<Device>, StoreError> {
-        self.read(move |conn| get(conn, device_id))
+        let load = || self.read(move |conn| get(conn, device_id));
+        match &self.caches {
+            Some(c) => c.devices.get_or_load(&self.db, &device_id, load),
+            None => load(),
+        }
     }
 
     async fn list_devices(
@@ -141,28 +163,39 @@ impl DeviceStore for SqliteStore {
         status: Option<DeviceStatus>,
         page: PageRequest,
     ) -> Result<Page<Device>, StoreError> {
-        self.read(move |conn| {
-            let after = page.after.map(|u| u.to_string()).unwrap_or_default();
-            let items = conn
-                .prepare_cached(&format!(
-                    "SELECT {COLUMNS} FROM devices WHERE app_id = ?1 AND device_id > ?2 \
-                     AND (?3 IS NULL OR status = ?3) ORDER BY device_id LIMIT ?4"
-                ))
-                .map_err(backend)?
-                .query_map(
-                    params![
-                        app_id.to_string(),
-                        after,
-                        status.map(|s| s.as_str()),
-                        page.limit as i64 + 1
-                    ],
-                    device_from_row,
-                )
-                .map_err(backend)?
-                .collect::<Result<Vec<_>, _>>()
-                .map_err(backend)?;
-            Ok(page_of(items, page.limit))
-        })
+        let load = || {
+            self.read(move |conn| {
+                let after = page.after.map(|u| u.to_string()).unwrap_or_default();
+                let items = conn
+                    .prepare_cached(LIST_OF_APP)
+                    .map_err(backend)?
+                    .query_map(
+                        params![
+                            app_id.to_string(),
+                            after,
+                            status.map(|s| s.as_str()),
+                            page.limit as i64 + 1
+                        ],
+                        device_from_row,
+                    )
+                    .map_err(backend)?
+                    .collect::<Result<Vec<_>, _>>()
+                    .map_err(backend)?;
+                Ok(Some(page_of(items, page.limit)))
+            })
+        };
+        let page = match &self.caches {
+            Some(c) => c.device_pages.get_or_load(
+                &self.db,
+                &(app_id, status, page.after, page.limit),
+                load,
+            ),
+            None => load(),
+        }?;
+        Ok(page.unwrap_or(Page {
+            items: Vec::new(),
+            next: None,
+        }))
     }
 
     async fn devices_with_status(
@@ -198,7 +231,7 @@ impl DeviceStore for SqliteStore {
         let u = update.clone();
         let expect = expect.to_vec();
         let events = events.to_vec();
-        self.with(move |conn| {
+        self.with_marked(DEVICES_MARK, move |conn| {
             let tx = conn.savepoint().map_err(backend)?;
             let mut d = get(&tx, device_id)?.ok_or(StoreError::NotFound)?;
             if !expect.is_empty() && !expect.contains(&d.status) {

@@ -4,7 +4,10 @@ use async_trait::async_trait;
 use rusqlite::{Connection, OptionalExtension, params};
 use uuid::Uuid;
 use wa_core::messages::{Message, MessageStatus, MessageUpdate};
-use wa_core::store::{Created, IdempotencyRecord, MessageCursor, MessageStore, StoreError};
+use wa_core::queue::{COMMANDS, Command, Queue, command_message};
+use wa_core::store::{
+    Created, IdempotencyRecord, MessageCursor, MessageStore, StoreError, create_then_enqueue,
+};
 use wa_core::time::OffsetDateTime;
 
 use super::events::insert_events;
@@ -74,6 +77,60 @@ fn get_idem(
     .transpose()
 }
 
+/// Writes a new message with its media, idempotency reservation and events in `tx`; writes
+/// nothing when the key is taken (`Existing`).
+fn insert_message(
+    tx: &Connection,
+    m: &Message,
+    media: Option<Vec<u8>>,
+    idem: Option<&IdempotencyRecord>,
+    events: &[Event],
+) -> Result<Created, StoreError> {
+    if let Some(rec) = idem {
+        let now = ms(wa_core::time::now());
+        if let Some(existing) = get_idem(tx, rec.app_id, &rec.key, now)? {
+            return Ok(Created::Existing(existing));
+        }
+        // An expired key is free again.
+        tx.execute(
+            "INSERT OR REPLACE INTO idempotency \
+             (app_id, key, request_hash, device_id, message_id, expires_ms) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            params![
+                rec.app_id.to_string(),
+                rec.key,
+                rec.request_hash,
+                rec.device_id.to_string(),
+                rec.message_id,
+                ms(rec.expires_at)
+            ],
+        )
+        .map_err(backend)?;
+    }
+    tx.prepare_cached(
+        "INSERT INTO messages (device_id, message_id, status, created_ms, body) \
+         VALUES (?1, ?2, ?3, ?4, ?5)",
+    )
+    .map_err(backend)?
+    .execute(params![
+        m.device_id.to_string(),
+        m.message_id,
+        m.status.as_str(),
+        ms(m.created_at),
+        encode(m)
+    ])
+    .map_err(write_error)?;
+    if let Some(bytes) = media {
+        tx.execute(
+            "INSERT OR REPLACE INTO outbound_media (device_id, message_id, bytes) VALUES (?1, ?2, ?3)",
+            params![m.device_id.to_string(), m.message_id, bytes],
+        )
+        .map_err(backend)?;
+    }
+    insert_events(tx, events)?;
+    Ok(Created::Created)
+}
+
 #[async_trait]
 impl MessageStore for SqliteStore {
     async fn create_message(
@@ -89,52 +146,52 @@ impl MessageStore for SqliteStore {
         let idem = idempotency.cloned();
         self.with(move |conn| {
             let tx = conn.savepoint().map_err(backend)?;
-            if let Some(rec) = &idem {
-                let now = ms(wa_core::time::now());
-                if let Some(existing) = get_idem(&tx, rec.app_id, &rec.key, now)? {
-                    return Ok(Created::Existing(existing));
-                }
-                // An expired key is free again.
-                tx.execute(
-                    "INSERT OR REPLACE INTO idempotency \
-                     (app_id, key, request_hash, device_id, message_id, expires_ms) \
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-                    params![
-                        rec.app_id.to_string(),
-                        rec.key,
-                        rec.request_hash,
-                        rec.device_id.to_string(),
-                        rec.message_id,
-                        ms(rec.expires_at)
-                    ],
-                )
-                .map_err(backend)?;
+            let created = insert_message(&tx, &m, media, idem.as_ref(), &events)?;
+            if created == Created::Created {
+                tx.commit().map_err(backend)?;
             }
-            tx.prepare_cached(
-                "INSERT INTO messages (device_id, message_id, status, created_ms, body) \
-                 VALUES (?1, ?2, ?3, ?4, ?5)",
-            )
-            .map_err(backend)?
-            .execute(params![
-                m.device_id.to_string(),
-                m.message_id,
-                m.status.as_str(),
-                ms(m.created_at),
-                encode(&m)
-            ])
-            .map_err(write_error)?;
-            if let Some(bytes) = media {
-                tx.execute(
-                    "INSERT OR REPLACE INTO outbound_media (device_id, message_id, bytes) VALUES (?1, ?2, ?3)",
-                    params![m.device_id.to_string(), m.message_id, bytes],
-                )
-                .map_err(backend)?;
-            }
-            insert_events(&tx, &events)?;
-            tx.commit().map_err(backend)?;
-            Ok(Created::Created)
+            Ok(created)
         })
         .await
+    }
+
+    async fn create_message_and_enqueue(
+        &self,
+        message: &Message,
+        media: Option<&[u8]>,
+        idempotency: Option<&IdempotencyRecord>,
+        queue: &dyn Queue,
+        command: Command,
+    ) -> Result<Created, StoreError> {
+        let Some(commands) = self.commands.clone() else {
+            return create_then_enqueue(self, message, media, idempotency, queue, command).await;
+        };
+        // Made here: the body carries the id of the request this task serves.
+        let (group, body) = command_message(command)
+            .map_err(|e| StoreError::Backend(format!("queueing the command failed: {e}")))?;
+        let m = message.clone();
+        let media = media.map(<[u8]>::to_vec);
+        let idem = idempotency.cloned();
+        let inline = commands.clone();
+        let created = self
+            .with(move |conn| {
+                let tx = conn.savepoint().map_err(backend)?;
+                let created = insert_message(&tx, &m, media, idem.as_ref(), &[])?;
+                if created == Created::Created {
+                    inline
+                        .insert(&tx, COMMANDS, Some(&group), &body)
+                        .map_err(|e| {
+                            StoreError::Backend(format!("queueing the command failed: {e}"))
+                        })?;
+                    tx.commit().map_err(backend)?;
+                }
+                Ok(created)
+            })
+            .await?;
+        if created == Created::Created {
+            commands.committed();
+        }
+        Ok(created)
     }
 
     async fn get_message(

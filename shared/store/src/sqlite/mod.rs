@@ -5,8 +5,11 @@
 
 use std::path::Path;
 
-use crate::db::{Db, DbError};
+use std::sync::Arc;
+
+use crate::db::{Db, DbError, Marks};
 use async_trait::async_trait;
+use cache::{APPS_MARK, Caches};
 use rusqlite::{Connection, ErrorCode, OptionalExtension, Row, params};
 use uuid::Uuid;
 use wa_core::apps::App;
@@ -111,6 +114,35 @@ CREATE INDEX deliveries_by_app ON deliveries (app_id, status, seq);
 #[derive(Clone)]
 pub struct SqliteStore {
     db: Db,
+    /// Set by `with_read_caches`.
+    caches: Option<Arc<Caches>>,
+    /// Set by `with_commands_queue`.
+    commands: Option<Arc<dyn InlineQueue>>,
+    /// `<database>.lock`, locked for as long as the store is open: shared by every process
+    /// using the file, exclusive for the one that caches reads (`with_read_caches`). None for
+    /// a private temporary database.
+    lock: Option<Arc<std::fs::File>>,
+}
+
+/// A queue whose messages can be written inside a transaction of the store's database: the
+/// local queue, when it keeps its tables in the store's file.
+pub trait InlineQueue: Send + Sync {
+    /// Writes a message as `Queue::send` does (visible at once), in `conn`'s open
+    /// transaction.
+    fn insert(
+        &self,
+        conn: &Connection,
+        queue: &str,
+        group: Option<&str>,
+        body: &str,
+    ) -> Result<(), String>;
+
+    /// Called once the transaction that carried inserted messages is committed (wakes the
+    /// queue's consumers).
+    fn committed(&self);
+
+    /// The database the queue's tables are in.
+    fn db(&self) -> &Db;
 }
 
 impl From<DbError> for StoreError {
@@ -142,9 +174,34 @@ fn migrate(conn: &mut Connection) -> Result<(), String> {
 
 impl SqliteStore {
     /// Opens (creating if needed) the database at `path` and brings its schema up to date.
+    ///
+    /// Fails when a process that caches its reads of the file (`with_read_caches`) has it
+    /// open: its caches would miss this process's writes.
     pub fn open(path: &Path) -> Result<Self, StoreError> {
+        let mut lock_path = path.as_os_str().to_owned();
+        lock_path.push(".lock");
+        let lock = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .map_err(|e| StoreError::Backend(format!("cannot open {lock_path:?}: {e}")))?;
+        lock.try_lock_shared().map_err(|e| {
+            StoreError::Backend(match e {
+                std::fs::TryLockError::WouldBlock => format!(
+                    "{} is in use by a wa-server that runs its own worker and caches its reads; \
+                     to share a data directory, run every server with WA_WORKER=0 and one \
+                     wa-worker",
+                    path.display()
+                ),
+                std::fs::TryLockError::Error(e) => format!("cannot lock {lock_path:?}: {e}"),
+            })
+        })?;
         Ok(SqliteStore {
             db: Db::open(path, migrate).map_err(StoreError::Backend)?,
+            caches: None,
+            commands: None,
+            lock: Some(Arc::new(lock)),
         })
     }
 
@@ -152,7 +209,44 @@ impl SqliteStore {
     pub fn in_memory() -> Result<Self, StoreError> {
         Ok(SqliteStore {
             db: Db::temporary(migrate).map_err(StoreError::Backend)?,
+            caches: None,
+            commands: None,
+            lock: None,
         })
+    }
+
+    /// The same store, with in-process caches of its hottest reads (App by token, App,
+    /// device, page of devices), when this process is the only one using the file: writes
+    /// of another process would not invalidate them. The file stays locked against other
+    /// processes (`open` refuses them) while the store is open. When another process has
+    /// it open already, the store is returned without caches (logged).
+    pub fn with_read_caches(mut self) -> Self {
+        if let Some(lock) = &self.lock
+            && let Err(e) = lock.try_lock()
+        {
+            tracing::warn!(error = %e, "another process uses the database: reads are not cached");
+            return self;
+        }
+        self.caches = Some(Arc::new(Caches::new()));
+        self
+    }
+
+    /// Whether reads are cached (`with_read_caches`).
+    pub fn caches_reads(&self) -> bool {
+        self.caches.is_some()
+    }
+
+    /// The same store, writing the commands of `create_message_and_enqueue` to `queue` in
+    /// the message's own commit (whatever queue the caller names: it must be this one).
+    /// Fails unless the queue's tables are in this store's database.
+    pub fn with_commands_queue(mut self, queue: Arc<dyn InlineQueue>) -> Result<Self, StoreError> {
+        if !queue.db().same(&self.db) {
+            return Err(StoreError::Backend(
+                "the commands queue is not in the store's database".into(),
+            ));
+        }
+        self.commands = Some(queue);
+        Ok(self)
     }
 
     /// The database, for other tables that should share its commits (the local queue).
@@ -167,6 +261,15 @@ impl SqliteStore {
         F: FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
     {
         self.db.write(f).await
+    }
+
+    /// A write that changes the tables of `marks` (whose cached reads it invalidates).
+    pub(crate) async fn with_marked<T, F>(&self, marks: Marks, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
+    {
+        self.db.write_marked(marks, f).await
     }
 
     /// A read on this thread's connection.
@@ -213,8 +316,20 @@ pub(crate) fn write_error(e: rusqlite::Error) -> StoreError {
     backend(e)
 }
 
-const APP_COLUMNS: &str =
-    "app_id, tenant_id, name, webhook_url, token_hash, webhook_secret, created_at, updated_at";
+/// The columns of an App, in `app_from_row`'s order (a macro, so that the statements below
+/// are literals).
+macro_rules! app_columns {
+    () => {
+        "app_id, tenant_id, name, webhook_url, token_hash, webhook_secret, created_at, updated_at"
+    };
+}
+const APP_COLUMNS: &str = app_columns!();
+
+const APP_BY_TOKEN_HASH: &str = concat!(
+    "SELECT ",
+    app_columns!(),
+    " FROM apps WHERE token_hash = ?1"
+);
 
 fn app_from_row(row: &Row<'_>) -> rusqlite::Result<App> {
     let id: String = row.get(0)?;
@@ -239,18 +354,22 @@ fn app_from_row(row: &Row<'_>) -> rusqlite::Result<App> {
 }
 
 fn get_app(conn: &Connection, app_id: Uuid) -> Result<Option<App>, StoreError> {
-    conn.prepare_cached(&format!("SELECT {APP_COLUMNS} FROM apps WHERE app_id = ?1"))
-        .map_err(backend)?
-        .query_row([app_id.to_string()], app_from_row)
-        .optional()
-        .map_err(backend)
+    conn.prepare_cached(concat!(
+        "SELECT ",
+        app_columns!(),
+        " FROM apps WHERE app_id = ?1"
+    ))
+    .map_err(backend)?
+    .query_row([app_id.to_string()], app_from_row)
+    .optional()
+    .map_err(backend)
 }
 
 #[async_trait]
 impl AppStore for SqliteStore {
     async fn insert_app(&self, app: &App) -> Result<(), StoreError> {
         let app = app.clone();
-        self.with(move |conn| {
+        self.with_marked(APPS_MARK, move |conn| {
             conn.prepare_cached(&format!(
                 "INSERT INTO apps ({APP_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"
             ))
@@ -272,20 +391,27 @@ impl AppStore for SqliteStore {
     }
 
     async fn get_app(&self, app_id: Uuid) -> Result<Option<App>, StoreError> {
-        self.read(move |conn| get_app(conn, app_id))
+        let load = || self.read(move |conn| get_app(conn, app_id));
+        match &self.caches {
+            Some(c) => c.apps.get_or_load(&self.db, &app_id, load),
+            None => load(),
+        }
     }
 
     async fn app_by_token_hash(&self, token_hash: &str) -> Result<Option<App>, StoreError> {
-        let hash = token_hash.to_owned();
-        self.read(move |conn| {
-            conn.prepare_cached(&format!(
-                "SELECT {APP_COLUMNS} FROM apps WHERE token_hash = ?1"
-            ))
-            .map_err(backend)?
-            .query_row([hash], app_from_row)
-            .optional()
-            .map_err(backend)
-        })
+        let load = || {
+            self.read(|conn| {
+                conn.prepare_cached(APP_BY_TOKEN_HASH)
+                    .map_err(backend)?
+                    .query_row([token_hash], app_from_row)
+                    .optional()
+                    .map_err(backend)
+            })
+        };
+        match &self.caches {
+            Some(c) => c.apps_by_token.get_or_load(&self.db, token_hash, load),
+            None => load(),
+        }
     }
 
     async fn list_apps(&self, tenant_id: &str, page: PageRequest) -> Result<Page<App>, StoreError> {
@@ -315,7 +441,7 @@ impl AppStore for SqliteStore {
 
     async fn update_app(&self, app_id: Uuid, update: &AppUpdate) -> Result<App, StoreError> {
         let u = update.clone();
-        self.with(move |conn| {
+        self.with_marked(APPS_MARK, move |conn| {
             let tx = conn.savepoint().map_err(backend)?;
             let mut app = get_app(&tx, app_id)?.ok_or(StoreError::NotFound)?;
             if let Some(name) = u.name {
@@ -353,7 +479,7 @@ impl AppStore for SqliteStore {
     }
 
     async fn delete_app(&self, app_id: Uuid) -> Result<(), StoreError> {
-        self.with(move |conn| {
+        self.with_marked(APPS_MARK, move |conn| {
             let n = conn
                 .execute("DELETE FROM apps WHERE app_id = ?1", [app_id.to_string()])
                 .map_err(backend)?;
@@ -371,6 +497,7 @@ impl AppStore for SqliteStore {
     }
 }
 
+mod cache;
 mod devices;
 mod events;
 mod messages;
@@ -383,6 +510,15 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn conformance_in_memory() {
         let store = Arc::new(SqliteStore::in_memory().unwrap());
+        wa_core::conformance::app_store(store.clone()).await;
+        wa_core::conformance::device_store(store.clone()).await;
+        wa_core::conformance::message_store(store.clone()).await;
+        wa_core::conformance::event_store(store).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn conformance_with_read_caches() {
+        let store = Arc::new(SqliteStore::in_memory().unwrap().with_read_caches());
         wa_core::conformance::app_store(store.clone()).await;
         wa_core::conformance::device_store(store.clone()).await;
         wa_core::conformance::message_store(store.clone()).await;
@@ -413,6 +549,275 @@ mod tests {
                 .unwrap()
                 .items
                 .is_empty()
+        );
+    }
+
+    fn app(name: &str) -> App {
+        let now = time::now();
+        App {
+            app_id: Uuid::now_v7(),
+            tenant_id: "t".into(),
+            name: name.into(),
+            webhook_url: None,
+            token_hash: wa_core::auth::hash_token(&wa_core::auth::new_app_token()),
+            webhook_secret: "whsec_x".into(),
+            created_at: now,
+            updated_at: now,
+        }
+    }
+
+    /// Every write of an App is seen by the cached reads as soon as it is answered: token
+    /// rotation, other changes, deletion.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn app_caches_follow_every_write() {
+        let s = SqliteStore::in_memory().unwrap().with_read_caches();
+        let a = app("cached");
+        s.insert_app(&a).await.unwrap();
+        // Read twice: the second read is served from the cache.
+        for _ in 0..2 {
+            assert_eq!(
+                s.app_by_token_hash(&a.token_hash).await.unwrap(),
+                Some(a.clone())
+            );
+            assert_eq!(s.get_app(a.app_id).await.unwrap(), Some(a.clone()));
+        }
+        let rotated = AppUpdate {
+            token_hash: Some("new-hash".into()),
+            ..AppUpdate::default()
+        };
+        s.update_app(a.app_id, &rotated).await.unwrap();
+        assert_eq!(
+            s.app_by_token_hash(&a.token_hash).await.unwrap(),
+            None,
+            "a rotated token is refused at once"
+        );
+        let b = s.app_by_token_hash("new-hash").await.unwrap().unwrap();
+        assert_eq!(b.app_id, a.app_id);
+        assert_eq!(
+            s.get_app(a.app_id).await.unwrap().unwrap().token_hash,
+            "new-hash"
+        );
+        let hooked = AppUpdate {
+            webhook_url: Some(Some("https://example.com/h".into())),
+            ..AppUpdate::default()
+        };
+        s.update_app(a.app_id, &hooked).await.unwrap();
+        assert_eq!(
+            s.app_by_token_hash("new-hash")
+                .await
+                .unwrap()
+                .unwrap()
+                .webhook_url
+                .as_deref(),
+            Some("https://example.com/h")
+        );
+        assert_eq!(
+            s.get_app(a.app_id)
+                .await
+                .unwrap()
+                .unwrap()
+                .webhook_url
+                .as_deref(),
+            Some("https://example.com/h")
+        );
+        s.delete_app(a.app_id).await.unwrap();
+        assert_eq!(
+            s.app_by_token_hash("new-hash").await.unwrap(),
+            None,
+            "deleted App"
+        );
+        assert_eq!(s.get_app(a.app_id).await.unwrap(), None);
+    }
+
+    /// Every write of a device is seen by the cached reads as soon as it is answered: a new
+    /// device in the App's pages, a status change in the device and in the pages.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn device_caches_follow_every_write() {
+        use wa_core::devices::{Device, DeviceStatus, DeviceUpdate};
+        use wa_core::store::DeviceStore;
+        let s = SqliteStore::in_memory().unwrap().with_read_caches();
+        let app_id = Uuid::now_v7();
+        let device = |name: &str| {
+            let now = time::now();
+            Device {
+                device_id: Uuid::now_v7(),
+                app_id,
+                tenant_id: "t".into(),
+                device_name: name.into(),
+                status: DeviceStatus::Initializing,
+                qr: None,
+                pair_code: None,
+                wa_number: None,
+                wa_device_jid: None,
+                linked_at: None,
+                last_error: None,
+                created_at: now,
+                updated_at: now,
+            }
+        };
+        let page = PageRequest {
+            limit: 50,
+            after: None,
+        };
+        let one = device("one");
+        s.insert_device(&one).await.unwrap();
+        for _ in 0..2 {
+            assert_eq!(
+                s.list_devices(app_id, None, page).await.unwrap().items,
+                std::slice::from_ref(&one)
+            );
+            assert_eq!(
+                s.get_device(one.device_id).await.unwrap(),
+                Some(one.clone())
+            );
+        }
+        let two = device("two");
+        s.insert_device(&two).await.unwrap();
+        assert_eq!(
+            s.list_devices(app_id, None, page)
+                .await
+                .unwrap()
+                .items
+                .len(),
+            2,
+            "a new device is listed at once"
+        );
+        let connected = s
+            .update_device(
+                one.device_id,
+                &DeviceUpdate::status(DeviceStatus::Connected),
+                &[],
+                &[],
+            )
+            .await
+            .unwrap();
+        assert_eq!(
+            s.get_device(one.device_id).await.unwrap(),
+            Some(connected.clone())
+        );
+        let only = s
+            .list_devices(app_id, Some(DeviceStatus::Connected), page)
+            .await
+            .unwrap();
+        assert_eq!(only.items, [connected]);
+        assert_eq!(
+            s.list_devices(app_id, None, page).await.unwrap().items[0].status,
+            DeviceStatus::Connected
+        );
+        // A write that fails changes nothing, and the caches still answer.
+        assert!(
+            s.update_device(
+                one.device_id,
+                &DeviceUpdate::status(DeviceStatus::Destroyed),
+                &[DeviceStatus::Initializing],
+                &[],
+            )
+            .await
+            .is_err()
+        );
+        assert_eq!(
+            s.get_device(one.device_id).await.unwrap().unwrap().status,
+            DeviceStatus::Connected
+        );
+    }
+
+    /// Readers racing a writer: once a write is answered, no read that starts afterwards
+    /// sees anything older (the cache is never behind a committed write).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn cached_reads_never_lag_behind_answered_writes() {
+        use std::sync::atomic::{AtomicU64, Ordering};
+        use wa_core::devices::{Device, DeviceStatus, DeviceUpdate};
+        use wa_core::store::DeviceStore;
+        let s = Arc::new(SqliteStore::in_memory().unwrap().with_read_caches());
+        let app_id = Uuid::now_v7();
+        let now = time::now();
+        let d = Device {
+            device_id: Uuid::now_v7(),
+            app_id,
+            tenant_id: "t".into(),
+            device_name: "raced".into(),
+            status: DeviceStatus::Connected,
+            qr: None,
+            pair_code: None,
+            wa_number: Some("0".into()),
+            wa_device_jid: None,
+            linked_at: None,
+            last_error: None,
+            created_at: now,
+            updated_at: now,
+        };
+        s.insert_device(&d).await.unwrap();
+        let answered = Arc::new(AtomicU64::new(0));
+        let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let readers: Vec<_> = (0..4)
+            .map(|_| {
+                let (s, answered, done) = (s.clone(), answered.clone(), done.clone());
+                tokio::spawn(async move {
+                    let page = PageRequest {
+                        limit: 10,
+                        after: None,
+                    };
+                    let mut reads = 0u64;
+                    while !done.load(Ordering::SeqCst) {
+                        let floor = answered.load(Ordering::SeqCst);
+                        let got = s.get_device(d.device_id).await.unwrap().unwrap();
+                        let n: u64 = got.wa_number.unwrap().parse().unwrap();
+                        assert!(
+                            n >= floor,
+                            "device read {n} after write {floor} was answered"
+                        );
+                        let listed = s.list_devices(app_id, None, page).await.unwrap();
+                        let n: u64 = listed.items[0]
+                            .wa_number
+                            .as_deref()
+                            .unwrap()
+                            .parse()
+                            .unwrap();
+                        assert!(n >= floor, "page read {n} after write {floor} was answered");
+                        reads += 1;
+                        tokio::task::yield_now().await;
+                    }
+                    reads
+                })
+            })
+            .collect();
+        for i in 1..=300u64 {
+            let u = DeviceUpdate {
+                wa_number: Some(Some(i.to_string())),
+                ..DeviceUpdate::default()
+            };
+            s.update_device(d.device_id, &u, &[], &[]).await.unwrap();
+            answered.store(i, Ordering::SeqCst);
+        }
+        done.store(true, Ordering::SeqCst);
+        for r in readers {
+            assert!(r.await.unwrap() > 0);
+        }
+    }
+
+    /// The process caching its reads has the file to itself: others cannot open it while
+    /// it does, and it does not cache while others have it open.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn only_a_sole_process_caches() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("wa.db");
+        let cached = SqliteStore::open(&path).unwrap().with_read_caches();
+        assert!(cached.caches_reads());
+        let refused = SqliteStore::open(&path).err().expect("refused");
+        assert!(refused.to_string().contains("WA_WORKER=0"), "{refused}");
+        drop(cached);
+        let first = SqliteStore::open(&path).unwrap();
+        let second = SqliteStore::open(&path).unwrap();
+        assert!(
+            !second.with_read_caches().caches_reads(),
+            "another store has the file open"
+        );
+        drop(first);
+        assert!(
+            SqliteStore::open(&path)
+                .unwrap()
+                .with_read_caches()
+                .caches_reads()
         );
     }
 }
