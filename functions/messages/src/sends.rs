@@ -182,7 +182,18 @@ pub async fn consume(
     mut shutdown: watch::Receiver<bool>,
 ) {
     while !*shutdown.borrow() {
-        let batch = match queue.receive(SENDS, 10, Duration::from_secs(60)).await {
+        // A receive may long-poll (SQS): shutting down does not wait for it.
+        let received = tokio::select! {
+            r = queue.receive(SENDS, 10, Duration::from_secs(60)) => r,
+            changed = shutdown.changed() => {
+                // Stopping, or nobody left to say so.
+                if changed.is_err() {
+                    break;
+                }
+                continue;
+            }
+        };
+        let batch = match received {
             Ok(b) => b,
             Err(e) => {
                 tracing::error!(error = %e, "receiving from the sends queue failed");

@@ -90,7 +90,18 @@ pub async fn consume(
     mut shutdown: watch::Receiver<bool>,
 ) {
     while !*shutdown.borrow() {
-        let batch = match queue.receive(EVENTS, 10, NUDGE_VISIBILITY).await {
+        // A receive may long-poll (SQS): shutting down does not wait for it.
+        let received = tokio::select! {
+            r = queue.receive(EVENTS, 10, NUDGE_VISIBILITY) => r,
+            changed = shutdown.changed() => {
+                // Stopping, or nobody left to say so.
+                if changed.is_err() {
+                    break;
+                }
+                continue;
+            }
+        };
+        let batch = match received {
             Ok(b) => b,
             Err(e) => {
                 tracing::error!(error = %e, "receiving from the events queue failed");

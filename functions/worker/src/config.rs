@@ -138,7 +138,12 @@ pub async fn backends(
         _ => None,
     };
     let queue: Arc<dyn Queue> = match &local {
-        _ if aws.uses_sqs() => wa_aws::queue_from_env().await?,
+        // This process consumes its queues: its receives long-poll.
+        _ if aws.uses_sqs() => Arc::new(
+            (*wa_aws::queue_from_env().await?)
+                .clone()
+                .with_receive_wait(wa_aws::LONG_POLL),
+        ),
         Some(q) => Arc::new(q.clone()),
         None => unreachable!("SQLite is opened whenever SQS is not used"),
     };

@@ -152,7 +152,18 @@ impl Worker {
             let batch = if free == 0 {
                 Vec::new()
             } else {
-                match self.queue.receive(COMMANDS, free.min(10), VISIBILITY).await {
+                // A receive may long-poll (SQS): shutting down does not wait for it.
+                let received = tokio::select! {
+                    r = self.queue.receive(COMMANDS, free.min(10), VISIBILITY) => r,
+                    changed = shutdown.changed() => {
+                        // Stopping, or nobody left to say so.
+                        if changed.is_err() {
+                            break;
+                        }
+                        continue;
+                    }
+                };
+                match received {
                     Ok(b) => b,
                     Err(e) => {
                         tracing::error!(error = %e, "receiving commands failed");

@@ -65,7 +65,13 @@ pub async fn store_from_env(env: &AwsEnv) -> anyhow::Result<Arc<DynamoStore>> {
     Ok(Arc::new(DynamoStore::from_env(table).await))
 }
 
-/// The SQS queues of the `WA_*_QUEUE_URL` variables.
+/// How long a consumer's receive waits for a message (SQS long polling, its maximum): an
+/// idle consumer costs three requests a minute per queue instead of several a second, and a
+/// message is received as soon as it is sent. Consumers stop waiting when they shut down.
+pub const LONG_POLL: Duration = Duration::from_secs(20);
+
+/// The SQS queues of the `WA_*_QUEUE_URL` variables (receives answer at once; see
+/// [`LONG_POLL`] for consumers).
 pub async fn queue_from_env() -> anyhow::Result<Arc<SqsQueue>> {
     Ok(Arc::new(
         SqsQueue::from_env()

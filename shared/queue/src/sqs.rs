@@ -717,6 +717,33 @@ mod tests {
         );
     }
 
+    /// A long-polling receive returns a message sent while it waits, also the next one of
+    /// a group whose message in flight was deleted meanwhile; other requests are answered
+    /// during the wait.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn long_polls_return_what_arrives_during_the_wait() {
+        let (q, _) = fresh(true, 3).await;
+        let q = q.with_receive_wait(Duration::from_secs(20));
+        q.send("q", Some("dev"), "1", Duration::ZERO).await.unwrap();
+        let first = q.receive("q", 10, Duration::from_secs(60)).await.unwrap();
+        assert_eq!(first.len(), 1);
+        let waiting = {
+            let q = q.clone();
+            tokio::spawn(async move { q.receive("q", 10, Duration::from_secs(60)).await })
+        };
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert!(!waiting.is_finished(), "nothing to receive yet: it waits");
+        q.send("q", Some("dev"), "2", Duration::ZERO).await.unwrap();
+        q.delete("q", &first[0].receipt).await.unwrap();
+        let got = tokio::time::timeout(Duration::from_secs(10), waiting)
+            .await
+            .expect("the long poll returns once the group is free")
+            .unwrap()
+            .unwrap();
+        assert_eq!(got.len(), 1);
+        assert_eq!(got[0].body, "2");
+    }
+
     #[tokio::test]
     async fn a_fifo_message_in_flight_blocks_its_group() {
         let (q, created) = fresh(true, 3).await;

@@ -7,7 +7,7 @@ use wa_core::apps::App;
 use wa_core::store::{AppStore, AppUpdate, Page, PageRequest, StoreError};
 
 use super::DynamoStore;
-use super::codec::{Index, Item, guard, guard_owner, key, list};
+use super::codec::{Index, Item, guard, guard_owner, key, list, token_guard};
 use super::ops::{Query, Range, Write, WriteError, until_fresh};
 
 /// The writes that create an App: guards first, so a taken name or token is reported as
@@ -18,10 +18,7 @@ fn insert_writes(app: &App) -> Vec<Write> {
             guard(key::app_name(&app.tenant_id, &app.name), app.app_id),
             StoreError::Conflict("app_name"),
         ),
-        Write::insert(
-            guard(key::app_token(&app.token_hash), app.app_id),
-            StoreError::Conflict("token_hash"),
-        ),
+        Write::insert(token_guard(app), StoreError::Conflict("token_hash")),
         Write::insert(Item::from(app).with_rev(1), StoreError::Conflict("app_id")),
     ]
 }
@@ -65,9 +62,13 @@ impl DynamoStore {
         if app.token_hash != old.token_hash {
             writes.push(Write::delete(key::app_token(&old.token_hash)));
             writes.push(Write::insert(
-                guard(key::app_token(&app.token_hash), app_id),
+                token_guard(&app),
                 StoreError::Conflict("token_hash"),
             ));
+        } else {
+            // The token's guard carries a copy of the App: it changes with it (the App's
+            // revision check above covers both).
+            writes.push(Write::put(token_guard(&app)));
         }
         self.write(writes).await?;
         Ok(app)
@@ -100,6 +101,11 @@ impl AppStore for DynamoStore {
         let Some(g) = self.get(key::app_token(token_hash)).await? else {
             return Ok(None);
         };
+        // The copy of the App in the guard, written with the App.
+        if g.opt_s("app_id")?.is_some() {
+            return Ok(Some(App::try_from(&g)?).filter(|a| a.token_hash == token_hash));
+        }
+        // A guard written before it carried the copy: the App itself.
         // The guard and the App are written together; the check covers a token rotated
         // between the two reads.
         Ok(self

@@ -369,23 +369,32 @@ pub(crate) fn guard_owner(item: &Item) -> Result<Uuid, StoreError> {
     item.uuid("owner")
 }
 
+/// The guard item of an App's token hash, carrying a copy of the App: the lookup of an App
+/// by token (every request with an App token) is one read. Every write of the App writes
+/// it again in the same transaction.
+pub(crate) fn token_guard(a: &App) -> Item {
+    app_attributes(guard(key::app_token(&a.token_hash), a.app_id), a)
+}
+
+/// The App's own attributes (those `App::try_from` reads) on `item`.
+fn app_attributes(item: Item, a: &App) -> Item {
+    item.with_s("app_id", a.app_id.to_string())
+        .with_s("tenant_id", &a.tenant_id)
+        .with_s("name", &a.name)
+        .with_opt_s("webhook_url", a.webhook_url.as_deref())
+        .with_s("token_hash", &a.token_hash)
+        .with_s("webhook_secret", &a.webhook_secret)
+        .with_s("created_at", time::format(a.created_at))
+        .with_s("updated_at", time::format(a.updated_at))
+}
+
 impl From<&App> for Item {
     fn from(a: &App) -> Item {
-        key::app(a.app_id)
-            .with_s("kind", "app")
-            .with_s("app_id", a.app_id.to_string())
-            .with_s("tenant_id", &a.tenant_id)
-            .with_s("name", &a.name)
-            .with_opt_s("webhook_url", a.webhook_url.as_deref())
-            .with_s("token_hash", &a.token_hash)
-            .with_s("webhook_secret", &a.webhook_secret)
-            .with_s("created_at", time::format(a.created_at))
-            .with_s("updated_at", time::format(a.updated_at))
-            .in_index(
-                Index::Gsi1,
-                list::tenant_apps(&a.tenant_id),
-                a.app_id.to_string(),
-            )
+        app_attributes(key::app(a.app_id).with_s("kind", "app"), a).in_index(
+            Index::Gsi1,
+            list::tenant_apps(&a.tenant_id),
+            a.app_id.to_string(),
+        )
     }
 }
 

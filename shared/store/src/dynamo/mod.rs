@@ -267,6 +267,66 @@ mod tests {
         s.ping().await.unwrap();
     }
 
+    /// The App by token is one read of the token's guard, whose copy of the App follows
+    /// every change; a guard written without the copy still finds its App.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn token_guard_carries_the_app() {
+        use wa_core::store::AppUpdate;
+        let s = store().await;
+        let now = time::now();
+        let a = App {
+            app_id: Uuid::now_v7(),
+            tenant_id: "t".into(),
+            name: "guarded".into(),
+            webhook_url: None,
+            token_hash: auth::hash_token(&auth::new_app_token()),
+            webhook_secret: "whsec_a".into(),
+            created_at: now,
+            updated_at: now,
+        };
+        s.insert_app(&a).await.unwrap();
+        let g = s.get(key::app_token(&a.token_hash)).await.unwrap().unwrap();
+        assert_eq!(App::try_from(&g).unwrap(), a, "the guard holds the App");
+        let changed = s
+            .update_app(
+                a.app_id,
+                &AppUpdate {
+                    name: Some("renamed".into()),
+                    webhook_url: Some(Some("https://example.com/h".into())),
+                    webhook_secret: Some("whsec_b".into()),
+                    ..AppUpdate::default()
+                },
+            )
+            .await
+            .unwrap();
+        assert_eq!(
+            s.app_by_token_hash(&a.token_hash).await.unwrap(),
+            Some(changed.clone()),
+            "a change without a new token reaches the guard's copy"
+        );
+        // Guards of the earlier layout: only their owner.
+        for hash in [a.token_hash.as_str(), "other-hash"] {
+            s.write(vec![ops::Write::put(codec::guard(
+                key::app_token(hash),
+                a.app_id,
+            ))])
+            .await
+            .unwrap();
+        }
+        assert_eq!(
+            s.app_by_token_hash(&a.token_hash).await.unwrap(),
+            Some(changed),
+            "found through the owner"
+        );
+        assert_eq!(
+            s.app_by_token_hash("other-hash").await.unwrap(),
+            None,
+            "an App whose token is another is not returned"
+        );
+        s.delete_app(a.app_id).await.unwrap();
+        assert_eq!(s.app_by_token_hash(&a.token_hash).await.unwrap(), None);
+    }
+
     fn message(device: Uuid, app: Uuid, kind: MessageType) -> Message {
         let now = time::now();
         Message {
