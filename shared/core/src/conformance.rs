@@ -29,6 +29,42 @@ fn tenant() -> String {
     format!("t-{}", Uuid::new_v4())
 }
 
+/// A queued outbound text message (`text`) of `device_id` and `app_id`, created at `at`:
+/// the fixture of the message checks here and in the adapters' own tests.
+pub fn outbound_text(
+    device_id: Uuid,
+    app_id: Uuid,
+    text: &str,
+    at: time::OffsetDateTime,
+) -> crate::messages::Message {
+    use crate::messages::*;
+    Message {
+        message_id: new_message_id(),
+        device_id,
+        app_id,
+        direction: Direction::Outbound,
+        to: "15550001111@s.whatsapp.net".into(),
+        from: None,
+        from_phone: None,
+        chat: "15550001111@s.whatsapp.net".into(),
+        kind: MessageType::Text,
+        status: MessageStatus::Queued,
+        error: None,
+        attempts: 0,
+        idempotency_key: None,
+        content: Some(Content::Text { text: text.into() }),
+        text: Some(text.into()),
+        media_path: None,
+        mime_type: None,
+        media_size: None,
+        media_sha256: None,
+        created_at: at,
+        updated_at: at,
+        sent_at: None,
+        next_attempt_at: None,
+    }
+}
+
 /// Runs every App store check.
 pub async fn app_store(store: Arc<dyn AppStore>) {
     insert_get_round_trip(&*store).await;
@@ -688,33 +724,7 @@ pub async fn message_store(s: Arc<dyn crate::store::MessageStore>) {
     let app = Uuid::now_v7();
     let msg = |n: i64| {
         let t = time::now() + ::time::Duration::milliseconds(n);
-        Message {
-            message_id: new_message_id(),
-            device_id: device,
-            app_id: app,
-            direction: Direction::Outbound,
-            to: "15550001111@s.whatsapp.net".into(),
-            from: None,
-            from_phone: None,
-            chat: "15550001111@s.whatsapp.net".into(),
-            kind: MessageType::Text,
-            status: MessageStatus::Queued,
-            error: None,
-            attempts: 0,
-            idempotency_key: None,
-            content: Some(Content::Text {
-                text: format!("m{n}"),
-            }),
-            text: Some(format!("m{n}")),
-            media_path: None,
-            mime_type: None,
-            media_size: None,
-            media_sha256: None,
-            created_at: t,
-            updated_at: t,
-            sent_at: None,
-            next_attempt_at: None,
-        }
+        outbound_text(device, app, &format!("m{n}"), t)
     };
 
     // round trip, media, duplicate id

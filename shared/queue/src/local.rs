@@ -648,33 +648,8 @@ mod tests {
     }
 
     fn outbound(device_id: uuid::Uuid) -> wa_core::messages::Message {
-        use wa_core::messages::*;
         let now = wa_core::time::now();
-        Message {
-            message_id: new_message_id(),
-            device_id,
-            app_id: uuid::Uuid::now_v7(),
-            direction: Direction::Outbound,
-            to: "15550001111@s.whatsapp.net".into(),
-            from: None,
-            from_phone: None,
-            chat: "15550001111@s.whatsapp.net".into(),
-            kind: MessageType::Text,
-            status: MessageStatus::Queued,
-            error: None,
-            attempts: 0,
-            idempotency_key: None,
-            content: Some(Content::Text { text: "hi".into() }),
-            text: Some("hi".into()),
-            media_path: None,
-            mime_type: None,
-            media_size: None,
-            media_sha256: None,
-            created_at: now,
-            updated_at: now,
-            sent_at: None,
-            next_attempt_at: None,
-        }
+        wa_core::conformance::outbound_text(device_id, uuid::Uuid::now_v7(), "hi", now)
     }
 
     /// With the queue in the store's database, a send's message and its command are written

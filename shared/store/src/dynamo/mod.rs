@@ -201,7 +201,7 @@ mod tests {
     use aws_sdk_dynamodb::config::{BehaviorVersion, Credentials, Region};
     use uuid::Uuid;
     use wa_core::apps::App;
-    use wa_core::messages::{Direction, Message, MessageStatus, MessageType, new_message_id};
+    use wa_core::messages::{Message, MessageType};
     use wa_core::store::{AppStore, Created, IdempotencyRecord, MessageStore, PageRequest};
     use wa_core::{auth, time};
 
@@ -328,31 +328,11 @@ mod tests {
     }
 
     fn message(device: Uuid, app: Uuid, kind: MessageType) -> Message {
-        let now = time::now();
         Message {
-            message_id: new_message_id(),
-            device_id: device,
-            app_id: app,
-            direction: Direction::Outbound,
-            to: "15550001111@s.whatsapp.net".into(),
-            from: None,
-            from_phone: None,
-            chat: "15550001111@s.whatsapp.net".into(),
             kind,
-            status: MessageStatus::Queued,
-            error: None,
-            attempts: 0,
-            idempotency_key: None,
             content: None,
             text: None,
-            media_path: None,
-            mime_type: None,
-            media_size: None,
-            media_sha256: None,
-            created_at: now,
-            updated_at: now,
-            sent_at: None,
-            next_attempt_at: None,
+            ..wa_core::conformance::outbound_text(device, app, "", time::now())
         }
     }
 
