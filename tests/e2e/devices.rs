@@ -65,8 +65,8 @@ pub async fn wait_for(
     }
 }
 
-/// Creates a device and scans its QR; returns its id.
-pub async fn linked_device(server: &Server, token: &str, name: &str) -> String {
+/// Creates a device (201); returns it as answered, and its id.
+pub async fn create_device(server: &Server, token: &str, name: &str) -> (Value, String) {
     let (s, v) = call(
         server,
         "POST",
@@ -76,11 +76,15 @@ pub async fn linked_device(server: &Server, token: &str, name: &str) -> String {
     )
     .await;
     assert_eq!(s, 201, "{v}");
-    assert_eq!(v["data"]["device"]["status"], "qr_generated");
-    let id = v["data"]["device"]["device_id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let device = v["data"]["device"].clone();
+    let id = device["device_id"].as_str().unwrap().to_owned();
+    (device, id)
+}
+
+/// Creates a device and scans its QR; returns its id.
+pub async fn linked_device(server: &Server, token: &str, name: &str) -> String {
+    let (device, id) = create_device(server, token, name).await;
+    assert_eq!(device["status"], "qr_generated");
     let (s, v) = call(
         server,
         "POST",
@@ -167,19 +171,7 @@ async fn sandbox_lifecycle_expiry_and_restart() {
     );
 
     // QR expiry with WA_QR_TTL_SECS=2
-    let (s, v) = call(
-        &server,
-        "POST",
-        "/devices",
-        &t,
-        Some(json!({"device_name": "expiring"})),
-    )
-    .await;
-    assert_eq!(s, 201);
-    let expiring = v["data"]["device"]["device_id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let (_, expiring) = create_device(&server, &t, "expiring").await;
     let d = wait_for(&server, &t, &expiring, Duration::from_secs(10), |d| {
         d["status"] == "expired"
     })
@@ -188,19 +180,7 @@ async fn sandbox_lifecycle_expiry_and_restart() {
 
     // Restart: a connected device reconnects by itself; a QR being shown is expired.
     let survivor = linked_device(&server, &t, "survivor").await;
-    let (s, v) = call(
-        &server,
-        "POST",
-        "/devices",
-        &t,
-        Some(json!({"device_name": "showing qr"})),
-    )
-    .await;
-    assert_eq!(s, 201);
-    let showing = v["data"]["device"]["device_id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let (_, showing) = create_device(&server, &t, "showing qr").await;
     assert!(server.terminate().success());
     let again = Server::start_in(
         &server.data_dir,
@@ -255,22 +235,8 @@ async fn queued_commands_survive_kill_9() {
         (s, v["data"]["device"]["status"].as_str()),
         (200, Some("destroyed"))
     );
-    let (s, v) = call(
-        &api_only,
-        "POST",
-        "/devices",
-        &t,
-        Some(json!({"device_name": "queued link"})),
-    )
-    .await;
-    assert_eq!(
-        (s, v["data"]["device"]["status"].as_str()),
-        (201, Some("initializing"))
-    );
-    let queued = v["data"]["device"]["device_id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let (device, queued) = create_device(&api_only, &t, "queued link").await;
+    assert_eq!(device["status"], "initializing");
     api_only.kill9();
     assert!(creds.exists(), "the destroy command has not run yet");
 
@@ -299,19 +265,7 @@ async fn real_provider_offline_fails_cleanly() {
         ("WA_LINK_WAIT_MS", "100"),
     ]);
     let t = app_token(&server).await;
-    let (s, v) = call(
-        &server,
-        "POST",
-        "/devices",
-        &t,
-        Some(json!({"device_name": "real"})),
-    )
-    .await;
-    assert_eq!(s, 201, "{v}");
-    let id = v["data"]["device"]["device_id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let (_, id) = create_device(&server, &t, "real").await;
     let d = wait_for(&server, &t, &id, Duration::from_secs(30), |d| {
         !d["last_error"].is_null()
     })
@@ -373,19 +327,7 @@ async fn split_processes_see_each_others_writes() {
     let t = v["data"]["app_token"].as_str().unwrap().to_owned();
     let app_id = v["data"]["app"]["app_id"].as_str().unwrap().to_owned();
 
-    let (s, v) = call(
-        &api,
-        "POST",
-        "/devices",
-        &t,
-        Some(json!({"device_name": "split"})),
-    )
-    .await;
-    assert_eq!(s, 201, "{v}");
-    let id = v["data"]["device"]["device_id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let (_, id) = create_device(&api, &t, "split").await;
     // Read it a few times first: a cache would keep this state.
     for _ in 0..3 {
         let (s, _) = call(&api, "GET", "/devices", &t, None).await;

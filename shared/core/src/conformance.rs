@@ -29,6 +29,8 @@ fn tenant() -> String {
     format!("t-{}", Uuid::new_v4())
 }
 
+pub use devices::device as new_device;
+
 /// A queued outbound text message (`text`) of `device_id` and `app_id`, created at `at`:
 /// the fixture of the message checks here and in the adapters' own tests.
 pub fn outbound_text(
@@ -280,7 +282,8 @@ pub(crate) mod devices {
     use crate::provider::Presence;
     use crate::store::DeviceStore;
 
-    pub(super) fn device(app_id: Uuid, name: &str) -> Device {
+    /// An `initializing` device of tenant `t` (also the adapters' own tests' fixture).
+    pub fn device(app_id: Uuid, name: &str) -> Device {
         let now = time::now();
         Device {
             device_id: Uuid::now_v7(),

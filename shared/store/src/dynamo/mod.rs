@@ -543,22 +543,7 @@ mod tests {
         use wa_core::devices::{DeviceStatus as S, DeviceUpdate};
         use wa_core::store::DeviceStore;
         let s = store().await;
-        let now = time::now();
-        let d = wa_core::devices::Device {
-            device_id: Uuid::now_v7(),
-            app_id: Uuid::now_v7(),
-            tenant_id: "t".into(),
-            device_name: "d".into(),
-            status: S::Initializing,
-            qr: None,
-            pair_code: None,
-            wa_number: None,
-            wa_device_jid: None,
-            linked_at: None,
-            last_error: None,
-            created_at: now,
-            updated_at: now,
-        };
+        let d = wa_core::conformance::new_device(Uuid::now_v7(), "d");
         s.insert_device(&d).await.unwrap();
         // Each moves initializing → qr_generated; only one may see initializing.
         let tasks: Vec<_> = (0..8)

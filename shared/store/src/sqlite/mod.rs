@@ -633,28 +633,11 @@ mod tests {
     /// device in the App's pages, a status change in the device and in the pages.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn device_caches_follow_every_write() {
-        use wa_core::devices::{Device, DeviceStatus, DeviceUpdate};
+        use wa_core::devices::{DeviceStatus, DeviceUpdate};
         use wa_core::store::DeviceStore;
         let s = SqliteStore::in_memory().unwrap().with_read_caches();
         let app_id = Uuid::now_v7();
-        let device = |name: &str| {
-            let now = time::now();
-            Device {
-                device_id: Uuid::now_v7(),
-                app_id,
-                tenant_id: "t".into(),
-                device_name: name.into(),
-                status: DeviceStatus::Initializing,
-                qr: None,
-                pair_code: None,
-                wa_number: None,
-                wa_device_jid: None,
-                linked_at: None,
-                last_error: None,
-                created_at: now,
-                updated_at: now,
-            }
-        };
+        let device = |name: &str| wa_core::conformance::new_device(app_id, name);
         let page = PageRequest {
             limit: 50,
             after: None,
