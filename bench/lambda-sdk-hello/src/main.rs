@@ -1,9 +1,10 @@
 //! The lambda_http hello (`bench/lambda-hello`) plus what any function that talks to
 //! DynamoDB and SQS through the AWS SDK carries: clients built from the environment by
-//! aws-config, one GetItem and one SendMessage per request to `/hello` (other paths are
-//! answered 404 without a call, as the functions answer unauthenticated requests). The
-//! footprint benchmark (`bench/lambda`) measures it beside the hello, to show the share of
-//! a function's size and init time that the SDK alone accounts for.
+//! aws-config, one GetItem (`WA_TABLE_NAME`) and one SendMessage (`WA_SENDS_QUEUE_URL`, a
+//! standard queue) per request to `/hello`; other paths are answered 404 without a call, as
+//! the functions answer unauthenticated requests. The footprint benchmark (`bench/lambda`)
+//! measures it beside the hello, to show the share of a function's size and init time that
+//! the SDK alone accounts for.
 
 use aws_sdk_dynamodb::types::AttributeValue;
 use lambda_http::{Body, Error, Request, Response, service_fn};
@@ -49,7 +50,7 @@ async fn main() -> Result<(), Error> {
         dynamodb: aws_sdk_dynamodb::Client::new(&config),
         sqs: aws_sdk_sqs::Client::new(&config),
         table: std::env::var("WA_TABLE_NAME").unwrap_or_default(),
-        queue_url: std::env::var("WA_COMMANDS_QUEUE_URL").unwrap_or_default(),
+        queue_url: std::env::var("WA_SENDS_QUEUE_URL").unwrap_or_default(),
     };
     let clients = &clients;
     lambda_http::run(service_fn(move |request| hello(clients, request))).await
