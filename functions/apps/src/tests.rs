@@ -257,6 +257,32 @@ async fn jwt_refusals_are_401_unauthorized() {
     assert_eq!((s, code(&v)), (StatusCode::UNAUTHORIZED, "unauthorized"));
 }
 
+/// A token not yet valid (`nbf` ahead, past the clock-skew leeway) is refused like an
+/// expired one; a past `nbf` is accepted.
+#[tokio::test]
+async fn future_not_before_is_401_unauthorized() {
+    let api = api();
+    let sign = |claims: Value| {
+        jsonwebtoken::encode(
+            &Header::new(Algorithm::HS256),
+            &claims,
+            &EncodingKey::from_secret(SECRET.as_bytes()),
+        )
+        .unwrap()
+    };
+    let early = sign(json!({"tenant_id": "acme", "exp": now() + 7200, "nbf": now() + 3600}));
+    let (s, v) = api.call("GET", "/apps", Some(&early), None).await;
+    assert_eq!(
+        (s, code(&v)),
+        (StatusCode::UNAUTHORIZED, "unauthorized"),
+        "{v}"
+    );
+    assert!(v["data"].is_null(), "{v}");
+    let valid = sign(json!({"tenant_id": "acme", "exp": now() + 7200, "nbf": now() - 60}));
+    let (s, v) = api.call("GET", "/apps", Some(&valid), None).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+}
+
 #[tokio::test]
 async fn validation_errors_name_the_field() {
     let api = api();

@@ -12,6 +12,9 @@ use subtle::ConstantTimeEq;
 /// The smallest JWT secret accepted, in bytes.
 pub const MIN_JWT_SECRET_BYTES: usize = 32;
 
+/// Clock skew tolerated on `exp` and `nbf`, in seconds.
+pub const JWT_LEEWAY_SECS: u64 = 30;
+
 /// How tenant JWTs are checked.
 #[derive(Clone)]
 pub struct JwtConfig {
@@ -39,10 +42,22 @@ pub struct Claims {
     pub sub: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub iat: Option<u64>,
+    /// Not before: the token is refused until then (with [`JWT_LEEWAY_SECS`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nbf: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub iss: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub aud: Option<String>,
+    pub aud: Option<Audience>,
+}
+
+/// The `aud` claim: one audience, or several (RFC 7519, section 4.1.3). A token is meant
+/// for the configured audience when it is the one or among the several.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(untagged)]
+pub enum Audience {
+    One(String),
+    Many(Vec<String>),
 }
 
 /// Why a JWT was refused (for logs; callers only ever see 401 unauthorized).
@@ -83,11 +98,15 @@ impl JwtConfig {
         })
     }
 
-    /// Verifies an HS256 token: signature, `exp` (30 s leeway), `tenant_id`, and `iss`/`aud`
-    /// when configured. Every other algorithm, `none` included, is refused.
+    /// Verifies an HS256 token: signature, `exp` (required) and `nbf` (when present), both
+    /// with [`JWT_LEEWAY_SECS`] of clock skew, `tenant_id`, and `iss`/`aud` when configured
+    /// (then required; `aud` may be a string or an array containing the audience). Every
+    /// other algorithm, `none` included, is refused.
     pub fn verify(&self, token: &str) -> Result<Claims, JwtError> {
         let mut v = Validation::new(Algorithm::HS256);
-        v.leeway = 30;
+        v.leeway = JWT_LEEWAY_SECS;
+        // RFC 7519 4.1.5: a token must not be accepted before its `nbf`.
+        v.validate_nbf = true;
         v.set_required_spec_claims(&["exp"]);
         match &self.issuer {
             Some(iss) => {
@@ -125,8 +144,9 @@ impl JwtConfig {
             exp: now + ttl_secs,
             sub: Some(tenant_id.to_owned()),
             iat: Some(now),
+            nbf: None,
             iss: self.issuer.clone(),
-            aud: self.audience.clone(),
+            aud: self.audience.clone().map(Audience::One),
         };
         jsonwebtoken::encode(
             &Header::new(Algorithm::HS256),
@@ -240,6 +260,7 @@ mod tests {
                 exp: now() + 60,
                 sub: None,
                 iat: None,
+                nbf: None,
                 iss: None,
                 aud: None,
             },
@@ -290,6 +311,130 @@ mod tests {
         .unwrap();
         assert!(strict.verify(&cfg().mint("acme", 60).unwrap()).is_err());
         assert!(strict.verify(&strict.mint("acme", 60).unwrap()).is_ok());
+    }
+
+    fn sign(claims: serde_json::Value) -> String {
+        jsonwebtoken::encode(
+            &Header::new(Algorithm::HS256),
+            &claims,
+            &EncodingKey::from_secret(b"0123456789abcdef0123456789abcdef"),
+        )
+        .unwrap()
+    }
+
+    /// `nbf` is honoured with the same clock skew as `exp`.
+    #[test]
+    fn not_before_and_expiry_rows() {
+        let n = now();
+        let rows = [
+            ("nbf absent", serde_json::json!({}), true),
+            (
+                "nbf in the past",
+                serde_json::json!({"nbf": n - 3600}),
+                true,
+            ),
+            ("nbf now", serde_json::json!({"nbf": n}), true),
+            (
+                "nbf within the leeway",
+                serde_json::json!({"nbf": n + 10}),
+                true,
+            ),
+            (
+                "nbf past the leeway",
+                serde_json::json!({"nbf": n + JWT_LEEWAY_SECS + 60}),
+                false,
+            ),
+            (
+                "nbf an hour ahead",
+                serde_json::json!({"nbf": n + 3600}),
+                false,
+            ),
+            (
+                "nbf not a number",
+                serde_json::json!({"nbf": "soon"}),
+                false,
+            ),
+            (
+                "exp within the leeway",
+                serde_json::json!({"exp": n - 10}),
+                true,
+            ),
+            (
+                "exp past the leeway",
+                serde_json::json!({"exp": n - JWT_LEEWAY_SECS - 60}),
+                false,
+            ),
+        ];
+        for (row, extra, accepted) in rows {
+            let mut claims = serde_json::json!({"tenant_id": "acme", "exp": n + 600});
+            for (k, v) in extra.as_object().unwrap() {
+                claims[k] = v.clone();
+            }
+            let got = cfg().verify(&sign(claims));
+            assert_eq!(got.is_ok(), accepted, "{row}: {got:?}");
+        }
+        let claims = cfg()
+            .verify(&sign(
+                serde_json::json!({"tenant_id": "acme", "exp": n + 600, "nbf": n - 5}),
+            ))
+            .unwrap();
+        assert_eq!(claims.nbf, Some(n - 5));
+    }
+
+    /// `aud` as RFC 7519 allows it: a string, or an array that must contain the audience.
+    #[test]
+    fn audience_rows() {
+        let wa =
+            JwtConfig::new("0123456789abcdef0123456789abcdef", None, Some("wa".into())).unwrap();
+        let rows: [(&str, &JwtConfig, Option<serde_json::Value>, bool); 10] = [
+            ("string, the audience", &wa, Some("wa".into()), true),
+            ("string, another", &wa, Some("other".into()), false),
+            (
+                "array containing it",
+                &wa,
+                Some(serde_json::json!(["other", "wa"])),
+                true,
+            ),
+            (
+                "array of it alone",
+                &wa,
+                Some(serde_json::json!(["wa"])),
+                true,
+            ),
+            (
+                "array not containing it",
+                &wa,
+                Some(serde_json::json!(["other", "more"])),
+                false,
+            ),
+            ("empty array", &wa, Some(serde_json::json!([])), false),
+            ("not a string", &wa, Some(serde_json::json!(5)), false),
+            ("absent when required", &wa, None, false),
+            ("string, none configured", &cfg(), Some("any".into()), true),
+            (
+                "array, none configured",
+                &cfg(),
+                Some(serde_json::json!(["any", "more"])),
+                true,
+            ),
+        ];
+        for (row, config, aud, accepted) in rows {
+            let mut claims = serde_json::json!({"tenant_id": "acme", "exp": now() + 600});
+            if let Some(aud) = aud {
+                claims["aud"] = aud;
+            }
+            let got = config.verify(&sign(claims));
+            assert_eq!(got.is_ok(), accepted, "{row}: {got:?}");
+        }
+        let claims = wa
+            .verify(&sign(
+                serde_json::json!({"tenant_id": "acme", "exp": now() + 600, "aud": ["x", "wa"]}),
+            ))
+            .unwrap();
+        assert_eq!(
+            claims.aud,
+            Some(Audience::Many(vec!["x".into(), "wa".into()]))
+        );
     }
 
     #[test]
