@@ -4,6 +4,7 @@ mod aws;
 mod dashboard;
 mod devices;
 mod foundation;
+mod limits;
 mod messages;
 mod observability;
 mod support;

@@ -49,6 +49,9 @@ pub struct Config {
     /// `WA_COMMANDS_QUEUE_URL` and `WA_EVENTS_QUEUE_URL` (SQS instead of the local queue;
     /// both or neither), `WA_SENDS_QUEUE_URL` (consume event-driven sends).
     pub aws: wa_aws::AwsEnv,
+    /// `WA_APP_RATE` (requests per second per App, default 0 = off) and `WA_APP_BURST`
+    /// (default twice the rate): the request limiter.
+    pub app_limit: wa_api::LimitConfig,
 }
 
 /// A variable with a value the server cannot use.
@@ -141,6 +144,8 @@ impl Config {
         }
         let worker = wa_worker::WorkerConfig::from_lookup(&get)
             .map_err(|(var, problem)| ConfigError { var, problem })?;
+        let app_limit = wa_api::LimitConfig::from_lookup(&get)
+            .map_err(|(var, problem)| ConfigError { var, problem })?;
         let jwt_secret = var("WA_JWT_SECRET");
         if let Some(s) = &jwt_secret
             && s.len() < wa_core::auth::MIN_JWT_SECRET_BYTES
@@ -161,6 +166,7 @@ impl Config {
             link_wait,
             send_wait,
             worker,
+            app_limit,
         })
     }
 }
@@ -187,6 +193,19 @@ mod tests {
         assert_eq!(c.max_body_bytes, DEFAULT_MAX_BODY_BYTES);
         assert_eq!(c.log_format, LogFormat::Pretty);
         assert!(c.jwt_secret.is_none());
+        assert_eq!(c.app_limit, wa_api::LimitConfig::OFF);
+    }
+
+    #[test]
+    fn request_limit() {
+        let c = cfg(&[("WA_APP_RATE", "20"), ("WA_APP_BURST", "5")]).unwrap();
+        assert_eq!(
+            c.app_limit,
+            wa_api::LimitConfig {
+                rate: 20.0,
+                burst: 5
+            }
+        );
     }
 
     #[test]
@@ -200,6 +219,8 @@ mod tests {
             ("WA_PROVIDER", "fake"),
             ("WA_QR_TTL_SECS", "0"),
             ("WA_WORKER", "maybe"),
+            ("WA_APP_RATE", "lots"),
+            ("WA_APP_BURST", "0"),
         ] {
             assert_eq!(cfg(&[(k, v)]).unwrap_err().var, k);
         }

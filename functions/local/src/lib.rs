@@ -33,12 +33,13 @@ pub fn router(ctx: AppState, max_body_bytes: usize) -> (Router, utoipa::openapi:
         .merge(wa_fn_messages::router());
     // The sandbox's control routes exist only in sandbox mode.
     let with_sandbox = ctx.sandbox.is_some();
-    let (api_router, api) = if with_sandbox {
+    let (api_router, mut api) = if with_sandbox {
         api_router.merge(wa_fn_devices::sandbox_router())
     } else {
         api_router
     }
     .split_for_parts();
+    wa_api::limit::document(&mut api);
     let spec: Arc<str> = api
         .to_pretty_json()
         .expect("the OpenAPI document serializes")
@@ -106,6 +107,7 @@ pub async fn serve(
     ctx.devices.link_wait = config.link_wait;
     ctx.messages.send_wait = config.send_wait;
     ctx.media_root = Some(config.data_dir.clone());
+    ctx.limiter = wa_api::RequestLimiter::new(config.app_limit);
     let (events_tx, events_rx) = mpsc::unbounded_channel();
     let (inbound_tx, inbound_rx) = mpsc::unbounded_channel();
     let (stop_tx, stop_rx) = watch::channel(false);

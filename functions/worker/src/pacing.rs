@@ -1,44 +1,31 @@
 //! Per-device send pacing: a token bucket per device, so bursts are spread out instead of
-//! refused (bursts get WhatsApp accounts banned).
+//! refused (bursts get WhatsApp accounts banned). The bucket is wa-core's (`rate`).
 
-use std::collections::HashMap;
-use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use uuid::Uuid;
+use wa_core::rate::{Buckets, Rate};
+
+/// Devices whose buckets are held at once; beyond it, refilled (idle) ones are dropped
+/// first, which changes nothing for them.
+const MAX_PACED_DEVICES: usize = 100_000;
 
 pub struct Pacing {
-    /// Sends per second; 0 turns pacing off.
-    rate: f64,
-    burst: f64,
-    buckets: Mutex<HashMap<Uuid, (f64, Instant)>>,
+    /// `None` when unpaced (rate 0).
+    buckets: Option<Buckets<Uuid>>,
 }
 
 impl Pacing {
+    /// `rate` sends per second per device with bursts of `burst`; 0 turns pacing off.
     pub fn new(rate: f64, burst: u32) -> Self {
         Pacing {
-            rate: rate.max(0.0),
-            burst: f64::from(burst.max(1)),
-            buckets: Mutex::new(HashMap::new()),
+            buckets: Rate::new(rate, burst).map(|r| Buckets::new(r, MAX_PACED_DEVICES)),
         }
     }
 
     /// Takes a token for `device`; `Some(wait)` when there is none yet.
     pub fn take(&self, device: Uuid) -> Option<Duration> {
-        if self.rate == 0.0 {
-            return None;
-        }
-        let now = Instant::now();
-        let mut map = self.buckets.lock().unwrap_or_else(|p| p.into_inner());
-        let (tokens, last) = map.entry(device).or_insert((self.burst, now));
-        *tokens = (*tokens + now.duration_since(*last).as_secs_f64() * self.rate).min(self.burst);
-        *last = now;
-        if *tokens >= 1.0 {
-            *tokens -= 1.0;
-            None
-        } else {
-            Some(Duration::from_secs_f64((1.0 - *tokens) / self.rate))
-        }
+        self.buckets.as_ref()?.take(device, Instant::now())
     }
 }
 

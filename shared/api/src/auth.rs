@@ -1,5 +1,6 @@
 //! Authentication extractors. Their rejections are the seed's 401s: `unauthorized` for the
-//! tenant JWT of /apps, `invalid_api_key` for the App token of everything else.
+//! tenant JWT of /apps, `invalid_api_key` for the App token of everything else; once the
+//! caller is known, 429 `rate_limit_exceeded` from the request limiter.
 
 use axum::extract::FromRequestParts;
 use http::{header, request::Parts};
@@ -7,6 +8,7 @@ use wa_core::apps::App;
 use wa_errors::ApiError;
 
 use crate::AppState;
+use crate::limit::Caller;
 
 fn bearer(parts: &Parts) -> Option<&str> {
     parts
@@ -16,7 +18,7 @@ fn bearer(parts: &Parts) -> Option<&str> {
         .and_then(wa_core::auth::bearer)
 }
 
-/// The tenant of a valid JWT (`Authorization: Bearer <jwt>`).
+/// The tenant of a valid JWT (`Authorization: Bearer <jwt>`), within its request limit.
 #[derive(Debug, Clone)]
 pub struct Tenant(pub String);
 
@@ -28,6 +30,8 @@ impl FromRequestParts<AppState> for Tenant {
         match ctx.jwt.verify(token) {
             Ok(claims) => {
                 tracing::Span::current().record("tenant_id", claims.tenant_id.as_str());
+                ctx.limiter
+                    .check(Caller::Tenant(claims.tenant_id.clone()))?;
                 Ok(Tenant(claims.tenant_id))
             }
             Err(e) => {
@@ -38,7 +42,8 @@ impl FromRequestParts<AppState> for Tenant {
     }
 }
 
-/// The App of a valid App token (`Authorization: Bearer <app_token>`).
+/// The App of a valid App token (`Authorization: Bearer <app_token>`), within its request
+/// limit.
 #[derive(Debug, Clone)]
 pub struct AuthedApp(pub App);
 
@@ -49,6 +54,7 @@ impl FromRequestParts<AppState> for AuthedApp {
         let token = bearer(parts).ok_or_else(ApiError::invalid_api_key)?;
         let app = ctx.apps.authenticate(token).await?;
         tracing::Span::current().record("app_id", tracing::field::display(app.app_id));
+        ctx.limiter.check(Caller::App(app.app_id))?;
         Ok(AuthedApp(app))
     }
 }

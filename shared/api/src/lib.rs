@@ -1,9 +1,10 @@
 //! HTTP plumbing shared by every router of wa-server: the request context, the two
-//! authentication extractors (tenant JWT, App token), list pagination, /health, and the
-//! OpenAPI description's common parts.
+//! authentication extractors (tenant JWT, App token) and their request limiter, list
+//! pagination, /health, and the OpenAPI description's common parts.
 
 mod auth;
 mod health;
+pub mod limit;
 pub mod openapi;
 mod pagination;
 
@@ -20,6 +21,7 @@ use wa_core::send_service::Messages;
 
 pub use auth::{AuthedApp, Tenant};
 pub use health::router as health_router;
+pub use limit::{LimitConfig, RequestLimiter};
 pub use pagination::{ListQuery, Listed, check_limit, encode_cursor};
 
 /// What handlers share: the use cases and the credentials to check callers with.
@@ -41,6 +43,8 @@ pub struct Context {
     /// The directory inbound media paths are relative to (the data directory), where
     /// media files are on this machine's disk.
     pub media_root: Option<std::path::PathBuf>,
+    /// The per-App (and, on `/apps`, per-tenant) request limiter; off unless configured.
+    pub limiter: RequestLimiter,
 }
 
 /// The state type of every router.
@@ -73,6 +77,7 @@ impl Context {
             provider: None,
             sandbox: None,
             media_root: None,
+            limiter: RequestLimiter::off(),
         }
     }
 

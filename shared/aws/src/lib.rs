@@ -162,6 +162,10 @@ pub async fn http_context() -> anyhow::Result<Context> {
     // API Gateway answers 504 after 30 s: wait less.
     ctx.messages.send_wait = millis("WA_SEND_WAIT_MS", 20_000)?;
     ctx.devices.link_wait = millis("WA_LINK_WAIT_MS", 10_000)?;
+    // Per execution environment: API Gateway's stage throttling is the deployment-wide limit.
+    let limit = wa_api::LimitConfig::from_lookup(&|k| std::env::var(k).ok())
+        .map_err(|(var, problem)| anyhow::anyhow!("{var}: {problem}"))?;
+    ctx.limiter = wa_api::RequestLimiter::new(limit);
     Ok(ctx)
 }
 

@@ -18,6 +18,7 @@ pub mod notify;
 pub mod outbox;
 pub mod provider;
 pub mod queue;
+pub mod rate;
 pub mod send_service;
 pub mod store;
 pub mod time;
