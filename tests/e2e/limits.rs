@@ -2,27 +2,9 @@
 //! `rate_limit_exceeded` with `Retry-After`; other Apps and the unauthenticated routes
 //! unaffected.
 
-use serde_json::json;
-
+use crate::devices::app_token;
 use crate::support::{Server, send};
-
-const SECRET: (&str, &str) = ("WA_JWT_SECRET", "e2e-secret-e2e-secret-e2e-secret-e2e");
-
-/// Creates an App for `tenant` and returns its token.
-async fn app_token(server: &Server, tenant: &str) -> String {
-    let (ok, jwt, err) = server.cli(&["token", "--tenant", tenant], &[SECRET]);
-    assert!(ok, "{err}");
-    let (s, _, v) = send(
-        server
-            .http
-            .post(server.url("/apps"))
-            .bearer_auth(&jwt)
-            .json(&json!({"name": "limited"})),
-    )
-    .await;
-    assert_eq!(s, 201, "{v}");
-    v["data"]["app_token"].as_str().unwrap().to_owned()
-}
+use crate::webhooks::SECRET;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_burst_then_429_with_retry_after() {
@@ -34,8 +16,8 @@ async fn a_burst_then_429_with_retry_after() {
         ("WA_APP_RATE", "0.01"),
         ("WA_APP_BURST", "3"),
     ]);
-    let a = app_token(&server, "acme").await;
-    let b = app_token(&server, "globex").await;
+    let a = app_token(&server).await;
+    let b = app_token(&server).await;
     for i in 0..3 {
         let (s, _, v) = send(server.http.get(server.url("/devices")).bearer_auth(&a)).await;
         assert_eq!(s, 200, "request {i} of the burst: {v}");
