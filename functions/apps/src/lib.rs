@@ -7,10 +7,11 @@ use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
 use uuid::Uuid;
 use wa_api::openapi::Envelope;
+use wa_api::{ApiJson, ApiQuery, created, ok};
 use wa_api::{AppState, ListQuery, Listed, Tenant, encode_cursor};
 use wa_core::apps::{App, CreateApp, PatchApp};
 use wa_errors::schema::ErrorResponse;
-use wa_errors::{ApiJson, ApiQuery, ApiResult, created, ok, parse_uuid};
+use wa_errors::{ApiResult, parse_uuid};
 
 /// An App as the API shows it (credentials are never shown here).
 #[derive(Debug, Serialize, ToSchema)]

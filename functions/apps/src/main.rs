@@ -2,5 +2,5 @@
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
-    wa_aws::serve(wa_fn_apps::router()).await
+    wa_lambda_http::serve(wa_fn_apps::router()).await
 }

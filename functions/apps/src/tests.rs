@@ -27,7 +27,7 @@ fn api_with(allow_private: bool) -> Api {
     let (r, _) = OpenApiRouter::new()
         .merge(crate::router())
         .split_for_parts();
-    let router = wa_errors::finish_router(r.with_state(ctx.clone()), 64 * 1024, Default::default());
+    let router = wa_api::finish_router(r.with_state(ctx.clone()), 64 * 1024, Default::default());
     Api { router, ctx }
 }
 
@@ -603,19 +603,19 @@ async fn patch_validation_and_unknown_apps() {
     );
 }
 
-/// The apps Lambda's service (`wa_aws::app`) answers an API Gateway HTTP API (payload 2.0)
+/// The apps Lambda's service (`wa_lambda_http::app`) answers an API Gateway HTTP API (payload 2.0)
 /// event, with API Gateway's request id when the caller sends none.
 #[tokio::test]
 async fn api_gateway_v2_event() {
     let ctx = api().ctx;
     let raw = std::fs::read_to_string(concat!(
         env!("CARGO_MANIFEST_DIR"),
-        "/../../shared/aws/fixtures/apigw-v2-post-apps.json"
+        "/../../shared/lambda-http/fixtures/apigw-v2-post-apps.json"
     ))
     .unwrap()
     .replace("{{JWT}}", &jwt("tenant-gw"));
     let req = lambda_http::request::from_str(&raw).expect("an API Gateway v2 event");
-    let app = wa_aws::app(crate::router(), ctx, 1 << 20);
+    let app = wa_lambda_http::app(crate::router(), ctx, 1 << 20);
     let res = app.oneshot(req).await.unwrap();
     assert_eq!(res.status(), StatusCode::CREATED);
     assert_eq!(res.headers()["x-request-id"], "LV7fzho-PHcEJPw=");

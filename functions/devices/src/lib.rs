@@ -16,10 +16,11 @@ use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::{router::OpenApiRouter, routes};
 use uuid::Uuid;
 use wa_api::openapi::Envelope;
+use wa_api::{ApiJson, ApiQuery, ok};
 use wa_api::{AppState, AuthedApp, ListQuery, encode_cursor};
 use wa_core::devices::DeviceStatus;
 use wa_errors::schema::ErrorResponse;
-use wa_errors::{ApiError, ApiJson, ApiQuery, ApiResult, ErrorCode, ok, parse_uuid};
+use wa_errors::{ApiError, ApiResult, ErrorCode, parse_uuid};
 
 pub use media::router as media_router;
 pub use sandbox::router as sandbox_router;
@@ -27,7 +28,7 @@ use views::*;
 pub use webhooks::router as webhooks_router;
 
 /// The `{device}` answer of the device routes.
-pub(crate) fn device_answer(d: &wa_core::devices::Device) -> wa_errors::ApiOk<DeviceData> {
+pub(crate) fn device_answer(d: &wa_core::devices::Device) -> wa_api::ApiOk<DeviceData> {
     ok(DeviceData {
         device: DeviceView::of(d),
     })

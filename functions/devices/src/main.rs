@@ -4,7 +4,7 @@
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
-    wa_aws::serve(
+    wa_lambda_http::serve(
         wa_fn_devices::router()
             .merge(wa_fn_devices::media_router())
             .merge(wa_fn_devices::webhooks_router())

@@ -6,9 +6,10 @@ use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use utoipa::IntoParams;
 use utoipa_axum::{router::OpenApiRouter, routes};
+use wa_api::ApiQuery;
 use wa_api::{AppState, AuthedApp};
 use wa_errors::schema::ErrorResponse;
-use wa_errors::{ApiError, ApiQuery, ApiResult};
+use wa_errors::{ApiError, ApiResult};
 
 /// Query of the media route.
 #[derive(Debug, Deserialize, IntoParams)]

@@ -9,11 +9,12 @@ use serde::Deserialize;
 use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
 use wa_api::openapi::Envelope;
+use wa_api::{ApiJson, ok};
 use wa_api::{AppState, AuthedApp};
 use wa_core::devices::{Device, DeviceStatus};
 use wa_core::provider::{DropReason, SandboxControl, ScanOutcome};
 use wa_errors::schema::ErrorResponse;
-use wa_errors::{ApiError, ApiJson, ApiResult, ok};
+use wa_errors::{ApiError, ApiResult};
 
 use crate::views::{DeviceData, SentList};
 use crate::{device_answer, device_id};
@@ -63,7 +64,7 @@ pub struct PresenceRequest {
 }
 
 /// 202 `{"accepted": true}`: the simulated event was handed to the worker.
-fn accepted() -> wa_errors::ApiOk<serde_json::Value> {
+fn accepted() -> wa_api::ApiOk<serde_json::Value> {
     ok(serde_json::json!({"accepted": true})).with_status(axum::http::StatusCode::ACCEPTED)
 }
 

@@ -59,7 +59,7 @@ async fn api_with_ttl(qr_ttl: Duration) -> Api {
         .merge(crate::router())
         .merge(crate::sandbox_router())
         .split_for_parts();
-    let router = wa_errors::finish_router(r.with_state(ctx.clone()), 1 << 20, Default::default());
+    let router = wa_api::finish_router(r.with_state(ctx.clone()), 1 << 20, Default::default());
     Api {
         router,
         ctx,
@@ -808,11 +808,11 @@ async fn api_gateway_v2_event() {
     let api = api().await;
     let raw = std::fs::read_to_string(concat!(
         env!("CARGO_MANIFEST_DIR"),
-        "/../../shared/aws/fixtures/apigw-v2-get-device-base64.json"
+        "/../../shared/lambda-http/fixtures/apigw-v2-get-device-base64.json"
     ))
     .unwrap();
     let req = lambda_http::request::from_str(&raw).expect("an API Gateway v2 event");
-    let app = wa_aws::app(
+    let app = wa_lambda_http::app(
         crate::router().merge(wa_api::health_router()),
         api.ctx.clone(),
         1 << 20,

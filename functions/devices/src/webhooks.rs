@@ -9,11 +9,12 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::{router::OpenApiRouter, routes};
 use wa_api::openapi::Envelope;
+use wa_api::{ApiQuery, ok};
 use wa_api::{AppState, AuthedApp};
 use wa_core::store::{Delivery, DeliveryStatus, StoreError};
 use wa_core::time::{self, OffsetDateTime};
 use wa_errors::schema::ErrorResponse;
-use wa_errors::{ApiError, ApiQuery, ApiResult, ok};
+use wa_errors::{ApiError, ApiResult};
 
 /// A webhook delivery: one event and how its delivery went.
 #[derive(Debug, Serialize, ToSchema)]

@@ -63,7 +63,7 @@ pub fn router(ctx: AppState, max_body_bytes: usize) -> (Router, utoipa::openapi:
         .merge(docs)
         .merge(dashboard::router());
     (
-        wa_errors::finish_router(app, max_body_bytes, Default::default()),
+        wa_api::finish_router(app, max_body_bytes, Default::default()),
         api,
     )
 }

@@ -45,7 +45,7 @@ pub fn install() -> PrometheusHandle {
                 tracing::warn!("another metrics recorder is installed; /metrics will be empty");
             }
             // A recorder is in place for good: the HTTP metrics may keep their handles.
-            wa_errors::metrics::cache_handles();
+            wa_api::metrics::cache_handles();
             describe();
             handle
         })

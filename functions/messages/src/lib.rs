@@ -13,6 +13,7 @@ use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::{router::OpenApiRouter, routes};
 use uuid::Uuid;
 use wa_api::openapi::Envelope;
+use wa_api::{ApiJson, ApiQuery, ok};
 use wa_api::{AppState, AuthedApp};
 use wa_core::messages::{
     MessageData, MessageView, SendRequest, is_valid_message_id, validate_idempotency_key,
@@ -20,7 +21,7 @@ use wa_core::messages::{
 use wa_core::send_service::SendReply;
 use wa_core::store::MessageCursor;
 use wa_errors::schema::ErrorResponse;
-use wa_errors::{ApiError, ApiJson, ApiQuery, ApiResult, ok, parse_uuid};
+use wa_errors::{ApiError, ApiResult, parse_uuid};
 
 const PATH_ID: &str = "The device's id";
 

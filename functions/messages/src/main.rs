@@ -3,5 +3,5 @@
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
-    wa_aws::serve(wa_fn_messages::router()).await
+    wa_lambda_http::serve(wa_fn_messages::router()).await
 }

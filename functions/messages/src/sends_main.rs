@@ -8,7 +8,7 @@ use lambda_runtime::{LambdaEvent, service_fn};
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
     wa_aws::init_tracing();
-    let ctx = Arc::new(wa_aws::http_context().await?);
+    let ctx = Arc::new(wa_lambda_http::http_context().await?);
     lambda_runtime::run(service_fn(move |event: LambdaEvent<SqsEvent>| {
         let ctx = ctx.clone();
         async move {

@@ -64,7 +64,7 @@ async fn api(send_wait: Duration, rate: f64, burst: u32) -> Api {
         .merge(wa_fn_devices::sandbox_router())
         .merge(wa_fn_devices::media_router())
         .split_for_parts();
-    let router = wa_errors::finish_router(r.with_state(ctx.clone()), 32 << 20, Default::default());
+    let router = wa_api::finish_router(r.with_state(ctx.clone()), 32 << 20, Default::default());
     let c = ctx
         .apps
         .create(

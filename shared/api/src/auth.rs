@@ -73,8 +73,8 @@ mod tests {
     use super::*;
     use crate::Context;
 
-    async fn whoami(AuthedApp(app): AuthedApp) -> wa_errors::ApiOk<String> {
-        wa_errors::ok(app.app_id.to_string())
+    async fn whoami(AuthedApp(app): AuthedApp) -> crate::ApiOk<String> {
+        crate::ok(app.app_id.to_string())
     }
 
     fn setup(cached: bool) -> (Router, AppState) {
@@ -94,7 +94,7 @@ mod tests {
         let r = Router::new()
             .route("/whoami", get(whoami))
             .with_state(ctx.clone());
-        (wa_errors::finish_router(r, 1024, Default::default()), ctx)
+        (crate::finish_router(r, 1024, Default::default()), ctx)
     }
 
     async fn call(r: &Router, auth: Option<String>) -> (StatusCode, serde_json::Value) {

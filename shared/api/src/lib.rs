@@ -1,12 +1,20 @@
-//! HTTP plumbing shared by every router of wa-server: the request context, the two
-//! authentication extractors (tenant JWT, App token) and their request limiter, list
-//! pagination, /health, and the OpenAPI description's common parts.
+//! HTTP plumbing shared by every router of wa-server: the request context, the success
+//! envelope, the extractors (JSON body, query, the two credentials: tenant JWT and App
+//! token) and their request limiter, the request-id layer, router finishing (404/405, body
+//! limit, panic catching), the HTTP metrics, list pagination, /health, and the OpenAPI
+//! description's common parts.
+//! `ApiError` renders through `wa-errors`' `http` feature, which this crate turns on.
 
 mod auth;
+mod extract;
+mod finish;
 mod health;
 pub mod limit;
+pub mod metrics;
 pub mod openapi;
 mod pagination;
+pub mod request_id;
+mod response;
 
 use std::sync::Arc;
 
@@ -20,9 +28,13 @@ use wa_core::queue::Queue;
 use wa_core::send_service::Messages;
 
 pub use auth::{AuthedApp, Tenant};
+pub use extract::{ApiJson, ApiQuery};
+pub use finish::finish_router;
 pub use health::router as health_router;
 pub use limit::{LimitConfig, RequestLimiter};
 pub use pagination::{ListQuery, Listed, check_limit, encode_cursor};
+pub use request_id::RequestIdConfig;
+pub use response::{ApiOk, created, ok};
 
 /// What handlers share: the use cases and the credentials to check callers with.
 pub struct Context {

@@ -340,12 +340,12 @@ mod tests {
         use super::*;
         use crate::{AppState, AuthedApp, Context, Tenant};
 
-        async fn whoami(AuthedApp(app): AuthedApp) -> wa_errors::ApiOk<String> {
-            wa_errors::ok(app.app_id.to_string())
+        async fn whoami(AuthedApp(app): AuthedApp) -> crate::ApiOk<String> {
+            crate::ok(app.app_id.to_string())
         }
 
-        async fn tenant(Tenant(t): Tenant) -> wa_errors::ApiOk<String> {
-            wa_errors::ok(t)
+        async fn tenant(Tenant(t): Tenant) -> crate::ApiOk<String> {
+            crate::ok(t)
         }
 
         fn setup(limiter: Option<LimitConfig>) -> (Router, AppState) {
@@ -367,7 +367,7 @@ mod tests {
                 .route("/tenant", get(tenant))
                 .merge(health)
                 .with_state(ctx.clone());
-            (wa_errors::finish_router(r, 1024, Default::default()), ctx)
+            (crate::finish_router(r, 1024, Default::default()), ctx)
         }
 
         async fn app_token(ctx: &AppState, name: &str) -> String {

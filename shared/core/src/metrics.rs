@@ -15,7 +15,12 @@ use crate::store::{Attempt, PageRequest, Store, StoreError};
 use crate::time::OffsetDateTime;
 use wa_errors::ErrorCode;
 
-pub use wa_errors::metrics::{HTTP_REQUEST_DURATION_SECONDS, HTTP_REQUESTS_TOTAL, UNMATCHED};
+/// Counter `wa_http_requests_total{route, method, status}`.
+pub const HTTP_REQUESTS_TOTAL: &str = "wa_http_requests_total";
+/// Histogram `wa_http_request_duration_seconds{route, method}`.
+pub const HTTP_REQUEST_DURATION_SECONDS: &str = "wa_http_request_duration_seconds";
+/// The `route` label of a request no route matched.
+pub const UNMATCHED: &str = "unmatched";
 
 /// Counter `wa_sends_total{outcome}`; `outcome="failed"` also has `code`.
 pub const SENDS_TOTAL: &str = "wa_sends_total";

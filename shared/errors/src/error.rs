@@ -1,13 +1,12 @@
-//! `ApiError` and the one conversion that renders the seed envelope.
+//! `ApiError` and the seed envelope it renders as (its serde form; the HTTP response is
+//! built by the `http` feature).
 
 use std::borrow::Cow;
 
-use axum::response::{IntoResponse, Response};
-use http::{HeaderValue, header};
 use serde::Serialize;
 use serde_json::{Map, Value};
 
-use crate::{ErrorCode, request_id};
+use crate::ErrorCode;
 
 /// An error answered to an API caller.
 ///
@@ -96,6 +95,28 @@ impl ApiError {
         &self.details
     }
 
+    /// The `Retry-After` seconds, when set.
+    pub fn retry_after_secs(&self) -> Option<u64> {
+        self.retry_after_secs
+    }
+
+    /// Logs a 5xx answer (with its internal cause, when kept) on the current request's
+    /// span; other answers are not logged here.
+    pub fn log_if_server_error(&self) {
+        if !self.code.status().is_server_error() {
+            return;
+        }
+        match &self.cause {
+            Some(cause) => tracing::error!(code = %self.code, cause = %cause, "request failed"),
+            None => tracing::warn!(code = %self.code, message = %self.message, "request failed"),
+        }
+    }
+
+    /// The envelope as JSON bytes.
+    pub fn to_json(&self, request_id: &str) -> Vec<u8> {
+        serde_json::to_vec(&self.envelope(request_id)).expect("an error envelope always serializes")
+    }
+
     /// The body this error renders to, with the given request id.
     pub fn envelope(&self, request_id: &str) -> ErrorEnvelope<'_> {
         ErrorEnvelope {
@@ -130,31 +151,4 @@ pub struct ErrorBody<'a> {
     pub message: &'a str,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub details: Option<&'a Map<String, Value>>,
-}
-
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        let request_id = request_id::current();
-        let status = self.code.status();
-        if status.is_server_error() {
-            match &self.cause {
-                Some(cause) => tracing::error!(code = %self.code, cause = %cause, "request failed"),
-                None => {
-                    tracing::warn!(code = %self.code, message = %self.message, "request failed")
-                }
-            }
-        }
-        let body = serde_json::to_vec(&self.envelope(&request_id))
-            .expect("an error envelope always serializes");
-        let mut res = (status, body).into_response();
-        let headers = res.headers_mut();
-        headers.insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/json"),
-        );
-        if let Some(secs) = self.retry_after_secs {
-            headers.insert(header::RETRY_AFTER, HeaderValue::from(secs));
-        }
-        res
-    }
 }

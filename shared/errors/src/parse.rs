@@ -1,45 +1,10 @@
-//! Extractors whose every rejection is an `ApiError` with the seed envelope.
+//! Parsing of caller input into typed values, every failure an `ApiError` naming the field:
+//! JSON bodies, query strings, UUIDs in paths. The HTTP extractors (in the HTTP crate) are
+//! thin wrappers around these.
 
-use axum::{
-    extract::{FromRequest, FromRequestParts, Request},
-    http::request::Parts,
-};
-use bytes::Bytes;
-use http::{StatusCode, header};
 use serde::de::DeserializeOwned;
 
 use crate::{ApiError, ErrorCode};
-
-/// A JSON body. Wrong content type or unparsable JSON: validation_error with
-/// `details.field = "body"`; a missing, unknown or mistyped field: validation_error naming it;
-/// over the body limit: 413 request_too_large.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct ApiJson<T>(pub T);
-
-impl<S, T> FromRequest<S> for ApiJson<T>
-where
-    T: DeserializeOwned,
-    S: Send + Sync,
-{
-    type Rejection = ApiError;
-
-    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        if !is_json(req.headers()) {
-            return Err(ApiError::validation(
-                "body",
-                "expected a JSON body with Content-Type: application/json",
-            ));
-        }
-        let bytes = Bytes::from_request(req, state).await.map_err(|rejection| {
-            if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                too_large()
-            } else {
-                ApiError::validation("body", "the request body could not be read")
-            }
-        })?;
-        parse_json(&bytes).map(ApiJson)
-    }
-}
 
 /// The 413 answer for a body over the limit.
 pub fn too_large() -> ApiError {
@@ -47,23 +12,6 @@ pub fn too_large() -> ApiError {
         ErrorCode::RequestTooLarge,
         "request body is too large; send media by `url` instead of `data_base64`",
     )
-}
-
-fn is_json(headers: &http::HeaderMap) -> bool {
-    let Some(ct) = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-    else {
-        return false;
-    };
-    let essence = ct
-        .split(';')
-        .next()
-        .unwrap_or("")
-        .trim()
-        .to_ascii_lowercase();
-    essence == "application/json"
-        || (essence.starts_with("application/") && essence.ends_with("+json"))
 }
 
 /// Parses a JSON object into `T`, turning serde's error into validation_error with the
@@ -90,11 +38,12 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     })
 }
 
-/// Builds validation_error from serde's path and message: `missing field `x`` and
-/// `unknown field `x`` are reported on `x` (under the path), a mistyped value on the path.
+/// Builds validation_error from serde's path and message: `missing field `x``,
+/// `unknown field `x`` and `duplicate field `x`` are reported on `x` (under the path), a
+/// mistyped value on the path.
 fn field_error(path: &str, message: &str) -> ApiError {
     let prefix = if path == "." { "" } else { path };
-    for lead in ["missing field `", "unknown field `"] {
+    for lead in ["missing field `", "unknown field `", "duplicate field `"] {
         if let Some(rest) = message.strip_prefix(lead) {
             // The name is the caller's (unknown fields) and may itself hold a backtick: it
             // ends where serde's own text starts.
@@ -120,10 +69,10 @@ fn field_error(path: &str, message: &str) -> ApiError {
             } else {
                 format!("{prefix}.{name}")
             };
-            let what = if lead.starts_with("missing") {
-                format!("`{field}` is required")
-            } else {
-                format!("`{field}` is not a known field")
+            let what = match lead.as_bytes()[0] {
+                b'm' => format!("`{field}` is required"),
+                b'u' => format!("`{field}` is not a known field"),
+                _ => format!("`{field}` is given more than once"),
             };
             return ApiError::validation(field, what);
         }
@@ -142,27 +91,14 @@ fn strip_position(err: &serde_json::Error) -> String {
     }
 }
 
-/// Query parameters; a bad value is validation_error naming the parameter.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct ApiQuery<T>(pub T);
-
-impl<S, T> FromRequestParts<S> for ApiQuery<T>
-where
-    T: DeserializeOwned,
-    S: Send + Sync,
-{
-    type Rejection = ApiError;
-
-    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
-        let query = parts.uri.query().unwrap_or("");
-        let de = serde_urlencoded::Deserializer::new(form_urlencoded::parse(query.as_bytes()));
-        serde_path_to_error::deserialize(de)
-            .map(ApiQuery)
-            .map_err(|err| {
-                let path = err.path().to_string();
-                field_error(&path, &err.into_inner().to_string())
-            })
-    }
+/// Parses a query string (without the `?`) into `T`: a bad value is validation_error
+/// naming the parameter, and so is a parameter given more than once.
+pub fn parse_query<T: DeserializeOwned>(query: &str) -> Result<T, ApiError> {
+    let de = serde_urlencoded::Deserializer::new(form_urlencoded::parse(query.as_bytes()));
+    serde_path_to_error::deserialize(de).map_err(|err| {
+        let path = err.path().to_string();
+        field_error(&path, &err.into_inner().to_string())
+    })
 }
 
 /// Parses a UUID from the path; anything else is validation_error on `field`.
@@ -224,6 +160,36 @@ mod tests {
         assert_eq!(field(r#"{"name": "a", "a`b": 1}"#), "a`b");
         assert_eq!(field(r#"{"name": "a", "a`, b": 1}"#), "a`, b");
         assert!(parse_json::<Body>(br#"{"name":"a"}"#).is_ok());
+    }
+
+    #[derive(Debug, Deserialize)]
+    #[allow(dead_code)]
+    struct Query {
+        limit: Option<u32>,
+        cursor: Option<String>,
+    }
+
+    #[test]
+    fn query_parameters_are_named() {
+        let err = |q: &str| parse_query::<Query>(q).unwrap_err();
+        for (query, field) in [
+            ("limit=1&limit=2", "limit"),
+            ("cursor=a&limit=1&cursor=b", "cursor"),
+            ("limit=x", "limit"),
+            ("limit=-1", "limit"),
+        ] {
+            let e = err(query);
+            assert_eq!(e.code(), ErrorCode::ValidationError);
+            assert_eq!(e.details()["field"], field, "{query}");
+        }
+        assert_eq!(
+            err("limit=1&limit=1").message(),
+            "`limit` is given more than once"
+        );
+        // Parameters the query does not name are ignored, repeated or not.
+        let q = parse_query::<Query>("limit=5&other=1&other=2").unwrap();
+        assert_eq!(q.limit, Some(5));
+        assert!(parse_query::<Query>("").is_ok());
     }
 
     #[test]

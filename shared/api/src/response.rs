@@ -4,7 +4,7 @@ use axum::response::{IntoResponse, Response};
 use http::{HeaderMap, StatusCode};
 use serde::Serialize;
 
-use crate::request_id;
+use wa_errors::request_id;
 
 /// A successful answer: `data` wrapped with the request id.
 #[derive(Debug)]
@@ -66,7 +66,7 @@ impl<T: Serialize> IntoResponse for ApiOk<T> {
                 );
                 res
             }
-            Err(e) => crate::ApiError::internal(format!("response did not serialize: {e}"))
+            Err(e) => wa_errors::ApiError::internal(format!("response did not serialize: {e}"))
                 .into_response(),
         }
     }

@@ -1,4 +1,5 @@
-//! HTTP metrics, recorded by the request-id middleware for every request of every router.
+//! HTTP metrics, recorded by the request-id middleware for every request of every router
+//! (their names are in `wa_core::metrics`, with the others).
 //!
 //! They go through the `metrics` facade: without an installed recorder (Lambdas, most tests)
 //! every call is a no-op. `wa-server` installs a Prometheus recorder and serves `/metrics`.
@@ -9,14 +10,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use http::Method;
-
-/// Counter `wa_http_requests_total{route, method, status}`.
-pub const HTTP_REQUESTS_TOTAL: &str = "wa_http_requests_total";
-/// Histogram `wa_http_request_duration_seconds{route, method}`.
-pub const HTTP_REQUEST_DURATION_SECONDS: &str = "wa_http_request_duration_seconds";
-
-/// The `route` label of a request no route matched.
-pub const UNMATCHED: &str = "unmatched";
+use wa_core::metrics::{HTTP_REQUEST_DURATION_SECONDS, HTTP_REQUESTS_TOTAL, UNMATCHED};
 
 /// The `method` label: the standard methods by name, anything else `other` (the label set
 /// stays bounded whatever callers send).
