@@ -5,6 +5,7 @@ runs until SIGTERM, Ctrl-C or the end of the process that started it."""
 import argparse
 import json
 import os
+import shutil
 import signal
 import sys
 import tempfile
@@ -42,6 +43,7 @@ def parse(argv):
                         help="an extra variable for every function and worker (a local override)")
     parser.add_argument("--jwt-secret", help="the JWT key stored in Secrets Manager (default: random)")
     parser.add_argument("--tenant", default="local", help="the tenant of the printed JWT (default local)")
+    parser.add_argument("--clean", action="store_true", help="remove the state directory (logs included) when it stops")
     args = parser.parse_args(argv)
 
     def pairs(items, what):
@@ -55,7 +57,8 @@ def parse(argv):
 
     state_dir = args.state_dir or tempfile.mkdtemp(prefix=f"aws-local-{args.stack_name}-")
     os.makedirs(state_dir, exist_ok=True)
-    return Options(
+    args.state_dir = state_dir
+    return args, Options(
         template=args.template, parameters=pairs(args.parameters, "parameter"),
         bin_dir=os.path.abspath(args.bin_dir), state_dir=os.path.abspath(state_dir),
         python=sys.executable, region=args.region, stack_name=args.stack_name,
@@ -68,7 +71,7 @@ def hints(ready):
     api, moto = ready["api_url"], ready["moto_endpoint"]
     lines = [
         f"aws-local: stack {ready['stack']} is up",
-        f"  API            {api}",
+        f"  API            export API={api}",
         f"  moto           {moto}   (export AWS_ENDPOINT_URL={moto} AWS_REGION={ready['region']} "
         "AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test)",
     ]
@@ -90,7 +93,7 @@ def hints(ready):
 
 
 def main(argv=None):
-    options = parse(sys.argv[1:] if argv is None else argv)
+    args, options = parse(sys.argv[1:] if argv is None else argv)
     stack = Stack(options)
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
@@ -114,4 +117,6 @@ def main(argv=None):
             break
     print("aws-local: stopping", file=sys.stderr, flush=True)
     stack.down()
+    if args.clean:
+        shutil.rmtree(options.state_dir, ignore_errors=True)
     return 0
