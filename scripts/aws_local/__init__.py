@@ -6,6 +6,6 @@ Modules: `template` (reading and resolving the template), `resources` (creating 
 emulated resources in moto), `runtime` (the Lambda Runtime API and execution environments),
 `apigw` (HTTP API routing, payload format 2.0, limits: pure), `front` (the HTTP server of an
 HTTP API), `esm` (SQS event source mappings), `worker` (the ECS task's processes),
-`tokens` (tenant JWTs), `httpio` (HTTP/1.1 bodies), `stack` (putting it together), `main`
+`tokens` (tenant JWTs), `httpio` (HTTP/1.1 bodies), `logs` (JSON-lines logs), `stack` (putting it together), `main`
 (the command line).
 """

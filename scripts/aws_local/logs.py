@@ -16,6 +16,9 @@ class JsonLines:
     def write(self, entry):
         line = json.dumps({"time": round(time.time(), 3), **entry})
         with self.lock:
+            # What ends after the log was closed (the stack is stopping) is not written.
+            if self.file.closed:
+                return
             self.file.write(line + "\n")
             self.file.flush()
 

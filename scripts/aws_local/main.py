@@ -69,13 +69,14 @@ def parse(argv):
 
 def hints(ready):
     api, moto = ready["api_url"], ready["moto_endpoint"]
-    lines = [
-        f"aws-local: stack {ready['stack']} is up",
-        f"  API            export API={api}",
+    lines = [f"aws-local: stack {ready['stack']} is up"]
+    if api:
+        lines.append(f"  API            export API={api}")
+    lines += [
         f"  moto           {moto}   (export AWS_ENDPOINT_URL={moto} AWS_REGION={ready['region']} "
         "AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test)",
     ]
-    if ready.get("tenant_jwt"):
+    if ready.get("tenant_jwt") and api:
         lines += [
             f"  tenant JWT     export JWT={ready['tenant_jwt']}",
             f"  create an App  curl -s {api}/apps -H \"Authorization: Bearer $JWT\" "

@@ -31,7 +31,7 @@ import subprocess
 import threading
 import time
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from . import httpio
 from .template import TemplateError
@@ -459,14 +459,3 @@ class Function:
         except (OSError, ValueError):
             # The process ended and its log is closed.
             pass
-
-
-@dataclass
-class Pool:
-    """Every function of the stack by logical id."""
-
-    functions: dict = field(default_factory=dict)
-
-    def stop(self):
-        for fn in self.functions.values():
-            fn.stop()

@@ -197,6 +197,15 @@ impl Stack {
         self.json_lines("api-HttpApi.log")
     }
 
+    /// The access-log entry of the request `answer` answered (by its `Apigw-Requestid`).
+    pub fn api_log_entry(&self, answer: &Answer) -> Value {
+        let id = answer.headers["apigw-requestid"].to_str().unwrap();
+        self.api_log()
+            .into_iter()
+            .find(|e| e["requestId"] == id)
+            .unwrap_or_else(|| panic!("request {id} is not in the access log"))
+    }
+
     /// Every function's inits and invocations (`lambda.jsonl`: `cold`, `init_ms`,
     /// `first_answer_ms`, `duration_ms`, `max_memory_mb`, `error`): what cold-start and
     /// cost measurements read.
@@ -305,6 +314,18 @@ impl Client<'_> {
             req = req.json(&b);
         }
         self.send(req).await
+    }
+
+    /// POSTs `body` as it is, as JSON, with a bearer token.
+    pub async fn post_raw(&self, path: &str, token: &str, body: String) -> Answer {
+        self.send(
+            self.http
+                .post(self.stack.url(path))
+                .bearer_auth(token)
+                .header("content-type", "application/json")
+                .body(body),
+        )
+        .await
     }
 
     /// Creates an App with the stack's tenant JWT.
@@ -448,13 +469,8 @@ async fn health_is_served_by_the_devices_function_behind_the_http_api() {
     assert_eq!(a.status, 200, "{}", a.body);
     assert_eq!(a.body["status"], "ok");
     // No x-request-id sent: the function answers with API Gateway's request id.
-    let gateway_id = a.headers["apigw-requestid"].to_str().unwrap().to_owned();
-    assert_eq!(a.headers["x-request-id"].to_str().unwrap(), gateway_id);
-    let entry = stack
-        .api_log()
-        .into_iter()
-        .find(|e| e["requestId"] == gateway_id.as_str())
-        .expect("the request is in the access log");
+    assert_eq!(a.headers["x-request-id"], a.headers["apigw-requestid"]);
+    let entry = stack.api_log_entry(&a);
     assert_eq!(entry["routeKey"], "GET /health");
     assert_eq!(entry["function"], "DevicesFunction");
     assert!(
@@ -538,12 +554,7 @@ async fn a_device_gets_its_qr_from_the_worker_and_its_messages_route_to_the_mess
         )
         .await;
     assert_eq!(a.status, 200, "{}", a.body);
-    let request_id = a.headers["apigw-requestid"].to_str().unwrap().to_owned();
-    let entry = stack
-        .api_log()
-        .into_iter()
-        .find(|e| e["requestId"] == request_id.as_str())
-        .unwrap();
+    let entry = stack.api_log_entry(&a);
     assert_eq!(entry["routeKey"], "ANY /devices/{device_id}/messages");
     assert_eq!(entry["function"], "MessagesFunction");
 }
@@ -608,41 +619,21 @@ async fn bodies_over_lambdas_limit_are_refused_as_api_gateway_does() {
         format!("{{\"to\": \"15550001111\", \"text\": \"{text}\"}}")
     };
     // 7 MB: over Lambda's 6 MB invocation limit, so the function is never invoked.
-    let a = c
-        .send(
-            c.http
-                .post(stack.url(&path))
-                .bearer_auth(&app.token)
-                .header("content-type", "application/json")
-                .body(body(7_000_000)),
-        )
-        .await;
+    let a = c.post_raw(&path, &app.token, body(7_000_000)).await;
     assert_eq!(a.status, 413, "{}", a.body);
     assert_eq!(a.body, json!({"message": "Request Entity Too Large"}));
-    let request_id = a.headers["apigw-requestid"].to_str().unwrap().to_owned();
-    let entry = stack
-        .api_log()
-        .into_iter()
-        .find(|e| e["requestId"] == request_id.as_str())
-        .unwrap();
+    let entry = stack.api_log_entry(&a);
     assert_eq!(entry["integrationError"], "payload over Lambda's limit");
 
     // 6,000,000 bytes: the event is still under the limit, so the function answers.
-    let a = c
-        .send(
-            c.http
-                .post(stack.url(&path))
-                .bearer_auth(&app.token)
-                .header("content-type", "application/json")
-                .body(body(6_000_000)),
-        )
-        .await;
+    let a = c.post_raw(&path, &app.token, body(6_000_000)).await;
     assert!(
         a.body["error"]["code"].is_string(),
         "the function's envelope: {} {}",
         a.status,
         a.body
     );
+    assert_eq!(stack.api_log_entry(&a)["function"], "MessagesFunction");
 }
 
 /// The emulator's own rules (routing, events, batch responses, template resolution),
