@@ -1,6 +1,7 @@
 //! End-to-end tests: the real `wa-server` binary on a free loopback port, driven over HTTP.
 
 mod aws;
+mod aws_stack;
 mod dashboard;
 mod devices;
 mod foundation;

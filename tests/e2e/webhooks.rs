@@ -13,7 +13,7 @@ use crate::devices::{call, wait_for};
 use crate::support::{Server, send};
 
 /// The Python that has the `standardwebhooks` package (`scripts/test` makes `.venv`).
-fn python() -> String {
+pub fn python() -> String {
     std::env::var("WA_TEST_PYTHON").unwrap_or_else(|_| {
         let venv = concat!(env!("CARGO_MANIFEST_DIR"), "/../../.venv/bin/python");
         if Path::new(venv).exists() {
