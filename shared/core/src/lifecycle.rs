@@ -42,9 +42,7 @@ pub fn on_event(d: &Device, ev: &SessionEvent, now: OffsetDateTime) -> Option<De
         }
         SessionEvent::PairCode { code, expires_at } => {
             // Only a link by phone number that is still going has a code to replace.
-            let Some(current) = d.pair_code.as_ref() else {
-                return None;
-            };
+            let current = d.pair_code.as_ref()?;
             if !matches!(d.status, S::Initializing | S::QrGenerated) {
                 return None;
             }

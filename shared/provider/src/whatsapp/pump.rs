@@ -429,6 +429,11 @@ mod tests {
         ProviderFailure::new(ErrorCode::WhatsappConnectionLost, why)
     }
 
+    /// The server recycled the connection at `at`.
+    fn recycle(timers: &mut Timers, why: &str, at: Instant) {
+        timers.on_step(&Step::Recycled { error: lost(why) }, at, GRACE);
+    }
+
     fn connected() -> Step {
         Step::Connected(SessionEvent::Connected {
             wa_number: "15550001111".into(),
@@ -440,22 +445,10 @@ mod tests {
     fn a_recycle_waits_for_the_login_then_reports_once() {
         let now = Instant::now();
         let mut timers = Timers::default();
-        timers.on_step(
-            &Step::Recycled {
-                error: lost("first"),
-            },
-            now,
-            GRACE,
-        );
+        recycle(&mut timers, "first", now);
         // A second recycle before the login keeps the first deadline and reason.
         let later = now + Duration::from_secs(5);
-        timers.on_step(
-            &Step::Recycled {
-                error: lost("second"),
-            },
-            later,
-            GRACE,
-        );
+        recycle(&mut timers, "second", later);
         assert_eq!(
             timers.recycle.as_ref().map(|(at, _)| *at),
             Some(now + GRACE)
@@ -471,13 +464,7 @@ mod tests {
     fn a_login_after_a_recycle_calls_the_report_off() {
         let now = Instant::now();
         let mut timers = Timers::default();
-        timers.on_step(
-            &Step::Recycled {
-                error: lost("recycle"),
-            },
-            now,
-            GRACE,
-        );
+        recycle(&mut timers, "recycle", now);
         timers.on_step(&connected(), now, GRACE);
         assert!(timers.recycle_due().is_none());
     }
@@ -494,13 +481,7 @@ mod tests {
             }),
         ] {
             let mut timers = Timers::default();
-            timers.on_step(
-                &Step::Recycled {
-                    error: lost("recycle"),
-                },
-                now,
-                GRACE,
-            );
+            recycle(&mut timers, "recycle", now);
             timers.on_step(&reported, now, GRACE);
             assert!(timers.recycle_due().is_none(), "{reported:?}");
         }
