@@ -256,13 +256,42 @@ async fn queued_commands_survive_kill_9() {
     .await;
 }
 
-/// This machine has no route to WhatsApp: the real provider must fail cleanly and quickly.
+/// WhatsApp unreachable: the real provider must fail cleanly and quickly. Its endpoint is a
+/// loopback listener that records the WebSocket upgrade and hangs up, which also shows that
+/// `WA_WHATSAPP_WS_URL` is the address dialled (and the pinned `WA_WHATSAPP_VERSION` keeps
+/// the version fetch off the network).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn real_provider_offline_fails_cleanly() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let (dialled_tx, dialled) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        use std::io::Read;
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { break };
+            let mut request = Vec::new();
+            let mut buf = [0u8; 512];
+            while !request.windows(4).any(|w| w == b"\r\n\r\n") {
+                match stream.read(&mut buf) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => request.extend_from_slice(&buf[..n]),
+                }
+            }
+            // Dropping the stream hangs up, as an unreachable WhatsApp would.
+            if dialled_tx
+                .send(String::from_utf8_lossy(&request).into_owned())
+                .is_err()
+            {
+                break;
+            }
+        }
+    });
+    let ws_url = format!("ws://127.0.0.1:{port}/e2e/ws/chat");
     let server = Server::start(&[
         SECRET,
         ("WA_CONNECT_TIMEOUT_SECS", "3"),
         ("WA_LINK_WAIT_MS", "100"),
+        ("WA_WHATSAPP_WS_URL", &ws_url),
     ]);
     let t = app_token(&server).await;
     let (_, id) = create_device(&server, &t, "real").await;
@@ -276,6 +305,13 @@ async fn real_provider_offline_fails_cleanly() {
         "{d}"
     );
     assert_eq!(d["status"], "disconnected");
+    let request = dialled
+        .recv_timeout(Duration::from_secs(30))
+        .expect("the real provider dialled WA_WHATSAPP_WS_URL");
+    assert!(
+        request.starts_with("GET /e2e/ws/chat HTTP/1.1\r\n"),
+        "{request}"
+    );
     let (s, _, h) = send(server.http.get(server.url("/health"))).await;
     assert_eq!((s, h["status"].as_str()), (200, Some("ok")));
     let (s, v) = call(&server, "DELETE", &format!("/devices/{id}"), &t, None).await;

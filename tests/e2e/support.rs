@@ -8,6 +8,19 @@ use std::time::Duration;
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_wa-server");
 
+/// The WhatsApp Web version every server under test announces: pinned, so the real
+/// provider never fetches WhatsApp Web's.
+pub const PINNED_WHATSAPP_VERSION: &str = "2.3000.1012345678";
+
+/// A loopback WebSocket URL on which nothing listens: the real provider's default
+/// endpoint under test, so no test reaches WhatsApp.
+pub fn closed_loopback_ws_url() -> String {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    drop(listener);
+    format!("ws://127.0.0.1:{port}/ws/chat")
+}
+
 /// A running `wa-server` with its own data directory; killed when dropped.
 pub struct Server {
     child: Option<Child>,
@@ -37,6 +50,8 @@ impl Server {
             .env("WA_DATA_DIR", data_dir)
             .env("WA_LOG_FORMAT", "json")
             .env("RUST_LOG", "info")
+            .env("WA_WHATSAPP_WS_URL", closed_loopback_ws_url())
+            .env("WA_WHATSAPP_VERSION", PINNED_WHATSAPP_VERSION)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped());
