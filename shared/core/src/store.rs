@@ -1,5 +1,6 @@
 //! The store port: what the use cases need from storage, as small async traits.
-//! Adapters (SQLite, DynamoDB) implement them and pass the suite in `conformance`.
+//! Adapters (SQLite, DynamoDB) implement them and pass the conformance suite of the
+//! test-support crate (`wa_testkit::conformance`).
 
 use async_trait::async_trait;
 use uuid::Uuid;

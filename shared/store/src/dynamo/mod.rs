@@ -203,13 +203,14 @@ mod tests {
     use wa_core::apps::App;
     use wa_core::messages::{Message, MessageType};
     use wa_core::store::{AppStore, Created, IdempotencyRecord, MessageStore, PageRequest};
-    use wa_core::{auth, time};
+    use wa_core::time;
+    use wa_testkit::fixtures::{self, app, device};
 
     fn client() -> Client {
         let config = aws_sdk_dynamodb::Config::builder()
             .behavior_version(BehaviorVersion::latest())
-            .endpoint_url(wa_core::moto::endpoint())
-            .region(Region::new(wa_core::moto::REGION))
+            .endpoint_url(wa_testkit::moto::endpoint())
+            .region(Region::new(wa_testkit::moto::REGION))
             .credentials_provider(Credentials::new("test", "test", None, None, "moto"))
             .build();
         Client::from_conf(config)
@@ -224,22 +225,22 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
     async fn conformance_apps() {
-        wa_core::conformance::app_store(store().await).await;
+        wa_testkit::conformance::app_store(store().await).await;
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
     async fn conformance_devices() {
-        wa_core::conformance::device_store(store().await).await;
+        wa_testkit::conformance::device_store(store().await).await;
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
     async fn conformance_messages() {
-        wa_core::conformance::message_store(store().await).await;
+        wa_testkit::conformance::message_store(store().await).await;
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
     async fn conformance_events() {
-        wa_core::conformance::event_store(store().await).await;
+        wa_testkit::conformance::event_store(store().await).await;
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -273,16 +274,10 @@ mod tests {
     async fn token_guard_carries_the_app() {
         use wa_core::store::AppUpdate;
         let s = store().await;
-        let now = time::now();
         let a = App {
-            app_id: Uuid::now_v7(),
-            tenant_id: "t".into(),
-            name: "guarded".into(),
             webhook_url: None,
-            token_hash: auth::hash_token(&auth::new_app_token()),
             webhook_secret: "whsec_a".into(),
-            created_at: now,
-            updated_at: now,
+            ..fixtures::app("t", "guarded")
         };
         s.insert_app(&a).await.unwrap();
         let g = s.get(key::app_token(&a.token_hash)).await.unwrap().unwrap();
@@ -332,7 +327,7 @@ mod tests {
             kind,
             content: None,
             text: None,
-            ..wa_core::conformance::outbound_text(device, app, "", time::now())
+            ..fixtures::outbound_text(device, app, "", time::now())
         }
     }
 
@@ -479,20 +474,6 @@ mod tests {
         assert_eq!(orphans.count(), 0, "chunks of a refused create are removed");
     }
 
-    fn app(tenant: &str, name: &str) -> App {
-        let now = time::now();
-        App {
-            app_id: Uuid::now_v7(),
-            tenant_id: tenant.to_owned(),
-            name: name.to_owned(),
-            webhook_url: None,
-            token_hash: auth::hash_token(&auth::new_app_token()),
-            webhook_secret: auth::new_webhook_secret(),
-            created_at: now,
-            updated_at: now,
-        }
-    }
-
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
     async fn racing_app_names_have_one_winner() {
         let s = store().await;
@@ -543,7 +524,7 @@ mod tests {
         use wa_core::devices::{DeviceStatus as S, DeviceUpdate};
         use wa_core::store::DeviceStore;
         let s = store().await;
-        let d = wa_core::conformance::new_device(Uuid::now_v7(), "d");
+        let d = device(Uuid::now_v7(), "d");
         s.insert_device(&d).await.unwrap();
         // Each moves initializing → qr_generated; only one may see initializing.
         let tasks: Vec<_> = (0..8)
@@ -571,25 +552,6 @@ mod tests {
         assert_eq!(wins, 1);
         let item = s.get(key::device(d.device_id)).await.unwrap().unwrap();
         assert_eq!(item.rev().unwrap(), 2, "one insert, one update");
-    }
-
-    fn device(app_id: Uuid, name: &str) -> wa_core::devices::Device {
-        let now = time::now();
-        wa_core::devices::Device {
-            device_id: Uuid::now_v7(),
-            app_id,
-            tenant_id: "t".into(),
-            device_name: name.into(),
-            status: wa_core::devices::DeviceStatus::Initializing,
-            qr: None,
-            pair_code: None,
-            wa_number: None,
-            wa_device_jid: None,
-            linked_at: None,
-            last_error: None,
-            created_at: now,
-            updated_at: now,
-        }
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
