@@ -7,6 +7,7 @@ use wa_core::apps::App;
 use wa_core::store::{AppStore, AppUpdate, Page, PageRequest, StoreError};
 
 use super::DynamoStore;
+use crate::page;
 use super::codec::{Index, Item, guard, guard_owner, key, list, token_guard};
 use super::ops::{Query, Range, Write, WriteError, until_fresh};
 
@@ -119,19 +120,13 @@ impl AppStore for DynamoStore {
         if let Some(after) = page.after {
             q = q.range(Range::After(after.to_string()));
         }
-        // One extra item tells whether another page exists.
-        let items = self.query(&q, page.limit as usize + 1).await?;
-        let mut apps = items
+        let items = self.query(&q, page::fetch(page.limit)).await?;
+        let apps = items
             .iter()
             .map(App::try_from)
             .collect::<Result<Vec<_>, _>>()?;
-        let next = if apps.len() > page.limit as usize {
-            apps.truncate(page.limit as usize);
-            apps.last().map(|a| a.app_id)
-        } else {
-            None
-        };
-        Ok(Page { items: apps, next })
+        let (items, next) = page::cut(apps, page.limit, |a| a.app_id);
+        Ok(Page { items, next })
     }
 
     async fn update_app(&self, app_id: Uuid, update: &AppUpdate) -> Result<App, StoreError> {

@@ -10,6 +10,7 @@ use wa_core::store::{DeviceStore, Page, PageRequest, StoreError};
 use wa_core::webhooks::Event;
 
 use super::DynamoStore;
+use crate::page;
 use super::codec::{Index, Item, STATUS, SeenPresence, guard, key, list};
 use super::ops::{Query, Range, Write, WriteError, until_fresh};
 
@@ -26,20 +27,12 @@ fn name_guard(d: &Device) -> Write {
 }
 
 fn decode_page(items: Vec<Item>, limit: u32) -> Result<Page<Device>, StoreError> {
-    let mut devices = items
+    let devices = items
         .iter()
         .map(Device::try_from)
         .collect::<Result<Vec<_>, _>>()?;
-    let next = if devices.len() > limit as usize {
-        devices.truncate(limit as usize);
-        devices.last().map(|d| d.device_id)
-    } else {
-        None
-    };
-    Ok(Page {
-        items: devices,
-        next,
-    })
+    let (items, next) = page::cut(devices, limit, |d| d.device_id);
+    Ok(Page { items, next })
 }
 
 fn after(page: &PageRequest) -> Range {
@@ -112,7 +105,7 @@ impl DeviceStore for DynamoStore {
         if let Some(s) = status {
             q = q.filter(STATUS, s.as_str().to_owned());
         }
-        let items = self.query(&q, page.limit as usize + 1).await?;
+        let items = self.query(&q, page::fetch(page.limit)).await?;
         decode_page(items, page.limit)
     }
 
@@ -124,20 +117,20 @@ impl DeviceStore for DynamoStore {
         let mut wanted = statuses.to_vec();
         wanted.sort_by_key(|s| s.as_str());
         wanted.dedup();
-        // One index partition per status: the first `limit + 1` of the union are among the
-        // first `limit + 1` of each.
+        // One index partition per status: the first `fetch(limit)` of the union are among
+        // the first `fetch(limit)` of each.
         let mut items = Vec::new();
         for s in wanted {
             let q =
                 Query::new(Index::Gsi2, list::devices_with_status(s.as_str())).range(after(&page));
-            items.extend(self.query(&q, page.limit as usize + 1).await?);
+            items.extend(self.query(&q, page::fetch(page.limit)).await?);
         }
         let mut keyed = items
             .into_iter()
             .map(|i| Ok((i.uuid("device_id")?, i)))
             .collect::<Result<Vec<_>, StoreError>>()?;
         keyed.sort_by_key(|(id, _)| *id);
-        keyed.truncate(page.limit as usize + 1);
+        keyed.truncate(page::fetch(page.limit));
         decode_page(keyed.into_iter().map(|(_, i)| i).collect(), page.limit)
     }
 

@@ -18,6 +18,7 @@ use wa_core::time::{self, OffsetDateTime};
 use wa_core::webhooks::Event;
 
 use super::DynamoStore;
+use crate::page;
 use super::codec::{
     EXPIRES_MS, Index, Item, MediaChunk, MediaItem, RESPONSE_BODY, RESPONSE_STATUS, StoredMedia,
     chunk_bytes, is_pending, key, list, message_order, ms, sortable,
@@ -230,21 +231,15 @@ impl MessageStore for DynamoStore {
         if let Some(c) = before {
             q = q.range(Range::Before(message_order(c.created_ms, &c.message_id)));
         }
-        let items = self.query(&q, limit as usize + 1).await?;
-        let mut messages = items
+        let items = self.query(&q, page::fetch(limit)).await?;
+        let messages = items
             .iter()
             .map(Message::try_from)
             .collect::<Result<Vec<_>, _>>()?;
-        let next = if messages.len() > limit as usize {
-            messages.truncate(limit as usize);
-            messages.last().map(|m| MessageCursor {
-                created_ms: ms(m.created_at),
-                message_id: m.message_id.clone(),
-            })
-        } else {
-            None
-        };
-        Ok((messages, next))
+        Ok(page::cut(messages, limit, |m| MessageCursor {
+            created_ms: ms(m.created_at),
+            message_id: m.message_id.clone(),
+        }))
     }
 
     async fn update_message(

@@ -10,6 +10,7 @@ use wa_core::store::{DeviceStore, Page, PageRequest, StoreError};
 use wa_core::time;
 
 use super::cache::DEVICES_MARK;
+use crate::page;
 use super::events::insert_events;
 use super::{SqliteStore, backend, write_error};
 use wa_core::webhooks::Event;
@@ -131,13 +132,8 @@ fn write(conn: &Connection, d: &Device, insert: bool) -> Result<(), StoreError> 
     Ok(())
 }
 
-fn page_of(mut items: Vec<Device>, limit: u32) -> Page<Device> {
-    let next = if items.len() > limit as usize {
-        items.truncate(limit as usize);
-        items.last().map(|d| d.device_id)
-    } else {
-        None
-    };
+fn page_of(items: Vec<Device>, limit: u32) -> Page<Device> {
+    let (items, next) = page::cut(items, limit, |d| d.device_id);
     Page { items, next }
 }
 
@@ -174,7 +170,7 @@ impl DeviceStore for SqliteStore {
                             app_id.to_string(),
                             after,
                             status.map(|s| s.as_str()),
-                            page.limit as i64 + 1
+                            page::fetch(page.limit) as i64
                         ],
                         device_from_row,
                     )
@@ -213,7 +209,10 @@ impl DeviceStore for SqliteStore {
                      AND status IN (SELECT value FROM json_each(?2)) ORDER BY device_id LIMIT ?3"
                 ))
                 .map_err(backend)?
-                .query_map(params![after, list, page.limit as i64 + 1], device_from_row)
+                .query_map(
+                    params![after, list, page::fetch(page.limit) as i64],
+                    device_from_row,
+                )
                 .map_err(backend)?
                 .collect::<Result<Vec<_>, _>>()
                 .map_err(backend)?;

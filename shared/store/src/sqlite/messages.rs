@@ -11,6 +11,7 @@ use wa_core::store::{
 use wa_core::time::OffsetDateTime;
 
 use super::events::insert_events;
+use crate::page;
 use super::{SqliteStore, backend, from_ms, ms, write_error};
 use wa_core::webhooks::Event;
 
@@ -223,26 +224,20 @@ impl MessageStore for SqliteStore {
                 )
                 .map_err(backend)?
                 .query_map(
-                    params![device_id.to_string(), bms, bid, limit as i64 + 1],
+                    params![device_id.to_string(), bms, bid, page::fetch(limit) as i64],
                     |r| r.get(0),
                 )
                 .map_err(backend)?
                 .collect::<Result<_, _>>()
                 .map_err(backend)?;
-            let mut items = rows
+            let items = rows
                 .iter()
                 .map(|b| decode(b))
                 .collect::<Result<Vec<_>, _>>()?;
-            let next = if items.len() > limit as usize {
-                items.truncate(limit as usize);
-                items.last().map(|m| MessageCursor {
-                    created_ms: ms(m.created_at),
-                    message_id: m.message_id.clone(),
-                })
-            } else {
-                None
-            };
-            Ok((items, next))
+            Ok(page::cut(items, limit, |m| MessageCursor {
+                created_ms: ms(m.created_at),
+                message_id: m.message_id.clone(),
+            }))
         })
     }
 

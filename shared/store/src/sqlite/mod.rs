@@ -8,6 +8,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use crate::db::{Db, DbError, Marks};
+use crate::page;
 use async_trait::async_trait;
 use cache::{APPS_MARK, Caches};
 use rusqlite::{Connection, ErrorCode, OptionalExtension, Row, params};
@@ -418,23 +419,20 @@ impl AppStore for SqliteStore {
         let tenant = tenant_id.to_owned();
         self.read(move |conn| {
             let after = page.after.map(|u| u.to_string()).unwrap_or_default();
-            // One extra row tells whether another page exists.
-            let mut items = conn
+            let items = conn
                 .prepare_cached(&format!(
                     "SELECT {APP_COLUMNS} FROM apps WHERE tenant_id = ?1 AND app_id > ?2 \
                      ORDER BY app_id LIMIT ?3"
                 ))
                 .map_err(backend)?
-                .query_map(params![tenant, after, page.limit as i64 + 1], app_from_row)
+                .query_map(
+                    params![tenant, after, page::fetch(page.limit) as i64],
+                    app_from_row,
+                )
                 .map_err(backend)?
                 .collect::<Result<Vec<_>, _>>()
                 .map_err(backend)?;
-            let next = if items.len() > page.limit as usize {
-                items.truncate(page.limit as usize);
-                items.last().map(|a| a.app_id)
-            } else {
-                None
-            };
+            let (items, next) = page::cut(items, page.limit, |a| a.app_id);
             Ok(Page { items, next })
         })
     }
