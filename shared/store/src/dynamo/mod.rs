@@ -29,6 +29,7 @@ mod devices;
 mod events;
 mod messages;
 mod ops;
+mod retry;
 
 /// How long `create_table` waits for the table and its indexes to become active.
 const ACTIVE_TIMEOUT: Duration = Duration::from_secs(300);

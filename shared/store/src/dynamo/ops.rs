@@ -5,8 +5,6 @@
 //! declares.
 
 use std::collections::HashMap;
-use std::hash::{BuildHasher, RandomState};
-use std::time::Duration;
 
 use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
@@ -18,13 +16,10 @@ use wa_core::store::StoreError;
 
 use super::DynamoStore;
 use super::codec::{Attrs, COUNTER_VALUE, Index, Item, REV, key};
+use super::retry::{Backoff, drain};
 
 /// TransactWriteItems takes at most this many actions.
 pub(crate) const MAX_TRANSACTION_ITEMS: usize = 100;
-/// How often a write that lost a race with a concurrent transaction is tried again.
-const CONTENTION_RETRIES: u32 = 6;
-/// How often a read-modify-write runs again when its record changed meanwhile.
-const STALE_RETRIES: u32 = 10;
 const BATCH_GET_KEYS: usize = 100;
 /// BatchWriteItem takes 25 requests; media chunks (up to ~350 KB each) go 10 at a time to
 /// keep a request near 4 MB.
@@ -49,13 +44,26 @@ pub(crate) enum WriteError {
 }
 
 /// Runs a read-modify-write until it commits or fails: `Stale` (what it read moved on)
-/// runs it again on fresh reads, up to `STALE_RETRIES` times, then fails with `Backend`.
-pub(crate) async fn until_fresh<T, F, Fut>(mut attempt: F) -> Result<T, StoreError>
+/// runs it again on fresh reads after a pause (`Backoff::STALE`: 10 attempts in all), then
+/// fails with `Backend`.
+pub(crate) async fn until_fresh<T, F, Fut>(attempt: F) -> Result<T, StoreError>
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Result<T, WriteError>>,
 {
-    for _ in 0..STALE_RETRIES {
+    until_fresh_by(&Backoff::STALE, attempt).await
+}
+
+async fn until_fresh_by<T, F, Fut>(policy: &Backoff, mut attempt: F) -> Result<T, StoreError>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, WriteError>>,
+{
+    for n in 0..=policy.retries {
+        if n > 0 {
+            // Whoever moved the record on may still be writing: let it finish.
+            policy.pause(n - 1).await;
+        }
         match attempt().await {
             Err(WriteError::Stale) => continue,
             r => return Ok(r?),
@@ -300,12 +308,6 @@ where
     }
 }
 
-/// A short random pause before trying a contended write again.
-async fn backoff(attempt: u32) {
-    let jitter = RandomState::new().hash_one(attempt) % 20;
-    tokio::time::sleep(Duration::from_millis(10 * 2u64.pow(attempt) + jitter)).await;
-}
-
 /// A paged Query: `range` restricts the range key.
 #[derive(Debug, Clone)]
 pub(crate) struct Query {
@@ -369,6 +371,8 @@ impl DynamoStore {
     }
 
     /// Strongly consistent reads of many items (missing ones are left out, order is lost).
+    /// Keys left unprocessed are read again with backoff (`Backoff::UNPROCESSED`), then
+    /// `Throttled`.
     pub(crate) async fn get_many(&self, keys: Vec<Item>) -> Result<Vec<Item>, StoreError> {
         let mut unique: Vec<Item> = Vec::with_capacity(keys.len());
         for k in keys {
@@ -378,9 +382,9 @@ impl DynamoStore {
         }
         let mut found = Vec::with_capacity(unique.len());
         for batch in unique.chunks(BATCH_GET_KEYS) {
-            let mut pending: Vec<Attrs> = batch.iter().map(|k| k.0.clone()).collect();
-            let mut attempt = 0;
-            while !pending.is_empty() {
+            let keys: Vec<Attrs> = batch.iter().map(|k| k.0.clone()).collect();
+            // Keys DynamoDB leaves unprocessed (throttled) are asked for again.
+            let items = drain(&Backoff::UNPROCESSED, keys, |pending| async move {
                 let request = KeysAndAttributes::builder()
                     .set_keys(Some(pending))
                     .consistent_read(true)
@@ -393,19 +397,19 @@ impl DynamoStore {
                     .send()
                     .await
                     .map_err(read_error)?;
-                if let Some(items) = out.responses.and_then(|mut r| r.remove(self.table())) {
-                    found.extend(items.into_iter().map(Item));
-                }
-                pending = out
+                let items = out
+                    .responses
+                    .and_then(|mut r| r.remove(self.table()))
+                    .unwrap_or_default();
+                let left = out
                     .unprocessed_keys
                     .and_then(|mut u| u.remove(self.table()))
                     .map(|k| k.keys)
                     .unwrap_or_default();
-                if !pending.is_empty() {
-                    backoff(attempt.min(5)).await;
-                    attempt += 1;
-                }
-            }
+                Ok((items, left))
+            })
+            .await?;
+            found.extend(items.into_iter().map(Item));
         }
         Ok(found)
     }
@@ -508,8 +512,8 @@ impl DynamoStore {
             };
             match failure {
                 None => return Ok(()),
-                Some(Failure::Contention) if attempt < CONTENTION_RETRIES => {
-                    backoff(attempt).await;
+                Some(Failure::Contention) if attempt < Backoff::CONTENTION.retries => {
+                    Backoff::CONTENTION.pause(attempt).await;
                     attempt += 1;
                 }
                 Some(f) => return Err(meaning(f, &writes)),
@@ -590,6 +594,8 @@ impl DynamoStore {
     }
 
     /// Puts many items, not atomically (media chunks before the message that names them).
+    /// Items left unprocessed are written again with backoff (`Backoff::UNPROCESSED`),
+    /// then `Throttled`.
     pub(crate) async fn put_many(&self, items: Vec<Item>) -> Result<(), StoreError> {
         let requests = items
             .into_iter()
@@ -625,24 +631,22 @@ impl DynamoStore {
         per_call: usize,
     ) -> Result<(), StoreError> {
         for batch in requests.chunks(per_call) {
-            let mut pending = batch.to_vec();
-            let mut attempt = 0;
-            while !pending.is_empty() {
-                let call = self
+            // Requests DynamoDB leaves unprocessed (throttled) are sent again.
+            drain(&Backoff::UNPROCESSED, batch.to_vec(), |pending| async move {
+                let out = self
                     .client
                     .batch_write_item()
                     .request_items(self.table(), pending)
-                    .send();
-                let out = call.await.map_err(read_error)?;
-                pending = out
+                    .send()
+                    .await
+                    .map_err(read_error)?;
+                let left = out
                     .unprocessed_items
                     .and_then(|mut u| u.remove(self.table()))
                     .unwrap_or_default();
-                if !pending.is_empty() {
-                    backoff(attempt.min(5)).await;
-                    attempt += 1;
-                }
-            }
+                Ok((Vec::<()>::new(), left))
+            })
+            .await?;
         }
         Ok(())
     }
@@ -669,6 +673,57 @@ impl DynamoStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::cell::Cell;
+    use std::time::Duration;
+
+    #[tokio::test]
+    async fn stale_read_modify_writes_pause_then_give_up() {
+        let p = Backoff {
+            base: Duration::from_millis(20),
+            cap: Duration::from_millis(20),
+            retries: 3,
+        };
+        let calls = Cell::new(0);
+        let start = std::time::Instant::now();
+        let got: Result<(), _> = until_fresh_by(&p, || {
+            calls.set(calls.get() + 1);
+            async { Err(WriteError::Stale) }
+        })
+        .await;
+        assert_eq!(
+            got,
+            Err(StoreError::Backend("the record kept changing".into()))
+        );
+        assert_eq!(calls.get(), 4, "the first attempt and three retries");
+        // Three pauses of at least half of 20 ms.
+        assert!(
+            start.elapsed() >= Duration::from_millis(30),
+            "{:?}",
+            start.elapsed()
+        );
+    }
+
+    #[tokio::test]
+    async fn a_fresh_retry_commits_and_a_refusal_ends_the_loop() {
+        let calls = Cell::new(0);
+        let got = until_fresh(|| {
+            calls.set(calls.get() + 1);
+            let n = calls.get();
+            async move {
+                if n == 1 {
+                    Err(WriteError::Stale)
+                } else {
+                    Ok(n)
+                }
+            }
+        })
+        .await;
+        assert_eq!(got, Ok(2));
+        let refused: Result<(), _> =
+            until_fresh(|| async { Err(WriteError::Store(StoreError::NotFound)) }).await;
+        assert_eq!(refused, Err(StoreError::NotFound), "not retried");
+        assert_eq!(Backoff::STALE.retries + 1, 10, "10 attempts in all");
+    }
 
     #[test]
     fn failures_map_to_the_port() {
