@@ -6,5 +6,6 @@ mod devices;
 mod foundation;
 mod messages;
 mod observability;
+mod permissions;
 mod support;
 mod webhooks;

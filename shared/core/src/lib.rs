@@ -12,6 +12,7 @@ pub mod metrics;
 pub mod net;
 pub mod notify;
 pub mod outbox;
+pub mod private_fs;
 pub mod provider;
 pub mod queue;
 pub mod send_service;

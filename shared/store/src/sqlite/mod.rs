@@ -181,6 +181,8 @@ impl SqliteStore {
     pub fn open(path: &Path) -> Result<Self, StoreError> {
         let mut lock_path = path.as_os_str().to_owned();
         lock_path.push(".lock");
+        wa_core::private_fs::file(Path::new(&lock_path))
+            .map_err(|e| StoreError::Backend(format!("cannot create {lock_path:?}: {e}")))?;
         let lock = std::fs::OpenOptions::new()
             .create(true)
             .truncate(false)
