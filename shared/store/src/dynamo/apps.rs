@@ -1,5 +1,6 @@
 //! Apps in the table: the App item, the guard items of its name (per tenant) and of its
-//! token hash (global, also the lookup by token), and the tenant's listing (GSI1).
+//! token hash (global, also the lookup by token), the tenant's listing (GSI1), and the
+//! mark of an App closed to new devices.
 
 use async_trait::async_trait;
 use uuid::Uuid;
@@ -135,6 +136,12 @@ impl AppStore for DynamoStore {
 
     async fn delete_app(&self, app_id: Uuid) -> Result<(), StoreError> {
         until_fresh(move || self.try_delete_app(app_id)).await
+    }
+
+    async fn close_app(&self, app_id: Uuid) -> Result<(), StoreError> {
+        // Device inserts check this mark in their transaction (`DeviceStore::insert_device`).
+        let mark = key::app_closed(app_id).with_s("kind", "app_closed");
+        Ok(self.write(vec![Write::put(mark)]).await?)
     }
 
     async fn ping(&self) -> Result<(), StoreError> {

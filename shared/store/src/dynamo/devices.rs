@@ -1,6 +1,7 @@
 //! Devices and the presence cache in the table: the device item (listed per App on GSI1
-//! and per status on GSI2), the guard of its name while it is live, and one presence item
-//! per peer in the device's partition.
+//! and per status on GSI2), its membership item in the App's device partition (the listing
+//! that reads its own writes), the guard of its name while it is live, and one presence
+//! item per peer in the device's partition.
 
 use async_trait::async_trait;
 use uuid::Uuid;
@@ -81,10 +82,19 @@ impl DynamoStore {
 #[async_trait]
 impl DeviceStore for DynamoStore {
     async fn insert_device(&self, device: &Device) -> Result<(), StoreError> {
-        let mut writes = vec![Write::insert(
-            Item::from(device).with_rev(1),
-            StoreError::Conflict("device_id"),
-        )];
+        // A closed App refuses first: its deletion is under way.
+        let mut writes = vec![
+            Write::absent(key::app_closed(device.app_id), StoreError::NotFound),
+            Write::insert(
+                Item::from(device).with_rev(1),
+                StoreError::Conflict("device_id"),
+            ),
+            Write::put(
+                key::app_device(device.app_id, device.device_id)
+                    .with_s("kind", "app_device")
+                    .with_s("device_id", device.device_id.to_string()),
+            ),
+        ];
         if is_live(device.status) {
             writes.push(name_guard(device));
         }
@@ -107,6 +117,30 @@ impl DeviceStore for DynamoStore {
         }
         let items = self.query(&q, page::fetch(page.limit)).await?;
         decode_page(items, page.limit)
+    }
+
+    async fn devices_of_app(&self, app_id: Uuid) -> Result<Vec<Device>, StoreError> {
+        // The membership items are read consistently; the index adds devices inserted
+        // before they existed (it has long caught up with those).
+        let members = Query::new(Index::Table, list::devices_of_app(app_id));
+        let listed = Query::new(Index::Gsi1, list::app_devices(app_id));
+        let mut ids = Vec::new();
+        for item in self.query(&members, usize::MAX).await? {
+            ids.push(item.uuid("device_id")?);
+        }
+        for item in self.query(&listed, usize::MAX).await? {
+            ids.push(item.uuid("device_id")?);
+        }
+        ids.sort();
+        ids.dedup();
+        let mut devices = self
+            .get_many(ids.into_iter().map(key::device).collect())
+            .await?
+            .iter()
+            .map(Device::try_from)
+            .collect::<Result<Vec<_>, _>>()?;
+        devices.sort_by_key(|d| d.device_id);
+        Ok(devices)
     }
 
     async fn devices_with_status(

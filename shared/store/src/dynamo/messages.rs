@@ -18,6 +18,7 @@ use wa_core::time::{self, OffsetDateTime};
 use wa_core::webhooks::Event;
 
 use super::DynamoStore;
+use crate::inbound;
 use crate::page;
 use super::codec::{
     EXPIRES_MS, Index, Item, MediaChunk, MediaItem, RESPONSE_BODY, RESPONSE_STATUS, StoredMedia,
@@ -219,6 +220,26 @@ impl MessageStore for DynamoStore {
             .message_at_rev(device_id, message_id)
             .await?
             .map(|(m, _)| m))
+    }
+
+    async fn inbound_message_id(
+        &self,
+        device_id: Uuid,
+        chat: &str,
+        from: &str,
+        message_id: &str,
+    ) -> Result<Option<String>, StoreError> {
+        inbound::message_id(chat, from, message_id, |[id, derived]| async move {
+            let keys = vec![key::message(device_id, &id), key::message(device_id, &derived)];
+            let mut found = [None, None];
+            for item in self.get_many(keys).await? {
+                let m = Message::try_from(&item)?;
+                let at = usize::from(m.message_id != id);
+                found[at] = Some(m);
+            }
+            Ok(found)
+        })
+        .await
     }
 
     async fn list_messages(

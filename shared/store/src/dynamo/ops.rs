@@ -9,8 +9,8 @@ use std::collections::HashMap;
 use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{
-    AttributeValue, Delete, DeleteRequest, KeysAndAttributes, Put, PutRequest, ReturnValue,
-    TransactWriteItem, Update, WriteRequest,
+    AttributeValue, ConditionCheck, Delete, DeleteRequest, KeysAndAttributes, Put, PutRequest,
+    ReturnValue, TransactWriteItem, Update, WriteRequest,
 };
 use wa_core::store::StoreError;
 
@@ -92,6 +92,20 @@ enum Op {
     Put(Item),
     Update { key: Item, expression: String },
     Delete(Item),
+    /// Writes nothing: only its condition counts (in a transaction).
+    Check(Item),
+}
+
+/// A request builder with the condition, names and values of `$w` (a `Write`): every
+/// write request of the SDK (put, update, delete, condition check; alone or in a
+/// transaction) has these three setters.
+macro_rules! conditioned {
+    ($builder:expr, $w:expr) => {
+        $builder
+            .set_condition_expression($w.condition.clone())
+            .set_expression_attribute_names($w.names())
+            .set_expression_attribute_values($w.values())
+    };
 }
 
 /// One write of one item, with its condition and what the condition's failure means.
@@ -154,6 +168,12 @@ impl Write {
         Write::new(Op::Delete(key))
     }
 
+    /// Fails with `error` when an item with `key` exists; writes nothing. Only meaningful
+    /// in a transaction with other writes, which it then guards.
+    pub(crate) fn absent(key: Item, error: StoreError) -> Write {
+        Write::new(Op::Check(key)).when("attribute_not_exists(pk)", OnCondition::Fail(error))
+    }
+
     /// Adds the condition (placeholders `#x`/`:x`, bound with `name`/`value`).
     pub(crate) fn when(mut self, condition: &str, on_condition: OnCondition) -> Write {
         self.condition = Some(condition.to_owned());
@@ -183,44 +203,31 @@ impl Write {
     fn transact_item(&self, table: &str) -> Result<TransactWriteItem, StoreError> {
         let item = TransactWriteItem::builder();
         Ok(match &self.op {
-            Op::Put(i) => item
-                .put(
-                    Put::builder()
-                        .table_name(table)
-                        .set_item(Some(i.0.clone()))
-                        .set_condition_expression(self.condition.clone())
-                        .set_expression_attribute_names(self.names())
-                        .set_expression_attribute_values(self.values())
-                        .build()
-                        .map_err(build_error)?,
-                )
-                .build(),
-            Op::Update { key, expression } => item
-                .update(
-                    Update::builder()
-                        .table_name(table)
-                        .set_key(Some(key.0.clone()))
-                        .update_expression(expression)
-                        .set_condition_expression(self.condition.clone())
-                        .set_expression_attribute_names(self.names())
-                        .set_expression_attribute_values(self.values())
-                        .build()
-                        .map_err(build_error)?,
-                )
-                .build(),
-            Op::Delete(key) => item
-                .delete(
-                    Delete::builder()
-                        .table_name(table)
-                        .set_key(Some(key.0.clone()))
-                        .set_condition_expression(self.condition.clone())
-                        .set_expression_attribute_names(self.names())
-                        .set_expression_attribute_values(self.values())
-                        .build()
-                        .map_err(build_error)?,
-                )
-                .build(),
-        })
+            Op::Put(i) => {
+                let put = Put::builder().table_name(table).set_item(Some(i.0.clone()));
+                item.put(conditioned!(put, self).build().map_err(build_error)?)
+            }
+            Op::Update { key, expression } => {
+                let update = Update::builder()
+                    .table_name(table)
+                    .set_key(Some(key.0.clone()))
+                    .update_expression(expression);
+                item.update(conditioned!(update, self).build().map_err(build_error)?)
+            }
+            Op::Delete(key) => {
+                let delete = Delete::builder()
+                    .table_name(table)
+                    .set_key(Some(key.0.clone()));
+                item.delete(conditioned!(delete, self).build().map_err(build_error)?)
+            }
+            Op::Check(key) => {
+                let check = ConditionCheck::builder()
+                    .table_name(table)
+                    .set_key(Some(key.0.clone()));
+                item.condition_check(conditioned!(check, self).build().map_err(build_error)?)
+            }
+        }
+        .build())
     }
 }
 
@@ -236,11 +243,21 @@ pub(crate) enum Failure {
     /// A concurrent transaction held an item; trying again will likely succeed.
     Contention,
     Throttled,
+    /// An item would exceed DynamoDB's 400 KB.
+    TooLarge,
     Other(String),
 }
 
+/// Whether a DynamoDB error text says an item exceeds the item size limit
+/// ("Item size has exceeded the maximum allowed size", "Item size to update has exceeded
+/// the maximum allowed size").
+fn says_too_large(text: &str) -> bool {
+    text.contains("Item size") && text.contains("exceeded the maximum allowed size")
+}
+
 /// The one mapping of DynamoDB errors: `code` is the error code of the call, `reasons` the
-/// cancellation reason codes of a canceled transaction (one per action, in order).
+/// cancellation reason codes of a canceled transaction (one per action, in order), `text`
+/// the error's text with the cancellation reasons' messages.
 pub(crate) fn classify(code: Option<&str>, reasons: &[Option<&str>], text: String) -> Failure {
     const THROTTLED: [&str; 4] = [
         "ProvisionedThroughputExceededException",
@@ -252,6 +269,7 @@ pub(crate) fn classify(code: Option<&str>, reasons: &[Option<&str>], text: Strin
         Some("ConditionalCheckFailedException") => Failure::Condition(0),
         Some("TransactionConflictException") => Failure::Contention,
         Some(c) if THROTTLED.contains(&c) => Failure::Throttled,
+        Some("ValidationException") if says_too_large(&text) => Failure::TooLarge,
         Some("TransactionCanceledException") => {
             // The first failed condition decides, so writes are ordered by precedence.
             if let Some(i) = reasons
@@ -266,6 +284,8 @@ pub(crate) fn classify(code: Option<&str>, reasons: &[Option<&str>], text: Strin
                 .any(|r| matches!(r, Some("ThrottlingError" | "ProvisionedThroughputExceeded")))
             {
                 Failure::Throttled
+            } else if reasons.contains(&Some("ValidationError")) && says_too_large(&text) {
+                Failure::TooLarge
             } else {
                 Failure::Other(text)
             }
@@ -283,6 +303,7 @@ fn meaning(failure: Failure, writes: &[Write]) -> WriteError {
             None => StoreError::Backend(format!("the condition of write {i} failed")).into(),
         },
         Failure::Contention | Failure::Throttled => StoreError::Throttled.into(),
+        Failure::TooLarge => StoreError::TooLarge.into(),
         Failure::Other(text) => StoreError::Backend(text).into(),
     }
 }
@@ -303,6 +324,7 @@ where
 {
     match classify(e.code(), &[], describe(&e)) {
         Failure::Throttled | Failure::Contention => StoreError::Throttled,
+        Failure::TooLarge => StoreError::TooLarge,
         Failure::Condition(_) => StoreError::Backend("unexpected condition failure".into()),
         Failure::Other(text) => StoreError::Backend(text),
     }
@@ -505,9 +527,9 @@ impl DynamoStore {
         }
         let mut attempt = 0;
         loop {
-            let failure = match writes.len() {
-                0 => None,
-                1 => self.write_one(&writes[0]).await,
+            let failure = match writes.as_slice() {
+                [] => None,
+                [w] if !matches!(w.op, Op::Check(_)) => self.write_one(w).await,
                 _ => self.transact(&writes).await?,
             };
             match failure {
@@ -528,44 +550,28 @@ impl DynamoStore {
             Some(classify(e.code(), &[], describe(&e)))
         }
         let table = self.table();
+        let c = &self.client;
         match &w.op {
-            Op::Put(item) => self
-                .client
-                .put_item()
-                .table_name(table)
-                .set_item(Some(item.0.clone()))
-                .set_condition_expression(w.condition.clone())
-                .set_expression_attribute_names(w.names())
-                .set_expression_attribute_values(w.values())
-                .send()
-                .await
-                .err()
-                .and_then(failed),
-            Op::Update { key, expression } => self
-                .client
-                .update_item()
-                .table_name(table)
-                .set_key(Some(key.0.clone()))
-                .update_expression(expression)
-                .set_condition_expression(w.condition.clone())
-                .set_expression_attribute_names(w.names())
-                .set_expression_attribute_values(w.values())
-                .send()
-                .await
-                .err()
-                .and_then(failed),
-            Op::Delete(key) => self
-                .client
-                .delete_item()
-                .table_name(table)
-                .set_key(Some(key.0.clone()))
-                .set_condition_expression(w.condition.clone())
-                .set_expression_attribute_names(w.names())
-                .set_expression_attribute_values(w.values())
-                .send()
-                .await
-                .err()
-                .and_then(failed),
+            // `write` sends a lone check as a transaction.
+            Op::Check(_) => Some(Failure::Other(
+                "a condition check outside a transaction".into(),
+            )),
+            Op::Put(item) => {
+                let put = c.put_item().table_name(table).set_item(Some(item.0.clone()));
+                conditioned!(put, w).send().await.err().and_then(failed)
+            }
+            Op::Update { key, expression } => {
+                let update = c
+                    .update_item()
+                    .table_name(table)
+                    .set_key(Some(key.0.clone()))
+                    .update_expression(expression);
+                conditioned!(update, w).send().await.err().and_then(failed)
+            }
+            Op::Delete(key) => {
+                let delete = c.delete_item().table_name(table).set_key(Some(key.0.clone()));
+                conditioned!(delete, w).send().await.err().and_then(failed)
+            }
         }
     }
 
@@ -583,9 +589,14 @@ impl DynamoStore {
         else {
             return Ok(None);
         };
-        let text = describe(&e);
+        let mut text = describe(&e);
         let reasons: Vec<Option<&str>> = match e.as_service_error() {
             Some(TransactWriteItemsError::TransactionCanceledException(c)) => {
+                // The reasons' messages say what the codes do not (which limit was hit).
+                for m in c.cancellation_reasons().iter().filter_map(|r| r.message()) {
+                    text.push_str("; ");
+                    text.push_str(m);
+                }
                 c.cancellation_reasons().iter().map(|r| r.code()).collect()
             }
             _ => Vec::new(),
@@ -773,5 +784,50 @@ mod tests {
             Failure::Other("x".into())
         );
         assert_eq!(classify(None, &[], text()), Failure::Other("x".into()));
+    }
+
+    #[test]
+    fn an_item_over_the_size_limit_is_too_large() {
+        let put = "ValidationException: Item size has exceeded the maximum allowed size";
+        let update = "Item size to update has exceeded the maximum allowed size";
+        assert_eq!(
+            classify(Some("ValidationException"), &[], put.into()),
+            Failure::TooLarge
+        );
+        assert_eq!(
+            classify(Some("ValidationException"), &[], update.into()),
+            Failure::TooLarge
+        );
+        assert_eq!(
+            classify(
+                Some("TransactionCanceledException"),
+                &[Some("None"), Some("ValidationError")],
+                format!("Transaction cancelled; {update}")
+            ),
+            Failure::TooLarge,
+            "a canceled transaction whose reason says so"
+        );
+        assert_eq!(
+            classify(
+                Some("ValidationException"),
+                &[],
+                "One or more parameter values were invalid".into()
+            ),
+            Failure::Other("One or more parameter values were invalid".into()),
+            "other validation errors stay backend errors"
+        );
+        assert_eq!(
+            classify(
+                Some("TransactionCanceledException"),
+                &[Some("ConditionalCheckFailed"), Some("ValidationError")],
+                format!("Transaction cancelled; {update}")
+            ),
+            Failure::Condition(0),
+            "a failed condition still decides first"
+        );
+        assert!(matches!(
+            meaning(Failure::TooLarge, &[]),
+            WriteError::Store(StoreError::TooLarge)
+        ));
     }
 }

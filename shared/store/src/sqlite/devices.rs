@@ -141,8 +141,21 @@ fn page_of(items: Vec<Device>, limit: u32) -> Page<Device> {
 impl DeviceStore for SqliteStore {
     async fn insert_device(&self, device: &Device) -> Result<(), StoreError> {
         let d = device.clone();
-        self.with_marked(DEVICES_MARK, move |conn| write(conn, &d, true))
-            .await
+        self.with_marked(DEVICES_MARK, move |conn| {
+            // One writer: no device can slip in between the check and the insert.
+            let tx = conn.savepoint().map_err(backend)?;
+            let closed = tx
+                .prepare_cached("SELECT 1 FROM closed_apps WHERE app_id = ?1")
+                .map_err(backend)?
+                .exists([d.app_id.to_string()])
+                .map_err(backend)?;
+            if closed {
+                return Err(StoreError::NotFound);
+            }
+            write(&tx, &d, true)?;
+            tx.commit().map_err(backend)
+        })
+        .await
     }
 
     async fn get_device(&self, device_id: Uuid) -> Result<Option<Device>, StoreError> {
@@ -192,6 +205,21 @@ impl DeviceStore for SqliteStore {
             items: Vec::new(),
             next: None,
         }))
+    }
+
+    async fn devices_of_app(&self, app_id: Uuid) -> Result<Vec<Device>, StoreError> {
+        self.read(move |conn| {
+            conn.prepare_cached(concat!(
+                "SELECT ",
+                columns!(),
+                " FROM devices WHERE app_id = ?1 ORDER BY device_id"
+            ))
+            .map_err(backend)?
+            .query_map([app_id.to_string()], device_from_row)
+            .map_err(backend)?
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(backend)
+        })
     }
 
     async fn devices_with_status(

@@ -11,6 +11,7 @@ use wa_core::store::{
 use wa_core::time::OffsetDateTime;
 
 use super::events::insert_events;
+use crate::inbound;
 use crate::page;
 use super::{SqliteStore, backend, from_ms, ms, write_error};
 use wa_core::webhooks::Event;
@@ -202,6 +203,19 @@ impl MessageStore for SqliteStore {
     ) -> Result<Option<Message>, StoreError> {
         let id = message_id.to_owned();
         self.read(move |conn| get(conn, device_id, &id))
+    }
+
+    async fn inbound_message_id(
+        &self,
+        device_id: Uuid,
+        chat: &str,
+        from: &str,
+        message_id: &str,
+    ) -> Result<Option<String>, StoreError> {
+        inbound::message_id(chat, from, message_id, |[id, derived]| async move {
+            self.read(move |conn| Ok([get(conn, device_id, &id)?, get(conn, device_id, &derived)?]))
+        })
+        .await
     }
 
     async fn list_messages(

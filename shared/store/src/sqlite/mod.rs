@@ -109,6 +109,12 @@ CREATE TABLE deliveries (
 CREATE INDEX deliveries_pending ON deliveries (device_id, seq) WHERE status = 'pending';
 CREATE INDEX deliveries_by_app ON deliveries (app_id, status, seq);
 "#,
+    r#"
+-- Apps closed to new devices (being deleted, or deleted): kept after the App is gone.
+CREATE TABLE closed_apps (
+    app_id TEXT PRIMARY KEY
+);
+"#,
 ];
 
 /// State in one SQLite database file.
@@ -492,6 +498,18 @@ impl AppStore for SqliteStore {
         .await
     }
 
+    async fn close_app(&self, app_id: Uuid) -> Result<(), StoreError> {
+        self.with(move |conn| {
+            conn.execute(
+                "INSERT OR IGNORE INTO closed_apps (app_id) VALUES (?1)",
+                [app_id.to_string()],
+            )
+            .map_err(backend)?;
+            Ok(())
+        })
+        .await
+    }
+
     async fn ping(&self) -> Result<(), StoreError> {
         self.read(|conn| conn.query_row("SELECT 1", [], |_| Ok(())).map_err(backend))
     }
@@ -513,6 +531,7 @@ mod tests {
         wa_testkit::conformance::app_store(store.clone()).await;
         wa_testkit::conformance::device_store(store.clone()).await;
         wa_testkit::conformance::message_store(store.clone()).await;
+        wa_testkit::conformance::closed_apps(store.clone()).await;
         wa_testkit::conformance::event_store(store).await;
     }
 
@@ -522,6 +541,7 @@ mod tests {
         wa_testkit::conformance::app_store(store.clone()).await;
         wa_testkit::conformance::device_store(store.clone()).await;
         wa_testkit::conformance::message_store(store.clone()).await;
+        wa_testkit::conformance::closed_apps(store.clone()).await;
         wa_testkit::conformance::event_store(store).await;
     }
 
@@ -533,6 +553,7 @@ mod tests {
         wa_testkit::conformance::app_store(store.clone()).await;
         wa_testkit::conformance::device_store(store.clone()).await;
         wa_testkit::conformance::message_store(store.clone()).await;
+        wa_testkit::conformance::closed_apps(store.clone()).await;
         wa_testkit::conformance::event_store(store.clone()).await;
         let kept = wa_testkit::fixtures::app(&wa_testkit::fixtures::tenant(), "kept");
         store.insert_app(&kept).await.unwrap();

@@ -4,9 +4,9 @@ use std::sync::Arc;
 
 use uuid::Uuid;
 use wa_core::auth;
-use wa_core::store::{AppStore, AppUpdate, PageRequest, StoreError};
+use wa_core::store::{AppStore, AppUpdate, PageRequest, Store, StoreError};
 
-use crate::fixtures::{app, tenant};
+use crate::fixtures::{app, device, tenant};
 
 pub async fn app_store(store: Arc<dyn AppStore>) {
     insert_get_round_trip(&*store).await;
@@ -81,6 +81,8 @@ async fn listing_pages_in_order(s: &dyn AppStore) {
         ids.push(a.app_id);
     }
     s.insert_app(&app(&tenant(), "other tenant")).await.unwrap();
+    // Listings are eventually consistent (DynamoDB reads an index): listing right after
+    // writing holds on SQLite and moto only. This checks order, paging and filtering.
     let mut seen = Vec::new();
     let mut after = None;
     let mut pages = 0;
@@ -214,4 +216,44 @@ async fn racing_inserts_have_one_winner(s: Arc<dyn AppStore>) {
         }
     }
     assert_eq!(wins, 1, "exactly one of the racing inserts wins");
+}
+
+/// Closing an App to new devices (the first step of its deletion): the devices inserted
+/// before are all listed at once by `devices_of_app`, inserts after are refused, before
+/// and after the App is deleted; other Apps are not affected.
+pub async fn closed_apps(s: Arc<dyn Store>) {
+    let a = app(&tenant(), "closing");
+    s.insert_app(&a).await.unwrap();
+    let before = device(a.app_id, "before");
+    s.insert_device(&before).await.unwrap();
+    s.close_app(a.app_id).await.unwrap();
+    s.close_app(a.app_id).await.expect("closing twice is fine");
+    assert_eq!(
+        s.insert_device(&device(a.app_id, "after")).await,
+        Err(StoreError::NotFound),
+        "a closed App takes no new device"
+    );
+    assert_eq!(
+        s.devices_of_app(a.app_id).await.unwrap(),
+        [before.clone()],
+        "the device inserted just before the close is there to destroy"
+    );
+    assert!(
+        s.get_app(a.app_id).await.unwrap().is_some(),
+        "closed, not deleted"
+    );
+    s.delete_app(a.app_id).await.unwrap();
+    assert_eq!(
+        s.insert_device(&device(a.app_id, "later")).await,
+        Err(StoreError::NotFound),
+        "nor after its deletion"
+    );
+    let other = app(&a.tenant_id, "open");
+    s.insert_app(&other).await.unwrap();
+    s.insert_device(&device(other.app_id, "after"))
+        .await
+        .expect("another App is open");
+    s.insert_device(&device(Uuid::now_v7(), "no app"))
+        .await
+        .expect("devices of Apps never closed are inserted");
 }

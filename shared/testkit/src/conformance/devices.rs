@@ -77,7 +77,9 @@ pub async fn device_store(s: Arc<dyn DeviceStore>) {
         S::Destroyed
     );
 
-    // listing: per App, status filter, pages in order
+    // listing: per App, status filter, pages in order.
+    // Listings are eventually consistent (DynamoDB reads an index): listing right after
+    // writing holds on SQLite and moto only. This checks order, paging and filtering.
     let app2 = Uuid::now_v7();
     let mut ids = Vec::new();
     for i in 0..5 {
@@ -124,6 +126,26 @@ pub async fn device_store(s: Arc<dyn DeviceStore>) {
             .collect::<Vec<_>>(),
         vec![ids[1], ids[3]]
     );
+    // every device of an App, destroyed ones too, read right after the writes
+    let all = s.devices_of_app(app2).await.unwrap();
+    assert_eq!(all.iter().map(|x| x.device_id).collect::<Vec<_>>(), ids);
+    assert_eq!(
+        all[1],
+        s.get_device(ids[1]).await.unwrap().unwrap(),
+        "the records as they are now"
+    );
+    let first_app: Vec<_> = s
+        .devices_of_app(app)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|x| (x.device_id, x.status))
+        .collect();
+    assert_eq!(
+        first_app,
+        [(d.device_id, S::Destroyed), (again.device_id, S::Initializing)]
+    );
+    assert!(s.devices_of_app(Uuid::now_v7()).await.unwrap().is_empty());
     let across = s
         .devices_with_status(
             &[S::Connected],

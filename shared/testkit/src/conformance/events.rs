@@ -67,7 +67,9 @@ pub async fn event_store(s: Arc<dyn Store>) {
         .await
         .unwrap();
 
-    // Per device, only the oldest pending event is due, in order.
+    // Per device, only the oldest pending event is due, in order. (`due_deliveries` starts
+    // from an index on DynamoDB: an event of the last moment may wait for the next poll;
+    // `next_delivery_of_device` reads the table.)
     let a: Vec<Event> = (0..3).map(|n| ev(d1, n)).collect();
     let b: Vec<Event> = (0..2).map(|n| ev(d2, n)).collect();
     s.append_events(&a).await.unwrap();
@@ -161,6 +163,8 @@ pub async fn event_store(s: Arc<dyn Store>) {
         a[2],
         "a failed one does not block"
     );
+    // Listings are eventually consistent (DynamoDB reads an index): listing right after
+    // writing holds on SQLite and moto only. This checks filtering, order and paging.
     let (failed, _) = s
         .list_deliveries(app, Some(DeliveryStatus::Failed), 10, None)
         .await

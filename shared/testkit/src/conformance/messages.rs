@@ -7,7 +7,7 @@ use wa_core::messages::*;
 use wa_core::store::{Created, IdempotencyRecord, MessageStore, StoreError};
 use wa_core::time;
 
-use crate::fixtures::outbound_text;
+use crate::fixtures::{inbound_text, outbound_text};
 
 /// Runs every message store check.
 pub async fn message_store(s: Arc<dyn MessageStore>) {
@@ -54,6 +54,8 @@ pub async fn message_store(s: Arc<dyn MessageStore>) {
         Err(StoreError::Conflict("message_id"))
     );
 
+    inbound_ids_are_per_chat_and_sender(&*s, Uuid::now_v7(), app).await;
+
     // conditional updates
     let u = MessageUpdate {
         status: Some(MessageStatus::Sending),
@@ -76,7 +78,8 @@ pub async fn message_store(s: Arc<dyn MessageStore>) {
         Err(StoreError::NotFound)
     );
 
-    // pending: queued and sending, oldest first
+    // pending: queued and sending, oldest first. A message created a moment ago may be
+    // missing on DynamoDB until the next call (its index lags); one sent is never listed.
     let m2 = msg(10);
     s.create_message(&m2, None, None, &[]).await.unwrap();
     let pending: Vec<_> = s
@@ -108,7 +111,8 @@ pub async fn message_store(s: Arc<dyn MessageStore>) {
         .collect();
     assert!(pending.contains(&m2.message_id) && !pending.contains(&m1.message_id));
 
-    // listing newest first, in pages
+    // listing newest first, in pages (eventually consistent, like every listing: listing
+    // right after writing holds on SQLite and moto only; this checks order and paging)
     let mut ids = vec![m1.message_id.clone(), m2.message_id.clone()];
     for i in 0..5 {
         let m = msg(20 + i);
@@ -230,4 +234,58 @@ pub async fn message_store(s: Arc<dyn MessageStore>) {
             >= 1
     );
     assert_eq!(s.get_idempotency(app, &old_key).await.unwrap(), None);
+}
+
+/// WhatsApp's ids are unique per chat and sender only: a redelivery is recognised, and a
+/// different message under a taken id (another sender, another chat, one of ours) is kept
+/// under an id of its own, which its redelivery finds again.
+async fn inbound_ids_are_per_chat_and_sender(s: &dyn MessageStore, device: Uuid, app: Uuid) {
+    let alice = "15550001111@s.whatsapp.net";
+    let bob = "15550002222@s.whatsapp.net";
+    let group = "120363000000000001@g.us";
+    let wa_id = format!("3EB0{}", Uuid::new_v4().simple()).to_uppercase();
+    let id_for = |chat: &'static str, from: &'static str| {
+        let wa_id = wa_id.clone();
+        async move {
+            s.inbound_message_id(device, chat, from, &wa_id)
+                .await
+                .unwrap()
+        }
+    };
+    assert_eq!(id_for(alice, alice).await, Some(wa_id.clone()), "a new id is free");
+    let first = inbound_text(device, app, alice, alice, &wa_id, "first");
+    s.create_message(&first, None, None, &[]).await.unwrap();
+    assert_eq!(id_for(alice, alice).await, None, "a redelivery is stored already");
+
+    let mut kept = vec![first];
+    for (chat, from) in [(bob, bob), (group, alice)] {
+        let id = id_for(chat, from)
+            .await
+            .expect("a different message with a taken id is kept");
+        assert_ne!(id, wa_id);
+        let m = inbound_text(device, app, chat, from, &id, chat);
+        assert_eq!(
+            s.create_message(&m, None, None, &[]).await.unwrap(),
+            Created::Created
+        );
+        assert_eq!(id_for(chat, from).await, None, "its redelivery is stored already");
+        kept.push(m);
+    }
+    for m in &kept {
+        assert_eq!(
+            s.get_message(device, &m.message_id).await.unwrap().as_ref(),
+            Some(m),
+            "every message is kept"
+        );
+    }
+
+    // One of our outbound ids, reused by a sender.
+    let ours = outbound_text(device, app, "ours", time::now());
+    s.create_message(&ours, None, None, &[]).await.unwrap();
+    let reply = s
+        .inbound_message_id(device, bob, bob, &ours.message_id)
+        .await
+        .unwrap()
+        .expect("kept");
+    assert_ne!(reply, ours.message_id, "our message keeps its id");
 }

@@ -11,8 +11,8 @@
 //! eventually consistent on DynamoDB (they read a global secondary index); the checks that
 //! list right after writing hold there only because moto's indexes are consistent.
 //! Where a use case needs a listing that sees its own writes (deleting an App and its
-//! devices), the port has a method that promises it (`DeviceStore::app_device_ids`) and
-//! the suite checks that promise separately.
+//! devices), the port has a method that promises it (`DeviceStore::devices_of_app`), and
+//! `closed_apps` checks that promise with a device inserted just before.
 
 mod apps;
 mod devices;
@@ -20,7 +20,7 @@ mod events;
 mod messages;
 mod queue;
 
-pub use apps::app_store;
+pub use apps::{app_store, closed_apps};
 pub use devices::device_store;
 pub use events::event_store;
 pub use messages::message_store;
