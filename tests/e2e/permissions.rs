@@ -61,11 +61,14 @@ async fn the_data_directory_is_private_under_umask_022() {
         .to_owned();
 
     let media_dir = data.join("media");
-    assert_modes(
-        0o700,
-        &[&data, &media_dir, &media_dir.join(&app_id)],
-    );
-    let files = ["wa.db", "wa.db-wal", "wa.db-shm", "wa.db.lock", "jwt_secret"];
+    assert_modes(0o700, &[&data, &media_dir, &media_dir.join(&app_id)]);
+    let files = [
+        "wa.db",
+        "wa.db-wal",
+        "wa.db-shm",
+        "wa.db.lock",
+        "jwt_secret",
+    ];
     let files: Vec<_> = files.iter().map(|f| data.join(f)).collect();
     let mut paths: Vec<&Path> = files.iter().map(|p| p.as_path()).collect();
     let media_file = data.join(&media_path);
@@ -85,7 +88,10 @@ async fn the_data_directory_is_private_under_umask_022() {
     let sessions = real.join("sessions");
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
     while !sessions.exists() {
-        assert!(std::time::Instant::now() < deadline, "no sessions directory");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no sessions directory"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     assert_modes(0o700, &[&real, &sessions]);

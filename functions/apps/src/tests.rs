@@ -578,7 +578,11 @@ async fn deleting_an_app_destroys_its_devices() {
     // A creation authenticated before the deletion comes too late.
     let late = api.ctx.devices.create(&app, "late").await.unwrap_err();
     assert_eq!(late.code(), wa_errors::ErrorCode::NotFound);
-    assert_eq!(store.devices_of_app(id).await.unwrap().len(), 3, "no device added");
+    assert_eq!(
+        store.devices_of_app(id).await.unwrap().len(),
+        3,
+        "no device added"
+    );
 }
 
 #[tokio::test]

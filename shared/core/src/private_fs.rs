@@ -115,7 +115,11 @@ mod tests {
         assert_eq!(mode(&data), 0o700);
         chmod(&data, 0o500);
         create_dir_all(&data).unwrap();
-        assert_eq!(mode(&data), 0o500, "an owner-only directory is left as it is");
+        assert_eq!(
+            mode(&data),
+            0o500,
+            "an owner-only directory is left as it is"
+        );
         chmod(&data, 0o700);
         std::fs::remove_dir_all(root).unwrap();
     }
@@ -164,7 +168,10 @@ mod tests {
         for name in ["wa.db", "wa.db-wal", "wa.db-shm"] {
             assert_eq!(mode(&root.join(name)), 0o600, "{name}");
         }
-        assert!(!root.join("wa.db-journal").exists(), "no companion is created");
+        assert!(
+            !root.join("wa.db-journal").exists(),
+            "no companion is created"
+        );
         std::fs::remove_dir_all(root).unwrap();
     }
 }

@@ -472,6 +472,9 @@ mod tests {
         assert_eq!(code(StoreError::Conflict("app_name")), ErrorCode::Conflict);
         assert_eq!(code(StoreError::TooLarge), ErrorCode::RequestTooLarge);
         assert_eq!(code(StoreError::Throttled), ErrorCode::InternalError);
-        assert_eq!(code(StoreError::Backend("x".into())), ErrorCode::InternalError);
+        assert_eq!(
+            code(StoreError::Backend("x".into())),
+            ErrorCode::InternalError
+        );
     }
 }

@@ -144,10 +144,7 @@ mod tests {
     fn another_sender_with_the_same_id_gets_the_derived_id() {
         let m = stored(ALICE, ALICE, "3EB0A");
         let bob = msg(BOB, BOB, "3EB0A");
-        assert_eq!(
-            decide(&bob, Some(&m), None),
-            Slot::Free(bob.derived_id())
-        );
+        assert_eq!(decide(&bob, Some(&m), None), Slot::Free(bob.derived_id()));
     }
 
     #[test]
@@ -187,7 +184,10 @@ mod tests {
         let Slot::Free(id) = decide(&bob, Some(&first), Some(&squatter)) else {
             panic!("dropped");
         };
-        assert!(id.starts_with(&bob.derived_id()) && id != bob.derived_id(), "{id}");
+        assert!(
+            id.starts_with(&bob.derived_id()) && id != bob.derived_id(),
+            "{id}"
+        );
     }
 
     #[test]
@@ -196,7 +196,10 @@ mod tests {
         assert_eq!(a, msg(ALICE, ALICE, "3EB0A").derived_id(), "stable");
         assert_ne!(a, msg(BOB, BOB, "3EB0A").derived_id(), "per sender");
         assert_ne!(a, msg(GROUP, ALICE, "3EB0A").derived_id(), "per chat");
-        assert!(a.starts_with("3EB0A-") && a.len() == 5 + 1 + SUFFIX_CHARS, "{a}");
+        assert!(
+            a.starts_with("3EB0A-") && a.len() == 5 + 1 + SUFFIX_CHARS,
+            "{a}"
+        );
         let long = "A".repeat(200);
         let d = msg(ALICE, ALICE, &long).derived_id();
         assert_eq!(d.chars().count(), MAX_ID_CHARS);

@@ -5,9 +5,7 @@
 use uuid::Uuid;
 use wa_core::apps::App;
 use wa_core::devices::{Device, DeviceStatus};
-use wa_core::messages::{
-    Content, Direction, Message, MessageStatus, MessageType, new_message_id,
-};
+use wa_core::messages::{Content, Direction, Message, MessageStatus, MessageType, new_message_id};
 use wa_core::{auth, time};
 
 /// A fresh random tenant id: tests that share a backend never see each other's Apps.

@@ -8,9 +8,9 @@ use wa_core::apps::App;
 use wa_core::store::{AppStore, AppUpdate, Page, PageRequest, StoreError};
 
 use super::DynamoStore;
-use crate::page;
 use super::codec::{Index, Item, guard, guard_owner, key, list, token_guard};
 use super::ops::{Query, Range, Write, WriteError, until_fresh};
+use crate::page;
 
 /// The writes that create an App: guards first, so a taken name or token is reported as
 /// such (the first failed condition decides).

@@ -11,9 +11,9 @@ use wa_core::store::{DeviceStore, Page, PageRequest, StoreError};
 use wa_core::webhooks::Event;
 
 use super::DynamoStore;
-use crate::page;
 use super::codec::{Index, Item, STATUS, SeenPresence, guard, key, list};
 use super::ops::{Query, Range, Write, WriteError, until_fresh};
+use crate::page;
 
 /// Whether the device holds its name (a destroyed device frees it).
 fn is_live(status: DeviceStatus) -> bool {

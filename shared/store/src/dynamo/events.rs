@@ -21,11 +21,11 @@ use wa_core::time::{self, OffsetDateTime};
 use wa_core::webhooks::Event;
 
 use super::DynamoStore;
-use crate::page;
 use super::codec::{Index, Item, LAST_SEQ, QueueEntry, key, list, ms, sortable};
 use super::ops::{
     MAX_TRANSACTION_ITEMS, OnCondition, Query, Range, Write, WriteError, until_fresh,
 };
+use crate::page;
 
 /// The counter of delivery sequence numbers.
 const SEQ_COUNTER: &str = "delivery_seq";

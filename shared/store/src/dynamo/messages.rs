@@ -18,13 +18,13 @@ use wa_core::time::{self, OffsetDateTime};
 use wa_core::webhooks::Event;
 
 use super::DynamoStore;
-use crate::inbound;
-use crate::page;
 use super::codec::{
     EXPIRES_MS, Index, Item, MediaChunk, MediaItem, RESPONSE_BODY, RESPONSE_STATUS, StoredMedia,
     chunk_bytes, is_pending, key, list, message_order, ms, sortable,
 };
 use super::ops::{OnCondition, Query, Range, Write, WriteError, until_fresh};
+use crate::inbound;
+use crate::page;
 
 /// The largest media kept inline, and the size of a chunk of larger media: DynamoDB items
 /// hold at most 400 KB, keys and attribute names included.
@@ -230,7 +230,10 @@ impl MessageStore for DynamoStore {
         message_id: &str,
     ) -> Result<Option<String>, StoreError> {
         inbound::message_id(chat, from, message_id, |[id, derived]| async move {
-            let keys = vec![key::message(device_id, &id), key::message(device_id, &derived)];
+            let keys = vec![
+                key::message(device_id, &id),
+                key::message(device_id, &derived),
+            ];
             let mut found = [None, None];
             for item in self.get_many(keys).await? {
                 let m = Message::try_from(&item)?;

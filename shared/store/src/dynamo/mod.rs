@@ -274,9 +274,11 @@ mod tests {
         assert_eq!(s.devices_of_app(app).await.unwrap(), [old, new]);
         // A device written before membership items existed is found through the index.
         let legacy = device(app, "legacy");
-        s.write(vec![ops::Write::put(codec::Item::from(&legacy).with_rev(1))])
-            .await
-            .unwrap();
+        s.write(vec![ops::Write::put(
+            codec::Item::from(&legacy).with_rev(1),
+        )])
+        .await
+        .unwrap();
         let ids: Vec<_> = s
             .devices_of_app(app)
             .await
@@ -514,14 +516,22 @@ mod tests {
             Err(StoreError::TooLarge),
             "one item alone"
         );
-        let e = Event::new(EventType::Message, m.app_id, m.device_id, serde_json::json!({}));
+        let e = Event::new(
+            EventType::Message,
+            m.app_id,
+            m.device_id,
+            serde_json::json!({}),
+        );
         assert_eq!(
             s.create_message(&m, None, None, std::slice::from_ref(&e))
                 .await,
             Err(StoreError::TooLarge),
             "in a transaction"
         );
-        assert_eq!(s.get_message(m.device_id, &m.message_id).await.unwrap(), None);
+        assert_eq!(
+            s.get_message(m.device_id, &m.message_id).await.unwrap(),
+            None
+        );
         assert_eq!(s.get_delivery(&e.request_id).await.unwrap(), None);
     }
 

@@ -90,7 +90,10 @@ impl From<WriteError> for StoreError {
 #[derive(Debug, Clone)]
 enum Op {
     Put(Item),
-    Update { key: Item, expression: String },
+    Update {
+        key: Item,
+        expression: String,
+    },
     Delete(Item),
     /// Writes nothing: only its condition counts (in a transaction).
     Check(Item),
@@ -557,7 +560,10 @@ impl DynamoStore {
                 "a condition check outside a transaction".into(),
             )),
             Op::Put(item) => {
-                let put = c.put_item().table_name(table).set_item(Some(item.0.clone()));
+                let put = c
+                    .put_item()
+                    .table_name(table)
+                    .set_item(Some(item.0.clone()));
                 conditioned!(put, w).send().await.err().and_then(failed)
             }
             Op::Update { key, expression } => {
@@ -569,7 +575,10 @@ impl DynamoStore {
                 conditioned!(update, w).send().await.err().and_then(failed)
             }
             Op::Delete(key) => {
-                let delete = c.delete_item().table_name(table).set_key(Some(key.0.clone()));
+                let delete = c
+                    .delete_item()
+                    .table_name(table)
+                    .set_key(Some(key.0.clone()));
                 conditioned!(delete, w).send().await.err().and_then(failed)
             }
         }
@@ -643,20 +652,24 @@ impl DynamoStore {
     ) -> Result<(), StoreError> {
         for batch in requests.chunks(per_call) {
             // Requests DynamoDB leaves unprocessed (throttled) are sent again.
-            drain(&Backoff::UNPROCESSED, batch.to_vec(), |pending| async move {
-                let out = self
-                    .client
-                    .batch_write_item()
-                    .request_items(self.table(), pending)
-                    .send()
-                    .await
-                    .map_err(read_error)?;
-                let left = out
-                    .unprocessed_items
-                    .and_then(|mut u| u.remove(self.table()))
-                    .unwrap_or_default();
-                Ok((Vec::<()>::new(), left))
-            })
+            drain(
+                &Backoff::UNPROCESSED,
+                batch.to_vec(),
+                |pending| async move {
+                    let out = self
+                        .client
+                        .batch_write_item()
+                        .request_items(self.table(), pending)
+                        .send()
+                        .await
+                        .map_err(read_error)?;
+                    let left = out
+                        .unprocessed_items
+                        .and_then(|mut u| u.remove(self.table()))
+                        .unwrap_or_default();
+                    Ok((Vec::<()>::new(), left))
+                },
+            )
             .await?;
         }
         Ok(())

@@ -126,7 +126,11 @@ mod tests {
     #[test]
     fn the_draw_spreads_racers_within_the_ceiling() {
         let p = policy(10, 1000, 5);
-        assert_eq!(p.delay(3, 40_000_000), MS * 80, "the largest draw is the ceiling");
+        assert_eq!(
+            p.delay(3, 40_000_000),
+            MS * 80,
+            "the largest draw is the ceiling"
+        );
         assert_eq!(p.delay(3, 40_000_001), MS * 40, "then wraps to the floor");
         assert_eq!(p.delay(3, 7_000_000), MS * 47);
     }
@@ -148,7 +152,10 @@ mod tests {
     fn every_policy_is_capped() {
         for p in [Backoff::CONTENTION, Backoff::STALE, Backoff::UNPROCESSED] {
             let worst: Duration = (0..p.retries).map(|n| p.delay(n, u64::MAX)).sum();
-            assert!(worst <= Duration::from_secs(5), "{p:?} waits up to {worst:?}");
+            assert!(
+                worst <= Duration::from_secs(5),
+                "{p:?} waits up to {worst:?}"
+            );
             assert!(p.delay(0, 0) > Duration::ZERO, "{p:?} pauses");
         }
     }

@@ -10,9 +10,9 @@ use wa_core::store::{DeviceStore, Page, PageRequest, StoreError};
 use wa_core::time;
 
 use super::cache::DEVICES_MARK;
-use crate::page;
 use super::events::insert_events;
 use super::{SqliteStore, backend, write_error};
+use crate::page;
 use wa_core::webhooks::Event;
 
 /// The columns of a device, in `device_from_row`'s order (a macro, so that the statements

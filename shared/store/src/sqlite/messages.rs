@@ -11,9 +11,9 @@ use wa_core::store::{
 use wa_core::time::OffsetDateTime;
 
 use super::events::insert_events;
+use super::{SqliteStore, backend, from_ms, ms, write_error};
 use crate::inbound;
 use crate::page;
-use super::{SqliteStore, backend, from_ms, ms, write_error};
 use wa_core::webhooks::Event;
 
 fn decode(body: &str) -> Result<Message, StoreError> {

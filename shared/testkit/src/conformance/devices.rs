@@ -143,7 +143,10 @@ pub async fn device_store(s: Arc<dyn DeviceStore>) {
         .collect();
     assert_eq!(
         first_app,
-        [(d.device_id, S::Destroyed), (again.device_id, S::Initializing)]
+        [
+            (d.device_id, S::Destroyed),
+            (again.device_id, S::Initializing)
+        ]
     );
     assert!(s.devices_of_app(Uuid::now_v7()).await.unwrap().is_empty());
     let across = s

@@ -12,7 +12,6 @@ use crate::fixtures::device;
 
 /// Runs every event store check (the outbox).
 pub async fn event_store(s: Arc<dyn Store>) {
-
     let app = Uuid::now_v7();
     let (d1, d2) = (Uuid::now_v7(), Uuid::now_v7());
     let ev = |device: Uuid, n: u32| {

@@ -11,7 +11,6 @@ use crate::fixtures::{inbound_text, outbound_text};
 
 /// Runs every message store check.
 pub async fn message_store(s: Arc<dyn MessageStore>) {
-
     let device = Uuid::now_v7();
     let app = Uuid::now_v7();
     let msg = |n: i64| {
@@ -252,10 +251,18 @@ async fn inbound_ids_are_per_chat_and_sender(s: &dyn MessageStore, device: Uuid,
                 .unwrap()
         }
     };
-    assert_eq!(id_for(alice, alice).await, Some(wa_id.clone()), "a new id is free");
+    assert_eq!(
+        id_for(alice, alice).await,
+        Some(wa_id.clone()),
+        "a new id is free"
+    );
     let first = inbound_text(device, app, alice, alice, &wa_id, "first");
     s.create_message(&first, None, None, &[]).await.unwrap();
-    assert_eq!(id_for(alice, alice).await, None, "a redelivery is stored already");
+    assert_eq!(
+        id_for(alice, alice).await,
+        None,
+        "a redelivery is stored already"
+    );
 
     let mut kept = vec![first];
     for (chat, from) in [(bob, bob), (group, alice)] {
@@ -268,7 +275,11 @@ async fn inbound_ids_are_per_chat_and_sender(s: &dyn MessageStore, device: Uuid,
             s.create_message(&m, None, None, &[]).await.unwrap(),
             Created::Created
         );
-        assert_eq!(id_for(chat, from).await, None, "its redelivery is stored already");
+        assert_eq!(
+            id_for(chat, from).await,
+            None,
+            "its redelivery is stored already"
+        );
         kept.push(m);
     }
     for m in &kept {

@@ -71,8 +71,8 @@ fn check_stale(p: QueueProfile, got: Result<(), wa_core::queue::QueueError>, wha
 /// Send, receive, delete, visibility timeouts, receipts and depth on `qn`, which must be
 /// empty and may be a FIFO or a standard queue (every message here is ungrouped).
 pub async fn queue_basics(q: &dyn Queue, qn: &str, p: QueueProfile) {
-    use wa_core::queue::QueueError::InvalidReceipt;
     use std::time::Duration;
+    use wa_core::queue::QueueError::InvalidReceipt;
     let long = Duration::from_secs(60);
 
     // send, receive, delete
