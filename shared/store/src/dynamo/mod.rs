@@ -268,7 +268,7 @@ mod tests {
         };
         assert_eq!(
             s.list_devices(app, None, page).await.unwrap().items,
-            [old.clone()],
+            std::slice::from_ref(&old),
             "the index lags"
         );
         assert_eq!(s.devices_of_app(app).await.unwrap(), [old, new]);

@@ -235,7 +235,7 @@ pub async fn closed_apps(s: Arc<dyn Store>) {
     );
     assert_eq!(
         s.devices_of_app(a.app_id).await.unwrap(),
-        [before.clone()],
+        [before],
         "the device inserted just before the close is there to destroy"
     );
     assert!(
