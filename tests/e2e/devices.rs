@@ -13,16 +13,25 @@ const SECRET: (&str, &str) = ("WA_JWT_SECRET", "e2e-secret-e2e-secret-e2e-secret
 pub async fn app_token(server: &Server) -> String {
     let (ok, jwt, err) = server.cli(&["token", "--tenant", "acme"], &[SECRET]);
     assert!(ok, "{err}");
+    let name = format!("app-{}", uuid::Uuid::new_v4());
+    create_app(server, &jwt, &name).await["app_token"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+/// Creates an App named `name` with the tenant JWT `jwt`; returns the answer's `data`.
+pub async fn create_app(server: &Server, jwt: &str, name: &str) -> Value {
     let (s, _, v) = send(
         server
             .http
             .post(server.url("/apps"))
-            .bearer_auth(&jwt)
-            .json(&json!({"name": format!("app-{}", uuid::Uuid::new_v4())})),
+            .bearer_auth(jwt)
+            .json(&json!({ "name": name })),
     )
     .await;
     assert_eq!(s, 201, "{v}");
-    v["data"]["app_token"].as_str().unwrap().to_owned()
+    v["data"].clone()
 }
 
 pub async fn call(

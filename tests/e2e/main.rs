@@ -8,5 +8,6 @@ mod foundation;
 mod limits;
 mod messages;
 mod observability;
+mod permissions;
 mod support;
 mod webhooks;

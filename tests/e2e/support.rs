@@ -43,7 +43,18 @@ impl Server {
 
     /// Starts the server on an existing data directory (restarts).
     pub fn start_in(data_dir: &Path, env: &[(&str, &str)]) -> Server {
-        let mut cmd = Command::new(BIN);
+        Server::spawn(Command::new(BIN), data_dir, env)
+    }
+
+    /// Starts the server on `data_dir` with the file mode creation mask `umask` (octal, as
+    /// the shell's `umask` takes it).
+    pub fn start_with_umask(umask: &str, data_dir: &Path, env: &[(&str, &str)]) -> Server {
+        let mut cmd = Command::new("/bin/sh");
+        cmd.args(["-c", "umask \"$1\" && exec \"$2\"", "sh", umask, BIN]);
+        Server::spawn(cmd, data_dir, env)
+    }
+
+    fn spawn(mut cmd: Command, data_dir: &Path, env: &[(&str, &str)]) -> Server {
         cmd.env_clear()
             .env("PATH", std::env::var("PATH").unwrap_or_default())
             .env("WA_LISTEN", "127.0.0.1:0")

@@ -114,16 +114,9 @@ mod tests {
 
         let sqlite = Arc::new(wa_store::SqliteStore::in_memory().unwrap());
         let queue = wa_queue::LocalQueue::on(sqlite.db(), 20).unwrap();
-        let now = wa_core::time::now();
         let mk_app = |url: Option<String>| App {
-            app_id: Uuid::now_v7(),
-            tenant_id: "t".into(),
-            name: Uuid::new_v4().to_string(),
             webhook_url: url,
-            token_hash: Uuid::new_v4().to_string(),
-            webhook_secret: wa_core::auth::new_webhook_secret(),
-            created_at: now,
-            updated_at: now,
+            ..wa_testkit::fixtures::app("t", &Uuid::new_v4().to_string())
         };
         // Device A's App answers 503; device B's App has no webhook (skipped at once).
         let failing = mk_app(Some(format!("http://{addr}/hook")));

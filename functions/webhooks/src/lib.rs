@@ -220,7 +220,6 @@ mod tests {
         let sqlite = Arc::new(wa_store::SqliteStore::in_memory().unwrap());
         let queue: Arc<dyn Queue> = Arc::new(wa_queue::LocalQueue::on(sqlite.db(), 20).unwrap());
         let store: Arc<dyn Store> = Arc::new(Nudging::new(sqlite, queue.clone()));
-        let now = time::now();
         let device = Uuid::now_v7();
         let events: Vec<Event> = (0..3)
             .map(|i| {
@@ -234,14 +233,8 @@ mod tests {
             .collect();
         let (url, got) = sink(events[1].request_id.clone()).await;
         let app = App {
-            app_id: Uuid::now_v7(),
-            tenant_id: "t".into(),
-            name: "a".into(),
             webhook_url: Some(url),
-            token_hash: "h".into(),
-            webhook_secret: wa_core::auth::new_webhook_secret(),
-            created_at: now,
-            updated_at: now,
+            ..wa_testkit::fixtures::app("t", "a")
         };
         store.insert_app(&app).await.unwrap();
         let events: Vec<Event> = events

@@ -212,7 +212,7 @@ pub fn build_provider(
         }
         ProviderKind::WhatsApp => {
             let dir = data_dir.join("sessions");
-            std::fs::create_dir_all(&dir)?;
+            wa_core::private_fs::create_dir_all(&dir)?;
             let provider = wa_provider::whatsapp::WhatsAppProvider::new(
                 dir,
                 events,

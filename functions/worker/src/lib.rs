@@ -822,21 +822,21 @@ impl Worker {
             tracing::warn!(%device_id, "inbound message for an unknown device dropped");
             return Ok(());
         };
-        if self
+        // WhatsApp's ids are unique per chat and sender: the store says where this one goes.
+        let Some(message_id) = self
             .store
-            .get_message(device_id, &msg.message_id)
+            .inbound_message_id(device_id, &msg.chat, &msg.from, &msg.message_id)
             .await?
-            .is_some()
-        {
+        else {
             // A redelivery of a message already stored.
             return Ok(());
-        }
+        };
         let stored = match &msg.media {
             Some(media) => {
                 let (dir, app, mid, mime, bytes) = (
                     self.data_dir.clone(),
                     device.app_id,
-                    msg.message_id.clone(),
+                    message_id.clone(),
                     media.mime_type.clone(),
                     media.bytes.clone(),
                 );
@@ -852,7 +852,7 @@ impl Worker {
         };
         let now = time::now();
         let m = Message {
-            message_id: msg.message_id.clone(),
+            message_id,
             device_id,
             app_id: device.app_id,
             direction: Direction::Inbound,

@@ -143,10 +143,10 @@ pub fn store(
     let rel = format!("media/{app_id}/{device_id}-{safe_id}.{}", extension(mime));
     let path = data_dir.join(&rel);
     if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir)?;
+        wa_core::private_fs::create_dir_all(dir)?;
     }
     let tmp = path.with_extension("part");
-    let mut f = std::fs::File::create(&tmp)?;
+    let mut f = wa_core::private_fs::create(&tmp)?;
     f.write_all(bytes)?;
     f.sync_all()?;
     std::fs::rename(&tmp, &path)?;

@@ -72,7 +72,7 @@ impl Context {
         let notifier = Notifier::new();
         let devices = Devices::new(store.clone(), queue.clone(), notifier.clone());
         Context {
-            apps: Apps::new(store.clone(), allow_private_urls),
+            apps: Apps::new(store.clone(), devices.clone(), allow_private_urls),
             messages: Messages::new(
                 store.clone(),
                 queue.clone(),

@@ -80,6 +80,9 @@ impl AppStore for Nudging {
     async fn delete_app(&self, app_id: Uuid) -> Result<(), StoreError> {
         self.inner.delete_app(app_id).await
     }
+    async fn close_app(&self, app_id: Uuid) -> Result<(), StoreError> {
+        self.inner.close_app(app_id).await
+    }
     async fn ping(&self) -> Result<(), StoreError> {
         self.inner.ping().await
     }
@@ -100,6 +103,9 @@ impl DeviceStore for Nudging {
         page: PageRequest,
     ) -> Result<Page<Device>, StoreError> {
         self.inner.list_devices(app_id, status, page).await
+    }
+    async fn devices_of_app(&self, app_id: Uuid) -> Result<Vec<Device>, StoreError> {
+        self.inner.devices_of_app(app_id).await
     }
     async fn devices_with_status(
         &self,
@@ -178,6 +184,17 @@ impl MessageStore for Nudging {
         message_id: &str,
     ) -> Result<Option<Message>, StoreError> {
         self.inner.get_message(device_id, message_id).await
+    }
+    async fn inbound_message_id(
+        &self,
+        device_id: Uuid,
+        chat: &str,
+        from: &str,
+        message_id: &str,
+    ) -> Result<Option<String>, StoreError> {
+        self.inner
+            .inbound_message_id(device_id, chat, from, message_id)
+            .await
     }
     async fn list_messages(
         &self,

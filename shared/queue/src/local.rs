@@ -542,7 +542,7 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn conformance_in_memory() {
-        wa_core::conformance::queue(Arc::new(LocalQueue::in_memory(3).unwrap()), 3).await;
+        wa_testkit::conformance::queue(Arc::new(LocalQueue::in_memory(3).unwrap()), 3).await;
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -649,7 +649,7 @@ mod tests {
 
     fn outbound(device_id: uuid::Uuid) -> wa_core::messages::Message {
         let now = wa_core::time::now();
-        wa_core::conformance::outbound_text(device_id, uuid::Uuid::now_v7(), "hi", now)
+        wa_testkit::fixtures::outbound_text(device_id, uuid::Uuid::now_v7(), "hi", now)
     }
 
     /// With the queue in the store's database, a send's message and its command are written

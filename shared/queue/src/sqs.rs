@@ -624,7 +624,7 @@ impl Queue for SqsQueue {
 mod tests {
     use super::*;
     use aws_sdk_sqs::config::{Credentials, Region};
-    use wa_core::conformance::{self, QueueProfile};
+    use wa_testkit::conformance::{self, QueueProfile};
 
     /// SQS counts whole seconds; moto's timers are exact to the millisecond.
     fn profile(max_receives: u32) -> QueueProfile {
@@ -640,8 +640,8 @@ mod tests {
     fn client() -> Client {
         let config = aws_sdk_sqs::Config::builder()
             .behavior_version(BehaviorVersion::latest())
-            .region(Region::new(wa_core::moto::REGION))
-            .endpoint_url(wa_core::moto::endpoint())
+            .region(Region::new(wa_testkit::moto::REGION))
+            .endpoint_url(wa_testkit::moto::endpoint())
             .credentials_provider(Credentials::new("test", "test", None, None, "moto"))
             .build();
         Client::from_conf(config)

@@ -313,7 +313,7 @@ impl Inner {
         device_id: Uuid,
         mode: Mode,
     ) -> Result<(Arc<Client>, Arc<SessionShared>), ProviderFailure> {
-        std::fs::create_dir_all(&self.sessions_dir).map_err(|e| {
+        wa_core::private_fs::create_dir_all(&self.sessions_dir).map_err(|e| {
             ProviderFailure::new(
                 ErrorCode::InternalError,
                 format!("could not create the sessions directory: {e}"),
@@ -324,6 +324,13 @@ impl Inner {
             ProviderFailure::new(
                 ErrorCode::InternalError,
                 "the sessions directory path is not valid UTF-8",
+            )
+        })?;
+        // The session's keys: created 0600 before SQLite opens it (its -wal and -shm too).
+        wa_core::private_fs::sqlite_database(&path).map_err(|e| {
+            ProviderFailure::new(
+                ErrorCode::InternalError,
+                format!("could not create the session store: {e}"),
             )
         })?;
         let store = SqliteStore::new(url).await.map_err(|e| {

@@ -23,6 +23,8 @@ use super::codec::{
     chunk_bytes, is_pending, key, list, message_order, ms, sortable,
 };
 use super::ops::{OnCondition, Query, Range, Write, WriteError, until_fresh};
+use crate::inbound;
+use crate::page;
 
 /// The largest media kept inline, and the size of a chunk of larger media: DynamoDB items
 /// hold at most 400 KB, keys and attribute names included.
@@ -220,6 +222,29 @@ impl MessageStore for DynamoStore {
             .map(|(m, _)| m))
     }
 
+    async fn inbound_message_id(
+        &self,
+        device_id: Uuid,
+        chat: &str,
+        from: &str,
+        message_id: &str,
+    ) -> Result<Option<String>, StoreError> {
+        inbound::message_id(chat, from, message_id, |[id, derived]| async move {
+            let keys = vec![
+                key::message(device_id, &id),
+                key::message(device_id, &derived),
+            ];
+            let mut found = [None, None];
+            for item in self.get_many(keys).await? {
+                let m = Message::try_from(&item)?;
+                let at = usize::from(m.message_id != id);
+                found[at] = Some(m);
+            }
+            Ok(found)
+        })
+        .await
+    }
+
     async fn list_messages(
         &self,
         device_id: Uuid,
@@ -230,21 +255,15 @@ impl MessageStore for DynamoStore {
         if let Some(c) = before {
             q = q.range(Range::Before(message_order(c.created_ms, &c.message_id)));
         }
-        let items = self.query(&q, limit as usize + 1).await?;
-        let mut messages = items
+        let items = self.query(&q, page::fetch(limit)).await?;
+        let messages = items
             .iter()
             .map(Message::try_from)
             .collect::<Result<Vec<_>, _>>()?;
-        let next = if messages.len() > limit as usize {
-            messages.truncate(limit as usize);
-            messages.last().map(|m| MessageCursor {
-                created_ms: ms(m.created_at),
-                message_id: m.message_id.clone(),
-            })
-        } else {
-            None
-        };
-        Ok((messages, next))
+        Ok(page::cut(messages, limit, |m| MessageCursor {
+            created_ms: ms(m.created_at),
+            message_id: m.message_id.clone(),
+        }))
     }
 
     async fn update_message(

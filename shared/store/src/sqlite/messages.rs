@@ -12,6 +12,8 @@ use wa_core::time::OffsetDateTime;
 
 use super::events::insert_events;
 use super::{SqliteStore, backend, from_ms, ms, write_error};
+use crate::inbound;
+use crate::page;
 use wa_core::webhooks::Event;
 
 fn decode(body: &str) -> Result<Message, StoreError> {
@@ -203,6 +205,19 @@ impl MessageStore for SqliteStore {
         self.read(move |conn| get(conn, device_id, &id))
     }
 
+    async fn inbound_message_id(
+        &self,
+        device_id: Uuid,
+        chat: &str,
+        from: &str,
+        message_id: &str,
+    ) -> Result<Option<String>, StoreError> {
+        inbound::message_id(chat, from, message_id, |[id, derived]| async move {
+            self.read(move |conn| Ok([get(conn, device_id, &id)?, get(conn, device_id, &derived)?]))
+        })
+        .await
+    }
+
     async fn list_messages(
         &self,
         device_id: Uuid,
@@ -223,26 +238,20 @@ impl MessageStore for SqliteStore {
                 )
                 .map_err(backend)?
                 .query_map(
-                    params![device_id.to_string(), bms, bid, limit as i64 + 1],
+                    params![device_id.to_string(), bms, bid, page::fetch(limit) as i64],
                     |r| r.get(0),
                 )
                 .map_err(backend)?
                 .collect::<Result<_, _>>()
                 .map_err(backend)?;
-            let mut items = rows
+            let items = rows
                 .iter()
                 .map(|b| decode(b))
                 .collect::<Result<Vec<_>, _>>()?;
-            let next = if items.len() > limit as usize {
-                items.truncate(limit as usize);
-                items.last().map(|m| MessageCursor {
-                    created_ms: ms(m.created_at),
-                    message_id: m.message_id.clone(),
-                })
-            } else {
-                None
-            };
-            Ok((items, next))
+            Ok(page::cut(items, limit, |m| MessageCursor {
+                created_ms: ms(m.created_at),
+                message_id: m.message_id.clone(),
+            }))
         })
     }
 
