@@ -6,6 +6,7 @@ pub mod auth;
 pub mod device_service;
 pub mod devices;
 pub mod jid;
+pub mod lease;
 pub mod lifecycle;
 pub mod messages;
 pub mod metrics;
@@ -22,6 +23,6 @@ pub mod time;
 pub mod webhooks;
 
 pub use store::{
-    AppStore, AppUpdate, DeviceStore, EventStore, MessageStore, Page, PageRequest, Store,
-    StoreError,
+    AppStore, AppUpdate, DeviceStore, EventStore, LeaseStore, MessageStore, Page, PageRequest,
+    Store, StoreError,
 };

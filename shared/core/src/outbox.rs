@@ -13,6 +13,7 @@ use uuid::Uuid;
 
 use crate::apps::App;
 use crate::devices::{Device, DeviceStatus, DeviceUpdate};
+use crate::lease::{Claim, Fence, Lease, Member, Owner};
 use crate::messages::{Message, MessageStatus, MessageUpdate};
 use crate::provider::Presence;
 use crate::queue::{EVENTS, Queue, QueueError};
@@ -316,5 +317,59 @@ impl EventStore for Nudging {
             tracing::warn!(error = %e, "nudging the events queue failed");
         }
         r
+    }
+}
+
+/// Leases carry no events: every method is the inner store's, and a fenced view nudges
+/// like this store does.
+#[async_trait]
+impl LeaseStore for Nudging {
+    async fn acquire_lease(&self, claim: &Claim) -> Result<Lease, StoreError> {
+        self.inner.acquire_lease(claim).await
+    }
+    async fn renew_lease(
+        &self,
+        device_id: Uuid,
+        owner: &Owner,
+        epoch: u64,
+        now: OffsetDateTime,
+        ttl: Duration,
+    ) -> Result<Lease, StoreError> {
+        self.inner
+            .renew_lease(device_id, owner, epoch, now, ttl)
+            .await
+    }
+    async fn release_lease(
+        &self,
+        device_id: Uuid,
+        owner: &Owner,
+        epoch: u64,
+    ) -> Result<Lease, StoreError> {
+        self.inner.release_lease(device_id, owner, epoch).await
+    }
+    async fn get_lease(&self, device_id: Uuid) -> Result<Option<Lease>, StoreError> {
+        self.inner.get_lease(device_id).await
+    }
+    async fn list_leases(
+        &self,
+        owner: Option<&Owner>,
+        page: PageRequest,
+    ) -> Result<Page<Lease>, StoreError> {
+        self.inner.list_leases(owner, page).await
+    }
+    async fn register_worker(&self, member: &Member) -> Result<(), StoreError> {
+        self.inner.register_worker(member).await
+    }
+    async fn heartbeat_worker(&self, member: &Member) -> Result<(), StoreError> {
+        self.inner.heartbeat_worker(member).await
+    }
+    async fn deregister_worker(&self, owner: &Owner) -> Result<(), StoreError> {
+        self.inner.deregister_worker(owner).await
+    }
+    async fn live_workers(&self, now: OffsetDateTime) -> Result<Vec<Member>, StoreError> {
+        self.inner.live_workers(now).await
+    }
+    fn fenced(&self, fence: Fence) -> Arc<dyn Store> {
+        Arc::new(Nudging::new(self.inner.fenced(fence), self.queue.clone()))
     }
 }

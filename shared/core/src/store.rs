@@ -2,11 +2,15 @@
 //! Adapters (SQLite, DynamoDB) implement them and pass the conformance suite of the
 //! test-support crate (`wa_testkit::conformance`).
 
+use std::sync::Arc;
+use std::time::Duration;
+
 use async_trait::async_trait;
 use uuid::Uuid;
 
 use crate::apps::App;
 use crate::devices::{Device, DeviceStatus, DeviceUpdate};
+use crate::lease::{Claim, Fence, Lease, Member, Owner};
 use crate::messages::{Message, MessageStatus, MessageUpdate};
 use crate::provider::Presence;
 use crate::queue::{Command, Queue, enqueue};
@@ -26,6 +30,11 @@ pub enum StoreError {
     /// The record is larger than the backend can hold in one item (DynamoDB: 400 KB);
     /// retrying cannot succeed. The caller sent too much (a text, a caption).
     TooLarge,
+    /// A write made through a fenced view (`LeaseStore::fenced`) was refused: the device's
+    /// lease is no longer held by the view's owner at its epoch (another worker took it
+    /// over, or it was released). Nothing was written; the session the view was made for
+    /// must close now.
+    Fenced,
     /// Anything else; the text is for logs only.
     Backend(String),
 }
@@ -37,6 +46,7 @@ impl std::fmt::Display for StoreError {
             StoreError::Conflict(rule) => write!(f, "uniqueness conflict on {rule}"),
             StoreError::Throttled => f.write_str("store throttled"),
             StoreError::TooLarge => f.write_str("record too large for the store"),
+            StoreError::Fenced => f.write_str("the device's lease has another owner or epoch"),
             StoreError::Backend(e) => write!(f, "store backend error: {e}"),
         }
     }
@@ -54,7 +64,9 @@ impl From<StoreError> for wa_errors::ApiError {
                 wa_errors::ErrorCode::RequestTooLarge,
                 "the request is too large to store; send less text, or media by `url`",
             ),
-            StoreError::Throttled | StoreError::Backend(_) => wa_errors::ApiError::internal(e),
+            StoreError::Throttled | StoreError::Fenced | StoreError::Backend(_) => {
+                wa_errors::ApiError::internal(e)
+            }
         }
     }
 }
@@ -455,10 +467,86 @@ pub trait EventStore: Send + Sync {
     async fn redeliver(&self, request_id: &str) -> Result<Delivery, StoreError>;
 }
 
-/// Everything the use cases store.
-pub trait Store: AppStore + DeviceStore + MessageStore + EventStore {}
+/// Device leases, worker membership, and the fenced views of a session. The rules are
+/// `crate::lease`'s; the adapters apply them to the record they read and write the result
+/// conditioned on it, so that of racing writers exactly one commits. Times are the
+/// caller's (`now`): the store keeps no clock of its own.
+///
+/// Reads of a lease or a membership record by its key see every write answered before
+/// them; the listings are eventually consistent on DynamoDB (they read an index).
+#[async_trait]
+pub trait LeaseStore: Send + Sync {
+    /// Takes the device's lease for `claim.owner` until `claim.now + claim.ttl` when
+    /// `lease::grant` allows it (free, released, expired by `claim.now`, held by the same
+    /// owner, or still at the version `claim.unchanged`), with the epoch of
+    /// `lease::next_epoch`; returns the stored lease. `Conflict("lease")` while another owner
+    /// holds it. Of concurrent claims of one lease exactly one new owner wins.
+    async fn acquire_lease(&self, claim: &Claim) -> Result<Lease, StoreError>;
 
-impl<T: AppStore + DeviceStore + MessageStore + EventStore> Store for T {}
+    /// Extends the lease `owner` holds at `epoch` until `now + ttl` (same epoch, new
+    /// version); `Conflict("lease")` when it is not (or no longer) so held: the lease is
+    /// lost.
+    async fn renew_lease(
+        &self,
+        device_id: Uuid,
+        owner: &Owner,
+        epoch: u64,
+        now: OffsetDateTime,
+        ttl: Duration,
+    ) -> Result<Lease, StoreError>;
+
+    /// Releases the lease `owner` holds at `epoch`: no owner, the same epoch (the next owner
+    /// gets one more), free for anyone at once. `Conflict("lease")` when `owner` does not
+    /// hold it at `epoch` (a second release included).
+    async fn release_lease(
+        &self,
+        device_id: Uuid,
+        owner: &Owner,
+        epoch: u64,
+    ) -> Result<Lease, StoreError>;
+
+    /// The device's lease, if it ever had one.
+    async fn get_lease(&self, device_id: Uuid) -> Result<Option<Lease>, StoreError>;
+
+    /// Leases in device id order, `page.limit` per page: of every device (released and
+    /// expired ones included) when `owner` is `None`, else those whose record names `owner`
+    /// (expired ones included).
+    async fn list_leases(
+        &self,
+        owner: Option<&Owner>,
+        page: PageRequest,
+    ) -> Result<Page<Lease>, StoreError>;
+
+    /// Registers a worker, replacing any record of its worker id (a new run of the worker
+    /// takes the id over).
+    async fn register_worker(&self, member: &Member) -> Result<(), StoreError>;
+
+    /// Replaces the worker's record (expiry, sessions, capacity, inbox) if it belongs to
+    /// the same run (`lease::heartbeat`): `NotFound` when it is gone, `Conflict("worker")`
+    /// when another process registered the same worker id since.
+    async fn heartbeat_worker(&self, member: &Member) -> Result<(), StoreError>;
+
+    /// Deletes the worker's record if it belongs to `owner`'s run (`lease::deregister`):
+    /// nothing when there is none, `Conflict("worker")` (and the record stays) when it is
+    /// another run's.
+    async fn deregister_worker(&self, owner: &Owner) -> Result<(), StoreError>;
+
+    /// Every worker live at `now` (`Member::is_live`), in worker id order.
+    async fn live_workers(&self, now: OffsetDateTime) -> Result<Vec<Member>, StoreError>;
+
+    /// The same store, with every write conditioned on `fence`: it commits only while the
+    /// device's lease is held by `fence.owner` at `fence.epoch`, in the same transaction as
+    /// the write, and otherwise fails with `Fenced` having written nothing. All writes are
+    /// fenced (devices, presences, messages, media, idempotency keys, events, deliveries),
+    /// whatever device they are for; the lease and membership methods and all reads are
+    /// not.
+    fn fenced(&self, fence: Fence) -> Arc<dyn Store>;
+}
+
+/// Everything the use cases store.
+pub trait Store: AppStore + DeviceStore + MessageStore + EventStore + LeaseStore {}
+
+impl<T: AppStore + DeviceStore + MessageStore + EventStore + LeaseStore> Store for T {}
 
 #[cfg(test)]
 mod tests {
@@ -472,6 +560,7 @@ mod tests {
         assert_eq!(code(StoreError::Conflict("app_name")), ErrorCode::Conflict);
         assert_eq!(code(StoreError::TooLarge), ErrorCode::RequestTooLarge);
         assert_eq!(code(StoreError::Throttled), ErrorCode::InternalError);
+        assert_eq!(code(StoreError::Fenced), ErrorCode::InternalError);
         assert_eq!(
             code(StoreError::Backend("x".into())),
             ErrorCode::InternalError

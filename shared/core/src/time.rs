@@ -5,7 +5,11 @@ use ::time::format_description::well_known::Rfc3339;
 
 /// Now, truncated to milliseconds so a stored and re-read timestamp compares equal.
 pub fn now() -> OffsetDateTime {
-    let t = OffsetDateTime::now_utc();
+    truncate(OffsetDateTime::now_utc())
+}
+
+/// `t` without its fraction of a millisecond (the precision of the store).
+pub fn truncate(t: OffsetDateTime) -> OffsetDateTime {
     t.replace_millisecond(t.millisecond())
         .expect("milliseconds of a valid time are valid")
 }

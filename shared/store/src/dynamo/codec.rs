@@ -1,6 +1,7 @@
 //! How every record of the port is laid out in the table: the key builders, the index
 //! attributes, and one `From` (record → item) and one `TryFrom` (item → record) per record
-//! type. docs/dynamodb.md describes the design; this module is its only implementation.
+//! type. docs/dynamodb.md describes the design; this module is its only implementation,
+//! but for the items of leases and workers, which `leases` lays out with the keys below.
 //!
 //! Index attributes are derived here from the record, never set by callers: an item is in a
 //! sparse index exactly when its record says so (a message while it is pending, ...).
@@ -31,8 +32,8 @@ pub(crate) const SK: &str = "sk";
 pub(crate) const REV: &str = "rev";
 /// The TTL attribute (epoch seconds) of idempotency records.
 pub(crate) const EXPIRES_AT: &str = "expires_at";
-/// The exact expiry (epoch milliseconds) of idempotency records; reads and conditions use
-/// it, DynamoDB's TTL the coarser `expires_at`.
+/// The exact expiry (epoch milliseconds) of idempotency records, leases and worker
+/// records; reads and conditions use it, DynamoDB's TTL the coarser `expires_at`.
 pub(crate) const EXPIRES_MS: &str = "expires_ms";
 pub(crate) const STATUS: &str = "status";
 pub(crate) const RESPONSE_STATUS: &str = "response_status";
@@ -146,6 +147,15 @@ pub(crate) mod list {
     pub(crate) fn media_chunks(device: Uuid, message_id: &str, upload: Uuid) -> String {
         format!("CHUNK#{device}#{message_id}#{upload}")
     }
+    /// One of the partitions every lease is listed in (`shard` < `dynamo::leases::SHARDS`).
+    pub(crate) fn leases(shard: u8) -> String {
+        format!("LEASES#{shard:02}")
+    }
+    /// The leases held by one run of a worker.
+    pub(crate) fn leases_of_owner(incarnation: Uuid, worker_id: &str) -> String {
+        format!("LEASEOWNER#{incarnation}#{worker_id}")
+    }
+    pub(crate) const WORKERS: &str = "WORKERS";
 }
 
 /// Primary keys. A hash key embeds at most one free-form string, always last, so no two
@@ -211,6 +221,12 @@ pub(crate) mod key {
     }
     pub(crate) fn counter(name: &str) -> Item {
         Item::key(format!("COUNTER#{name}"), "COUNTER")
+    }
+    pub(crate) fn lease(device: Uuid) -> Item {
+        Item::key(format!("LEASE#{device}"), "LEASE")
+    }
+    pub(crate) fn worker(worker_id: &str) -> Item {
+        Item::key(format!("WORKER#{worker_id}"), "WORKER")
     }
 }
 

@@ -18,6 +18,7 @@ use aws_sdk_dynamodb::types::{
     Projection, ProjectionType, ScalarAttributeType, TableDescription, TableStatus,
     TimeToLiveSpecification, TimeToLiveStatus,
 };
+use wa_core::lease::Fence;
 use wa_core::store::StoreError;
 
 use codec::{EXPIRES_AT, Index, PK, SK};
@@ -27,6 +28,7 @@ mod apps;
 mod codec;
 mod devices;
 mod events;
+mod leases;
 mod messages;
 mod ops;
 mod retry;
@@ -39,6 +41,8 @@ const ACTIVE_TIMEOUT: Duration = Duration::from_secs(300);
 pub struct DynamoStore {
     client: Client,
     table: Arc<str>,
+    /// Set by `LeaseStore::fenced`: every write is conditioned on this lease.
+    fence: Option<Arc<Fence>>,
 }
 
 impl DynamoStore {
@@ -47,6 +51,7 @@ impl DynamoStore {
         DynamoStore {
             client,
             table: Arc::from(table.into()),
+            fence: None,
         }
     }
 
@@ -292,6 +297,21 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
     async fn conformance_events() {
         wa_testkit::conformance::event_store(store().await).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn conformance_leases() {
+        wa_testkit::conformance::lease_store(store().await).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn conformance_fenced_writes() {
+        wa_testkit::conformance::fenced_writes(store().await).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn conformance_worker_membership() {
+        wa_testkit::conformance::worker_membership(store().await).await;
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -171,10 +171,15 @@ impl Write {
         Write::new(Op::Delete(key))
     }
 
-    /// Fails with `error` when an item with `key` exists; writes nothing. Only meaningful
-    /// in a transaction with other writes, which it then guards.
+    /// Writes nothing: only its condition (set with `when`) counts. Only meaningful in a
+    /// transaction with other writes, which it then guards.
+    pub(crate) fn check(key: Item) -> Write {
+        Write::new(Op::Check(key))
+    }
+
+    /// Fails with `error` when an item with `key` exists; writes nothing (a `check`).
     pub(crate) fn absent(key: Item, error: StoreError) -> Write {
-        Write::new(Op::Check(key)).when("attribute_not_exists(pk)", OnCondition::Fail(error))
+        Write::check(key).when("attribute_not_exists(pk)", OnCondition::Fail(error))
     }
 
     /// Adds the condition (placeholders `#x`/`:x`, bound with `name`/`value`).
@@ -519,8 +524,19 @@ impl DynamoStore {
 
     /// Writes one item alone, or several in one transaction (all or none). A failed
     /// condition becomes what its write declares; a write that lost a race with another
-    /// transaction is tried again a few times.
-    pub(crate) async fn write(&self, writes: Vec<Write>) -> Result<(), WriteError> {
+    /// transaction is tried again a few times. In a fenced view the transaction also checks
+    /// the lease, first: a lost lease fails it with `Fenced` whatever else it would meet.
+    pub(crate) async fn write(&self, mut writes: Vec<Write>) -> Result<(), WriteError> {
+        if let Some(fence) = &self.fence
+            && !writes.is_empty()
+        {
+            writes.insert(0, super::leases::fence_check(fence));
+        }
+        self.write_unfenced(writes).await
+    }
+
+    /// `write` without the fence (the writes of leases and membership records).
+    pub(crate) async fn write_unfenced(&self, writes: Vec<Write>) -> Result<(), WriteError> {
         if writes.len() > MAX_TRANSACTION_ITEMS {
             return Err(StoreError::Backend(format!(
                 "a transaction of {} items exceeds DynamoDB's {MAX_TRANSACTION_ITEMS}",

@@ -41,7 +41,8 @@ fn time_col(row: &Row<'_>, i: usize) -> rusqlite::Result<Option<time::OffsetDate
         .transpose()
 }
 
-fn uuid_col(row: &Row<'_>, i: usize) -> rusqlite::Result<Uuid> {
+/// Column `i` as a UUID (a conversion failure when it is not one).
+pub(super) fn uuid_col(row: &Row<'_>, i: usize) -> rusqlite::Result<Uuid> {
     let s: String = row.get(i)?;
     Uuid::parse_str(&s).map_err(|e| conversion(i, e))
 }

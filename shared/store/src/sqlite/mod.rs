@@ -14,6 +14,7 @@ use cache::{APPS_MARK, Caches};
 use rusqlite::{Connection, ErrorCode, OptionalExtension, Row, params};
 use uuid::Uuid;
 use wa_core::apps::App;
+use wa_core::lease::Fence;
 use wa_core::store::{AppStore, AppUpdate, Page, PageRequest, StoreError};
 use wa_core::time;
 
@@ -115,6 +116,7 @@ CREATE TABLE closed_apps (
     app_id TEXT PRIMARY KEY
 );
 "#,
+    leases::MIGRATION,
 ];
 
 /// State in one SQLite database file.
@@ -129,6 +131,8 @@ pub struct SqliteStore {
     /// using the file, exclusive for the one that caches reads (`with_read_caches`). None for
     /// a private temporary database.
     lock: Option<Arc<std::fs::File>>,
+    /// Set by `LeaseStore::fenced`: every write is conditioned on this lease.
+    fence: Option<Arc<Fence>>,
 }
 
 /// A queue whose messages can be written inside a transaction of the store's database: the
@@ -211,6 +215,7 @@ impl SqliteStore {
             caches: None,
             commands: None,
             lock: Some(Arc::new(lock)),
+            fence: None,
         })
     }
 
@@ -221,6 +226,7 @@ impl SqliteStore {
             caches: None,
             commands: None,
             lock: None,
+            fence: None,
         })
     }
 
@@ -263,22 +269,26 @@ impl SqliteStore {
         self.db.clone()
     }
 
-    /// A write, committed with the other writes waiting at the same moment.
+    /// A write, committed with the other writes waiting at the same moment; in a fenced
+    /// view, only while its lease holds.
     pub(crate) async fn with<T, F>(&self, f: F) -> Result<T, StoreError>
     where
         T: Send + 'static,
         F: FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
     {
-        self.db.write(f).await
+        self.db.write(leases::fenced(self.fence.clone(), f)).await
     }
 
-    /// A write that changes the tables of `marks` (whose cached reads it invalidates).
+    /// A write that changes the tables of `marks` (whose cached reads it invalidates); in
+    /// a fenced view, only while its lease holds.
     pub(crate) async fn with_marked<T, F>(&self, marks: Marks, f: F) -> Result<T, StoreError>
     where
         T: Send + 'static,
         F: FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
     {
-        self.db.write_marked(marks, f).await
+        self.db
+            .write_marked(marks, leases::fenced(self.fence.clone(), f))
+            .await
     }
 
     /// A read on this thread's connection.
@@ -518,12 +528,19 @@ impl AppStore for SqliteStore {
 mod cache;
 mod devices;
 mod events;
+mod leases;
 mod messages;
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use std::sync::Arc;
+
+    async fn leases_conformance(store: Arc<SqliteStore>) {
+        wa_testkit::conformance::lease_store(store.clone()).await;
+        wa_testkit::conformance::fenced_writes(store.clone()).await;
+        wa_testkit::conformance::worker_membership(store).await;
+    }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn conformance_in_memory() {
@@ -532,7 +549,8 @@ mod tests {
         wa_testkit::conformance::device_store(store.clone()).await;
         wa_testkit::conformance::message_store(store.clone()).await;
         wa_testkit::conformance::closed_apps(store.clone()).await;
-        wa_testkit::conformance::event_store(store).await;
+        wa_testkit::conformance::event_store(store.clone()).await;
+        leases_conformance(store).await;
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -542,7 +560,8 @@ mod tests {
         wa_testkit::conformance::device_store(store.clone()).await;
         wa_testkit::conformance::message_store(store.clone()).await;
         wa_testkit::conformance::closed_apps(store.clone()).await;
-        wa_testkit::conformance::event_store(store).await;
+        wa_testkit::conformance::event_store(store.clone()).await;
+        leases_conformance(store).await;
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -555,6 +574,7 @@ mod tests {
         wa_testkit::conformance::message_store(store.clone()).await;
         wa_testkit::conformance::closed_apps(store.clone()).await;
         wa_testkit::conformance::event_store(store.clone()).await;
+        leases_conformance(store.clone()).await;
         let kept = wa_testkit::fixtures::app(&wa_testkit::fixtures::tenant(), "kept");
         store.insert_app(&kept).await.unwrap();
         let device = wa_testkit::fixtures::device(kept.app_id, "kept");

@@ -7,7 +7,8 @@
 //!
 //! Consistency: reads of a record by its key (`get_app`, `get_device`, `get_message`, ...)
 //! see every write answered before them, on every adapter. Listings (`list_apps`,
-//! `list_devices`, `devices_with_status`, `list_messages`, `list_deliveries`) are
+//! `list_devices`, `devices_with_status`, `list_messages`, `list_deliveries`,
+//! `list_leases`, `live_workers`) are
 //! eventually consistent on DynamoDB (they read a global secondary index); the checks that
 //! list right after writing hold there only because moto's indexes are consistent.
 //! Where a use case needs a listing that sees its own writes (deleting an App and its
@@ -17,11 +18,13 @@
 mod apps;
 mod devices;
 mod events;
+mod leases;
 mod messages;
 mod queue;
 
 pub use apps::{app_store, closed_apps};
 pub use devices::device_store;
 pub use events::event_store;
+pub use leases::{fenced_writes, lease_store, worker_membership};
 pub use messages::message_store;
 pub use queue::{QueueProfile, queue, queue_basics, queue_dead_letters, queue_delay, queue_groups};
