@@ -218,8 +218,9 @@ pub async fn consume(
 
 /// The sends Lambda's handler: a batch from the sends queue (SQS trigger with
 /// `ReportBatchItemFailures`). Accepted and dead-lettered records succeed (SQS deletes
-/// them); the ones to retry are reported failed, and come back after the queue's
-/// visibility timeout.
+/// them); the ones to retry get [`RETRY_DELAY`] as their visibility timeout and are
+/// reported failed, so they come back after that delay, not after the queue's visibility
+/// timeout. If the delay cannot be set they still come back, after the queue's timeout.
 pub async fn handle_batch(
     ctx: &Context,
     queue: &dyn Queue,
@@ -230,34 +231,48 @@ pub async fn handle_batch(
         let id = record.message_id.clone().unwrap_or_default();
         let body = record.body.clone().unwrap_or_default();
         let outcome = handle(ctx, &body).await;
+        let received = Received {
+            message_id: id.clone(),
+            receipt: record.receipt_handle.clone().unwrap_or_default(),
+            body,
+            group: record.attributes.get("MessageGroupId").cloned(),
+            receive_count: record
+                .attributes
+                .get("ApproximateReceiveCount")
+                .and_then(|c| c.parse().ok())
+                .unwrap_or(1),
+        };
         let failed = match &outcome {
             Outcome::Accepted { message_id } => {
                 tracing::info!(%message_id, "event-driven send accepted");
                 false
             }
             Outcome::Retry(why) => {
-                tracing::warn!(reason = %why, "event-driven send will be retried");
+                tracing::warn!(
+                    reason = %why,
+                    sqs_message_id = %id,
+                    receive_count = received.receive_count,
+                    retry_in_secs = RETRY_DELAY.as_secs(),
+                    "event-driven send will be retried"
+                );
+                if let Err(e) = queue
+                    .retry_after(SENDS, &received.receipt, RETRY_DELAY)
+                    .await
+                {
+                    tracing::warn!(error = %e, "setting the retry delay failed; it comes back after the queue's visibility timeout");
+                }
                 true
             }
-            Outcome::Dead(why) => {
-                let received = Received {
-                    message_id: id.clone(),
-                    receipt: record.receipt_handle.clone().unwrap_or_default(),
-                    body,
-                    group: record.attributes.get("MessageGroupId").cloned(),
-                    receive_count: 0,
-                };
-                match queue.dead_letter(SENDS, &received, why).await {
-                    Ok(()) => {
-                        tracing::warn!(reason = %why, "event-driven send moved to the dead letters");
-                        false
-                    }
-                    Err(e) => {
-                        tracing::error!(error = %e, reason = %why, "dead-lettering an event-driven send failed");
-                        true
-                    }
+            Outcome::Dead(why) => match queue.dead_letter(SENDS, &received, why).await {
+                Ok(()) => {
+                    tracing::warn!(reason = %why, "event-driven send moved to the dead letters");
+                    false
                 }
-            }
+                Err(e) => {
+                    tracing::error!(error = %e, reason = %why, "dead-lettering an event-driven send failed");
+                    true
+                }
+            },
         };
         if failed {
             response.add_failure(id);

@@ -1101,3 +1101,110 @@ async fn sends_lambda_batch() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+/// A queue port that records `retry_after` and refuses everything else: what the sends
+/// Lambda asks of SQS for a record it reports failed.
+#[derive(Default)]
+struct RetryLog(std::sync::Mutex<Vec<(String, String, Duration)>>);
+
+#[async_trait::async_trait]
+impl wa_core::queue::Queue for RetryLog {
+    async fn send(
+        &self,
+        _: &str,
+        _: Option<&str>,
+        _: &str,
+        _: Duration,
+    ) -> Result<String, wa_core::queue::QueueError> {
+        Err(wa_core::queue::QueueError::Backend("not in this test".into()))
+    }
+    async fn receive(
+        &self,
+        _: &str,
+        _: usize,
+        _: Duration,
+    ) -> Result<Vec<wa_core::queue::Received>, wa_core::queue::QueueError> {
+        Err(wa_core::queue::QueueError::Backend("not in this test".into()))
+    }
+    async fn delete(&self, _: &str, _: &str) -> Result<(), wa_core::queue::QueueError> {
+        Err(wa_core::queue::QueueError::Backend("not in this test".into()))
+    }
+    async fn retry_after(
+        &self,
+        queue: &str,
+        receipt: &str,
+        delay: Duration,
+    ) -> Result<(), wa_core::queue::QueueError> {
+        self.0
+            .lock()
+            .unwrap()
+            .push((queue.into(), receipt.into(), delay));
+        Ok(())
+    }
+    async fn dead_letters(
+        &self,
+        _: &str,
+        _: usize,
+    ) -> Result<Vec<wa_core::queue::DeadLetter>, wa_core::queue::QueueError> {
+        Ok(Vec::new())
+    }
+    async fn depth(&self, _: &str) -> Result<wa_core::queue::Depth, wa_core::queue::QueueError> {
+        Ok(Default::default())
+    }
+}
+
+/// A record that may succeed later is given the documented retry delay as its visibility
+/// before it is reported failed: SQS hands it out again after `RETRY_DELAY`, not after the
+/// queue's visibility timeout.
+#[tokio::test]
+async fn a_retried_sends_record_comes_back_after_the_retry_delay() {
+    let api = api(Duration::from_secs(5), 0.0, 1).await;
+    let app = api
+        .ctx
+        .store
+        .app_by_token_hash(&wa_core::auth::hash_token(&api.token))
+        .await
+        .unwrap()
+        .unwrap();
+    api.call(
+        "POST",
+        &format!("/devices/{}/disconnect", api.device),
+        Value::Null,
+        &[],
+    )
+    .await;
+    let body = json!({
+        "app_id": app.app_id, "device_id": api.device, "idempotency_key": "retry-1",
+        "message": {"to": "15550001111", "type": "text", "text": "later"},
+    })
+    .to_string();
+    let log = RetryLog::default();
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let event = serde_json::from_value(json!({"Records": [{
+            "messageId": "m-retry", "receiptHandle": "receipt-7", "body": body,
+            "attributes": {"ApproximateReceiveCount": "3"}, "messageAttributes": {},
+            "eventSource": "aws:sqs", "awsRegion": "us-east-1",
+            "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:sends"
+        }]}))
+        .unwrap();
+        let res = crate::sends::handle_batch(&api.ctx, &log, event).await;
+        if res.batch_item_failures.len() == 1 {
+            assert_eq!(res.batch_item_failures[0].item_identifier, "m-retry");
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "never refused while disconnected"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(
+        log.0.lock().unwrap().last().cloned(),
+        Some((
+            wa_core::queue::SENDS.to_owned(),
+            "receipt-7".to_owned(),
+            crate::sends::RETRY_DELAY
+        ))
+    );
+}

@@ -7,6 +7,7 @@
 //! are idempotent: each checks the device's current status first.
 
 mod config;
+pub mod health;
 pub mod media;
 mod pacing;
 pub use wa_fn_webhooks as webhooks;
@@ -148,6 +149,7 @@ impl Worker {
             if *shutdown.borrow() {
                 break;
             }
+            health::beat();
             let free = permits.available_permits();
             let batch = if free == 0 {
                 Vec::new()

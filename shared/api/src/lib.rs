@@ -44,7 +44,9 @@ pub struct Context {
     pub store: Arc<dyn Store>,
     pub queue: Arc<dyn Queue>,
     pub notifier: Arc<Notifier>,
-    pub jwt: JwtConfig,
+    /// How tenant JWTs are checked; `None` where no tenant JWT is verified (an HTTP Lambda
+    /// without JWT routes): a JWT route then answers 401 unauthorized.
+    pub jwt: Option<JwtConfig>,
     /// Reported by /health.
     pub version: &'static str,
     /// The provider, where its sessions live in this process: profile and group queries
@@ -63,10 +65,11 @@ pub struct Context {
 pub type AppState = Arc<Context>;
 
 impl Context {
+    /// `jwt`: a `JwtConfig`, or `None` where no tenant JWT is verified.
     pub fn new(
         store: Arc<dyn Store>,
         queue: Arc<dyn Queue>,
-        jwt: JwtConfig,
+        jwt: impl Into<Option<JwtConfig>>,
         allow_private_urls: bool,
     ) -> Context {
         let notifier = Notifier::new();
@@ -84,7 +87,7 @@ impl Context {
             store,
             queue,
             notifier,
-            jwt,
+            jwt: jwt.into(),
             version: env!("CARGO_PKG_VERSION"),
             provider: None,
             sandbox: None,
