@@ -763,6 +763,58 @@ async fn the_functions_write_emf_records_with_the_names_of_metrics() {
     assert!(record["_aws"]["Timestamp"].as_u64().is_some(), "{record}");
 }
 
+/// The worker's container health check (`wa-worker health`, as the task definition runs
+/// it) passes on the heartbeat the running worker keeps in its task volume, and fails on
+/// a missing one; the worker writes its EMF records (the gauges of `/metrics` among them)
+/// once a minute.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_worker_passes_its_health_check_and_writes_emf_records() {
+    let stack = shared();
+    let heartbeat = Path::new(stack.ready["state_dir"].as_str().unwrap())
+        .join("volumes")
+        .join("run")
+        .join("heartbeat");
+    let health = |file: &Path| {
+        Command::new(bin_dir().join("wa-worker"))
+            .arg("health")
+            .env("WA_HEALTH_FILE", file)
+            .output()
+            .unwrap()
+    };
+    let deadline = Instant::now() + SETTLES_WITHIN;
+    while !heartbeat.exists() {
+        assert!(Instant::now() < deadline, "no heartbeat\n{}", stack.logs());
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let ok = health(&heartbeat);
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    let missing = health(&heartbeat.with_file_name("none"));
+    assert!(!missing.status.success());
+
+    // The first records come one interval (60 s) after the start.
+    let deadline = Instant::now() + Duration::from_secs(150);
+    let record = loop {
+        let found = stack.worker_log().into_iter().find(|l| {
+            l.get("_aws").is_some() && l.get("wa_queue_depth").is_some()
+        });
+        if let Some(r) = found {
+            break r;
+        }
+        assert!(Instant::now() < deadline, "no EMF record of the worker\n{}", stack.logs());
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    };
+    assert_eq!(record["queue"], "commands", "{record}");
+    assert_eq!(
+        record["_aws"]["CloudWatchMetrics"][0]["Dimensions"],
+        json!([["queue", "state"]]),
+        "{record}"
+    );
+}
+
 /// A send that may succeed later (its device is not connected) is retried after the
 /// documented delay (`RETRY_DELAY`, 30 s), not after the queue's visibility timeout (180
 /// s): the function sets the message's visibility before it reports the failure. The wait
