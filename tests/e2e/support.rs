@@ -28,9 +28,31 @@ impl Server {
         s
     }
 
+    /// Starts the server like `start`, with its open-file limit (soft and hard) at
+    /// `open_files`.
+    pub fn start_with_open_files(env: &[(&str, &str)], open_files: u32) -> Server {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = Server::launch(dir.path(), env, Some(open_files));
+        s._dir = Some(dir);
+        s
+    }
+
     /// Starts the server on an existing data directory (restarts).
     pub fn start_in(data_dir: &Path, env: &[(&str, &str)]) -> Server {
-        let mut cmd = Command::new(BIN);
+        Server::launch(data_dir, env, None)
+    }
+
+    fn launch(data_dir: &Path, env: &[(&str, &str)], open_files: Option<u32>) -> Server {
+        let mut cmd = match open_files {
+            None => Command::new(BIN),
+            Some(n) => {
+                let mut sh = Command::new("/bin/sh");
+                sh.arg("-c")
+                    .arg(format!("ulimit -n {n} && exec \"$0\""))
+                    .arg(BIN);
+                sh
+            }
+        };
         cmd.env_clear()
             .env("PATH", std::env::var("PATH").unwrap_or_default())
             .env("WA_LISTEN", "127.0.0.1:0")
@@ -127,14 +149,14 @@ impl Server {
             .unwrap()
             .success();
         assert!(ok, "kill -TERM");
-        for _ in 0..200 {
+        for _ in 0..1200 {
             if let Some(status) = child.try_wait().unwrap() {
                 return status;
             }
             std::thread::sleep(Duration::from_millis(50));
         }
         let _ = child.kill();
-        panic!("wa-server did not stop within 10 s of SIGTERM");
+        panic!("wa-server did not stop within 60 s of SIGTERM");
     }
 }
 

@@ -43,6 +43,17 @@ pub struct Config {
     pub link_wait: std::time::Duration,
     /// `WA_SEND_WAIT_MS`, default 20000: how long a send waits for WhatsApp before 202.
     pub send_wait: std::time::Duration,
+    /// `WA_HEADER_TIMEOUT_MS`, default 10000: a request head (from the connection's start,
+    /// or from its first byte on a kept-alive connection) must arrive within it, else the
+    /// connection is closed.
+    pub header_timeout: std::time::Duration,
+    /// `WA_IDLE_TIMEOUT_SECS`, default 60: a kept-alive connection with no request for this
+    /// long is closed.
+    pub idle_timeout: std::time::Duration,
+    /// `WA_MAX_CONNECTIONS`: client connections open at most; unset, three quarters of the
+    /// open-file limit (at most 10000). Never more than the open-file limit leaves after a
+    /// reserve for the database and the sessions.
+    pub max_connections: Option<usize>,
     /// The worker's settings: `WA_PROVIDER`, `WA_QR_TTL_SECS`, `WA_CONNECT_TIMEOUT_SECS`.
     pub worker: wa_worker::WorkerConfig,
     /// The AWS data path: `WA_TABLE_NAME` (DynamoDB instead of SQLite),
@@ -127,6 +138,38 @@ impl Config {
                 .map(std::time::Duration::from_millis)
                 .ok_or_else(|| err("WA_SEND_WAIT_MS", "must be milliseconds, at most 120000"))?,
         };
+        let header_timeout = match var("WA_HEADER_TIMEOUT_MS") {
+            None => std::time::Duration::from_secs(10),
+            Some(v) => v
+                .parse::<u64>()
+                .ok()
+                .filter(|n| (100..=60_000).contains(n))
+                .map(std::time::Duration::from_millis)
+                .ok_or_else(|| {
+                    err(
+                        "WA_HEADER_TIMEOUT_MS",
+                        "must be milliseconds, from 100 to 60000",
+                    )
+                })?,
+        };
+        let idle_timeout = match var("WA_IDLE_TIMEOUT_SECS") {
+            None => std::time::Duration::from_secs(60),
+            Some(v) => v
+                .parse::<u64>()
+                .ok()
+                .filter(|n| (1..=3600).contains(n))
+                .map(std::time::Duration::from_secs)
+                .ok_or_else(|| err("WA_IDLE_TIMEOUT_SECS", "must be seconds, from 1 to 3600"))?,
+        };
+        let max_connections = match var("WA_MAX_CONNECTIONS") {
+            None => None,
+            Some(v) => Some(
+                v.parse::<usize>()
+                    .ok()
+                    .filter(|n| *n >= 1)
+                    .ok_or_else(|| err("WA_MAX_CONNECTIONS", "must be a number, at least 1"))?,
+            ),
+        };
         let aws = wa_aws::AwsEnv::from_lookup(&|k| get(k));
         if aws.uses_sqs() && (aws.commands_queue_url.is_none() || aws.events_queue_url.is_none()) {
             let missing = if aws.commands_queue_url.is_none() {
@@ -160,6 +203,9 @@ impl Config {
             run_worker,
             link_wait,
             send_wait,
+            header_timeout,
+            idle_timeout,
+            max_connections,
             worker,
         })
     }
@@ -187,6 +233,18 @@ mod tests {
         assert_eq!(c.max_body_bytes, DEFAULT_MAX_BODY_BYTES);
         assert_eq!(c.log_format, LogFormat::Pretty);
         assert!(c.jwt_secret.is_none());
+        assert_eq!(c.header_timeout, std::time::Duration::from_secs(10));
+        assert_eq!(c.idle_timeout, std::time::Duration::from_secs(60));
+        assert_eq!(c.max_connections, None);
+        let c = cfg(&[
+            ("WA_HEADER_TIMEOUT_MS", "250"),
+            ("WA_IDLE_TIMEOUT_SECS", "5"),
+            ("WA_MAX_CONNECTIONS", "40"),
+        ])
+        .unwrap();
+        assert_eq!(c.header_timeout, std::time::Duration::from_millis(250));
+        assert_eq!(c.idle_timeout, std::time::Duration::from_secs(5));
+        assert_eq!(c.max_connections, Some(40));
     }
 
     #[test]
@@ -200,6 +258,11 @@ mod tests {
             ("WA_PROVIDER", "fake"),
             ("WA_QR_TTL_SECS", "0"),
             ("WA_WORKER", "maybe"),
+            ("WA_HEADER_TIMEOUT_MS", "99"),
+            ("WA_HEADER_TIMEOUT_MS", "60001"),
+            ("WA_IDLE_TIMEOUT_SECS", "0"),
+            ("WA_MAX_CONNECTIONS", "0"),
+            ("WA_MAX_CONNECTIONS", "many"),
         ] {
             assert_eq!(cfg(&[(k, v)]).unwrap_err().var, k);
         }
