@@ -2,7 +2,9 @@
 //! start-up with the variable's name.
 
 use std::net::SocketAddr;
+use std::ops::RangeInclusive;
 use std::path::PathBuf;
+use std::time::Duration;
 
 /// Default limit on request bodies: media sent inline as base64 fits, larger media goes by `url`.
 pub const DEFAULT_MAX_BODY_BYTES: usize = 32 * 1024 * 1024;
@@ -120,47 +122,42 @@ impl Config {
             Some("0") | Some("false") => false,
             Some(_) => return Err(err("WA_WORKER", "must be 1, 0, true or false")),
         };
-        let link_wait = match var("WA_LINK_WAIT_MS") {
-            None => std::time::Duration::from_secs(10),
-            Some(v) => v
-                .parse::<u64>()
-                .ok()
-                .filter(|n| *n <= 25_000)
-                .map(std::time::Duration::from_millis)
-                .ok_or_else(|| err("WA_LINK_WAIT_MS", "must be milliseconds, at most 25000"))?,
-        };
-        let send_wait = match var("WA_SEND_WAIT_MS") {
-            None => std::time::Duration::from_secs(20),
-            Some(v) => v
-                .parse::<u64>()
-                .ok()
-                .filter(|n| *n <= 120_000)
-                .map(std::time::Duration::from_millis)
-                .ok_or_else(|| err("WA_SEND_WAIT_MS", "must be milliseconds, at most 120000"))?,
-        };
-        let header_timeout = match var("WA_HEADER_TIMEOUT_MS") {
-            None => std::time::Duration::from_secs(10),
-            Some(v) => v
-                .parse::<u64>()
-                .ok()
-                .filter(|n| (100..=60_000).contains(n))
-                .map(std::time::Duration::from_millis)
-                .ok_or_else(|| {
-                    err(
-                        "WA_HEADER_TIMEOUT_MS",
-                        "must be milliseconds, from 100 to 60000",
-                    )
-                })?,
-        };
-        let idle_timeout = match var("WA_IDLE_TIMEOUT_SECS") {
-            None => std::time::Duration::from_secs(60),
-            Some(v) => v
-                .parse::<u64>()
-                .ok()
-                .filter(|n| (1..=3600).contains(n))
-                .map(std::time::Duration::from_secs)
-                .ok_or_else(|| err("WA_IDLE_TIMEOUT_SECS", "must be seconds, from 1 to 3600"))?,
-        };
+        // A whole number within `range`, `default` when unset.
+        let number =
+            |name: &'static str, default: u64, range: RangeInclusive<u64>, problem| match var(name)
+            {
+                None => Ok(default),
+                Some(v) => v
+                    .parse::<u64>()
+                    .ok()
+                    .filter(|n| range.contains(n))
+                    .ok_or_else(|| err(name, problem)),
+            };
+        let millis = Duration::from_millis;
+        let link_wait = millis(number(
+            "WA_LINK_WAIT_MS",
+            10_000,
+            0..=25_000,
+            "must be milliseconds, at most 25000",
+        )?);
+        let send_wait = millis(number(
+            "WA_SEND_WAIT_MS",
+            20_000,
+            0..=120_000,
+            "must be milliseconds, at most 120000",
+        )?);
+        let header_timeout = millis(number(
+            "WA_HEADER_TIMEOUT_MS",
+            10_000,
+            100..=60_000,
+            "must be milliseconds, from 100 to 60000",
+        )?);
+        let idle_timeout = Duration::from_secs(number(
+            "WA_IDLE_TIMEOUT_SECS",
+            60,
+            1..=3600,
+            "must be seconds, from 1 to 3600",
+        )?);
         let max_connections = match var("WA_MAX_CONNECTIONS") {
             None => None,
             Some(v) => Some(
@@ -236,6 +233,8 @@ mod tests {
         assert_eq!(c.header_timeout, std::time::Duration::from_secs(10));
         assert_eq!(c.idle_timeout, std::time::Duration::from_secs(60));
         assert_eq!(c.max_connections, None);
+        assert_eq!(c.link_wait, Duration::from_secs(10));
+        assert_eq!(c.send_wait, Duration::from_secs(20));
         let c = cfg(&[
             ("WA_HEADER_TIMEOUT_MS", "250"),
             ("WA_IDLE_TIMEOUT_SECS", "5"),
@@ -258,6 +257,8 @@ mod tests {
             ("WA_PROVIDER", "fake"),
             ("WA_QR_TTL_SECS", "0"),
             ("WA_WORKER", "maybe"),
+            ("WA_LINK_WAIT_MS", "25001"),
+            ("WA_SEND_WAIT_MS", "soon"),
             ("WA_HEADER_TIMEOUT_MS", "99"),
             ("WA_HEADER_TIMEOUT_MS", "60001"),
             ("WA_IDLE_TIMEOUT_SECS", "0"),

@@ -368,22 +368,30 @@ impl Answers {
 
     pub(crate) fn poll_flush<W: AsyncWrite + Unpin>(
         &mut self,
-        mut inner: Pin<&mut W>,
+        inner: Pin<&mut W>,
         cx: &mut Context<'_>,
     ) -> Poll<io::Result<()>> {
-        self.settle(true);
-        ready!(self.poll_out(inner.as_mut(), cx))?;
-        inner.poll_flush(cx)
+        self.poll_owed_then(inner, cx, W::poll_flush)
     }
 
     pub(crate) fn poll_shutdown<W: AsyncWrite + Unpin>(
         &mut self,
+        inner: Pin<&mut W>,
+        cx: &mut Context<'_>,
+    ) -> Poll<io::Result<()>> {
+        self.poll_owed_then(inner, cx, W::poll_shutdown)
+    }
+
+    /// Writes what is owed (a held head settled first), then does `then` on the socket.
+    fn poll_owed_then<W: AsyncWrite + Unpin>(
+        &mut self,
         mut inner: Pin<&mut W>,
         cx: &mut Context<'_>,
+        then: fn(Pin<&mut W>, &mut Context<'_>) -> Poll<io::Result<()>>,
     ) -> Poll<io::Result<()>> {
         self.settle(true);
         ready!(self.poll_out(inner.as_mut(), cx))?;
-        inner.poll_shutdown(cx)
+        then(inner, cx)
     }
 
     /// Decides on a held head once it is complete (or, with `force`, passes on what there
