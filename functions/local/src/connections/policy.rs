@@ -94,14 +94,23 @@ pub struct Candidate {
 }
 
 /// The connection to close to make room for a new one: the one that has waited longest
-/// without a request being answered (idle, or still sending its head). `None` when every
-/// connection is answering a request (or already closing): the new one waits.
+/// without a request being answered (idle, or still sending its head). `None` while one
+/// chosen before is still closing (it makes the room), or when every connection is answering
+/// a request: the new one waits.
 pub fn victim(connections: impl IntoIterator<Item = Candidate>) -> Option<u64> {
-    connections
-        .into_iter()
-        .filter(|c| c.phase != Phase::Busy && !c.shedding)
-        .min_by_key(|c| (c.since, c.id))
-        .map(|c| c.id)
+    let mut oldest: Option<Candidate> = None;
+    for c in connections {
+        if c.phase == Phase::Busy {
+            continue;
+        }
+        if c.shedding {
+            return None;
+        }
+        if oldest.is_none_or(|o| (c.since, c.id) < (o.since, o.id)) {
+            oldest = Some(c);
+        }
+    }
+    oldest.map(|c| c.id)
 }
 
 /// How a connection is closed.
@@ -235,10 +244,20 @@ mod tests {
             ]),
             Some(3)
         );
-        // Busy connections are never shed, nor one already closing.
+        // Busy connections are never shed; none is while one chosen before is closing...
         assert_eq!(
-            victim([c(1, Phase::Busy, 0, false), c(2, Phase::Head, 1, true)]),
+            victim([
+                c(1, Phase::Busy, 0, false),
+                c(2, Phase::Head, 1, true),
+                c(3, Phase::Idle, 2, false)
+            ]),
             None
+        );
+        assert_eq!(victim([c(1, Phase::Busy, 0, false)]), None);
+        // ...unless it started answering a request instead.
+        assert_eq!(
+            victim([c(1, Phase::Busy, 0, true), c(2, Phase::Head, 1, false)]),
+            Some(2)
         );
         assert_eq!(
             victim([c(1, Phase::Fresh, 1, false), c(2, Phase::Head, 1, false)]),
