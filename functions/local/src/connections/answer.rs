@@ -106,6 +106,18 @@ fn head_len(bytes: &[u8]) -> Option<usize> {
         .map(|i| i + 4)
 }
 
+/// Where in `rest` the head begun with `seen` ends (just past its blank line, which may
+/// straddle the two).
+fn blank_line_end(seen: &[u8], rest: &[u8]) -> Option<usize> {
+    const BLANK: &[u8] = b"\r\n\r\n";
+    for k in (1..=3).rev() {
+        if seen.ends_with(&BLANK[..k]) && rest.starts_with(&BLANK[k..]) {
+            return Some(4 - k);
+        }
+    }
+    head_len(rest)
+}
+
 /// Follows the responses written on one connection.
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct Tracker {
@@ -136,20 +148,21 @@ impl Tracker {
                     if head.is_empty() && requests.bodyless(*answered).is_none() {
                         return Some(i);
                     }
-                    // A head ends at its blank line, which may straddle two writes.
-                    let seen = head.len();
-                    let from = seen.saturating_sub(3);
-                    head.extend_from_slice(&bytes[i..]);
-                    match head_len(&head[from..]) {
-                        Some(len) => {
-                            let end = from + len;
-                            i += end - seen;
-                            head.truncate(end);
+                    let rest = &bytes[i..];
+                    match blank_line_end(head, rest) {
+                        Some(end) => {
+                            head.extend_from_slice(&rest[..end]);
+                            i += end;
                             let head = std::mem::take(head);
                             self.framing = after_head(&head, requests, answered);
                         }
-                        None if head.len() > MAX_FOLLOWED_HEAD => self.framing = Framing::Rest,
-                        None => return None,
+                        None if head.len() + rest.len() > MAX_FOLLOWED_HEAD => {
+                            self.framing = Framing::Rest
+                        }
+                        None => {
+                            head.extend_from_slice(rest);
+                            return None;
+                        }
                     }
                 }
                 Framing::Length(left) => {
@@ -633,6 +646,16 @@ mod tests {
             through(&[b"HTTP/1.1 431"], &Waiting::default()).await,
             b"HTTP/1.1 431"
         );
+    }
+
+    #[test]
+    fn blank_lines_across_writes() {
+        assert_eq!(blank_line_end(b"", b"a\r\n\r\nbody"), Some(5));
+        assert_eq!(blank_line_end(b"a\r\n\r", b"\nbody"), Some(1));
+        assert_eq!(blank_line_end(b"a\r\n", b"\r\nbody"), Some(2));
+        assert_eq!(blank_line_end(b"a\r", b"\n\r\nbody"), Some(3));
+        assert_eq!(blank_line_end(b"a\r\n", b"b\r\n\r\n"), Some(5));
+        assert_eq!(blank_line_end(b"a\r\n", b"b\r\n"), None);
     }
 
     #[test]
