@@ -369,6 +369,13 @@ async fn validation_errors_name_the_field() {
     assert_eq!((s, field(&v)), (StatusCode::BAD_REQUEST, "limit"));
     let (s, v) = api.call("GET", "/apps?cursor=zzz", Some(&t), None).await;
     assert_eq!((s, field(&v)), (StatusCode::BAD_REQUEST, "cursor"));
+    for (uri, name) in [
+        ("/apps?limit=1&limit=2", "limit"),
+        ("/apps?cursor=a&limit=5&cursor=b", "cursor"),
+    ] {
+        let (s, v) = api.call("GET", uri, Some(&t), None).await;
+        assert_eq!((s, field(&v)), (StatusCode::BAD_REQUEST, name), "{uri}");
+    }
 }
 
 #[tokio::test]
