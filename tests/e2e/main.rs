@@ -7,4 +7,5 @@ mod foundation;
 mod messages;
 mod observability;
 mod support;
+mod webhook_secret;
 mod webhooks;

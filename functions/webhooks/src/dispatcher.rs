@@ -366,6 +366,10 @@ mod tests {
         }
     }
 
+    fn last_error(d: &Delivery) -> &str {
+        d.last_error.as_deref().unwrap_or_default()
+    }
+
     #[tokio::test]
     async fn a_receiver_that_never_answers_times_out_and_is_retried() {
         let server = LoopbackServer::start(|_| Answer::Never).await;
@@ -386,22 +390,10 @@ mod tests {
             (d.status, d.attempts, d.last_status_code),
             (DeliveryStatus::Pending, 1, None)
         );
-        assert!(
-            d.last_error
-                .as_deref()
-                .unwrap()
-                .starts_with("the request timed out"),
-            "{d:?}"
-        );
+        assert!(last_error(&d).starts_with("the request timed out"), "{d:?}");
         let d = s.until_attempts(2).await;
         assert_eq!((d.status, d.attempts), (DeliveryStatus::Failed, 2));
-        assert!(
-            d.last_error
-                .as_deref()
-                .unwrap()
-                .starts_with("the request timed out"),
-            "{d:?}"
-        );
+        assert!(last_error(&d).starts_with("the request timed out"), "{d:?}");
         assert_eq!(
             server.connections(),
             2,
