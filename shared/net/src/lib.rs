@@ -148,11 +148,6 @@ impl OutboundClient {
         })
     }
 
-    /// Whether private targets are allowed.
-    pub fn allows_private(&self) -> bool {
-        self.allow_private
-    }
-
     /// Starts a request to `url` after checking it: an absolute http(s) URL and, unless
     /// private targets are allowed, no literal address that is not public and no
     /// `localhost` name. The refusal's text follows the field's name ("url must ...").
