@@ -10,4 +10,5 @@ mod messages;
 mod observability;
 mod permissions;
 mod support;
+mod webhook_secret;
 mod webhooks;

@@ -1101,3 +1101,48 @@ async fn sends_lambda_batch() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+/// A media `url` with a literal special-purpose address (the IPv6 forms that embed a private
+/// IPv4 address or are reserved included) is refused when the send arrives, naming `url`;
+/// nothing is stored or queued.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn media_urls_with_special_purpose_literals_are_400() {
+    let api = api(Duration::from_secs(10), 0.0, 1).await;
+    for (kind, mime) in [("image", "image/jpeg"), ("document", "application/pdf")] {
+        for url in [
+            "http://127.0.0.1/a.jpg",
+            "http://[::127.0.0.1]/a.jpg",
+            "http://[64:ff9b::7f00:1]/a.jpg",
+            "http://[64:ff9b:1::a00:1]/a.jpg",
+            "http://[2002:7f00:1::1]/a.jpg",
+            "http://[::ffff:0:7f00:1]/a.jpg",
+            "http://[2001:0:4136:e378:8000:63bf:80ff:fffe]/a.jpg",
+            "http://[fec0::1]/a.jpg",
+            "http://[2001:db8::1]/a.jpg",
+            "http://169.254.169.254/latest",
+        ] {
+            let r = api
+                .send(
+                    json!({"to": "15550001111", "type": kind, "mime_type": mime, "url": url}),
+                    &[],
+                )
+                .await;
+            assert_eq!(
+                (r.status, code(&r)),
+                (StatusCode::BAD_REQUEST, "validation_error"),
+                "{url}: {}",
+                r.body
+            );
+            assert_eq!(r.body["error"]["details"]["field"], "url", "{url}");
+        }
+    }
+    let r = api
+        .call(
+            "GET",
+            &format!("/devices/{}/messages", api.device),
+            Value::Null,
+            &[],
+        )
+        .await;
+    assert_eq!(r.body["data"]["count"], 0, "nothing was stored: {}", r.body);
+}
