@@ -8,3 +8,4 @@ mod messages;
 mod observability;
 mod support;
 mod webhooks;
+mod worker;

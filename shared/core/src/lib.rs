@@ -5,6 +5,7 @@ pub mod apps;
 pub mod auth;
 #[cfg(feature = "conformance")]
 pub mod conformance;
+pub mod consume;
 pub mod device_service;
 pub mod devices;
 pub mod jid;
