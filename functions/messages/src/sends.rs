@@ -17,6 +17,7 @@ use serde::Deserialize;
 use tokio::sync::watch;
 use uuid::Uuid;
 use wa_api::Context;
+use wa_core::consume::{ConsumeOptions, Settle};
 use wa_core::messages::{SendRequest, validate_idempotency_key};
 use wa_core::queue::{Queue, QueueError, Received, SENDS};
 use wa_errors::{ApiError, ErrorCode, parse_json};
@@ -150,70 +151,55 @@ pub async fn handle(ctx: &Context, body: &str) -> Outcome {
     }
 }
 
+/// What becomes of a sends-queue message with this outcome: accepted ones are deleted,
+/// the ones that may succeed later come back after [`RETRY_DELAY`], hopeless ones go to
+/// the dead letters.
+pub fn settlement(outcome: &Outcome, receive_count: u32) -> Settle {
+    match outcome {
+        Outcome::Accepted { message_id } => {
+            tracing::info!(%message_id, "event-driven send accepted");
+            Settle::Delete
+        }
+        Outcome::Retry(why) => {
+            tracing::warn!(reason = %why, receive_count, "event-driven send will be retried");
+            Settle::RetryAfter(RETRY_DELAY)
+        }
+        Outcome::Dead(why) => {
+            tracing::warn!(reason = %why, "event-driven send moved to the dead letters");
+            Settle::DeadLetter(why.clone())
+        }
+    }
+}
+
 /// Applies an outcome to a received message.
 pub async fn settle(
     queue: &dyn Queue,
     received: &Received,
     outcome: &Outcome,
 ) -> Result<(), QueueError> {
-    match outcome {
-        Outcome::Accepted { message_id } => {
-            tracing::info!(%message_id, "event-driven send accepted");
-            queue.delete(SENDS, &received.receipt).await
-        }
-        Outcome::Retry(why) => {
-            tracing::warn!(reason = %why, receive_count = received.receive_count, "event-driven send will be retried");
-            queue
-                .retry_after(SENDS, &received.receipt, RETRY_DELAY)
-                .await
-        }
-        Outcome::Dead(why) => {
-            tracing::warn!(reason = %why, "event-driven send moved to the dead letters");
-            queue.dead_letter(SENDS, received, why).await
-        }
-    }
+    let settle = settlement(outcome, received.receive_count);
+    wa_core::consume::apply(queue, SENDS, received, &settle).await
 }
 
+/// How long a received sends-queue message stays invisible (extended while it is handled).
+const VISIBILITY: Duration = Duration::from_secs(60);
+
 /// Consumes the sends queue until `shutdown` turns true (a long-running process's driver;
-/// in AWS the SQS trigger of the `wa-fn-sends` Lambda does this).
-pub async fn consume(
-    ctx: Arc<Context>,
-    queue: Arc<dyn Queue>,
-    mut shutdown: watch::Receiver<bool>,
-) {
-    while !*shutdown.borrow() {
-        // A receive may long-poll (SQS): shutting down does not wait for it.
-        let received = tokio::select! {
-            r = queue.receive(SENDS, 10, Duration::from_secs(60)) => r,
-            changed = shutdown.changed() => {
-                // Stopping, or nobody left to say so.
-                if changed.is_err() {
-                    break;
-                }
-                continue;
-            }
-        };
-        let batch = match received {
-            Ok(b) => b,
-            Err(e) => {
-                tracing::error!(error = %e, "receiving from the sends queue failed");
-                Vec::new()
-            }
-        };
-        if batch.is_empty() {
-            tokio::select! {
-                _ = queue.wait_for_work(Duration::from_millis(500)) => {}
-                _ = shutdown.changed() => {}
-            }
-            continue;
-        }
-        for r in batch {
-            let outcome = handle(&ctx, &r.body).await;
-            if let Err(e) = settle(&*queue, &r, &outcome).await {
-                tracing::warn!(error = %e, "settling a sends-queue message failed; it will come back");
-            }
-        }
-    }
+/// in AWS the SQS trigger of the `wa-fn-sends` Lambda does this), one message at a time
+/// (as the Lambda does its batch).
+pub async fn consume(ctx: Arc<Context>, queue: Arc<dyn Queue>, shutdown: watch::Receiver<bool>) {
+    let options = ConsumeOptions {
+        queue: SENDS,
+        concurrency: 1,
+        visibility: VISIBILITY,
+        idle_min: Duration::from_millis(500),
+        idle_max: Duration::from_millis(500),
+    };
+    let handler = move |r: Received| {
+        let ctx = ctx.clone();
+        async move { settlement(&handle(&ctx, &r.body).await, r.receive_count) }
+    };
+    wa_core::consume::consume(queue, options, handler, shutdown).await;
 }
 
 /// The sends Lambda's handler: a batch from the sends queue (SQS trigger with

@@ -3,6 +3,7 @@
 
 pub mod apps;
 pub mod auth;
+pub mod consume;
 pub mod device_service;
 pub mod devices;
 pub mod jid;
