@@ -29,6 +29,8 @@ struct Reply {
     status: StatusCode,
     headers: http::HeaderMap,
     body: Value,
+    /// The body as it came.
+    raw: String,
 }
 
 /// A server with one App and one connected sandbox device.
@@ -135,6 +137,7 @@ impl Api {
             status,
             headers,
             body,
+            raw: String::from_utf8_lossy(&bytes).into_owned(),
         }
     }
 
@@ -708,6 +711,153 @@ async fn idempotency() {
     assert_eq!(r2.headers["idempotent-replayed"], "true");
     let mid = r.body["error"]["details"]["message_id"].as_str().unwrap();
     assert_eq!(api.message(mid).await["attempts"], 1);
+}
+
+/// The body without its request id, which is the only part of a replay that differs.
+fn without_request_id(r: &Reply) -> String {
+    let id = r.body["request_id"].as_str().unwrap();
+    assert!(r.raw.contains(id), "{}", r.raw);
+    r.raw.replace(id, "")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replay_is_the_first_answer_byte_for_byte_after_the_message_moved_on() {
+    let api = api(Duration::from_secs(10), 0.0, 1).await;
+    let body = json!({"to": "15550001111", "text": "kept"});
+    let key = [("idempotency-key", "kept-1")];
+    let first = api.send(body.clone(), &key).await;
+    assert_eq!(first.status, StatusCode::OK, "{}", first.body);
+    let id = first.body["data"]["message"]["message_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let r = api
+        .call(
+            "POST",
+            &format!("/sandbox/devices/{}/receipt", api.device),
+            json!({"message_id": id, "status": "read"}),
+            &[],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.body);
+    api.wait_message(&id, "read").await;
+    let again = api.send(body.clone(), &key).await;
+    assert_eq!(again.status, StatusCode::OK);
+    assert_eq!(again.headers["idempotent-replayed"], "true");
+    assert_eq!(again.body["data"]["message"]["status"], "sent");
+    assert_eq!(without_request_id(&again), without_request_id(&first));
+
+    // A final failure, replayed.
+    let body = json!({"to": "120363000000000403@g.us", "text": "x"});
+    let key = [("idempotency-key", "kept-2")];
+    let first = api.send(body.clone(), &key).await;
+    assert_eq!(code(&first), "group_posting_restricted");
+    let again = api.send(body, &key).await;
+    assert_eq!(again.status, first.status);
+    assert_eq!(again.headers["idempotent-replayed"], "true");
+    assert_eq!(without_request_id(&again), without_request_id(&first));
+}
+
+/// A key whose record keeps an answer rendered by an earlier version (an HTTP status and a
+/// body) is answered from its message's current state.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_record_of_an_earlier_version_is_answered_from_the_message() {
+    let api = api(Duration::from_secs(10), 0.0, 1).await;
+    let body = json!({"to": "15550001111", "text": "old"});
+    let key = [("idempotency-key", "old-1")];
+    let first = api.send(body.clone(), &key).await;
+    assert_eq!(first.status, StatusCode::OK, "{}", first.body);
+    let id = first.body["data"]["message"]["message_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let app = api
+        .ctx
+        .store
+        .app_by_token_hash(&wa_core::auth::hash_token(&api.token))
+        .await
+        .unwrap()
+        .unwrap();
+    api.ctx
+        .store
+        .clear_idempotency_response(app.app_id, "old-1")
+        .await
+        .unwrap();
+    api.ctx
+        .store
+        .set_idempotency_response(app.app_id, "old-1", 200, r#"{"data":{"message":{}}}"#)
+        .await
+        .unwrap();
+    api.call(
+        "POST",
+        &format!("/sandbox/devices/{}/receipt", api.device),
+        json!({"message_id": id, "status": "delivered"}),
+        &[],
+    )
+    .await;
+    api.wait_message(&id, "delivered").await;
+    let again = api.send(body, &key).await;
+    assert_eq!(again.status, StatusCode::OK, "{}", again.body);
+    assert_eq!(again.headers["idempotent-replayed"], "true");
+    assert_eq!(again.body["data"]["message"]["message_id"], id.as_str());
+    assert_eq!(again.body["data"]["message"]["status"], "delivered");
+}
+
+/// What the sends consumer does with each outcome of a send.
+#[test]
+fn sends_consumer_outcomes() {
+    use crate::sends::{Outcome, of_send};
+    use wa_core::messages::MessageStatus;
+    use wa_core::send_service::Outcome as SendOutcome;
+    use wa_errors::{ApiError, ErrorCode};
+    let m = |status: MessageStatus| {
+        let mut m = wa_core::conformance::outbound_text(
+            uuid::Uuid::now_v7(),
+            uuid::Uuid::now_v7(),
+            "x",
+            wa_core::time::now(),
+        );
+        m.status = status;
+        m
+    };
+    let sent = m(MessageStatus::Sent);
+    assert_eq!(
+        of_send(&SendOutcome::Sent(sent.clone())),
+        Outcome::Accepted {
+            message_id: sent.message_id
+        }
+    );
+    let queued = m(MessageStatus::Queued);
+    assert_eq!(
+        of_send(&SendOutcome::Queued(queued.clone())),
+        Outcome::Accepted {
+            message_id: queued.message_id.clone()
+        }
+    );
+    assert_eq!(
+        of_send(&SendOutcome::RateLimited {
+            message: queued.clone(),
+            error: ApiError::new(ErrorCode::ProviderRateLimit, "slow down"),
+            retry_after: Duration::from_secs(3),
+        }),
+        Outcome::Accepted {
+            message_id: queued.message_id
+        }
+    );
+    assert_eq!(
+        of_send(&SendOutcome::Failed {
+            message: m(MessageStatus::Failed),
+            error: ApiError::new(ErrorCode::GroupPostingRestricted, "only admins"),
+        }),
+        Outcome::Dead("group_posting_restricted: only admins".into())
+    );
+    assert_eq!(
+        of_send(&SendOutcome::Failed {
+            message: m(MessageStatus::Canceled),
+            error: ApiError::new(ErrorCode::RequestCanceled, "canceled"),
+        }),
+        Outcome::Retry("request_canceled: canceled".into())
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1,11 +1,12 @@
 //! HTTP plumbing shared by every router of wa-server: the request context, the two
-//! authentication extractors (tenant JWT, App token), list pagination, /health, and the
-//! OpenAPI description's common parts.
+//! authentication extractors (tenant JWT, App token), list pagination, /health, the
+//! OpenAPI description's common parts, and the wire views several routers share.
 
 mod auth;
 mod health;
 pub mod openapi;
 mod pagination;
+pub mod views;
 
 use std::sync::Arc;
 
