@@ -803,6 +803,47 @@ async fn a_record_of_an_earlier_version_is_answered_from_the_message() {
     assert_eq!(again.body["data"]["message"]["status"], "delivered");
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn to_and_from_are_digits_with_an_optional_plus_and_nothing_around() {
+    let api = api(Duration::from_secs(10), 0.0, 1).await;
+    for to in [
+        "15550001111\n",
+        " 15550001111",
+        "15550001111 ",
+        "\t15550001111",
+        " 15550001111@s.whatsapp.net",
+    ] {
+        let r = api.send(json!({"to": to, "text": "x"}), &[]).await;
+        assert_eq!(
+            (r.status, code(&r)),
+            (StatusCode::BAD_REQUEST, "validation_error"),
+            "{to:?}: {}",
+            r.body
+        );
+        assert_eq!(r.body["error"]["details"]["field"], "to", "{to:?}");
+        let r = api
+            .call(
+                "POST",
+                &format!("/sandbox/devices/{}/inbound", api.device),
+                json!({"from": to, "text": "x"}),
+                &[],
+            )
+            .await;
+        assert_eq!(
+            (r.status, code(&r)),
+            (StatusCode::BAD_REQUEST, "validation_error"),
+            "{to:?}: {}",
+            r.body
+        );
+        assert_eq!(r.body["error"]["details"]["field"], "from", "{to:?}");
+    }
+    assert!(api.sent_log().await.is_empty(), "nothing was sent");
+    let r = api
+        .send(json!({"to": "+15550001111", "text": "x"}), &[])
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+}
+
 /// What the sends consumer does with each outcome of a send.
 #[test]
 fn sends_consumer_outcomes() {
