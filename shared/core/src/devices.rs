@@ -73,8 +73,35 @@ impl std::fmt::Display for DeviceStatus {
 pub struct Qr {
     /// The raw string the QR encodes.
     pub code: String,
+    /// The QR as a `data:image/png;base64,...` URL, rendered once when the QR was issued;
+    /// empty when the code could not be rendered, or in a record stored before images were
+    /// kept (see [`Qr::image`]).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub image: String,
     #[serde(with = "crate::time::rfc3339")]
     pub expires_at: OffsetDateTime,
+}
+
+impl Qr {
+    /// A QR for `code`, with its image rendered (empty when the code cannot be rendered: the
+    /// code's text is what links, the image is a convenience).
+    pub fn new(code: String, expires_at: OffsetDateTime) -> Qr {
+        Qr {
+            image: crate::qr::data_url(&code).unwrap_or_default(),
+            code,
+            expires_at,
+        }
+    }
+
+    /// The image as a data URL: the kept one, else rendered now (a record stored before
+    /// images were kept). Fails when the code cannot be rendered.
+    pub fn image(&self) -> Result<std::borrow::Cow<'_, str>, String> {
+        if self.image.is_empty() {
+            crate::qr::data_url(&self.code).map(std::borrow::Cow::Owned)
+        } else {
+            Ok(std::borrow::Cow::Borrowed(&self.image))
+        }
+    }
 }
 
 /// A pair code offered for linking by phone number.

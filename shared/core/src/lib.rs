@@ -17,6 +17,7 @@ pub mod net;
 pub mod notify;
 pub mod outbox;
 pub mod provider;
+pub mod qr;
 pub mod queue;
 pub mod send_service;
 pub mod store;

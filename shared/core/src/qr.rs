@@ -1,4 +1,5 @@
-//! QR codes as PNG images.
+//! QR codes as PNG images: rendered once when a QR is issued (kept with it as a data URL)
+//! and for `GET /devices/{device_id}/qr?format=png`.
 
 use base64::Engine;
 use image::{ImageEncoder, Luma};
