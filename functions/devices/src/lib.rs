@@ -234,7 +234,7 @@ async fn get_qr(
         ))
     })?;
     if png {
-        let bytes = wa_core::qr::png(&qr.code).map_err(ApiError::internal)?;
+        let bytes = qr.png().map_err(ApiError::internal)?;
         return Ok((
             [
                 (header::CONTENT_TYPE, HeaderValue::from_static("image/png")),

@@ -178,6 +178,52 @@ impl Api {
         );
     }
 
+    /// Sends `body` under `key`, expects it sent at once, then a receipt moves it on to
+    /// `status`. Returns the first answer and the message id.
+    async fn sent_then_receipt(&self, body: &Value, key: &str, status: &str) -> (Reply, String) {
+        let first = self.send(body.clone(), &[("idempotency-key", key)]).await;
+        assert_eq!(first.status, StatusCode::OK, "{}", first.body);
+        let id = first.body["data"]["message"]["message_id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let r = self
+            .call(
+                "POST",
+                &format!("/sandbox/devices/{}/receipt", self.device),
+                json!({"message_id": id, "status": status}),
+                &[],
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.body);
+        self.wait_message(&id, status).await;
+        (first, id)
+    }
+
+    /// The device's messages, newest first (one page).
+    async fn messages(&self) -> Vec<Value> {
+        let r = self
+            .call(
+                "GET",
+                &format!("/devices/{}/messages", self.device),
+                Value::Null,
+                &[],
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+        r.body["data"]["messages"].as_array().unwrap().clone()
+    }
+
+    /// The App of the token.
+    async fn app(&self) -> wa_core::apps::App {
+        self.ctx
+            .store
+            .app_by_token_hash(&wa_core::auth::hash_token(&self.token))
+            .await
+            .unwrap()
+            .unwrap()
+    }
+
     async fn sent_log(&self) -> Vec<String> {
         let r = self
             .call(
@@ -736,22 +782,7 @@ async fn a_replay_is_the_first_answer_byte_for_byte_after_the_message_moved_on()
     let api = api(Duration::from_secs(10), 0.0, 1).await;
     let body = json!({"to": "15550001111", "text": "kept"});
     let key = [("idempotency-key", "kept-1")];
-    let first = api.send(body.clone(), &key).await;
-    assert_eq!(first.status, StatusCode::OK, "{}", first.body);
-    let id = first.body["data"]["message"]["message_id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let r = api
-        .call(
-            "POST",
-            &format!("/sandbox/devices/{}/receipt", api.device),
-            json!({"message_id": id, "status": "read"}),
-            &[],
-        )
-        .await;
-    assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.body);
-    api.wait_message(&id, "read").await;
+    let (first, _) = api.sent_then_receipt(&body, "kept-1", "read").await;
     let again = api.send(body.clone(), &key).await;
     assert_eq!(again.status, StatusCode::OK);
     assert_eq!(again.headers["idempotent-replayed"], "true");
@@ -775,20 +806,8 @@ async fn a_replay_is_the_first_answer_byte_for_byte_after_the_message_moved_on()
 async fn a_record_of_an_earlier_version_is_answered_from_the_message() {
     let api = api(Duration::from_secs(10), 0.0, 1).await;
     let body = json!({"to": "15550001111", "text": "old"});
-    let key = [("idempotency-key", "old-1")];
-    let first = api.send(body.clone(), &key).await;
-    assert_eq!(first.status, StatusCode::OK, "{}", first.body);
-    let id = first.body["data"]["message"]["message_id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let app = api
-        .ctx
-        .store
-        .app_by_token_hash(&wa_core::auth::hash_token(&api.token))
-        .await
-        .unwrap()
-        .unwrap();
+    let (_, id) = api.sent_then_receipt(&body, "old-1", "delivered").await;
+    let app = api.app().await;
     api.ctx
         .store
         .clear_idempotency_response(app.app_id, "old-1")
@@ -799,15 +818,7 @@ async fn a_record_of_an_earlier_version_is_answered_from_the_message() {
         .set_idempotency_response(app.app_id, "old-1", 200, r#"{"data":{"message":{}}}"#)
         .await
         .unwrap();
-    api.call(
-        "POST",
-        &format!("/sandbox/devices/{}/receipt", api.device),
-        json!({"message_id": id, "status": "delivered"}),
-        &[],
-    )
-    .await;
-    api.wait_message(&id, "delivered").await;
-    let again = api.send(body, &key).await;
+    let again = api.send(body, &[("idempotency-key", "old-1")]).await;
     assert_eq!(again.status, StatusCode::OK, "{}", again.body);
     assert_eq!(again.headers["idempotent-replayed"], "true");
     assert_eq!(again.body["data"]["message"]["message_id"], id.as_str());
@@ -1262,21 +1273,12 @@ async fn sends_lambda_batch() {
     let res = crate::sends::handle_batch(&api.ctx, &*q, event).await;
     assert!(res.batch_item_failures.is_empty(), "{res:?}");
     // The accepted record became one message, under its key.
-    let r = api
-        .call(
-            "GET",
-            &format!("/devices/{}/messages", api.device),
-            Value::Null,
-            &[],
-        )
-        .await;
-    let accepted: Vec<_> = r.body["data"]["messages"]
-        .as_array()
-        .unwrap()
+    let messages = api.messages().await;
+    let accepted: Vec<_> = messages
         .iter()
         .filter(|m| m["idempotency_key"] == "batch-1")
         .collect();
-    assert_eq!(accepted.len(), 1, "{}", r.body);
+    assert_eq!(accepted.len(), 1, "{messages:?}");
     assert_eq!(accepted[0]["text"], "from a batch");
     assert_eq!(accepted[0]["direction"], "outbound");
     let dead = q.dead_letters(SENDS, 10).await.unwrap();

@@ -79,7 +79,9 @@ impl Outcome {
 #[derive(Debug, Clone)]
 pub struct SendReply {
     pub outcome: Outcome,
-    /// The key was used before and this is its answer again (`Idempotent-Replayed: true`).
+    /// The key was used before and this is its answer again (`Idempotent-Replayed: true`):
+    /// the first final outcome as it was kept (its message without content), or the
+    /// current state of a send still in flight.
     pub replayed: bool,
 }
 
