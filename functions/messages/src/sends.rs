@@ -20,6 +20,7 @@ use wa_api::Context;
 use wa_core::consume::{ConsumeOptions, Settle};
 use wa_core::messages::{SendRequest, validate_idempotency_key};
 use wa_core::queue::{Queue, QueueError, Received, SENDS};
+use wa_core::send_service::Outcome as SendOutcome;
 use wa_errors::{ApiError, ErrorCode, parse_json};
 
 /// One producer message.
@@ -127,26 +128,7 @@ pub async fn handle(ctx: &Context, body: &str) -> Outcome {
         .send(&app, job.device_id, request, Some(key), true)
         .await
     {
-        Ok(reply) if reply.status < 300 || reply.status == 429 => {
-            let m = &reply.body["data"]["message"];
-            let id = m["message_id"]
-                .as_str()
-                .or_else(|| reply.body["error"]["details"]["message_id"].as_str());
-            Outcome::Accepted {
-                message_id: id.unwrap_or_default().to_owned(),
-            }
-        }
-        // A replayed final failure of this key: it was already reported.
-        Ok(reply) => {
-            let code = reply.body["error"]["code"]
-                .as_str()
-                .unwrap_or("internal_error");
-            let message = reply.body["error"]["message"].as_str().unwrap_or_default();
-            match ErrorCode::parse(code) {
-                Some(c) => classify(c, format!("{code}: {message}")),
-                None => Outcome::Dead(format!("{code}: {message}")),
-            }
-        }
+        Ok(reply) => of_send(&reply.outcome),
         Err(e) => classify(e.code(), send_reason(&e)),
     }
 }
@@ -168,6 +150,21 @@ pub fn settlement(outcome: &Outcome, receive_count: u32) -> Settle {
             tracing::warn!(reason = %why, "event-driven send moved to the dead letters");
             Settle::DeadLetter(why.clone())
         }
+    }
+}
+
+/// What a send's outcome means for its queue message: accepted unless it failed (a
+/// replayed final failure of this key, already reported), rate-limited sends included
+/// (they stay queued and the worker tries them again by itself).
+pub(crate) fn of_send(outcome: &SendOutcome) -> Outcome {
+    match outcome {
+        SendOutcome::Failed { error, .. } => classify(
+            error.code(),
+            format!("{}: {}", error.code().as_str(), error.message()),
+        ),
+        accepted => Outcome::Accepted {
+            message_id: accepted.message().message_id.clone(),
+        },
     }
 }
 

@@ -157,7 +157,6 @@ mod tests {
             inner: wa_queue::LocalQueue::on(sqlite.db(), 20).unwrap(),
             retries: Mutex::new(Vec::new()),
         };
-        let now = wa_core::time::now();
         let mk_app = |url: Option<String>| App {
             webhook_url: url,
             ..wa_testkit::fixtures::app("t", &Uuid::new_v4().to_string())

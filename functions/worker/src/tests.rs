@@ -63,6 +63,9 @@ impl AppStore for Flaky {
     async fn delete_app(&self, app_id: Uuid) -> Result<(), StoreError> {
         self.inner.delete_app(app_id).await
     }
+    async fn close_app(&self, app_id: Uuid) -> Result<(), StoreError> {
+        self.inner.close_app(app_id).await
+    }
     async fn ping(&self) -> Result<(), StoreError> {
         self.inner.ping().await
     }
@@ -83,6 +86,9 @@ impl DeviceStore for Flaky {
         page: PageRequest,
     ) -> Result<Page<Device>, StoreError> {
         self.inner.list_devices(app_id, status, page).await
+    }
+    async fn devices_of_app(&self, app_id: Uuid) -> Result<Vec<Device>, StoreError> {
+        self.inner.devices_of_app(app_id).await
     }
     async fn devices_with_status(
         &self,
@@ -147,6 +153,15 @@ impl MessageStore for Flaky {
         events: &[Event],
     ) -> Result<Message, StoreError> {
         self.inner.update_message(d, id, u, expect, events).await
+    }
+    async fn inbound_message_id(
+        &self,
+        d: Uuid,
+        chat: &str,
+        sender: &str,
+        id: &str,
+    ) -> Result<Option<String>, StoreError> {
+        self.inner.inbound_message_id(d, chat, sender, id).await
     }
     async fn outbound_media(&self, d: Uuid, id: &str) -> Result<Option<Vec<u8>>, StoreError> {
         self.inner.outbound_media(d, id).await

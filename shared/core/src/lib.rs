@@ -15,6 +15,7 @@ pub mod notify;
 pub mod outbox;
 pub mod private_fs;
 pub mod provider;
+pub mod qr;
 pub mod queue;
 pub mod rate;
 pub mod send_service;
