@@ -17,7 +17,7 @@ fn sqs(endpoint: &str) -> aws_sdk_sqs::Client {
     let config = aws_sdk_sqs::Config::builder()
         .behavior_version(BehaviorVersion::latest())
         .endpoint_url(endpoint)
-        .region(Region::new(wa_core::moto::REGION))
+        .region(Region::new(wa_testkit::moto::REGION))
         .credentials_provider(Credentials::new("test", "test", None, None, "moto"))
         .build();
     aws_sdk_sqs::Client::from_conf(config)
@@ -25,14 +25,14 @@ fn sqs(endpoint: &str) -> aws_sdk_sqs::Client {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_whole_flow_on_dynamodb_and_sqs() {
-    let endpoint = wa_core::moto::endpoint();
+    let endpoint = wa_testkit::moto::endpoint();
     let prefix = format!("e2e-{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
     let table = format!("{prefix}-state");
     let url = |name: &str| format!("{endpoint}/123456789012/{prefix}-{name}");
     let (commands, events, sends) = (url("commands.fifo"), url("events.fifo"), url("sends"));
     let aws_env: Vec<(&str, &str)> = vec![
         ("AWS_ENDPOINT_URL", endpoint),
-        ("AWS_REGION", wa_core::moto::REGION),
+        ("AWS_REGION", wa_testkit::moto::REGION),
         ("AWS_ACCESS_KEY_ID", "test"),
         ("AWS_SECRET_ACCESS_KEY", "test"),
         ("WA_TABLE_NAME", &table),

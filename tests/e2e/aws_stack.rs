@@ -177,7 +177,7 @@ impl Stack {
         let config = aws_sdk_sqs::Config::builder()
             .behavior_version(BehaviorVersion::latest())
             .endpoint_url(&self.moto)
-            .region(Region::new(wa_core::moto::REGION))
+            .region(Region::new(wa_testkit::moto::REGION))
             .credentials_provider(Credentials::new("test", "test", None, None, "moto"))
             .build();
         aws_sdk_sqs::Client::from_conf(config)

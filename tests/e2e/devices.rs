@@ -13,16 +13,25 @@ const SECRET: (&str, &str) = ("WA_JWT_SECRET", "e2e-secret-e2e-secret-e2e-secret
 pub async fn app_token(server: &Server) -> String {
     let (ok, jwt, err) = server.cli(&["token", "--tenant", "acme"], &[SECRET]);
     assert!(ok, "{err}");
+    let name = format!("app-{}", uuid::Uuid::new_v4());
+    create_app(server, &jwt, &name).await["app_token"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+/// Creates an App named `name` with the tenant JWT `jwt`; returns the answer's `data`.
+pub async fn create_app(server: &Server, jwt: &str, name: &str) -> Value {
     let (s, _, v) = send(
         server
             .http
             .post(server.url("/apps"))
-            .bearer_auth(&jwt)
-            .json(&json!({"name": format!("app-{}", uuid::Uuid::new_v4())})),
+            .bearer_auth(jwt)
+            .json(&json!({ "name": name })),
     )
     .await;
     assert_eq!(s, 201, "{v}");
-    v["data"]["app_token"].as_str().unwrap().to_owned()
+    v["data"].clone()
 }
 
 pub async fn call(
@@ -256,13 +265,42 @@ async fn queued_commands_survive_kill_9() {
     .await;
 }
 
-/// This machine has no route to WhatsApp: the real provider must fail cleanly and quickly.
+/// WhatsApp unreachable: the real provider must fail cleanly and quickly. Its endpoint is a
+/// loopback listener that records the WebSocket upgrade and hangs up, which also shows that
+/// `WA_WHATSAPP_WS_URL` is the address dialled (and the pinned `WA_WHATSAPP_VERSION` keeps
+/// the version fetch off the network).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn real_provider_offline_fails_cleanly() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let (dialled_tx, dialled) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        use std::io::Read;
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { break };
+            let mut request = Vec::new();
+            let mut buf = [0u8; 512];
+            while !request.windows(4).any(|w| w == b"\r\n\r\n") {
+                match stream.read(&mut buf) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => request.extend_from_slice(&buf[..n]),
+                }
+            }
+            // Dropping the stream hangs up, as an unreachable WhatsApp would.
+            if dialled_tx
+                .send(String::from_utf8_lossy(&request).into_owned())
+                .is_err()
+            {
+                break;
+            }
+        }
+    });
+    let ws_url = format!("ws://127.0.0.1:{port}/e2e/ws/chat");
     let server = Server::start(&[
         SECRET,
         ("WA_CONNECT_TIMEOUT_SECS", "3"),
         ("WA_LINK_WAIT_MS", "100"),
+        ("WA_WHATSAPP_WS_URL", &ws_url),
     ]);
     let t = app_token(&server).await;
     let (_, id) = create_device(&server, &t, "real").await;
@@ -276,6 +314,13 @@ async fn real_provider_offline_fails_cleanly() {
         "{d}"
     );
     assert_eq!(d["status"], "disconnected");
+    let request = dialled
+        .recv_timeout(Duration::from_secs(30))
+        .expect("the real provider dialled WA_WHATSAPP_WS_URL");
+    assert!(
+        request.starts_with("GET /e2e/ws/chat HTTP/1.1\r\n"),
+        "{request}"
+    );
     let (s, _, h) = send(server.http.get(server.url("/health"))).await;
     assert_eq!((s, h["status"].as_str()), (200, Some("ok")));
     let (s, v) = call(&server, "DELETE", &format!("/devices/{id}"), &t, None).await;

@@ -8,5 +8,8 @@ mod foundation;
 mod limits;
 mod messages;
 mod observability;
+mod permissions;
 mod support;
+mod webhook_secret;
 mod webhooks;
+mod worker;

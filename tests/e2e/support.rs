@@ -8,6 +8,19 @@ use std::time::Duration;
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_wa-server");
 
+/// The WhatsApp Web version every server under test announces: pinned, so the real
+/// provider never fetches WhatsApp Web's.
+pub const PINNED_WHATSAPP_VERSION: &str = "2.3000.1012345678";
+
+/// A loopback WebSocket URL on which nothing listens: the real provider's default
+/// endpoint under test, so no test reaches WhatsApp.
+pub fn closed_loopback_ws_url() -> String {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    drop(listener);
+    format!("ws://127.0.0.1:{port}/ws/chat")
+}
+
 /// A running `wa-server` with its own data directory; killed when dropped.
 pub struct Server {
     child: Option<Child>,
@@ -28,15 +41,41 @@ impl Server {
         s
     }
 
+    /// Starts the server like `start`, with its open-file limit (soft and hard) at
+    /// `open_files`.
+    pub fn start_with_open_files(env: &[(&str, &str)], open_files: u32) -> Server {
+        let dir = tempfile::tempdir().unwrap();
+        let mut cmd = Command::new("/bin/sh");
+        cmd.arg("-c")
+            .arg(format!("ulimit -n {open_files} && exec \"$0\""))
+            .arg(BIN);
+        let mut s = Server::spawn(cmd, dir.path(), env);
+        s._dir = Some(dir);
+        s
+    }
+
     /// Starts the server on an existing data directory (restarts).
     pub fn start_in(data_dir: &Path, env: &[(&str, &str)]) -> Server {
-        let mut cmd = Command::new(BIN);
+        Server::spawn(Command::new(BIN), data_dir, env)
+    }
+
+    /// Starts the server on `data_dir` with the file mode creation mask `umask` (octal, as
+    /// the shell's `umask` takes it).
+    pub fn start_with_umask(umask: &str, data_dir: &Path, env: &[(&str, &str)]) -> Server {
+        let mut cmd = Command::new("/bin/sh");
+        cmd.args(["-c", "umask \"$1\" && exec \"$2\"", "sh", umask, BIN]);
+        Server::spawn(cmd, data_dir, env)
+    }
+
+    fn spawn(mut cmd: Command, data_dir: &Path, env: &[(&str, &str)]) -> Server {
         cmd.env_clear()
             .env("PATH", std::env::var("PATH").unwrap_or_default())
             .env("WA_LISTEN", "127.0.0.1:0")
             .env("WA_DATA_DIR", data_dir)
             .env("WA_LOG_FORMAT", "json")
             .env("RUST_LOG", "info")
+            .env("WA_WHATSAPP_WS_URL", closed_loopback_ws_url())
+            .env("WA_WHATSAPP_VERSION", PINNED_WHATSAPP_VERSION)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped());
@@ -127,14 +166,14 @@ impl Server {
             .unwrap()
             .success();
         assert!(ok, "kill -TERM");
-        for _ in 0..200 {
+        for _ in 0..1200 {
             if let Some(status) = child.try_wait().unwrap() {
                 return status;
             }
             std::thread::sleep(Duration::from_millis(50));
         }
         let _ = child.kill();
-        panic!("wa-server did not stop within 10 s of SIGTERM");
+        panic!("wa-server did not stop within 60 s of SIGTERM");
     }
 }
 

@@ -187,10 +187,7 @@ async fn delete_app(
     Tenant(tenant): Tenant,
     Path(id): Path<String>,
 ) -> ApiResult<StatusCode> {
-    let app = ctx.apps.get(&tenant, app_id(&id)?).await?;
-    // Devices first: if this fails half-way, the App is still there to retry the delete.
-    ctx.devices.destroy_all_of_app(&app).await?;
-    ctx.apps.delete(&tenant, app.app_id).await?;
+    ctx.apps.delete(&tenant, app_id(&id)?).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -369,6 +369,13 @@ async fn validation_errors_name_the_field() {
     assert_eq!((s, field(&v)), (StatusCode::BAD_REQUEST, "limit"));
     let (s, v) = api.call("GET", "/apps?cursor=zzz", Some(&t), None).await;
     assert_eq!((s, field(&v)), (StatusCode::BAD_REQUEST, "cursor"));
+    for (uri, name) in [
+        ("/apps?limit=1&limit=2", "limit"),
+        ("/apps?cursor=a&limit=5&cursor=b", "cursor"),
+    ] {
+        let (s, v) = api.call("GET", uri, Some(&t), None).await;
+        assert_eq!((s, field(&v)), (StatusCode::BAD_REQUEST, name), "{uri}");
+    }
 }
 
 #[tokio::test]
@@ -532,6 +539,85 @@ async fn rotation_and_deletion_revoke_tokens() {
     assert!(api.ctx.apps.authenticate(new).await.is_err());
 }
 
+/// `DELETE /apps/{id}` through the route: every live device of the App is destroyed (and
+/// its worker told), one created a moment before included, and a device creation that was
+/// authenticated before the deletion is refused once the App is closed.
+#[tokio::test]
+async fn deleting_an_app_destroys_its_devices() {
+    use wa_core::devices::{Device, DeviceStatus};
+    use wa_core::queue::{COMMANDS, Command, CommandEnvelope};
+    let api = api();
+    let t = jwt("acme");
+    let created = api.create("acme", "doomed").await;
+    let id: uuid::Uuid = created["app"]["app_id"].as_str().unwrap().parse().unwrap();
+    let app = api.ctx.apps.get("acme", id).await.unwrap();
+    let store = &api.ctx.store;
+    let live = Device {
+        status: DeviceStatus::Connected,
+        ..wa_testkit::fixtures::device(id, "live")
+    };
+    let gone = Device {
+        status: DeviceStatus::Destroyed,
+        ..wa_testkit::fixtures::device(id, "gone")
+    };
+    store.insert_device(&live).await.unwrap();
+    store.insert_device(&gone).await.unwrap();
+    let just_now = wa_testkit::fixtures::device(id, "just now");
+    store.insert_device(&just_now).await.unwrap();
+    let other = api.create("acme", "kept").await;
+    let other_id: uuid::Uuid = other["app"]["app_id"].as_str().unwrap().parse().unwrap();
+    let bystander = wa_testkit::fixtures::device(other_id, "bystander");
+    store.insert_device(&bystander).await.unwrap();
+
+    let (s, v) = api
+        .call("DELETE", &format!("/apps/{id}"), Some(&t), None)
+        .await;
+    assert_eq!(s, StatusCode::NO_CONTENT, "{v}");
+    for d in [&live, &gone, &just_now] {
+        let now = store.get_device(d.device_id).await.unwrap().unwrap();
+        assert_eq!(now.status, DeviceStatus::Destroyed, "{}", d.device_name);
+    }
+    assert_eq!(
+        store
+            .get_device(bystander.device_id)
+            .await
+            .unwrap()
+            .unwrap()
+            .status,
+        DeviceStatus::Initializing,
+        "another App's device is left alone"
+    );
+    // The worker is told to unlink each device that was live.
+    let received = api
+        .ctx
+        .queue
+        .receive(COMMANDS, 10, std::time::Duration::from_secs(60))
+        .await
+        .unwrap();
+    let mut destroyed: Vec<_> = received
+        .iter()
+        .filter_map(|r| match serde_json::from_str::<CommandEnvelope>(&r.body) {
+            Ok(CommandEnvelope {
+                command: Command::Destroy { device_id },
+                ..
+            }) => Some(device_id),
+            _ => None,
+        })
+        .collect();
+    destroyed.sort();
+    let mut expected = vec![live.device_id, just_now.device_id];
+    expected.sort();
+    assert_eq!(destroyed, expected);
+    // A creation authenticated before the deletion comes too late.
+    let late = api.ctx.devices.create(&app, "late").await.unwrap_err();
+    assert_eq!(late.code(), wa_errors::ErrorCode::NotFound);
+    assert_eq!(
+        store.devices_of_app(id).await.unwrap().len(),
+        3,
+        "no device added"
+    );
+}
+
 #[tokio::test]
 async fn list_is_paginated() {
     let api = api();
@@ -601,6 +687,65 @@ async fn patch_validation_and_unknown_apps() {
         (s, code(&v)),
         (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed")
     );
+}
+
+/// The IPv6 forms that embed a private IPv4 address or are reserved, refused on create and
+/// on update; a public address embedded the same way stays allowed.
+#[tokio::test]
+async fn special_purpose_webhook_literals_are_400() {
+    let api = api();
+    let t = jwt("acme");
+    let app = api.create("acme", "literals").await;
+    let id = app["app"]["app_id"].as_str().unwrap();
+    for url in [
+        "http://[::127.0.0.1]/hook",
+        "http://[64:ff9b::7f00:1]/hook",
+        "http://[64:ff9b:1::a00:1]/hook",
+        "http://[2002:7f00:1::1]/hook",
+        "http://[::ffff:0:7f00:1]/hook",
+        "http://[2001:0:4136:e378:8000:63bf:80ff:fffe]/hook",
+        "http://[fec0::1]/hook",
+        "http://[2001:db8::1]/hook",
+        "http://192.0.2.1/hook",
+        "http://198.18.0.1/hook",
+        "http://[ff02::1]/hook",
+    ] {
+        let (s, v) = api
+            .call(
+                "POST",
+                "/apps",
+                Some(&t),
+                Some(json!({"name": "x", "webhook_url": url})),
+            )
+            .await;
+        assert_eq!(
+            (s, code(&v), field(&v)),
+            (StatusCode::BAD_REQUEST, "validation_error", "webhook_url"),
+            "{url}"
+        );
+        let (s, v) = api
+            .call(
+                "PATCH",
+                &format!("/apps/{id}"),
+                Some(&t),
+                Some(json!({"webhook_url": url})),
+            )
+            .await;
+        assert_eq!(
+            (s, field(&v)),
+            (StatusCode::BAD_REQUEST, "webhook_url"),
+            "{url}"
+        );
+    }
+    let (s, v) = api
+        .call(
+            "PATCH",
+            &format!("/apps/{id}"),
+            Some(&t),
+            Some(json!({"webhook_url": "https://[64:ff9b::808:808]/hook"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
 }
 
 /// The apps Lambda's service (`wa_lambda_http::app`) answers an API Gateway HTTP API (payload 2.0)

@@ -19,7 +19,7 @@ pub fn load_or_create_jwt_secret(data_dir: &Path) -> anyhow::Result<String> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
         Err(e) => return Err(e).with_context(|| format!("cannot read {}", path.display())),
     }
-    std::fs::create_dir_all(data_dir)
+    wa_core::private_fs::create_dir_all(data_dir)
         .with_context(|| format!("cannot create {}", data_dir.display()))?;
     let secret = wa_core::auth::new_jwt_secret();
     let mut opts = std::fs::OpenOptions::new();

@@ -29,6 +29,13 @@ pub struct WorkerConfig {
     /// `WA_CONNECT_TIMEOUT_SECS`: how long the real provider tries to reach WhatsApp before
     /// a device gets a `last_error`, default 30.
     pub connect_timeout: Duration,
+    /// `WA_WHATSAPP_WS_URL`: the WebSocket endpoint the real provider dials, default
+    /// WhatsApp Web's (`wss://web.whatsapp.com/ws/chat`).
+    pub whatsapp_ws_url: String,
+    /// `WA_WHATSAPP_VERSION` (`2.3000.<revision>`): the client version the real provider
+    /// announces. Unset (the default), the current one is fetched from WhatsApp Web
+    /// (`https://web.whatsapp.com/sw.js`) at most once a day per session.
+    pub whatsapp_version: Option<wa_provider::whatsapp::WaVersion>,
     /// `WA_DATA_DIR`: session keys live under `<data dir>/sessions` (real) or
     /// `<data dir>/sandbox` (sandbox).
     pub data_dir: PathBuf,
@@ -95,7 +102,19 @@ impl WorkerConfig {
                 .unwrap_or_else(|| crate::webhooks::DEFAULT_SCHEDULE.into()),
         )
         .map_err(|e| ("WA_WEBHOOK_RETRY_SCHEDULE", e))?;
+        let whatsapp_ws_url = match var("WA_WHATSAPP_WS_URL") {
+            None => wa_provider::whatsapp::DEFAULT_WS_URL.to_string(),
+            Some(v) => {
+                wa_provider::whatsapp::parse_ws_url(&v).map_err(|e| ("WA_WHATSAPP_WS_URL", e))?
+            }
+        };
+        let whatsapp_version = var("WA_WHATSAPP_VERSION")
+            .map(|v| wa_provider::whatsapp::parse_version(&v))
+            .transpose()
+            .map_err(|e| ("WA_WHATSAPP_VERSION", e))?;
         Ok(WorkerConfig {
+            whatsapp_ws_url,
+            whatsapp_version,
             webhook_schedule,
             webhook_timeout: secs("WA_WEBHOOK_TIMEOUT_SECS", 10)?,
             send_rate,
@@ -193,17 +212,67 @@ pub fn build_provider(
         }
         ProviderKind::WhatsApp => {
             let dir = data_dir.join("sessions");
-            std::fs::create_dir_all(&dir)?;
+            wa_core::private_fs::create_dir_all(&dir)?;
             let provider = wa_provider::whatsapp::WhatsAppProvider::new(
                 dir,
                 events,
                 inbound,
                 wa_provider::whatsapp::WhatsAppOptions {
                     connect_timeout: config.connect_timeout,
+                    ws_url: config.whatsapp_ws_url.clone(),
+                    version: config.whatsapp_version,
                     ..Default::default()
                 },
             );
             Ok((Arc::new(provider), None))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn cfg(pairs: &[(&str, &str)]) -> Result<WorkerConfig, ConfigProblem> {
+        let m: HashMap<&str, &str> = pairs.iter().copied().collect();
+        WorkerConfig::from_lookup(&|k| m.get(k).map(|v| v.to_string()))
+    }
+
+    #[test]
+    fn the_real_provider_defaults_to_whatsapp_web() {
+        let c = cfg(&[]).expect("defaults");
+        assert_eq!(c.provider, ProviderKind::WhatsApp);
+        assert_eq!(c.whatsapp_ws_url, "wss://web.whatsapp.com/ws/chat");
+        assert_eq!(c.whatsapp_version, None, "fetched from WhatsApp Web");
+    }
+
+    #[test]
+    fn the_endpoint_and_the_version_can_be_pinned() {
+        let c = cfg(&[
+            ("WA_WHATSAPP_WS_URL", "ws://127.0.0.1:9/ws/chat"),
+            ("WA_WHATSAPP_VERSION", "2.3000.1023868175"),
+        ])
+        .expect("valid settings");
+        assert_eq!(c.whatsapp_ws_url, "ws://127.0.0.1:9/ws/chat");
+        assert_eq!(c.whatsapp_version, Some((2, 3000, 1023868175)));
+        // Blank is unset.
+        let c = cfg(&[("WA_WHATSAPP_WS_URL", " "), ("WA_WHATSAPP_VERSION", "")]).expect("blank");
+        assert_eq!(c.whatsapp_ws_url, wa_provider::whatsapp::DEFAULT_WS_URL);
+        assert_eq!(c.whatsapp_version, None);
+    }
+
+    #[test]
+    fn bad_endpoint_settings_are_refused_with_their_name() {
+        for (k, v) in [
+            ("WA_WHATSAPP_WS_URL", "https://web.whatsapp.com/ws/chat"),
+            ("WA_WHATSAPP_WS_URL", "127.0.0.1:9"),
+            ("WA_WHATSAPP_VERSION", "2.3000"),
+            ("WA_WHATSAPP_VERSION", "2.2412.54"),
+            ("WA_WHATSAPP_VERSION", "latest"),
+        ] {
+            let (name, problem) = cfg(&[(k, v)]).expect_err(v);
+            assert_eq!(name, k, "{v}: {problem}");
         }
     }
 }

@@ -49,7 +49,7 @@ fn main() -> std::process::ExitCode {
 }
 
 async fn run(config: WorkerConfig) -> anyhow::Result<()> {
-    std::fs::create_dir_all(&config.data_dir)?;
+    wa_core::private_fs::create_dir_all(&config.data_dir)?;
     let aws = wa_aws::AwsEnv::from_env();
     // The server of the same data directory writes too: no read caches.
     let (store, queue) = wa_worker::backends(&config.data_dir, &aws, false).await?;

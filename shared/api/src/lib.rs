@@ -1,8 +1,8 @@
 //! HTTP plumbing shared by every router of wa-server: the request context, the success
 //! envelope, the extractors (JSON body, query, the two credentials: tenant JWT and App
 //! token) and their request limiter, the request-id layer, router finishing (404/405, body
-//! limit, panic catching), the HTTP metrics, list pagination, /health, and the OpenAPI
-//! description's common parts.
+//! limit, panic catching), the HTTP metrics, list pagination, /health, the OpenAPI
+//! description's common parts, and the wire views several routers share.
 //! `ApiError` renders through `wa-errors`' `http` feature, which this crate turns on.
 
 mod auth;
@@ -15,6 +15,7 @@ pub mod openapi;
 mod pagination;
 pub mod request_id;
 mod response;
+pub mod views;
 
 use std::sync::Arc;
 
@@ -75,7 +76,7 @@ impl Context {
         let notifier = Notifier::new();
         let devices = Devices::new(store.clone(), queue.clone(), notifier.clone());
         Context {
-            apps: Apps::new(store.clone(), allow_private_urls),
+            apps: Apps::new(store.clone(), devices.clone(), allow_private_urls),
             messages: Messages::new(
                 store.clone(),
                 queue.clone(),

@@ -8,8 +8,9 @@ use uuid::Uuid;
 use wa_errors::{ApiError, ApiResult};
 
 use crate::auth;
+use crate::device_service::Devices;
 use crate::net::check_outbound_url;
-use crate::store::{AppStore, AppUpdate, Page, PageRequest, StoreError};
+use crate::store::{AppUpdate, Page, PageRequest, Store, StoreError};
 use crate::time::{self, OffsetDateTime};
 
 /// The longest App name, in characters.
@@ -84,14 +85,17 @@ pub struct CreatedApp {
 /// The App use cases.
 #[derive(Clone)]
 pub struct Apps {
-    store: Arc<dyn AppStore>,
+    store: Arc<dyn Store>,
+    /// Deleting an App destroys its devices.
+    devices: Devices,
     allow_private_urls: bool,
 }
 
 impl Apps {
-    pub fn new(store: Arc<dyn AppStore>, allow_private_urls: bool) -> Self {
+    pub fn new(store: Arc<dyn Store>, devices: Devices, allow_private_urls: bool) -> Self {
         Apps {
             store,
+            devices,
             allow_private_urls,
         }
     }
@@ -181,9 +185,17 @@ impl Apps {
         Ok((app, secret))
     }
 
-    /// Deletes the App; its token stops working at once.
+    /// Deletes the App and destroys its devices; its token stops working at once.
+    ///
+    /// First the App is closed to new devices, so that a device created while this runs
+    /// is refused rather than left with a live session under a deleted App; then every
+    /// device of it is destroyed (the worker unlinks them), read so that a device created
+    /// a moment before is among them; then the App goes. A failure half-way leaves the App
+    /// in place (closed), so the delete can be retried.
     pub async fn delete(&self, tenant_id: &str, app_id: Uuid) -> ApiResult<()> {
-        self.get(tenant_id, app_id).await?;
+        let app = self.get(tenant_id, app_id).await?;
+        self.store.close_app(app_id).await?;
+        self.devices.destroy_all_of_app(&app).await?;
         match self.store.delete_app(app_id).await {
             Ok(()) | Err(StoreError::NotFound) => {
                 tracing::info!(%app_id, "app deleted");

@@ -189,28 +189,19 @@ impl Devices {
         self.act(app, device_id, Action::Destroy, None).await
     }
 
-    /// Destroys every live device of an App (the App is being deleted).
+    /// Destroys every live device of an App (the App is being deleted), including one
+    /// created a moment before: the listing reads its own writes (`devices_of_app`).
     pub async fn destroy_all_of_app(&self, app: &App) -> ApiResult<()> {
-        let mut after = None;
-        loop {
-            let page = self
-                .store
-                .list_devices(app.app_id, None, PageRequest { limit: 200, after })
-                .await?;
-            for d in &page.items {
-                if d.status != DeviceStatus::Destroyed {
-                    match self.act(app, d.device_id, Action::Destroy, None).await {
-                        Ok(_) => {}
-                        Err(e) if e.code() == ErrorCode::DeviceDestroyed => {}
-                        Err(e) => return Err(e),
-                    }
+        for d in self.store.devices_of_app(app.app_id).await? {
+            if d.status != DeviceStatus::Destroyed {
+                match self.act(app, d.device_id, Action::Destroy, None).await {
+                    Ok(_) => {}
+                    Err(e) if e.code() == ErrorCode::DeviceDestroyed => {}
+                    Err(e) => return Err(e),
                 }
             }
-            match page.next {
-                Some(n) => after = Some(n),
-                None => return Ok(()),
-            }
         }
+        Ok(())
     }
 
     /// The cached presence of a peer; on the first ask the worker subscribes to it.

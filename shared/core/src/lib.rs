@@ -3,20 +3,19 @@
 
 pub mod apps;
 pub mod auth;
-#[cfg(feature = "conformance")]
-pub mod conformance;
+pub mod consume;
 pub mod device_service;
 pub mod devices;
 pub mod jid;
 pub mod lifecycle;
 pub mod messages;
 pub mod metrics;
-#[cfg(feature = "conformance")]
-pub mod moto;
 pub mod net;
 pub mod notify;
 pub mod outbox;
+pub mod private_fs;
 pub mod provider;
+pub mod qr;
 pub mod queue;
 pub mod rate;
 pub mod send_service;

@@ -3,7 +3,9 @@
 
 use wa_errors::{ApiError, ApiResult, ErrorCode};
 
-use crate::devices::{Device, DeviceStatus as S, DeviceUpdate, LastError, Qr, logged_out};
+use crate::devices::{
+    Device, DeviceStatus as S, DeviceUpdate, LastError, PairCode, Qr, logged_out,
+};
 use crate::provider::{ProviderFailure, SessionEvent};
 use crate::time::OffsetDateTime;
 
@@ -32,11 +34,21 @@ pub fn on_event(d: &Device, ev: &SessionEvent, now: OffsetDateTime) -> Option<De
                 return None;
             }
             u.status = Some(S::QrGenerated);
-            u.qr = Some(Some(Qr {
+            // Rendered here, once per QR: reads of the device only copy the image.
+            u.qr = Some(Some(Qr::new(code.clone(), *expires_at)));
+            u.last_error = Some(None);
+        }
+        SessionEvent::PairCode { code, expires_at } => {
+            // Only a link by phone number that is still going has a code to replace.
+            let current = d.pair_code.as_ref()?;
+            if !matches!(d.status, S::Initializing | S::QrGenerated) {
+                return None;
+            }
+            u.pair_code = Some(Some(PairCode {
                 code: code.clone(),
+                phone_number: current.phone_number.clone(),
                 expires_at: *expires_at,
             }));
-            u.last_error = Some(None);
         }
         SessionEvent::QrExhausted => {
             if !matches!(d.status, S::Initializing | S::QrGenerated) {
@@ -266,6 +278,11 @@ mod tests {
         );
         assert_eq!(d.status, S::QrGenerated);
         assert_eq!(d.qr.as_ref().unwrap().code, "c1");
+        assert_eq!(
+            d.qr.as_ref().unwrap().image,
+            crate::qr::data_url("c1").unwrap(),
+            "the image is rendered when the QR is issued"
+        );
         let d = apply(
             &d,
             SessionEvent::Qr {
@@ -363,6 +380,67 @@ mod tests {
         assert!(on_event(&device(S::Destroyed), &ev, crate::time::now()).is_none());
     }
 
+    #[test]
+    fn a_refreshed_pair_code_replaces_the_dead_one() {
+        let mut d = device(S::QrGenerated);
+        d.pair_code = Some(PairCode {
+            code: "OLDC0DE1".into(),
+            phone_number: "15551234567".into(),
+            expires_at: later(5),
+        });
+        let ev = SessionEvent::PairCode {
+            code: "NEWC0DE2".into(),
+            expires_at: later(180),
+        };
+        let next = apply(&d, ev.clone());
+        let code = next.pair_code.as_ref().expect("a pair code");
+        assert_eq!(code.code, "NEWC0DE2");
+        assert_eq!(code.phone_number, "15551234567", "same phone number");
+        assert_eq!(
+            Some(code.expires_at),
+            match &ev {
+                SessionEvent::PairCode { expires_at, .. } => Some(*expires_at),
+                _ => None,
+            }
+        );
+        assert_eq!(next.status, S::QrGenerated, "the status stays");
+        assert_eq!(next.qr, d.qr);
+
+        let mut waiting = d.clone();
+        waiting.status = S::Initializing;
+        assert_eq!(
+            apply(&waiting, ev.clone()).pair_code.unwrap().code,
+            "NEWC0DE2"
+        );
+    }
+
+    #[test]
+    fn a_pair_code_without_a_link_by_phone_is_ignored() {
+        let ev = SessionEvent::PairCode {
+            code: "NEWC0DE2".into(),
+            expires_at: later(180),
+        };
+        // No pair code was handed out (a QR link, or a new link cleared it).
+        assert!(on_event(&device(S::QrGenerated), &ev, crate::time::now()).is_none());
+        // The link is over.
+        for s in [
+            S::Connected,
+            S::Connecting,
+            S::Expired,
+            S::Disconnected,
+            S::LoggedOut,
+            S::Destroyed,
+        ] {
+            let mut d = device(s);
+            d.pair_code = Some(PairCode {
+                code: "OLDC0DE1".into(),
+                phone_number: "15551234567".into(),
+                expires_at: later(5),
+            });
+            assert!(on_event(&d, &ev, crate::time::now()).is_none(), "{s}");
+        }
+    }
+
     fn code_of(r: ApiResult<Plan>) -> Option<ErrorCode> {
         r.err().map(|e| e.code())
     }
@@ -390,10 +468,7 @@ mod tests {
             );
         }
         let mut valid = device(S::QrGenerated);
-        valid.qr = Some(Qr {
-            code: "c".into(),
-            expires_at: later(30),
-        });
+        valid.qr = Some(Qr::new("c".into(), later(30)));
         assert_eq!(
             code_of(plan(&valid, RegenerateQr, now)),
             Some(ErrorCode::QrResetNotAllowed)

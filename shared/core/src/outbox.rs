@@ -80,6 +80,9 @@ impl AppStore for Nudging {
     async fn delete_app(&self, app_id: Uuid) -> Result<(), StoreError> {
         self.inner.delete_app(app_id).await
     }
+    async fn close_app(&self, app_id: Uuid) -> Result<(), StoreError> {
+        self.inner.close_app(app_id).await
+    }
     async fn ping(&self) -> Result<(), StoreError> {
         self.inner.ping().await
     }
@@ -100,6 +103,9 @@ impl DeviceStore for Nudging {
         page: PageRequest,
     ) -> Result<Page<Device>, StoreError> {
         self.inner.list_devices(app_id, status, page).await
+    }
+    async fn devices_of_app(&self, app_id: Uuid) -> Result<Vec<Device>, StoreError> {
+        self.inner.devices_of_app(app_id).await
     }
     async fn devices_with_status(
         &self,
@@ -179,6 +185,17 @@ impl MessageStore for Nudging {
     ) -> Result<Option<Message>, StoreError> {
         self.inner.get_message(device_id, message_id).await
     }
+    async fn inbound_message_id(
+        &self,
+        device_id: Uuid,
+        chat: &str,
+        from: &str,
+        message_id: &str,
+    ) -> Result<Option<String>, StoreError> {
+        self.inner
+            .inbound_message_id(device_id, chat, from, message_id)
+            .await
+    }
     async fn list_messages(
         &self,
         device_id: Uuid,
@@ -223,6 +240,13 @@ impl MessageStore for Nudging {
         limit: u32,
     ) -> Result<Vec<Message>, StoreError> {
         self.inner.pending_messages(device_id, limit).await
+    }
+    async fn pending_page(
+        &self,
+        after: Option<&PendingCursor>,
+        limit: u32,
+    ) -> Result<(Vec<Message>, Option<PendingCursor>), StoreError> {
+        self.inner.pending_page(after, limit).await
     }
     async fn get_idempotency(
         &self,

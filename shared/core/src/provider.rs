@@ -49,6 +49,12 @@ pub enum SessionEvent {
         code: String,
         expires_at: OffsetDateTime,
     },
+    /// WhatsApp replaced the pair code handed out by `link` (the old one is dead): this
+    /// one is to be entered instead, for the same phone number.
+    PairCode {
+        code: String,
+        expires_at: OffsetDateTime,
+    },
     /// Every QR expired unscanned; the linking session has ended.
     QrExhausted,
     /// Linked and online. `wa_number` is the account's phone number, `wa_device_jid` this

@@ -1,5 +1,6 @@
 //! The store port: what the use cases need from storage, as small async traits.
-//! Adapters (SQLite, DynamoDB) implement them and pass the suite in `conformance`.
+//! Adapters (SQLite, DynamoDB) implement them and pass the conformance suite of the
+//! test-support crate (`wa_testkit::conformance`).
 
 use async_trait::async_trait;
 use uuid::Uuid;
@@ -22,6 +23,9 @@ pub enum StoreError {
     Conflict(&'static str),
     /// The backend throttled the request; retrying later may succeed.
     Throttled,
+    /// The record is larger than the backend can hold in one item (DynamoDB: 400 KB);
+    /// retrying cannot succeed. The caller sent too much (a text, a caption).
+    TooLarge,
     /// Anything else; the text is for logs only.
     Backend(String),
 }
@@ -32,6 +36,7 @@ impl std::fmt::Display for StoreError {
             StoreError::NotFound => f.write_str("record not found"),
             StoreError::Conflict(rule) => write!(f, "uniqueness conflict on {rule}"),
             StoreError::Throttled => f.write_str("store throttled"),
+            StoreError::TooLarge => f.write_str("record too large for the store"),
             StoreError::Backend(e) => write!(f, "store backend error: {e}"),
         }
     }
@@ -45,6 +50,10 @@ impl From<StoreError> for wa_errors::ApiError {
         match e {
             StoreError::NotFound => wa_errors::ApiError::not_found("resource not found"),
             StoreError::Conflict(_) => wa_errors::ApiError::conflict("resource already exists"),
+            StoreError::TooLarge => wa_errors::ApiError::new(
+                wa_errors::ErrorCode::RequestTooLarge,
+                "the request is too large to store; send less text, or media by `url`",
+            ),
             StoreError::Throttled | StoreError::Backend(_) => wa_errors::ApiError::internal(e),
         }
     }
@@ -100,6 +109,13 @@ pub trait AppStore: Send + Sync {
     /// Deletes the App; `NotFound` if it does not exist.
     async fn delete_app(&self, app_id: Uuid) -> Result<(), StoreError>;
 
+    /// Closes the App to new devices: from the moment this is answered, `insert_device`
+    /// of a device of the App fails with `NotFound`, before and after the App's deletion.
+    /// The App itself is unchanged (its token works until `delete_app`). Idempotent; the
+    /// first step of deleting an App, so that no device is created under it while its
+    /// devices are destroyed.
+    async fn close_app(&self, app_id: Uuid) -> Result<(), StoreError>;
+
     /// Cheap liveness check for /health.
     async fn ping(&self) -> Result<(), StoreError>;
 }
@@ -107,7 +123,8 @@ pub trait AppStore: Send + Sync {
 /// Devices: per App, names unique among live (not destroyed) devices.
 #[async_trait]
 pub trait DeviceStore: Send + Sync {
-    /// Inserts a device. `Conflict("device_name")` when a live device of the App has the name.
+    /// Inserts a device. `Conflict("device_name")` when a live device of the App has the
+    /// name; `NotFound` when the App is closed (`AppStore::close_app`).
     async fn insert_device(&self, device: &Device) -> Result<(), StoreError>;
 
     async fn get_device(&self, device_id: Uuid) -> Result<Option<Device>, StoreError>;
@@ -119,6 +136,11 @@ pub trait DeviceStore: Send + Sync {
         status: Option<DeviceStatus>,
         page: PageRequest,
     ) -> Result<Page<Device>, StoreError>;
+
+    /// Every device of the App (destroyed ones included) in id order, with every insert and
+    /// update answered before the call: unlike `list_devices` (eventually consistent on
+    /// DynamoDB), this listing reads its own writes. Deleting an App relies on it.
+    async fn devices_of_app(&self, app_id: Uuid) -> Result<Vec<Device>, StoreError>;
 
     /// Devices of every App whose status is one of `statuses` (the worker's restore).
     async fn devices_with_status(
@@ -203,6 +225,11 @@ pub struct MessageCursor {
     pub message_id: String,
 }
 
+/// A position in the listing of every pending message ([`MessageStore::pending_page`]);
+/// what it holds is the adapter's business.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PendingCursor(pub String);
+
 /// Messages of devices, both directions; inline media of pending sends; idempotency keys.
 #[async_trait]
 pub trait MessageStore: Send + Sync {
@@ -242,6 +269,21 @@ pub trait MessageStore: Send + Sync {
         message_id: &str,
     ) -> Result<Option<Message>, StoreError>;
 
+    /// The id to store an inbound message under, for the message WhatsApp identifies by
+    /// `message_id` sent by `from` in `chat`; `None` when that message is stored already
+    /// (a redelivery: store nothing). WhatsApp's ids are unique per chat and sender only:
+    /// when the device has another message under `message_id` (of another chat or
+    /// sender, or an outbound one), the answer is an id of the message's own, derived from
+    /// its chat and sender (`<message_id>-<12 hex digits>`, the same at every
+    /// redelivery), so both are kept. Sees every write answered before the call.
+    async fn inbound_message_id(
+        &self,
+        device_id: Uuid,
+        chat: &str,
+        from: &str,
+        message_id: &str,
+    ) -> Result<Option<String>, StoreError>;
+
     /// The device's messages, newest first, `limit` per page.
     async fn list_messages(
         &self,
@@ -280,6 +322,17 @@ pub trait MessageStore: Send + Sync {
         device_id: Option<Uuid>,
         limit: u32,
     ) -> Result<Vec<Message>, StoreError>;
+
+    /// One page of every device's outbound messages still `queued` or `sending`: at most
+    /// `limit` after `after` (from the start when `None`), and the cursor of the next page
+    /// when there may be one. Paging on from each cursor lists every message that stays
+    /// pending meanwhile once; one whose status changes during the listing may be missing
+    /// or listed twice.
+    async fn pending_page(
+        &self,
+        after: Option<&PendingCursor>,
+        limit: u32,
+    ) -> Result<(Vec<Message>, Option<PendingCursor>), StoreError>;
 
     /// The record of an unexpired key.
     async fn get_idempotency(
@@ -422,3 +475,22 @@ pub trait EventStore: Send + Sync {
 pub trait Store: AppStore + DeviceStore + MessageStore + EventStore {}
 
 impl<T: AppStore + DeviceStore + MessageStore + EventStore> Store for T {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use wa_errors::{ApiError, ErrorCode};
+
+    #[test]
+    fn store_errors_map_to_the_api() {
+        let code = |e: StoreError| ApiError::from(e).code();
+        assert_eq!(code(StoreError::NotFound), ErrorCode::NotFound);
+        assert_eq!(code(StoreError::Conflict("app_name")), ErrorCode::Conflict);
+        assert_eq!(code(StoreError::TooLarge), ErrorCode::RequestTooLarge);
+        assert_eq!(code(StoreError::Throttled), ErrorCode::InternalError);
+        assert_eq!(
+            code(StoreError::Backend("x".into())),
+            ErrorCode::InternalError
+        );
+    }
+}

@@ -6,7 +6,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
 use rusqlite::{OptionalExtension, params};
-use wa_core::queue::{DeadLetter, Depth, Queue, QueueError, Received};
+use wa_core::queue::{DeadLetter, Depth, Outgoing, Queue, QueueError, Received};
 use wa_store::InlineQueue;
 use wa_store::db::{Db, DbError};
 
@@ -312,6 +312,30 @@ impl Queue for LocalQueue {
         Ok(id)
     }
 
+    /// One transaction: every message of the batch is written, or none.
+    async fn send_batch(
+        &self,
+        queue: &str,
+        messages: &[Outgoing],
+    ) -> Result<Vec<String>, QueueError> {
+        let ids: Vec<String> = messages
+            .iter()
+            .map(|_| uuid::Uuid::now_v7().to_string())
+            .collect();
+        let (queue, messages, mids) = (queue.to_owned(), messages.to_vec(), ids.clone());
+        self.with(move |conn| {
+            let tx = conn.savepoint().map_err(backend)?;
+            for (m, id) in messages.iter().zip(&mids) {
+                insert(&tx, id, &queue, m.group.as_deref(), &m.body, Duration::ZERO)
+                    .map_err(backend)?;
+            }
+            tx.commit().map_err(backend)
+        })
+        .await?;
+        self.work.notify_one();
+        Ok(ids)
+    }
+
     async fn receive(
         &self,
         queue: &str,
@@ -542,7 +566,7 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn conformance_in_memory() {
-        wa_core::conformance::queue(Arc::new(LocalQueue::in_memory(3).unwrap()), 3).await;
+        wa_testkit::conformance::queue(Arc::new(LocalQueue::in_memory(3).unwrap()), 3).await;
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -649,7 +673,7 @@ mod tests {
 
     fn outbound(device_id: uuid::Uuid) -> wa_core::messages::Message {
         let now = wa_core::time::now();
-        wa_core::conformance::outbound_text(device_id, uuid::Uuid::now_v7(), "hi", now)
+        wa_testkit::fixtures::outbound_text(device_id, uuid::Uuid::now_v7(), "hi", now)
     }
 
     /// With the queue in the store's database, a send's message and its command are written

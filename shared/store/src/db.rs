@@ -135,7 +135,7 @@ impl Db {
         init: impl FnOnce(&mut Connection) -> Result<(), String>,
     ) -> Result<Db, String> {
         let dir = std::env::temp_dir().join(format!("wa-db-{}", uuid::Uuid::new_v4()));
-        std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+        wa_core::private_fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
         Self::open_inner(&dir.join("db.sqlite"), init, Some(dir))
     }
 
@@ -144,6 +144,8 @@ impl Db {
         init: impl FnOnce(&mut Connection) -> Result<(), String>,
         temp_dir: Option<PathBuf>,
     ) -> Result<Db, String> {
+        wa_core::private_fs::sqlite_database(path)
+            .map_err(|e| format!("cannot create {}: {e}", path.display()))?;
         let mut conn = connect(path).map_err(|e| e.to_string())?;
         init(&mut conn)?;
         let (tx, rx) = mpsc::channel::<Job>();

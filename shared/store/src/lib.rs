@@ -4,6 +4,10 @@
 
 #[cfg(feature = "sqlite")]
 pub mod db;
+#[cfg_attr(not(any(feature = "sqlite", feature = "dynamo")), allow(dead_code))]
+mod inbound;
+#[cfg_attr(not(any(feature = "sqlite", feature = "dynamo")), allow(dead_code))]
+mod page;
 #[cfg(feature = "sqlite")]
 mod sqlite;
 

@@ -12,8 +12,10 @@
 //! | server rejection 429 (IQ or HTTP), pair-code throttling  | `provider_rate_limit`         |
 //! | message nack 403 in a group                              | `group_posting_restricted`    |
 //! | invalid phone number for a pair code (local validation)  | `validation_error`            |
-//! | pairing refused for too many linked devices              | `too_many_devices`            |
 //! | anything else                                            | `provider_error`              |
+//!
+//! `too_many_devices` is not among them: the phone enforces the limit on linked devices
+//! and WhatsApp tells the companion nothing ([`classify_pair_failure`]).
 //!
 //! The checks walk the whole `source()` chain (through whatsapp-rust's
 //! [`ErrorChainExt`]), so an error wrapped in `anyhow` or in another domain error is
@@ -157,32 +159,19 @@ pub fn classify_pair_error(err: &PairError) -> ProviderFailure {
     }
 }
 
-/// Classifies a pairing failure reported by the library (`Event::PairError.error`).
+/// Classifies a pairing failure reported by the library (`Event::PairError.error`):
+/// always `provider_error`, carrying the library's text.
 ///
-/// Why text matching: whatsapp-rust 0.7 has no typed "too many linked devices" signal.
-/// The companion-device limit is enforced by the primary phone, which refuses to scan
-/// (or to accept the code) and shows the error itself; the companion then just sees its
-/// QR codes expire. `Event::PairError` is only raised for local pair-crypto failures
-/// (`hmac-mismatch`, `internal-error`). So a refusal is `too_many_devices` only when the
-/// library's text says so (should a future server or library version report it), and
-/// `provider_error` otherwise.
+/// Never `too_many_devices`: no such signal reaches a companion. WhatsApp's limit on
+/// linked devices is enforced by the primary phone, which refuses to scan the QR (or to
+/// take the pair code) and shows the error on its own screen; WhatsApp tells the
+/// companion nothing, so its QR codes (or its pair code) just expire. whatsapp-rust 0.7
+/// has no event, `PairError` text, `<failure>` reason (`ConnectFailureReason`) or
+/// pair-code rejection (`PairCodeRejection`) for it: `Event::PairError` is raised only
+/// for local checks of the phone's answer (`hmac-mismatch`, `invalid-key`,
+/// `signature-mismatch`, `internal-error`).
 pub fn classify_pair_failure(error: &str) -> ProviderFailure {
-    let lower = error.to_ascii_lowercase();
-    const DEVICE_LIMIT_HINTS: [&str; 5] = [
-        "too many devices",
-        "too many linked",
-        "too many companion",
-        "device limit",
-        "maximum number of devices",
-    ];
-    if DEVICE_LIMIT_HINTS.iter().any(|hint| lower.contains(hint)) {
-        ProviderFailure::new(
-            ErrorCode::TooManyDevices,
-            format!("pairing refused: the account has too many linked devices ({error})"),
-        )
-    } else {
-        ProviderFailure::new(ErrorCode::ProviderError, format!("pairing failed: {error}"))
-    }
+    ProviderFailure::new(ErrorCode::ProviderError, format!("pairing failed: {error}"))
 }
 
 /// Whether the transport was gone: the library's own judgement, plus a closed socket
@@ -408,9 +397,26 @@ mod tests {
     }
 
     #[test]
-    fn device_limit_pair_failure_is_too_many_devices() {
-        let f = classify_pair_failure("Too many devices linked to this account");
-        assert_eq!(f.code, ErrorCode::TooManyDevices);
+    fn no_pair_failure_of_the_library_is_too_many_devices() {
+        // The texts `Event::PairError` carries: the library's own pair-crypto errors.
+        for (code, text) in [
+            (401, "hmac-mismatch"),
+            (401, "invalid-key"),
+            (401, "signature-mismatch"),
+            (500, "internal-error"),
+        ] {
+            let error = whatsapp_rust::wacore::pair::PairCryptoError {
+                code,
+                text,
+                source: whatsapp_rust::anyhow::anyhow!("the phone's answer did not verify"),
+            };
+            let f = classify_pair_failure(&error.to_string());
+            assert_eq!(f.code, ErrorCode::ProviderError, "{text}");
+            assert!(f.message.contains(text), "{}", f.message);
+        }
+        // Words in a text are no signal either: nothing the library sends says so.
+        let f = classify_pair_failure("too many devices");
+        assert_eq!(f.code, ErrorCode::ProviderError);
     }
 
     #[test]

@@ -1,5 +1,6 @@
 //! Apps in the table: the App item, the guard items of its name (per tenant) and of its
-//! token hash (global, also the lookup by token), and the tenant's listing (GSI1).
+//! token hash (global, also the lookup by token), the tenant's listing (GSI1), and the
+//! mark of an App closed to new devices.
 
 use async_trait::async_trait;
 use uuid::Uuid;
@@ -9,6 +10,7 @@ use wa_core::store::{AppStore, AppUpdate, Page, PageRequest, StoreError};
 use super::DynamoStore;
 use super::codec::{Index, Item, guard, guard_owner, key, list, token_guard};
 use super::ops::{Query, Range, Write, WriteError, until_fresh};
+use crate::page;
 
 /// The writes that create an App: guards first, so a taken name or token is reported as
 /// such (the first failed condition decides).
@@ -119,19 +121,13 @@ impl AppStore for DynamoStore {
         if let Some(after) = page.after {
             q = q.range(Range::After(after.to_string()));
         }
-        // One extra item tells whether another page exists.
-        let items = self.query(&q, page.limit as usize + 1).await?;
-        let mut apps = items
+        let items = self.query(&q, page::fetch(page.limit)).await?;
+        let apps = items
             .iter()
             .map(App::try_from)
             .collect::<Result<Vec<_>, _>>()?;
-        let next = if apps.len() > page.limit as usize {
-            apps.truncate(page.limit as usize);
-            apps.last().map(|a| a.app_id)
-        } else {
-            None
-        };
-        Ok(Page { items: apps, next })
+        let (items, next) = page::cut(apps, page.limit, |a| a.app_id);
+        Ok(Page { items, next })
     }
 
     async fn update_app(&self, app_id: Uuid, update: &AppUpdate) -> Result<App, StoreError> {
@@ -140,6 +136,12 @@ impl AppStore for DynamoStore {
 
     async fn delete_app(&self, app_id: Uuid) -> Result<(), StoreError> {
         until_fresh(move || self.try_delete_app(app_id)).await
+    }
+
+    async fn close_app(&self, app_id: Uuid) -> Result<(), StoreError> {
+        // Device inserts check this mark in their transaction (`DeviceStore::insert_device`).
+        let mark = key::app_closed(app_id).with_s("kind", "app_closed");
+        Ok(self.write(vec![Write::put(mark)]).await?)
     }
 
     async fn ping(&self) -> Result<(), StoreError> {

@@ -115,6 +115,10 @@ pub(crate) mod list {
     pub(crate) fn app_devices(app: Uuid) -> String {
         format!("APPDEV#{app}")
     }
+    /// The membership items of an App's devices (table hash key, strongly consistent).
+    pub(crate) fn devices_of_app(app: Uuid) -> String {
+        format!("DEVOFAPP#{app}")
+    }
     pub(crate) fn devices_with_status(status: &str) -> String {
         format!("DEVSTATUS#{status}")
     }
@@ -156,6 +160,15 @@ pub(crate) mod key {
     /// Guard of the rule "one App name per tenant".
     pub(crate) fn app_name(tenant: &str, name: &str) -> Item {
         Item::key(format!("APPNAME#{tenant}"), format!("NAME#{name}"))
+    }
+    /// The mark of an App closed to new devices (kept after the App is deleted).
+    pub(crate) fn app_closed(id: Uuid) -> Item {
+        Item::key(format!("APP#{id}"), "CLOSED")
+    }
+    /// A device's membership of its App: what the consistent listing of the App's devices
+    /// reads.
+    pub(crate) fn app_device(app: Uuid, device: Uuid) -> Item {
+        Item::key(list::devices_of_app(app), device.to_string())
     }
     /// Guard of the rule "one App per token hash", and the lookup by token.
     pub(crate) fn app_token(hash: &str) -> Item {

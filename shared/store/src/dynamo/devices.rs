@@ -1,6 +1,7 @@
 //! Devices and the presence cache in the table: the device item (listed per App on GSI1
-//! and per status on GSI2), the guard of its name while it is live, and one presence item
-//! per peer in the device's partition.
+//! and per status on GSI2), its membership item in the App's device partition (the listing
+//! that reads its own writes), the guard of its name while it is live, and one presence
+//! item per peer in the device's partition.
 
 use async_trait::async_trait;
 use uuid::Uuid;
@@ -12,6 +13,7 @@ use wa_core::webhooks::Event;
 use super::DynamoStore;
 use super::codec::{Index, Item, STATUS, SeenPresence, guard, key, list};
 use super::ops::{Query, Range, Write, WriteError, until_fresh};
+use crate::page;
 
 /// Whether the device holds its name (a destroyed device frees it).
 fn is_live(status: DeviceStatus) -> bool {
@@ -26,20 +28,12 @@ fn name_guard(d: &Device) -> Write {
 }
 
 fn decode_page(items: Vec<Item>, limit: u32) -> Result<Page<Device>, StoreError> {
-    let mut devices = items
+    let devices = items
         .iter()
         .map(Device::try_from)
         .collect::<Result<Vec<_>, _>>()?;
-    let next = if devices.len() > limit as usize {
-        devices.truncate(limit as usize);
-        devices.last().map(|d| d.device_id)
-    } else {
-        None
-    };
-    Ok(Page {
-        items: devices,
-        next,
-    })
+    let (items, next) = page::cut(devices, limit, |d| d.device_id);
+    Ok(Page { items, next })
 }
 
 fn after(page: &PageRequest) -> Range {
@@ -88,10 +82,19 @@ impl DynamoStore {
 #[async_trait]
 impl DeviceStore for DynamoStore {
     async fn insert_device(&self, device: &Device) -> Result<(), StoreError> {
-        let mut writes = vec![Write::insert(
-            Item::from(device).with_rev(1),
-            StoreError::Conflict("device_id"),
-        )];
+        // A closed App refuses first: its deletion is under way.
+        let mut writes = vec![
+            Write::absent(key::app_closed(device.app_id), StoreError::NotFound),
+            Write::insert(
+                Item::from(device).with_rev(1),
+                StoreError::Conflict("device_id"),
+            ),
+            Write::put(
+                key::app_device(device.app_id, device.device_id)
+                    .with_s("kind", "app_device")
+                    .with_s("device_id", device.device_id.to_string()),
+            ),
+        ];
         if is_live(device.status) {
             writes.push(name_guard(device));
         }
@@ -112,8 +115,32 @@ impl DeviceStore for DynamoStore {
         if let Some(s) = status {
             q = q.filter(STATUS, s.as_str().to_owned());
         }
-        let items = self.query(&q, page.limit as usize + 1).await?;
+        let items = self.query(&q, page::fetch(page.limit)).await?;
         decode_page(items, page.limit)
+    }
+
+    async fn devices_of_app(&self, app_id: Uuid) -> Result<Vec<Device>, StoreError> {
+        // The membership items are read consistently; the index adds devices inserted
+        // before they existed (it has long caught up with those).
+        let members = Query::new(Index::Table, list::devices_of_app(app_id));
+        let listed = Query::new(Index::Gsi1, list::app_devices(app_id));
+        let mut ids = Vec::new();
+        for item in self.query(&members, usize::MAX).await? {
+            ids.push(item.uuid("device_id")?);
+        }
+        for item in self.query(&listed, usize::MAX).await? {
+            ids.push(item.uuid("device_id")?);
+        }
+        ids.sort();
+        ids.dedup();
+        let mut devices = self
+            .get_many(ids.into_iter().map(key::device).collect())
+            .await?
+            .iter()
+            .map(Device::try_from)
+            .collect::<Result<Vec<_>, _>>()?;
+        devices.sort_by_key(|d| d.device_id);
+        Ok(devices)
     }
 
     async fn devices_with_status(
@@ -124,20 +151,20 @@ impl DeviceStore for DynamoStore {
         let mut wanted = statuses.to_vec();
         wanted.sort_by_key(|s| s.as_str());
         wanted.dedup();
-        // One index partition per status: the first `limit + 1` of the union are among the
-        // first `limit + 1` of each.
+        // One index partition per status: the first `fetch(limit)` of the union are among
+        // the first `fetch(limit)` of each.
         let mut items = Vec::new();
         for s in wanted {
             let q =
                 Query::new(Index::Gsi2, list::devices_with_status(s.as_str())).range(after(&page));
-            items.extend(self.query(&q, page.limit as usize + 1).await?);
+            items.extend(self.query(&q, page::fetch(page.limit)).await?);
         }
         let mut keyed = items
             .into_iter()
             .map(|i| Ok((i.uuid("device_id")?, i)))
             .collect::<Result<Vec<_>, StoreError>>()?;
         keyed.sort_by_key(|(id, _)| *id);
-        keyed.truncate(page.limit as usize + 1);
+        keyed.truncate(page::fetch(page.limit));
         decode_page(keyed.into_iter().map(|(_, i)| i).collect(), page.limit)
     }
 

@@ -25,6 +25,7 @@ use super::codec::{Index, Item, LAST_SEQ, QueueEntry, key, list, ms, sortable};
 use super::ops::{
     MAX_TRANSACTION_ITEMS, OnCondition, Query, Range, Write, WriteError, until_fresh,
 };
+use crate::page;
 
 /// The counter of delivery sequence numbers.
 const SEQ_COUNTER: &str = "delivery_seq";
@@ -270,18 +271,12 @@ impl EventStore for DynamoStore {
         if let Some(before) = before_seq {
             q = q.range(Range::Before(sortable(before)));
         }
-        let items = self.query(&q, limit as usize + 1).await?;
-        let mut deliveries = items
+        let items = self.query(&q, page::fetch(limit)).await?;
+        let deliveries = items
             .iter()
             .map(Delivery::try_from)
             .collect::<Result<Vec<_>, _>>()?;
-        let next = if deliveries.len() > limit as usize {
-            deliveries.truncate(limit as usize);
-            deliveries.last().map(|d| d.seq)
-        } else {
-            None
-        };
-        Ok((deliveries, next))
+        Ok(page::cut(deliveries, limit, |d| d.seq))
     }
 
     async fn get_delivery(&self, request_id: &str) -> Result<Option<Delivery>, StoreError> {

@@ -13,7 +13,9 @@ use async_trait::async_trait;
 use aws_sdk_dynamodb::types::AttributeValue;
 use uuid::Uuid;
 use wa_core::messages::{Message, MessageStatus, MessageUpdate};
-use wa_core::store::{Created, IdempotencyRecord, MessageCursor, MessageStore, StoreError};
+use wa_core::store::{
+    Created, IdempotencyRecord, MessageCursor, MessageStore, PendingCursor, StoreError,
+};
 use wa_core::time::{self, OffsetDateTime};
 use wa_core::webhooks::Event;
 
@@ -23,6 +25,8 @@ use super::codec::{
     chunk_bytes, is_pending, key, list, message_order, ms, sortable,
 };
 use super::ops::{OnCondition, Query, Range, Write, WriteError, until_fresh};
+use crate::inbound;
+use crate::page;
 
 /// The largest media kept inline, and the size of a chunk of larger media: DynamoDB items
 /// hold at most 400 KB, keys and attribute names included.
@@ -220,6 +224,29 @@ impl MessageStore for DynamoStore {
             .map(|(m, _)| m))
     }
 
+    async fn inbound_message_id(
+        &self,
+        device_id: Uuid,
+        chat: &str,
+        from: &str,
+        message_id: &str,
+    ) -> Result<Option<String>, StoreError> {
+        inbound::message_id(chat, from, message_id, |[id, derived]| async move {
+            let keys = vec![
+                key::message(device_id, &id),
+                key::message(device_id, &derived),
+            ];
+            let mut found = [None, None];
+            for item in self.get_many(keys).await? {
+                let m = Message::try_from(&item)?;
+                let at = usize::from(m.message_id != id);
+                found[at] = Some(m);
+            }
+            Ok(found)
+        })
+        .await
+    }
+
     async fn list_messages(
         &self,
         device_id: Uuid,
@@ -230,21 +257,15 @@ impl MessageStore for DynamoStore {
         if let Some(c) = before {
             q = q.range(Range::Before(message_order(c.created_ms, &c.message_id)));
         }
-        let items = self.query(&q, limit as usize + 1).await?;
-        let mut messages = items
+        let items = self.query(&q, page::fetch(limit)).await?;
+        let messages = items
             .iter()
             .map(Message::try_from)
             .collect::<Result<Vec<_>, _>>()?;
-        let next = if messages.len() > limit as usize {
-            messages.truncate(limit as usize);
-            messages.last().map(|m| MessageCursor {
-                created_ms: ms(m.created_at),
-                message_id: m.message_id.clone(),
-            })
-        } else {
-            None
-        };
-        Ok((messages, next))
+        Ok(page::cut(messages, limit, |m| MessageCursor {
+            created_ms: ms(m.created_at),
+            message_id: m.message_id.clone(),
+        }))
     }
 
     async fn update_message(
@@ -351,6 +372,45 @@ impl MessageStore for DynamoStore {
         }
         pending.truncate(limit);
         Ok(pending)
+    }
+
+    /// Pages through the index of every pending message (creation order); the cursor is
+    /// the last index entry's range key. Entries the table no longer has pending (the
+    /// index lags) are skipped, so a page may be short while more follow.
+    async fn pending_page(
+        &self,
+        after: Option<&PendingCursor>,
+        limit: u32,
+    ) -> Result<(Vec<Message>, Option<PendingCursor>), StoreError> {
+        let mut q = Query::new(Index::Gsi3, list::PENDING_MESSAGES);
+        if let Some(c) = after {
+            q = q.range(Range::After(c.0.clone()));
+        }
+        let (candidates, next) = self
+            .query_page(&q, None, (limit as usize).clamp(1, 100))
+            .await?;
+        let fresh: HashMap<_, _> = self
+            .get_many(candidates.iter().map(Item::primary_key).collect())
+            .await?
+            .into_iter()
+            .map(|i| (i.key_text(), i))
+            .collect();
+        let mut pending = Vec::new();
+        for c in &candidates {
+            if let Some(item) = fresh.get(&c.key_text()) {
+                let m = Message::try_from(item)?;
+                if is_pending(m.status) {
+                    pending.push(m);
+                }
+            }
+        }
+        let cursor = match (next, candidates.last()) {
+            (Some(_), Some(last)) => {
+                Some(PendingCursor(last.s(Index::Gsi3.range_key())?.to_owned()))
+            }
+            _ => None,
+        };
+        Ok((pending, cursor))
     }
 
     async fn get_idempotency(

@@ -5,26 +5,21 @@
 //! declares.
 
 use std::collections::HashMap;
-use std::hash::{BuildHasher, RandomState};
-use std::time::Duration;
 
 use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{
-    AttributeValue, Delete, DeleteRequest, KeysAndAttributes, Put, PutRequest, ReturnValue,
-    TransactWriteItem, Update, WriteRequest,
+    AttributeValue, ConditionCheck, Delete, DeleteRequest, KeysAndAttributes, Put, PutRequest,
+    ReturnValue, TransactWriteItem, Update, WriteRequest,
 };
 use wa_core::store::StoreError;
 
 use super::DynamoStore;
 use super::codec::{Attrs, COUNTER_VALUE, Index, Item, REV, key};
+use super::retry::{Backoff, drain};
 
 /// TransactWriteItems takes at most this many actions.
 pub(crate) const MAX_TRANSACTION_ITEMS: usize = 100;
-/// How often a write that lost a race with a concurrent transaction is tried again.
-const CONTENTION_RETRIES: u32 = 6;
-/// How often a read-modify-write runs again when its record changed meanwhile.
-const STALE_RETRIES: u32 = 10;
 const BATCH_GET_KEYS: usize = 100;
 /// BatchWriteItem takes 25 requests; media chunks (up to ~350 KB each) go 10 at a time to
 /// keep a request near 4 MB.
@@ -49,13 +44,26 @@ pub(crate) enum WriteError {
 }
 
 /// Runs a read-modify-write until it commits or fails: `Stale` (what it read moved on)
-/// runs it again on fresh reads, up to `STALE_RETRIES` times, then fails with `Backend`.
-pub(crate) async fn until_fresh<T, F, Fut>(mut attempt: F) -> Result<T, StoreError>
+/// runs it again on fresh reads after a pause (`Backoff::STALE`: 10 attempts in all), then
+/// fails with `Backend`.
+pub(crate) async fn until_fresh<T, F, Fut>(attempt: F) -> Result<T, StoreError>
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Result<T, WriteError>>,
 {
-    for _ in 0..STALE_RETRIES {
+    until_fresh_by(&Backoff::STALE, attempt).await
+}
+
+async fn until_fresh_by<T, F, Fut>(policy: &Backoff, mut attempt: F) -> Result<T, StoreError>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, WriteError>>,
+{
+    for n in 0..=policy.retries {
+        if n > 0 {
+            // Whoever moved the record on may still be writing: let it finish.
+            policy.pause(n - 1).await;
+        }
         match attempt().await {
             Err(WriteError::Stale) => continue,
             r => return Ok(r?),
@@ -82,8 +90,25 @@ impl From<WriteError> for StoreError {
 #[derive(Debug, Clone)]
 enum Op {
     Put(Item),
-    Update { key: Item, expression: String },
+    Update {
+        key: Item,
+        expression: String,
+    },
     Delete(Item),
+    /// Writes nothing: only its condition counts (in a transaction).
+    Check(Item),
+}
+
+/// A request builder with the condition, names and values of `$w` (a `Write`): every
+/// write request of the SDK (put, update, delete, condition check; alone or in a
+/// transaction) has these three setters.
+macro_rules! conditioned {
+    ($builder:expr, $w:expr) => {
+        $builder
+            .set_condition_expression($w.condition.clone())
+            .set_expression_attribute_names($w.names())
+            .set_expression_attribute_values($w.values())
+    };
 }
 
 /// One write of one item, with its condition and what the condition's failure means.
@@ -146,6 +171,12 @@ impl Write {
         Write::new(Op::Delete(key))
     }
 
+    /// Fails with `error` when an item with `key` exists; writes nothing. Only meaningful
+    /// in a transaction with other writes, which it then guards.
+    pub(crate) fn absent(key: Item, error: StoreError) -> Write {
+        Write::new(Op::Check(key)).when("attribute_not_exists(pk)", OnCondition::Fail(error))
+    }
+
     /// Adds the condition (placeholders `#x`/`:x`, bound with `name`/`value`).
     pub(crate) fn when(mut self, condition: &str, on_condition: OnCondition) -> Write {
         self.condition = Some(condition.to_owned());
@@ -175,44 +206,31 @@ impl Write {
     fn transact_item(&self, table: &str) -> Result<TransactWriteItem, StoreError> {
         let item = TransactWriteItem::builder();
         Ok(match &self.op {
-            Op::Put(i) => item
-                .put(
-                    Put::builder()
-                        .table_name(table)
-                        .set_item(Some(i.0.clone()))
-                        .set_condition_expression(self.condition.clone())
-                        .set_expression_attribute_names(self.names())
-                        .set_expression_attribute_values(self.values())
-                        .build()
-                        .map_err(build_error)?,
-                )
-                .build(),
-            Op::Update { key, expression } => item
-                .update(
-                    Update::builder()
-                        .table_name(table)
-                        .set_key(Some(key.0.clone()))
-                        .update_expression(expression)
-                        .set_condition_expression(self.condition.clone())
-                        .set_expression_attribute_names(self.names())
-                        .set_expression_attribute_values(self.values())
-                        .build()
-                        .map_err(build_error)?,
-                )
-                .build(),
-            Op::Delete(key) => item
-                .delete(
-                    Delete::builder()
-                        .table_name(table)
-                        .set_key(Some(key.0.clone()))
-                        .set_condition_expression(self.condition.clone())
-                        .set_expression_attribute_names(self.names())
-                        .set_expression_attribute_values(self.values())
-                        .build()
-                        .map_err(build_error)?,
-                )
-                .build(),
-        })
+            Op::Put(i) => {
+                let put = Put::builder().table_name(table).set_item(Some(i.0.clone()));
+                item.put(conditioned!(put, self).build().map_err(build_error)?)
+            }
+            Op::Update { key, expression } => {
+                let update = Update::builder()
+                    .table_name(table)
+                    .set_key(Some(key.0.clone()))
+                    .update_expression(expression);
+                item.update(conditioned!(update, self).build().map_err(build_error)?)
+            }
+            Op::Delete(key) => {
+                let delete = Delete::builder()
+                    .table_name(table)
+                    .set_key(Some(key.0.clone()));
+                item.delete(conditioned!(delete, self).build().map_err(build_error)?)
+            }
+            Op::Check(key) => {
+                let check = ConditionCheck::builder()
+                    .table_name(table)
+                    .set_key(Some(key.0.clone()));
+                item.condition_check(conditioned!(check, self).build().map_err(build_error)?)
+            }
+        }
+        .build())
     }
 }
 
@@ -228,11 +246,21 @@ pub(crate) enum Failure {
     /// A concurrent transaction held an item; trying again will likely succeed.
     Contention,
     Throttled,
+    /// An item would exceed DynamoDB's 400 KB.
+    TooLarge,
     Other(String),
 }
 
+/// Whether a DynamoDB error text says an item exceeds the item size limit
+/// ("Item size has exceeded the maximum allowed size", "Item size to update has exceeded
+/// the maximum allowed size").
+fn says_too_large(text: &str) -> bool {
+    text.contains("Item size") && text.contains("exceeded the maximum allowed size")
+}
+
 /// The one mapping of DynamoDB errors: `code` is the error code of the call, `reasons` the
-/// cancellation reason codes of a canceled transaction (one per action, in order).
+/// cancellation reason codes of a canceled transaction (one per action, in order), `text`
+/// the error's text with the cancellation reasons' messages.
 pub(crate) fn classify(code: Option<&str>, reasons: &[Option<&str>], text: String) -> Failure {
     const THROTTLED: [&str; 4] = [
         "ProvisionedThroughputExceededException",
@@ -244,6 +272,7 @@ pub(crate) fn classify(code: Option<&str>, reasons: &[Option<&str>], text: Strin
         Some("ConditionalCheckFailedException") => Failure::Condition(0),
         Some("TransactionConflictException") => Failure::Contention,
         Some(c) if THROTTLED.contains(&c) => Failure::Throttled,
+        Some("ValidationException") if says_too_large(&text) => Failure::TooLarge,
         Some("TransactionCanceledException") => {
             // The first failed condition decides, so writes are ordered by precedence.
             if let Some(i) = reasons
@@ -258,6 +287,8 @@ pub(crate) fn classify(code: Option<&str>, reasons: &[Option<&str>], text: Strin
                 .any(|r| matches!(r, Some("ThrottlingError" | "ProvisionedThroughputExceeded")))
             {
                 Failure::Throttled
+            } else if reasons.contains(&Some("ValidationError")) && says_too_large(&text) {
+                Failure::TooLarge
             } else {
                 Failure::Other(text)
             }
@@ -275,6 +306,7 @@ fn meaning(failure: Failure, writes: &[Write]) -> WriteError {
             None => StoreError::Backend(format!("the condition of write {i} failed")).into(),
         },
         Failure::Contention | Failure::Throttled => StoreError::Throttled.into(),
+        Failure::TooLarge => StoreError::TooLarge.into(),
         Failure::Other(text) => StoreError::Backend(text).into(),
     }
 }
@@ -295,15 +327,10 @@ where
 {
     match classify(e.code(), &[], describe(&e)) {
         Failure::Throttled | Failure::Contention => StoreError::Throttled,
+        Failure::TooLarge => StoreError::TooLarge,
         Failure::Condition(_) => StoreError::Backend("unexpected condition failure".into()),
         Failure::Other(text) => StoreError::Backend(text),
     }
-}
-
-/// A short random pause before trying a contended write again.
-async fn backoff(attempt: u32) {
-    let jitter = RandomState::new().hash_one(attempt) % 20;
-    tokio::time::sleep(Duration::from_millis(10 * 2u64.pow(attempt) + jitter)).await;
 }
 
 /// A paged Query: `range` restricts the range key.
@@ -369,6 +396,8 @@ impl DynamoStore {
     }
 
     /// Strongly consistent reads of many items (missing ones are left out, order is lost).
+    /// Keys left unprocessed are read again with backoff (`Backoff::UNPROCESSED`), then
+    /// `Throttled`.
     pub(crate) async fn get_many(&self, keys: Vec<Item>) -> Result<Vec<Item>, StoreError> {
         let mut unique: Vec<Item> = Vec::with_capacity(keys.len());
         for k in keys {
@@ -378,9 +407,9 @@ impl DynamoStore {
         }
         let mut found = Vec::with_capacity(unique.len());
         for batch in unique.chunks(BATCH_GET_KEYS) {
-            let mut pending: Vec<Attrs> = batch.iter().map(|k| k.0.clone()).collect();
-            let mut attempt = 0;
-            while !pending.is_empty() {
+            let keys: Vec<Attrs> = batch.iter().map(|k| k.0.clone()).collect();
+            // Keys DynamoDB leaves unprocessed (throttled) are asked for again.
+            let items = drain(&Backoff::UNPROCESSED, keys, |pending| async move {
                 let request = KeysAndAttributes::builder()
                     .set_keys(Some(pending))
                     .consistent_read(true)
@@ -393,19 +422,19 @@ impl DynamoStore {
                     .send()
                     .await
                     .map_err(read_error)?;
-                if let Some(items) = out.responses.and_then(|mut r| r.remove(self.table())) {
-                    found.extend(items.into_iter().map(Item));
-                }
-                pending = out
+                let items = out
+                    .responses
+                    .and_then(|mut r| r.remove(self.table()))
+                    .unwrap_or_default();
+                let left = out
                     .unprocessed_keys
                     .and_then(|mut u| u.remove(self.table()))
                     .map(|k| k.keys)
                     .unwrap_or_default();
-                if !pending.is_empty() {
-                    backoff(attempt.min(5)).await;
-                    attempt += 1;
-                }
-            }
+                Ok((items, left))
+            })
+            .await?;
+            found.extend(items.into_iter().map(Item));
         }
         Ok(found)
     }
@@ -501,15 +530,15 @@ impl DynamoStore {
         }
         let mut attempt = 0;
         loop {
-            let failure = match writes.len() {
-                0 => None,
-                1 => self.write_one(&writes[0]).await,
+            let failure = match writes.as_slice() {
+                [] => None,
+                [w] if !matches!(w.op, Op::Check(_)) => self.write_one(w).await,
                 _ => self.transact(&writes).await?,
             };
             match failure {
                 None => return Ok(()),
-                Some(Failure::Contention) if attempt < CONTENTION_RETRIES => {
-                    backoff(attempt).await;
+                Some(Failure::Contention) if attempt < Backoff::CONTENTION.retries => {
+                    Backoff::CONTENTION.pause(attempt).await;
                     attempt += 1;
                 }
                 Some(f) => return Err(meaning(f, &writes)),
@@ -524,44 +553,34 @@ impl DynamoStore {
             Some(classify(e.code(), &[], describe(&e)))
         }
         let table = self.table();
+        let c = &self.client;
         match &w.op {
-            Op::Put(item) => self
-                .client
-                .put_item()
-                .table_name(table)
-                .set_item(Some(item.0.clone()))
-                .set_condition_expression(w.condition.clone())
-                .set_expression_attribute_names(w.names())
-                .set_expression_attribute_values(w.values())
-                .send()
-                .await
-                .err()
-                .and_then(failed),
-            Op::Update { key, expression } => self
-                .client
-                .update_item()
-                .table_name(table)
-                .set_key(Some(key.0.clone()))
-                .update_expression(expression)
-                .set_condition_expression(w.condition.clone())
-                .set_expression_attribute_names(w.names())
-                .set_expression_attribute_values(w.values())
-                .send()
-                .await
-                .err()
-                .and_then(failed),
-            Op::Delete(key) => self
-                .client
-                .delete_item()
-                .table_name(table)
-                .set_key(Some(key.0.clone()))
-                .set_condition_expression(w.condition.clone())
-                .set_expression_attribute_names(w.names())
-                .set_expression_attribute_values(w.values())
-                .send()
-                .await
-                .err()
-                .and_then(failed),
+            // `write` sends a lone check as a transaction.
+            Op::Check(_) => Some(Failure::Other(
+                "a condition check outside a transaction".into(),
+            )),
+            Op::Put(item) => {
+                let put = c
+                    .put_item()
+                    .table_name(table)
+                    .set_item(Some(item.0.clone()));
+                conditioned!(put, w).send().await.err().and_then(failed)
+            }
+            Op::Update { key, expression } => {
+                let update = c
+                    .update_item()
+                    .table_name(table)
+                    .set_key(Some(key.0.clone()))
+                    .update_expression(expression);
+                conditioned!(update, w).send().await.err().and_then(failed)
+            }
+            Op::Delete(key) => {
+                let delete = c
+                    .delete_item()
+                    .table_name(table)
+                    .set_key(Some(key.0.clone()));
+                conditioned!(delete, w).send().await.err().and_then(failed)
+            }
         }
     }
 
@@ -579,9 +598,14 @@ impl DynamoStore {
         else {
             return Ok(None);
         };
-        let text = describe(&e);
+        let mut text = describe(&e);
         let reasons: Vec<Option<&str>> = match e.as_service_error() {
             Some(TransactWriteItemsError::TransactionCanceledException(c)) => {
+                // The reasons' messages say what the codes do not (which limit was hit).
+                for m in c.cancellation_reasons().iter().filter_map(|r| r.message()) {
+                    text.push_str("; ");
+                    text.push_str(m);
+                }
                 c.cancellation_reasons().iter().map(|r| r.code()).collect()
             }
             _ => Vec::new(),
@@ -590,6 +614,8 @@ impl DynamoStore {
     }
 
     /// Puts many items, not atomically (media chunks before the message that names them).
+    /// Items left unprocessed are written again with backoff (`Backoff::UNPROCESSED`),
+    /// then `Throttled`.
     pub(crate) async fn put_many(&self, items: Vec<Item>) -> Result<(), StoreError> {
         let requests = items
             .into_iter()
@@ -625,24 +651,26 @@ impl DynamoStore {
         per_call: usize,
     ) -> Result<(), StoreError> {
         for batch in requests.chunks(per_call) {
-            let mut pending = batch.to_vec();
-            let mut attempt = 0;
-            while !pending.is_empty() {
-                let call = self
-                    .client
-                    .batch_write_item()
-                    .request_items(self.table(), pending)
-                    .send();
-                let out = call.await.map_err(read_error)?;
-                pending = out
-                    .unprocessed_items
-                    .and_then(|mut u| u.remove(self.table()))
-                    .unwrap_or_default();
-                if !pending.is_empty() {
-                    backoff(attempt.min(5)).await;
-                    attempt += 1;
-                }
-            }
+            // Requests DynamoDB leaves unprocessed (throttled) are sent again.
+            drain(
+                &Backoff::UNPROCESSED,
+                batch.to_vec(),
+                |pending| async move {
+                    let out = self
+                        .client
+                        .batch_write_item()
+                        .request_items(self.table(), pending)
+                        .send()
+                        .await
+                        .map_err(read_error)?;
+                    let left = out
+                        .unprocessed_items
+                        .and_then(|mut u| u.remove(self.table()))
+                        .unwrap_or_default();
+                    Ok((Vec::<()>::new(), left))
+                },
+            )
+            .await?;
         }
         Ok(())
     }
@@ -669,6 +697,57 @@ impl DynamoStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::cell::Cell;
+    use std::time::Duration;
+
+    #[tokio::test]
+    async fn stale_read_modify_writes_pause_then_give_up() {
+        let p = Backoff {
+            base: Duration::from_millis(20),
+            cap: Duration::from_millis(20),
+            retries: 3,
+        };
+        let calls = Cell::new(0);
+        let start = std::time::Instant::now();
+        let got: Result<(), _> = until_fresh_by(&p, || {
+            calls.set(calls.get() + 1);
+            async { Err(WriteError::Stale) }
+        })
+        .await;
+        assert_eq!(
+            got,
+            Err(StoreError::Backend("the record kept changing".into()))
+        );
+        assert_eq!(calls.get(), 4, "the first attempt and three retries");
+        // Three pauses of at least half of 20 ms.
+        assert!(
+            start.elapsed() >= Duration::from_millis(30),
+            "{:?}",
+            start.elapsed()
+        );
+    }
+
+    #[tokio::test]
+    async fn a_fresh_retry_commits_and_a_refusal_ends_the_loop() {
+        let calls = Cell::new(0);
+        let got = until_fresh(|| {
+            calls.set(calls.get() + 1);
+            let n = calls.get();
+            async move {
+                if n == 1 {
+                    Err(WriteError::Stale)
+                } else {
+                    Ok(n)
+                }
+            }
+        })
+        .await;
+        assert_eq!(got, Ok(2));
+        let refused: Result<(), _> =
+            until_fresh(|| async { Err(WriteError::Store(StoreError::NotFound)) }).await;
+        assert_eq!(refused, Err(StoreError::NotFound), "not retried");
+        assert_eq!(Backoff::STALE.retries + 1, 10, "10 attempts in all");
+    }
 
     #[test]
     fn failures_map_to_the_port() {
@@ -718,5 +797,50 @@ mod tests {
             Failure::Other("x".into())
         );
         assert_eq!(classify(None, &[], text()), Failure::Other("x".into()));
+    }
+
+    #[test]
+    fn an_item_over_the_size_limit_is_too_large() {
+        let put = "ValidationException: Item size has exceeded the maximum allowed size";
+        let update = "Item size to update has exceeded the maximum allowed size";
+        assert_eq!(
+            classify(Some("ValidationException"), &[], put.into()),
+            Failure::TooLarge
+        );
+        assert_eq!(
+            classify(Some("ValidationException"), &[], update.into()),
+            Failure::TooLarge
+        );
+        assert_eq!(
+            classify(
+                Some("TransactionCanceledException"),
+                &[Some("None"), Some("ValidationError")],
+                format!("Transaction cancelled; {update}")
+            ),
+            Failure::TooLarge,
+            "a canceled transaction whose reason says so"
+        );
+        assert_eq!(
+            classify(
+                Some("ValidationException"),
+                &[],
+                "One or more parameter values were invalid".into()
+            ),
+            Failure::Other("One or more parameter values were invalid".into()),
+            "other validation errors stay backend errors"
+        );
+        assert_eq!(
+            classify(
+                Some("TransactionCanceledException"),
+                &[Some("ConditionalCheckFailed"), Some("ValidationError")],
+                format!("Transaction cancelled; {update}")
+            ),
+            Failure::Condition(0),
+            "a failed condition still decides first"
+        );
+        assert!(matches!(
+            meaning(Failure::TooLarge, &[]),
+            WriteError::Store(StoreError::TooLarge)
+        ));
     }
 }

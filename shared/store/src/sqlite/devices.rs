@@ -12,6 +12,7 @@ use wa_core::time;
 use super::cache::DEVICES_MARK;
 use super::events::insert_events;
 use super::{SqliteStore, backend, write_error};
+use crate::page;
 use wa_core::webhooks::Event;
 
 /// The columns of a device, in `device_from_row`'s order (a macro, so that the statements
@@ -131,13 +132,8 @@ fn write(conn: &Connection, d: &Device, insert: bool) -> Result<(), StoreError> 
     Ok(())
 }
 
-fn page_of(mut items: Vec<Device>, limit: u32) -> Page<Device> {
-    let next = if items.len() > limit as usize {
-        items.truncate(limit as usize);
-        items.last().map(|d| d.device_id)
-    } else {
-        None
-    };
+fn page_of(items: Vec<Device>, limit: u32) -> Page<Device> {
+    let (items, next) = page::cut(items, limit, |d| d.device_id);
     Page { items, next }
 }
 
@@ -145,8 +141,21 @@ fn page_of(mut items: Vec<Device>, limit: u32) -> Page<Device> {
 impl DeviceStore for SqliteStore {
     async fn insert_device(&self, device: &Device) -> Result<(), StoreError> {
         let d = device.clone();
-        self.with_marked(DEVICES_MARK, move |conn| write(conn, &d, true))
-            .await
+        self.with_marked(DEVICES_MARK, move |conn| {
+            // One writer: no device can slip in between the check and the insert.
+            let tx = conn.savepoint().map_err(backend)?;
+            let closed = tx
+                .prepare_cached("SELECT 1 FROM closed_apps WHERE app_id = ?1")
+                .map_err(backend)?
+                .exists([d.app_id.to_string()])
+                .map_err(backend)?;
+            if closed {
+                return Err(StoreError::NotFound);
+            }
+            write(&tx, &d, true)?;
+            tx.commit().map_err(backend)
+        })
+        .await
     }
 
     async fn get_device(&self, device_id: Uuid) -> Result<Option<Device>, StoreError> {
@@ -174,7 +183,7 @@ impl DeviceStore for SqliteStore {
                             app_id.to_string(),
                             after,
                             status.map(|s| s.as_str()),
-                            page.limit as i64 + 1
+                            page::fetch(page.limit) as i64
                         ],
                         device_from_row,
                     )
@@ -198,6 +207,21 @@ impl DeviceStore for SqliteStore {
         }))
     }
 
+    async fn devices_of_app(&self, app_id: Uuid) -> Result<Vec<Device>, StoreError> {
+        self.read(move |conn| {
+            conn.prepare_cached(concat!(
+                "SELECT ",
+                columns!(),
+                " FROM devices WHERE app_id = ?1 ORDER BY device_id"
+            ))
+            .map_err(backend)?
+            .query_map([app_id.to_string()], device_from_row)
+            .map_err(backend)?
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(backend)
+        })
+    }
+
     async fn devices_with_status(
         &self,
         statuses: &[DeviceStatus],
@@ -213,7 +237,10 @@ impl DeviceStore for SqliteStore {
                      AND status IN (SELECT value FROM json_each(?2)) ORDER BY device_id LIMIT ?3"
                 ))
                 .map_err(backend)?
-                .query_map(params![after, list, page.limit as i64 + 1], device_from_row)
+                .query_map(
+                    params![after, list, page::fetch(page.limit) as i64],
+                    device_from_row,
+                )
                 .map_err(backend)?
                 .collect::<Result<Vec<_>, _>>()
                 .map_err(backend)?;

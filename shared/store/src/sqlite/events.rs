@@ -8,6 +8,7 @@ use wa_core::time::OffsetDateTime;
 use wa_core::webhooks::Event;
 
 use super::{SqliteStore, backend, from_ms, ms};
+use crate::page;
 
 /// Writes events in the caller's transaction, pending and due at once.
 pub(crate) fn insert_events(tx: &Connection, events: &[Event]) -> Result<(), StoreError> {
@@ -184,7 +185,7 @@ impl EventStore for SqliteStore {
         before_seq: Option<i64>,
     ) -> Result<(Vec<Delivery>, Option<i64>), StoreError> {
         self.read(move |conn| {
-            let mut items = query(
+            let items = query(
                 conn,
                 &format!(
                     "SELECT {COLUMNS} FROM deliveries WHERE app_id = ?1 AND (?2 IS NULL OR status = ?2) \
@@ -194,16 +195,10 @@ impl EventStore for SqliteStore {
                     app_id.to_string(),
                     status.map(|s| s.as_str()),
                     before_seq.unwrap_or(i64::MAX),
-                    limit as i64 + 1
+                    page::fetch(limit) as i64
                 ],
             )?;
-            let next = if items.len() > limit as usize {
-                items.truncate(limit as usize);
-                items.last().map(|d| d.seq)
-            } else {
-                None
-            };
-            Ok((items, next))
+            Ok(page::cut(items, limit, |d| d.seq))
         })
     }
 

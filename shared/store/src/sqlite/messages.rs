@@ -6,12 +6,15 @@ use uuid::Uuid;
 use wa_core::messages::{Message, MessageStatus, MessageUpdate};
 use wa_core::queue::{COMMANDS, Command, Queue, command_message};
 use wa_core::store::{
-    Created, IdempotencyRecord, MessageCursor, MessageStore, StoreError, create_then_enqueue,
+    Created, IdempotencyRecord, MessageCursor, MessageStore, PendingCursor, StoreError,
+    create_then_enqueue,
 };
 use wa_core::time::OffsetDateTime;
 
 use super::events::insert_events;
 use super::{SqliteStore, backend, from_ms, ms, write_error};
+use crate::inbound;
+use crate::page;
 use wa_core::webhooks::Event;
 
 fn decode(body: &str) -> Result<Message, StoreError> {
@@ -131,6 +134,19 @@ fn insert_message(
     Ok(Created::Created)
 }
 
+/// The pending statuses in listing order, with their cursor letters.
+const PENDING: [(&str, &str); 2] = [("q", "queued"), ("s", "sending")];
+
+fn parse_pending_cursor(cursor: &str) -> Result<(usize, i64), StoreError> {
+    let bad = || StoreError::Backend(format!("not a pending-messages cursor: {cursor}"));
+    let (letter, rowid) = cursor.split_once(':').ok_or_else(bad)?;
+    let phase = PENDING
+        .iter()
+        .position(|(l, _)| *l == letter)
+        .ok_or_else(bad)?;
+    Ok((phase, rowid.parse().map_err(|_| bad())?))
+}
+
 #[async_trait]
 impl MessageStore for SqliteStore {
     async fn create_message(
@@ -203,6 +219,19 @@ impl MessageStore for SqliteStore {
         self.read(move |conn| get(conn, device_id, &id))
     }
 
+    async fn inbound_message_id(
+        &self,
+        device_id: Uuid,
+        chat: &str,
+        from: &str,
+        message_id: &str,
+    ) -> Result<Option<String>, StoreError> {
+        inbound::message_id(chat, from, message_id, |[id, derived]| async move {
+            self.read(move |conn| Ok([get(conn, device_id, &id)?, get(conn, device_id, &derived)?]))
+        })
+        .await
+    }
+
     async fn list_messages(
         &self,
         device_id: Uuid,
@@ -223,26 +252,20 @@ impl MessageStore for SqliteStore {
                 )
                 .map_err(backend)?
                 .query_map(
-                    params![device_id.to_string(), bms, bid, limit as i64 + 1],
+                    params![device_id.to_string(), bms, bid, page::fetch(limit) as i64],
                     |r| r.get(0),
                 )
                 .map_err(backend)?
                 .collect::<Result<_, _>>()
                 .map_err(backend)?;
-            let mut items = rows
+            let items = rows
                 .iter()
                 .map(|b| decode(b))
                 .collect::<Result<Vec<_>, _>>()?;
-            let next = if items.len() > limit as usize {
-                items.truncate(limit as usize);
-                items.last().map(|m| MessageCursor {
-                    created_ms: ms(m.created_at),
-                    message_id: m.message_id.clone(),
-                })
-            } else {
-                None
-            };
-            Ok((items, next))
+            Ok(page::cut(items, limit, |m| MessageCursor {
+                created_ms: ms(m.created_at),
+                message_id: m.message_id.clone(),
+            }))
         })
     }
 
@@ -330,6 +353,55 @@ impl MessageStore for SqliteStore {
                 .collect::<Result<_, _>>()
                 .map_err(backend)?;
             rows.iter().map(|b| decode(b)).collect()
+        })
+    }
+
+    /// Pages by status (`queued` first, then `sending`) and rowid, through the partial
+    /// index of pending messages; the cursor is `<q|s>:<rowid>`.
+    async fn pending_page(
+        &self,
+        after: Option<&PendingCursor>,
+        limit: u32,
+    ) -> Result<(Vec<Message>, Option<PendingCursor>), StoreError> {
+        let (mut phase, mut rowid) = match after {
+            None => (0usize, 0i64),
+            Some(c) => parse_pending_cursor(&c.0)?,
+        };
+        self.read(move |conn| {
+            let mut out: Vec<Message> = Vec::new();
+            let mut last = None;
+            while phase < PENDING.len() && out.len() < limit as usize {
+                let want = limit as usize - out.len();
+                let rows: Vec<(i64, String)> = conn
+                    .prepare_cached(
+                        "SELECT rowid, body FROM messages WHERE status IN ('queued', 'sending') \
+                         AND status = ?1 AND rowid > ?2 ORDER BY rowid LIMIT ?3",
+                    )
+                    .map_err(backend)?
+                    .query_map(params![PENDING[phase].1, rowid, want as i64], |r| {
+                        Ok((r.get(0)?, r.get(1)?))
+                    })
+                    .map_err(backend)?
+                    .collect::<Result<_, _>>()
+                    .map_err(backend)?;
+                for (id, body) in &rows {
+                    out.push(decode(body)?);
+                    last = Some((phase, *id));
+                }
+                if rows.len() < want {
+                    phase += 1;
+                    rowid = 0;
+                }
+            }
+            // A full page may have a next one; the next phase may too.
+            let next = match last {
+                Some((p, id)) if out.len() >= limit as usize => Some((p, id)),
+                _ => None,
+            };
+            Ok((
+                out,
+                next.map(|(p, id)| PendingCursor(format!("{}:{id}", PENDING[p].0))),
+            ))
         })
     }
 

@@ -8,6 +8,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use crate::db::{Db, DbError, Marks};
+use crate::page;
 use async_trait::async_trait;
 use cache::{APPS_MARK, Caches};
 use rusqlite::{Connection, ErrorCode, OptionalExtension, Row, params};
@@ -108,6 +109,12 @@ CREATE TABLE deliveries (
 CREATE INDEX deliveries_pending ON deliveries (device_id, seq) WHERE status = 'pending';
 CREATE INDEX deliveries_by_app ON deliveries (app_id, status, seq);
 "#,
+    r#"
+-- Apps closed to new devices (being deleted, or deleted): kept after the App is gone.
+CREATE TABLE closed_apps (
+    app_id TEXT PRIMARY KEY
+);
+"#,
 ];
 
 /// State in one SQLite database file.
@@ -180,6 +187,8 @@ impl SqliteStore {
     pub fn open(path: &Path) -> Result<Self, StoreError> {
         let mut lock_path = path.as_os_str().to_owned();
         lock_path.push(".lock");
+        wa_core::private_fs::file(Path::new(&lock_path))
+            .map_err(|e| StoreError::Backend(format!("cannot create {lock_path:?}: {e}")))?;
         let lock = std::fs::OpenOptions::new()
             .create(true)
             .truncate(false)
@@ -418,23 +427,20 @@ impl AppStore for SqliteStore {
         let tenant = tenant_id.to_owned();
         self.read(move |conn| {
             let after = page.after.map(|u| u.to_string()).unwrap_or_default();
-            // One extra row tells whether another page exists.
-            let mut items = conn
+            let items = conn
                 .prepare_cached(&format!(
                     "SELECT {APP_COLUMNS} FROM apps WHERE tenant_id = ?1 AND app_id > ?2 \
                      ORDER BY app_id LIMIT ?3"
                 ))
                 .map_err(backend)?
-                .query_map(params![tenant, after, page.limit as i64 + 1], app_from_row)
+                .query_map(
+                    params![tenant, after, page::fetch(page.limit) as i64],
+                    app_from_row,
+                )
                 .map_err(backend)?
                 .collect::<Result<Vec<_>, _>>()
                 .map_err(backend)?;
-            let next = if items.len() > page.limit as usize {
-                items.truncate(page.limit as usize);
-                items.last().map(|a| a.app_id)
-            } else {
-                None
-            };
+            let (items, next) = page::cut(items, page.limit, |a| a.app_id);
             Ok(Page { items, next })
         })
     }
@@ -492,6 +498,18 @@ impl AppStore for SqliteStore {
         .await
     }
 
+    async fn close_app(&self, app_id: Uuid) -> Result<(), StoreError> {
+        self.with(move |conn| {
+            conn.execute(
+                "INSERT OR IGNORE INTO closed_apps (app_id) VALUES (?1)",
+                [app_id.to_string()],
+            )
+            .map_err(backend)?;
+            Ok(())
+        })
+        .await
+    }
+
     async fn ping(&self) -> Result<(), StoreError> {
         self.read(|conn| conn.query_row("SELECT 1", [], |_| Ok(())).map_err(backend))
     }
@@ -510,19 +528,21 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn conformance_in_memory() {
         let store = Arc::new(SqliteStore::in_memory().unwrap());
-        wa_core::conformance::app_store(store.clone()).await;
-        wa_core::conformance::device_store(store.clone()).await;
-        wa_core::conformance::message_store(store.clone()).await;
-        wa_core::conformance::event_store(store).await;
+        wa_testkit::conformance::app_store(store.clone()).await;
+        wa_testkit::conformance::device_store(store.clone()).await;
+        wa_testkit::conformance::message_store(store.clone()).await;
+        wa_testkit::conformance::closed_apps(store.clone()).await;
+        wa_testkit::conformance::event_store(store).await;
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn conformance_with_read_caches() {
         let store = Arc::new(SqliteStore::in_memory().unwrap().with_read_caches());
-        wa_core::conformance::app_store(store.clone()).await;
-        wa_core::conformance::device_store(store.clone()).await;
-        wa_core::conformance::message_store(store.clone()).await;
-        wa_core::conformance::event_store(store).await;
+        wa_testkit::conformance::app_store(store.clone()).await;
+        wa_testkit::conformance::device_store(store.clone()).await;
+        wa_testkit::conformance::message_store(store.clone()).await;
+        wa_testkit::conformance::closed_apps(store.clone()).await;
+        wa_testkit::conformance::event_store(store).await;
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -530,10 +550,17 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("wa.db");
         let store = Arc::new(SqliteStore::open(&path).unwrap());
-        wa_core::conformance::app_store(store.clone()).await;
-        wa_core::conformance::device_store(store.clone()).await;
-        wa_core::conformance::message_store(store.clone()).await;
-        wa_core::conformance::event_store(store.clone()).await;
+        wa_testkit::conformance::app_store(store.clone()).await;
+        wa_testkit::conformance::device_store(store.clone()).await;
+        wa_testkit::conformance::message_store(store.clone()).await;
+        wa_testkit::conformance::closed_apps(store.clone()).await;
+        wa_testkit::conformance::event_store(store.clone()).await;
+        let kept = wa_testkit::fixtures::app(&wa_testkit::fixtures::tenant(), "kept");
+        store.insert_app(&kept).await.unwrap();
+        let device = wa_testkit::fixtures::device(kept.app_id, "kept");
+        wa_core::store::DeviceStore::insert_device(&*store, &device)
+            .await
+            .unwrap();
         let page = PageRequest {
             limit: 200,
             after: None,
@@ -542,28 +569,18 @@ mod tests {
         // Reopening runs no migration twice and keeps the data.
         let again = SqliteStore::open(&path).unwrap();
         again.ping().await.unwrap();
-        assert!(
-            again
-                .list_apps("nobody", page)
-                .await
-                .unwrap()
-                .items
-                .is_empty()
+        assert_eq!(
+            again.list_apps(&kept.tenant_id, page).await.unwrap().items,
+            [kept],
+            "the App written before the reopen is listed"
         );
-    }
-
-    fn app(name: &str) -> App {
-        let now = time::now();
-        App {
-            app_id: Uuid::now_v7(),
-            tenant_id: "t".into(),
-            name: name.into(),
-            webhook_url: None,
-            token_hash: wa_core::auth::hash_token(&wa_core::auth::new_app_token()),
-            webhook_secret: "whsec_x".into(),
-            created_at: now,
-            updated_at: now,
-        }
+        assert_eq!(
+            wa_core::store::DeviceStore::get_device(&again, device.device_id)
+                .await
+                .unwrap(),
+            Some(device),
+            "the device written before the reopen is read back"
+        );
     }
 
     /// Every write of an App is seen by the cached reads as soon as it is answered: token
@@ -571,7 +588,10 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn app_caches_follow_every_write() {
         let s = SqliteStore::in_memory().unwrap().with_read_caches();
-        let a = app("cached");
+        let a = App {
+            webhook_url: None,
+            ..wa_testkit::fixtures::app("t", "cached")
+        };
         s.insert_app(&a).await.unwrap();
         // Read twice: the second read is served from the cache.
         for _ in 0..2 {
@@ -637,7 +657,7 @@ mod tests {
         use wa_core::store::DeviceStore;
         let s = SqliteStore::in_memory().unwrap().with_read_caches();
         let app_id = Uuid::now_v7();
-        let device = |name: &str| wa_core::conformance::new_device(app_id, name);
+        let device = |name: &str| wa_testkit::fixtures::device(app_id, name);
         let page = PageRequest {
             limit: 50,
             after: None,
@@ -713,21 +733,10 @@ mod tests {
         use wa_core::store::DeviceStore;
         let s = Arc::new(SqliteStore::in_memory().unwrap().with_read_caches());
         let app_id = Uuid::now_v7();
-        let now = time::now();
         let d = Device {
-            device_id: Uuid::now_v7(),
-            app_id,
-            tenant_id: "t".into(),
-            device_name: "raced".into(),
             status: DeviceStatus::Connected,
-            qr: None,
-            pair_code: None,
             wa_number: Some("0".into()),
-            wa_device_jid: None,
-            linked_at: None,
-            last_error: None,
-            created_at: now,
-            updated_at: now,
+            ..wa_testkit::fixtures::device(app_id, "raced")
         };
         s.insert_device(&d).await.unwrap();
         let answered = Arc::new(AtomicU64::new(0));

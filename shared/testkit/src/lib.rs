@@ -1,0 +1,10 @@
+//! Test support of wa-server, for the tests of every crate (a dev-dependency only, never a
+//! dependency of a shipped binary):
+//!
+//! - `conformance`: the suites every adapter of the store and queue ports runs in its tests;
+//! - `fixtures`: the records tests build (Apps, devices, messages), in one place;
+//! - `moto`: a moto server (the AWS emulator) for the tests of the AWS adapters.
+
+pub mod conformance;
+pub mod fixtures;
+pub mod moto;
