@@ -1,8 +1,59 @@
-//! The quick start of the README, the error contract over real HTTP, and shutdown.
+//! The quick start of the README, the error contract over real HTTP (also for what is
+//! refused before any router runs), the connection limits, and shutdown.
+
+use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
 
+use crate::devices::{app_token, call, linked_device};
 use crate::support::{Server, send};
+
+const SECRET: (&str, &str) = ("WA_JWT_SECRET", "e2e-secret-e2e-secret-e2e-secret-e2e");
+
+/// Waits (generously) until the server's logs hold a line with every one of `parts`, and
+/// answers it.
+async fn log_line(server: &Server, parts: &[&str]) -> String {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        if let Some(line) = server
+            .logs()
+            .lines()
+            .find(|l| parts.iter().all(|p| l.contains(p)))
+        {
+            return line.to_owned();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no log line with {parts:?}:\n{}",
+            server.logs()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// The server's address, for raw connections.
+fn addr(server: &Server) -> String {
+    server.base.trim_start_matches("http://").to_owned()
+}
+
+/// Reads from `conn` until the server closes it (end of stream or reset); fails a broken
+/// run that keeps it open for a minute.
+async fn read_until_closed(conn: &mut TcpStream) -> Vec<u8> {
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        match tokio::time::timeout(Duration::from_secs(60), conn.read(&mut buf)).await {
+            Err(_) => panic!(
+                "the server kept the connection open; got {:?}",
+                String::from_utf8_lossy(&got)
+            ),
+            Ok(Ok(0)) | Ok(Err(_)) => return got,
+            Ok(Ok(n)) => got.extend_from_slice(&buf[..n]),
+        }
+    }
+}
 
 /// README quick start: mint a token, create an App, call /health; then a clean SIGTERM.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -86,7 +137,7 @@ async fn request_ids_reach_headers_bodies_and_logs() {
     assert_eq!(s, 401);
     assert_eq!(id, "trace-me-123");
     assert_eq!(v["request_id"], "trace-me-123");
-    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    log_line(&server, &["trace-me-123", "request finished"]).await;
     let lines: Vec<Value> = server
         .logs()
         .lines()
@@ -206,4 +257,223 @@ fn bad_configuration_fails_fast() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("WA_LISTEN"), "{err}");
     assert!(!err.contains("panicked"));
+}
+
+/// Writes `request` on a new connection (the server may stop reading it) and answers the
+/// status, `x-request-id` and JSON body of the answer.
+async fn raw_answer(server: &Server, request: &[u8]) -> (u16, String, Value) {
+    let mut conn = TcpStream::connect(addr(server)).await.unwrap();
+    let _ = conn.write_all(request).await;
+    let answer = read_until_closed(&mut conn).await;
+    let text = String::from_utf8_lossy(&answer);
+    let (head, body) = text
+        .split_once("\r\n\r\n")
+        .unwrap_or_else(|| panic!("no complete answer: {text:?}"));
+    let status = head
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("no status: {head:?}"));
+    let id = head
+        .lines()
+        .find_map(|l| l.strip_prefix("x-request-id: "))
+        .unwrap_or_else(|| panic!("no x-request-id: {head:?}"))
+        .to_owned();
+    let body = serde_json::from_str(body).unwrap_or_else(|_| panic!("not JSON: {body:?}"));
+    (status, id, body)
+}
+
+/// What is refused before any router runs (a URI over 64 KiB, a head over 400 KiB, more than
+/// 100 headers, bytes that are not HTTP) answers with the envelope, its code and a request id
+/// in body and header, like every other error.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn answers_made_before_routing_have_the_envelope() {
+    let server = Server::start(&[]);
+    let many_headers: String = (0..200).map(|i| format!("x-pad-{i}: 1\r\n")).collect();
+    let cases = [
+        (
+            format!(
+                "GET /health?pad={} HTTP/1.1\r\nHost: x\r\n\r\n",
+                "a".repeat(70_000)
+            ),
+            414,
+            "uri_too_long",
+        ),
+        (
+            format!(
+                "GET /health HTTP/1.1\r\nHost: x\r\nx-pad: {}\r\n\r\n",
+                "a".repeat(1 << 20)
+            ),
+            431,
+            "headers_too_large",
+        ),
+        (
+            format!("GET /health HTTP/1.1\r\nHost: x\r\n{many_headers}\r\n"),
+            431,
+            "headers_too_large",
+        ),
+        ("NOT HTTP\r\n\r\n".to_owned(), 400, "validation_error"),
+    ];
+    for (request, status, code) in cases {
+        let (s, id, v) = raw_answer(&server, request.as_bytes()).await;
+        assert_eq!(
+            (s, v["error"]["code"].as_str()),
+            (status, Some(code)),
+            "{v}"
+        );
+        assert_eq!(v["request_id"], id.as_str());
+        assert!(
+            v["error"]["message"]
+                .as_str()
+                .is_some_and(|m| !m.is_empty())
+        );
+        if code == "validation_error" {
+            assert_eq!(v["error"]["details"]["field"], "request");
+        }
+        log_line(&server, &[&id, "request refused before routing"]).await;
+    }
+    // An HTTP client sees the same.
+    let (s, id, v) = send(
+        server
+            .http
+            .get(server.url("/health"))
+            .header("x-pad", "a".repeat(1 << 20)),
+    )
+    .await;
+    assert_eq!(
+        (s, v["error"]["code"].as_str()),
+        (431, Some("headers_too_large"))
+    );
+    assert_eq!(v["request_id"], id.as_str());
+
+    let (s, _, _) = send(server.http.get(server.url("/health"))).await;
+    assert_eq!(s, 200);
+}
+
+/// With 256 open files, 300 connections that never finish their heads do not lock a new
+/// client out: the cap stays under the limit (a configured one too), the connections waiting
+/// longest without a request are shed, /health answers, and no accept runs out of files.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_clients_do_not_lock_out_new_ones() {
+    let server = Server::start_with_open_files(
+        &[
+            ("WA_MAX_CONNECTIONS", "1000"),
+            // Only the cap makes room here, not the timeout.
+            ("WA_HEADER_TIMEOUT_MS", "60000"),
+        ],
+        256,
+    );
+    let limits: Value =
+        serde_json::from_str(&log_line(&server, &["connection limits"]).await).unwrap();
+    assert_eq!(limits["max_connections"], 192, "{limits}");
+    log_line(&server, &["WA_MAX_CONNECTIONS lowered", "\"asked\":1000"]).await;
+
+    let mut slow = Vec::new();
+    for _ in 0..300 {
+        let mut conn = TcpStream::connect(addr(&server)).await.unwrap();
+        // A shed connection may be closed before this is written.
+        let _ = conn.write_all(b"GET /health HTTP/1.1\r\nHost: x\r\n").await;
+        slow.push(conn);
+    }
+    let fresh = reqwest::Client::builder()
+        .timeout(Duration::from_secs(60))
+        .build()
+        .unwrap();
+    let (s, _, v) = send(fresh.get(server.url("/health"))).await;
+    assert_eq!(s, 200, "{v}");
+    log_line(&server, &["connection cap reached"]).await;
+    assert!(
+        !server.logs().contains("Too many open files"),
+        "{}",
+        server.logs()
+    );
+    drop(slow);
+}
+
+/// A connection that does not finish its head within WA_HEADER_TIMEOUT_MS (or sends nothing)
+/// is closed unanswered; a kept-alive one is closed after WA_IDLE_TIMEOUT_SECS without a
+/// request.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn half_sent_and_idle_connections_are_closed() {
+    let server = Server::start(&[
+        ("WA_HEADER_TIMEOUT_MS", "300"),
+        ("WA_IDLE_TIMEOUT_SECS", "1"),
+    ]);
+    let mut half = TcpStream::connect(addr(&server)).await.unwrap();
+    half.write_all(b"GET /health HTTP/1.1\r\nHost: x\r\n")
+        .await
+        .unwrap();
+    let mut silent = TcpStream::connect(addr(&server)).await.unwrap();
+    let mut kept = TcpStream::connect(addr(&server)).await.unwrap();
+    kept.write_all(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    assert_eq!(read_until_closed(&mut half).await, b"");
+    assert_eq!(read_until_closed(&mut silent).await, b"");
+    let answered = String::from_utf8(read_until_closed(&mut kept).await).unwrap();
+    assert!(answered.starts_with("HTTP/1.1 200 OK\r\n"), "{answered}");
+    assert_eq!(answered.matches("HTTP/1.1 ").count(), 1);
+
+    let (s, _, _) = send(server.http.get(server.url("/health"))).await;
+    assert_eq!(s, 200);
+}
+
+/// SIGTERM while a send waits for WhatsApp (the sandbox's slow recipient sends after 5 s): the
+/// request is answered before the process exits, and the exit is clean.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_answers_the_request_in_flight() {
+    let mut server = Server::start(&[SECRET, ("WA_PROVIDER", "sandbox"), ("WA_SEND_RATE", "0")]);
+    let token = app_token(&server).await;
+    let device = linked_device(&server, &token, "slow").await;
+    let path = format!("/devices/{device}/messages");
+    let in_flight = tokio::spawn(send(
+        server
+            .http
+            .post(server.url(&path))
+            .bearer_auth(&token)
+            .header("x-request-id", "in-flight-1")
+            .json(&json!({"to": "15550000999", "text": "slow"})),
+    ));
+    // The send is accepted (its message is listed) and waits for the sandbox.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let (s, v) = call(&server, "GET", &path, &token, None).await;
+        assert_eq!(s, 200, "{v}");
+        if v["data"]["messages"]
+            .as_array()
+            .is_some_and(|m| !m.is_empty())
+        {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the send was never accepted");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(!in_flight.is_finished(), "the send is still in flight");
+
+    let (server, status) = tokio::task::spawn_blocking(move || {
+        let status = server.terminate();
+        (server, status)
+    })
+    .await
+    .unwrap();
+    let (s, id, v) = in_flight.await.expect("the send was answered");
+    assert_eq!(
+        (s, v["data"]["message"]["status"].as_str()),
+        (200, Some("sent")),
+        "{v}"
+    );
+    assert_eq!(id, "in-flight-1");
+    assert!(status.success(), "clean exit on SIGTERM: {status:?}");
+    log_line(&server, &["wa-server stopped"]).await;
+    let logs = server.logs();
+    let signal = logs.find("shutdown signal received").unwrap();
+    let answered = logs
+        .lines()
+        .find(|l| l.contains("in-flight-1") && l.contains("request finished"))
+        .and_then(|l| logs.find(l))
+        .expect("the send's access line");
+    assert!(
+        signal < answered,
+        "SIGTERM came while the send was in flight"
+    );
 }

@@ -10,4 +10,6 @@ mod messages;
 mod observability;
 mod permissions;
 mod support;
+mod webhook_secret;
 mod webhooks;
+mod worker;

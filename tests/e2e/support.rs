@@ -41,6 +41,19 @@ impl Server {
         s
     }
 
+    /// Starts the server like `start`, with its open-file limit (soft and hard) at
+    /// `open_files`.
+    pub fn start_with_open_files(env: &[(&str, &str)], open_files: u32) -> Server {
+        let dir = tempfile::tempdir().unwrap();
+        let mut cmd = Command::new("/bin/sh");
+        cmd.arg("-c")
+            .arg(format!("ulimit -n {open_files} && exec \"$0\""))
+            .arg(BIN);
+        let mut s = Server::spawn(cmd, dir.path(), env);
+        s._dir = Some(dir);
+        s
+    }
+
     /// Starts the server on an existing data directory (restarts).
     pub fn start_in(data_dir: &Path, env: &[(&str, &str)]) -> Server {
         Server::spawn(Command::new(BIN), data_dir, env)
@@ -153,14 +166,14 @@ impl Server {
             .unwrap()
             .success();
         assert!(ok, "kill -TERM");
-        for _ in 0..200 {
+        for _ in 0..1200 {
             if let Some(status) = child.try_wait().unwrap() {
                 return status;
             }
             std::thread::sleep(Duration::from_millis(50));
         }
         let _ = child.kill();
-        panic!("wa-server did not stop within 10 s of SIGTERM");
+        panic!("wa-server did not stop within 60 s of SIGTERM");
     }
 }
 

@@ -528,6 +528,9 @@ async fn every_event_signed_nothing_lost_failed_ones_replayed() {
     )
     .await;
     assert_eq!((s, v["error"]["code"].as_str()), (409, Some("conflict")));
-    let (s, _) = call(&server, "POST", "/webhooks/deliveries/nope/retry", &t, None).await;
-    assert_eq!(s, 404);
+    let (s, v) = call(&server, "POST", "/webhooks/deliveries/nope/retry", &t, None).await;
+    assert_eq!(
+        (s, v["error"]["details"]["field"].as_str()),
+        (400, Some("delivery_id"))
+    );
 }

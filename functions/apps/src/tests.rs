@@ -369,6 +369,13 @@ async fn validation_errors_name_the_field() {
     assert_eq!((s, field(&v)), (StatusCode::BAD_REQUEST, "limit"));
     let (s, v) = api.call("GET", "/apps?cursor=zzz", Some(&t), None).await;
     assert_eq!((s, field(&v)), (StatusCode::BAD_REQUEST, "cursor"));
+    for (uri, name) in [
+        ("/apps?limit=1&limit=2", "limit"),
+        ("/apps?cursor=a&limit=5&cursor=b", "cursor"),
+    ] {
+        let (s, v) = api.call("GET", uri, Some(&t), None).await;
+        assert_eq!((s, field(&v)), (StatusCode::BAD_REQUEST, name), "{uri}");
+    }
 }
 
 #[tokio::test]
@@ -680,6 +687,65 @@ async fn patch_validation_and_unknown_apps() {
         (s, code(&v)),
         (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed")
     );
+}
+
+/// The IPv6 forms that embed a private IPv4 address or are reserved, refused on create and
+/// on update; a public address embedded the same way stays allowed.
+#[tokio::test]
+async fn special_purpose_webhook_literals_are_400() {
+    let api = api();
+    let t = jwt("acme");
+    let app = api.create("acme", "literals").await;
+    let id = app["app"]["app_id"].as_str().unwrap();
+    for url in [
+        "http://[::127.0.0.1]/hook",
+        "http://[64:ff9b::7f00:1]/hook",
+        "http://[64:ff9b:1::a00:1]/hook",
+        "http://[2002:7f00:1::1]/hook",
+        "http://[::ffff:0:7f00:1]/hook",
+        "http://[2001:0:4136:e378:8000:63bf:80ff:fffe]/hook",
+        "http://[fec0::1]/hook",
+        "http://[2001:db8::1]/hook",
+        "http://192.0.2.1/hook",
+        "http://198.18.0.1/hook",
+        "http://[ff02::1]/hook",
+    ] {
+        let (s, v) = api
+            .call(
+                "POST",
+                "/apps",
+                Some(&t),
+                Some(json!({"name": "x", "webhook_url": url})),
+            )
+            .await;
+        assert_eq!(
+            (s, code(&v), field(&v)),
+            (StatusCode::BAD_REQUEST, "validation_error", "webhook_url"),
+            "{url}"
+        );
+        let (s, v) = api
+            .call(
+                "PATCH",
+                &format!("/apps/{id}"),
+                Some(&t),
+                Some(json!({"webhook_url": url})),
+            )
+            .await;
+        assert_eq!(
+            (s, field(&v)),
+            (StatusCode::BAD_REQUEST, "webhook_url"),
+            "{url}"
+        );
+    }
+    let (s, v) = api
+        .call(
+            "PATCH",
+            &format!("/apps/{id}"),
+            Some(&t),
+            Some(json!({"webhook_url": "https://[64:ff9b::808:808]/hook"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
 }
 
 /// The apps Lambda's service (`wa_lambda_http::app`) answers an API Gateway HTTP API (payload 2.0)

@@ -3,7 +3,6 @@
 //! control routes. Served by the devices Lambda and by `wa-server`.
 
 mod media;
-pub mod qr;
 mod sandbox;
 pub mod views;
 mod webhooks;
@@ -236,7 +235,7 @@ async fn get_qr(
         ))
     })?;
     if png {
-        let bytes = qr::png(&qr.code).map_err(ApiError::internal)?;
+        let bytes = qr.png().map_err(ApiError::internal)?;
         return Ok((
             [
                 (header::CONTENT_TYPE, HeaderValue::from_static("image/png")),
@@ -249,7 +248,7 @@ async fn get_qr(
     Ok(ok(QrData {
         qr: QrView {
             code: qr.code.clone(),
-            image: qr::data_url(&qr.code).map_err(ApiError::internal)?,
+            image: qr.image().map_err(ApiError::internal)?.into_owned(),
             expires_at: qr.expires_at,
         },
     })

@@ -284,7 +284,7 @@ impl ToSchema for InboundRequest {
     params(("device_id" = uuid::Uuid, Path, description = "The device's id")),
     request_body = InboundRequest,
     responses(
-        (status = 200, description = "Stored: the message as listed", body = Envelope<wa_core::messages::MessageData>),
+        (status = 200, description = "Stored: the message as listed", body = Envelope<wa_api::views::MessageData>),
         (status = 400, description = "validation_error", body = ErrorResponse),
         (status = 401, description = "invalid_api_key", body = ErrorResponse),
         (status = 404, description = "not_found", body = ErrorResponse),
@@ -317,8 +317,8 @@ async fn inbound(
         .get_message(d.device_id, &message_id)
         .await?
         .ok_or_else(|| ApiError::internal("stored inbound message not found"))?;
-    Ok(ok(wa_core::messages::MessageData {
-        message: wa_core::messages::MessageView::from(&m),
+    Ok(ok(wa_api::views::MessageData {
+        message: wa_api::views::MessageView::from(&m),
     }))
 }
 

@@ -825,3 +825,72 @@ async fn api_gateway_v2_event() {
     assert_eq!(body["error"]["code"], "invalid_api_key");
     assert_eq!(body["request_id"], "caller-chosen-id-1");
 }
+
+/// A query parameter given twice is refused naming it (not the body), and a delivery id that
+/// is not a UUID is refused naming `delivery_id`, like every other malformed id.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn repeated_parameters_and_malformed_delivery_ids_are_named() {
+    let api = api().await;
+    let (r, _) = OpenApiRouter::new()
+        .merge(crate::router())
+        .merge(crate::media_router())
+        .merge(crate::webhooks_router())
+        .split_for_parts();
+    let router = wa_api::finish_router(r.with_state(api.ctx.clone()), 1 << 20, Default::default());
+    let api = Api { router, ..api };
+    let (_, t) = api.app("acme", "a").await;
+    for (uri, field) in [
+        ("/devices?limit=1&limit=2", "limit"),
+        ("/devices?cursor=a&cursor=b", "cursor"),
+        ("/devices?status=connected&status=connected", "status"),
+        ("/webhooks/deliveries?limit=5&limit=5", "limit"),
+        (
+            "/webhooks/deliveries?status=failed&status=skipped",
+            "status",
+        ),
+        ("/webhooks/deliveries?cursor=a&cursor=b", "cursor"),
+        ("/media?path=a&path=b", "path"),
+    ] {
+        let (s, v) = api.call("GET", uri, &t, None).await;
+        assert_eq!(
+            (s, code(&v), v["error"]["details"]["field"].as_str()),
+            (StatusCode::BAD_REQUEST, "validation_error", Some(field)),
+            "{uri}: {v}"
+        );
+        assert!(
+            v["error"]["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("more than once")),
+            "{v}"
+        );
+    }
+    for id in [
+        "abc",
+        "0190a0b000007000800000000000001",
+        "zzzzzzzz-zzzz-zzzz-zzzz-zzzzzzzzzzzz",
+    ] {
+        let (s, v) = api
+            .call(
+                "POST",
+                &format!("/webhooks/deliveries/{id}/retry"),
+                &t,
+                None,
+            )
+            .await;
+        assert_eq!(
+            (s, v["error"]["details"]["field"].as_str()),
+            (StatusCode::BAD_REQUEST, Some("delivery_id")),
+            "{id}: {v}"
+        );
+    }
+    let unknown = uuid::Uuid::now_v7();
+    let (s, v) = api
+        .call(
+            "POST",
+            &format!("/webhooks/deliveries/{unknown}/retry"),
+            &t,
+            None,
+        )
+        .await;
+    assert_eq!((s, code(&v)), (StatusCode::NOT_FOUND, "not_found"));
+}

@@ -14,7 +14,7 @@ use wa_api::{AppState, AuthedApp};
 use wa_core::store::{Delivery, DeliveryStatus, StoreError};
 use wa_core::time::{self, OffsetDateTime};
 use wa_errors::schema::ErrorResponse;
-use wa_errors::{ApiError, ApiResult};
+use wa_errors::{ApiError, ApiResult, parse_uuid};
 
 /// A webhook delivery: one event and how its delivery went.
 #[derive(Debug, Serialize, ToSchema)]
@@ -138,9 +138,10 @@ async fn list(
 ///
 /// The same event, under the same `webhook-id`, is delivered again now (attempts restart).
 #[utoipa::path(post, path = "/webhooks/deliveries/{delivery_id}/retry", tag = "webhooks", security(("app_token" = [])),
-    params(("delivery_id" = String, Path, description = "The delivery's id (the event's request_id)")),
+    params(("delivery_id" = String, Path, format = Uuid, description = "The delivery's id: the event's request_id, a UUID")),
     responses(
         (status = 200, description = "Pending again", body = Envelope<DeliveryData>),
+        (status = 400, description = "validation_error (delivery_id: not a UUID)", body = ErrorResponse),
         (status = 401, description = "invalid_api_key", body = ErrorResponse),
         (status = 404, description = "not_found (also another App's delivery)", body = ErrorResponse),
         (status = 409, description = "conflict: it is pending or delivered", body = ErrorResponse),
@@ -150,10 +151,9 @@ async fn retry(
     AuthedApp(app): AuthedApp,
     Path(id): Path<String>,
 ) -> ApiResult<impl IntoResponse> {
+    // Delivery ids are the events' request ids: UUIDs, in their canonical form.
+    let id = parse_uuid("delivery_id", &id)?.to_string();
     let not_found = || ApiError::not_found("delivery not found");
-    if !wa_errors::request_id::is_valid(&id) {
-        return Err(not_found());
-    }
     match ctx.store.get_delivery(&id).await? {
         Some(d) if d.event.app_id == app.app_id => {}
         _ => return Err(not_found()),

@@ -2,7 +2,9 @@
 //! start-up with the variable's name.
 
 use std::net::SocketAddr;
+use std::ops::RangeInclusive;
 use std::path::PathBuf;
+use std::time::Duration;
 
 /// Default limit on request bodies: media sent inline as base64 fits, larger media goes by `url`.
 pub const DEFAULT_MAX_BODY_BYTES: usize = 32 * 1024 * 1024;
@@ -43,6 +45,17 @@ pub struct Config {
     pub link_wait: std::time::Duration,
     /// `WA_SEND_WAIT_MS`, default 20000: how long a send waits for WhatsApp before 202.
     pub send_wait: std::time::Duration,
+    /// `WA_HEADER_TIMEOUT_MS`, default 10000: a request head (from the connection's start,
+    /// or from its first byte on a kept-alive connection) must arrive within it, else the
+    /// connection is closed.
+    pub header_timeout: std::time::Duration,
+    /// `WA_IDLE_TIMEOUT_SECS`, default 60: a kept-alive connection with no request for this
+    /// long is closed.
+    pub idle_timeout: std::time::Duration,
+    /// `WA_MAX_CONNECTIONS`: client connections open at most; unset, three quarters of the
+    /// open-file limit (at most 10000). Never more than the open-file limit leaves after a
+    /// reserve for the database and the sessions.
+    pub max_connections: Option<usize>,
     /// The worker's settings: `WA_PROVIDER`, `WA_QR_TTL_SECS`, `WA_CONNECT_TIMEOUT_SECS`.
     pub worker: wa_worker::WorkerConfig,
     /// The AWS data path: `WA_TABLE_NAME` (DynamoDB instead of SQLite),
@@ -112,23 +125,50 @@ impl Config {
             Some("0") | Some("false") => false,
             Some(_) => return Err(err("WA_WORKER", "must be 1, 0, true or false")),
         };
-        let link_wait = match var("WA_LINK_WAIT_MS") {
-            None => std::time::Duration::from_secs(10),
-            Some(v) => v
-                .parse::<u64>()
-                .ok()
-                .filter(|n| *n <= 25_000)
-                .map(std::time::Duration::from_millis)
-                .ok_or_else(|| err("WA_LINK_WAIT_MS", "must be milliseconds, at most 25000"))?,
-        };
-        let send_wait = match var("WA_SEND_WAIT_MS") {
-            None => std::time::Duration::from_secs(20),
-            Some(v) => v
-                .parse::<u64>()
-                .ok()
-                .filter(|n| *n <= 120_000)
-                .map(std::time::Duration::from_millis)
-                .ok_or_else(|| err("WA_SEND_WAIT_MS", "must be milliseconds, at most 120000"))?,
+        // A whole number within `range`, `default` when unset.
+        let number =
+            |name: &'static str, default: u64, range: RangeInclusive<u64>, problem| match var(name)
+            {
+                None => Ok(default),
+                Some(v) => v
+                    .parse::<u64>()
+                    .ok()
+                    .filter(|n| range.contains(n))
+                    .ok_or_else(|| err(name, problem)),
+            };
+        let millis = Duration::from_millis;
+        let link_wait = millis(number(
+            "WA_LINK_WAIT_MS",
+            10_000,
+            0..=25_000,
+            "must be milliseconds, at most 25000",
+        )?);
+        let send_wait = millis(number(
+            "WA_SEND_WAIT_MS",
+            20_000,
+            0..=120_000,
+            "must be milliseconds, at most 120000",
+        )?);
+        let header_timeout = millis(number(
+            "WA_HEADER_TIMEOUT_MS",
+            10_000,
+            100..=60_000,
+            "must be milliseconds, from 100 to 60000",
+        )?);
+        let idle_timeout = Duration::from_secs(number(
+            "WA_IDLE_TIMEOUT_SECS",
+            60,
+            1..=3600,
+            "must be seconds, from 1 to 3600",
+        )?);
+        let max_connections = match var("WA_MAX_CONNECTIONS") {
+            None => None,
+            Some(v) => Some(
+                v.parse::<usize>()
+                    .ok()
+                    .filter(|n| *n >= 1)
+                    .ok_or_else(|| err("WA_MAX_CONNECTIONS", "must be a number, at least 1"))?,
+            ),
         };
         let aws = wa_aws::AwsEnv::from_lookup(&|k| get(k));
         if aws.uses_sqs() && (aws.commands_queue_url.is_none() || aws.events_queue_url.is_none()) {
@@ -165,6 +205,9 @@ impl Config {
             run_worker,
             link_wait,
             send_wait,
+            header_timeout,
+            idle_timeout,
+            max_connections,
             worker,
             app_limit,
         })
@@ -193,6 +236,20 @@ mod tests {
         assert_eq!(c.max_body_bytes, DEFAULT_MAX_BODY_BYTES);
         assert_eq!(c.log_format, LogFormat::Pretty);
         assert!(c.jwt_secret.is_none());
+        assert_eq!(c.header_timeout, std::time::Duration::from_secs(10));
+        assert_eq!(c.idle_timeout, std::time::Duration::from_secs(60));
+        assert_eq!(c.max_connections, None);
+        assert_eq!(c.link_wait, Duration::from_secs(10));
+        assert_eq!(c.send_wait, Duration::from_secs(20));
+        let c = cfg(&[
+            ("WA_HEADER_TIMEOUT_MS", "250"),
+            ("WA_IDLE_TIMEOUT_SECS", "5"),
+            ("WA_MAX_CONNECTIONS", "40"),
+        ])
+        .unwrap();
+        assert_eq!(c.header_timeout, std::time::Duration::from_millis(250));
+        assert_eq!(c.idle_timeout, std::time::Duration::from_secs(5));
+        assert_eq!(c.max_connections, Some(40));
         assert_eq!(c.app_limit, wa_api::LimitConfig::OFF);
     }
 
@@ -221,6 +278,13 @@ mod tests {
             ("WA_WORKER", "maybe"),
             ("WA_APP_RATE", "lots"),
             ("WA_APP_BURST", "0"),
+            ("WA_LINK_WAIT_MS", "25001"),
+            ("WA_SEND_WAIT_MS", "soon"),
+            ("WA_HEADER_TIMEOUT_MS", "99"),
+            ("WA_HEADER_TIMEOUT_MS", "60001"),
+            ("WA_IDLE_TIMEOUT_SECS", "0"),
+            ("WA_MAX_CONNECTIONS", "0"),
+            ("WA_MAX_CONNECTIONS", "many"),
         ] {
             assert_eq!(cfg(&[(k, v)]).unwrap_err().var, k);
         }

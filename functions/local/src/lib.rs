@@ -2,6 +2,7 @@
 //! directory, one process. `main.rs` parses the command line; this crate boots.
 
 pub mod config;
+pub mod connections;
 mod dashboard;
 pub mod metrics;
 mod secret;
@@ -84,6 +85,29 @@ pub fn jwt_config(config: &Config) -> anyhow::Result<JwtConfig> {
         config.jwt_audience.clone(),
     )
     .map_err(anyhow::Error::msg)
+}
+
+/// The connection limits of `config`, the cap fitted under the process's open-file limit.
+pub fn connection_limits(config: &Config) -> connections::Limits {
+    let open_files = std::fs::read_to_string("/proc/self/limits")
+        .ok()
+        .and_then(|text| connections::policy::open_file_limit(&text));
+    let cap = connections::policy::cap(config.max_connections, open_files);
+    if let Some(asked) = cap.lowered_from {
+        tracing::warn!(
+            asked,
+            max_connections = cap.max,
+            open_files,
+            "WA_MAX_CONNECTIONS lowered to leave open files for the database and the sessions"
+        );
+    }
+    connections::Limits {
+        timeouts: connections::Timeouts {
+            header: config.header_timeout,
+            idle: config.idle_timeout,
+        },
+        max_connections: cap.max,
+    }
 }
 
 /// Opens the state and serves until `shutdown` completes, then drains in-flight requests.
@@ -184,13 +208,19 @@ pub async fn serve(
         .await
         .with_context(|| format!("cannot listen on {} (WA_LISTEN)", config.listen))?;
     let addr = listener.local_addr()?;
+    let limits = connection_limits(&config);
+    tracing::info!(
+        max_connections = limits.max_connections,
+        header_timeout_ms = limits.timeouts.header.as_millis() as u64,
+        idle_timeout_secs = limits.timeouts.idle.as_secs(),
+        "connection limits"
+    );
     tracing::info!(
         %addr,
         data_dir = %config.data_dir.display(),
         "wa-server listening on http://{addr} (docs at http://{addr}/docs)"
     );
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown)
+    connections::serve(listener, app, limits, shutdown)
         .await
         .context("server failed")?;
     let _ = stop_tx.send(true);

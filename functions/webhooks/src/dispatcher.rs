@@ -10,6 +10,7 @@ use uuid::Uuid;
 use wa_core::store::{Attempt, Delivery, Store, StoreError};
 use wa_core::time;
 use wa_core::webhooks::sign;
+use wa_net::{FetchError, Method, OutboundClient, loggable_url};
 
 /// The default retry schedule (`WA_WEBHOOK_RETRY_SCHEDULE`).
 pub const DEFAULT_SCHEDULE: &str = "10s,30s,90s,5m,30m,2h,6h";
@@ -40,9 +41,9 @@ pub fn parse_schedule(raw: &str) -> Result<Vec<Duration>, String> {
 pub struct DispatcherConfig {
     /// Delays before the 2nd, 3rd, ... attempt; after the last one a delivery is `failed`.
     pub schedule: Vec<Duration>,
-    /// Timeout of one attempt.
+    /// Timeout of one attempt (at most 10 s of it for resolving and connecting).
     pub timeout: Duration,
-    /// Allow private, loopback and link-local targets.
+    /// Allow private, loopback, link-local and other special-purpose targets.
     pub allow_private_urls: bool,
     /// Deliveries in flight at once (one per device at most).
     pub concurrency: usize,
@@ -51,20 +52,32 @@ pub struct DispatcherConfig {
 /// Delivers events.
 pub struct Dispatcher {
     store: Arc<dyn Store>,
-    client: reqwest::Client,
+    client: OutboundClient,
     config: DispatcherConfig,
     busy: Mutex<HashSet<Uuid>>,
     permits: Arc<Semaphore>,
 }
 
 impl Dispatcher {
+    /// A dispatcher that resolves webhook hosts with the operating system's resolver.
     pub fn new(store: Arc<dyn Store>, config: DispatcherConfig) -> anyhow::Result<Self> {
-        let client = reqwest::Client::builder()
-            .timeout(config.timeout)
-            .redirect(reqwest::redirect::Policy::none())
-            .user_agent(concat!("wa-server/", env!("CARGO_PKG_VERSION")))
-            .pool_max_idle_per_host(64)
-            .build()?;
+        Self::with_lookup(store, config, Arc::new(wa_net::SystemLookup))
+    }
+
+    /// A dispatcher that resolves webhook hosts with `lookup` (tests make a name resolve to
+    /// a loopback or private address without DNS).
+    pub fn with_lookup(
+        store: Arc<dyn Store>,
+        config: DispatcherConfig,
+        lookup: Arc<dyn wa_net::Lookup>,
+    ) -> anyhow::Result<Self> {
+        let client = OutboundClient::with_lookup(
+            &wa_net::Config {
+                max_idle_per_host: 64,
+                ..wa_net::Config::new(config.timeout, config.allow_private_urls)
+            },
+            lookup,
+        )?;
         Ok(Dispatcher {
             permits: Arc::new(Semaphore::new(config.concurrency.max(1))),
             store,
@@ -194,10 +207,10 @@ impl Dispatcher {
         match &attempt {
             Attempt::Delivered { .. } => tracing::debug!(request_id = %id, "webhook delivered"),
             Attempt::Retry { error, .. } => {
-                tracing::info!(request_id = %id, attempt = attempt_no, %error, "webhook attempt failed; will retry")
+                tracing::info!(request_id = %id, attempt = attempt_no, url = %loggable_url(&url), %error, "webhook attempt failed; will retry")
             }
             Attempt::Failed { error, .. } => {
-                tracing::warn!(request_id = %id, attempt = attempt_no, %error, "webhook delivery failed for good; replayable")
+                tracing::warn!(request_id = %id, attempt = attempt_no, url = %loggable_url(&url), %error, "webhook delivery failed for good; replayable")
             }
             Attempt::Skipped => {}
         }
@@ -212,39 +225,37 @@ impl Dispatcher {
     }
 
     /// POSTs the event; `Ok(status)` on 2xx, else the error and the status if there was one.
+    /// No error text holds the URL.
     async fn post(
         &self,
         url: &str,
         secret: &str,
         d: &Delivery,
     ) -> Result<u16, (String, Option<u16>)> {
-        if !self.config.allow_private_urls {
-            check_target(url).await.map_err(|e| (e, None))?;
-        }
+        let request = self
+            .client
+            .request(Method::POST, url)
+            .map_err(|r| (format!("webhook_url {}", r.0), None))?;
         let body = d.event.body();
         let ts = time::now().unix_timestamp();
         let id = &d.event.request_id;
         let signature = sign(secret, id, ts, &body)
             .ok_or_else(|| ("the webhook secret is malformed".to_owned(), None))?;
-        let res = self
-            .client
-            .post(url)
+        let request = request
             .header("content-type", "application/json")
             .header("webhook-id", id)
             .header("webhook-timestamp", ts.to_string())
             .header("webhook-signature", signature)
             .header("x-wa-request-id", id)
-            .body(body)
-            .send()
-            .await
-            .map_err(|e| {
-                let what = if e.is_timeout() {
-                    "timed out"
-                } else {
-                    "failed"
-                };
-                (format!("the request {what}: {e}"), None)
-            })?;
+            .body(body);
+        let res = self.client.send(request).await.map_err(|e| {
+            let what = match &e {
+                FetchError::Refused(_) => "was refused",
+                FetchError::TimedOut(_) => "timed out",
+                FetchError::Failed(_) => "failed",
+            };
+            (format!("the request {what}: {e}"), None)
+        })?;
         let status = res.status();
         if status.is_success() {
             Ok(status.as_u16())
@@ -257,34 +268,14 @@ impl Dispatcher {
     }
 }
 
-/// Refuses a webhook URL whose host resolves to a private, loopback or link-local address.
-async fn check_target(url: &str) -> Result<(), String> {
-    let u =
-        wa_core::net::check_outbound_url(url, false).map_err(|r| format!("webhook_url {}", r.0))?;
-    let host = u
-        .host_str()
-        .unwrap_or_default()
-        .trim_matches(['[', ']'])
-        .to_owned();
-    let port = u.port_or_known_default().unwrap_or(443);
-    let addrs = tokio::time::timeout(
-        Duration::from_secs(10),
-        tokio::net::lookup_host((host.as_str(), port)),
-    )
-    .await
-    .map_err(|_| format!("resolving {host} timed out"))?
-    .map_err(|e| format!("cannot resolve {host}: {e}"))?;
-    for a in addrs {
-        if !wa_core::net::is_public_ip(a.ip()) {
-            return Err(format!("{host} resolves to a private address"));
-        }
-    }
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::net::IpAddr;
+    use wa_core::apps::App;
+    use wa_core::store::DeliveryStatus;
+    use wa_core::webhooks::{Event, EventType};
+    use wa_net::test_server::{Answer, LoopbackServer};
 
     #[test]
     fn schedules() {
@@ -299,5 +290,249 @@ mod tests {
         assert!(parse_schedule("").unwrap().is_empty());
         assert!(parse_schedule("5d").is_err());
         assert!(parse_schedule("x").is_err());
+    }
+
+    /// One App with `url`, one event of one device, and a dispatcher for them.
+    struct Setup {
+        dispatcher: Dispatcher,
+        store: Arc<dyn Store>,
+        device: Uuid,
+        event_id: String,
+    }
+
+    async fn setup(url: &str, config: DispatcherConfig, lookup: Arc<dyn wa_net::Lookup>) -> Setup {
+        let store: Arc<dyn Store> = Arc::new(wa_store::SqliteStore::in_memory().unwrap());
+        let now = time::now();
+        let app = App {
+            app_id: Uuid::now_v7(),
+            tenant_id: "t".into(),
+            name: "a".into(),
+            webhook_url: Some(url.to_owned()),
+            token_hash: "h".into(),
+            webhook_secret: wa_core::auth::new_webhook_secret(),
+            created_at: now,
+            updated_at: now,
+        };
+        store.insert_app(&app).await.unwrap();
+        let device = Uuid::now_v7();
+        let event = Event::new(
+            EventType::Message,
+            app.app_id,
+            device,
+            serde_json::json!({}),
+        );
+        store
+            .append_events(std::slice::from_ref(&event))
+            .await
+            .unwrap();
+        Setup {
+            dispatcher: Dispatcher::with_lookup(store.clone(), config, lookup).unwrap(),
+            store,
+            device,
+            event_id: event.request_id,
+        }
+    }
+
+    fn config(schedule: &[Duration], timeout: Duration, allow_private: bool) -> DispatcherConfig {
+        DispatcherConfig {
+            schedule: schedule.to_vec(),
+            timeout,
+            allow_private_urls: allow_private,
+            concurrency: 1,
+        }
+    }
+
+    impl Setup {
+        async fn delivery(&self) -> Delivery {
+            self.store
+                .get_delivery(&self.event_id)
+                .await
+                .unwrap()
+                .unwrap()
+        }
+
+        /// Drains the device until its delivery has had `attempts` attempts.
+        async fn until_attempts(&self, attempts: u32) -> Delivery {
+            let deadline = std::time::Instant::now() + Duration::from_secs(30);
+            loop {
+                self.dispatcher.drain_device(self.device).await.unwrap();
+                let d = self.delivery().await;
+                if d.attempts >= attempts {
+                    return d;
+                }
+                assert!(std::time::Instant::now() < deadline, "{d:?}");
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+    }
+
+    fn last_error(d: &Delivery) -> &str {
+        d.last_error.as_deref().unwrap_or_default()
+    }
+
+    #[tokio::test]
+    async fn a_receiver_that_never_answers_times_out_and_is_retried() {
+        let server = LoopbackServer::start(|_| Answer::Never).await;
+        let s = setup(
+            &server.url("/hook"),
+            config(
+                &[Duration::from_millis(50)],
+                Duration::from_millis(300),
+                true,
+            ),
+            Arc::new(wa_net::SystemLookup),
+        )
+        .await;
+        let first = s.dispatcher.drain_device(s.device).await.unwrap();
+        assert!(first.is_some(), "the timed-out attempt waits for its retry");
+        let d = s.delivery().await;
+        assert_eq!(
+            (d.status, d.attempts, d.last_status_code),
+            (DeliveryStatus::Pending, 1, None)
+        );
+        assert!(last_error(&d).starts_with("the request timed out"), "{d:?}");
+        let d = s.until_attempts(2).await;
+        assert_eq!((d.status, d.attempts), (DeliveryStatus::Failed, 2));
+        assert!(last_error(&d).starts_with("the request timed out"), "{d:?}");
+        assert_eq!(
+            server.connections(),
+            2,
+            "the retry reached the receiver again"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_redirect_is_not_followed_and_fails_with_its_status() {
+        let server = LoopbackServer::start(|r| {
+            if r.path == "/hook" {
+                Answer::with_headers(307, &[("location", "/elsewhere")], b"")
+            } else {
+                Answer::status(204, b"")
+            }
+        })
+        .await;
+        let s = setup(
+            &server.url("/hook"),
+            config(&[Duration::from_secs(60)], Duration::from_secs(10), true),
+            Arc::new(wa_net::SystemLookup),
+        )
+        .await;
+        assert!(s.dispatcher.drain_device(s.device).await.unwrap().is_some());
+        let d = s.delivery().await;
+        assert_eq!(
+            (d.status, d.attempts, d.last_status_code),
+            (DeliveryStatus::Pending, 1, Some(307))
+        );
+        assert_eq!(
+            d.last_error.as_deref(),
+            Some("the receiver answered 307 Temporary Redirect")
+        );
+        let paths: Vec<String> = server.requests().into_iter().map(|r| r.path).collect();
+        assert_eq!(paths, ["/hook"], "the Location was not followed");
+    }
+
+    #[tokio::test]
+    async fn a_name_resolving_to_a_private_address_is_refused_and_never_connected() {
+        let server = LoopbackServer::start(|_| Answer::status(204, b"")).await;
+        let loopback: IpAddr = "127.0.0.1".parse().unwrap();
+        let url = format!(
+            "http://hooks.example:{}/hook?token=s3cret",
+            server.addr.port()
+        );
+        let s = setup(
+            &url,
+            config(&[], Duration::from_secs(10), false),
+            Arc::new(wa_net::FixedLookup::new("hooks.example", &[loopback])),
+        )
+        .await;
+        assert_eq!(s.dispatcher.drain_device(s.device).await.unwrap(), None);
+        let d = s.delivery().await;
+        assert_eq!(
+            (d.status, d.attempts, d.last_status_code),
+            (DeliveryStatus::Failed, 1, None)
+        );
+        let error = d.last_error.unwrap();
+        assert!(
+            error.starts_with("the request was refused: hooks.example resolves to 127.0.0.1"),
+            "{error}"
+        );
+        assert!(!error.contains("s3cret"), "{error}");
+        assert_eq!(server.connections(), 0, "nothing was connected");
+    }
+
+    #[tokio::test]
+    async fn a_private_literal_stored_before_is_refused_at_delivery() {
+        let server = LoopbackServer::start(|_| Answer::status(204, b"")).await;
+        let url = format!("http://[::ffff:127.0.0.1]:{}/hook", server.addr.port());
+        let s = setup(
+            &url,
+            config(&[], Duration::from_secs(10), false),
+            Arc::new(wa_net::SystemLookup),
+        )
+        .await;
+        s.dispatcher.drain_device(s.device).await.unwrap();
+        let d = s.delivery().await;
+        assert_eq!(d.status, DeliveryStatus::Failed);
+        assert!(
+            d.last_error
+                .as_deref()
+                .unwrap()
+                .starts_with("webhook_url must not point to a private"),
+            "{d:?}"
+        );
+        assert_eq!(server.connections(), 0);
+    }
+
+    /// Collects what the tracing subscriber writes.
+    #[derive(Clone, Default)]
+    struct Logs(Arc<Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Logs {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[tokio::test]
+    async fn failed_attempts_log_and_store_the_url_without_its_query() {
+        // A port nobody listens on.
+        let port = {
+            let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            l.local_addr().unwrap().port()
+        };
+        let logs = Logs::default();
+        let writer = logs.clone();
+        let _guard = tracing::subscriber::set_default(
+            tracing_subscriber::fmt()
+                .with_writer(move || writer.clone())
+                .with_ansi(false)
+                .finish(),
+        );
+        let s = setup(
+            &format!("http://user:pw@127.0.0.1:{port}/hook?token=s3cret#frag"),
+            config(&[Duration::from_secs(60)], Duration::from_secs(10), true),
+            Arc::new(wa_net::SystemLookup),
+        )
+        .await;
+        s.dispatcher.drain_device(s.device).await.unwrap();
+        let error = s.delivery().await.last_error.unwrap();
+        assert!(error.starts_with("the request failed: "), "{error}");
+        let logged = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
+        assert!(
+            logged.contains("webhook attempt failed; will retry"),
+            "{logged}"
+        );
+        assert!(
+            logged.contains(&format!("url=http://127.0.0.1:{port}/hook ")),
+            "{logged}"
+        );
+        for secret in ["s3cret", "pw@", "frag"] {
+            assert!(!logged.contains(secret), "{logged}");
+            assert!(!error.contains(secret), "{error}");
+        }
     }
 }

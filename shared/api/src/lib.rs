@@ -1,8 +1,8 @@
 //! HTTP plumbing shared by every router of wa-server: the request context, the success
 //! envelope, the extractors (JSON body, query, the two credentials: tenant JWT and App
 //! token) and their request limiter, the request-id layer, router finishing (404/405, body
-//! limit, panic catching), the HTTP metrics, list pagination, /health, and the OpenAPI
-//! description's common parts.
+//! limit, panic catching), the HTTP metrics, list pagination, /health, the OpenAPI
+//! description's common parts, and the wire views several routers share.
 //! `ApiError` renders through `wa-errors`' `http` feature, which this crate turns on.
 
 mod auth;
@@ -15,6 +15,7 @@ pub mod openapi;
 mod pagination;
 pub mod request_id;
 mod response;
+pub mod views;
 
 use std::sync::Arc;
 
@@ -44,7 +45,9 @@ pub struct Context {
     pub store: Arc<dyn Store>,
     pub queue: Arc<dyn Queue>,
     pub notifier: Arc<Notifier>,
-    pub jwt: JwtConfig,
+    /// How tenant JWTs are checked; `None` where no tenant JWT is verified (an HTTP Lambda
+    /// without JWT routes): a JWT route then answers 401 unauthorized.
+    pub jwt: Option<JwtConfig>,
     /// Reported by /health.
     pub version: &'static str,
     /// The provider, where its sessions live in this process: profile and group queries
@@ -63,10 +66,11 @@ pub struct Context {
 pub type AppState = Arc<Context>;
 
 impl Context {
+    /// `jwt`: a `JwtConfig`, or `None` where no tenant JWT is verified.
     pub fn new(
         store: Arc<dyn Store>,
         queue: Arc<dyn Queue>,
-        jwt: JwtConfig,
+        jwt: impl Into<Option<JwtConfig>>,
         allow_private_urls: bool,
     ) -> Context {
         let notifier = Notifier::new();
@@ -84,7 +88,7 @@ impl Context {
             store,
             queue,
             notifier,
-            jwt,
+            jwt: jwt.into(),
             version: env!("CARGO_PKG_VERSION"),
             provider: None,
             sandbox: None,

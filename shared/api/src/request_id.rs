@@ -12,8 +12,10 @@ use axum::{
 use http::{HeaderName, HeaderValue, request::Parts};
 use tracing::Instrument;
 
+/// The header that carries the request id, both ways.
 pub static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
+/// The task-local request id itself (no HTTP in it) lives in `wa_errors::request_id`.
 pub use wa_errors::request_id::{current, is_valid, new_id, scope};
 
 /// Where to find the platform's own request id when the caller sent none
