@@ -11,8 +11,8 @@ use async_trait::async_trait;
 use tokio::sync::{mpsc, watch};
 use uuid::Uuid;
 use wa_core::apps::App;
-use wa_testkit::fixtures::{device as new_device, outbound_text};
 use wa_core::devices::{Device, DeviceStatus, DeviceUpdate};
+use wa_core::lease::{Claim, Fence, Lease, Member, Owner};
 use wa_core::messages::{Message, MessageStatus, MessageUpdate};
 use wa_core::notify::Notifier;
 use wa_core::provider::{
@@ -28,6 +28,7 @@ use wa_core::webhooks::Event;
 use wa_provider::sandbox::Sandbox;
 use wa_queue::LocalQueue;
 use wa_store::SqliteStore;
+use wa_testkit::fixtures::{device as new_device, outbound_text};
 
 use crate::Worker;
 
@@ -246,6 +247,52 @@ impl EventStore for Flaky {
     }
     async fn redeliver(&self, id: &str) -> Result<Delivery, StoreError> {
         self.inner.redeliver(id).await
+    }
+}
+
+/// Leases pass through; a fenced view is the inner store's (it fails nothing).
+#[async_trait]
+impl LeaseStore for Flaky {
+    async fn acquire_lease(&self, claim: &Claim) -> Result<Lease, StoreError> {
+        self.inner.acquire_lease(claim).await
+    }
+    async fn renew_lease(
+        &self,
+        d: Uuid,
+        owner: &Owner,
+        epoch: u64,
+        now: OffsetDateTime,
+        ttl: Duration,
+    ) -> Result<Lease, StoreError> {
+        self.inner.renew_lease(d, owner, epoch, now, ttl).await
+    }
+    async fn release_lease(&self, d: Uuid, owner: &Owner, epoch: u64) -> Result<Lease, StoreError> {
+        self.inner.release_lease(d, owner, epoch).await
+    }
+    async fn get_lease(&self, d: Uuid) -> Result<Option<Lease>, StoreError> {
+        self.inner.get_lease(d).await
+    }
+    async fn list_leases(
+        &self,
+        owner: Option<&Owner>,
+        page: PageRequest,
+    ) -> Result<Page<Lease>, StoreError> {
+        self.inner.list_leases(owner, page).await
+    }
+    async fn register_worker(&self, m: &Member) -> Result<(), StoreError> {
+        self.inner.register_worker(m).await
+    }
+    async fn heartbeat_worker(&self, m: &Member) -> Result<(), StoreError> {
+        self.inner.heartbeat_worker(m).await
+    }
+    async fn deregister_worker(&self, owner: &Owner) -> Result<(), StoreError> {
+        self.inner.deregister_worker(owner).await
+    }
+    async fn live_workers(&self, now: OffsetDateTime) -> Result<Vec<Member>, StoreError> {
+        self.inner.live_workers(now).await
+    }
+    fn fenced(&self, fence: Fence) -> Arc<dyn Store> {
+        self.inner.fenced(fence)
     }
 }
 
