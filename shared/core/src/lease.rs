@@ -6,10 +6,11 @@
 //! - **In the store** ([`acquire`], [`renew`], [`release`], [`fence_holds`]): both adapters
 //!   read the record, apply these functions and write the result conditioned on what they
 //!   read, so of racing claimants exactly one wins.
-//! - **The claimant** ([`observe`], [`approach`]): a lease held by another worker is taken
-//!   when its expiry has passed, or when the claimant has seen the same version for a full
-//!   lease period on its own monotonic clock (the Lock Client's rule: no trust in another
-//!   host's clock).
+//! - **The claimant** ([`observe`], [`approach`]): a lease held by another worker is
+//!   taken only once the claimant has seen the same version for a full lease period on its
+//!   own monotonic clock (the Lock Client's rule). The stored expiry is the holder's word,
+//!   never compared with the claimant's clock: no host trusts another host's clock, so a
+//!   skewed clock can neither steal a live lease nor keep a dead one.
 //! - **The holder** ([`Timing`], [`hold`], [`renewal`]): renew every third of the lease
 //!   period; close the session at the local deadline (two thirds of the period after the
 //!   last successful renewal was sent) when renewals keep failing, so the session is closed
@@ -91,7 +92,8 @@ pub struct Lease {
     pub owner: Option<Owner>,
     /// Raised at every change of owner (the fencing token); kept by renewals and releases.
     pub epoch: u64,
-    /// When the lease ends unless renewed, by the clock of the worker that last wrote it.
+    /// When the lease ends unless renewed, by the clock of the worker that last wrote it:
+    /// for people and listings; no rule compares it with another host's clock.
     pub expires_at: OffsetDateTime,
     /// The lease period its holder renews it with.
     pub ttl: Duration,
@@ -106,11 +108,12 @@ pub struct Claim {
     pub device_id: Uuid,
     pub owner: Owner,
     pub ttl: Duration,
-    /// The claimant's clock: the new expiry is `now + ttl`, and a lease whose expiry is at
-    /// or before `now` is expired.
+    /// The claimant's clock: the new expiry is `now + ttl`. It never decides whether
+    /// another owner's lease is over.
     pub now: OffsetDateTime,
-    /// Take the lease also while its version is still this one: the claimant has watched
-    /// it unchanged for a full lease period ([`approach`]).
+    /// The version the claimant has watched unchanged for a full lease period on its own
+    /// monotonic clock ([`approach`]): another owner's lease is taken only while it still
+    /// has this version.
     pub unchanged: Option<u64>,
 }
 
@@ -123,10 +126,9 @@ pub enum Grant {
     Released,
     /// The claimant holds it already (it is renewed, same epoch).
     Own,
-    /// Its expiry is at or before the claim's `now`.
+    /// Another owner's, still at the version the claimant watched unchanged for a full
+    /// lease period: its holder stopped renewing, and has closed its session.
     Expired,
-    /// Its version is the one the claimant watched for a full lease period.
-    Unchanged,
 }
 
 /// Whether `claim` may take the lease `seen` (the stored record, `None` when there is
@@ -138,8 +140,7 @@ pub fn grant(seen: Option<&Lease>, claim: &Claim) -> Option<Grant> {
     match &lease.owner {
         None => Some(Grant::Released),
         Some(o) if *o == claim.owner => Some(Grant::Own),
-        Some(_) if lease.expires_at <= claim.now => Some(Grant::Expired),
-        Some(_) if claim.unchanged == Some(lease.version) => Some(Grant::Unchanged),
+        Some(_) if claim.unchanged == Some(lease.version) => Some(Grant::Expired),
         Some(_) => None,
     }
 }
@@ -265,28 +266,21 @@ pub enum Approach {
     Wait { until: Instant },
 }
 
-/// Whether `me` should claim the lease `seen` now: a free, released, own or expired lease
-/// (by `now`, the claimant's wall clock) at once; another's live lease only once `watch`
-/// ([`observe`], updated with this read) has seen its version unchanged for the lease's
-/// full period on the monotonic clock (`mono`).
+/// Whether `me` should claim the lease `seen` now: a free, released or own lease at once;
+/// another owner's only once `watch` ([`observe`], updated with this read) has seen its
+/// version unchanged for the lease's full period on the claimant's monotonic clock
+/// (`mono`). The lease's stored expiry plays no part: it was written by another host's
+/// clock.
 pub fn approach(
     seen: Option<&Lease>,
     watch: Option<&Watch>,
     me: &Owner,
-    now: OffsetDateTime,
     mono: Instant,
 ) -> Approach {
     let Some(lease) = seen else {
         return Approach::Take { unchanged: None };
     };
-    let probe = Claim {
-        device_id: lease.device_id,
-        owner: me.clone(),
-        ttl: lease.ttl,
-        now,
-        unchanged: None,
-    };
-    if grant(Some(lease), &probe).is_some() {
+    if lease.owner.as_ref().is_none_or(|o| o == me) {
         return Approach::Take { unchanged: None };
     }
     let since = match watch {
@@ -319,7 +313,8 @@ impl Timing {
     /// The local deadline of a lease whose last successful acquire or renewal was sent at
     /// `sent` (taken before the request left: the store's write came later): two thirds of
     /// the period, which leaves the last third to close the session before another worker
-    /// may take the lease, and tolerates clocks apart by less than that.
+    /// may take the lease: a claimant's full period of watching one version starts only
+    /// after that renewal was written, so it ends at least a whole period after `sent`.
     pub fn deadline(&self, sent: Instant) -> Instant {
         sent + self.ttl - self.ttl / 3
     }
@@ -505,34 +500,36 @@ mod tests {
     }
 
     #[test]
-    fn an_expired_lease_is_granted_from_its_expiry_on() {
+    fn a_wall_clock_past_the_expiry_takes_nothing() {
         let (a, b) = (owner("a"), owner("b"));
         let seen = lease(Some(&a), 4, 100, 9);
-        assert_eq!(grant(Some(&seen), &claim(&b, 99, None)), None);
-        assert_eq!(
-            grant(Some(&seen), &claim(&b, 100, None)),
-            Some(Grant::Expired)
-        );
-        assert_eq!(
-            grant(Some(&seen), &claim(&b, 500, None)),
-            Some(Grant::Expired)
-        );
+        assert_eq!(grant(Some(&seen), &claim(&b, 100, None)), None);
+        assert_eq!(grant(Some(&seen), &claim(&b, 5_000, None)), None);
     }
 
     #[test]
-    fn a_live_lease_is_granted_only_at_the_version_watched() {
+    fn another_owners_lease_is_granted_only_at_the_version_watched() {
         let (a, b) = (owner("a"), owner("b"));
         let seen = lease(Some(&a), 4, 100, 9);
         assert_eq!(
             grant(Some(&seen), &claim(&b, 0, Some(9))),
-            Some(Grant::Unchanged)
+            Some(Grant::Expired),
+            "whatever the claimant's clock says of the expiry"
         );
         assert_eq!(
-            grant(Some(&seen), &claim(&b, 0, Some(8))),
+            grant(Some(&seen), &claim(&b, 500, Some(9))),
+            Some(Grant::Expired)
+        );
+        assert_eq!(
+            grant(Some(&seen), &claim(&b, 500, Some(8))),
             None,
             "renewed since"
         );
-        assert_eq!(grant(Some(&seen), &claim(&b, 0, None)), None);
+        assert_eq!(
+            grant(Some(&seen), &claim(&b, 500, Some(10))),
+            None,
+            "a version it never had"
+        );
     }
 
     #[test]
@@ -541,7 +538,7 @@ mod tests {
         let seen = lease(Some(&a), 4, 0, 9);
         assert_eq!(next_epoch(None, Grant::Free), 1);
         assert_eq!(next_epoch(Some(&seen), Grant::Own), 4);
-        for g in [Grant::Released, Grant::Expired, Grant::Unchanged] {
+        for g in [Grant::Released, Grant::Expired] {
             assert_eq!(next_epoch(Some(&seen), g), 5, "{g:?}");
         }
         let last = lease(Some(&a), u64::MAX, 0, 9);
@@ -561,10 +558,10 @@ mod tests {
         assert_eq!((again.epoch, again.version), (1, 2));
         assert_eq!(again.expires_at, at(40));
         assert_eq!(
-            acquire(Some(&again), &claim(&b, 39, None)),
+            acquire(Some(&again), &claim(&b, 40, Some(again.version - 1))),
             Err(StoreError::Conflict("lease"))
         );
-        let taken = acquire(Some(&again), &claim(&b, 40, None)).unwrap();
+        let taken = acquire(Some(&again), &claim(&b, 40, Some(again.version))).unwrap();
         assert_eq!(taken.owner.as_ref(), Some(&b));
         assert_eq!((taken.epoch, taken.version), (2, 3));
     }
@@ -650,50 +647,60 @@ mod tests {
     }
 
     #[test]
-    fn a_claimant_takes_what_is_free_released_own_or_expired() {
-        let (a, b) = (owner("a"), owner("b"));
+    fn a_claimant_takes_what_is_free_released_or_its_own_at_once() {
+        let b = owner("b");
         let mono = Instant::now();
         let take = Approach::Take { unchanged: None };
-        assert_eq!(approach(None, None, &b, at(0), mono), take);
+        assert_eq!(approach(None, None, &b, mono), take);
         let released = lease(None, 4, 100, 9);
-        assert_eq!(approach(Some(&released), None, &b, at(0), mono), take);
+        assert_eq!(approach(Some(&released), None, &b, mono), take);
         let mine = lease(Some(&b), 4, 100, 9);
-        assert_eq!(approach(Some(&mine), None, &b, at(0), mono), take);
-        let expired = lease(Some(&a), 4, 100, 9);
-        assert_eq!(approach(Some(&expired), None, &b, at(100), mono), take);
+        assert_eq!(approach(Some(&mine), None, &b, mono), take);
     }
 
     #[test]
     fn a_claimant_waits_a_full_period_of_one_version_on_its_own_clock() {
         let (a, b) = (owner("a"), owner("b"));
         let t0 = Instant::now();
-        // Expiry far ahead by the claimant's clock: a clock behind the holder's.
-        let seen = lease(Some(&a), 4, 1_000, 9);
+        // Long past its expiry by the holder's clock: that clock's word counts for nothing.
+        let seen = lease(Some(&a), 4, -1_000, 9);
         let first = observe(None, &seen, t0);
         assert_eq!(
-            approach(Some(&seen), Some(&first), &b, at(0), t0),
+            approach(Some(&seen), Some(&first), &b, t0),
             Approach::Wait { until: t0 + TTL }
         );
         let almost = t0 + TTL - Duration::from_millis(1);
         assert_eq!(
-            approach(Some(&seen), Some(&first), &b, at(0), almost),
+            approach(Some(&seen), Some(&first), &b, almost),
             Approach::Wait { until: t0 + TTL }
         );
         assert_eq!(
-            approach(Some(&seen), Some(&first), &b, at(0), t0 + TTL),
+            approach(Some(&seen), Some(&first), &b, t0 + TTL),
             Approach::Take { unchanged: Some(9) }
         );
         // Renewed meanwhile: the wait starts again.
         let renewed = lease(Some(&a), 4, 1_000, 10);
         let t1 = t0 + TTL;
         assert_eq!(
-            approach(Some(&renewed), Some(&first), &b, at(0), t1),
+            approach(Some(&renewed), Some(&first), &b, t1),
             Approach::Wait { until: t1 + TTL }
         );
         assert_eq!(
-            approach(Some(&renewed), None, &b, at(0), t1),
+            approach(Some(&renewed), None, &b, t1),
             Approach::Wait { until: t1 + TTL },
             "no watch yet"
+        );
+    }
+
+    #[test]
+    fn another_run_of_the_same_worker_waits_too() {
+        let a = owner("a");
+        let restarted = owner("a");
+        let t0 = Instant::now();
+        let seen = lease(Some(&a), 4, 1_000, 9);
+        assert_eq!(
+            approach(Some(&seen), None, &restarted, t0),
+            Approach::Wait { until: t0 + TTL }
         );
     }
 
@@ -705,7 +712,7 @@ mod tests {
         seen.ttl = Duration::from_secs(60);
         let w = observe(None, &seen, t0);
         assert_eq!(
-            approach(Some(&seen), Some(&w), &b, at(0), t0 + TTL),
+            approach(Some(&seen), Some(&w), &b, t0 + TTL),
             Approach::Wait {
                 until: t0 + Duration::from_secs(60)
             }

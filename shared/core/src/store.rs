@@ -493,10 +493,12 @@ pub trait EventStore: Send + Sync {
 #[async_trait]
 pub trait LeaseStore: Send + Sync {
     /// Takes the device's lease for `claim.owner` until `claim.now + claim.ttl` when
-    /// `lease::grant` allows it (free, released, expired by `claim.now`, held by the same
-    /// owner, or still at the version `claim.unchanged`), with the epoch of
-    /// `lease::next_epoch`; returns the stored lease. `Conflict("lease")` while another owner
-    /// holds it. Of concurrent claims of one lease exactly one new owner wins.
+    /// `lease::grant` allows it (free, released, held by the same owner, or another
+    /// owner's still at the version `claim.unchanged` the claimant watched for a full
+    /// period), with the epoch of `lease::next_epoch`; returns the stored lease.
+    /// `Conflict("lease")` while another owner holds it (the stored expiry is not
+    /// compared with `claim.now`). Of concurrent claims of one lease exactly one new owner
+    /// wins.
     async fn acquire_lease(&self, claim: &Claim) -> Result<Lease, StoreError>;
 
     /// Extends the lease `owner` holds at `epoch` until `now + ttl` (same epoch, new

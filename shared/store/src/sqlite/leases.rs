@@ -133,8 +133,31 @@ fn put_member(conn: &Connection, m: &Member) -> Result<(), StoreError> {
     Ok(())
 }
 
-/// `f`, run only while `fence` holds (checked in `f`'s own transaction, before it writes);
-/// `Fenced` otherwise. Without a fence, `f` itself.
+/// `f` in a savepoint of its own, rolled back when `f` fails. Inside the batch's
+/// transaction it only scopes `f`; when the batch could not open its transaction (the
+/// writer then commits each write on its own) it is `f`'s transaction: what `f` read cannot
+/// change before it writes (another process's commit in between makes the write fail),
+/// so a check and the write it guards stay one.
+fn atomic<T>(
+    conn: &mut Connection,
+    f: impl FnOnce(&mut Connection) -> Result<T, StoreError>,
+) -> Result<T, StoreError> {
+    conn.execute_batch("SAVEPOINT lease_check")
+        .map_err(backend)?;
+    let done = f(conn).and_then(|v| {
+        conn.execute_batch("RELEASE lease_check")
+            .map_err(backend)
+            .map(|()| v)
+    });
+    if done.is_err() {
+        // Best effort: a failed rollback leaves the savepoint to the batch's own rollback.
+        let _ = conn.execute_batch("ROLLBACK TO lease_check; RELEASE lease_check");
+    }
+    done
+}
+
+/// `f`, run only while `fence` holds (checked in the same transaction, before `f`
+/// writes); `Fenced` otherwise, having written nothing. Without a fence, `f` itself.
 pub(crate) fn fenced<T, F>(
     fence: Option<Arc<Fence>>,
     f: F,
@@ -142,13 +165,14 @@ pub(crate) fn fenced<T, F>(
 where
     F: FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
 {
-    move |conn| {
-        if let Some(fence) = fence
-            && !lease::fence_holds(get_lease(conn, fence.device_id)?.as_ref(), &fence)
-        {
-            return Err(StoreError::Fenced);
-        }
-        f(conn)
+    move |conn| match fence {
+        None => f(conn),
+        Some(fence) => atomic(conn, |conn| {
+            if !lease::fence_holds(get_lease(conn, fence.device_id)?.as_ref(), &fence) {
+                return Err(StoreError::Fenced);
+            }
+            f(conn)
+        }),
     }
 }
 
@@ -162,9 +186,11 @@ impl SqliteStore {
     ) -> Result<Lease, StoreError> {
         self.db
             .write(move |conn| {
-                let new = change(get_lease(conn, device_id)?.as_ref())?;
-                put_lease(conn, &new)?;
-                Ok(new)
+                atomic(conn, |conn| {
+                    let new = change(get_lease(conn, device_id)?.as_ref())?;
+                    put_lease(conn, &new)?;
+                    Ok(new)
+                })
             })
             .await
     }
@@ -249,8 +275,10 @@ impl LeaseStore for SqliteStore {
         let m = member.clone();
         self.db
             .write(move |conn| {
-                lease::heartbeat(get_member(conn, &m.owner.worker_id)?.as_ref(), &m)?;
-                put_member(conn, &m)
+                atomic(conn, |conn| {
+                    lease::heartbeat(get_member(conn, &m.owner.worker_id)?.as_ref(), &m)?;
+                    put_member(conn, &m)
+                })
             })
             .await
     }
@@ -259,14 +287,16 @@ impl LeaseStore for SqliteStore {
         let owner = owner.clone();
         self.db
             .write(move |conn| {
-                if lease::deregister(get_member(conn, &owner.worker_id)?.as_ref(), &owner)? {
-                    conn.execute(
-                        "DELETE FROM workers WHERE worker_id = ?1",
-                        [&owner.worker_id],
-                    )
-                    .map_err(backend)?;
-                }
-                Ok(())
+                atomic(conn, |conn| {
+                    if lease::deregister(get_member(conn, &owner.worker_id)?.as_ref(), &owner)? {
+                        conn.execute(
+                            "DELETE FROM workers WHERE worker_id = ?1",
+                            [&owner.worker_id],
+                        )
+                        .map_err(backend)?;
+                    }
+                    Ok(())
+                })
             })
             .await
     }
@@ -297,6 +327,49 @@ mod tests {
     use super::*;
     use wa_core::store::DeviceStore;
     use wa_core::time;
+
+    fn test_lease(device_id: Uuid, owner: &Owner, epoch: u64) -> Lease {
+        Lease {
+            device_id,
+            owner: Some(owner.clone()),
+            epoch,
+            expires_at: time::now(),
+            ttl: Duration::from_secs(30),
+            version: epoch,
+        }
+    }
+
+    /// Without the batch's transaction (the writer's fallback), a takeover committed by
+    /// another process between the fence check and the write still refuses the write.
+    #[test]
+    fn a_fenced_write_is_one_transaction_with_its_check() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("wa.db");
+        let mut conn = Connection::open(&path).unwrap();
+        conn.pragma_update(None, "journal_mode", "WAL").unwrap();
+        conn.execute_batch(MIGRATION).unwrap();
+        conn.execute_batch("CREATE TABLE written (n INTEGER)")
+            .unwrap();
+        let (d, a, b) = (Uuid::now_v7(), Owner::new("a"), Owner::new("b"));
+        put_lease(&conn, &test_lease(d, &a, 1)).unwrap();
+        let fence = Fence::of(&test_lease(d, &a, 1)).unwrap();
+        let other = Connection::open(&path).unwrap();
+        let taker = b.clone();
+        let write = fenced(Some(Arc::new(fence)), move |conn: &mut Connection| {
+            put_lease(&other, &test_lease(d, &taker, 2))?;
+            conn.execute("INSERT INTO written (n) VALUES (1)", [])
+                .map_err(backend)?;
+            Ok(())
+        });
+        assert!(conn.is_autocommit());
+        assert!(write(&mut conn).is_err(), "the stale write is refused");
+        let written: i64 = conn
+            .query_row("SELECT COUNT(*) FROM written", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(written, 0, "nothing of the stale write was committed");
+        assert!(conn.is_autocommit(), "its transaction is closed");
+        assert_eq!(get_lease(&conn, d).unwrap().unwrap().owner, Some(b));
+    }
 
     /// Workers sharing one data directory are processes with a store each on one file:
     /// claims race across them, and a fence is checked against the other's writes.
@@ -335,10 +408,11 @@ mod tests {
         let device = wa_testkit::fixtures::device(Uuid::now_v7(), "shared");
         stores[0].insert_device(&device).await.unwrap();
         let stale = stores[0].fenced(Fence::of(&first).unwrap());
-        let next = stores[1]
-            .acquire_lease(&claim(&Owner::new("other"), t0 + ttl))
-            .await
-            .unwrap();
+        let watched = Claim {
+            unchanged: Some(first.version),
+            ..claim(&Owner::new("other"), t0 + ttl)
+        };
+        let next = stores[1].acquire_lease(&watched).await.unwrap();
         assert_eq!(next.epoch, 2);
         assert_eq!(
             stale

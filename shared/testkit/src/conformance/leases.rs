@@ -34,6 +34,15 @@ fn claim(device_id: Uuid, owner: &Owner, now: OffsetDateTime) -> Claim {
     }
 }
 
+/// The claim of a claimant that watched `watched` unchanged for a full lease period on its
+/// own clock (`lease::approach`): the lease has expired for it.
+fn takeover(watched: &Lease, owner: &Owner, now: OffsetDateTime) -> Claim {
+    Claim {
+        unchanged: Some(watched.version),
+        ..claim(watched.device_id, owner, now)
+    }
+}
+
 fn secs(n: u64) -> Duration {
     Duration::from_secs(n)
 }
@@ -51,7 +60,7 @@ pub async fn lease_store(s: Arc<dyn Store>) {
     acquire_renew_and_get(&*s).await;
     a_held_lease_is_refused(&*s).await;
     takeover_after_expiry(&*s).await;
-    takeover_of_an_unchanged_version(&*s).await;
+    a_skewed_clock_takes_nothing(&*s).await;
     release_only_by_the_owner(&*s).await;
     racing_claimants_have_one_winner(s.clone()).await;
     racing_takeovers_have_one_winner(s.clone()).await;
@@ -122,14 +131,18 @@ async fn a_held_lease_is_refused(s: &dyn Store) {
 
 async fn takeover_after_expiry(s: &dyn Store) {
     let (d, a, b, t0) = (Uuid::now_v7(), owner("a"), owner("b"), time::now());
-    s.acquire_lease(&claim(d, &a, t0)).await.unwrap();
-    let taken = s.acquire_lease(&claim(d, &b, t0 + TTL)).await.unwrap();
+    let held = s.acquire_lease(&claim(d, &a, t0)).await.unwrap();
+    let taken = s
+        .acquire_lease(&takeover(&held, &b, t0 + TTL))
+        .await
+        .unwrap();
     assert_eq!(
         (taken.owner.as_ref(), taken.epoch),
         (Some(&b), 2),
-        "taken at the expiry, with a higher epoch"
+        "taken once expired, with a higher epoch"
     );
     assert_eq!(taken.expires_at, t0 + TTL + TTL);
+    assert_ne!(taken.version, held.version);
     lost(
         s.renew_lease(d, &a, 1, t0 + secs(31), TTL).await,
         "the stale owner's renewal",
@@ -139,29 +152,43 @@ async fn takeover_after_expiry(s: &dyn Store) {
         s.acquire_lease(&claim(d, &a, t0 + secs(31))).await,
         "the stale owner's claim of the new owner's live lease",
     );
+    lost(
+        s.acquire_lease(&takeover(&held, &a, t0 + secs(31))).await,
+        "a claim at the version before the takeover",
+    );
     assert_eq!(s.get_lease(d).await.unwrap(), Some(taken.clone()));
     let kept = s
         .renew_lease(d, &b, 2, t0 + secs(40), TTL)
         .await
         .expect("the new owner renews");
     assert_eq!(kept.epoch, 2);
+    let again = s
+        .acquire_lease(&takeover(&kept, &a, t0 + secs(80)))
+        .await
+        .expect("expired again: taken back");
+    assert_eq!((again.owner.as_ref(), again.epoch), (Some(&a), 3));
 }
 
-async fn takeover_of_an_unchanged_version(s: &dyn Store) {
+async fn a_skewed_clock_takes_nothing(s: &dyn Store) {
     let (d, a, b, t0) = (Uuid::now_v7(), owner("a"), owner("b"), time::now());
     let held = s.acquire_lease(&claim(d, &a, t0)).await.unwrap();
-    // The claimant watched this version for a full period on its own clock, while by its
-    // wall clock the lease has not expired (its clock is behind).
-    let watched = |version| Claim {
-        unchanged: Some(version),
-        ..claim(d, &b, t0)
-    };
+    // A claimant whose clock is an hour ahead: the stored expiry has passed by its clock,
+    // but it has not watched the lease for a period.
+    lost(
+        s.acquire_lease(&claim(d, &b, t0 + secs(3600))).await,
+        "a claim by a clock past the expiry",
+    );
+    // Renewed while the claimant was watching: the period starts again.
     let renewed = s.renew_lease(d, &a, 1, t0, TTL).await.unwrap();
     lost(
-        s.acquire_lease(&watched(held.version)).await,
+        s.acquire_lease(&takeover(&held, &b, t0 + secs(3600))).await,
         "renewed since it was watched",
     );
-    let taken = s.acquire_lease(&watched(renewed.version)).await.unwrap();
+    // A claimant whose clock is behind takes an unchanged lease all the same.
+    let taken = s
+        .acquire_lease(&takeover(&renewed, &b, t0 - secs(3600)))
+        .await
+        .unwrap();
     assert_eq!((taken.owner.as_ref(), taken.epoch), (Some(&b), 2));
     lost(
         s.renew_lease(d, &a, 1, t0, TTL).await,
@@ -198,12 +225,24 @@ async fn release_only_by_the_owner(s: &dyn Store) {
     assert_eq!((next.owner.as_ref(), next.epoch), (Some(&b), 2));
 }
 
-/// Of concurrent claims, the winner and the number of claims refused as held.
-async fn race(s: Arc<dyn Store>, d: Uuid, now: OffsetDateTime, n: usize) -> (Lease, usize) {
+/// Of concurrent claims of `d` (each having watched `watched` expire, when given), the
+/// winner and the number of claims refused as held.
+async fn race(
+    s: Arc<dyn Store>,
+    watched: Option<&Lease>,
+    d: Uuid,
+    now: OffsetDateTime,
+    n: usize,
+) -> (Lease, usize) {
     let tasks: Vec<_> = (0..n)
         .map(|i| {
-            let (s, o) = (s.clone(), owner(&format!("racer{i}")));
-            tokio::spawn(async move { s.acquire_lease(&claim(d, &o, now)).await })
+            let o = owner(&format!("racer{i}"));
+            let c = match watched {
+                Some(w) => takeover(w, &o, now),
+                None => claim(d, &o, now),
+            };
+            let s = s.clone();
+            tokio::spawn(async move { s.acquire_lease(&c).await })
         })
         .collect();
     let (mut winners, mut refused) = (Vec::new(), 0);
@@ -220,15 +259,15 @@ async fn race(s: Arc<dyn Store>, d: Uuid, now: OffsetDateTime, n: usize) -> (Lea
 
 async fn racing_claimants_have_one_winner(s: Arc<dyn Store>) {
     let (d, t0) = (Uuid::now_v7(), time::now());
-    let (won, refused) = race(s.clone(), d, t0, 16).await;
+    let (won, refused) = race(s.clone(), None, d, t0, 16).await;
     assert_eq!((won.epoch, refused), (1, 15));
     assert_eq!(s.get_lease(d).await.unwrap(), Some(won));
 }
 
 async fn racing_takeovers_have_one_winner(s: Arc<dyn Store>) {
     let (d, a, t0) = (Uuid::now_v7(), owner("a"), time::now());
-    s.acquire_lease(&claim(d, &a, t0)).await.unwrap();
-    let (won, refused) = race(s.clone(), d, t0 + secs(31), 16).await;
+    let held = s.acquire_lease(&claim(d, &a, t0)).await.unwrap();
+    let (won, refused) = race(s.clone(), Some(&held), d, t0 + secs(31), 16).await;
     assert_eq!((won.epoch, refused), (2, 15));
     assert_eq!(s.get_lease(d).await.unwrap(), Some(won));
 }
@@ -351,7 +390,10 @@ pub async fn fenced_writes(s: Arc<dyn Store>) {
     fa.append_events(&[event()]).await.expect("events");
 
     // Another worker takes the expired lease over.
-    let lease_b = s.acquire_lease(&claim(d_id, &b, t0 + TTL)).await.unwrap();
+    let lease_b = s
+        .acquire_lease(&takeover(&lease_a, &b, t0 + TTL))
+        .await
+        .unwrap();
     let fb = s.fenced(Fence::of(&lease_b).unwrap());
     let fenced = |r: Result<(), StoreError>, what: &str| {
         assert_eq!(r, Err(StoreError::Fenced), "{what} of the stale owner");
