@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use wa_core::Store;
+use wa_core::lease;
 use wa_core::provider::{EventSender, InboundSender, Provider, SandboxControl};
 use wa_core::queue::Queue;
 use wa_queue::LocalQueue;
@@ -49,6 +50,12 @@ pub struct WorkerConfig {
     pub webhook_schedule: Vec<Duration>,
     /// `WA_WEBHOOK_TIMEOUT_SECS`: timeout of one delivery attempt, default 10.
     pub webhook_timeout: Duration,
+    /// `WA_WORKER_ID`: this worker's name among several (`wa_core::lease`), default unique
+    /// per start. Reserved for the worker fleet: checked, not used yet.
+    pub worker_id: String,
+    /// `WA_LEASE_TTL_SECS`: the lease period of a device's session, default 30. Reserved
+    /// for the worker fleet: checked, not used yet.
+    pub lease_ttl: Duration,
 }
 
 /// A variable with a value the worker cannot use: `(name, problem)`.
@@ -112,7 +119,13 @@ impl WorkerConfig {
             .map(|v| wa_provider::whatsapp::parse_version(&v))
             .transpose()
             .map_err(|e| ("WA_WHATSAPP_VERSION", e))?;
+        let worker_id = lease::worker_id_setting(get(lease::WORKER_ID_VAR).as_deref())
+            .map_err(|e| (lease::WORKER_ID_VAR, e))?;
+        let lease_ttl =
+            lease::ttl_setting(get(lease::TTL_VAR).as_deref()).map_err(|e| (lease::TTL_VAR, e))?;
         Ok(WorkerConfig {
+            worker_id,
+            lease_ttl,
             whatsapp_ws_url,
             whatsapp_version,
             webhook_schedule,
@@ -260,6 +273,28 @@ mod tests {
         let c = cfg(&[("WA_WHATSAPP_WS_URL", " "), ("WA_WHATSAPP_VERSION", "")]).expect("blank");
         assert_eq!(c.whatsapp_ws_url, wa_provider::whatsapp::DEFAULT_WS_URL);
         assert_eq!(c.whatsapp_version, None);
+    }
+
+    #[test]
+    fn the_fleet_settings_are_checked() {
+        let c = cfg(&[]).expect("defaults");
+        assert!(c.worker_id.starts_with("worker-"), "{}", c.worker_id);
+        assert_eq!(c.lease_ttl, Duration::from_secs(30));
+        let c = cfg(&[("WA_WORKER_ID", "w-1"), ("WA_LEASE_TTL_SECS", "45")]).expect("valid");
+        assert_eq!(
+            (c.worker_id.as_str(), c.lease_ttl),
+            ("w-1", Duration::from_secs(45))
+        );
+        for (k, v) in [
+            ("WA_WORKER_ID", "two words"),
+            ("WA_WORKER_ID", "w#1"),
+            ("WA_LEASE_TTL_SECS", "2"),
+            ("WA_LEASE_TTL_SECS", "3601"),
+            ("WA_LEASE_TTL_SECS", "thirty"),
+        ] {
+            let (name, problem) = cfg(&[(k, v)]).expect_err(v);
+            assert_eq!(name, k, "{v}: {problem}");
+        }
     }
 
     #[test]

@@ -58,6 +58,32 @@ pub fn ttl_setting(value: Option<&str>) -> Result<Duration, String> {
     }
 }
 
+/// The environment variable of the worker's name.
+pub const WORKER_ID_VAR: &str = "WA_WORKER_ID";
+
+/// The longest worker id `WA_WORKER_ID` accepts: with a prefix and `.fifo` it still names
+/// an SQS queue (80 characters at most).
+const WORKER_ID_MAX: usize = 64;
+
+/// The worker id a `WA_WORKER_ID` value sets: `worker-` and a new random id when unset or
+/// blank (unique per process start); an error for anything but 1 to 64 ASCII letters,
+/// digits, `-` or `_` (the characters an SQS queue name allows).
+pub fn worker_id_setting(value: Option<&str>) -> Result<String, String> {
+    match value.map(str::trim).filter(|v| !v.is_empty()) {
+        None => Ok(format!("worker-{}", Uuid::new_v4().simple())),
+        Some(v)
+            if v.len() <= WORKER_ID_MAX
+                && v.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') =>
+        {
+            Ok(v.to_owned())
+        }
+        Some(_) => Err(format!(
+            "must be 1 to {WORKER_ID_MAX} ASCII letters, digits, '-' or '_'"
+        )),
+    }
+}
+
 /// Who holds a lease: a worker (`WA_WORKER_ID`) in one run of its process. Two runs of a
 /// worker with one id are two owners: a restarted worker waits for its previous run's
 /// leases like any other claimant, since it cannot know that run has stopped.
@@ -457,6 +483,36 @@ mod tests {
             assert_eq!(
                 ttl_setting(Some(bad)),
                 Err("must be a number of seconds between 3 and 3600".into()),
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_worker_id_setting() {
+        for unset in [None, Some(""), Some("  ")] {
+            let id = worker_id_setting(unset).unwrap();
+            assert!(id.starts_with("worker-"), "{id}");
+            assert_eq!(worker_id_setting(Some(&id)), Ok(id.clone()), "a valid id");
+        }
+        assert_ne!(
+            worker_id_setting(None).unwrap(),
+            worker_id_setting(None).unwrap(),
+            "unique per start"
+        );
+        assert_eq!(worker_id_setting(Some(" w-1_a ")), Ok("w-1_a".into()));
+        let longest = "w".repeat(64);
+        assert_eq!(worker_id_setting(Some(&longest)), Ok(longest.clone()));
+        for bad in [
+            "w".repeat(65),
+            "a b".into(),
+            "w#1".into(),
+            "w.fifo".into(),
+            "wörker".into(),
+        ] {
+            assert_eq!(
+                worker_id_setting(Some(&bad)),
+                Err("must be 1 to 64 ASCII letters, digits, '-' or '_'".into()),
                 "{bad}"
             );
         }
