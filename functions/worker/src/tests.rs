@@ -11,7 +11,6 @@ use async_trait::async_trait;
 use tokio::sync::{mpsc, watch};
 use uuid::Uuid;
 use wa_core::apps::App;
-use wa_testkit::fixtures::{device as new_device, outbound_text};
 use wa_core::devices::{Device, DeviceStatus, DeviceUpdate};
 use wa_core::messages::{Message, MessageStatus, MessageUpdate};
 use wa_core::notify::Notifier;
@@ -28,6 +27,7 @@ use wa_core::webhooks::Event;
 use wa_provider::sandbox::Sandbox;
 use wa_queue::LocalQueue;
 use wa_store::SqliteStore;
+use wa_testkit::fixtures::{device as new_device, outbound_text};
 
 use crate::Worker;
 
