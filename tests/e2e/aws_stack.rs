@@ -230,7 +230,10 @@ impl Stack {
             let name = entry.file_name().to_string_lossy().into_owned();
             if name.starts_with(prefix) && name.ends_with(".log") {
                 let text = std::fs::read_to_string(entry.path()).unwrap_or_default();
-                out.extend(text.lines().filter_map(|l| serde_json::from_str::<Value>(l).ok()));
+                out.extend(
+                    text.lines()
+                        .filter_map(|l| serde_json::from_str::<Value>(l).ok()),
+                );
             }
         }
         out
@@ -251,12 +254,16 @@ impl Stack {
                     .split(|b| *b == 0)
                     .filter_map(|kv| {
                         let kv = String::from_utf8_lossy(kv);
-                        kv.split_once('=').map(|(k, v)| (k.to_owned(), v.to_owned()))
+                        kv.split_once('=')
+                            .map(|(k, v)| (k.to_owned(), v.to_owned()))
                     })
                     .collect();
             }
         }
-        panic!("no live execution environment of {function}\n{}", self.logs());
+        panic!(
+            "no live execution environment of {function}\n{}",
+            self.logs()
+        );
     }
 
     /// The last lines of every log of the stack, for failure messages.
@@ -735,9 +742,10 @@ async fn the_functions_write_emf_records_with_the_names_of_metrics() {
     assert_eq!(a.status, 200, "{}", a.body);
     let deadline = Instant::now() + SETTLES_WITHIN;
     let record = loop {
-        let found = stack.function_log("DevicesFunction").into_iter().find(|l| {
-            l["route"] == "/health" && l.get("wa_http_requests_total").is_some()
-        });
+        let found = stack
+            .function_log("DevicesFunction")
+            .into_iter()
+            .find(|l| l["route"] == "/health" && l.get("wa_http_requests_total").is_some());
         if let Some(r) = found {
             break r;
         }
@@ -798,13 +806,18 @@ async fn the_worker_passes_its_health_check_and_writes_emf_records() {
     // The first records come one interval (60 s) after the start.
     let deadline = Instant::now() + Duration::from_secs(150);
     let record = loop {
-        let found = stack.worker_log().into_iter().find(|l| {
-            l.get("_aws").is_some() && l.get("wa_queue_depth").is_some()
-        });
+        let found = stack
+            .worker_log()
+            .into_iter()
+            .find(|l| l.get("_aws").is_some() && l.get("wa_queue_depth").is_some());
         if let Some(r) = found {
             break r;
         }
-        assert!(Instant::now() < deadline, "no EMF record of the worker\n{}", stack.logs());
+        assert!(
+            Instant::now() < deadline,
+            "no EMF record of the worker\n{}",
+            stack.logs()
+        );
         tokio::time::sleep(Duration::from_millis(500)).await;
     };
     assert_eq!(record["queue"], "commands", "{record}");

@@ -15,34 +15,23 @@ use crate::support::{BIN, Server};
 
 const SECRET: (&str, &str) = ("WA_JWT_SECRET", "e2e-secret-e2e-secret-e2e-secret-e2e");
 
-/// The `wa-worker` binary of this build (same target directory and profile as `wa-server`),
-/// built first: it belongs to another package, which this test target does not build.
+/// The `wa-worker` binary of this build (same target directory and profile as `wa-server`).
+/// It belongs to another package, which this test target does not build: the test command
+/// (`scripts/test`) builds every binary of the workspace first. Building it from here would
+/// wait for the build directory's lock that the running `cargo test` holds, and build it
+/// with other features than the workspace's.
 fn worker_binary() -> PathBuf {
-    let server = Path::new(BIN);
-    let profile_dir = server.parent().expect("the binary's directory");
-    let target_dir = profile_dir.parent().expect("the target directory");
-    let mut cmd = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
-    cmd.args([
-        "build",
-        "-p",
-        "wa-worker",
-        "--bin",
-        "wa-worker",
-        "--jobs",
-        "2",
-    ])
-    .env("CARGO_TARGET_DIR", target_dir)
-    .current_dir(env!("CARGO_MANIFEST_DIR"));
-    if profile_dir.file_name().is_some_and(|p| p == "release") {
-        cmd.arg("--release");
-    }
-    let out = cmd.output().expect("cargo runs");
+    let bin = Path::new(BIN)
+        .parent()
+        .expect("the binary's directory")
+        .join("wa-worker");
     assert!(
-        out.status.success(),
-        "building wa-worker failed:\n{}",
-        String::from_utf8_lossy(&out.stderr)
+        bin.exists(),
+        "{} is missing: build the workspace's binaries first (cargo build --workspace --bins; \
+         scripts/test does it)",
+        bin.display()
     );
-    profile_dir.join("wa-worker")
+    bin
 }
 
 /// A running `wa-worker`, killed when dropped; its log lines are kept.

@@ -1327,11 +1327,7 @@ async fn sends_lambda_batch() {
     // RETRY_DELAY, not after the queue's visibility timeout.
     assert_eq!(
         log.0.lock().unwrap().last().cloned(),
-        Some((
-            SENDS.to_owned(),
-            "r".to_owned(),
-            crate::sends::RETRY_DELAY
-        ))
+        Some((SENDS.to_owned(), "r".to_owned(), crate::sends::RETRY_DELAY))
     );
 }
 
@@ -1349,7 +1345,9 @@ impl wa_core::queue::Queue for RetryLog {
         _: &str,
         _: Duration,
     ) -> Result<String, wa_core::queue::QueueError> {
-        Err(wa_core::queue::QueueError::Backend("not in this test".into()))
+        Err(wa_core::queue::QueueError::Backend(
+            "not in this test".into(),
+        ))
     }
     async fn receive(
         &self,
@@ -1357,10 +1355,14 @@ impl wa_core::queue::Queue for RetryLog {
         _: usize,
         _: Duration,
     ) -> Result<Vec<wa_core::queue::Received>, wa_core::queue::QueueError> {
-        Err(wa_core::queue::QueueError::Backend("not in this test".into()))
+        Err(wa_core::queue::QueueError::Backend(
+            "not in this test".into(),
+        ))
     }
     async fn delete(&self, _: &str, _: &str) -> Result<(), wa_core::queue::QueueError> {
-        Err(wa_core::queue::QueueError::Backend("not in this test".into()))
+        Err(wa_core::queue::QueueError::Backend(
+            "not in this test".into(),
+        ))
     }
     async fn retry_after(
         &self,

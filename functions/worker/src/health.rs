@@ -137,8 +137,14 @@ mod tests {
             (Some("999879"), Verdict::Stale { age_secs: 121 }),
             (Some("1000050"), Verdict::Healthy { age_secs: 0 }),
             (None, Verdict::Missing),
-            (Some(""), Verdict::Unreadable("not a heartbeat: \"\"".into())),
-            (Some("0"), Verdict::Unreadable("not a heartbeat: \"0\"".into())),
+            (
+                Some(""),
+                Verdict::Unreadable("not a heartbeat: \"\"".into()),
+            ),
+            (
+                Some("0"),
+                Verdict::Unreadable("not a heartbeat: \"0\"".into()),
+            ),
         ];
         for (contents, want) in rows {
             assert_eq!(verdict(now, contents), want, "{contents:?}");
@@ -148,7 +154,10 @@ mod tests {
     #[test]
     fn the_file_comes_from_wa_health_file() {
         let rows: [(Option<&str>, Option<&str>); 3] = [
-            (Some("/run/wa-worker/heartbeat"), Some("/run/wa-worker/heartbeat")),
+            (
+                Some("/run/wa-worker/heartbeat"),
+                Some("/run/wa-worker/heartbeat"),
+            ),
             (Some(" "), None),
             (None, None),
         ];

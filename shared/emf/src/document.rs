@@ -151,7 +151,11 @@ mod tests {
     #[test]
     fn units_follow_the_metric_names() {
         let rows = [
-            ("wa_http_request_duration_seconds", Kind::Histogram, "Seconds"),
+            (
+                "wa_http_request_duration_seconds",
+                Kind::Histogram,
+                "Seconds",
+            ),
             ("wa_queue_oldest_age_seconds", Kind::Gauge, "Seconds"),
             ("wa_media_bytes", Kind::Histogram, "Bytes"),
             ("wa_http_requests_total", Kind::Counter, "Count"),
@@ -187,7 +191,12 @@ mod tests {
                 Kind::Counter,
                 &[2.0],
             ),
-            sample("wa_devices", &[("status", "connected")], Kind::Gauge, &[3.0]),
+            sample(
+                "wa_devices",
+                &[("status", "connected")],
+                Kind::Gauge,
+                &[3.0],
+            ),
         ];
         let docs = documents("wa-server", 1_700_000_000_123, &samples);
         assert_eq!(docs.len(), 2, "one document per label set: {docs:?}");
@@ -244,9 +253,17 @@ mod tests {
         let docs = documents(
             "ns",
             1,
-            &[sample("wa_send_latency_seconds", &[], Kind::Histogram, &[1.5])],
+            &[sample(
+                "wa_send_latency_seconds",
+                &[],
+                Kind::Histogram,
+                &[1.5],
+            )],
         );
-        assert_eq!(docs[0]["_aws"]["CloudWatchMetrics"][0]["Dimensions"], json!([[]]));
+        assert_eq!(
+            docs[0]["_aws"]["CloudWatchMetrics"][0]["Dimensions"],
+            json!([[]])
+        );
         assert_eq!(docs[0]["wa_send_latency_seconds"], json!(1.5));
     }
 

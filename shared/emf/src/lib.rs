@@ -107,7 +107,11 @@ fn now_ms() -> u64 {
 }
 
 /// Writes one JSON line per document of what `recorder` took to `out`.
-pub fn flush_to(recorder: &EmfRecorder, namespace: &str, out: &mut dyn Write) -> std::io::Result<()> {
+pub fn flush_to(
+    recorder: &EmfRecorder,
+    namespace: &str,
+    out: &mut dyn Write,
+) -> std::io::Result<()> {
     for doc in documents(namespace, now_ms(), &recorder.take()) {
         // One write per line: a log event is one line, whole.
         let mut line = doc.to_string();
@@ -173,7 +177,10 @@ mod tests {
         };
         let rows: [(&[(&str, &str)], Result<Option<Settings>, &str>); 8] = [
             (&[], Ok(None)),
-            (&[("AWS_LAMBDA_FUNCTION_NAME", "wa-AppsFunction")], on("wa-server")),
+            (
+                &[("AWS_LAMBDA_FUNCTION_NAME", "wa-AppsFunction")],
+                on("wa-server"),
+            ),
             (
                 &[("AWS_LAMBDA_FUNCTION_NAME", "f"), ("WA_EMF", "0")],
                 Ok(None),
@@ -188,11 +195,16 @@ mod tests {
                 &[("WA_EMF", "1"), ("WA_METRICS_NAMESPACE", ":bad")],
                 Err("WA_METRICS_NAMESPACE"),
             ),
-            (&[("WA_EMF", "1"), ("WA_METRICS_NAMESPACE", "")], on("wa-server")),
+            (
+                &[("WA_EMF", "1"), ("WA_METRICS_NAMESPACE", "")],
+                on("wa-server"),
+            ),
         ];
         for (vars, want) in rows {
             let got = Settings::from_lookup(&|k| {
-                vars.iter().find(|(n, _)| *n == k).map(|(_, v)| (*v).to_owned())
+                vars.iter()
+                    .find(|(n, _)| *n == k)
+                    .map(|(_, v)| (*v).to_owned())
             })
             .map_err(|(var, _)| var);
             assert_eq!(got, want, "{vars:?}");

@@ -131,7 +131,14 @@ impl EmfRecorder {
                     let total = c.total.load(Ordering::Relaxed);
                     let before = c.taken.swap(total, Ordering::Relaxed);
                     let grown = total.saturating_sub(before);
-                    (Kind::Counter, if grown > 0 { vec![grown as f64] } else { vec![] })
+                    (
+                        Kind::Counter,
+                        if grown > 0 {
+                            vec![grown as f64]
+                        } else {
+                            vec![]
+                        },
+                    )
                 }
                 Cell::Gauge(g) => {
                     let set = g.set.load(Ordering::Relaxed);
@@ -234,8 +241,13 @@ mod tests {
         // Nothing recorded since: only the gauge's value stands.
         let second = r.take();
         assert_eq!(second.len(), 1, "{second:?}");
-        assert_eq!((second[0].name.as_str(), second[0].kind), ("g", Kind::Gauge));
-        metrics::with_local_recorder(&r, || metrics::counter!("c_total", "a" => "1", "b" => "2").absolute(10));
+        assert_eq!(
+            (second[0].name.as_str(), second[0].kind),
+            ("g", Kind::Gauge)
+        );
+        metrics::with_local_recorder(&r, || {
+            metrics::counter!("c_total", "a" => "1", "b" => "2").absolute(10)
+        });
         let third = r.take();
         let c = third.iter().find(|s| s.name == "c_total").unwrap();
         assert_eq!(c.values, [6.0], "the increase up to the absolute value");
@@ -250,6 +262,9 @@ mod tests {
         });
         let taken = r.take();
         assert_eq!(taken.len(), 1);
-        assert_eq!((taken[0].kind, taken[0].values.clone()), (Kind::Counter, vec![1.0]));
+        assert_eq!(
+            (taken[0].kind, taken[0].values.clone()),
+            (Kind::Counter, vec![1.0])
+        );
     }
 }

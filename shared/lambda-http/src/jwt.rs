@@ -24,7 +24,11 @@ pub enum KeySource {
 /// the ARN when it is set (the deployment's source of truth, whatever `WA_JWT_SECRET`
 /// says), else the plain key.
 pub fn key_source(arn: Option<&str>, plain: Option<&str>) -> KeySource {
-    let set = |v: Option<&str>| v.map(str::trim).filter(|v| !v.is_empty()).map(str::to_owned);
+    let set = |v: Option<&str>| {
+        v.map(str::trim)
+            .filter(|v| !v.is_empty())
+            .map(str::to_owned)
+    };
     match (set(arn), plain.filter(|v| !v.trim().is_empty())) {
         (Some(arn), _) => KeySource::SecretsManager(arn),
         (None, Some(key)) => KeySource::Plain(key.to_owned()),
@@ -108,8 +112,16 @@ mod tests {
     #[test]
     fn the_arn_wins_then_the_plain_key() {
         let rows = [
-            (Some("arn:s"), Some("k"), KeySource::SecretsManager("arn:s".into())),
-            (Some("arn:s"), None, KeySource::SecretsManager("arn:s".into())),
+            (
+                Some("arn:s"),
+                Some("k"),
+                KeySource::SecretsManager("arn:s".into()),
+            ),
+            (
+                Some("arn:s"),
+                None,
+                KeySource::SecretsManager("arn:s".into()),
+            ),
             (None, Some("k"), KeySource::Plain("k".into())),
             (Some("  "), Some("k"), KeySource::Plain("k".into())),
             (None, Some(""), KeySource::Missing),

@@ -39,7 +39,9 @@ pub fn max_body_bytes(value: Option<&str>) -> anyhow::Result<usize> {
             .ok()
             .filter(|n| *n >= MIN_MAX_BODY_BYTES)
             .with_context(|| {
-                format!("WA_MAX_BODY_BYTES: must be a number of bytes, at least {MIN_MAX_BODY_BYTES}")
+                format!(
+                    "WA_MAX_BODY_BYTES: must be a number of bytes, at least {MIN_MAX_BODY_BYTES}"
+                )
             }),
     }
 }
