@@ -17,11 +17,12 @@ pub mod provider;
 pub mod queue;
 pub mod rate;
 pub mod send_service;
+pub mod session;
 pub mod store;
 pub mod time;
 pub mod webhooks;
 
 pub use store::{
-    AppStore, AppUpdate, DeviceStore, EventStore, MessageStore, Page, PageRequest, Store,
-    StoreError,
+    AppStore, AppUpdate, DeviceStore, EventStore, MessageStore, Page, PageRequest, ReplyStore,
+    Store, StoreError,
 };

@@ -16,6 +16,7 @@ use crate::devices::{Device, DeviceStatus, DeviceUpdate};
 use crate::messages::{Message, MessageStatus, MessageUpdate};
 use crate::provider::Presence;
 use crate::queue::{EVENTS, Queue, QueueError};
+use crate::session::Reply;
 use crate::store::*;
 use crate::time::OffsetDateTime;
 use crate::webhooks::Event;
@@ -316,5 +317,20 @@ impl EventStore for Nudging {
             tracing::warn!(error = %e, "nudging the events queue failed");
         }
         r
+    }
+}
+
+#[async_trait]
+impl ReplyStore for Nudging {
+    async fn put_reply(
+        &self,
+        ask_id: Uuid,
+        reply: &Reply,
+        expires_at: OffsetDateTime,
+    ) -> Result<(), StoreError> {
+        self.inner.put_reply(ask_id, reply, expires_at).await
+    }
+    async fn get_reply(&self, ask_id: Uuid) -> Result<Option<Reply>, StoreError> {
+        self.inner.get_reply(ask_id).await
     }
 }
