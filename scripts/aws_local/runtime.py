@@ -222,7 +222,7 @@ class Environment:
         """Blocks until the next invocation for this environment (None: it stops)."""
         if self.init_done is None:
             self.init_done = time.monotonic()
-            self.function.record({"event": "init", "env": self.index,
+            self.function.record({"event": "init", "env": self.index, "pid": self.proc.pid,
                                   "init_ms": round((self.init_done - self.spawned) * 1000, 2)})
         while self.alive:
             try:

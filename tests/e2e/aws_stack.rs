@@ -213,6 +213,59 @@ impl Stack {
         self.json_lines("lambda.jsonl")
     }
 
+    /// The JSON lines of every execution environment's output of `function` (a logical
+    /// id of template.yaml): its logs and its EMF records.
+    pub fn function_log(&self, function: &str) -> Vec<Value> {
+        self.json_lines_of(&self.log_dir.join("lambda"), &format!("{function}-"))
+    }
+
+    /// The JSON lines of the worker processes' output: their logs and EMF records.
+    pub fn worker_log(&self) -> Vec<Value> {
+        self.json_lines_of(&self.log_dir, "WorkerService-")
+    }
+
+    fn json_lines_of(&self, dir: &Path, prefix: &str) -> Vec<Value> {
+        let mut out = Vec::new();
+        for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if name.starts_with(prefix) && name.ends_with(".log") {
+                let text = std::fs::read_to_string(entry.path()).unwrap_or_default();
+                out.extend(
+                    text.lines()
+                        .filter_map(|l| serde_json::from_str::<Value>(l).ok()),
+                );
+            }
+        }
+        out
+    }
+
+    /// The environment of a live execution environment of `function`, read from its
+    /// process (`lambda.jsonl` has each init's pid).
+    pub fn function_environment(&self, function: &str) -> Vec<(String, String)> {
+        let pids: Vec<u64> = self
+            .invocations()
+            .iter()
+            .filter(|i| i["function"] == function && i["event"] == "init")
+            .filter_map(|i| i["pid"].as_u64())
+            .collect();
+        for pid in pids.into_iter().rev() {
+            if let Ok(raw) = std::fs::read(format!("/proc/{pid}/environ")) {
+                return raw
+                    .split(|b| *b == 0)
+                    .filter_map(|kv| {
+                        let kv = String::from_utf8_lossy(kv);
+                        kv.split_once('=')
+                            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+                    })
+                    .collect();
+            }
+        }
+        panic!(
+            "no live execution environment of {function}\n{}",
+            self.logs()
+        );
+    }
+
     /// The last lines of every log of the stack, for failure messages.
     pub fn logs(&self) -> String {
         let mut out = String::new();
@@ -609,7 +662,7 @@ async fn an_event_driven_send_for_an_unknown_device_is_dead_lettered_with_its_re
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn bodies_over_lambdas_limit_are_refused_as_api_gateway_does() {
+async fn bodies_over_the_limit_get_the_envelope_and_over_lambdas_limit_api_gateways_answer() {
     let stack = shared();
     let c = stack.client();
     let app = c.create_app(None).await;
@@ -625,15 +678,227 @@ async fn bodies_over_lambdas_limit_are_refused_as_api_gateway_does() {
     let entry = stack.api_log_entry(&a);
     assert_eq!(entry["integrationError"], "payload over Lambda's limit");
 
-    // 6,000,000 bytes: the event is still under the limit, so the function answers.
-    let a = c.post_raw(&path, &app.token, body(6_000_000)).await;
-    assert!(
-        a.body["error"]["code"].is_string(),
-        "the function's envelope: {} {}",
-        a.status,
-        a.body
+    // 5.5 MB and 6,000,000 bytes: under Lambda's limit, over WA_MAX_BODY_BYTES (5,000,000
+    // under Lambda): the function answers 413 request_too_large in the envelope.
+    for size in [5_500_000, 6_000_000] {
+        let a = c.post_raw(&path, &app.token, body(size)).await;
+        assert_eq!(a.status, 413, "{size}: {}", a.body);
+        assert_eq!(a.body["error"]["code"], "request_too_large", "{size}");
+        assert!(
+            a.body["error"]["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("url")),
+            "{}",
+            a.body
+        );
+        assert_eq!(
+            a.body["request_id"].as_str(),
+            a.headers["x-request-id"].to_str().ok()
+        );
+        assert_eq!(stack.api_log_entry(&a)["function"], "MessagesFunction");
+    }
+}
+
+/// Only the apps function verifies tenant JWTs: it gets the secret's ARN alone and reads
+/// the key from Secrets Manager at init; the other HTTP functions start without any JWT
+/// setting.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_the_apps_function_gets_the_jwt_secrets_arn_and_it_reads_the_key_at_init() {
+    let stack = shared();
+    let c = stack.client();
+    // Both functions answer (they started), the apps function with the key it read.
+    let app = c.create_app(None).await;
+    let a = c.call("GET", "/devices", Some(&app.token), None).await;
+    assert_eq!(a.status, 200, "{}", a.body);
+
+    let jwt_vars = |function: &str| -> Vec<(String, String)> {
+        stack
+            .function_environment(function)
+            .into_iter()
+            .filter(|(k, _)| k.starts_with("WA_JWT_"))
+            .collect()
+    };
+    let arn = stack.ready["jwt_secret_arn"].as_str().unwrap().to_owned();
+    assert!(arn.starts_with("arn:aws:secretsmanager:"), "{arn}");
+    assert_eq!(
+        jwt_vars("AppsFunction"),
+        [("WA_JWT_SECRET_ARN".to_owned(), arn)]
     );
-    assert_eq!(stack.api_log_entry(&a)["function"], "MessagesFunction");
+    assert_eq!(jwt_vars("DevicesFunction"), []);
+    // A forged token is still refused: the key is the secret's.
+    let forged = format!("{}x", &stack.jwt[..stack.jwt.len() - 1]);
+    let a = c.call("GET", "/apps", Some(&forged), None).await;
+    assert_eq!(a.status, 401, "{}", a.body);
+    assert_eq!(a.body["error"]["code"], "unauthorized");
+}
+
+/// The functions write their metrics as CloudWatch Embedded Metric Format records, with the
+/// names and labels of `/metrics`, once per invocation.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_functions_write_emf_records_with_the_names_of_metrics() {
+    let stack = shared();
+    let c = stack.client();
+    let a = c.call("GET", "/health", None, None).await;
+    assert_eq!(a.status, 200, "{}", a.body);
+    let deadline = Instant::now() + SETTLES_WITHIN;
+    let record = loop {
+        let found = stack
+            .function_log("DevicesFunction")
+            .into_iter()
+            .find(|l| l["route"] == "/health" && l.get("wa_http_requests_total").is_some());
+        if let Some(r) = found {
+            break r;
+        }
+        assert!(Instant::now() < deadline, "no EMF record\n{}", stack.logs());
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let directive = &record["_aws"]["CloudWatchMetrics"][0];
+    assert_eq!(directive["Namespace"], stack.ready["stack"], "{record}");
+    assert_eq!(
+        directive["Dimensions"],
+        json!([["method", "route", "status"]]),
+        "{record}"
+    );
+    assert_eq!(
+        directive["Metrics"],
+        json!([{"Name": "wa_http_requests_total", "Unit": "Count"}]),
+        "{record}"
+    );
+    assert_eq!(
+        (&record["method"], &record["status"]),
+        (&json!("GET"), &json!("200"))
+    );
+    assert!(record["_aws"]["Timestamp"].as_u64().is_some(), "{record}");
+}
+
+/// The worker's container health check (`wa-worker health`, as the task definition runs
+/// it) passes on the heartbeat the running worker keeps in its task volume, and fails on
+/// a missing one; the worker writes its EMF records (the gauges of `/metrics` among them)
+/// once a minute.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_worker_passes_its_health_check_and_writes_emf_records() {
+    let stack = shared();
+    let heartbeat = Path::new(stack.ready["state_dir"].as_str().unwrap())
+        .join("volumes")
+        .join("run")
+        .join("heartbeat");
+    let health = |file: &Path| {
+        Command::new(bin_dir().join("wa-worker"))
+            .arg("health")
+            .env("WA_HEALTH_FILE", file)
+            .output()
+            .unwrap()
+    };
+    let deadline = Instant::now() + SETTLES_WITHIN;
+    while !heartbeat.exists() {
+        assert!(Instant::now() < deadline, "no heartbeat\n{}", stack.logs());
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let ok = health(&heartbeat);
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    let missing = health(&heartbeat.with_file_name("none"));
+    assert!(!missing.status.success());
+
+    // The first records come one interval (60 s) after the start.
+    let deadline = Instant::now() + Duration::from_secs(150);
+    let record = loop {
+        let found = stack
+            .worker_log()
+            .into_iter()
+            .find(|l| l.get("_aws").is_some() && l.get("wa_queue_depth").is_some());
+        if let Some(r) = found {
+            break r;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no EMF record of the worker\n{}",
+            stack.logs()
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    };
+    assert_eq!(record["queue"], "commands", "{record}");
+    assert_eq!(
+        record["_aws"]["CloudWatchMetrics"][0]["Dimensions"],
+        json!([["queue", "state"]]),
+        "{record}"
+    );
+}
+
+/// A send that may succeed later (its device is not connected) is retried after the
+/// documented delay (`RETRY_DELAY`, 30 s), not after the queue's visibility timeout (180
+/// s): the function sets the message's visibility before it reports the failure. The wait
+/// for the second attempt ends well before 180 s, so only a run that ignores the delay
+/// fails it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_retried_event_driven_send_comes_back_after_the_retry_delay() {
+    let stack = shared();
+    let c = stack.client();
+    let app = c.create_app(None).await;
+    let (_, device) = c.create_device(&app.token, "not-yet").await;
+    let job = json!({
+        "app_id": app.app_id,
+        "device_id": device,
+        "idempotency_key": "retry-later-1",
+        "message": {"to": "15550002222", "text": "once it is linked"},
+    })
+    .to_string();
+    let sent = stack
+        .sqs()
+        .send_message()
+        .queue_url(stack.queue_url("SendsQueue"))
+        .message_body(&job)
+        .send()
+        .await
+        .unwrap();
+    let id = sent.message_id().unwrap().to_owned();
+    let attempts = || -> Vec<u64> {
+        stack
+            .function_log("SendsFunction")
+            .iter()
+            .filter(|l| l["sqs_message_id"] == id.as_str())
+            .filter_map(|l| l["receive_count"].as_u64())
+            .collect()
+    };
+    let wait_for = |count: u64, within: Duration| {
+        let deadline = Instant::now() + within;
+        async move {
+            loop {
+                let seen = attempts();
+                if seen.contains(&count) {
+                    return Instant::now();
+                }
+                assert!(
+                    Instant::now() < deadline,
+                    "attempt {count} never came (seen {seen:?})\n{}",
+                    stack.logs()
+                );
+                tokio::time::sleep(Duration::from_millis(250)).await;
+            }
+        }
+    };
+    let first = wait_for(1, SETTLES_WITHIN).await;
+    let line = stack
+        .function_log("SendsFunction")
+        .into_iter()
+        .find(|l| l["sqs_message_id"] == id.as_str())
+        .unwrap();
+    assert_eq!(line["retry_in_secs"], 30, "{line}");
+    assert!(
+        line["reason"]
+            .as_str()
+            .is_some_and(|r| r.starts_with("device_not_connected")),
+        "{line}"
+    );
+    let second = wait_for(2, Duration::from_secs(150)).await;
+    assert!(
+        second - first >= Duration::from_secs(20),
+        "retried after {:?}, sooner than the delay",
+        second - first
+    );
 }
 
 /// The emulator's own rules (routing, events, batch responses, template resolution),

@@ -12,3 +12,4 @@ mod permissions;
 mod support;
 mod webhook_secret;
 mod webhooks;
+mod worker;

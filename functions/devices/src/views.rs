@@ -62,7 +62,7 @@ impl DeviceView {
         let qr = d.valid_qr(time::now()).map(|q| QrView {
             code: q.code.clone(),
             // An unrenderable code still shows its text; the image is a convenience.
-            image: crate::qr::data_url(&q.code).unwrap_or_default(),
+            image: q.image().map(|i| i.into_owned()).unwrap_or_default(),
             expires_at: q.expires_at,
         });
         DeviceView {
@@ -149,4 +149,43 @@ pub struct GroupList {
 pub struct SentList {
     pub sent: Vec<wa_core::provider::SentRecord>,
     pub count: usize,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use wa_core::devices::Qr;
+
+    fn waiting(qr: Qr) -> Device {
+        let mut d = wa_testkit::fixtures::device(Uuid::now_v7(), "d");
+        d.status = DeviceStatus::QrGenerated;
+        d.qr = Some(qr);
+        d
+    }
+
+    fn later() -> OffsetDateTime {
+        time::now() + std::time::Duration::from_secs(60)
+    }
+
+    #[test]
+    fn a_device_shows_the_image_kept_with_its_qr() {
+        let mut qr = Qr::new("2@abc".into(), later());
+        // Not what the code renders to: the view copies the kept image, it does not render.
+        qr.image = "data:image/png;base64,kept".into();
+        let view = DeviceView::of(&waiting(qr));
+        let shown = view.qr.unwrap();
+        assert_eq!(
+            (shown.code.as_str(), shown.image.as_str()),
+            ("2@abc", "data:image/png;base64,kept")
+        );
+    }
+
+    #[test]
+    fn a_qr_stored_without_its_image_is_rendered() {
+        let mut qr = Qr::new("2@abc".into(), later());
+        let rendered = std::mem::take(&mut qr.image);
+        assert!(rendered.starts_with("data:image/png;base64,iVBOR"));
+        let view = DeviceView::of(&waiting(qr));
+        assert_eq!(view.qr.unwrap().image, rendered);
+    }
 }

@@ -1,10 +1,11 @@
 //! The message routes (App token): send (every type, Idempotency-Key, `Prefer:
 //! respond-async`), list, get, cancel. Served by the messages Lambda and by `wa-server`.
 
+pub mod reply;
 pub mod sends;
 
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
+use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -14,11 +15,9 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 use uuid::Uuid;
 use wa_api::openapi::Envelope;
 use wa_api::{ApiJson, ApiQuery, ok};
+use wa_api::views::{MessageData, MessageView};
 use wa_api::{AppState, AuthedApp};
-use wa_core::messages::{
-    MessageData, MessageView, SendRequest, is_valid_message_id, validate_idempotency_key,
-};
-use wa_core::send_service::SendReply;
+use wa_core::messages::{SendRequest, is_valid_message_id, validate_idempotency_key};
 use wa_core::store::MessageCursor;
 use wa_errors::schema::ErrorResponse;
 use wa_errors::{ApiError, ApiResult, parse_uuid};
@@ -38,32 +37,6 @@ fn message_id(raw: &str) -> ApiResult<&str> {
             "`message_id` is not a message id",
         ))
     }
-}
-
-/// Renders a send's answer with this request's id and the replay / retry headers.
-fn render(reply: SendReply) -> Response {
-    let mut body = reply.body;
-    if let Some(obj) = body.as_object_mut() {
-        obj.insert("request_id".into(), wa_errors::request_id::current().into());
-    }
-    let status = StatusCode::from_u16(reply.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    let mut res = (
-        status,
-        [(header::CONTENT_TYPE, "application/json")],
-        body.to_string(),
-    )
-        .into_response();
-    if reply.replayed {
-        res.headers_mut().insert(
-            HeaderName::from_static("idempotent-replayed"),
-            HeaderValue::from_static("true"),
-        );
-    }
-    if let Some(secs) = reply.retry_after {
-        res.headers_mut()
-            .insert(header::RETRY_AFTER, HeaderValue::from(secs));
-    }
-    res
 }
 
 /// Send a message
@@ -119,7 +92,7 @@ async fn send(
         .messages
         .send(&app, id, body, key, respond_async)
         .await?;
-    Ok(render(reply))
+    Ok(reply::answer(&reply, &wa_errors::request_id::current()).into_response())
 }
 
 /// Query of the message list.

@@ -17,8 +17,10 @@ use serde::Deserialize;
 use tokio::sync::watch;
 use uuid::Uuid;
 use wa_api::Context;
+use wa_core::consume::{ConsumeOptions, Settle};
 use wa_core::messages::{SendRequest, validate_idempotency_key};
 use wa_core::queue::{Queue, QueueError, Received, SENDS};
+use wa_core::send_service::Outcome as SendOutcome;
 use wa_errors::{ApiError, ErrorCode, parse_json};
 
 /// One producer message.
@@ -126,27 +128,43 @@ pub async fn handle(ctx: &Context, body: &str) -> Outcome {
         .send(&app, job.device_id, request, Some(key), true)
         .await
     {
-        Ok(reply) if reply.status < 300 || reply.status == 429 => {
-            let m = &reply.body["data"]["message"];
-            let id = m["message_id"]
-                .as_str()
-                .or_else(|| reply.body["error"]["details"]["message_id"].as_str());
-            Outcome::Accepted {
-                message_id: id.unwrap_or_default().to_owned(),
-            }
-        }
-        // A replayed final failure of this key: it was already reported.
-        Ok(reply) => {
-            let code = reply.body["error"]["code"]
-                .as_str()
-                .unwrap_or("internal_error");
-            let message = reply.body["error"]["message"].as_str().unwrap_or_default();
-            match ErrorCode::parse(code) {
-                Some(c) => classify(c, format!("{code}: {message}")),
-                None => Outcome::Dead(format!("{code}: {message}")),
-            }
-        }
+        Ok(reply) => of_send(&reply.outcome),
         Err(e) => classify(e.code(), send_reason(&e)),
+    }
+}
+
+/// What becomes of a sends-queue message with this outcome: accepted ones are deleted,
+/// the ones that may succeed later come back after [`RETRY_DELAY`], hopeless ones go to
+/// the dead letters.
+pub fn settlement(outcome: &Outcome, receive_count: u32) -> Settle {
+    match outcome {
+        Outcome::Accepted { message_id } => {
+            tracing::info!(%message_id, "event-driven send accepted");
+            Settle::Delete
+        }
+        Outcome::Retry(why) => {
+            tracing::warn!(reason = %why, receive_count, "event-driven send will be retried");
+            Settle::RetryAfter(RETRY_DELAY)
+        }
+        Outcome::Dead(why) => {
+            tracing::warn!(reason = %why, "event-driven send moved to the dead letters");
+            Settle::DeadLetter(why.clone())
+        }
+    }
+}
+
+/// What a send's outcome means for its queue message: accepted unless it failed (a
+/// replayed final failure of this key, already reported), rate-limited sends included
+/// (they stay queued and the worker tries them again by itself).
+pub(crate) fn of_send(outcome: &SendOutcome) -> Outcome {
+    match outcome {
+        SendOutcome::Failed { error, .. } => classify(
+            error.code(),
+            format!("{}: {}", error.code().as_str(), error.message()),
+        ),
+        accepted => Outcome::Accepted {
+            message_id: accepted.message().message_id.clone(),
+        },
     }
 }
 
@@ -156,70 +174,37 @@ pub async fn settle(
     received: &Received,
     outcome: &Outcome,
 ) -> Result<(), QueueError> {
-    match outcome {
-        Outcome::Accepted { message_id } => {
-            tracing::info!(%message_id, "event-driven send accepted");
-            queue.delete(SENDS, &received.receipt).await
-        }
-        Outcome::Retry(why) => {
-            tracing::warn!(reason = %why, receive_count = received.receive_count, "event-driven send will be retried");
-            queue
-                .retry_after(SENDS, &received.receipt, RETRY_DELAY)
-                .await
-        }
-        Outcome::Dead(why) => {
-            tracing::warn!(reason = %why, "event-driven send moved to the dead letters");
-            queue.dead_letter(SENDS, received, why).await
-        }
-    }
+    let settle = settlement(outcome, received.receive_count);
+    wa_core::consume::apply(queue, SENDS, received, &settle).await
 }
 
+/// How long a received sends-queue message stays invisible (extended while it is handled).
+const VISIBILITY: Duration = Duration::from_secs(60);
+
 /// Consumes the sends queue until `shutdown` turns true (a long-running process's driver;
-/// in AWS the SQS trigger of the `wa-fn-sends` Lambda does this).
-pub async fn consume(
-    ctx: Arc<Context>,
-    queue: Arc<dyn Queue>,
-    mut shutdown: watch::Receiver<bool>,
-) {
-    while !*shutdown.borrow() {
-        // A receive may long-poll (SQS): shutting down does not wait for it.
-        let received = tokio::select! {
-            r = queue.receive(SENDS, 10, Duration::from_secs(60)) => r,
-            changed = shutdown.changed() => {
-                // Stopping, or nobody left to say so.
-                if changed.is_err() {
-                    break;
-                }
-                continue;
-            }
-        };
-        let batch = match received {
-            Ok(b) => b,
-            Err(e) => {
-                tracing::error!(error = %e, "receiving from the sends queue failed");
-                Vec::new()
-            }
-        };
-        if batch.is_empty() {
-            tokio::select! {
-                _ = queue.wait_for_work(Duration::from_millis(500)) => {}
-                _ = shutdown.changed() => {}
-            }
-            continue;
-        }
-        for r in batch {
-            let outcome = handle(&ctx, &r.body).await;
-            if let Err(e) = settle(&*queue, &r, &outcome).await {
-                tracing::warn!(error = %e, "settling a sends-queue message failed; it will come back");
-            }
-        }
-    }
+/// in AWS the SQS trigger of the `wa-fn-sends` Lambda does this), one message at a time
+/// (as the Lambda does its batch).
+pub async fn consume(ctx: Arc<Context>, queue: Arc<dyn Queue>, shutdown: watch::Receiver<bool>) {
+    let options = ConsumeOptions {
+        queue: SENDS,
+        concurrency: 1,
+        visibility: VISIBILITY,
+        idle_min: Duration::from_millis(500),
+        idle_max: Duration::from_millis(500),
+        on_turn: wa_core::consume::no_heartbeat,
+    };
+    let handler = move |r: Received| {
+        let ctx = ctx.clone();
+        async move { settlement(&handle(&ctx, &r.body).await, r.receive_count) }
+    };
+    wa_core::consume::consume(queue, options, handler, shutdown).await;
 }
 
 /// The sends Lambda's handler: a batch from the sends queue (SQS trigger with
 /// `ReportBatchItemFailures`). Accepted and dead-lettered records succeed (SQS deletes
-/// them); the ones to retry are reported failed, and come back after the queue's
-/// visibility timeout.
+/// them); the ones to retry get [`RETRY_DELAY`] as their visibility timeout and are
+/// reported failed, so they come back after that delay, not after the queue's visibility
+/// timeout. If the delay cannot be set they still come back, after the queue's timeout.
 pub async fn handle_batch(
     ctx: &Context,
     queue: &dyn Queue,
@@ -230,34 +215,48 @@ pub async fn handle_batch(
         let id = record.message_id.clone().unwrap_or_default();
         let body = record.body.clone().unwrap_or_default();
         let outcome = handle(ctx, &body).await;
+        let received = Received {
+            message_id: id.clone(),
+            receipt: record.receipt_handle.clone().unwrap_or_default(),
+            body,
+            group: record.attributes.get("MessageGroupId").cloned(),
+            receive_count: record
+                .attributes
+                .get("ApproximateReceiveCount")
+                .and_then(|c| c.parse().ok())
+                .unwrap_or(1),
+        };
         let failed = match &outcome {
             Outcome::Accepted { message_id } => {
                 tracing::info!(%message_id, "event-driven send accepted");
                 false
             }
             Outcome::Retry(why) => {
-                tracing::warn!(reason = %why, "event-driven send will be retried");
+                tracing::warn!(
+                    reason = %why,
+                    sqs_message_id = %id,
+                    receive_count = received.receive_count,
+                    retry_in_secs = RETRY_DELAY.as_secs(),
+                    "event-driven send will be retried"
+                );
+                if let Err(e) = queue
+                    .retry_after(SENDS, &received.receipt, RETRY_DELAY)
+                    .await
+                {
+                    tracing::warn!(error = %e, "setting the retry delay failed; it comes back after the queue's visibility timeout");
+                }
                 true
             }
-            Outcome::Dead(why) => {
-                let received = Received {
-                    message_id: id.clone(),
-                    receipt: record.receipt_handle.clone().unwrap_or_default(),
-                    body,
-                    group: record.attributes.get("MessageGroupId").cloned(),
-                    receive_count: 0,
-                };
-                match queue.dead_letter(SENDS, &received, why).await {
-                    Ok(()) => {
-                        tracing::warn!(reason = %why, "event-driven send moved to the dead letters");
-                        false
-                    }
-                    Err(e) => {
-                        tracing::error!(error = %e, reason = %why, "dead-lettering an event-driven send failed");
-                        true
-                    }
+            Outcome::Dead(why) => match queue.dead_letter(SENDS, &received, why).await {
+                Ok(()) => {
+                    tracing::warn!(reason = %why, "event-driven send moved to the dead letters");
+                    false
                 }
-            }
+                Err(e) => {
+                    tracing::error!(error = %e, reason = %why, "dead-lettering an event-driven send failed");
+                    true
+                }
+            },
         };
         if failed {
             response.add_failure(id);

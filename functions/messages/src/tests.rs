@@ -29,6 +29,8 @@ struct Reply {
     status: StatusCode,
     headers: http::HeaderMap,
     body: Value,
+    /// The body as it came.
+    raw: String,
 }
 
 /// A server with one App and one connected sandbox device.
@@ -43,8 +45,11 @@ async fn api(send_wait: Duration, rate: f64, burst: u32) -> Api {
     let sandbox = Arc::new(
         wa_provider::sandbox::Sandbox::new(dir.path(), tx, in_tx, Default::default()).unwrap(),
     );
-    ctx.provider = Some(sandbox.clone());
-    ctx.sandbox = Some(sandbox.clone());
+    ctx.sessions = Arc::new(wa_core::session::LocalSessions::new(
+        sandbox.clone(),
+        Some(sandbox.clone()),
+    ));
+    ctx.sandbox_routes = true;
     ctx.messages.send_wait = send_wait;
     ctx.media_root = Some(dir.path().to_path_buf());
     let ctx = ctx.into_state();
@@ -135,6 +140,7 @@ impl Api {
             status,
             headers,
             body,
+            raw: String::from_utf8_lossy(&bytes).into_owned(),
         }
     }
 
@@ -173,6 +179,52 @@ impl Api {
             "message {id} never became {status}: {}",
             self.message(id).await
         );
+    }
+
+    /// Sends `body` under `key`, expects it sent at once, then a receipt moves it on to
+    /// `status`. Returns the first answer and the message id.
+    async fn sent_then_receipt(&self, body: &Value, key: &str, status: &str) -> (Reply, String) {
+        let first = self.send(body.clone(), &[("idempotency-key", key)]).await;
+        assert_eq!(first.status, StatusCode::OK, "{}", first.body);
+        let id = first.body["data"]["message"]["message_id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let r = self
+            .call(
+                "POST",
+                &format!("/sandbox/devices/{}/receipt", self.device),
+                json!({"message_id": id, "status": status}),
+                &[],
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.body);
+        self.wait_message(&id, status).await;
+        (first, id)
+    }
+
+    /// The device's messages, newest first (one page).
+    async fn messages(&self) -> Vec<Value> {
+        let r = self
+            .call(
+                "GET",
+                &format!("/devices/{}/messages", self.device),
+                Value::Null,
+                &[],
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+        r.body["data"]["messages"].as_array().unwrap().clone()
+    }
+
+    /// The App of the token.
+    async fn app(&self) -> wa_core::apps::App {
+        self.ctx
+            .store
+            .app_by_token_hash(&wa_core::auth::hash_token(&self.token))
+            .await
+            .unwrap()
+            .unwrap()
     }
 
     async fn sent_log(&self) -> Vec<String> {
@@ -353,6 +405,7 @@ async fn validation_names_fields() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fault_table() {
     let api = api(Duration::from_secs(10), 0.0, 1).await;
+    let mut failed = Vec::new();
     for (to, status, expected) in [
         ("15550000502", 502, "provider_error"),
         ("15550000503", 503, "whatsapp_connection_lost"),
@@ -375,9 +428,9 @@ async fn fault_table() {
         let m = api.message(&id).await;
         assert_eq!(m["status"], "failed");
         assert_eq!(m["error"]["code"], expected);
+        failed.push(id);
     }
     // group_posting_restricted is final: never retried.
-    tokio::time::sleep(Duration::from_millis(300)).await;
     assert!(api.sent_log().await.is_empty());
 
     // provider_rate_limit: 429 with Retry-After and the id, then sent after 3 attempts.
@@ -406,6 +459,16 @@ async fn fault_table() {
     let m = api.wait_message(&id, "sent").await;
     assert_eq!(m["attempts"], 3);
     assert_eq!(api.sent_log().await, vec![id]);
+    // The device's queue went through two automatic retries meanwhile: none of the failed
+    // sends was tried again (the sandbox logs only successes, the attempts count each try).
+    for id in &failed {
+        let m = api.message(id).await;
+        assert_eq!(
+            (&m["status"], &m["attempts"]),
+            (&json!("failed"), &json!(1)),
+            "{m}"
+        );
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -710,6 +773,159 @@ async fn idempotency() {
     assert_eq!(api.message(mid).await["attempts"], 1);
 }
 
+/// The body without its request id, which is the only part of a replay that differs.
+fn without_request_id(r: &Reply) -> String {
+    let id = r.body["request_id"].as_str().unwrap();
+    assert!(r.raw.contains(id), "{}", r.raw);
+    r.raw.replace(id, "")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replay_is_the_first_answer_byte_for_byte_after_the_message_moved_on() {
+    let api = api(Duration::from_secs(10), 0.0, 1).await;
+    let body = json!({"to": "15550001111", "text": "kept"});
+    let key = [("idempotency-key", "kept-1")];
+    let (first, _) = api.sent_then_receipt(&body, "kept-1", "read").await;
+    let again = api.send(body.clone(), &key).await;
+    assert_eq!(again.status, StatusCode::OK);
+    assert_eq!(again.headers["idempotent-replayed"], "true");
+    assert_eq!(again.body["data"]["message"]["status"], "sent");
+    assert_eq!(without_request_id(&again), without_request_id(&first));
+
+    // A final failure, replayed.
+    let body = json!({"to": "120363000000000403@g.us", "text": "x"});
+    let key = [("idempotency-key", "kept-2")];
+    let first = api.send(body.clone(), &key).await;
+    assert_eq!(code(&first), "group_posting_restricted");
+    let again = api.send(body, &key).await;
+    assert_eq!(again.status, first.status);
+    assert_eq!(again.headers["idempotent-replayed"], "true");
+    assert_eq!(without_request_id(&again), without_request_id(&first));
+}
+
+/// A key whose record keeps an answer rendered by an earlier version (an HTTP status and a
+/// body) is answered from its message's current state.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_record_of_an_earlier_version_is_answered_from_the_message() {
+    let api = api(Duration::from_secs(10), 0.0, 1).await;
+    let body = json!({"to": "15550001111", "text": "old"});
+    let (_, id) = api.sent_then_receipt(&body, "old-1", "delivered").await;
+    let app = api.app().await;
+    api.ctx
+        .store
+        .clear_idempotency_response(app.app_id, "old-1")
+        .await
+        .unwrap();
+    api.ctx
+        .store
+        .set_idempotency_response(app.app_id, "old-1", 200, r#"{"data":{"message":{}}}"#)
+        .await
+        .unwrap();
+    let again = api.send(body, &[("idempotency-key", "old-1")]).await;
+    assert_eq!(again.status, StatusCode::OK, "{}", again.body);
+    assert_eq!(again.headers["idempotent-replayed"], "true");
+    assert_eq!(again.body["data"]["message"]["message_id"], id.as_str());
+    assert_eq!(again.body["data"]["message"]["status"], "delivered");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn to_and_from_are_digits_with_an_optional_plus_and_nothing_around() {
+    let api = api(Duration::from_secs(10), 0.0, 1).await;
+    for to in [
+        "15550001111\n",
+        " 15550001111",
+        "15550001111 ",
+        "\t15550001111",
+        " 15550001111@s.whatsapp.net",
+    ] {
+        let r = api.send(json!({"to": to, "text": "x"}), &[]).await;
+        assert_eq!(
+            (r.status, code(&r)),
+            (StatusCode::BAD_REQUEST, "validation_error"),
+            "{to:?}: {}",
+            r.body
+        );
+        assert_eq!(r.body["error"]["details"]["field"], "to", "{to:?}");
+        let r = api
+            .call(
+                "POST",
+                &format!("/sandbox/devices/{}/inbound", api.device),
+                json!({"from": to, "text": "x"}),
+                &[],
+            )
+            .await;
+        assert_eq!(
+            (r.status, code(&r)),
+            (StatusCode::BAD_REQUEST, "validation_error"),
+            "{to:?}: {}",
+            r.body
+        );
+        assert_eq!(r.body["error"]["details"]["field"], "from", "{to:?}");
+    }
+    assert!(api.sent_log().await.is_empty(), "nothing was sent");
+    let r = api
+        .send(json!({"to": "+15550001111", "text": "x"}), &[])
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+}
+
+/// What the sends consumer does with each outcome of a send.
+#[test]
+fn sends_consumer_outcomes() {
+    use crate::sends::{Outcome, of_send};
+    use wa_core::messages::MessageStatus;
+    use wa_core::send_service::Outcome as SendOutcome;
+    use wa_errors::{ApiError, ErrorCode};
+    let m = |status: MessageStatus| {
+        let mut m = wa_testkit::fixtures::outbound_text(
+            uuid::Uuid::now_v7(),
+            uuid::Uuid::now_v7(),
+            "x",
+            wa_core::time::now(),
+        );
+        m.status = status;
+        m
+    };
+    let sent = m(MessageStatus::Sent);
+    assert_eq!(
+        of_send(&SendOutcome::Sent(sent.clone())),
+        Outcome::Accepted {
+            message_id: sent.message_id
+        }
+    );
+    let queued = m(MessageStatus::Queued);
+    assert_eq!(
+        of_send(&SendOutcome::Queued(queued.clone())),
+        Outcome::Accepted {
+            message_id: queued.message_id.clone()
+        }
+    );
+    assert_eq!(
+        of_send(&SendOutcome::RateLimited {
+            message: queued.clone(),
+            error: ApiError::new(ErrorCode::ProviderRateLimit, "slow down"),
+            retry_after: Duration::from_secs(3),
+        }),
+        Outcome::Accepted {
+            message_id: queued.message_id
+        }
+    );
+    assert_eq!(
+        of_send(&SendOutcome::Failed {
+            message: m(MessageStatus::Failed),
+            error: ApiError::new(ErrorCode::GroupPostingRestricted, "only admins"),
+        }),
+        Outcome::Dead("group_posting_restricted: only admins".into())
+    );
+    assert_eq!(
+        of_send(&SendOutcome::Failed {
+            message: m(MessageStatus::Canceled),
+            error: ApiError::new(ErrorCode::RequestCanceled, "canceled"),
+        }),
+        Outcome::Retry("request_canceled: canceled".into())
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn paced_bursts_wait_instead_of_failing() {
     // 10 sends per second, bursts of 2: a burst of 6 is spread over about 0.4 s.
@@ -1012,7 +1228,7 @@ async fn event_driven_sends_once_per_key_and_dead_letter_the_hopeless() {
 
 /// The sends Lambda's handler on an SQS batch as Lambda delivers it: accepted records
 /// succeed, the hopeless one is dead-lettered (and succeeds), the one that may work later
-/// is reported failed so SQS keeps it.
+/// gets the retry delay as its visibility and is reported failed so SQS keeps it.
 #[tokio::test]
 async fn sends_lambda_batch() {
     use wa_core::queue::SENDS;
@@ -1059,6 +1275,15 @@ async fn sends_lambda_batch() {
     let event = serde_json::from_value(event).expect("an SQS event");
     let res = crate::sends::handle_batch(&api.ctx, &*q, event).await;
     assert!(res.batch_item_failures.is_empty(), "{res:?}");
+    // The accepted record became one message, under its key.
+    let messages = api.messages().await;
+    let accepted: Vec<_> = messages
+        .iter()
+        .filter(|m| m["idempotency_key"] == "batch-1")
+        .collect();
+    assert_eq!(accepted.len(), 1, "{messages:?}");
+    assert_eq!(accepted[0]["text"], "from a batch");
+    assert_eq!(accepted[0]["direction"], "outbound");
     let dead = q.dead_letters(SENDS, 10).await.unwrap();
     assert_eq!(dead.len(), 1);
     assert!(
@@ -1080,16 +1305,17 @@ async fn sends_lambda_batch() {
         "message": {"to": "15550001111", "type": "text", "text": "later"},
     })
     .to_string();
+    let log = RetryLog::default();
     let deadline = std::time::Instant::now() + Duration::from_secs(5);
     loop {
         let event = serde_json::from_value(json!({"Records": [{
             "messageId": "m-later", "receiptHandle": "r", "body": later,
-            "attributes": {}, "messageAttributes": {},
+            "attributes": {"ApproximateReceiveCount": "3"}, "messageAttributes": {},
             "eventSource": "aws:sqs", "awsRegion": "us-east-1",
             "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:sends"
         }]}))
         .unwrap();
-        let res = crate::sends::handle_batch(&api.ctx, &*q, event).await;
+        let res = crate::sends::handle_batch(&api.ctx, &log, event).await;
         if res.batch_item_failures.len() == 1 {
             assert_eq!(res.batch_item_failures[0].item_identifier, "m-later");
             break;
@@ -1099,6 +1325,69 @@ async fn sends_lambda_batch() {
             "never refused while disconnected"
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // Its visibility becomes the retry delay first: SQS hands it out again after
+    // RETRY_DELAY, not after the queue's visibility timeout.
+    assert_eq!(
+        log.0.lock().unwrap().last().cloned(),
+        Some((SENDS.to_owned(), "r".to_owned(), crate::sends::RETRY_DELAY))
+    );
+}
+
+/// A queue port that records `retry_after` and refuses everything else: what the sends
+/// Lambda asks of SQS for a record it reports failed.
+#[derive(Default)]
+struct RetryLog(std::sync::Mutex<Vec<(String, String, Duration)>>);
+
+#[async_trait::async_trait]
+impl wa_core::queue::Queue for RetryLog {
+    async fn send(
+        &self,
+        _: &str,
+        _: Option<&str>,
+        _: &str,
+        _: Duration,
+    ) -> Result<String, wa_core::queue::QueueError> {
+        Err(wa_core::queue::QueueError::Backend(
+            "not in this test".into(),
+        ))
+    }
+    async fn receive(
+        &self,
+        _: &str,
+        _: usize,
+        _: Duration,
+    ) -> Result<Vec<wa_core::queue::Received>, wa_core::queue::QueueError> {
+        Err(wa_core::queue::QueueError::Backend(
+            "not in this test".into(),
+        ))
+    }
+    async fn delete(&self, _: &str, _: &str) -> Result<(), wa_core::queue::QueueError> {
+        Err(wa_core::queue::QueueError::Backend(
+            "not in this test".into(),
+        ))
+    }
+    async fn retry_after(
+        &self,
+        queue: &str,
+        receipt: &str,
+        delay: Duration,
+    ) -> Result<(), wa_core::queue::QueueError> {
+        self.0
+            .lock()
+            .unwrap()
+            .push((queue.into(), receipt.into(), delay));
+        Ok(())
+    }
+    async fn dead_letters(
+        &self,
+        _: &str,
+        _: usize,
+    ) -> Result<Vec<wa_core::queue::DeadLetter>, wa_core::queue::QueueError> {
+        Ok(Vec::new())
+    }
+    async fn depth(&self, _: &str) -> Result<wa_core::queue::Depth, wa_core::queue::QueueError> {
+        Ok(Default::default())
     }
 }
 

@@ -64,11 +64,51 @@ mod tests {
     use axum::http::{HeaderMap, StatusCode};
     use uuid::Uuid;
     use wa_core::apps::App;
-    use wa_core::queue::EVENTS;
+    use wa_core::queue::{DeadLetter, Depth, EVENTS, QueueError};
     use wa_core::store::{AppStore, DeliveryStatus, EventStore, Store};
     use wa_core::webhooks::{Event, EventType};
 
     use crate::DispatcherConfig;
+
+    /// The local queue, recording the visibility every `retry_after` asks for.
+    struct Recording {
+        inner: wa_queue::LocalQueue,
+        retries: Mutex<Vec<(String, Duration)>>,
+    }
+
+    #[async_trait::async_trait]
+    impl Queue for Recording {
+        async fn send(
+            &self,
+            q: &str,
+            group: Option<&str>,
+            body: &str,
+            delay: Duration,
+        ) -> Result<String, QueueError> {
+            self.inner.send(q, group, body, delay).await
+        }
+        async fn receive(
+            &self,
+            q: &str,
+            max: usize,
+            visibility: Duration,
+        ) -> Result<Vec<Received>, QueueError> {
+            self.inner.receive(q, max, visibility).await
+        }
+        async fn delete(&self, q: &str, receipt: &str) -> Result<(), QueueError> {
+            self.inner.delete(q, receipt).await
+        }
+        async fn retry_after(&self, q: &str, receipt: &str, d: Duration) -> Result<(), QueueError> {
+            self.retries.lock().unwrap().push((receipt.to_owned(), d));
+            self.inner.retry_after(q, receipt, d).await
+        }
+        async fn dead_letters(&self, q: &str, limit: usize) -> Result<Vec<DeadLetter>, QueueError> {
+            self.inner.dead_letters(q, limit).await
+        }
+        async fn depth(&self, q: &str) -> Result<Depth, QueueError> {
+            self.inner.depth(q).await
+        }
+    }
 
     /// One SQS FIFO record as Lambda delivers it.
     fn record(id: &str, receipt: &str, body: &str, group: &str) -> serde_json::Value {
@@ -113,7 +153,10 @@ mod tests {
         tokio::spawn(async move { axum::serve(listener, hook).await.unwrap() });
 
         let sqlite = Arc::new(wa_store::SqliteStore::in_memory().unwrap());
-        let queue = wa_queue::LocalQueue::on(sqlite.db(), 20).unwrap();
+        let queue = Recording {
+            inner: wa_queue::LocalQueue::on(sqlite.db(), 20).unwrap(),
+            retries: Mutex::new(Vec::new()),
+        };
         let mk_app = |url: Option<String>| App {
             webhook_url: url,
             ..wa_testkit::fixtures::app("t", &Uuid::new_v4().to_string())
@@ -182,6 +225,14 @@ mod tests {
         let db = sqlite.get_delivery(&eb.request_id).await.unwrap().unwrap();
         assert_eq!(db.status, DeliveryStatus::Skipped);
         // A's nudge stays in flight until the retry is due (30 s), not the 60 s it was given.
+        let retries = queue.retries.lock().unwrap().clone();
+        assert_eq!(retries.len(), 1, "{retries:?}");
+        let (receipt, visible_in) = &retries[0];
+        assert_eq!(receipt, &ra.receipt);
+        assert!(
+            *visible_in > Duration::from_secs(25) && *visible_in <= Duration::from_secs(30),
+            "{visible_in:?}"
+        );
         assert!(
             queue
                 .receive(EVENTS, 10, Duration::from_secs(60))

@@ -19,6 +19,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 use uuid::Uuid;
+use wa_core::consume::{ConsumeOptions, Settle};
 use wa_core::queue::{EVENTS, Queue, QueueError, Received};
 use wa_core::store::{Store, StoreError};
 use wa_core::time;
@@ -60,73 +61,53 @@ pub async fn handle_nudge(dispatcher: &Dispatcher, body: &str) -> Result<Handled
     })
 }
 
+/// What becomes of a nudge with this outcome: deleted once its device has nothing due,
+/// kept in flight until a retry is due, tried again soon when delivering failed.
+pub fn settlement(outcome: Result<Handled, StoreError>) -> Settle {
+    match outcome {
+        Ok(Handled::Drained | Handled::Malformed) => Settle::Delete,
+        // SQS keeps a message invisible for 12 hours at most; a later retry is re-checked then.
+        Ok(Handled::RetryIn(d)) => Settle::RetryAfter(d.min(Duration::from_secs(12 * 3600 - 60))),
+        Err(e) => {
+            tracing::error!(error = %e, "delivering webhooks failed; the nudge will come back");
+            Settle::RetryAfter(Duration::from_secs(5))
+        }
+    }
+}
+
 /// Applies the outcome of [`handle_nudge`] to a received message.
 pub async fn settle(
     queue: &dyn Queue,
     received: &Received,
     outcome: Result<Handled, StoreError>,
 ) -> Result<(), QueueError> {
-    match outcome {
-        Ok(Handled::Drained | Handled::Malformed) => queue.delete(EVENTS, &received.receipt).await,
-        // SQS keeps a message invisible for 12 hours at most; a later retry is re-checked then.
-        Ok(Handled::RetryIn(d)) => {
-            let d = d.min(Duration::from_secs(12 * 3600 - 60));
-            queue.retry_after(EVENTS, &received.receipt, d).await
-        }
-        Err(e) => {
-            tracing::error!(error = %e, "delivering webhooks failed; the nudge will come back");
-            queue
-                .retry_after(EVENTS, &received.receipt, Duration::from_secs(5))
-                .await
-        }
-    }
+    wa_core::consume::apply(queue, EVENTS, received, &settlement(outcome)).await
 }
 
+/// Nudges handled at once by [`consume`].
+const CONCURRENCY: usize = 10;
+
 /// Consumes the events queue until `shutdown` turns true (a long-running process's driver;
-/// the Lambda gets its messages from the SQS trigger instead).
+/// the Lambda gets its messages from the SQS trigger instead), up to [`CONCURRENCY`] devices
+/// at once.
 pub async fn consume(
     dispatcher: Arc<Dispatcher>,
     queue: Arc<dyn Queue>,
-    mut shutdown: watch::Receiver<bool>,
+    shutdown: watch::Receiver<bool>,
 ) {
-    while !*shutdown.borrow() {
-        // A receive may long-poll (SQS): shutting down does not wait for it.
-        let received = tokio::select! {
-            r = queue.receive(EVENTS, 10, NUDGE_VISIBILITY) => r,
-            changed = shutdown.changed() => {
-                // Stopping, or nobody left to say so.
-                if changed.is_err() {
-                    break;
-                }
-                continue;
-            }
-        };
-        let batch = match received {
-            Ok(b) => b,
-            Err(e) => {
-                tracing::error!(error = %e, "receiving from the events queue failed");
-                Vec::new()
-            }
-        };
-        if batch.is_empty() {
-            tokio::select! {
-                _ = queue.wait_for_work(Duration::from_millis(200)) => {}
-                _ = shutdown.changed() => {}
-            }
-            continue;
-        }
-        let mut tasks = tokio::task::JoinSet::new();
-        for r in batch {
-            let (d, q) = (dispatcher.clone(), queue.clone());
-            tasks.spawn(async move {
-                let outcome = handle_nudge(&d, &r.body).await;
-                if let Err(e) = settle(&*q, &r, outcome).await {
-                    tracing::warn!(error = %e, "settling a nudge failed; it will come back");
-                }
-            });
-        }
-        while tasks.join_next().await.is_some() {}
-    }
+    let options = ConsumeOptions {
+        queue: EVENTS,
+        concurrency: CONCURRENCY,
+        visibility: NUDGE_VISIBILITY,
+        idle_min: Duration::from_millis(200),
+        idle_max: Duration::from_millis(200),
+        on_turn: wa_core::consume::no_heartbeat,
+    };
+    let handler = move |r: Received| {
+        let dispatcher = dispatcher.clone();
+        async move { settlement(handle_nudge(&dispatcher, &r.body).await) }
+    };
+    wa_core::consume::consume(queue, options, handler, shutdown).await;
 }
 
 /// Puts a nudge for `device` on the events queue.
@@ -282,6 +263,11 @@ mod tests {
             let seen = got.lock().unwrap().clone();
             if seen.len() == 5 {
                 // The other device is not held up by this one's retry.
+                let at = |id: &str| seen.iter().position(|s| s == id).unwrap();
+                assert!(
+                    at(&other.request_id) < at(&ids[1]),
+                    "the other device's event waited for this one's retry: {seen:?}"
+                );
                 let device_order: Vec<&String> =
                     seen.iter().filter(|s| **s != other.request_id).collect();
                 assert_eq!(

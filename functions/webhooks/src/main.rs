@@ -1,4 +1,5 @@
-//! `wa-fn-webhooks`: delivers webhook events, triggered by the FIFO events queue.
+//! `wa-fn-webhooks`: delivers webhook events, triggered by the FIFO events queue; its
+//! metrics are written (EMF) after every batch.
 
 use std::sync::Arc;
 
@@ -9,6 +10,7 @@ use wa_fn_webhooks::{DEFAULT_SCHEDULE, Dispatcher, DispatcherConfig, parse_sched
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
     wa_aws::init_tracing();
+    wa_emf::install_from_env()?;
     let env = wa_aws::AwsEnv::from_env();
     let queue: Arc<dyn wa_core::queue::Queue> = wa_aws::queue_from_env().await?;
     let store: Arc<dyn wa_core::store::Store> = wa_aws::store_from_env(&env).await?;
@@ -35,9 +37,10 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     lambda_runtime::run(service_fn(move |event: LambdaEvent<SqsEvent>| {
         let (dispatcher, queue) = (dispatcher.clone(), queue.clone());
         async move {
-            Ok::<SqsBatchResponse, lambda_runtime::Error>(
-                wa_fn_webhooks::lambda::handle_batch(&dispatcher, &*queue, event.payload).await,
-            )
+            let response =
+                wa_fn_webhooks::lambda::handle_batch(&dispatcher, &*queue, event.payload).await;
+            wa_emf::flush();
+            Ok::<SqsBatchResponse, lambda_runtime::Error>(response)
         }
     }))
     .await

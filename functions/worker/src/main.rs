@@ -1,15 +1,20 @@
 //! `wa-worker`: the worker as its own process, on the same data directory as a
 //! `wa-server` started with `WA_WORKER=0`, or, in AWS (the ECS service of template.yaml),
 //! on the table and queues of `WA_TABLE_NAME` and the `WA_*_QUEUE_URL` variables, with the
-//! session keys under `WA_DATA_DIR` on the EFS volume.
+//! session keys under `WA_DATA_DIR` on the EFS volume. `wa-worker health` is the
+//! container's health check (see `wa_worker::health`).
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use tokio::sync::{mpsc, watch};
 use wa_core::notify::Notifier;
 use wa_worker::{Worker, WorkerConfig};
 
 fn main() -> std::process::ExitCode {
+    if std::env::args().nth(1).as_deref() == Some("health") {
+        return wa_worker::health::check_command();
+    }
     let config = match WorkerConfig::from_lookup(&|k| std::env::var(k).ok()) {
         Ok(c) => c,
         Err((var, problem)) => {
@@ -50,7 +55,7 @@ async fn run(config: WorkerConfig) -> anyhow::Result<()> {
     let (store, queue) = wa_worker::backends(&config.data_dir, &aws, false).await?;
     let (tx, rx) = mpsc::unbounded_channel();
     let (in_tx, in_rx) = mpsc::unbounded_channel();
-    let (provider, _) = wa_worker::build_provider(&config, &config.data_dir, tx, in_tx)?;
+    let (provider, sandbox) = wa_worker::build_provider(&config, &config.data_dir, tx, in_tx)?;
     let dispatcher = Arc::new(wa_worker::webhooks::Dispatcher::new(
         store.clone(),
         wa_worker::webhooks::DispatcherConfig {
@@ -67,7 +72,8 @@ async fn run(config: WorkerConfig) -> anyhow::Result<()> {
         Notifier::new(),
         config.data_dir.clone(),
     )
-    .with_pacing(config.send_rate, config.send_burst);
+    .with_pacing(config.send_rate, config.send_burst)
+    .with_sandbox(sandbox);
     worker.allow_private_urls = config.allow_private_urls;
     let worker = Arc::new(worker);
     let (stop_tx, stop_rx) = watch::channel(false);
@@ -80,6 +86,25 @@ async fn run(config: WorkerConfig) -> anyhow::Result<()> {
         }
         let _ = stop_tx.send(true);
     });
+    if let Some(path) = wa_worker::health::file_from_lookup(&|k| std::env::var(k).ok()) {
+        tokio::spawn(wa_worker::health::write_heartbeats(path, stop_rx.clone()));
+    }
+    let metrics = if wa_emf::install_from_env().map_err(anyhow::Error::msg)? {
+        let (store, queue) = (store.clone(), queue.clone());
+        Some(tokio::spawn(wa_emf::flush_periodically(
+            wa_emf::INTERVAL,
+            stop_rx.clone(),
+            move || {
+                let (store, queue) = (store.clone(), queue.clone());
+                async move {
+                    wa_core::metrics::refresh_gauges(&*store, &*queue, Duration::from_secs(20))
+                        .await
+                }
+            },
+        )))
+    } else {
+        None
+    };
     tracing::info!(provider = ?config.provider, "wa-worker started");
     // On the AWS data path the webhooks Lambda delivers (nudged through the events queue);
     // this process only re-nudges devices whose deliveries are overdue.
@@ -95,5 +120,8 @@ async fn run(config: WorkerConfig) -> anyhow::Result<()> {
     };
     worker.run(rx, in_rx, stop_rx).await;
     let _ = dispatching.await;
+    if let Some(m) = metrics {
+        let _ = m.await;
+    }
     Ok(())
 }

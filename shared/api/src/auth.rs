@@ -27,7 +27,14 @@ impl FromRequestParts<AppState> for Tenant {
 
     async fn from_request_parts(parts: &mut Parts, ctx: &AppState) -> Result<Self, ApiError> {
         let token = bearer(parts).ok_or_else(|| ApiError::unauthorized("Bearer JWT is missing"))?;
-        match ctx.jwt.verify(token) {
+        let Some(jwt) = &ctx.jwt else {
+            // A deployment routing a JWT route to a function without the JWT key.
+            tracing::warn!("a tenant JWT route was called where no JWT key is configured");
+            return Err(ApiError::unauthorized(
+                "tenant JWTs are not verified here: no JWT key is configured",
+            ));
+        };
+        match jwt.verify(token) {
             Ok(claims) => {
                 tracing::Span::current().record("tenant_id", claims.tenant_id.as_str());
                 ctx.limiter
@@ -137,7 +144,7 @@ mod tests {
             )
             .await
             .unwrap();
-        let jwt = ctx.jwt.mint("acme", 60).unwrap();
+        let jwt = ctx.jwt.as_ref().unwrap().mint("acme", 60).unwrap();
         for bad in [
             None,
             Some(String::new()),
@@ -170,5 +177,47 @@ mod tests {
         ctx.apps.delete("acme", created.app.app_id).await.unwrap();
         let (s, _) = call(&r, Some(format!("Bearer {new}"))).await;
         assert_eq!(s, StatusCode::UNAUTHORIZED, "deleted App's token revoked");
+    }
+
+    async fn tenant(Tenant(t): Tenant) -> crate::ApiOk<String> {
+        crate::ok(t)
+    }
+
+    /// A function without the JWT key answers a JWT route 401 unauthorized, whatever the
+    /// token: never a 500, never a tenant.
+    #[tokio::test]
+    async fn tenant_routes_without_a_jwt_key_are_unauthorized() {
+        let key = JwtConfig::new("0123456789abcdef0123456789abcdef", None, None).unwrap();
+        let valid = key.mint("acme", 60).unwrap();
+        let store = Arc::new(wa_store::SqliteStore::in_memory().unwrap());
+        let queue = Arc::new(wa_queue::LocalQueue::in_memory(5).unwrap());
+        for (jwt, want) in [
+            (Some(key), StatusCode::OK),
+            (None, StatusCode::UNAUTHORIZED),
+        ] {
+            let ctx = Context::new(store.clone(), queue.clone(), jwt.clone(), false).into_state();
+            let r = crate::finish_router(
+                Router::new().route("/tenant", get(tenant)).with_state(ctx),
+                1024,
+                Default::default(),
+            );
+            let res = r
+                .oneshot(
+                    Request::get("/tenant")
+                        .header("authorization", format!("Bearer {valid}"))
+                        .body(Body::empty())
+                        .unwrap(),
+                )
+                .await
+                .unwrap();
+            let status = res.status();
+            let bytes = res.into_body().collect().await.unwrap().to_bytes();
+            let v: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+            assert_eq!(status, want, "jwt configured: {}: {v}", jwt.is_some());
+            if jwt.is_none() {
+                assert_eq!(v["error"]["code"], "unauthorized");
+                assert!(v["request_id"].is_string(), "{v}");
+            }
+        }
     }
 }

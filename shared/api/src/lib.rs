@@ -1,8 +1,8 @@
 //! HTTP plumbing shared by every router of wa-server: the request context, the success
 //! envelope, the extractors (JSON body, query, the two credentials: tenant JWT and App
 //! token) and their request limiter, the request-id layer, router finishing (404/405, body
-//! limit, panic catching), the HTTP metrics, list pagination, /health, and the OpenAPI
-//! description's common parts.
+//! limit, panic catching), the HTTP metrics, list pagination, /health, the OpenAPI
+//! description's common parts, and the wire views several routers share.
 //! `ApiError` renders through `wa-errors`' `http` feature, which this crate turns on.
 
 mod auth;
@@ -15,6 +15,7 @@ pub mod openapi;
 mod pagination;
 pub mod request_id;
 mod response;
+pub mod views;
 
 use std::sync::Arc;
 
@@ -23,9 +24,9 @@ use wa_core::apps::Apps;
 use wa_core::auth::JwtConfig;
 use wa_core::device_service::Devices;
 use wa_core::notify::Notifier;
-use wa_core::provider::{Provider, SandboxControl};
 use wa_core::queue::Queue;
 use wa_core::send_service::Messages;
+use wa_core::session::{DEFAULT_QUERY_WAIT, QueuedSessions, Sessions};
 
 pub use auth::{AuthedApp, Tenant};
 pub use extract::{ApiJson, ApiQuery};
@@ -44,14 +45,19 @@ pub struct Context {
     pub store: Arc<dyn Store>,
     pub queue: Arc<dyn Queue>,
     pub notifier: Arc<Notifier>,
-    pub jwt: JwtConfig,
+    /// How tenant JWTs are checked; `None` where no tenant JWT is verified (an HTTP Lambda
+    /// without JWT routes): a JWT route then answers 401 unauthorized.
+    pub jwt: Option<JwtConfig>,
     /// Reported by /health.
     pub version: &'static str,
-    /// The provider, where its sessions live in this process: profile and group queries
-    /// need a live session.
-    pub provider: Option<Arc<dyn Provider>>,
-    /// The sandbox's control surface (`WA_PROVIDER=sandbox` only).
-    pub sandbox: Option<Arc<dyn SandboxControl>>,
+    /// Where what only a live session can answer is asked (profile, groups, the sandbox's
+    /// control routes): the worker in this process (`LocalSessions`), or the device's
+    /// worker through the commands queue (`QueuedSessions`, the default, waiting
+    /// `DEFAULT_QUERY_WAIT`).
+    pub sessions: Arc<dyn Sessions>,
+    /// Whether the sandbox's control routes are served: the workers run the sandbox
+    /// (`WA_PROVIDER=sandbox`).
+    pub sandbox_routes: bool,
     /// The directory inbound media paths are relative to (the data directory), where
     /// media files are on this machine's disk.
     pub media_root: Option<std::path::PathBuf>,
@@ -63,13 +69,19 @@ pub struct Context {
 pub type AppState = Arc<Context>;
 
 impl Context {
+    /// `jwt`: a `JwtConfig`, or `None` where no tenant JWT is verified.
     pub fn new(
         store: Arc<dyn Store>,
         queue: Arc<dyn Queue>,
-        jwt: JwtConfig,
+        jwt: impl Into<Option<JwtConfig>>,
         allow_private_urls: bool,
     ) -> Context {
         let notifier = Notifier::new();
+        let sessions = Arc::new(QueuedSessions::new(
+            store.clone(),
+            queue.clone(),
+            DEFAULT_QUERY_WAIT,
+        ));
         let devices = Devices::new(store.clone(), queue.clone(), notifier.clone());
         Context {
             apps: Apps::new(store.clone(), devices.clone(), allow_private_urls),
@@ -84,10 +96,10 @@ impl Context {
             store,
             queue,
             notifier,
-            jwt,
+            jwt: jwt.into(),
             version: env!("CARGO_PKG_VERSION"),
-            provider: None,
-            sandbox: None,
+            sessions,
+            sandbox_routes: false,
             media_root: None,
             limiter: RequestLimiter::off(),
         }

@@ -447,8 +447,8 @@ mod tests {
                 rate: 0.01,
                 burst: 1,
             }));
-            let acme = ctx.jwt.mint("acme", 60).unwrap();
-            let other = ctx.jwt.mint("other", 60).unwrap();
+            let acme = ctx.jwt.as_ref().unwrap().mint("acme", 60).unwrap();
+            let other = ctx.jwt.as_ref().unwrap().mint("other", 60).unwrap();
             assert_eq!(call(&r, "/tenant", &acme).await.0, StatusCode::OK);
             let (s, retry, v) = call(&r, "/tenant", &acme).await;
             assert_eq!(
@@ -463,7 +463,7 @@ mod tests {
         async fn off_by_default() {
             let (r, ctx) = setup(None);
             let a = app_token(&ctx, "a").await;
-            let jwt = ctx.jwt.mint("acme", 60).unwrap();
+            let jwt = ctx.jwt.as_ref().unwrap().mint("acme", 60).unwrap();
             for _ in 0..500 {
                 assert_eq!(call(&r, "/whoami", &a).await.0, StatusCode::OK);
                 assert_eq!(call(&r, "/tenant", &jwt).await.0, StatusCode::OK);

@@ -73,8 +73,47 @@ impl std::fmt::Display for DeviceStatus {
 pub struct Qr {
     /// The raw string the QR encodes.
     pub code: String,
+    /// The QR as a `data:image/png;base64,...` URL, rendered once when the QR was issued;
+    /// empty when the code could not be rendered, or in a record stored before images were
+    /// kept (see [`Qr::image`]).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub image: String,
     #[serde(with = "crate::time::rfc3339")]
     pub expires_at: OffsetDateTime,
+}
+
+impl Qr {
+    /// A QR for `code`, with its image rendered (empty when the code cannot be rendered: the
+    /// code's text is what links, the image is a convenience).
+    pub fn new(code: String, expires_at: OffsetDateTime) -> Qr {
+        Qr {
+            image: crate::qr::data_url(&code).unwrap_or_default(),
+            code,
+            expires_at,
+        }
+    }
+
+    /// The PNG itself: the kept image decoded, else rendered now (a record stored before
+    /// images were kept). Fails when the code cannot be rendered.
+    pub fn png(&self) -> Result<Vec<u8>, String> {
+        use base64::Engine;
+        match self.image.strip_prefix(crate::qr::DATA_URL_PREFIX) {
+            Some(b64) => base64::engine::general_purpose::STANDARD
+                .decode(b64)
+                .map_err(|e| format!("the kept QR image is not base64: {e}")),
+            None => crate::qr::png(&self.code),
+        }
+    }
+
+    /// The image as a data URL: the kept one, else rendered now (a record stored before
+    /// images were kept). Fails when the code cannot be rendered.
+    pub fn image(&self) -> Result<std::borrow::Cow<'_, str>, String> {
+        if self.image.is_empty() {
+            crate::qr::data_url(&self.code).map(std::borrow::Cow::Owned)
+        } else {
+            Ok(std::borrow::Cow::Borrowed(&self.image))
+        }
+    }
 }
 
 /// A pair code offered for linking by phone number.
@@ -259,6 +298,30 @@ mod tests {
                 serde_json::Value::String(s.as_str().into())
             );
         }
+    }
+
+    #[test]
+    fn a_qr_keeps_its_image_and_reads_use_it() {
+        let later = crate::time::now() + std::time::Duration::from_secs(60);
+        let qr = Qr::new("2@abc,def".into(), later);
+        assert_eq!(qr.image, crate::qr::data_url("2@abc,def").unwrap());
+        assert_eq!(qr.png().unwrap(), crate::qr::png("2@abc,def").unwrap());
+        // Whatever is kept is served: nothing is rendered again.
+        let kept = Qr {
+            image: format!("{}AQID", crate::qr::DATA_URL_PREFIX),
+            ..qr.clone()
+        };
+        assert_eq!(kept.png().unwrap(), [1, 2, 3]);
+        assert_eq!(kept.image().unwrap(), kept.image);
+        // Stored before images were kept: rendered on the read.
+        let old = Qr {
+            image: String::new(),
+            ..qr.clone()
+        };
+        assert_eq!(old.png().unwrap(), qr.png().unwrap());
+        assert_eq!(old.image().unwrap(), qr.image);
+        // A code too long for a QR keeps no image.
+        assert!(Qr::new("x".repeat(8000), later).image.is_empty());
     }
 
     #[test]

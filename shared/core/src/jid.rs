@@ -10,9 +10,8 @@ pub const GROUP_SERVER: &str = "g.us";
 /// Normalizes a caller's identifier to a JID: digits (optional leading `+`, 6-20 digits)
 /// become `<digits>@s.whatsapp.net`; `…@s.whatsapp.net` and `…@lid` need a numeric user;
 /// `…@g.us` a numeric id (the old `<creator>-<timestamp>` form is accepted too).
-/// Anything else is validation_error on `field`.
-pub fn normalize(field: &'static str, raw: &str) -> ApiResult<String> {
-    let s = raw.trim();
+/// Anything else, surrounding whitespace included, is validation_error on `field`.
+pub fn normalize(field: &'static str, s: &str) -> ApiResult<String> {
     let bad = || {
         ApiError::validation(
             field,
@@ -90,6 +89,11 @@ mod tests {
             "abc@s.whatsapp.net",
             "@g.us",
             "1555 123 0001",
+            "15551230001\n",
+            " 15551230001",
+            "+15551230001 ",
+            "\t15551230001@s.whatsapp.net",
+            "15551230001@lid\r\n",
         ] {
             assert_eq!(
                 normalize("jid", bad).unwrap_err().details()["field"],

@@ -3,6 +3,7 @@
 
 pub mod apps;
 pub mod auth;
+pub mod consume;
 pub mod device_service;
 pub mod devices;
 pub mod jid;
@@ -14,6 +15,7 @@ pub mod notify;
 pub mod outbox;
 pub mod private_fs;
 pub mod provider;
+pub mod qr;
 pub mod queue;
 pub mod rate;
 pub mod send_service;

@@ -34,10 +34,8 @@ pub fn on_event(d: &Device, ev: &SessionEvent, now: OffsetDateTime) -> Option<De
                 return None;
             }
             u.status = Some(S::QrGenerated);
-            u.qr = Some(Some(Qr {
-                code: code.clone(),
-                expires_at: *expires_at,
-            }));
+            // Rendered here, once per QR: reads of the device only copy the image.
+            u.qr = Some(Some(Qr::new(code.clone(), *expires_at)));
             u.last_error = Some(None);
         }
         SessionEvent::PairCode { code, expires_at } => {
@@ -280,6 +278,11 @@ mod tests {
         );
         assert_eq!(d.status, S::QrGenerated);
         assert_eq!(d.qr.as_ref().unwrap().code, "c1");
+        assert_eq!(
+            d.qr.as_ref().unwrap().image,
+            crate::qr::data_url("c1").unwrap(),
+            "the image is rendered when the QR is issued"
+        );
         let d = apply(
             &d,
             SessionEvent::Qr {
@@ -465,10 +468,7 @@ mod tests {
             );
         }
         let mut valid = device(S::QrGenerated);
-        valid.qr = Some(Qr {
-            code: "c".into(),
-            expires_at: later(30),
-        });
+        valid.qr = Some(Qr::new("c".into(), later(30)));
         assert_eq!(
             code_of(plan(&valid, RegenerateQr, now)),
             Some(ErrorCode::QrResetNotAllowed)

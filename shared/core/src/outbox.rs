@@ -242,6 +242,13 @@ impl MessageStore for Nudging {
     ) -> Result<Vec<Message>, StoreError> {
         self.inner.pending_messages(device_id, limit).await
     }
+    async fn pending_page(
+        &self,
+        after: Option<&PendingCursor>,
+        limit: u32,
+    ) -> Result<(Vec<Message>, Option<PendingCursor>), StoreError> {
+        self.inner.pending_page(after, limit).await
+    }
     async fn get_idempotency(
         &self,
         app_id: Uuid,

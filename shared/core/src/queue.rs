@@ -58,6 +58,13 @@ pub struct Received {
     pub receive_count: u32,
 }
 
+/// One message of [`Queue::send_batch`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Outgoing {
+    pub group: Option<String>,
+    pub body: String,
+}
+
 /// A message that was delivered `max_receives` times without being deleted.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DeadLetter {
@@ -86,6 +93,25 @@ pub trait Queue: Send + Sync {
         body: &str,
         delay: Duration,
     ) -> Result<String, QueueError>;
+
+    /// Appends `messages` in order, each visible at once, and returns their ids in the same
+    /// order. Not all-or-nothing unless the adapter says so: after an `Err` some may have
+    /// been sent (a caller with idempotent consumers sends them all again). The default
+    /// sends one after the other.
+    async fn send_batch(
+        &self,
+        queue: &str,
+        messages: &[Outgoing],
+    ) -> Result<Vec<String>, QueueError> {
+        let mut ids = Vec::with_capacity(messages.len());
+        for m in messages {
+            ids.push(
+                self.send(queue, m.group.as_deref(), &m.body, Duration::ZERO)
+                    .await?,
+            );
+        }
+        Ok(ids)
+    }
 
     /// Up to `max` visible messages, hidden for `visibility` afterwards. At most one message
     /// per group is in flight, and a group's messages come in the order they were sent.
@@ -220,6 +246,24 @@ pub async fn enqueue(queue: &dyn Queue, command: Command) -> Result<(), QueueErr
         .send(COMMANDS, Some(&group), &body, Duration::ZERO)
         .await
         .map(|_| ())
+}
+
+/// Puts commands on the commands queue in one [`Queue::send_batch`], each in its group
+/// (`Command::group`), in order.
+pub async fn enqueue_batch(queue: &dyn Queue, commands: Vec<Command>) -> Result<(), QueueError> {
+    let messages = commands
+        .into_iter()
+        .map(|c| {
+            command_message(c).map(|(group, body)| Outgoing {
+                group: Some(group),
+                body,
+            })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    if messages.is_empty() {
+        return Ok(());
+    }
+    queue.send_batch(COMMANDS, &messages).await.map(|_| ())
 }
 
 /// The commands-queue message of `command`: its group (`Command::group`) and its body,

@@ -1,10 +1,10 @@
 //! The send use cases: accept (validate, reserve the Idempotency-Key, store, queue), wait
-//! for the worker's outcome, replay, cancel, read.
+//! for the worker's outcome, replay, cancel, read. A send comes to a typed [`Outcome`]; the
+//! HTTP code renders it, the sends consumer acts on it.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 use wa_errors::{ApiError, ApiResult, ErrorCode};
@@ -13,8 +13,8 @@ use crate::apps::App;
 use crate::device_service::Devices;
 use crate::devices::DeviceStatus;
 use crate::messages::{
-    Direction, Message, MessageData, MessageError, MessageStatus, MessageUpdate, MessageView,
-    SendRequest, new_message_id, wait_key,
+    Direction, Message, MessageError, MessageStatus, MessageUpdate, SendRequest, new_message_id,
+    wait_key,
 };
 use crate::notify::Notifier;
 use crate::queue::{Command, Queue, enqueue};
@@ -24,41 +24,112 @@ use crate::time;
 /// How long an Idempotency-Key is remembered.
 pub const IDEMPOTENCY_TTL: Duration = Duration::from_secs(24 * 3600);
 
+/// The number an idempotency record keeps beside its outcome: the version of the outcome's
+/// encoding, here the message as it was when it reached its final status, as JSON (without
+/// its content, which no answer shows). Records of earlier versions keep an HTTP status
+/// (200 and up) and a rendered body: a request with their key is answered from the
+/// message's current state.
+pub const KEPT_OUTCOME_FORMAT: u16 = 1;
+
 const POLL: Duration = Duration::from_millis(250);
 
-/// What a send request is answered with.
-#[derive(Debug, Clone, PartialEq)]
-pub struct SendReply {
-    pub status: u16,
-    /// `{"data": ...}` or `{"error": ...}`; the request id is added when rendering.
-    pub body: Value,
-    /// `Idempotent-Replayed: true`.
-    pub replayed: bool,
-    /// `Retry-After` seconds (429).
-    pub retry_after: Option<u64>,
+/// What a send came to.
+#[derive(Debug, Clone)]
+pub enum Outcome {
+    /// WhatsApp accepted it (the message may have gone further since: delivered, read).
+    Sent(Message),
+    /// Accepted and not sent yet (`queued` or `sending`): the caller asked not to wait, the
+    /// wait ran out, or the send is still in flight when its key is used again.
+    Queued(Message),
+    /// It will not be sent (`failed` or `canceled`); `error` has its code,
+    /// `details.message_id`, and `details.field` when its media URL was refused.
+    Failed { message: Message, error: ApiError },
+    /// WhatsApp rate-limited it: still queued, tried again automatically in `retry_after`
+    /// (whole seconds, at least one); `error` is provider_rate_limit with
+    /// `details.message_id`.
+    RateLimited {
+        message: Message,
+        error: ApiError,
+        retry_after: Duration,
+    },
 }
 
-impl SendReply {
-    fn data(status: u16, m: &Message) -> SendReply {
-        SendReply {
-            status,
-            body: json!({ "data": MessageData { message: MessageView::from(m) } }),
-            replayed: false,
-            retry_after: None,
+impl Outcome {
+    /// The message the outcome is about.
+    pub fn message(&self) -> &Message {
+        match self {
+            Outcome::Sent(m) | Outcome::Queued(m) => m,
+            Outcome::Failed { message, .. } | Outcome::RateLimited { message, .. } => message,
         }
     }
 
-    fn error(e: &ApiError) -> SendReply {
-        let mut err = json!({"code": e.code().as_str(), "message": e.message()});
-        if !e.details().is_empty() {
-            err["details"] = Value::Object(e.details().clone());
+    /// The outcome of a message that reached a final status: failed or canceled, else sent.
+    pub fn of_final(m: Message) -> Outcome {
+        match m.status {
+            MessageStatus::Failed | MessageStatus::Canceled => Outcome::Failed {
+                error: message_error(&m),
+                message: m,
+            },
+            _ => Outcome::Sent(m),
         }
+    }
+}
+
+/// A send's outcome, and whether it is the first one of its Idempotency-Key replayed.
+#[derive(Debug, Clone)]
+pub struct SendReply {
+    pub outcome: Outcome,
+    /// The key was used before and this is its answer again (`Idempotent-Replayed: true`):
+    /// the first final outcome as it was kept (its message without content), or the
+    /// current state of a send still in flight.
+    pub replayed: bool,
+}
+
+impl SendReply {
+    fn new(outcome: Outcome) -> SendReply {
         SendReply {
-            status: e.code().status().as_u16(),
-            body: json!({ "error": err }),
+            outcome,
             replayed: false,
-            retry_after: None,
         }
+    }
+
+    fn replayed(outcome: Outcome) -> SendReply {
+        SendReply {
+            outcome,
+            replayed: true,
+        }
+    }
+}
+
+/// How long a rate-limited message waits from `now` until its `next_attempt_at`: whole
+/// seconds, at least one (also when the retry time is unknown or already past).
+fn retry_after(
+    next_attempt_at: Option<time::OffsetDateTime>,
+    now: time::OffsetDateTime,
+) -> Duration {
+    let secs = next_attempt_at
+        .map(|t| (t - now).whole_seconds().max(1) as u64)
+        .unwrap_or(1);
+    Duration::from_secs(secs)
+}
+
+/// The message as an idempotency record keeps it.
+fn kept(m: &Message) -> Result<String, serde_json::Error> {
+    let snapshot = Message {
+        content: None,
+        ..m.clone()
+    };
+    serde_json::to_string(&snapshot)
+}
+
+/// The outcome an idempotency record kept, if it kept one in this version's encoding.
+fn kept_outcome(rec: &IdempotencyRecord) -> ApiResult<Option<Outcome>> {
+    match &rec.response {
+        Some((KEPT_OUTCOME_FORMAT, body)) => {
+            let m: Message = serde_json::from_str(body).map_err(ApiError::internal)?;
+            Ok(Some(Outcome::of_final(m)))
+        }
+        _ => Ok(None),
     }
 }
 
@@ -108,8 +179,11 @@ impl Messages {
         }
     }
 
-    /// Accepts a send and answers it: 200 sent, 202 queued (async or still waiting), or
-    /// the error of the table. With an Idempotency-Key the first answer is replayed.
+    /// Accepts a send and waits for its outcome (unless `respond_async`): sent, queued (asked
+    /// not to wait, or still waiting after `send_wait`), failed, rate limited. Refusals
+    /// before the send is accepted are errors of the table (validation, device, conflict of
+    /// an Idempotency-Key reused with another request). With an Idempotency-Key the first
+    /// final outcome is replayed.
     pub async fn send(
         &self,
         app: &App,
@@ -203,7 +277,7 @@ impl Messages {
         tracing::Span::current().record("message_id", message.message_id.as_str());
         tracing::info!(message_id = %message.message_id, %device_id, kind = message.kind.as_str(), "send accepted");
         if respond_async {
-            return Ok(SendReply::data(202, &message));
+            return Ok(SendReply::new(Outcome::Queued(message)));
         }
         self.await_outcome(
             app,
@@ -241,14 +315,8 @@ impl Messages {
             .with_detail("field", "Idempotency-Key"));
         }
         tracing::Span::current().record("message_id", rec.message_id.as_str());
-        if let Some((status, body)) = &rec.response {
-            let body: Value = serde_json::from_str(body).map_err(ApiError::internal)?;
-            return Ok(SendReply {
-                status: *status,
-                body,
-                replayed: true,
-                retry_after: None,
-            });
+        if let Some(outcome) = kept_outcome(&rec)? {
+            return Ok(SendReply::replayed(outcome));
         }
         // The winner may not have written its message yet: give it a moment.
         let mut message = None;
@@ -297,50 +365,44 @@ impl Messages {
                         .get_message(m.device_id, &m.message_id)
                         .await?
                         .unwrap_or(m);
-                    return Ok(SendReply::data(202, &m));
+                    return Ok(SendReply::new(Outcome::Queued(m)));
                 }
                 self.await_outcome(app, m.device_id, &m.message_id, Some(&rec.key))
                     .await
             }
             s if s.is_final() => {
-                let mut reply = self.final_reply(&m);
-                self.remember(app, &rec.key, &m, &reply).await;
-                reply.replayed = true;
-                Ok(reply)
+                self.remember(app, &rec.key, &m).await;
+                Ok(SendReply::replayed(Outcome::of_final(m)))
             }
             // Still in flight: its current state.
-            _ => {
-                let mut reply = SendReply::data(202, &m);
-                reply.replayed = true;
-                Ok(reply)
-            }
+            _ => Ok(SendReply::replayed(Outcome::Queued(m))),
         }
     }
 
-    fn final_reply(&self, m: &Message) -> SendReply {
-        match m.status {
-            MessageStatus::Failed | MessageStatus::Canceled => SendReply::error(&message_error(m)),
-            _ => SendReply::data(200, m),
-        }
-    }
-
-    /// Stores the first final answer of a key, unless the failure is worth retrying.
-    async fn remember(&self, app: &App, key: &str, m: &Message, reply: &SendReply) {
+    /// Keeps the first final outcome of a key, unless the failure is worth retrying.
+    async fn remember(&self, app: &App, key: &str, m: &Message) {
         let retryable = m.status == MessageStatus::Failed
             && m.error.as_ref().is_some_and(|e| e.code.is_retryable());
         if retryable || !m.status.is_final() {
             return;
         }
+        let body = match kept(m) {
+            Ok(body) => body,
+            Err(e) => {
+                tracing::warn!(error = %e, "could not encode the outcome of an Idempotency-Key");
+                return;
+            }
+        };
         if let Err(e) = self
             .store
-            .set_idempotency_response(app.app_id, key, reply.status, &reply.body.to_string())
+            .set_idempotency_response(app.app_id, key, KEPT_OUTCOME_FORMAT, &body)
             .await
         {
-            tracing::warn!(error = %e, "could not store the idempotent answer");
+            tracing::warn!(error = %e, "could not keep the outcome of an Idempotency-Key");
         }
     }
 
-    /// Waits for the worker: the final state, a rate-limited retry (429), or 202 after
+    /// Waits for the worker: the final outcome, a rate-limited retry, or still queued after
     /// `send_wait`.
     async fn await_outcome(
         &self,
@@ -383,24 +445,21 @@ impl Messages {
                     .get_message(device_id, message_id)
                     .await?
                     .ok_or_else(|| ApiError::internal("accepted message vanished"))?;
-                return Ok(SendReply::data(202, &m));
+                return Ok(SendReply::new(Outcome::Queued(m)));
             }
         };
         if !m.status.is_final() {
             // Rate limited: still queued, retried automatically.
-            let retry_after = m
-                .next_attempt_at
-                .map(|t| (t - time::now()).whole_seconds().max(1) as u64)
-                .unwrap_or(1);
-            let mut reply = SendReply::error(&message_error(&m));
-            reply.retry_after = Some(retry_after);
-            return Ok(reply);
+            return Ok(SendReply::new(Outcome::RateLimited {
+                error: message_error(&m),
+                retry_after: retry_after(m.next_attempt_at, time::now()),
+                message: m,
+            }));
         }
-        let reply = self.final_reply(&m);
         if let Some(key) = key {
-            self.remember(app, key, &m, &reply).await;
+            self.remember(app, key, &m).await;
         }
-        Ok(reply)
+        Ok(SendReply::new(Outcome::of_final(m)))
     }
 
     /// One message of the device.
@@ -514,6 +573,31 @@ pub async fn cancel_pending(
                 Err(StoreError::Conflict(_)) => {}
                 Err(e) => return Err(e),
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retry_after_is_whole_seconds_and_at_least_one() {
+        let now = time::now();
+        let secs = |s: i64| Some(now + ::time::Duration::seconds(s));
+        for (next, expected) in [
+            (None, 1),
+            (secs(-5), 1),
+            (Some(now), 1),
+            (Some(now + ::time::Duration::milliseconds(400)), 1),
+            (secs(30), 30),
+            (Some(now + ::time::Duration::milliseconds(2_900)), 2),
+        ] {
+            assert_eq!(
+                retry_after(next, now),
+                Duration::from_secs(expected),
+                "{next:?}"
+            );
         }
     }
 }

@@ -226,6 +226,11 @@ pub struct MessageCursor {
     pub message_id: String,
 }
 
+/// A position in the listing of every pending message ([`MessageStore::pending_page`]);
+/// what it holds is the adapter's business.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PendingCursor(pub String);
+
 /// Messages of devices, both directions; inline media of pending sends; idempotency keys.
 #[async_trait]
 pub trait MessageStore: Send + Sync {
@@ -318,6 +323,17 @@ pub trait MessageStore: Send + Sync {
         device_id: Option<Uuid>,
         limit: u32,
     ) -> Result<Vec<Message>, StoreError>;
+
+    /// One page of every device's outbound messages still `queued` or `sending`: at most
+    /// `limit` after `after` (from the start when `None`), and the cursor of the next page
+    /// when there may be one. Paging on from each cursor lists every message that stays
+    /// pending meanwhile once; one whose status changes during the listing may be missing
+    /// or listed twice.
+    async fn pending_page(
+        &self,
+        after: Option<&PendingCursor>,
+        limit: u32,
+    ) -> Result<(Vec<Message>, Option<PendingCursor>), StoreError>;
 
     /// The record of an unexpired key.
     async fn get_idempotency(

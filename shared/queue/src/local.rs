@@ -6,7 +6,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
 use rusqlite::{OptionalExtension, params};
-use wa_core::queue::{DeadLetter, Depth, Queue, QueueError, Received};
+use wa_core::queue::{DeadLetter, Depth, Outgoing, Queue, QueueError, Received};
 use wa_store::InlineQueue;
 use wa_store::db::{Db, DbError};
 
@@ -310,6 +310,30 @@ impl Queue for LocalQueue {
         .await?;
         self.work.notify_one();
         Ok(id)
+    }
+
+    /// One transaction: every message of the batch is written, or none.
+    async fn send_batch(
+        &self,
+        queue: &str,
+        messages: &[Outgoing],
+    ) -> Result<Vec<String>, QueueError> {
+        let ids: Vec<String> = messages
+            .iter()
+            .map(|_| uuid::Uuid::now_v7().to_string())
+            .collect();
+        let (queue, messages, mids) = (queue.to_owned(), messages.to_vec(), ids.clone());
+        self.with(move |conn| {
+            let tx = conn.savepoint().map_err(backend)?;
+            for (m, id) in messages.iter().zip(&mids) {
+                insert(&tx, id, &queue, m.group.as_deref(), &m.body, Duration::ZERO)
+                    .map_err(backend)?;
+            }
+            tx.commit().map_err(backend)
+        })
+        .await?;
+        self.work.notify_one();
+        Ok(ids)
     }
 
     async fn receive(

@@ -45,9 +45,12 @@ use aws_sdk_sqs::config::BehaviorVersion;
 use aws_sdk_sqs::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_sqs::types::{
     Message, MessageAttributeValue, MessageSystemAttributeName, QueueAttributeName,
+    SendMessageBatchRequestEntry,
 };
 use uuid::Uuid;
-use wa_core::queue::{COMMANDS, DeadLetter, Depth, EVENTS, Queue, QueueError, Received, SENDS};
+use wa_core::queue::{
+    COMMANDS, DeadLetter, Depth, EVENTS, Outgoing, Queue, QueueError, Received, SENDS,
+};
 
 /// The environment variable that holds each logical queue's URL (read by
 /// [`SqsQueue::from_env`], printed by `wa-server aws-init`).
@@ -300,6 +303,48 @@ fn is_receipt_refusal(code: Option<&str>, message: Option<&str>) -> bool {
         && message.is_some_and(|m| m.contains("ReceiptHandle") || m.contains("receipt handle")))
 }
 
+/// How a message is grouped and deduplicated on its queue.
+struct Routing {
+    group_id: Option<String>,
+    /// The message has no group of its own (a FIFO queue got a fresh one for it).
+    ungrouped: bool,
+    deduplication_id: Option<String>,
+}
+
+impl Routing {
+    /// A fresh deduplication id on a FIFO queue (two sends are two messages); the group as
+    /// `MessageGroupId`, or a fresh one with the `wa-ungrouped` mark on a FIFO queue.
+    fn of(group: Option<&str>, fifo: bool) -> Routing {
+        Routing {
+            group_id: match group {
+                Some(g) => Some(g.to_owned()),
+                None => fifo.then(|| Uuid::new_v4().to_string()),
+            },
+            ungrouped: group.is_none() && fifo,
+            deduplication_id: fifo.then(|| Uuid::new_v4().to_string()),
+        }
+    }
+}
+
+/// SQS's batch limits: 10 entries and 256 KiB of bodies per SendMessageBatch.
+fn batches(messages: &[Outgoing]) -> Vec<&[Outgoing]> {
+    const MAX_BATCH_BYTES: usize = 256 * 1024;
+    let mut out = Vec::new();
+    let (mut start, mut bytes) = (0, 0);
+    for (i, m) in messages.iter().enumerate() {
+        let full = i - start == MAX_BATCH || (i > start && bytes + m.body.len() > MAX_BATCH_BYTES);
+        if full {
+            out.push(&messages[start..i]);
+            (start, bytes) = (i, 0);
+        }
+        bytes += m.body.len();
+    }
+    if start < messages.len() {
+        out.push(&messages[start..]);
+    }
+    out
+}
+
 fn system_attr<'a>(m: &'a Message, name: &MessageSystemAttributeName) -> Option<&'a str> {
     m.attributes()?.get(name).map(String::as_str)
 }
@@ -374,17 +419,12 @@ impl Queue for SqsQueue {
         if delay > 0 {
             req = req.delay_seconds(delay as i32);
         }
-        if fifo {
-            req = req.message_deduplication_id(Uuid::new_v4().to_string());
-        }
-        match (group, fifo) {
-            (Some(g), _) => req = req.message_group_id(g),
-            (None, true) => {
-                req = req
-                    .message_group_id(Uuid::new_v4().to_string())
-                    .message_attributes(UNGROUPED, string_attr(UNGROUPED, "true")?);
-            }
-            (None, false) => {}
+        let routing = Routing::of(group, fifo);
+        req = req
+            .set_message_deduplication_id(routing.deduplication_id)
+            .set_message_group_id(routing.group_id);
+        if routing.ungrouped {
+            req = req.message_attributes(UNGROUPED, string_attr(UNGROUPED, "true")?);
         }
         let out = req
             .send()
@@ -395,6 +435,67 @@ impl Queue for SqsQueue {
                 "SQS SendMessage on `{queue}` returned no message id"
             ))
         })
+    }
+
+    /// SendMessageBatch, 10 messages (and at most 256 KiB) per call, grouped and
+    /// deduplicated as `send` does. A message SQS refuses fails the call with `Backend`
+    /// naming it; the calls before it, and the other messages of its call, were sent.
+    async fn send_batch(
+        &self,
+        queue: &str,
+        messages: &[Outgoing],
+    ) -> Result<Vec<String>, QueueError> {
+        let url = self.url(queue)?;
+        let fifo = is_fifo(url);
+        let mut ids = Vec::with_capacity(messages.len());
+        for chunk in batches(messages) {
+            let mut req = self.client.send_message_batch().queue_url(url);
+            for (i, m) in chunk.iter().enumerate() {
+                let routing = Routing::of(m.group.as_deref(), fifo);
+                let mut entry = SendMessageBatchRequestEntry::builder()
+                    .id(i.to_string())
+                    .message_body(&m.body)
+                    .set_message_deduplication_id(routing.deduplication_id)
+                    .set_message_group_id(routing.group_id);
+                if routing.ungrouped {
+                    entry = entry.message_attributes(UNGROUPED, string_attr(UNGROUPED, "true")?);
+                }
+                req = req.entries(
+                    entry
+                        .build()
+                        .map_err(|e| QueueError::Backend(format!("batch entry: {e}")))?,
+                );
+            }
+            let out = req
+                .send()
+                .await
+                .map_err(|e| backend(queue, "SendMessageBatch", e))?;
+            if let Some(f) = out.failed().first() {
+                return Err(QueueError::Backend(format!(
+                    "SQS SendMessageBatch on queue `{queue}`: {} of {} refused, the first \
+                     (entry {}) with {}: {}",
+                    out.failed().len(),
+                    chunk.len(),
+                    f.id(),
+                    f.code(),
+                    f.message().unwrap_or_default()
+                )));
+            }
+            let mut sent: HashMap<&str, &str> = out
+                .successful()
+                .iter()
+                .map(|e| (e.id(), e.message_id()))
+                .collect();
+            for i in 0..chunk.len() {
+                let id = sent.remove(i.to_string().as_str()).ok_or_else(|| {
+                    QueueError::Backend(format!(
+                        "SQS SendMessageBatch on queue `{queue}` did not answer for entry {i}"
+                    ))
+                })?;
+                ids.push(id.to_owned());
+            }
+        }
+        Ok(ids)
     }
 
     /// ReceiveMessage, at most 10 messages. SQS returns several messages of one FIFO group
@@ -930,6 +1031,73 @@ mod tests {
             matches!(&e, QueueError::Backend(m) if m.contains("`other`")),
             "{e}"
         );
+    }
+
+    /// SendMessageBatch in calls of 10: every message arrives once, each group in order,
+    /// ungrouped ones without a group.
+    #[tokio::test]
+    async fn batches_of_more_than_ten_arrive_in_order() {
+        for fifo in [true, false] {
+            let (q, _) = fresh(fifo, 5).await;
+            let messages: Vec<Outgoing> = (0..23)
+                .map(|i| Outgoing {
+                    group: (i % 4 != 3).then(|| format!("g{}", i % 2)),
+                    body: i.to_string(),
+                })
+                .collect();
+            let ids = q.send_batch("q", &messages).await.unwrap();
+            assert_eq!(ids.len(), 23);
+            assert_eq!(ids.iter().collect::<HashSet<_>>().len(), 23, "fifo={fifo}");
+            let mut got: Vec<Received> = Vec::new();
+            while got.len() < 23 {
+                let batch = q.receive("q", 10, Duration::from_secs(60)).await.unwrap();
+                assert!(!batch.is_empty(), "fifo={fifo}: {} received", got.len());
+                for r in &batch {
+                    q.delete("q", &r.receipt).await.unwrap();
+                }
+                got.extend(batch);
+            }
+            let mut bodies: Vec<u32> = got.iter().map(|r| r.body.parse().unwrap()).collect();
+            if fifo {
+                for g in ["g0", "g1"] {
+                    let of: Vec<u32> = got
+                        .iter()
+                        .filter(|r| r.group.as_deref() == Some(g))
+                        .map(|r| r.body.parse().unwrap())
+                        .collect();
+                    let mut sorted = of.clone();
+                    sorted.sort();
+                    assert_eq!(of, sorted, "{g} in order");
+                }
+            }
+            assert!(
+                got.iter()
+                    .filter(|r| r.body.parse::<u32>().unwrap() % 4 == 3)
+                    .all(|r| r.group.is_none())
+            );
+            bodies.sort();
+            assert_eq!(bodies, (0..23).collect::<Vec<_>>(), "fifo={fifo}");
+        }
+    }
+
+    #[test]
+    fn batches_respect_the_count_and_size_limits() {
+        let m = |n: usize| Outgoing {
+            group: None,
+            body: "x".repeat(n),
+        };
+        let lens = |ms: &[Outgoing]| batches(ms).iter().map(|b| b.len()).collect::<Vec<_>>();
+        assert_eq!(
+            lens(&(0..23).map(|_| m(1)).collect::<Vec<_>>()),
+            [10, 10, 3]
+        );
+        assert_eq!(lens(&[m(200_000), m(100_000), m(1)]), [1, 2]);
+        assert_eq!(
+            lens(&[m(300_000), m(1)]),
+            [1, 1],
+            "an oversized one goes alone"
+        );
+        assert!(batches(&[]).is_empty());
     }
 
     #[test]

@@ -9,7 +9,7 @@ use async_trait::async_trait;
 use uuid::Uuid;
 use wa_errors::{ApiError, ApiResult, ErrorCode};
 
-use super::{Sessions, SessionAnswer, SessionRequest};
+use super::{SessionAnswer, SessionRequest, Sessions};
 use crate::devices::Device;
 use crate::queue::{COMMANDS, Command, Queue, command_message};
 use crate::store::{Store, StoreError};

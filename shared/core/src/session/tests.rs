@@ -232,7 +232,10 @@ async fn execute_maps_each_request_onto_its_call() {
     })
     .await
     .unwrap_err();
-    assert_eq!((e.code(), e.message()), (ErrorCode::UpstreamTimeout, "slow"));
+    assert_eq!(
+        (e.code(), e.message()),
+        (ErrorCode::UpstreamTimeout, "slow")
+    );
     assert_eq!(run(R::Groups).await.unwrap(), SessionAnswer::Groups(vec![]));
     assert_eq!(
         provider.0.take(),

@@ -255,7 +255,10 @@ mod tests {
                 },
                 json!({"type": "sandbox_presence.v1", "jid": "15550001111", "presence": "available", "chat_state": "composing"}),
             ),
-            (SessionRequest::SandboxSent, json!({"type": "sandbox_sent.v1"})),
+            (
+                SessionRequest::SandboxSent,
+                json!({"type": "sandbox_sent.v1"}),
+            ),
             (
                 SessionRequest::SandboxInbound {
                     from: "15550001111".into(),
@@ -326,13 +329,12 @@ mod tests {
             json!({"type": "done.v1"})
         );
         assert_eq!(
-            SessionAnswer::Profile(profile.clone()).into_profile().unwrap(),
+            SessionAnswer::Profile(profile.clone())
+                .into_profile()
+                .unwrap(),
             profile
         );
-        assert_eq!(
-            SessionAnswer::Groups(vec![]).into_groups().unwrap(),
-            vec![]
-        );
+        assert_eq!(SessionAnswer::Groups(vec![]).into_groups().unwrap(), vec![]);
         assert_eq!(SessionAnswer::Sent(vec![]).into_sent().unwrap(), vec![]);
         assert_eq!(
             SessionAnswer::MessageId("m".into())

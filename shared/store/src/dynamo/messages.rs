@@ -13,7 +13,9 @@ use async_trait::async_trait;
 use aws_sdk_dynamodb::types::AttributeValue;
 use uuid::Uuid;
 use wa_core::messages::{Message, MessageStatus, MessageUpdate};
-use wa_core::store::{Created, IdempotencyRecord, MessageCursor, MessageStore, StoreError};
+use wa_core::store::{
+    Created, IdempotencyRecord, MessageCursor, MessageStore, PendingCursor, StoreError,
+};
 use wa_core::time::{self, OffsetDateTime};
 use wa_core::webhooks::Event;
 
@@ -370,6 +372,45 @@ impl MessageStore for DynamoStore {
         }
         pending.truncate(limit);
         Ok(pending)
+    }
+
+    /// Pages through the index of every pending message (creation order); the cursor is
+    /// the last index entry's range key. Entries the table no longer has pending (the
+    /// index lags) are skipped, so a page may be short while more follow.
+    async fn pending_page(
+        &self,
+        after: Option<&PendingCursor>,
+        limit: u32,
+    ) -> Result<(Vec<Message>, Option<PendingCursor>), StoreError> {
+        let mut q = Query::new(Index::Gsi3, list::PENDING_MESSAGES);
+        if let Some(c) = after {
+            q = q.range(Range::After(c.0.clone()));
+        }
+        let (candidates, next) = self
+            .query_page(&q, None, (limit as usize).clamp(1, 100))
+            .await?;
+        let fresh: HashMap<_, _> = self
+            .get_many(candidates.iter().map(Item::primary_key).collect())
+            .await?
+            .into_iter()
+            .map(|i| (i.key_text(), i))
+            .collect();
+        let mut pending = Vec::new();
+        for c in &candidates {
+            if let Some(item) = fresh.get(&c.key_text()) {
+                let m = Message::try_from(item)?;
+                if is_pending(m.status) {
+                    pending.push(m);
+                }
+            }
+        }
+        let cursor = match (next, candidates.last()) {
+            (Some(_), Some(last)) => {
+                Some(PendingCursor(last.s(Index::Gsi3.range_key())?.to_owned()))
+            }
+            _ => None,
+        };
+        Ok((pending, cursor))
     }
 
     async fn get_idempotency(

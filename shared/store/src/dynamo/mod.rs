@@ -29,6 +29,7 @@ mod devices;
 mod events;
 mod messages;
 mod ops;
+mod replies;
 mod retry;
 
 /// How long `create_table` waits for the table and its indexes to become active.
@@ -292,6 +293,11 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
     async fn conformance_events() {
         wa_testkit::conformance::event_store(store().await).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn conformance_replies() {
+        wa_testkit::conformance::reply_store(store().await).await;
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

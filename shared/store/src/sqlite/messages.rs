@@ -6,7 +6,8 @@ use uuid::Uuid;
 use wa_core::messages::{Message, MessageStatus, MessageUpdate};
 use wa_core::queue::{COMMANDS, Command, Queue, command_message};
 use wa_core::store::{
-    Created, IdempotencyRecord, MessageCursor, MessageStore, StoreError, create_then_enqueue,
+    Created, IdempotencyRecord, MessageCursor, MessageStore, PendingCursor, StoreError,
+    create_then_enqueue,
 };
 use wa_core::time::OffsetDateTime;
 
@@ -131,6 +132,19 @@ fn insert_message(
     }
     insert_events(tx, events)?;
     Ok(Created::Created)
+}
+
+/// The pending statuses in listing order, with their cursor letters.
+const PENDING: [(&str, &str); 2] = [("q", "queued"), ("s", "sending")];
+
+fn parse_pending_cursor(cursor: &str) -> Result<(usize, i64), StoreError> {
+    let bad = || StoreError::Backend(format!("not a pending-messages cursor: {cursor}"));
+    let (letter, rowid) = cursor.split_once(':').ok_or_else(bad)?;
+    let phase = PENDING
+        .iter()
+        .position(|(l, _)| *l == letter)
+        .ok_or_else(bad)?;
+    Ok((phase, rowid.parse().map_err(|_| bad())?))
 }
 
 #[async_trait]
@@ -339,6 +353,55 @@ impl MessageStore for SqliteStore {
                 .collect::<Result<_, _>>()
                 .map_err(backend)?;
             rows.iter().map(|b| decode(b)).collect()
+        })
+    }
+
+    /// Pages by status (`queued` first, then `sending`) and rowid, through the partial
+    /// index of pending messages; the cursor is `<q|s>:<rowid>`.
+    async fn pending_page(
+        &self,
+        after: Option<&PendingCursor>,
+        limit: u32,
+    ) -> Result<(Vec<Message>, Option<PendingCursor>), StoreError> {
+        let (mut phase, mut rowid) = match after {
+            None => (0usize, 0i64),
+            Some(c) => parse_pending_cursor(&c.0)?,
+        };
+        self.read(move |conn| {
+            let mut out: Vec<Message> = Vec::new();
+            let mut last = None;
+            while phase < PENDING.len() && out.len() < limit as usize {
+                let want = limit as usize - out.len();
+                let rows: Vec<(i64, String)> = conn
+                    .prepare_cached(
+                        "SELECT rowid, body FROM messages WHERE status IN ('queued', 'sending') \
+                         AND status = ?1 AND rowid > ?2 ORDER BY rowid LIMIT ?3",
+                    )
+                    .map_err(backend)?
+                    .query_map(params![PENDING[phase].1, rowid, want as i64], |r| {
+                        Ok((r.get(0)?, r.get(1)?))
+                    })
+                    .map_err(backend)?
+                    .collect::<Result<_, _>>()
+                    .map_err(backend)?;
+                for (id, body) in &rows {
+                    out.push(decode(body)?);
+                    last = Some((phase, *id));
+                }
+                if rows.len() < want {
+                    phase += 1;
+                    rowid = 0;
+                }
+            }
+            // A full page may have a next one; the next phase may too.
+            let next = match last {
+                Some((p, id)) if out.len() >= limit as usize => Some((p, id)),
+                _ => None,
+            };
+            Ok((
+                out,
+                next.map(|(p, id)| PendingCursor(format!("{}:{id}", PENDING[p].0))),
+            ))
         })
     }
 

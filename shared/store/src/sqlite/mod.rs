@@ -115,6 +115,15 @@ CREATE TABLE closed_apps (
     app_id TEXT PRIMARY KEY
 );
 "#,
+    r#"
+-- The workers' replies to session requests, each until its expiry.
+CREATE TABLE replies (
+    ask_id     TEXT PRIMARY KEY,
+    body       TEXT NOT NULL,
+    expires_ms INTEGER NOT NULL
+);
+CREATE INDEX replies_expiry ON replies (expires_ms);
+"#,
 ];
 
 /// State in one SQLite database file.
@@ -519,6 +528,7 @@ mod cache;
 mod devices;
 mod events;
 mod messages;
+mod replies;
 
 #[cfg(test)]
 mod tests {
@@ -532,6 +542,7 @@ mod tests {
         wa_testkit::conformance::device_store(store.clone()).await;
         wa_testkit::conformance::message_store(store.clone()).await;
         wa_testkit::conformance::closed_apps(store.clone()).await;
+        wa_testkit::conformance::reply_store(store.clone()).await;
         wa_testkit::conformance::event_store(store).await;
     }
 
@@ -542,6 +553,7 @@ mod tests {
         wa_testkit::conformance::device_store(store.clone()).await;
         wa_testkit::conformance::message_store(store.clone()).await;
         wa_testkit::conformance::closed_apps(store.clone()).await;
+        wa_testkit::conformance::reply_store(store.clone()).await;
         wa_testkit::conformance::event_store(store).await;
     }
 
@@ -554,6 +566,7 @@ mod tests {
         wa_testkit::conformance::device_store(store.clone()).await;
         wa_testkit::conformance::message_store(store.clone()).await;
         wa_testkit::conformance::closed_apps(store.clone()).await;
+        wa_testkit::conformance::reply_store(store.clone()).await;
         wa_testkit::conformance::event_store(store.clone()).await;
         let kept = wa_testkit::fixtures::app(&wa_testkit::fixtures::tenant(), "kept");
         store.insert_app(&kept).await.unwrap();

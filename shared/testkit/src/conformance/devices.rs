@@ -15,10 +15,13 @@ pub async fn device_store(s: Arc<dyn DeviceStore>) {
     let app = Uuid::now_v7();
     // round trip, with every optional field set
     let mut d = device(app, "main");
-    d.qr = Some(Qr {
-        code: "2@abc".into(),
-        expires_at: time::now(),
-    });
+    d.qr = Some(Qr::new("2@abc".into(), time::now()));
+    assert!(
+        d.qr.as_ref()
+            .unwrap()
+            .image
+            .starts_with("data:image/png;base64,")
+    );
     d.last_error = Some(LastError {
         code: wa_errors::ErrorCode::TooManyDevices,
         message: "m".into(),

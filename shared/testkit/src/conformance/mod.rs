@@ -19,9 +19,11 @@ mod devices;
 mod events;
 mod messages;
 mod queue;
+mod replies;
 
 pub use apps::{app_store, closed_apps};
 pub use devices::device_store;
 pub use events::event_store;
 pub use messages::message_store;
 pub use queue::{QueueProfile, queue, queue_basics, queue_dead_letters, queue_delay, queue_groups};
+pub use replies::reply_store;

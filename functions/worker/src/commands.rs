@@ -1,0 +1,133 @@
+//! Command handling: one received command decoded, applied (under its request's id, for
+//! the logs) and turned into what the consume loop does with it.
+
+use tracing::Instrument;
+use wa_core::consume::Settle;
+use wa_core::devices::{DeviceStatus as S, DeviceUpdate, PairCode};
+use wa_core::provider::SessionEvent;
+use wa_core::queue::{Command, CommandEnvelope, Received};
+use wa_core::store::StoreError;
+use wa_core::time;
+
+use crate::session::stopped_or_logged_out;
+use crate::{Next, Worker, decide, media};
+
+impl Worker {
+    /// Decodes and applies one received command; the answer settles it.
+    pub(crate) async fn process(&self, msg: Received) -> Settle {
+        let env: CommandEnvelope = match serde_json::from_str(&msg.body) {
+            Ok(e) => e,
+            Err(e) => {
+                // Never dropped silently: it is retried until it reaches the dead letters.
+                tracing::error!(message_id = %msg.message_id, error = %e, "undecodable command");
+                return Settle::RetryAfter(std::time::Duration::ZERO);
+            }
+        };
+        let device_id = env.command.device_id();
+        let message_id = match &env.command {
+            Command::Send { message_id, .. } => message_id.as_str(),
+            _ => "",
+        };
+        let span = tracing::info_span!("command", request_id = %env.request_id, %device_id, message_id = tracing::field::Empty);
+        if !message_id.is_empty() {
+            span.record("message_id", message_id);
+        }
+        let result = wa_errors::request_id::scope(
+            env.request_id.clone(),
+            self.handle(&env.command, msg.receive_count)
+                .instrument(span),
+        )
+        .await;
+        match result {
+            Ok(Next::Done) => Settle::Delete,
+            Ok(Next::RetryIn(delay)) => Settle::RetryAfter(delay),
+            Err(e) => {
+                let delay = decide::retry_delay(msg.receive_count);
+                tracing::warn!(%device_id, error = %e, retry_in_secs = delay.as_secs(), "command failed; will retry");
+                Settle::RetryAfter(delay)
+            }
+        }
+    }
+
+    /// Applies one command (`receive_count`: how often it was delivered). `Err` only for
+    /// failures worth retrying (storage).
+    pub async fn handle(&self, command: &Command, receive_count: u32) -> Result<Next, StoreError> {
+        let device_id = command.device_id();
+        if let Command::Ask {
+            ask_id,
+            request,
+            deadline,
+            ..
+        } = command
+        {
+            return self.answer(device_id, *ask_id, request, *deadline).await;
+        }
+        let Some(device) = self.store.get_device(device_id).await? else {
+            tracing::warn!(%device_id, "command for an unknown device dropped");
+            return Ok(Next::Done);
+        };
+        if let Command::Send { message_id, .. } = command {
+            return self.send(&device, message_id, receive_count).await;
+        }
+        match command {
+            Command::Link { pair_phone, .. } => {
+                if device.status != S::Initializing {
+                    return Ok(Next::Done);
+                }
+                match self.provider.link(device_id, pair_phone.as_deref()).await {
+                    Ok(Some((code, expires_at))) => {
+                        let update = DeviceUpdate {
+                            pair_code: Some(Some(PairCode {
+                                code,
+                                phone_number: pair_phone.clone().unwrap_or_default(),
+                                expires_at,
+                            })),
+                            updated_at: Some(time::now()),
+                            ..DeviceUpdate::default()
+                        };
+                        match self
+                            .store
+                            .update_device(
+                                device_id,
+                                &update,
+                                &[S::Initializing, S::QrGenerated],
+                                &[],
+                            )
+                            .await
+                        {
+                            Ok(_) | Err(StoreError::Conflict(_)) => {}
+                            Err(e) => return Err(e),
+                        }
+                        self.notifier.notify(device_id);
+                    }
+                    Ok(None) => {}
+                    Err(error) => {
+                        self.apply_event(device_id, &SessionEvent::Stopped { error })
+                            .await?
+                    }
+                }
+            }
+            Command::Resume { .. } => {
+                if device.status != S::Connecting {
+                    return Ok(Next::Done);
+                }
+                if let Err(error) = self.provider.resume(device_id).await {
+                    self.apply_event(device_id, &stopped_or_logged_out(error))
+                        .await?;
+                }
+            }
+            Command::Disconnect { .. } => self.provider.disconnect(device_id).await,
+            Command::Destroy { .. } => {
+                self.provider.destroy(device_id).await;
+                media::delete_device_media(&self.data_dir, device.app_id, device_id);
+            }
+            Command::SubscribePresence { jid, .. } => {
+                if let Err(e) = self.provider.subscribe_presence(device_id, jid).await {
+                    tracing::info!(%device_id, error = %e, "presence subscription failed");
+                }
+            }
+            Command::Send { .. } | Command::Ask { .. } => {}
+        }
+        Ok(Next::Done)
+    }
+}

@@ -1,0 +1,86 @@
+//! Inbound storage: a message received by a device, with its media written under the data
+//! directory first, stored once (a redelivery of a stored message is a no-op).
+
+use uuid::Uuid;
+use wa_core::messages::{Direction, Message, MessageStatus};
+use wa_core::provider::InboundMessage;
+use wa_core::store::StoreError;
+use wa_core::time;
+use wa_core::webhooks::payload;
+
+use crate::{Worker, media};
+
+impl Worker {
+    /// Stores an inbound message (its media first); the provider acknowledges WhatsApp after.
+    pub async fn store_inbound(
+        &self,
+        device_id: Uuid,
+        msg: &InboundMessage,
+    ) -> Result<(), StoreError> {
+        let Some(device) = self.store.get_device(device_id).await? else {
+            tracing::warn!(%device_id, "inbound message for an unknown device dropped");
+            return Ok(());
+        };
+        // WhatsApp's ids are unique per chat and sender: the store says where this one goes.
+        let Some(message_id) = self
+            .store
+            .inbound_message_id(device_id, &msg.chat, &msg.from, &msg.message_id)
+            .await?
+        else {
+            // A redelivery of a message already stored.
+            return Ok(());
+        };
+        let stored = match &msg.media {
+            Some(media) => {
+                let (dir, app, mid, mime, bytes) = (
+                    self.data_dir.clone(),
+                    device.app_id,
+                    message_id.clone(),
+                    media.mime_type.clone(),
+                    media.bytes.clone(),
+                );
+                let s = tokio::task::spawn_blocking(move || {
+                    media::store(&dir, app, device_id, &mid, &mime, &bytes)
+                })
+                .await
+                .map_err(|e| StoreError::Backend(e.to_string()))?
+                .map_err(|e| StoreError::Backend(format!("writing media failed: {e}")))?;
+                Some(s)
+            }
+            None => None,
+        };
+        let now = time::now();
+        let m = Message {
+            message_id,
+            device_id,
+            app_id: device.app_id,
+            direction: Direction::Inbound,
+            to: device.wa_device_jid.clone().unwrap_or_default(),
+            from: Some(msg.from.clone()),
+            from_phone: msg.from_phone.clone(),
+            chat: msg.chat.clone(),
+            kind: msg.kind,
+            status: MessageStatus::Received,
+            error: None,
+            attempts: 0,
+            idempotency_key: None,
+            content: None,
+            text: msg.text.clone(),
+            media_path: stored.as_ref().map(|s| s.path.clone()),
+            mime_type: msg.media.as_ref().map(|m| m.mime_type.clone()),
+            media_size: stored.as_ref().map(|s| s.size),
+            media_sha256: stored.as_ref().map(|s| s.sha256.clone()),
+            created_at: msg.timestamp,
+            updated_at: now,
+            sent_at: None,
+            next_attempt_at: None,
+        };
+        let events: Vec<_> = payload::message(&m).into_iter().collect();
+        match self.store.create_message(&m, None, None, &events).await {
+            Ok(_) | Err(StoreError::Conflict("message_id")) => {}
+            Err(e) => return Err(e),
+        }
+        tracing::info!(%device_id, message_id = %m.message_id, kind = m.kind.as_str(), "inbound message stored");
+        Ok(())
+    }
+}

@@ -1,0 +1,869 @@
+//! The worker against SQLite, the local queue and the sandbox: the restore at start in pages
+//! and batches, session events retried until stored, the upkeep (idempotency purge, re-drive
+//! of stale queued sends), the visibility of a long send, and a resend the provider cannot
+//! vouch for.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use tokio::sync::{mpsc, watch};
+use uuid::Uuid;
+use wa_core::apps::App;
+use wa_core::devices::{Device, DeviceStatus, DeviceUpdate};
+use wa_core::messages::{Message, MessageStatus, MessageUpdate};
+use wa_core::notify::Notifier;
+use wa_core::provider::{
+    Group, OutboundMessage, Presence, Profile, Provider, ProviderFailure, SandboxControl,
+    ScanOutcome,
+};
+use wa_core::queue::{
+    COMMANDS, Command, DeadLetter, Depth, Outgoing, Queue, QueueError, Received, enqueue,
+};
+use wa_core::store::*;
+use wa_core::time::{self, OffsetDateTime};
+use wa_core::webhooks::Event;
+use wa_provider::sandbox::Sandbox;
+use wa_queue::LocalQueue;
+use wa_store::SqliteStore;
+use wa_testkit::fixtures::{device as new_device, outbound_text};
+
+use crate::Worker;
+
+/// A store that fails the next `fail_device_writes` device writes and counts purges.
+struct Flaky {
+    inner: Arc<SqliteStore>,
+    fail_device_writes: AtomicU32,
+    device_writes: AtomicU32,
+    purges: AtomicU32,
+}
+
+fn refused() -> StoreError {
+    StoreError::Backend("refused by the test".into())
+}
+
+#[async_trait]
+impl AppStore for Flaky {
+    async fn insert_app(&self, app: &App) -> Result<(), StoreError> {
+        self.inner.insert_app(app).await
+    }
+    async fn get_app(&self, app_id: Uuid) -> Result<Option<App>, StoreError> {
+        self.inner.get_app(app_id).await
+    }
+    async fn app_by_token_hash(&self, h: &str) -> Result<Option<App>, StoreError> {
+        self.inner.app_by_token_hash(h).await
+    }
+    async fn list_apps(&self, tenant: &str, page: PageRequest) -> Result<Page<App>, StoreError> {
+        self.inner.list_apps(tenant, page).await
+    }
+    async fn update_app(&self, app_id: Uuid, u: &AppUpdate) -> Result<App, StoreError> {
+        self.inner.update_app(app_id, u).await
+    }
+    async fn delete_app(&self, app_id: Uuid) -> Result<(), StoreError> {
+        self.inner.delete_app(app_id).await
+    }
+    async fn close_app(&self, app_id: Uuid) -> Result<(), StoreError> {
+        self.inner.close_app(app_id).await
+    }
+    async fn ping(&self) -> Result<(), StoreError> {
+        self.inner.ping().await
+    }
+}
+
+#[async_trait]
+impl DeviceStore for Flaky {
+    async fn insert_device(&self, d: &Device) -> Result<(), StoreError> {
+        self.inner.insert_device(d).await
+    }
+    async fn get_device(&self, id: Uuid) -> Result<Option<Device>, StoreError> {
+        self.inner.get_device(id).await
+    }
+    async fn list_devices(
+        &self,
+        app_id: Uuid,
+        status: Option<DeviceStatus>,
+        page: PageRequest,
+    ) -> Result<Page<Device>, StoreError> {
+        self.inner.list_devices(app_id, status, page).await
+    }
+    async fn devices_of_app(&self, app_id: Uuid) -> Result<Vec<Device>, StoreError> {
+        self.inner.devices_of_app(app_id).await
+    }
+    async fn devices_with_status(
+        &self,
+        statuses: &[DeviceStatus],
+        page: PageRequest,
+    ) -> Result<Page<Device>, StoreError> {
+        self.inner.devices_with_status(statuses, page).await
+    }
+    async fn update_device(
+        &self,
+        id: Uuid,
+        u: &DeviceUpdate,
+        expect: &[DeviceStatus],
+        events: &[Event],
+    ) -> Result<Device, StoreError> {
+        self.device_writes.fetch_add(1, Ordering::SeqCst);
+        let fail = self
+            .fail_device_writes
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+            .is_ok();
+        if fail {
+            return Err(refused());
+        }
+        self.inner.update_device(id, u, expect, events).await
+    }
+    async fn put_presence(&self, id: Uuid, p: &Presence, e: &[Event]) -> Result<(), StoreError> {
+        self.inner.put_presence(id, p, e).await
+    }
+    async fn get_presence(&self, id: Uuid, jid: &str) -> Result<Option<Presence>, StoreError> {
+        self.inner.get_presence(id, jid).await
+    }
+}
+
+#[async_trait]
+impl MessageStore for Flaky {
+    async fn create_message(
+        &self,
+        m: &Message,
+        media: Option<&[u8]>,
+        idem: Option<&IdempotencyRecord>,
+        events: &[Event],
+    ) -> Result<Created, StoreError> {
+        self.inner.create_message(m, media, idem, events).await
+    }
+    async fn get_message(&self, d: Uuid, id: &str) -> Result<Option<Message>, StoreError> {
+        self.inner.get_message(d, id).await
+    }
+    async fn list_messages(
+        &self,
+        d: Uuid,
+        limit: u32,
+        before: Option<&MessageCursor>,
+    ) -> Result<(Vec<Message>, Option<MessageCursor>), StoreError> {
+        self.inner.list_messages(d, limit, before).await
+    }
+    async fn update_message(
+        &self,
+        d: Uuid,
+        id: &str,
+        u: &MessageUpdate,
+        expect: &[MessageStatus],
+        events: &[Event],
+    ) -> Result<Message, StoreError> {
+        self.inner.update_message(d, id, u, expect, events).await
+    }
+    async fn inbound_message_id(
+        &self,
+        d: Uuid,
+        chat: &str,
+        sender: &str,
+        id: &str,
+    ) -> Result<Option<String>, StoreError> {
+        self.inner.inbound_message_id(d, chat, sender, id).await
+    }
+    async fn outbound_media(&self, d: Uuid, id: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        self.inner.outbound_media(d, id).await
+    }
+    async fn delete_outbound_media(&self, d: Uuid, id: &str) -> Result<(), StoreError> {
+        self.inner.delete_outbound_media(d, id).await
+    }
+    async fn pending_messages(
+        &self,
+        d: Option<Uuid>,
+        limit: u32,
+    ) -> Result<Vec<Message>, StoreError> {
+        self.inner.pending_messages(d, limit).await
+    }
+    async fn pending_page(
+        &self,
+        after: Option<&PendingCursor>,
+        limit: u32,
+    ) -> Result<(Vec<Message>, Option<PendingCursor>), StoreError> {
+        self.inner.pending_page(after, limit).await
+    }
+    async fn get_idempotency(
+        &self,
+        app: Uuid,
+        key: &str,
+    ) -> Result<Option<IdempotencyRecord>, StoreError> {
+        self.inner.get_idempotency(app, key).await
+    }
+    async fn set_idempotency_response(
+        &self,
+        app: Uuid,
+        key: &str,
+        status: u16,
+        body: &str,
+    ) -> Result<(), StoreError> {
+        self.inner
+            .set_idempotency_response(app, key, status, body)
+            .await
+    }
+    async fn clear_idempotency_response(&self, app: Uuid, key: &str) -> Result<(), StoreError> {
+        self.inner.clear_idempotency_response(app, key).await
+    }
+    async fn purge_expired_idempotency(&self, now: OffsetDateTime) -> Result<u64, StoreError> {
+        self.purges.fetch_add(1, Ordering::SeqCst);
+        self.inner.purge_expired_idempotency(now).await
+    }
+}
+
+#[async_trait]
+impl EventStore for Flaky {
+    async fn append_events(&self, events: &[Event]) -> Result<(), StoreError> {
+        self.inner.append_events(events).await
+    }
+    async fn due_deliveries(
+        &self,
+        now: OffsetDateTime,
+        limit: u32,
+    ) -> Result<Vec<Delivery>, StoreError> {
+        self.inner.due_deliveries(now, limit).await
+    }
+    async fn next_delivery_of_device(
+        &self,
+        d: Uuid,
+        now: OffsetDateTime,
+    ) -> Result<Option<Delivery>, StoreError> {
+        self.inner.next_delivery_of_device(d, now).await
+    }
+    async fn record_attempt(&self, id: &str, a: &Attempt) -> Result<Delivery, StoreError> {
+        self.inner.record_attempt(id, a).await
+    }
+    async fn list_deliveries(
+        &self,
+        app: Uuid,
+        status: Option<DeliveryStatus>,
+        limit: u32,
+        before: Option<i64>,
+    ) -> Result<(Vec<Delivery>, Option<i64>), StoreError> {
+        self.inner.list_deliveries(app, status, limit, before).await
+    }
+    async fn get_delivery(&self, id: &str) -> Result<Option<Delivery>, StoreError> {
+        self.inner.get_delivery(id).await
+    }
+    async fn redeliver(&self, id: &str) -> Result<Delivery, StoreError> {
+        self.inner.redeliver(id).await
+    }
+}
+
+#[async_trait]
+impl ReplyStore for Flaky {
+    async fn put_reply(
+        &self,
+        ask_id: Uuid,
+        reply: &wa_core::session::Reply,
+        expires_at: OffsetDateTime,
+    ) -> Result<(), StoreError> {
+        self.inner.put_reply(ask_id, reply, expires_at).await
+    }
+    async fn get_reply(&self, ask_id: Uuid) -> Result<Option<wa_core::session::Reply>, StoreError> {
+        self.inner.get_reply(ask_id).await
+    }
+}
+
+/// The local queue, counting single and batch sends.
+struct Counting {
+    inner: LocalQueue,
+    sends: AtomicU32,
+    batches: AtomicU32,
+}
+
+#[async_trait]
+impl Queue for Counting {
+    async fn send(
+        &self,
+        queue: &str,
+        group: Option<&str>,
+        body: &str,
+        delay: Duration,
+    ) -> Result<String, QueueError> {
+        self.sends.fetch_add(1, Ordering::SeqCst);
+        self.inner.send(queue, group, body, delay).await
+    }
+    async fn send_batch(&self, queue: &str, m: &[Outgoing]) -> Result<Vec<String>, QueueError> {
+        self.batches.fetch_add(1, Ordering::SeqCst);
+        self.inner.send_batch(queue, m).await
+    }
+    async fn receive(
+        &self,
+        queue: &str,
+        max: usize,
+        visibility: Duration,
+    ) -> Result<Vec<Received>, QueueError> {
+        self.inner.receive(queue, max, visibility).await
+    }
+    async fn delete(&self, queue: &str, receipt: &str) -> Result<(), QueueError> {
+        self.inner.delete(queue, receipt).await
+    }
+    async fn retry_after(&self, q: &str, receipt: &str, d: Duration) -> Result<(), QueueError> {
+        self.inner.retry_after(q, receipt, d).await
+    }
+    async fn dead_letters(&self, q: &str, limit: usize) -> Result<Vec<DeadLetter>, QueueError> {
+        self.inner.dead_letters(q, limit).await
+    }
+    async fn depth(&self, q: &str) -> Result<Depth, QueueError> {
+        self.inner.depth(q).await
+    }
+    async fn release_in_flight(&self, q: &str) -> Result<u64, QueueError> {
+        self.inner.release_in_flight(q).await
+    }
+    async fn wait_for_work(&self, max_wait: Duration) {
+        self.inner.wait_for_work(max_wait).await
+    }
+}
+
+/// A provider that cannot tell whether WhatsApp already has a message (the real one after
+/// a crash); everything else is the sandbox's.
+struct Forgetful(Arc<Sandbox>);
+
+#[async_trait]
+impl Provider for Forgetful {
+    fn name(&self) -> &'static str {
+        "forgetful"
+    }
+    async fn link(
+        &self,
+        d: Uuid,
+        pair: Option<&str>,
+    ) -> Result<Option<(String, OffsetDateTime)>, ProviderFailure> {
+        self.0.link(d, pair).await
+    }
+    async fn resume(&self, d: Uuid) -> Result<(), ProviderFailure> {
+        self.0.resume(d).await
+    }
+    async fn has_credentials(&self, d: Uuid) -> bool {
+        self.0.has_credentials(d).await
+    }
+    async fn disconnect(&self, d: Uuid) {
+        self.0.disconnect(d).await
+    }
+    async fn destroy(&self, d: Uuid) {
+        self.0.destroy(d).await
+    }
+    async fn profile(&self, d: Uuid, jid: &str) -> Result<Profile, ProviderFailure> {
+        self.0.profile(d, jid).await
+    }
+    async fn groups(&self, d: Uuid) -> Result<Vec<Group>, ProviderFailure> {
+        self.0.groups(d).await
+    }
+    async fn subscribe_presence(&self, d: Uuid, jid: &str) -> Result<(), ProviderFailure> {
+        self.0.subscribe_presence(d, jid).await
+    }
+    async fn send(&self, d: Uuid, m: &OutboundMessage) -> Result<(), ProviderFailure> {
+        self.0.send(d, m).await
+    }
+}
+
+/// A worker on a fresh data directory, not started yet.
+struct Harness {
+    store: Arc<Flaky>,
+    sqlite: Arc<SqliteStore>,
+    queue: Arc<Counting>,
+    sandbox: Arc<Sandbox>,
+    events: mpsc::UnboundedReceiver<(Uuid, wa_core::provider::SessionEvent)>,
+    inbound: mpsc::UnboundedReceiver<wa_core::provider::InboundDelivery>,
+    dir: tempfile::TempDir,
+}
+
+fn harness() -> Harness {
+    let dir = tempfile::tempdir().unwrap();
+    let sqlite = Arc::new(SqliteStore::in_memory().unwrap());
+    let queue = Arc::new(Counting {
+        inner: LocalQueue::on(sqlite.db(), crate::MAX_RECEIVES).unwrap(),
+        sends: AtomicU32::new(0),
+        batches: AtomicU32::new(0),
+    });
+    let store = Arc::new(Flaky {
+        inner: sqlite.clone(),
+        fail_device_writes: AtomicU32::new(0),
+        device_writes: AtomicU32::new(0),
+        purges: AtomicU32::new(0),
+    });
+    let (tx, events) = mpsc::unbounded_channel();
+    let (in_tx, inbound) = mpsc::unbounded_channel();
+    let sandbox = Arc::new(Sandbox::new(dir.path(), tx, in_tx, Default::default()).unwrap());
+    Harness {
+        store,
+        sqlite,
+        queue,
+        sandbox,
+        events,
+        inbound,
+        dir,
+    }
+}
+
+impl Harness {
+    fn worker(&self, provider: Arc<dyn Provider>) -> Worker {
+        Worker::new(
+            self.store.clone(),
+            self.queue.clone(),
+            provider,
+            Notifier::new(),
+            self.dir.path().to_path_buf(),
+        )
+    }
+
+    /// Starts `worker`; the returned sender stops it.
+    fn start(self, worker: Worker) -> Running {
+        let (stop, stopped) = watch::channel(false);
+        let worker = Arc::new(worker);
+        let task = tokio::spawn(worker.clone().run(self.events, self.inbound, stopped));
+        Running {
+            store: self.store,
+            sqlite: self.sqlite,
+            queue: self.queue,
+            sandbox: self.sandbox,
+            worker,
+            stop,
+            task,
+            _dir: self.dir,
+        }
+    }
+}
+
+struct Running {
+    store: Arc<Flaky>,
+    sqlite: Arc<SqliteStore>,
+    queue: Arc<Counting>,
+    sandbox: Arc<Sandbox>,
+    worker: Arc<Worker>,
+    stop: watch::Sender<bool>,
+    task: tokio::task::JoinHandle<()>,
+    _dir: tempfile::TempDir,
+}
+
+/// Polls `check` until it answers `Some`, failing after a deadline only a broken run meets.
+async fn eventually<T, F: std::future::Future<Output = Option<T>>>(
+    what: &str,
+    mut check: impl FnMut() -> F,
+) -> T {
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Some(v) = check().await {
+            return v;
+        }
+        assert!(std::time::Instant::now() < deadline, "never: {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+impl Running {
+    async fn status(&self, device: Uuid) -> DeviceStatus {
+        self.sqlite
+            .get_device(device)
+            .await
+            .unwrap()
+            .unwrap()
+            .status
+    }
+
+    /// A new device, linked and scanned in the sandbox.
+    async fn connected_device(&self) -> Uuid {
+        let d = new_device(Uuid::now_v7(), "d");
+        self.sqlite.insert_device(&d).await.unwrap();
+        let id = d.device_id;
+        enqueue(
+            &*self.queue,
+            Command::Link {
+                device_id: id,
+                pair_phone: None,
+            },
+        )
+        .await
+        .unwrap();
+        eventually("a QR", || async {
+            (self.status(id).await == DeviceStatus::QrGenerated).then_some(())
+        })
+        .await;
+        self.sandbox
+            .scan(id, "15551230001", ScanOutcome::Ok)
+            .await
+            .unwrap();
+        eventually("connected", || async {
+            (self.status(id).await == DeviceStatus::Connected).then_some(())
+        })
+        .await;
+        id
+    }
+
+    async fn message(&self, device: Uuid, id: &str) -> Message {
+        self.sqlite.get_message(device, id).await.unwrap().unwrap()
+    }
+
+    async fn sent_to_whatsapp(&self, device: Uuid, id: &str) -> usize {
+        let log = self.sandbox.sent(device).await.unwrap();
+        log.iter().filter(|r| r.message_id == id).count()
+    }
+
+    async fn until_sent(&self, device: Uuid, id: &str) -> Message {
+        eventually("sent", || async {
+            let m = self.message(device, id).await;
+            (m.status == MessageStatus::Sent).then_some(m)
+        })
+        .await
+    }
+
+    async fn stop(self) {
+        self.stop.send(true).unwrap();
+        self.task.await.unwrap();
+    }
+}
+
+fn text_to(device: Uuid, to: &str) -> Message {
+    let mut m = outbound_text(device, Uuid::now_v7(), "hi", time::now());
+    m.to = to.into();
+    m
+}
+
+/// More pending messages than a page: every one gets its command, each page in one batch,
+/// and the restore ends (it used to re-read the first page forever).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restore_queues_every_pending_message_in_paged_batches() {
+    let h = harness();
+    let devices: Vec<Uuid> = (0..3).map(|_| Uuid::now_v7()).collect();
+    let mut ids = std::collections::HashSet::new();
+    for i in 0..250 {
+        let mut m = text_to(devices[i % 3], "15550001111@s.whatsapp.net");
+        if i % 5 == 0 {
+            m.status = MessageStatus::Sending;
+        }
+        h.sqlite.create_message(&m, None, None, &[]).await.unwrap();
+        ids.insert(m.message_id);
+    }
+    let done = text_to(devices[0], "15550001111@s.whatsapp.net");
+    h.sqlite
+        .create_message(&done, None, None, &[])
+        .await
+        .unwrap();
+    let sent = MessageUpdate {
+        status: Some(MessageStatus::Sent),
+        ..MessageUpdate::default()
+    };
+    h.sqlite
+        .update_message(devices[0], &done.message_id, &sent, &[], &[])
+        .await
+        .unwrap();
+    let mut worker = h.worker(h.sandbox.clone());
+    worker.restore_page = 40;
+    tokio::time::timeout(Duration::from_secs(60), worker.restore())
+        .await
+        .expect("the restore ends")
+        .unwrap();
+    let mut queued = std::collections::HashSet::new();
+    loop {
+        let got = h
+            .queue
+            .receive(COMMANDS, 10, Duration::from_secs(60))
+            .await
+            .unwrap();
+        if got.is_empty() {
+            break;
+        }
+        for r in got {
+            let env: wa_core::queue::CommandEnvelope = serde_json::from_str(&r.body).unwrap();
+            let Command::Send { message_id, .. } = env.command else {
+                panic!("not a send: {}", r.body);
+            };
+            assert!(queued.insert(message_id), "queued once");
+            h.queue.delete(COMMANDS, &r.receipt).await.unwrap();
+        }
+    }
+    assert_eq!(queued, ids, "every pending message, and only those");
+    assert_eq!(
+        h.queue.sends.load(Ordering::SeqCst),
+        0,
+        "no one-by-one sends"
+    );
+    let batches = h.queue.batches.load(Ordering::SeqCst);
+    assert!((7..=8).contains(&batches), "one batch per page: {batches}");
+}
+
+/// A session event whose storage fails is retried until it is stored, in order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn session_events_that_fail_to_store_are_retried() {
+    let h = harness();
+    h.store.fail_device_writes.store(3, Ordering::SeqCst);
+    let d = new_device(Uuid::now_v7(), "d");
+    h.sqlite.insert_device(&d).await.unwrap();
+    let worker = h.worker(h.sandbox.clone());
+    // The restore queues the device's Link; its QR event fails to store three times.
+    let r = h.start(worker);
+    eventually("the QR is stored", || async {
+        (r.status(d.device_id).await == DeviceStatus::QrGenerated).then_some(())
+    })
+    .await;
+    assert!(r.store.device_writes.load(Ordering::SeqCst) >= 4);
+    r.stop().await;
+}
+
+/// Retries are bounded: an event that can never be stored is given up (and logged).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_session_event_that_never_stores_is_given_up() {
+    let h = harness();
+    h.store.fail_device_writes.store(u32::MAX, Ordering::SeqCst);
+    let mut d = new_device(Uuid::now_v7(), "d");
+    d.status = DeviceStatus::Connecting;
+    h.sqlite.insert_device(&d).await.unwrap();
+    let mut worker = h.worker(h.sandbox.clone());
+    worker.event_retry = Duration::from_millis(1);
+    let ev = wa_core::provider::SessionEvent::Connected {
+        wa_number: "15551230001".into(),
+        wa_device_jid: "15551230001:1@s.whatsapp.net".into(),
+    };
+    assert!(!worker.record_event(d.device_id, &ev).await);
+    assert_eq!(
+        h.store.device_writes.load(Ordering::SeqCst),
+        crate::session::EVENT_ATTEMPTS
+    );
+    h.store.fail_device_writes.store(0, Ordering::SeqCst);
+    assert!(worker.record_event(d.device_id, &ev).await);
+}
+
+/// Expired idempotency keys are purged while the worker runs, and again later.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn expired_idempotency_keys_are_purged_periodically() {
+    let h = harness();
+    let m = text_to(Uuid::now_v7(), "15550001111@s.whatsapp.net");
+    let record = IdempotencyRecord {
+        app_id: m.app_id,
+        key: "k".into(),
+        request_hash: "h".into(),
+        device_id: m.device_id,
+        message_id: m.message_id.clone(),
+        response: None,
+        expires_at: time::now() - Duration::from_secs(1),
+    };
+    h.sqlite
+        .create_message(&m, None, Some(&record), &[])
+        .await
+        .unwrap();
+    let mut worker = h.worker(h.sandbox.clone());
+    worker.upkeep.purge_every = Duration::from_millis(50);
+    let r = h.start(worker);
+    eventually("purged twice", || async {
+        (r.store.purges.load(Ordering::SeqCst) >= 2).then_some(())
+    })
+    .await;
+    assert_eq!(
+        r.sqlite
+            .purge_expired_idempotency(time::now())
+            .await
+            .unwrap(),
+        0,
+        "the worker purged the expired key already"
+    );
+    r.stop().await;
+}
+
+/// A send left queued without its command (lost between the commit and the queue) is
+/// re-driven; a duplicate command finds it sent and sends nothing more.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stale_queued_sends_are_re_driven_once() {
+    let h = harness();
+    let mut worker = h.worker(h.sandbox.clone());
+    worker.upkeep.redrive_every = Duration::from_millis(100);
+    worker.upkeep.redrive_after = Duration::from_secs(60);
+    let r = h.start(worker);
+    let device = r.connected_device().await;
+    let mut m = text_to(device, "15550001111@s.whatsapp.net");
+    m.created_at = time::now() - Duration::from_secs(3600);
+    m.updated_at = m.created_at;
+    r.sqlite.create_message(&m, None, None, &[]).await.unwrap();
+    let sent = r.until_sent(device, &m.message_id).await;
+    assert_eq!(sent.attempts, 1);
+    let send = Command::Send {
+        device_id: device,
+        message_id: m.message_id.clone(),
+    };
+    enqueue(&*r.queue, send).await.unwrap();
+    eventually("the duplicate is handled", || async {
+        (r.queue.depth(COMMANDS).await.unwrap() == Depth::default()).then_some(())
+    })
+    .await;
+    assert_eq!(r.sent_to_whatsapp(device, &m.message_id).await, 1);
+    let mut redriven = Default::default();
+    assert_eq!(r.worker.redrive_stale(&mut redriven).await.unwrap(), 0);
+    r.stop().await;
+}
+
+/// A send slower than the command's visibility timeout is not received (and sent) a second
+/// time while it runs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_send_slower_than_the_visibility_runs_once() {
+    let h = harness();
+    let mut worker = h.worker(h.sandbox.clone());
+    worker.visibility = Duration::from_millis(600);
+    let r = h.start(worker);
+    let device = r.connected_device().await;
+    // The sandbox takes 5 s to accept a send to this number.
+    let m = text_to(device, "15550000999@s.whatsapp.net");
+    r.sqlite.create_message(&m, None, None, &[]).await.unwrap();
+    let send = Command::Send {
+        device_id: device,
+        message_id: m.message_id.clone(),
+    };
+    enqueue(&*r.queue, send).await.unwrap();
+    let sent = r.until_sent(device, &m.message_id).await;
+    assert_eq!(sent.attempts, 1, "sent once");
+    assert_eq!(r.sent_to_whatsapp(device, &m.message_id).await, 1);
+    r.stop().await;
+}
+
+/// A send interrupted by a crash (`sending`) on a provider that cannot tell whether
+/// WhatsApp has it: sent again under the same message id, and it ends `sent` once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_interrupted_send_is_resent_under_its_id_when_the_provider_cannot_tell() {
+    let h = harness();
+    let provider = Arc::new(Forgetful(h.sandbox.clone()));
+    let worker = h.worker(provider);
+    let r = h.start(worker);
+    let device = r.connected_device().await;
+    let mut m = text_to(device, "15550001111@s.whatsapp.net");
+    m.status = MessageStatus::Sending;
+    m.attempts = 1;
+    r.sqlite.create_message(&m, None, None, &[]).await.unwrap();
+    let send = Command::Send {
+        device_id: device,
+        message_id: m.message_id.clone(),
+    };
+    // The command came back, and a second one (from a restore) follows it.
+    enqueue(&*r.queue, send.clone()).await.unwrap();
+    enqueue(&*r.queue, send).await.unwrap();
+    let sent = r.until_sent(device, &m.message_id).await;
+    assert_eq!(sent.attempts, 2, "one more attempt, under the same id");
+    eventually("both commands handled", || async {
+        (r.queue.depth(COMMANDS).await.unwrap() == Depth::default()).then_some(())
+    })
+    .await;
+    assert_eq!(r.sent_to_whatsapp(device, &m.message_id).await, 1);
+    let sent_events = r
+        .sqlite
+        .list_deliveries(m.app_id, None, 100, None)
+        .await
+        .unwrap()
+        .0
+        .into_iter()
+        .filter(|d| d.event.payload["message_id"] == m.message_id.as_str())
+        .count();
+    assert_eq!(sent_events, 1, "one message event: sent");
+    r.stop().await;
+}
+
+/// The device record of `id`.
+async fn device_of(r: &Running, id: Uuid) -> Device {
+    r.sqlite.get_device(id).await.unwrap().unwrap()
+}
+
+/// Asked through the commands queue, the worker answers exactly what it answers in
+/// process: answers and errors alike.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn asks_through_the_queue_are_answered_as_in_process() {
+    use wa_core::session::{LocalSessions, QueuedSessions, SessionRequest as R, Sessions};
+    let h = harness();
+    let sandbox = h.sandbox.clone();
+    let worker = h
+        .worker(sandbox.clone())
+        .with_sandbox(Some(sandbox.clone()));
+    let r = h.start(worker);
+    let id = r.connected_device().await;
+    let d = device_of(&r, id).await;
+    let queued = QueuedSessions::new(r.store.clone(), r.queue.clone(), Duration::from_secs(60));
+    let local = LocalSessions::new(sandbox.clone(), Some(sandbox.clone()));
+    for request in [
+        R::Profile {
+            jid: "15550001111@s.whatsapp.net".into(),
+        },
+        R::Groups,
+        R::SandboxSent,
+    ] {
+        let (q, l) = (
+            queued.ask(&d, request.clone()).await,
+            local.ask(&d, request.clone()).await,
+        );
+        assert_eq!(q.unwrap(), l.unwrap(), "{request:?}");
+    }
+    let unknown = R::SandboxReceipt {
+        message_id: "3EB0NEVERSENT".into(),
+        status: MessageStatus::Read,
+    };
+    let q = queued.ask(&d, unknown.clone()).await.unwrap_err();
+    let l = local.ask(&d, unknown).await.unwrap_err();
+    assert_eq!(q.to_json("r"), l.to_json("r"), "the same envelope");
+    r.stop().await;
+}
+
+/// Nobody consumes the commands: the wait ends with 504 upstream_timeout, and the ask
+/// waits in the device's own ask group, not behind its sends.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_ask_nobody_answers_ends_in_upstream_timeout() {
+    use wa_core::session::{QueuedSessions, SessionRequest, Sessions};
+    let h = harness();
+    let d = new_device(Uuid::now_v7(), "d");
+    let queued = QueuedSessions::new(h.store.clone(), h.queue.clone(), Duration::from_millis(60));
+    let e = queued.ask(&d, SessionRequest::Groups).await.unwrap_err();
+    assert_eq!(e.code(), wa_errors::ErrorCode::UpstreamTimeout);
+    assert_eq!(e.code().status().as_u16(), 504);
+    assert!(e.message().contains("60 ms"), "{}", e.message());
+    let got = h
+        .queue
+        .receive(COMMANDS, 10, Duration::from_secs(60))
+        .await
+        .unwrap();
+    assert_eq!(got.len(), 1);
+    let env: wa_core::queue::CommandEnvelope = serde_json::from_str(&got[0].body).unwrap();
+    assert!(
+        matches!(env.command, Command::Ask { device_id, request: SessionRequest::Groups, .. } if device_id == d.device_id),
+        "{:?}",
+        env.command
+    );
+    assert_eq!(env.command.group(), format!("{}:ask", d.device_id));
+}
+
+/// An ask whose caller stopped waiting is dropped without running it: no reply, and the
+/// sandbox never sees it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_ask_past_its_deadline_is_dropped_unanswered() {
+    use wa_core::provider::DropReason;
+    use wa_core::session::SessionRequest;
+    let h = harness();
+    let sandbox = h.sandbox.clone();
+    let worker = h
+        .worker(sandbox.clone())
+        .with_sandbox(Some(sandbox.clone()));
+    let r = h.start(worker);
+    let id = r.connected_device().await;
+    let ask = |ask_id, deadline| Command::Ask {
+        device_id: id,
+        ask_id,
+        request: SessionRequest::SandboxDrop {
+            reason: DropReason::LoggedOut,
+        },
+        deadline,
+    };
+    let late = Uuid::new_v4();
+    let next = r
+        .worker
+        .handle(&ask(late, time::now() - Duration::from_millis(1)), 1)
+        .await
+        .unwrap();
+    assert_eq!(next, crate::Next::Done);
+    assert_eq!(r.sqlite.get_reply(late).await.unwrap(), None);
+    assert_eq!(r.status(id).await, DeviceStatus::Connected, "not run");
+    // In time, the same ask runs and its reply is stored.
+    let on_time = Uuid::new_v4();
+    r.worker
+        .handle(&ask(on_time, time::now() + Duration::from_secs(60)), 1)
+        .await
+        .unwrap();
+    assert_eq!(
+        r.sqlite.get_reply(on_time).await.unwrap(),
+        Some(wa_core::session::Reply::Answer(
+            wa_core::session::SessionAnswer::Done
+        ))
+    );
+    r.stop().await;
+}

@@ -1,0 +1,187 @@
+//! The `wa-worker` binary on the data directory of a `wa-server` started with
+//! `WA_WORKER=0`: it takes over a linked device's session, sends what the API accepted, and
+//! stops cleanly on SIGTERM.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde_json::json;
+
+use crate::devices::{app_token, call, linked_device, wait_for};
+use crate::support::{BIN, Server};
+
+const SECRET: (&str, &str) = ("WA_JWT_SECRET", "e2e-secret-e2e-secret-e2e-secret-e2e");
+
+/// The `wa-worker` binary of this build (same target directory and profile as `wa-server`),
+/// built first: it belongs to another package, which this test target does not build.
+fn worker_binary() -> PathBuf {
+    let server = Path::new(BIN);
+    let profile_dir = server.parent().expect("the binary's directory");
+    let target_dir = profile_dir.parent().expect("the target directory");
+    let mut cmd = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+    cmd.args([
+        "build",
+        "-p",
+        "wa-worker",
+        "--bin",
+        "wa-worker",
+        "--jobs",
+        "2",
+    ])
+    .env("CARGO_TARGET_DIR", target_dir)
+    .current_dir(env!("CARGO_MANIFEST_DIR"));
+    if profile_dir.file_name().is_some_and(|p| p == "release") {
+        cmd.arg("--release");
+    }
+    let out = cmd.output().expect("cargo runs");
+    assert!(
+        out.status.success(),
+        "building wa-worker failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    profile_dir.join("wa-worker")
+}
+
+/// A running `wa-worker`, killed when dropped; its log lines are kept.
+struct WorkerProcess {
+    child: Option<Child>,
+    logs: Arc<Mutex<Vec<String>>>,
+}
+
+impl WorkerProcess {
+    fn start(data_dir: &Path) -> WorkerProcess {
+        let mut child = Command::new(worker_binary())
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("WA_DATA_DIR", data_dir)
+            .env("WA_PROVIDER", "sandbox")
+            .env("WA_SEND_RATE", "0")
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("the wa-worker binary starts");
+        let stderr = child.stderr.take().unwrap();
+        let logs = Arc::new(Mutex::new(Vec::new()));
+        let sink = logs.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines() {
+                let Ok(line) = line else { break };
+                sink.lock().unwrap().push(line);
+            }
+        });
+        WorkerProcess {
+            child: Some(child),
+            logs,
+        }
+    }
+
+    fn logs(&self) -> String {
+        self.logs.lock().unwrap().join("\n")
+    }
+
+    /// SIGTERM, then the exit status.
+    fn terminate(&mut self) -> std::process::ExitStatus {
+        let mut child = self.child.take().expect("wa-worker running");
+        let ok = Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok, "kill -TERM");
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                return status;
+            }
+            if std::time::Instant::now() > deadline {
+                let _ = child.kill();
+                panic!("wa-worker did not stop after SIGTERM:\n{}", self.logs());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for WorkerProcess {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wa_worker_serves_a_server_without_its_worker() {
+    // A device linked by a server with its own worker, which then stops.
+    let mut first = Server::start(&[SECRET, ("WA_PROVIDER", "sandbox")]);
+    let t = app_token(&first).await;
+    let id = linked_device(&first, &t, "handed over").await;
+    assert!(first.terminate().success());
+
+    let api = Server::start_in(
+        &first.data_dir,
+        &[SECRET, ("WA_PROVIDER", "sandbox"), ("WA_WORKER", "0")],
+    );
+    let mut worker = WorkerProcess::start(&first.data_dir);
+    // The worker resumes the session it finds linked.
+    wait_for(&api, &t, &id, Duration::from_secs(30), |d| {
+        d["status"] == "connected"
+    })
+    .await;
+    let (s, v) = call(
+        &api,
+        "POST",
+        &format!("/devices/{id}/messages"),
+        &t,
+        Some(json!({"to": "15550001111", "text": "from the API, sent by wa-worker"})),
+    )
+    .await;
+    // Nobody in the API process is woken by the send: it answers once its wait is over.
+    assert!(s == 200 || s == 202, "{s}: {v}");
+    let mid = v["data"]["message"]["message_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let (_, v) = call(
+            &api,
+            "GET",
+            &format!("/devices/{id}/messages/{mid}"),
+            &t,
+            None,
+        )
+        .await;
+        if v["data"]["message"]["status"] == "sent" {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "never sent: {v}\n{}",
+            worker.logs()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // WhatsApp (the sandbox, in the worker's process) received it once.
+    let log = std::fs::read_to_string(
+        first
+            .data_dir
+            .join("sandbox/sent")
+            .join(format!("{id}.jsonl")),
+    )
+    .unwrap();
+    assert_eq!(log.lines().filter(|l| l.contains(&mid)).count(), 1, "{log}");
+    assert!(worker.terminate().success(), "{}", worker.logs());
+    assert!(
+        worker.logs().contains("worker stopped"),
+        "{}",
+        worker.logs()
+    );
+    assert!(!worker.logs().contains("panicked"), "{}", worker.logs());
+}
