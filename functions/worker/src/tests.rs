@@ -753,6 +753,17 @@ async fn an_interrupted_send_is_resent_under_its_id_when_the_provider_cannot_tel
     r.stop().await;
 }
 
+/// A running worker of the sandbox (its provider and control surface) with a connected
+/// device.
+async fn sandbox_worker_with_a_device() -> (Running, Uuid) {
+    let h = harness();
+    let sandbox = h.sandbox.clone();
+    let worker = h.worker(sandbox.clone()).with_sandbox(Some(sandbox));
+    let r = h.start(worker);
+    let id = r.connected_device().await;
+    (r, id)
+}
+
 /// The device record of `id`.
 async fn device_of(r: &Running, id: Uuid) -> Device {
     r.sqlite.get_device(id).await.unwrap().unwrap()
@@ -763,13 +774,8 @@ async fn device_of(r: &Running, id: Uuid) -> Device {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn asks_through_the_queue_are_answered_as_in_process() {
     use wa_core::session::{LocalSessions, QueuedSessions, SessionRequest as R, Sessions};
-    let h = harness();
-    let sandbox = h.sandbox.clone();
-    let worker = h
-        .worker(sandbox.clone())
-        .with_sandbox(Some(sandbox.clone()));
-    let r = h.start(worker);
-    let id = r.connected_device().await;
+    let (r, id) = sandbox_worker_with_a_device().await;
+    let sandbox = r.sandbox.clone();
     let d = device_of(&r, id).await;
     let queued = QueuedSessions::new(r.store.clone(), r.queue.clone(), Duration::from_secs(60));
     let local = LocalSessions::new(sandbox.clone(), Some(sandbox.clone()));
@@ -829,13 +835,7 @@ async fn an_ask_nobody_answers_ends_in_upstream_timeout() {
 async fn an_ask_past_its_deadline_is_dropped_unanswered() {
     use wa_core::provider::DropReason;
     use wa_core::session::SessionRequest;
-    let h = harness();
-    let sandbox = h.sandbox.clone();
-    let worker = h
-        .worker(sandbox.clone())
-        .with_sandbox(Some(sandbox.clone()));
-    let r = h.start(worker);
-    let id = r.connected_device().await;
+    let (r, id) = sandbox_worker_with_a_device().await;
     let ask = |ask_id, deadline| Command::Ask {
         device_id: id,
         ask_id,

@@ -107,7 +107,8 @@ impl Calls {
     }
 }
 
-fn profile(jid: &str) -> Profile {
+/// A contact's profile with only its JID.
+pub(super) fn profile(jid: &str) -> Profile {
     Profile {
         jid: jid.into(),
         kind: "contact".into(),

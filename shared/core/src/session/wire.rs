@@ -302,16 +302,8 @@ mod tests {
     #[test]
     fn answers_round_trip_and_refuse_another_kind() {
         let profile = Profile {
-            jid: "1@s.whatsapp.net".into(),
-            kind: "contact".into(),
             name: Some("n".into()),
-            phone_number: None,
-            lid: None,
-            status: None,
-            picture_url: None,
-            subject: None,
-            description: None,
-            participant_count: None,
+            ..super::super::tests::profile("1@s.whatsapp.net")
         };
         for a in [
             SessionAnswer::Profile(profile.clone()),
