@@ -160,6 +160,22 @@ class Structure(unittest.TestCase):
         self.assertNotIn("WA_JWT_ISSUER", env)
         self.assertEqual(template.env_text(env["WA_SEND_WAIT_MS"]), "0")
 
+    def test_the_projects_template_routes_every_path(self):
+        tpl = template.load(os.path.join(ROOT, "template.yaml"))
+        for provider, sandbox in (("sandbox", True), ("whatsapp", False)):
+            params = template.parameter_values(tpl, {"Provider": provider})
+            params["JwtSecretArn"] = "arn:aws:secretsmanager:us-east-1:123456789012:secret:jwt-AbC"
+            r = Resolver(tpl, params, template.pseudo_parameters("st", "us-east-1"), lambda *ref: "key")
+            self.assertEqual(r.exists("SandboxFunction"), sandbox, provider)
+            self.assertTrue(r.exists("SiteFunction"), provider)
+        routes = {(e["Properties"].get("Method"), e["Properties"].get("Path"))
+                  for e in template.function_properties(tpl, "SiteFunction")["Events"].values()}
+        self.assertIn(("ANY", "$default"), routes)
+        self.assertIn(("GET", "/openapi.json"), routes)
+        sandbox_routes = [e["Properties"]["Path"]
+                          for e in template.function_properties(tpl, "SandboxFunction")["Events"].values()]
+        self.assertEqual(sandbox_routes, ["/sandbox/{proxy+}"])
+
 
 class LambdaChecks(unittest.TestCase):
     def test_reserved_keys_are_refused(self):

@@ -78,6 +78,7 @@ fn bin_dir() -> PathBuf {
         "wa-fn-messages",
         "wa-fn-sends",
         "wa-fn-webhooks",
+        "wa-fn-site",
         "wa-worker",
     ] {
         assert!(
@@ -443,11 +444,6 @@ impl Client<'_> {
     }
 
     /// Scans a device's QR through the sandbox's control route and waits for `connected`.
-    /// Needs the template to route `/sandbox/...` to the function that serves it.
-    #[allow(
-        dead_code,
-        reason = "for the tests of the sandbox routes, once the stack serves them"
-    )]
     pub async fn connect_device(&self, token: &str, id: &str, wa_number: &str) -> Value {
         let a = self
             .call(
@@ -612,25 +608,199 @@ async fn a_device_gets_its_qr_from_the_worker_and_its_messages_route_to_the_mess
     assert_eq!(entry["function"], "MessagesFunction");
 }
 
+/// Paths no function serves, and methods a served path does not take: the `$default`
+/// route's function answers with this API's envelope, never API Gateway's own 404.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn unknown_routes_answer_as_the_template_routes_them_today() {
+async fn unknown_routes_answer_with_the_error_envelope() {
     let stack = shared();
     let c = stack.client();
-    // Paths the template does not route, and a method /health is not routed for: API
-    // Gateway's own answer (the template has no `$default` route yet).
     for (method, path) in [
         ("GET", "/nope"),
-        ("GET", "/openapi.json"),
-        (
-            "POST",
-            "/sandbox/devices/00000000-0000-0000-0000-000000000000/scan",
-        ),
+        ("GET", "/metrics"),
+        ("POST", "/apps/x/y/z/nope"),
         ("DELETE", "/health"),
+        ("GET", "/dashboard/nope.js"),
     ] {
         let a = c.call(method, path, None, None).await;
         assert_eq!(a.status, 404, "{method} {path}: {}", a.body);
-        assert_eq!(a.body, json!({"message": "Not Found"}), "{method} {path}");
+        assert_eq!(
+            a.body["error"]["code"], "not_found",
+            "{method} {path}: {}",
+            a.body
+        );
+        assert_eq!(
+            a.body["request_id"].as_str(),
+            a.headers["x-request-id"].to_str().ok(),
+            "{method} {path}"
+        );
+        let entry = stack.api_log_entry(&a);
+        if path == "/nope" {
+            assert_eq!(entry["routeKey"], "$default");
+            assert_eq!(entry["function"], "SiteFunction");
+        }
     }
+}
+
+/// The OpenAPI document (the whole API's, the sandbox's routes included on a sandbox
+/// stack), the docs page and the dashboard come from the site function.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_openapi_document_docs_and_dashboard_are_served() {
+    let stack = shared();
+    let c = stack.client();
+    let a = c.call("GET", "/openapi.json", None, None).await;
+    assert_eq!(a.status, 200, "{}", a.body);
+    assert_eq!(a.headers["content-type"], "application/json");
+    let paths = a.body["paths"].as_object().unwrap();
+    for p in [
+        "/apps",
+        "/devices/{device_id}/groups",
+        "/devices/{device_id}/profile",
+        "/devices/{device_id}/messages",
+        "/media",
+        "/health",
+        "/sandbox/devices/{device_id}/scan",
+    ] {
+        assert!(paths.contains_key(p), "{p} is described");
+    }
+    assert_eq!(stack.api_log_entry(&a)["function"], "SiteFunction");
+    for (path, content_type, needle) in [
+        ("/docs/", "text/html", "/openapi.json"),
+        ("/", "text/html", "/dashboard/app.js"),
+        ("/dashboard/app.js", "text/javascript", "sessionStorage"),
+    ] {
+        let res = c.http.get(stack.url(path)).send().await.unwrap();
+        assert_eq!(res.status(), 200, "{path}");
+        let ct = res.headers()["content-type"].to_str().unwrap().to_owned();
+        assert!(ct.starts_with(content_type), "{path}: {ct}");
+        let text = res.text().await.unwrap();
+        assert!(text.contains(needle), "{path} holds {needle}");
+    }
+}
+
+/// A device linked through the sandbox's control routes (the sandbox function asks the
+/// worker), then what only its session answers, asked of the worker by the devices
+/// function: groups, profiles, a peer's presence, what WhatsApp received.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_session_routes_are_answered_by_the_worker_through_the_lambdas() {
+    let stack = shared();
+    let c = stack.client();
+    let app = c.create_app(None).await;
+    let t = Some(app.token.as_str());
+    let (_, id) = c.create_device(&app.token, "session").await;
+    // Before it is connected: decided from the device record, without asking.
+    let a = c
+        .call("GET", &format!("/devices/{id}/groups"), t, None)
+        .await;
+    assert_eq!(a.status, 409, "{}", a.body);
+    assert_eq!(a.body["error"]["code"], "device_not_connected");
+    c.wait_for_device(&app.token, &id, |d| d["status"] == "qr_generated")
+        .await;
+    let device = c.connect_device(&app.token, &id, "15551230001").await;
+    assert_eq!(device["wa_number"], "15551230001", "{device}");
+
+    let a = c
+        .call("GET", &format!("/devices/{id}/groups"), t, None)
+        .await;
+    assert_eq!(a.status, 200, "{}\n{}", a.body, stack.logs());
+    assert_eq!(stack.api_log_entry(&a)["function"], "DevicesFunction");
+    let jids: Vec<&str> = a.body["data"]["groups"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|g| g["jid"].as_str().unwrap())
+        .collect();
+    assert!(jids.contains(&"120363000000000403@g.us"), "{}", a.body);
+    assert!(jids.contains(&"120363000000000504@g.us"), "{}", a.body);
+    assert_eq!(a.body["data"]["count"], jids.len());
+    let a = c
+        .call(
+            "GET",
+            &format!("/devices/{id}/profile?jid=120363000000000403@g.us"),
+            t,
+            None,
+        )
+        .await;
+    assert_eq!(a.status, 200, "{}", a.body);
+    assert_eq!(a.body["data"]["profile"]["type"], "group");
+    let a = c
+        .call(
+            "GET",
+            &format!("/devices/{id}/profile?jid=%2B15550001111"),
+            t,
+            None,
+        )
+        .await;
+    assert_eq!(a.status, 200, "{}", a.body);
+    assert_eq!(a.body["data"]["profile"]["type"], "contact");
+    assert_eq!(a.body["data"]["profile"]["phone_number"], "15550001111");
+
+    // A peer's presence: asked for (subscribed), simulated, then cached.
+    let presence = format!("/devices/{id}/presence?jid=15550001111");
+    let a = c.call("GET", &presence, t, None).await;
+    assert_eq!(a.status, 200, "{}", a.body);
+    let a = c
+        .call(
+            "POST",
+            &format!("/sandbox/devices/{id}/presence"),
+            t,
+            Some(json!({"jid": "15550001111", "presence": "available", "chat_state": "composing"})),
+        )
+        .await;
+    assert_eq!(a.status, 202, "{}", a.body);
+    assert_eq!(a.body["data"], json!({"accepted": true}));
+    assert_eq!(stack.api_log_entry(&a)["function"], "SandboxFunction");
+    let deadline = Instant::now() + SETTLES_WITHIN;
+    loop {
+        let a = c.call("GET", &presence, t, None).await;
+        assert_eq!(a.status, 200, "{}", a.body);
+        if a.body["data"]["presence"]["presence"] == "available" {
+            assert_eq!(a.body["data"]["presence"]["chat_state"], "composing");
+            break;
+        }
+        assert!(Instant::now() < deadline, "never available: {}", a.body);
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+
+    // A send, then what the simulated WhatsApp received.
+    let a = c
+        .call(
+            "POST",
+            &format!("/devices/{id}/messages"),
+            t,
+            Some(json!({"to": "15550001111", "text": "through the stack"})),
+        )
+        .await;
+    assert!(a.status == 200 || a.status == 202, "{}", a.body);
+    let mid = a.body["data"]["message"]["message_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let deadline = Instant::now() + SETTLES_WITHIN;
+    loop {
+        let a = c
+            .call("GET", &format!("/sandbox/devices/{id}/sent"), t, None)
+            .await;
+        assert_eq!(a.status, 200, "{}", a.body);
+        if a.body["data"]["sent"]
+            .as_array()
+            .is_some_and(|s| s.iter().any(|r| r["message_id"] == mid.as_str()))
+        {
+            break;
+        }
+        assert!(Instant::now() < deadline, "never received: {}", a.body);
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    // The sandbox's own errors come back as they are: no valid QR to scan.
+    let a = c
+        .call(
+            "POST",
+            &format!("/sandbox/devices/{id}/scan"),
+            t,
+            Some(json!({"wa_number": "15551230001"})),
+        )
+        .await;
+    assert_eq!(a.status, 409, "{}", a.body);
+    assert_eq!(a.body["error"]["code"], "conflict");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

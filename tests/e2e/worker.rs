@@ -1,6 +1,7 @@
 //! The `wa-worker` binary on the data directory of a `wa-server` started with
-//! `WA_WORKER=0`: it takes over a linked device's session, sends what the API accepted, and
-//! stops cleanly on SIGTERM.
+//! `WA_WORKER=0`: it takes over a linked device's session, sends what the API accepted,
+//! answers what only the session can (groups, profile, the sandbox's routes: asked through
+//! the queue), and stops cleanly on SIGTERM; then those asks end in 504.
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -115,7 +116,12 @@ async fn wa_worker_serves_a_server_without_its_worker() {
 
     let api = Server::start_in(
         &first.data_dir,
-        &[SECRET, ("WA_PROVIDER", "sandbox"), ("WA_WORKER", "0")],
+        &[
+            SECRET,
+            ("WA_PROVIDER", "sandbox"),
+            ("WA_WORKER", "0"),
+            ("WA_QUERY_WAIT_MS", "5000"),
+        ],
     );
     let mut worker = WorkerProcess::start(&first.data_dir);
     // The worker resumes the session it finds linked.
@@ -123,6 +129,20 @@ async fn wa_worker_serves_a_server_without_its_worker() {
         d["status"] == "connected"
     })
     .await;
+    // What only the session answers is asked of wa-worker through the queue.
+    let (s, v) = call(&api, "GET", &format!("/devices/{id}/groups"), &t, None).await;
+    assert_eq!(s, 200, "{v}\n{}", worker.logs());
+    assert!(v["data"]["count"].as_u64().is_some_and(|n| n >= 2), "{v}");
+    let (s, v) = call(
+        &api,
+        "GET",
+        &format!("/devices/{id}/profile?jid=%2B15550001111"),
+        &t,
+        None,
+    )
+    .await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["data"]["profile"]["phone_number"], "15550001111");
     let (s, v) = call(
         &api,
         "POST",
@@ -166,7 +186,33 @@ async fn wa_worker_serves_a_server_without_its_worker() {
     )
     .unwrap();
     assert_eq!(log.lines().filter(|l| l.contains(&mid)).count(), 1, "{log}");
+    let (s, v) = call(
+        &api,
+        "GET",
+        &format!("/sandbox/devices/{id}/sent"),
+        &t,
+        None,
+    )
+    .await;
+    assert_eq!(s, 200, "{v}");
+    assert!(
+        v["data"]["sent"]
+            .as_array()
+            .is_some_and(|s| s.iter().any(|r| r["message_id"] == mid.as_str())),
+        "{v}"
+    );
     assert!(worker.terminate().success(), "{}", worker.logs());
+    // No worker: the ask waits WA_QUERY_WAIT_MS, then 504.
+    let (s, v) = call(
+        &api,
+        "GET",
+        &format!("/sandbox/devices/{id}/sent"),
+        &t,
+        None,
+    )
+    .await;
+    assert_eq!(s, 504, "{v}");
+    assert_eq!(v["error"]["code"], "upstream_timeout", "{v}");
     assert!(
         worker.logs().contains("worker stopped"),
         "{}",

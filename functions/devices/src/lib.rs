@@ -18,8 +18,9 @@ use wa_api::openapi::Envelope;
 use wa_api::{ApiJson, ApiQuery, ok};
 use wa_api::{AppState, AuthedApp, ListQuery, encode_cursor};
 use wa_core::devices::DeviceStatus;
+use wa_core::session::SessionRequest;
 use wa_errors::schema::ErrorResponse;
-use wa_errors::{ApiError, ApiResult, ErrorCode, parse_uuid};
+use wa_errors::{ApiError, ApiResult, parse_uuid};
 
 pub use media::router as media_router;
 pub use sandbox::router as sandbox_router;
@@ -421,15 +422,6 @@ async fn presence(
     Ok(ok(PresenceData { presence: view }))
 }
 
-fn live_provider(ctx: &AppState) -> ApiResult<&dyn wa_core::provider::Provider> {
-    ctx.provider.as_deref().ok_or_else(|| {
-        ApiError::new(
-            ErrorCode::ProviderError,
-            "live queries are not available in this deployment",
-        )
-    })
-}
-
 /// A contact's or group's profile
 #[utoipa::path(get, path = "/devices/{device_id}/profile", tag = "devices", security(("app_token" = [])),
     params(("device_id" = Uuid, Path, description = PATH_ID), JidQuery),
@@ -452,8 +444,13 @@ async fn profile(
 ) -> ApiResult<impl IntoResponse> {
     let id = device_id(&id)?;
     let jid = wa_core::jid::normalize("jid", required_jid(&q)?)?;
-    ctx.devices.get(&app, id).await?.ensure_connected()?;
-    let profile = live_provider(&ctx)?.profile(id, &jid).await?;
+    let d = ctx.devices.get(&app, id).await?;
+    d.ensure_connected()?;
+    let profile = ctx
+        .sessions
+        .ask(&d, SessionRequest::Profile { jid })
+        .await?
+        .into_profile()?;
     Ok(ok(ProfileData { profile }))
 }
 
@@ -477,8 +474,13 @@ async fn groups(
     Path(id): Path<String>,
 ) -> ApiResult<impl IntoResponse> {
     let id = device_id(&id)?;
-    ctx.devices.get(&app, id).await?.ensure_connected()?;
-    let groups = live_provider(&ctx)?.groups(id).await?;
+    let d = ctx.devices.get(&app, id).await?;
+    d.ensure_connected()?;
+    let groups = ctx
+        .sessions
+        .ask(&d, SessionRequest::Groups)
+        .await?
+        .into_groups()?;
     Ok(ok(GroupList {
         count: groups.len(),
         groups,

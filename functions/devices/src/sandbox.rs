@@ -1,5 +1,7 @@
 //! The sandbox's control routes (`WA_PROVIDER=sandbox` only): scan a QR with a chosen
-//! outcome, drop a session, simulate a peer's presence, read what WhatsApp received.
+//! outcome, drop a session, simulate a peer's presence, read what WhatsApp received. The
+//! sandbox lives in the worker's process: each route is a session request
+//! (`wa_core::session`), asked after the device record allowed it.
 
 use std::time::Duration;
 
@@ -12,7 +14,8 @@ use wa_api::openapi::Envelope;
 use wa_api::{ApiJson, ok};
 use wa_api::{AppState, AuthedApp};
 use wa_core::devices::{Device, DeviceStatus};
-use wa_core::provider::{DropReason, SandboxControl, ScanOutcome};
+use wa_core::provider::{DropReason, ScanOutcome};
+use wa_core::session::SessionRequest;
 use wa_errors::schema::ErrorResponse;
 use wa_errors::{ApiError, ApiResult};
 
@@ -68,12 +71,6 @@ fn accepted() -> wa_api::ApiOk<serde_json::Value> {
     ok(serde_json::json!({"accepted": true})).with_status(axum::http::StatusCode::ACCEPTED)
 }
 
-fn sandbox(ctx: &AppState) -> ApiResult<&dyn SandboxControl> {
-    ctx.sandbox
-        .as_deref()
-        .ok_or_else(|| ApiError::not_found("the sandbox is not enabled (WA_PROVIDER=sandbox)"))
-}
-
 /// The caller's live device (410 when destroyed).
 async fn owned(ctx: &AppState, app: &wa_core::apps::App, raw: &str) -> ApiResult<Device> {
     let d = ctx.devices.get(app, device_id(raw)?).await?;
@@ -126,6 +123,7 @@ async fn settled(ctx: &AppState, before: &Device) -> ApiResult<Device> {
         (status = 404, description = "not_found (also when the sandbox is off)", body = ErrorResponse),
         (status = 409, description = "conflict: no valid QR", body = ErrorResponse),
         (status = 410, description = "device_destroyed", body = ErrorResponse),
+        (status = 504, description = "upstream_timeout: the device's worker did not answer in time (`WA_QUERY_WAIT_MS`)", body = ErrorResponse),
     ))]
 async fn scan(
     State(ctx): State<AppState>,
@@ -133,7 +131,6 @@ async fn scan(
     Path(id): Path<String>,
     ApiJson(body): ApiJson<ScanRequest>,
 ) -> ApiResult<impl IntoResponse> {
-    let sb = sandbox(&ctx)?;
     let d = owned(&ctx, &app, &id).await?;
     if d.status != DeviceStatus::QrGenerated {
         return Err(ApiError::conflict(format!(
@@ -141,7 +138,11 @@ async fn scan(
             d.status
         )));
     }
-    sb.scan(d.device_id, &body.wa_number, body.outcome).await?;
+    let scan = SessionRequest::SandboxScan {
+        wa_number: body.wa_number,
+        outcome: body.outcome,
+    };
+    ctx.sessions.ask(&d, scan).await?.into_done()?;
     let d = settled(&ctx, &d).await?;
     Ok(device_answer(&d))
 }
@@ -157,6 +158,7 @@ async fn scan(
         (status = 404, description = "not_found", body = ErrorResponse),
         (status = 409, description = "device_not_connected", body = ErrorResponse),
         (status = 410, description = "device_destroyed", body = ErrorResponse),
+        (status = 504, description = "upstream_timeout: the device's worker did not answer in time (`WA_QUERY_WAIT_MS`)", body = ErrorResponse),
     ))]
 async fn drop_session(
     State(ctx): State<AppState>,
@@ -164,9 +166,11 @@ async fn drop_session(
     Path(id): Path<String>,
     ApiJson(body): ApiJson<DropRequest>,
 ) -> ApiResult<impl IntoResponse> {
-    let sb = sandbox(&ctx)?;
     let d = owned(&ctx, &app, &id).await?;
-    sb.drop_session(d.device_id, body.reason).await?;
+    let drop = SessionRequest::SandboxDrop {
+        reason: body.reason,
+    };
+    ctx.sessions.ask(&d, drop).await?.into_done()?;
     let d = settled(&ctx, &d).await?;
     Ok(device_answer(&d))
 }
@@ -182,6 +186,7 @@ async fn drop_session(
         (status = 404, description = "not_found", body = ErrorResponse),
         (status = 409, description = "device_not_connected", body = ErrorResponse),
         (status = 410, description = "device_destroyed", body = ErrorResponse),
+        (status = 504, description = "upstream_timeout: the device's worker did not answer in time (`WA_QUERY_WAIT_MS`)", body = ErrorResponse),
     ))]
 async fn presence(
     State(ctx): State<AppState>,
@@ -189,15 +194,13 @@ async fn presence(
     Path(id): Path<String>,
     ApiJson(body): ApiJson<PresenceRequest>,
 ) -> ApiResult<impl IntoResponse> {
-    let sb = sandbox(&ctx)?;
     let d = owned(&ctx, &app, &id).await?;
-    sb.presence(
-        d.device_id,
-        &body.jid,
-        &body.presence,
-        body.chat_state.as_deref(),
-    )
-    .await?;
+    let presence = SessionRequest::SandboxPresence {
+        jid: body.jid,
+        presence: body.presence,
+        chat_state: body.chat_state,
+    };
+    ctx.sessions.ask(&d, presence).await?.into_done()?;
     Ok(accepted())
 }
 
@@ -209,15 +212,19 @@ async fn presence(
         (status = 400, description = "validation_error", body = ErrorResponse),
         (status = 401, description = "invalid_api_key", body = ErrorResponse),
         (status = 404, description = "not_found", body = ErrorResponse),
+        (status = 504, description = "upstream_timeout: the device's worker did not answer in time (`WA_QUERY_WAIT_MS`)", body = ErrorResponse),
     ))]
 async fn sent(
     State(ctx): State<AppState>,
     AuthedApp(app): AuthedApp,
     Path(id): Path<String>,
 ) -> ApiResult<impl IntoResponse> {
-    let sb = sandbox(&ctx)?;
     let d = ctx.devices.get(&app, device_id(&id)?).await?;
-    let sent = sb.sent(d.device_id).await?;
+    let sent = ctx
+        .sessions
+        .ask(&d, SessionRequest::SandboxSent)
+        .await?
+        .into_sent()?;
     Ok(ok(SentList {
         count: sent.len(),
         sent,
@@ -290,6 +297,7 @@ impl ToSchema for InboundRequest {
         (status = 404, description = "not_found", body = ErrorResponse),
         (status = 409, description = "device_not_connected", body = ErrorResponse),
         (status = 410, description = "device_destroyed", body = ErrorResponse),
+        (status = 504, description = "upstream_timeout: the device's worker did not answer in time (`WA_QUERY_WAIT_MS`)", body = ErrorResponse),
     ))]
 async fn inbound(
     State(ctx): State<AppState>,
@@ -297,7 +305,6 @@ async fn inbound(
     Path(id): Path<String>,
     ApiJson(body): ApiJson<serde_json::Value>,
 ) -> ApiResult<impl IntoResponse> {
-    let sb = sandbox(&ctx)?;
     let d = owned(&ctx, &app, &id).await?;
     // `from` is taken out here: the rest must be exactly the fields of a send.
     let mut body = body;
@@ -309,9 +316,15 @@ async fn inbound(
         .as_str()
         .ok_or_else(|| ApiError::validation("from", "`from` must be a string"))?
         .to_owned();
-    let request: wa_core::messages::SendRequest =
-        wa_errors::parse_json(body.to_string().as_bytes())?;
-    let message_id = sb.inbound(d.device_id, &from, request).await?;
+    // Checked here, so that a bad field answers as a send's would; the worker gets the
+    // checked fields as they came.
+    let message = body.to_string();
+    let _: wa_core::messages::SendRequest = wa_errors::parse_json(message.as_bytes())?;
+    let inbound = SessionRequest::SandboxInbound {
+        from,
+        message: body,
+    };
+    let message_id = ctx.sessions.ask(&d, inbound).await?.into_message_id()?;
     let m = ctx
         .store
         .get_message(d.device_id, &message_id)
@@ -344,6 +357,7 @@ pub struct ReceiptRequest {
         (status = 404, description = "not_found: WhatsApp never received that message", body = ErrorResponse),
         (status = 409, description = "device_not_connected", body = ErrorResponse),
         (status = 410, description = "device_destroyed", body = ErrorResponse),
+        (status = 504, description = "upstream_timeout: the device's worker did not answer in time (`WA_QUERY_WAIT_MS`)", body = ErrorResponse),
     ))]
 async fn receipt(
     State(ctx): State<AppState>,
@@ -351,10 +365,12 @@ async fn receipt(
     Path(id): Path<String>,
     ApiJson(body): ApiJson<ReceiptRequest>,
 ) -> ApiResult<impl IntoResponse> {
-    let sb = sandbox(&ctx)?;
     let d = owned(&ctx, &app, &id).await?;
-    sb.receipt(d.device_id, &body.message_id, body.status)
-        .await?;
+    let receipt = SessionRequest::SandboxReceipt {
+        message_id: body.message_id,
+        status: body.status,
+    };
+    ctx.sessions.ask(&d, receipt).await?.into_done()?;
     Ok(accepted())
 }
 
@@ -378,6 +394,7 @@ pub struct RevokeRequest {
         (status = 404, description = "not_found: no such inbound message", body = ErrorResponse),
         (status = 409, description = "device_not_connected", body = ErrorResponse),
         (status = 410, description = "device_destroyed", body = ErrorResponse),
+        (status = 504, description = "upstream_timeout: the device's worker did not answer in time (`WA_QUERY_WAIT_MS`)", body = ErrorResponse),
     ))]
 async fn revoke(
     State(ctx): State<AppState>,
@@ -385,7 +402,6 @@ async fn revoke(
     Path(id): Path<String>,
     ApiJson(body): ApiJson<RevokeRequest>,
 ) -> ApiResult<impl IntoResponse> {
-    let sb = sandbox(&ctx)?;
     let d = owned(&ctx, &app, &id).await?;
     let m = ctx
         .store
@@ -393,13 +409,12 @@ async fn revoke(
         .await?
         .filter(|m| m.direction == wa_core::messages::Direction::Inbound)
         .ok_or_else(|| ApiError::not_found("no inbound message with this id"))?;
-    sb.revoke(
-        d.device_id,
-        &m.message_id,
-        &m.chat,
-        m.from.as_deref().unwrap_or(&m.chat),
-    )
-    .await?;
+    let revoke = SessionRequest::SandboxRevoke {
+        from: m.from.clone().unwrap_or_else(|| m.chat.clone()),
+        message_id: m.message_id,
+        chat: m.chat,
+    };
+    ctx.sessions.ask(&d, revoke).await?.into_done()?;
     Ok(accepted())
 }
 

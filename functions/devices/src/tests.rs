@@ -42,8 +42,11 @@ async fn api_with_ttl(qr_ttl: Duration) -> Api {
         )
         .unwrap(),
     );
-    ctx.provider = Some(sandbox.clone());
-    ctx.sandbox = Some(sandbox.clone());
+    ctx.sessions = Arc::new(wa_core::session::LocalSessions::new(
+        sandbox.clone(),
+        Some(sandbox.clone()),
+    ));
+    ctx.sandbox_routes = true;
     ctx.devices.link_wait = Duration::from_secs(5);
     let ctx = ctx.into_state();
     let worker = Arc::new(wa_worker::Worker::new(

@@ -45,6 +45,10 @@ pub struct Config {
     pub link_wait: std::time::Duration,
     /// `WA_SEND_WAIT_MS`, default 20000: how long a send waits for WhatsApp before 202.
     pub send_wait: std::time::Duration,
+    /// `WA_QUERY_WAIT_MS`, default 10000: with `WA_WORKER=0`, how long a request only a
+    /// live session can answer (profile, groups, the sandbox's routes) waits for the
+    /// worker before 504 upstream_timeout.
+    pub query_wait: std::time::Duration,
     /// `WA_HEADER_TIMEOUT_MS`, default 10000: a request head (from the connection's start,
     /// or from its first byte on a kept-alive connection) must arrive within it, else the
     /// connection is closed.
@@ -120,6 +124,8 @@ impl Config {
             Some("json") => LogFormat::Json,
             Some(_) => return Err(err("WA_LOG_FORMAT", "must be json or pretty")),
         };
+        let query_wait = wa_core::session::query_wait(var("WA_QUERY_WAIT_MS").as_deref())
+            .map_err(|p| err("WA_QUERY_WAIT_MS", &p))?;
         let run_worker = match var("WA_WORKER").as_deref() {
             None | Some("1") | Some("true") => true,
             Some("0") | Some("false") => false,
@@ -205,6 +211,7 @@ impl Config {
             run_worker,
             link_wait,
             send_wait,
+            query_wait,
             header_timeout,
             idle_timeout,
             max_connections,
@@ -241,6 +248,15 @@ mod tests {
         assert_eq!(c.max_connections, None);
         assert_eq!(c.link_wait, Duration::from_secs(10));
         assert_eq!(c.send_wait, Duration::from_secs(20));
+        assert_eq!(c.query_wait, Duration::from_secs(10));
+        assert_eq!(
+            cfg(&[("WA_QUERY_WAIT_MS", "250")]).unwrap().query_wait,
+            Duration::from_millis(250)
+        );
+        assert_eq!(
+            cfg(&[("WA_QUERY_WAIT_MS", "0")]).unwrap_err().var,
+            "WA_QUERY_WAIT_MS"
+        );
         let c = cfg(&[
             ("WA_HEADER_TIMEOUT_MS", "250"),
             ("WA_IDLE_TIMEOUT_SECS", "5"),

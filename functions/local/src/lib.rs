@@ -3,18 +3,15 @@
 
 pub mod config;
 pub mod connections;
-mod dashboard;
 pub mod metrics;
 mod secret;
 
 use std::sync::Arc;
 
 use anyhow::Context as _;
-use axum::{Router, response::IntoResponse, routing::get};
+use axum::{Router, routing::get};
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch};
-use utoipa::OpenApi;
-use utoipa_axum::router::OpenApiRouter;
 use wa_api::{AppState, Context};
 use wa_core::auth::JwtConfig;
 use wa_core::devices::Device;
@@ -23,54 +20,20 @@ use wa_worker::Worker;
 pub use config::{Config, LogFormat};
 pub use secret::load_or_create_jwt_secret;
 
-/// The full router of the embedded server and its OpenAPI document.
+/// The full router of the embedded server and its OpenAPI document: every API router,
+/// `/openapi.json`, `/docs`, the dashboard (`wa_fn_site`) and `/metrics`.
 pub fn router(ctx: AppState, max_body_bytes: usize) -> (Router, utoipa::openapi::OpenApi) {
-    let api_router = OpenApiRouter::with_openapi(wa_api::openapi::BaseDoc::openapi())
-        .merge(wa_api::health_router())
-        .merge(wa_fn_apps::router())
-        .merge(wa_fn_devices::router())
-        .merge(wa_fn_devices::media_router())
-        .merge(wa_fn_devices::webhooks_router())
-        .merge(wa_fn_messages::router());
     // The sandbox's control routes exist only in sandbox mode.
-    let with_sandbox = ctx.sandbox.is_some();
-    let (api_router, mut api) = if with_sandbox {
-        api_router.merge(wa_fn_devices::sandbox_router())
-    } else {
-        api_router
-    }
-    .split_for_parts();
-    wa_api::limit::document(&mut api);
-    let spec: Arc<str> = api
-        .to_pretty_json()
-        .expect("the OpenAPI document serializes")
-        .into();
-    let docs = swagger_ui_dist::generate_routes(swagger_ui_dist::ApiDefinition {
-        uri_prefix: "/docs",
-        api_definition: swagger_ui_dist::OpenApiSource::Uri("/openapi.json"),
-        title: Some("wa-server API"),
-    });
+    let (api_router, api) = wa_fn_site::split(wa_fn_site::api_router(ctx.sandbox_routes));
     metrics::install();
     let app = api_router
         .route("/metrics", get(metrics::scrape))
         .with_state(ctx)
-        .route(
-            "/openapi.json",
-            get(move || {
-                let spec = spec.clone();
-                async move { ([(http_ct(), "application/json")], spec.to_string()).into_response() }
-            }),
-        )
-        .merge(docs)
-        .merge(dashboard::router());
+        .merge(wa_fn_site::router(&api));
     (
         wa_api::finish_router(app, max_body_bytes, Default::default()),
         api,
     )
-}
-
-fn http_ct() -> axum::http::HeaderName {
-    axum::http::header::CONTENT_TYPE
 }
 
 /// The JWT configuration: `WA_JWT_SECRET`, or the secret kept in the data directory.
@@ -132,6 +95,13 @@ pub async fn serve(
     ctx.messages.send_wait = config.send_wait;
     ctx.media_root = Some(config.data_dir.clone());
     ctx.limiter = wa_api::RequestLimiter::new(config.app_limit);
+    ctx.sandbox_routes = config.worker.provider == wa_worker::ProviderKind::Sandbox;
+    // Without the worker here, session requests go to the worker through the queue.
+    ctx.sessions = Arc::new(wa_core::session::QueuedSessions::new(
+        store.clone(),
+        queue.clone(),
+        config.query_wait,
+    ));
     let (events_tx, events_rx) = mpsc::unbounded_channel();
     let (inbound_tx, inbound_rx) = mpsc::unbounded_channel();
     let (stop_tx, stop_rx) = watch::channel(false);
@@ -142,8 +112,10 @@ pub async fn serve(
     if config.run_worker {
         let (provider, sandbox) =
             wa_worker::build_provider(&config.worker, &config.data_dir, events_tx, inbound_tx)?;
-        ctx.provider = Some(provider.clone());
-        ctx.sandbox = sandbox;
+        ctx.sessions = Arc::new(wa_core::session::LocalSessions::new(
+            provider.clone(),
+            sandbox.clone(),
+        ));
         let on_qr: Option<wa_worker::QrHook> = (config.log_format == LogFormat::Pretty)
             .then(|| Arc::new(draw_qr) as wa_worker::QrHook);
         let mut worker = Worker::new(
@@ -153,7 +125,8 @@ pub async fn serve(
             ctx.notifier.clone(),
             config.data_dir.clone(),
         )
-        .with_pacing(config.worker.send_rate, config.worker.send_burst);
+        .with_pacing(config.worker.send_rate, config.worker.send_burst)
+        .with_sandbox(sandbox);
         worker.on_qr = on_qr;
         worker.allow_private_urls = config.allow_private_urls;
         worker_task = Some(tokio::spawn(Arc::new(worker).run(

@@ -45,8 +45,11 @@ async fn api(send_wait: Duration, rate: f64, burst: u32) -> Api {
     let sandbox = Arc::new(
         wa_provider::sandbox::Sandbox::new(dir.path(), tx, in_tx, Default::default()).unwrap(),
     );
-    ctx.provider = Some(sandbox.clone());
-    ctx.sandbox = Some(sandbox.clone());
+    ctx.sessions = Arc::new(wa_core::session::LocalSessions::new(
+        sandbox.clone(),
+        Some(sandbox.clone()),
+    ));
+    ctx.sandbox_routes = true;
     ctx.messages.send_wait = send_wait;
     ctx.media_root = Some(dir.path().to_path_buf());
     let ctx = ctx.into_state();

@@ -53,6 +53,15 @@ impl Worker {
     /// failures worth retrying (storage).
     pub async fn handle(&self, command: &Command, receive_count: u32) -> Result<Next, StoreError> {
         let device_id = command.device_id();
+        if let Command::Ask {
+            ask_id,
+            request,
+            deadline,
+            ..
+        } = command
+        {
+            return self.answer(device_id, *ask_id, request, *deadline).await;
+        }
         let Some(device) = self.store.get_device(device_id).await? else {
             tracing::warn!(%device_id, "command for an unknown device dropped");
             return Ok(Next::Done);
@@ -117,7 +126,7 @@ impl Worker {
                     tracing::info!(%device_id, error = %e, "presence subscription failed");
                 }
             }
-            Command::Send { .. } => {}
+            Command::Send { .. } | Command::Ask { .. } => {}
         }
         Ok(Next::Done)
     }

@@ -10,8 +10,10 @@
 //! inbound loops, the periodic upkeep); [`commands`] applies one command; [`send`] carries a
 //! send through the provider, as [`decide`] rules; [`session`] records session events;
 //! [`inbound`] stores received messages; [`restore`] brings sessions and queued sends back
-//! after a start; [`upkeep`] purges expired idempotency keys and re-drives stale sends.
+//! after a start; [`upkeep`] purges expired idempotency keys and re-drives stale sends;
+//! [`ask`] answers session requests (`wa_core::session`).
 
+mod ask;
 mod commands;
 mod config;
 mod consumer;
@@ -34,7 +36,7 @@ use pacing::Pacing;
 
 use wa_core::devices::Device;
 use wa_core::notify::Notifier;
-use wa_core::provider::Provider;
+use wa_core::provider::{Provider, SandboxControl};
 use wa_core::queue::Queue;
 use wa_core::store::Store;
 
@@ -59,6 +61,9 @@ pub struct Worker {
     pub store: Arc<dyn Store>,
     pub queue: Arc<dyn Queue>,
     pub provider: Arc<dyn Provider>,
+    /// The sandbox's control surface, when the provider is the sandbox: session requests
+    /// of the sandbox's control routes are answered with it.
+    pub sandbox: Option<Arc<dyn SandboxControl>>,
     pub notifier: Arc<Notifier>,
     pub on_qr: Option<QrHook>,
     /// Inbound media are stored under `<data_dir>/media`.
@@ -101,6 +106,7 @@ impl Worker {
             store,
             queue,
             provider,
+            sandbox: None,
             notifier,
             on_qr: None,
             data_dir,
@@ -111,6 +117,12 @@ impl Worker {
             event_retry: session::EVENT_RETRY_FIRST,
             pacing: Pacing::new(0.0, 1),
         }
+    }
+
+    /// The worker of the sandbox `sandbox` (also its provider).
+    pub fn with_sandbox(mut self, sandbox: Option<Arc<dyn SandboxControl>>) -> Self {
+        self.sandbox = sandbox;
+        self
     }
 
     /// Per-device send pacing: `rate` sends per second with bursts of `burst` (0 = unpaced).

@@ -55,7 +55,7 @@ async fn run(config: WorkerConfig) -> anyhow::Result<()> {
     let (store, queue) = wa_worker::backends(&config.data_dir, &aws, false).await?;
     let (tx, rx) = mpsc::unbounded_channel();
     let (in_tx, in_rx) = mpsc::unbounded_channel();
-    let (provider, _) = wa_worker::build_provider(&config, &config.data_dir, tx, in_tx)?;
+    let (provider, sandbox) = wa_worker::build_provider(&config, &config.data_dir, tx, in_tx)?;
     let dispatcher = Arc::new(wa_worker::webhooks::Dispatcher::new(
         store.clone(),
         wa_worker::webhooks::DispatcherConfig {
@@ -72,7 +72,8 @@ async fn run(config: WorkerConfig) -> anyhow::Result<()> {
         Notifier::new(),
         config.data_dir.clone(),
     )
-    .with_pacing(config.send_rate, config.send_burst);
+    .with_pacing(config.send_rate, config.send_burst)
+    .with_sandbox(sandbox);
     worker.allow_private_urls = config.allow_private_urls;
     let worker = Arc::new(worker);
     let (stop_tx, stop_rx) = watch::channel(false);

@@ -296,6 +296,21 @@ impl LeaseStore for Flaky {
     }
 }
 
+#[async_trait]
+impl ReplyStore for Flaky {
+    async fn put_reply(
+        &self,
+        ask_id: Uuid,
+        reply: &wa_core::session::Reply,
+        expires_at: OffsetDateTime,
+    ) -> Result<(), StoreError> {
+        self.inner.put_reply(ask_id, reply, expires_at).await
+    }
+    async fn get_reply(&self, ask_id: Uuid) -> Result<Option<wa_core::session::Reply>, StoreError> {
+        self.inner.get_reply(ask_id).await
+    }
+}
+
 /// The local queue, counting single and batch sends.
 struct Counting {
     inner: LocalQueue,
@@ -782,5 +797,120 @@ async fn an_interrupted_send_is_resent_under_its_id_when_the_provider_cannot_tel
         .filter(|d| d.event.payload["message_id"] == m.message_id.as_str())
         .count();
     assert_eq!(sent_events, 1, "one message event: sent");
+    r.stop().await;
+}
+
+/// A running worker of the sandbox (its provider and control surface) with a connected
+/// device.
+async fn sandbox_worker_with_a_device() -> (Running, Uuid) {
+    let h = harness();
+    let sandbox = h.sandbox.clone();
+    let worker = h.worker(sandbox.clone()).with_sandbox(Some(sandbox));
+    let r = h.start(worker);
+    let id = r.connected_device().await;
+    (r, id)
+}
+
+/// The device record of `id`.
+async fn device_of(r: &Running, id: Uuid) -> Device {
+    r.sqlite.get_device(id).await.unwrap().unwrap()
+}
+
+/// Asked through the commands queue, the worker answers exactly what it answers in
+/// process: answers and errors alike.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn asks_through_the_queue_are_answered_as_in_process() {
+    use wa_core::session::{LocalSessions, QueuedSessions, SessionRequest as R, Sessions};
+    let (r, id) = sandbox_worker_with_a_device().await;
+    let sandbox = r.sandbox.clone();
+    let d = device_of(&r, id).await;
+    let queued = QueuedSessions::new(r.store.clone(), r.queue.clone(), Duration::from_secs(60));
+    let local = LocalSessions::new(sandbox.clone(), Some(sandbox.clone()));
+    for request in [
+        R::Profile {
+            jid: "15550001111@s.whatsapp.net".into(),
+        },
+        R::Groups,
+        R::SandboxSent,
+    ] {
+        let (q, l) = (
+            queued.ask(&d, request.clone()).await,
+            local.ask(&d, request.clone()).await,
+        );
+        assert_eq!(q.unwrap(), l.unwrap(), "{request:?}");
+    }
+    let unknown = R::SandboxReceipt {
+        message_id: "3EB0NEVERSENT".into(),
+        status: MessageStatus::Read,
+    };
+    let q = queued.ask(&d, unknown.clone()).await.unwrap_err();
+    let l = local.ask(&d, unknown).await.unwrap_err();
+    assert_eq!(q.to_json("r"), l.to_json("r"), "the same envelope");
+    r.stop().await;
+}
+
+/// Nobody consumes the commands: the wait ends with 504 upstream_timeout, and the ask
+/// waits in the device's own ask group, not behind its sends.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_ask_nobody_answers_ends_in_upstream_timeout() {
+    use wa_core::session::{QueuedSessions, SessionRequest, Sessions};
+    let h = harness();
+    let d = new_device(Uuid::now_v7(), "d");
+    let queued = QueuedSessions::new(h.store.clone(), h.queue.clone(), Duration::from_millis(60));
+    let e = queued.ask(&d, SessionRequest::Groups).await.unwrap_err();
+    assert_eq!(e.code(), wa_errors::ErrorCode::UpstreamTimeout);
+    assert_eq!(e.code().status().as_u16(), 504);
+    assert!(e.message().contains("60 ms"), "{}", e.message());
+    let got = h
+        .queue
+        .receive(COMMANDS, 10, Duration::from_secs(60))
+        .await
+        .unwrap();
+    assert_eq!(got.len(), 1);
+    let env: wa_core::queue::CommandEnvelope = serde_json::from_str(&got[0].body).unwrap();
+    assert!(
+        matches!(env.command, Command::Ask { device_id, request: SessionRequest::Groups, .. } if device_id == d.device_id),
+        "{:?}",
+        env.command
+    );
+    assert_eq!(env.command.group(), format!("{}:ask", d.device_id));
+}
+
+/// An ask whose caller stopped waiting is dropped without running it: no reply, and the
+/// sandbox never sees it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_ask_past_its_deadline_is_dropped_unanswered() {
+    use wa_core::provider::DropReason;
+    use wa_core::session::SessionRequest;
+    let (r, id) = sandbox_worker_with_a_device().await;
+    let ask = |ask_id, deadline| Command::Ask {
+        device_id: id,
+        ask_id,
+        request: SessionRequest::SandboxDrop {
+            reason: DropReason::LoggedOut,
+        },
+        deadline,
+    };
+    let late = Uuid::new_v4();
+    let next = r
+        .worker
+        .handle(&ask(late, time::now() - Duration::from_millis(1)), 1)
+        .await
+        .unwrap();
+    assert_eq!(next, crate::Next::Done);
+    assert_eq!(r.sqlite.get_reply(late).await.unwrap(), None);
+    assert_eq!(r.status(id).await, DeviceStatus::Connected, "not run");
+    // In time, the same ask runs and its reply is stored.
+    let on_time = Uuid::new_v4();
+    r.worker
+        .handle(&ask(on_time, time::now() + Duration::from_secs(60)), 1)
+        .await
+        .unwrap();
+    assert_eq!(
+        r.sqlite.get_reply(on_time).await.unwrap(),
+        Some(wa_core::session::Reply::Answer(
+            wa_core::session::SessionAnswer::Done
+        ))
+    );
     r.stop().await;
 }

@@ -24,9 +24,9 @@ use wa_core::apps::Apps;
 use wa_core::auth::JwtConfig;
 use wa_core::device_service::Devices;
 use wa_core::notify::Notifier;
-use wa_core::provider::{Provider, SandboxControl};
 use wa_core::queue::Queue;
 use wa_core::send_service::Messages;
+use wa_core::session::{DEFAULT_QUERY_WAIT, QueuedSessions, Sessions};
 
 pub use auth::{AuthedApp, Tenant};
 pub use extract::{ApiJson, ApiQuery};
@@ -50,11 +50,14 @@ pub struct Context {
     pub jwt: Option<JwtConfig>,
     /// Reported by /health.
     pub version: &'static str,
-    /// The provider, where its sessions live in this process: profile and group queries
-    /// need a live session.
-    pub provider: Option<Arc<dyn Provider>>,
-    /// The sandbox's control surface (`WA_PROVIDER=sandbox` only).
-    pub sandbox: Option<Arc<dyn SandboxControl>>,
+    /// Where what only a live session can answer is asked (profile, groups, the sandbox's
+    /// control routes): the worker in this process (`LocalSessions`), or the device's
+    /// worker through the commands queue (`QueuedSessions`, the default, waiting
+    /// `DEFAULT_QUERY_WAIT`).
+    pub sessions: Arc<dyn Sessions>,
+    /// Whether the sandbox's control routes are served: the workers run the sandbox
+    /// (`WA_PROVIDER=sandbox`).
+    pub sandbox_routes: bool,
     /// The directory inbound media paths are relative to (the data directory), where
     /// media files are on this machine's disk.
     pub media_root: Option<std::path::PathBuf>,
@@ -74,6 +77,11 @@ impl Context {
         allow_private_urls: bool,
     ) -> Context {
         let notifier = Notifier::new();
+        let sessions = Arc::new(QueuedSessions::new(
+            store.clone(),
+            queue.clone(),
+            DEFAULT_QUERY_WAIT,
+        ));
         let devices = Devices::new(store.clone(), queue.clone(), notifier.clone());
         Context {
             apps: Apps::new(store.clone(), devices.clone(), allow_private_urls),
@@ -90,8 +98,8 @@ impl Context {
             notifier,
             jwt: jwt.into(),
             version: env!("CARGO_PKG_VERSION"),
-            provider: None,
-            sandbox: None,
+            sessions,
+            sandbox_routes: false,
             media_root: None,
             limiter: RequestLimiter::off(),
         }

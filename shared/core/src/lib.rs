@@ -20,11 +20,13 @@ pub mod qr;
 pub mod queue;
 pub mod rate;
 pub mod send_service;
+pub mod session;
 pub mod store;
 pub mod time;
 pub mod webhooks;
 
 pub use store::{
     AppStore, AppUpdate, DeviceStore, EventStore, LeaseStore, MessageStore, Page, PageRequest,
+    ReplyStore,
     Store, StoreError,
 };

@@ -17,6 +17,7 @@ use crate::lease::{Claim, Fence, Lease, Member, Owner};
 use crate::messages::{Message, MessageStatus, MessageUpdate};
 use crate::provider::Presence;
 use crate::queue::{EVENTS, Queue, QueueError};
+use crate::session::Reply;
 use crate::store::*;
 use crate::time::OffsetDateTime;
 use crate::webhooks::Event;
@@ -378,5 +379,20 @@ impl LeaseStore for Nudging {
     }
     fn fenced(&self, fence: Fence) -> Arc<dyn Store> {
         Arc::new(Nudging::new(self.inner.fenced(fence), self.queue.clone()))
+    }
+}
+
+#[async_trait]
+impl ReplyStore for Nudging {
+    async fn put_reply(
+        &self,
+        ask_id: Uuid,
+        reply: &Reply,
+        expires_at: OffsetDateTime,
+    ) -> Result<(), StoreError> {
+        self.inner.put_reply(ask_id, reply, expires_at).await
+    }
+    async fn get_reply(&self, ask_id: Uuid) -> Result<Option<Reply>, StoreError> {
+        self.inner.get_reply(ask_id).await
     }
 }

@@ -194,6 +194,16 @@ pub enum Command {
     /// Send a stored outbound message.
     #[serde(rename = "send.v1")]
     Send { device_id: Uuid, message_id: String },
+    /// Ask the device's live session (`crate::session`) and store the reply under `ask_id`;
+    /// dropped unanswered once `deadline` has passed (nobody waits any more).
+    #[serde(rename = "ask.v1")]
+    Ask {
+        device_id: Uuid,
+        ask_id: Uuid,
+        request: crate::session::SessionRequest,
+        #[serde(with = "crate::time::rfc3339")]
+        deadline: crate::time::OffsetDateTime,
+    },
 }
 
 impl Command {
@@ -205,7 +215,17 @@ impl Command {
             | Command::Disconnect { device_id }
             | Command::Destroy { device_id }
             | Command::SubscribePresence { device_id, .. }
-            | Command::Send { device_id, .. } => *device_id,
+            | Command::Send { device_id, .. }
+            | Command::Ask { device_id, .. } => *device_id,
+        }
+    }
+
+    /// The queue group of the command: its device's, and for an ask the device's ask group
+    /// (`session::ask_group`), so that asks never wait behind the device's sends.
+    pub fn group(&self) -> String {
+        match self {
+            Command::Ask { device_id, .. } => crate::session::ask_group(*device_id),
+            c => c.device_id().to_string(),
         }
     }
 }
@@ -219,7 +239,7 @@ pub struct CommandEnvelope {
     pub request_id: String,
 }
 
-/// Puts a command on the commands queue, grouped by its device.
+/// Puts a command on the commands queue, in its group (`Command::group`).
 pub async fn enqueue(queue: &dyn Queue, command: Command) -> Result<(), QueueError> {
     let (group, body) = command_message(command)?;
     queue
@@ -228,8 +248,8 @@ pub async fn enqueue(queue: &dyn Queue, command: Command) -> Result<(), QueueErr
         .map(|_| ())
 }
 
-/// Puts commands on the commands queue in one [`Queue::send_batch`], each grouped by its
-/// device, in order.
+/// Puts commands on the commands queue in one [`Queue::send_batch`], each in its group
+/// (`Command::group`), in order.
 pub async fn enqueue_batch(queue: &dyn Queue, commands: Vec<Command>) -> Result<(), QueueError> {
     let messages = commands
         .into_iter()
@@ -246,15 +266,15 @@ pub async fn enqueue_batch(queue: &dyn Queue, commands: Vec<Command>) -> Result<
     queue.send_batch(COMMANDS, &messages).await.map(|_| ())
 }
 
-/// The commands-queue message of `command`: its group (the device) and its body, which
-/// carries the id of the current request.
+/// The commands-queue message of `command`: its group (`Command::group`) and its body,
+/// which carries the id of the current request.
 pub fn command_message(command: Command) -> Result<(String, String), QueueError> {
     let env = CommandEnvelope {
         request_id: wa_errors::request_id::current(),
         command,
     };
     let body = serde_json::to_string(&env).map_err(|e| QueueError::Backend(e.to_string()))?;
-    Ok((env.command.device_id().to_string(), body))
+    Ok((env.command.group(), body))
 }
 
 #[cfg(test)]
@@ -275,5 +295,30 @@ mod tests {
         assert_eq!(v["type"], "link.v1");
         assert_eq!(v["request_id"], "r1");
         assert_eq!(serde_json::from_value::<CommandEnvelope>(v).unwrap(), env);
+    }
+
+    #[test]
+    fn asks_travel_in_their_own_group_with_their_deadline() {
+        let id = Uuid::now_v7();
+        let ask = Command::Ask {
+            device_id: id,
+            ask_id: Uuid::nil(),
+            request: crate::session::SessionRequest::Groups,
+            deadline: crate::time::parse("2030-01-02T03:04:05.678Z").unwrap(),
+        };
+        let (group, body) = command_message(ask.clone()).unwrap();
+        assert_eq!(group, format!("{id}:ask"));
+        let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(v["type"], "ask.v1");
+        assert_eq!(v["request"]["type"], "groups.v1");
+        assert_eq!(v["deadline"], "2030-01-02T03:04:05.678Z");
+        let back: CommandEnvelope = serde_json::from_str(&body).unwrap();
+        assert_eq!(back.command, ask);
+        assert_eq!(ask.device_id(), id);
+        let send = Command::Send {
+            device_id: id,
+            message_id: "m".into(),
+        };
+        assert_eq!(command_message(send).unwrap().0, id.to_string());
     }
 }

@@ -14,6 +14,7 @@ use crate::lease::{Claim, Fence, Lease, Member, Owner};
 use crate::messages::{Message, MessageStatus, MessageUpdate};
 use crate::provider::Presence;
 use crate::queue::{Command, Queue, enqueue};
+use crate::session::Reply;
 use crate::time::OffsetDateTime;
 use crate::webhooks::Event;
 use serde::{Deserialize, Serialize};
@@ -561,10 +562,35 @@ pub trait LeaseStore: Send + Sync {
     fn fenced(&self, fence: Fence) -> Arc<dyn Store>;
 }
 
-/// Everything the use cases store.
-pub trait Store: AppStore + DeviceStore + MessageStore + EventStore + LeaseStore {}
+/// The replies of devices' workers to session requests (`crate::session`), each kept until
+/// its expiry.
+#[async_trait]
+pub trait ReplyStore: Send + Sync {
+    /// Stores the reply to the ask `ask_id` until `expires_at`, replacing an earlier reply
+    /// to it (an ask redelivered and answered again). `TooLarge` when the backend cannot
+    /// hold it in one item.
+    async fn put_reply(
+        &self,
+        ask_id: Uuid,
+        reply: &Reply,
+        expires_at: OffsetDateTime,
+    ) -> Result<(), StoreError>;
 
-impl<T: AppStore + DeviceStore + MessageStore + EventStore + LeaseStore> Store for T {}
+    /// The reply to `ask_id`, unless none was stored or it has expired. Sees every
+    /// `put_reply` answered before the call, from any process.
+    async fn get_reply(&self, ask_id: Uuid) -> Result<Option<Reply>, StoreError>;
+}
+
+/// Everything the use cases store.
+pub trait Store:
+    AppStore + DeviceStore + MessageStore + EventStore + LeaseStore + ReplyStore
+{
+}
+
+impl<T: AppStore + DeviceStore + MessageStore + EventStore + LeaseStore + ReplyStore> Store
+    for T
+{
+}
 
 #[cfg(test)]
 mod tests {

@@ -18,6 +18,7 @@ use wa_api::{AppState, Context, RequestIdConfig};
 use wa_aws::{AwsEnv, init_tracing, queue_from_env, store_from_env, with_nudges};
 use wa_core::auth::JwtConfig;
 use wa_core::queue::Queue;
+use wa_core::session::QueuedSessions;
 
 pub use jwt::serves_tenant_jwt;
 
@@ -54,6 +55,12 @@ pub fn platform_request_id(parts: &Parts) -> Option<String> {
     }
 }
 
+/// Whether the workers run the sandbox (`WA_PROVIDER=sandbox`): the sandbox's control
+/// routes are then served.
+pub fn serves_sandbox() -> bool {
+    std::env::var("WA_PROVIDER").is_ok_and(|p| p.trim() == "sandbox")
+}
+
 /// Reads a duration in milliseconds.
 fn millis(var: &'static str, default: u64) -> anyhow::Result<Duration> {
     match std::env::var(var).ok().filter(|v| !v.trim().is_empty()) {
@@ -80,6 +87,15 @@ pub async fn http_context(jwt: Option<JwtConfig>) -> anyhow::Result<Context> {
     // API Gateway answers 504 after 30 s: wait less.
     ctx.messages.send_wait = millis("WA_SEND_WAIT_MS", 20_000)?;
     ctx.devices.link_wait = millis("WA_LINK_WAIT_MS", 10_000)?;
+    // What only a live session answers is asked of the device's worker through the queue.
+    let query_wait = wa_core::session::query_wait(opt("WA_QUERY_WAIT_MS").as_deref())
+        .map_err(|p| anyhow::anyhow!("WA_QUERY_WAIT_MS: {p}"))?;
+    ctx.sessions = Arc::new(QueuedSessions::new(
+        ctx.store.clone(),
+        ctx.queue.clone(),
+        query_wait,
+    ));
+    ctx.sandbox_routes = serves_sandbox();
     // Per execution environment: API Gateway's stage throttling is the deployment-wide limit.
     let limit = wa_api::LimitConfig::from_lookup(&|k| std::env::var(k).ok())
         .map_err(|(var, problem)| anyhow::anyhow!("{var}: {problem}"))?;
@@ -128,17 +144,47 @@ pub async fn serve(routes: OpenApiRouter<AppState>) -> Result<(), lambda_http::E
     lambda_http::run(service).await
 }
 
-/// The service of an HTTP function: `routes` with the shared error handling, body limit and
-/// request ids, API Gateway's request id standing in when the caller sends none.
-pub fn app(routes: OpenApiRouter<AppState>, state: AppState, max_body: usize) -> axum::Router {
-    let (router, _) = routes.split_for_parts();
+/// Serves `router`, whose routes need no request context (documents, static pages), as a
+/// Lambda behind API Gateway, with the shared error handling, body limit and request ids;
+/// the metrics of an invocation are written (EMF) when it is answered.
+pub async fn serve_router(router: axum::Router) -> Result<(), lambda_http::Error> {
+    init_tracing();
+    let max_body = match install_metrics()
+        .and_then(|()| max_body_bytes(std::env::var("WA_MAX_BODY_BYTES").ok().as_deref()))
+    {
+        Ok(m) => m,
+        Err(e) => {
+            tracing::error!(error = format!("{e:#}"), "invalid configuration");
+            return Err(e.into());
+        }
+    };
+    let service = tower::ServiceExt::<lambda_http::Request>::map_response(
+        finished(router, max_body),
+        |response: axum::response::Response| {
+            wa_emf::flush();
+            response
+        },
+    );
+    lambda_http::run(service).await
+}
+
+/// `router` with the shared error handling, body limit and request ids, API Gateway's
+/// request id standing in when the caller sends none.
+fn finished(router: axum::Router, max_body: usize) -> axum::Router {
     wa_api::finish_router(
-        router.with_state(state),
+        router,
         max_body,
         RequestIdConfig {
             platform_id: Some(platform_request_id),
         },
     )
+}
+
+/// The service of an HTTP function: `routes` with the shared error handling, body limit and
+/// request ids, API Gateway's request id standing in when the caller sends none.
+pub fn app(routes: OpenApiRouter<AppState>, state: AppState, max_body: usize) -> axum::Router {
+    let (router, _) = routes.split_for_parts();
+    finished(router.with_state(state), max_body)
 }
 
 #[cfg(test)]

@@ -31,6 +31,7 @@ mod events;
 mod leases;
 mod messages;
 mod ops;
+mod replies;
 mod retry;
 
 /// How long `create_table` waits for the table and its indexes to become active.
@@ -312,6 +313,11 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
     async fn conformance_worker_membership() {
         wa_testkit::conformance::worker_membership(store().await).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn conformance_replies() {
+        wa_testkit::conformance::reply_store(store().await).await;
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

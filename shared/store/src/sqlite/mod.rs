@@ -117,6 +117,15 @@ CREATE TABLE closed_apps (
 );
 "#,
     leases::MIGRATION,
+    r#"
+-- The workers' replies to session requests, each until its expiry.
+CREATE TABLE replies (
+    ask_id     TEXT PRIMARY KEY,
+    body       TEXT NOT NULL,
+    expires_ms INTEGER NOT NULL
+);
+CREATE INDEX replies_expiry ON replies (expires_ms);
+"#,
 ];
 
 /// State in one SQLite database file.
@@ -530,6 +539,7 @@ mod devices;
 mod events;
 mod leases;
 mod messages;
+mod replies;
 
 #[cfg(test)]
 mod tests {
@@ -549,6 +559,7 @@ mod tests {
         wa_testkit::conformance::device_store(store.clone()).await;
         wa_testkit::conformance::message_store(store.clone()).await;
         wa_testkit::conformance::closed_apps(store.clone()).await;
+        wa_testkit::conformance::reply_store(store.clone()).await;
         wa_testkit::conformance::event_store(store.clone()).await;
         leases_conformance(store).await;
     }
@@ -560,6 +571,7 @@ mod tests {
         wa_testkit::conformance::device_store(store.clone()).await;
         wa_testkit::conformance::message_store(store.clone()).await;
         wa_testkit::conformance::closed_apps(store.clone()).await;
+        wa_testkit::conformance::reply_store(store.clone()).await;
         wa_testkit::conformance::event_store(store.clone()).await;
         leases_conformance(store).await;
     }
@@ -573,6 +585,7 @@ mod tests {
         wa_testkit::conformance::device_store(store.clone()).await;
         wa_testkit::conformance::message_store(store.clone()).await;
         wa_testkit::conformance::closed_apps(store.clone()).await;
+        wa_testkit::conformance::reply_store(store.clone()).await;
         wa_testkit::conformance::event_store(store.clone()).await;
         leases_conformance(store.clone()).await;
         let kept = wa_testkit::fixtures::app(&wa_testkit::fixtures::tenant(), "kept");

@@ -21,6 +21,7 @@ mod events;
 mod leases;
 mod messages;
 mod queue;
+mod replies;
 
 pub use apps::{app_store, closed_apps};
 pub use devices::device_store;
@@ -28,3 +29,4 @@ pub use events::event_store;
 pub use leases::{fenced_writes, lease_store, worker_membership};
 pub use messages::message_store;
 pub use queue::{QueueProfile, queue, queue_basics, queue_dead_letters, queue_delay, queue_groups};
+pub use replies::reply_store;

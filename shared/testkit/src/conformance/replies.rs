@@ -1,0 +1,93 @@
+//! The reply store checks: the workers' replies to session requests, kept until their
+//! expiry and readable from any process.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use uuid::Uuid;
+use wa_core::provider::{Profile, SentRecord};
+use wa_core::session::{Reply, SessionAnswer};
+use wa_core::store::ReplyStore;
+use wa_core::time;
+use wa_errors::{ApiError, ErrorCode};
+
+/// Runs every reply store check.
+pub async fn reply_store(s: Arc<dyn ReplyStore>) {
+    let later = time::now() + Duration::from_secs(300);
+    let ask = Uuid::new_v4();
+    assert_eq!(s.get_reply(ask).await.unwrap(), None, "no reply yet");
+
+    // An answer comes back as it was stored.
+    let profile = Reply::Answer(SessionAnswer::Profile(Profile {
+        jid: "15550001111@s.whatsapp.net".into(),
+        kind: "contact".into(),
+        name: Some("Ana \u{1F600}".into()),
+        phone_number: Some("15550001111".into()),
+        lid: None,
+        status: None,
+        picture_url: None,
+        subject: None,
+        description: None,
+        participant_count: None,
+    }));
+    s.put_reply(ask, &profile, later).await.unwrap();
+    assert_eq!(s.get_reply(ask).await.unwrap(), Some(profile.clone()));
+
+    // Another ask's reply is its own.
+    let other = Uuid::new_v4();
+    assert_eq!(s.get_reply(other).await.unwrap(), None);
+    let error = Reply::of(Err(ApiError::new(
+        ErrorCode::DeviceNotConnected,
+        "no session",
+    )
+    .with_detail("device_id", "d")
+    .with_retry_after(3)));
+    s.put_reply(other, &error, later).await.unwrap();
+    assert_eq!(s.get_reply(other).await.unwrap(), Some(error));
+    assert_eq!(s.get_reply(ask).await.unwrap(), Some(profile));
+
+    // An ask answered again (redelivered): the last reply stands.
+    let sent = Reply::Answer(SessionAnswer::Sent(
+        (0..200)
+            .map(|i| SentRecord {
+                message_id: format!("3EB0{i:016}"),
+                to: "15550001111@s.whatsapp.net".into(),
+                kind: "text".into(),
+                received_at: time::now(),
+            })
+            .collect(),
+    ));
+    s.put_reply(ask, &sent, later).await.unwrap();
+    assert_eq!(s.get_reply(ask).await.unwrap(), Some(sent));
+
+    // An expired reply is no reply, even where the backend has not deleted it yet.
+    let expired = Uuid::new_v4();
+    s.put_reply(
+        expired,
+        &Reply::Answer(SessionAnswer::Done),
+        time::now() - Duration::from_secs(1),
+    )
+    .await
+    .unwrap();
+    assert_eq!(s.get_reply(expired).await.unwrap(), None);
+    let soon = Uuid::new_v4();
+    s.put_reply(
+        soon,
+        &Reply::Answer(SessionAnswer::Done),
+        time::now() + Duration::from_millis(300),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        s.get_reply(soon).await.unwrap(),
+        Some(Reply::Answer(SessionAnswer::Done))
+    );
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while s.get_reply(soon).await.unwrap().is_some() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the reply never expired"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
