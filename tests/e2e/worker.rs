@@ -124,7 +124,18 @@ async fn wa_worker_serves_a_server_without_its_worker() {
         ],
     );
     let mut worker = WorkerProcess::start(&first.data_dir);
-    // The worker resumes the session it finds linked.
+    // The worker resumes the session it finds linked: the device shows `connecting` from
+    // the restore on, so `connected` counts only once the restore has begun (before it,
+    // the status is the one the first server left).
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while !worker.logs().contains("resuming session") {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the session was never resumed\n{}",
+            worker.logs()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     wait_for(&api, &t, &id, Duration::from_secs(30), |d| {
         d["status"] == "connected"
     })
