@@ -14,9 +14,9 @@
 
 mod commands;
 mod config;
-pub mod health;
 mod consumer;
 pub mod decide;
+pub mod health;
 mod inbound;
 pub mod media;
 mod pacing;
@@ -33,12 +33,13 @@ use std::time::Duration;
 use pacing::Pacing;
 
 use wa_core::devices::Device;
+use wa_core::media::MediaStore;
 use wa_core::notify::Notifier;
 use wa_core::provider::Provider;
 use wa_core::queue::Queue;
 use wa_core::store::Store;
 
-pub use config::{ProviderKind, WorkerConfig, backends, build_provider};
+pub use config::{ProviderKind, WorkerConfig, backends, build_provider, media_backend};
 pub use decide::rate_limit_backoff;
 pub use upkeep::Upkeep;
 
@@ -61,8 +62,8 @@ pub struct Worker {
     pub provider: Arc<dyn Provider>,
     pub notifier: Arc<Notifier>,
     pub on_qr: Option<QrHook>,
-    /// Inbound media are stored under `<data_dir>/media`.
-    pub data_dir: PathBuf,
+    /// Where inbound media are stored (the data directory unless set otherwise).
+    pub media: Arc<dyn MediaStore>,
     /// Allow media URLs on private addresses (`WA_ALLOW_PRIVATE_URLS`).
     pub allow_private_urls: bool,
     /// How long a received command stays invisible ([`VISIBILITY`]).
@@ -90,6 +91,8 @@ pub enum Next {
 pub const MAX_RECEIVES: u32 = 20;
 
 impl Worker {
+    /// A worker storing inbound media under `data_dir` (set [`Worker::media`] to store them
+    /// elsewhere).
     pub fn new(
         store: Arc<dyn Store>,
         queue: Arc<dyn Queue>,
@@ -103,7 +106,7 @@ impl Worker {
             provider,
             notifier,
             on_qr: None,
-            data_dir,
+            media: Arc::new(wa_media::DirMedia::new(data_dir)),
             allow_private_urls: false,
             visibility: VISIBILITY,
             upkeep: Upkeep::default(),

@@ -105,6 +105,26 @@ impl S3Media {
         S3Media::new(Client::from_conf(s3), bucket)
     }
 
+    /// A client of the S3 emulator at `endpoint` (moto) in `region`, with fixed test
+    /// credentials and path-style addressing: for tests and local runs only.
+    pub fn emulator_client(endpoint: &str, region: &str) -> Client {
+        let config = aws_sdk_s3::Config::builder()
+            .behavior_version(aws_sdk_s3::config::BehaviorVersion::latest())
+            .endpoint_url(endpoint)
+            .region(aws_sdk_s3::config::Region::new(region.to_owned()))
+            .credentials_provider(aws_sdk_s3::config::Credentials::new(
+                "test", "test", None, None, "emulator",
+            ))
+            .force_path_style(true)
+            .build();
+        Client::from_conf(config)
+    }
+
+    /// The client, for what the port does not cover (listing in tests).
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
     /// The bucket's name.
     pub fn bucket(&self) -> &str {
         &self.bucket
@@ -299,17 +319,9 @@ impl MediaStore for S3Media {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use aws_sdk_s3::config::{BehaviorVersion, Credentials, Region};
 
     fn client() -> Client {
-        let config = aws_sdk_s3::Config::builder()
-            .behavior_version(BehaviorVersion::latest())
-            .endpoint_url(wa_testkit::moto::endpoint())
-            .region(Region::new(wa_testkit::moto::REGION))
-            .credentials_provider(Credentials::new("test", "test", None, None, "moto"))
-            .force_path_style(true)
-            .build();
-        Client::from_conf(config)
+        S3Media::emulator_client(wa_testkit::moto::endpoint(), wa_testkit::moto::REGION)
     }
 
     /// Media in a fresh bucket of the process's moto server.
