@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 
 use crate::devices::{app_token, call, linked_device};
-use crate::support::{BIN, Server};
+use crate::support::Server;
 use crate::webhooks::SECRET;
 
 fn jpeg(len: usize) -> Vec<u8> {
@@ -49,18 +49,7 @@ async fn inbound_media_in_s3_are_served_or_redirected_and_deleted_with_their_dev
         ("WA_TABLE_NAME", &table),
         ("WA_MEDIA_BUCKET", &bucket),
     ];
-    let out = std::process::Command::new(BIN)
-        .arg("aws-init")
-        .env_clear()
-        .envs(aws_env.iter().copied())
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "aws-init: {stdout}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let stdout = crate::aws::aws_init(&aws_env);
     assert!(stdout.contains(&format!("bucket {bucket}")), "{stdout}");
 
     let mut env = aws_env.clone();
@@ -120,11 +109,21 @@ async fn inbound_media_in_s3_are_served_or_redirected_and_deleted_with_their_dev
         listed.contents().len()
     };
     assert_eq!(keys().await, 2);
-    let (s, v) = call(&server, "DELETE", &format!("/devices/{device}"), &token, None).await;
+    let (s, v) = call(
+        &server,
+        "DELETE",
+        &format!("/devices/{device}"),
+        &token,
+        None,
+    )
+    .await;
     assert!(s < 300, "{v}");
     let deadline = Instant::now() + Duration::from_secs(30);
     while keys().await > 0 {
-        assert!(Instant::now() < deadline, "the device's media objects are deleted");
+        assert!(
+            Instant::now() < deadline,
+            "the device's media objects are deleted"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let res = get_media(&path).await.unwrap();
