@@ -9,7 +9,7 @@ import os
 import tempfile
 import unittest
 
-from aws_local import runtime, template, tokens, worker
+from aws_local import resources, runtime, template, tokens, worker
 from aws_local.template import NO_VALUE, Resolver, TemplateError
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -175,6 +175,22 @@ class Structure(unittest.TestCase):
         sandbox_routes = [e["Properties"]["Path"]
                           for e in template.function_properties(tpl, "SandboxFunction")["Events"].values()]
         self.assertEqual(sandbox_routes, ["/sandbox/{proxy+}"])
+
+    def test_the_media_bucket_reaches_the_functions_that_use_it(self):
+        tpl = template.load(os.path.join(ROOT, "template.yaml"))
+        params = template.parameter_values(tpl, {"Provider": "sandbox"})
+        params["JwtSecretArn"] = "arn:aws:secretsmanager:us-east-1:123456789012:secret:jwt-AbC"
+        r = Resolver(tpl, params, template.pseudo_parameters("st", "us-east-1"), lambda *ref: "key")
+        for logical in ("Table", "CommandsQueue", "EventsQueue", "SendsQueue", "MediaBucket"):
+            r.refs[logical] = f"ref-{logical}"
+        self.assertIn("AWS::S3::Bucket", resources.EMULATED)
+        for fn, expected in [("DevicesFunction", "ref-MediaBucket"), ("AppsFunction", "ref-MediaBucket"),
+                             ("MessagesFunction", None), ("WebhooksFunction", None)]:
+            env = r.resolve(template.function_properties(tpl, fn)["Environment"]["Variables"])
+            self.assertEqual(env.get("WA_MEDIA_BUCKET"), expected, fn)
+        container = tpl["Resources"]["WorkerTask"]["Properties"]["ContainerDefinitions"][0]
+        worker_env = {e["Name"]: r.resolve(e["Value"]) for e in container["Environment"]}
+        self.assertEqual(worker_env["WA_MEDIA_BUCKET"], "ref-MediaBucket")
 
 
 class LambdaChecks(unittest.TestCase):

@@ -13,6 +13,23 @@ use crate::devices::{call, wait_for};
 use crate::support::{BIN, Server, send};
 use crate::webhooks::{Receiver, SECRET};
 
+/// Runs `wa-server aws-init` with only `env`; answers what it printed (it must succeed).
+pub fn aws_init(env: &[(&str, &str)]) -> String {
+    let out = std::process::Command::new(BIN)
+        .arg("aws-init")
+        .env_clear()
+        .envs(env.iter().copied())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "aws-init: {stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
+}
+
 fn sqs(endpoint: &str) -> aws_sdk_sqs::Client {
     let config = aws_sdk_sqs::Config::builder()
         .behavior_version(BehaviorVersion::latest())
@@ -42,18 +59,7 @@ async fn the_whole_flow_on_dynamodb_and_sqs() {
     ];
 
     // `wa-server aws-init` makes the table and the queues.
-    let out = std::process::Command::new(BIN)
-        .arg("aws-init")
-        .env_clear()
-        .envs(aws_env.iter().copied())
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "aws-init: {stdout}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let stdout = aws_init(&aws_env);
     assert!(stdout.contains(&format!("table {table}")), "{stdout}");
     assert!(stdout.contains(&sends), "{stdout}");
 

@@ -6,6 +6,7 @@ mod dashboard;
 mod devices;
 mod foundation;
 mod limits;
+mod media;
 mod messages;
 mod observability;
 mod permissions;

@@ -619,6 +619,52 @@ async fn deleting_an_app_destroys_its_devices() {
 }
 
 #[tokio::test]
+async fn deleting_an_app_deletes_its_media_only() {
+    use wa_core::media::{MediaPath, MediaStore};
+    let dir = tempfile::tempdir().unwrap();
+    let media = Arc::new(wa_media::DirMedia::new(dir.path()));
+    let store = Arc::new(wa_store::SqliteStore::in_memory().unwrap());
+    let queue = Arc::new(wa_queue::LocalQueue::in_memory(5).unwrap());
+    let mut ctx = Context::new(
+        store,
+        queue,
+        JwtConfig::new(SECRET, None, None).unwrap(),
+        false,
+    );
+    ctx.set_media(media.clone());
+    let ctx = ctx.into_state();
+    let (r, _) = OpenApiRouter::new()
+        .merge(crate::router())
+        .split_for_parts();
+    let api = Api {
+        router: wa_api::finish_router(r.with_state(ctx.clone()), 64 * 1024, Default::default()),
+        ctx,
+    };
+    let app_id = |v: Value| -> uuid::Uuid { v["app"]["app_id"].as_str().unwrap().parse().unwrap() };
+    let (doomed, kept) = (
+        app_id(api.create("acme", "doomed").await),
+        app_id(api.create("acme", "kept").await),
+    );
+    let device = uuid::Uuid::now_v7();
+    let gone = MediaPath::inbound(doomed, device, "3EB0A", "image/png");
+    let other = MediaPath::inbound(kept, device, "3EB0A", "image/png");
+    media.put(&gone, b"gone").await.unwrap();
+    media.put(&other, b"kept").await.unwrap();
+
+    let (s, v) = api
+        .call(
+            "DELETE",
+            &format!("/apps/{doomed}"),
+            Some(&jwt("acme")),
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::NO_CONTENT, "{v}");
+    assert_eq!(media.get(&gone).await.unwrap(), None);
+    assert_eq!(media.get(&other).await.unwrap().unwrap().bytes, b"kept");
+}
+
+#[tokio::test]
 async fn list_is_paginated() {
     let api = api();
     let t = jwt("acme");

@@ -1,5 +1,6 @@
-//! `wa-server`, the embedded all-in-one server: every router, SQLite state in the data
-//! directory, one process. `main.rs` parses the command line; this crate boots.
+//! `wa-server`, the embedded all-in-one server: every router, SQLite state and inbound
+//! media in the data directory (or DynamoDB, SQS and S3 on the AWS data path), one process.
+//! `main.rs` parses the command line; this crate boots.
 
 pub mod config;
 pub mod connections;
@@ -93,7 +94,8 @@ pub async fn serve(
     let mut ctx = Context::new(store.clone(), queue.clone(), jwt, config.allow_private_urls);
     ctx.devices.link_wait = config.link_wait;
     ctx.messages.send_wait = config.send_wait;
-    ctx.media_root = Some(config.data_dir.clone());
+    let media = wa_worker::media_backend(&config.data_dir, &config.aws).await;
+    ctx.set_media(media.clone());
     ctx.limiter = wa_api::RequestLimiter::new(config.app_limit);
     ctx.sandbox_routes = config.worker.provider == wa_worker::ProviderKind::Sandbox;
     // Without the worker here, session requests go to the worker through the queue.
@@ -129,6 +131,7 @@ pub async fn serve(
         .with_sandbox(sandbox);
         worker.on_qr = on_qr;
         worker.allow_private_urls = config.allow_private_urls;
+        worker.media = media;
         worker_task = Some(tokio::spawn(Arc::new(worker).run(
             events_rx,
             inbound_rx,

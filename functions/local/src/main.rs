@@ -1,6 +1,7 @@
 //! The `wa-server` command: `wa-server` (or `wa-server serve`) runs the embedded server;
 //! `wa-server token --tenant <id>` prints a tenant JWT for the /apps routes;
-//! `wa-server aws-init` creates the DynamoDB table and SQS queues the environment names.
+//! `wa-server aws-init` creates the DynamoDB table, SQS queues and S3 media bucket the
+//! environment names.
 
 use clap::{Parser, Subcommand};
 use wa_server::{Config, LogFormat};
@@ -29,9 +30,9 @@ enum Command {
         #[arg(long, default_value_t = 86_400)]
         ttl_secs: u64,
     },
-    /// Create the DynamoDB table (WA_TABLE_NAME) and the SQS queues (WA_*_QUEUE_URL) with
-    /// their dead-letter queues when they are missing: for emulators and first runs (in AWS
-    /// the SAM template creates them).
+    /// Create the DynamoDB table (WA_TABLE_NAME), the SQS queues (WA_*_QUEUE_URL) with
+    /// their dead-letter queues and the media bucket (WA_MEDIA_BUCKET) when they are
+    /// missing: for emulators and first runs (in AWS the SAM template creates them).
     AwsInit,
 }
 
@@ -73,7 +74,9 @@ fn aws_init(config: &Config) -> anyhow::Result<()> {
         .build()?
         .block_on(wa_aws::init(&config.aws))?;
     if done.is_empty() {
-        anyhow::bail!("nothing to create: set WA_TABLE_NAME and/or the WA_*_QUEUE_URL variables");
+        anyhow::bail!(
+            "nothing to create: set WA_TABLE_NAME, the WA_*_QUEUE_URL variables and/or WA_MEDIA_BUCKET"
+        );
     }
     for line in done {
         println!("{line}");

@@ -51,7 +51,7 @@ async fn api(send_wait: Duration, rate: f64, burst: u32) -> Api {
     ));
     ctx.sandbox_routes = true;
     ctx.messages.send_wait = send_wait;
-    ctx.media_root = Some(dir.path().to_path_buf());
+    ctx.set_media(Arc::new(wa_media::DirMedia::new(dir.path())));
     let ctx = ctx.into_state();
     let worker = wa_worker::Worker::new(
         store,

@@ -10,7 +10,7 @@ use wa_core::store::StoreError;
 use wa_core::time;
 
 use crate::session::stopped_or_logged_out;
-use crate::{Next, Worker, decide, media};
+use crate::{Next, Worker, decide};
 
 impl Worker {
     /// Decodes and applies one received command; the answer settles it.
@@ -119,7 +119,10 @@ impl Worker {
             Command::Disconnect { .. } => self.provider.disconnect(device_id).await,
             Command::Destroy { .. } => {
                 self.provider.destroy(device_id).await;
-                media::delete_device_media(&self.data_dir, device.app_id, device_id);
+                // The device is gone either way: a file left behind is logged, not retried.
+                if let Err(e) = self.media.delete_device(device.app_id, device_id).await {
+                    tracing::warn!(%device_id, error = %e, "could not delete the device's media");
+                }
             }
             Command::SubscribePresence { jid, .. } => {
                 if let Err(e) = self.provider.subscribe_presence(device_id, jid).await {

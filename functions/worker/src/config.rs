@@ -1,4 +1,5 @@
-//! The worker's settings and the provider they select.
+//! The worker's settings and what they select: the store and queue, the media store, the
+//! provider.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -6,6 +7,7 @@ use std::time::Duration;
 
 use wa_core::Store;
 use wa_core::lease;
+use wa_core::media::MediaStore;
 use wa_core::provider::{EventSender, InboundSender, Provider, SandboxControl};
 use wa_core::queue::Queue;
 use wa_queue::LocalQueue;
@@ -197,6 +199,15 @@ pub async fn backends(
         None => unreachable!("SQLite is opened whenever DynamoDB is not used"),
     };
     Ok((wa_aws::with_nudges(store, queue.clone(), aws), queue))
+}
+
+/// Where inbound media live: the S3 bucket of `WA_MEDIA_BUCKET` when it is set, else the
+/// data directory (`<data_dir>/media`).
+pub async fn media_backend(data_dir: &Path, aws: &wa_aws::AwsEnv) -> Arc<dyn MediaStore> {
+    match wa_aws::media_from_env(aws).await {
+        Some(s3) => s3,
+        None => Arc::new(wa_media::DirMedia::new(data_dir)),
+    }
 }
 
 /// The provider, and the sandbox's control surface when the provider is the sandbox.

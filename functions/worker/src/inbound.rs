@@ -1,5 +1,5 @@
-//! Inbound storage: a message received by a device, with its media written under the data
-//! directory first, stored once (a redelivery of a stored message is a no-op).
+//! Inbound storage: a message received by a device, with its media written to the media
+//! store first, stored once (a redelivery of a stored message is a no-op).
 
 use uuid::Uuid;
 use wa_core::messages::{Direction, Message, MessageStatus};
@@ -31,22 +31,18 @@ impl Worker {
             return Ok(());
         };
         let stored = match &msg.media {
-            Some(media) => {
-                let (dir, app, mid, mime, bytes) = (
-                    self.data_dir.clone(),
+            Some(media) => Some(
+                media::store(
+                    &*self.media,
                     device.app_id,
-                    message_id.clone(),
-                    media.mime_type.clone(),
-                    media.bytes.clone(),
-                );
-                let s = tokio::task::spawn_blocking(move || {
-                    media::store(&dir, app, device_id, &mid, &mime, &bytes)
-                })
+                    device_id,
+                    &message_id,
+                    &media.mime_type,
+                    &media.bytes,
+                )
                 .await
-                .map_err(|e| StoreError::Backend(e.to_string()))?
-                .map_err(|e| StoreError::Backend(format!("writing media failed: {e}")))?;
-                Some(s)
-            }
+                .map_err(|e| StoreError::Backend(format!("writing media failed: {e}")))?,
+            ),
             None => None,
         };
         let now = time::now();

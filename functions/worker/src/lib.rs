@@ -35,12 +35,13 @@ use std::time::Duration;
 use pacing::Pacing;
 
 use wa_core::devices::Device;
+use wa_core::media::MediaStore;
 use wa_core::notify::Notifier;
 use wa_core::provider::{Provider, SandboxControl};
 use wa_core::queue::Queue;
 use wa_core::store::Store;
 
-pub use config::{ProviderKind, WorkerConfig, backends, build_provider};
+pub use config::{ProviderKind, WorkerConfig, backends, build_provider, media_backend};
 pub use decide::rate_limit_backoff;
 pub use upkeep::Upkeep;
 
@@ -66,8 +67,8 @@ pub struct Worker {
     pub sandbox: Option<Arc<dyn SandboxControl>>,
     pub notifier: Arc<Notifier>,
     pub on_qr: Option<QrHook>,
-    /// Inbound media are stored under `<data_dir>/media`.
-    pub data_dir: PathBuf,
+    /// Where inbound media are stored (the data directory unless set otherwise).
+    pub media: Arc<dyn MediaStore>,
     /// Allow media URLs on private addresses (`WA_ALLOW_PRIVATE_URLS`).
     pub allow_private_urls: bool,
     /// How long a received command stays invisible ([`VISIBILITY`]).
@@ -95,6 +96,8 @@ pub enum Next {
 pub const MAX_RECEIVES: u32 = 20;
 
 impl Worker {
+    /// A worker storing inbound media under `data_dir` (set [`Worker::media`] to store them
+    /// elsewhere).
     pub fn new(
         store: Arc<dyn Store>,
         queue: Arc<dyn Queue>,
@@ -109,7 +112,7 @@ impl Worker {
             sandbox: None,
             notifier,
             on_qr: None,
-            data_dir,
+            media: Arc::new(wa_media::DirMedia::new(data_dir)),
             allow_private_urls: false,
             visibility: VISIBILITY,
             upkeep: Upkeep::default(),

@@ -1,7 +1,8 @@
 //! `wa-worker`: the worker as its own process, on the same data directory as a
 //! `wa-server` started with `WA_WORKER=0`, or, in AWS (the ECS service of template.yaml),
 //! on the table and queues of `WA_TABLE_NAME` and the `WA_*_QUEUE_URL` variables, with the
-//! session keys under `WA_DATA_DIR` on the EFS volume. `wa-worker health` is the
+//! session keys under `WA_DATA_DIR` on the EFS volume and inbound media in the S3 bucket of
+//! `WA_MEDIA_BUCKET`. `wa-worker health` is the
 //! container's health check (see `wa_worker::health`).
 
 use std::sync::Arc;
@@ -75,6 +76,7 @@ async fn run(config: WorkerConfig) -> anyhow::Result<()> {
     .with_pacing(config.send_rate, config.send_burst)
     .with_sandbox(sandbox);
     worker.allow_private_urls = config.allow_private_urls;
+    worker.media = wa_worker::media_backend(&config.data_dir, &aws).await;
     let worker = Arc::new(worker);
     let (stop_tx, stop_rx) = watch::channel(false);
     tokio::spawn(async move {

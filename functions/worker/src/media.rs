@@ -1,15 +1,14 @@
 //! Media files: fetching an outbound `url` through the outbound client (http(s), special-
 //! purpose targets refused, size-capped, time-limited, no redirects) and storing inbound
-//! media under `<data dir>/media/<app_id>/`.
+//! media through the media port (the data directory, or S3 with `WA_MEDIA_BUCKET`).
 
-use std::io::Write;
-use std::path::Path;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use futures_util::StreamExt;
 use sha2::Digest;
 use uuid::Uuid;
+use wa_core::media::{MediaError, MediaPath, MediaStore};
 use wa_core::messages::{MessageError, MessageType, check_bytes};
 use wa_errors::ErrorCode;
 use wa_net::{FetchError, Lookup, Method, OutboundClient};
@@ -107,82 +106,34 @@ pub async fn fetch_with(
     Ok(body)
 }
 
-/// The file extension used for a stored MIME type.
-pub fn extension(mime: &str) -> &'static str {
-    match mime.split(';').next().unwrap_or("").trim() {
-        "image/jpeg" => "jpg",
-        "image/png" => "png",
-        "image/webp" => "webp",
-        "video/mp4" => "mp4",
-        "video/3gpp" => "3gp",
-        "audio/ogg" => "ogg",
-        "audio/mpeg" => "mp3",
-        "audio/mp4" => "m4a",
-        "audio/aac" => "aac",
-        "audio/amr" => "amr",
-        "application/pdf" => "pdf",
-        "text/plain" => "txt",
-        "text/csv" => "csv",
-        "application/zip" => "zip",
-        _ => "bin",
-    }
-}
-
 /// A stored inbound media file.
 pub struct StoredMedia {
-    /// Relative to the data directory: `media/<app_id>/<device_id>-<message_id>.<ext>`.
+    /// Its `media_path`: `media/<app_id>/<device_id>-<message_id>.<ext>`.
     pub path: String,
     pub size: u64,
     pub sha256: String,
 }
 
-/// Writes inbound media durably (temp file, fsync, rename).
-pub fn store(
-    data_dir: &Path,
+/// Stores the media of inbound message `message_id` in `media`, at the path of
+/// [`MediaPath::inbound`] (a redelivery overwrites its own file). Fails as the store does.
+pub async fn store(
+    media: &dyn MediaStore,
     app_id: Uuid,
     device_id: Uuid,
     message_id: &str,
     mime: &str,
     bytes: &[u8],
-) -> std::io::Result<StoredMedia> {
-    let safe_id: String = message_id
-        .chars()
-        .filter(|c| c.is_ascii_alphanumeric())
-        .collect();
-    let rel = format!("media/{app_id}/{device_id}-{safe_id}.{}", extension(mime));
-    let path = data_dir.join(&rel);
-    if let Some(dir) = path.parent() {
-        wa_core::private_fs::create_dir_all(dir)?;
-    }
-    let tmp = path.with_extension("part");
-    let mut f = wa_core::private_fs::create(&tmp)?;
-    f.write_all(bytes)?;
-    f.sync_all()?;
-    std::fs::rename(&tmp, &path)?;
+) -> Result<StoredMedia, MediaError> {
+    let path = MediaPath::inbound(app_id, device_id, message_id, mime);
+    media.put(&path, bytes).await?;
     Ok(StoredMedia {
-        path: rel,
+        path: path.as_str().to_owned(),
         size: bytes.len() as u64,
         sha256: sha2::Sha256::digest(bytes)
             .iter()
             .map(|b| format!("{b:02x}"))
             .collect(),
     })
-}
-
-/// Deletes every media file of a device (it was destroyed).
-pub fn delete_device_media(data_dir: &Path, app_id: Uuid, device_id: Uuid) {
-    let dir = data_dir.join("media").join(app_id.to_string());
-    let Ok(entries) = std::fs::read_dir(&dir) else {
-        return;
-    };
-    let prefix = format!("{device_id}-");
-    for e in entries.flatten() {
-        if e.file_name().to_string_lossy().starts_with(&prefix)
-            && let Err(err) = std::fs::remove_file(e.path())
-        {
-            tracing::warn!(%device_id, error = %err, "could not delete a media file");
-        }
-    }
 }
 
 #[cfg(test)]

@@ -23,6 +23,7 @@ use wa_core::Store;
 use wa_core::apps::Apps;
 use wa_core::auth::JwtConfig;
 use wa_core::device_service::Devices;
+use wa_core::media::MediaStore;
 use wa_core::notify::Notifier;
 use wa_core::queue::Queue;
 use wa_core::send_service::Messages;
@@ -58,9 +59,9 @@ pub struct Context {
     /// Whether the sandbox's control routes are served: the workers run the sandbox
     /// (`WA_PROVIDER=sandbox`).
     pub sandbox_routes: bool,
-    /// The directory inbound media paths are relative to (the data directory), where
-    /// media files are on this machine's disk.
-    pub media_root: Option<std::path::PathBuf>,
+    /// Where inbound media files are (`GET /media`), where this process reaches them;
+    /// set with [`Context::set_media`].
+    pub media: Option<Arc<dyn MediaStore>>,
     /// The per-App (and, on `/apps`, per-tenant) request limiter; off unless configured.
     pub limiter: RequestLimiter,
 }
@@ -100,9 +101,16 @@ impl Context {
             version: env!("CARGO_PKG_VERSION"),
             sessions,
             sandbox_routes: false,
-            media_root: None,
+            media: None,
             limiter: RequestLimiter::off(),
         }
+    }
+
+    /// Serves inbound media from `media`, and deletes an App's media there when the App is
+    /// deleted.
+    pub fn set_media(&mut self, media: Arc<dyn MediaStore>) {
+        self.apps = self.apps.clone().with_media(media.clone());
+        self.media = Some(media);
     }
 
     pub fn into_state(self) -> AppState {

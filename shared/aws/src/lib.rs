@@ -2,8 +2,9 @@
 //! and `wa-server` on the AWS data path: the DynamoDB store and the SQS queues from the
 //! environment (`WA_TABLE_NAME`, `WA_COMMANDS_QUEUE_URL`, `WA_EVENTS_QUEUE_URL`,
 //! `WA_SENDS_QUEUE_URL`, and the SDK's own `AWS_REGION`, `AWS_ENDPOINT_URL`, credentials),
-//! the webhook nudges, `aws-init`, and the Lambdas' JSON logs. No HTTP server here: the
-//! Lambda HTTP entry point is `wa-lambda-http`.
+//! with the `media` feature the S3 media bucket (`WA_MEDIA_BUCKET`), the webhook nudges,
+//! `aws-init`, and the Lambdas' JSON logs. No HTTP server here: the Lambda HTTP entry point
+//! is `wa-lambda-http`.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -26,6 +27,8 @@ pub struct AwsEnv {
     pub events_queue_url: Option<String>,
     /// `WA_SENDS_QUEUE_URL`: the queue of event-driven sends.
     pub sends_queue_url: Option<String>,
+    /// `WA_MEDIA_BUCKET`: the S3 bucket of inbound media.
+    pub media_bucket: Option<String>,
 }
 
 impl AwsEnv {
@@ -36,6 +39,7 @@ impl AwsEnv {
             commands_queue_url: var("WA_COMMANDS_QUEUE_URL"),
             events_queue_url: var("WA_EVENTS_QUEUE_URL"),
             sends_queue_url: var("WA_SENDS_QUEUE_URL"),
+            media_bucket: var("WA_MEDIA_BUCKET"),
         }
     }
 
@@ -58,6 +62,13 @@ pub async fn store_from_env(env: &AwsEnv) -> anyhow::Result<Arc<DynamoStore>> {
         .as_deref()
         .context("WA_TABLE_NAME: the DynamoDB table is not set")?;
     Ok(Arc::new(DynamoStore::from_env(table).await))
+}
+
+/// The S3 media store of `WA_MEDIA_BUCKET`, `None` when it is unset.
+#[cfg(feature = "media")]
+pub async fn media_from_env(env: &AwsEnv) -> Option<Arc<wa_media::S3Media>> {
+    let bucket = env.media_bucket.as_deref()?;
+    Some(Arc::new(wa_media::S3Media::from_env(bucket).await))
 }
 
 /// How long a consumer's receive waits for a message (SQS long polling, its maximum): an
@@ -85,9 +96,10 @@ pub fn with_nudges(store: Arc<dyn Store>, queue: Arc<dyn Queue>, env: &AwsEnv) -
     }
 }
 
-/// Creates the table and the queues named by the environment when they are missing (for
-/// emulators and first runs; in AWS the SAM template creates them). Returns what it did,
-/// one line per resource.
+/// Creates the table, the queues and the media bucket named by the environment when they
+/// are missing (for emulators and first runs; in AWS the SAM template creates them).
+/// Returns what it did, one line per resource. Fails when `WA_MEDIA_BUCKET` is set in a
+/// build without the `media` feature.
 pub async fn init(env: &AwsEnv) -> anyhow::Result<Vec<String>> {
     let mut done = Vec::new();
     if env.table.is_some() {
@@ -114,7 +126,27 @@ pub async fn init(env: &AwsEnv) -> anyhow::Result<Vec<String>> {
             .map_err(|e| anyhow::anyhow!("creating the queues: {e}"))?;
         done.extend(created.into_iter().map(|u| format!("queue {u}")));
     }
+    if env.media_bucket.is_some() {
+        done.push(init_media(env).await?);
+    }
     Ok(done)
+}
+
+#[cfg(feature = "media")]
+async fn init_media(env: &AwsEnv) -> anyhow::Result<String> {
+    let media = media_from_env(env)
+        .await
+        .context("WA_MEDIA_BUCKET: the media bucket is not set")?;
+    media
+        .create_bucket()
+        .await
+        .map_err(|e| anyhow::anyhow!("creating the media bucket: {e}"))?;
+    Ok(format!("bucket {}", media.bucket()))
+}
+
+#[cfg(not(feature = "media"))]
+async fn init_media(_env: &AwsEnv) -> anyhow::Result<String> {
+    anyhow::bail!("WA_MEDIA_BUCKET: this build has no S3 media support")
 }
 
 /// Logs as JSON lines (CloudWatch), filtered by `RUST_LOG` (default `info`).

@@ -9,6 +9,7 @@ use wa_errors::{ApiError, ApiResult};
 
 use crate::auth;
 use crate::device_service::Devices;
+use crate::media::MediaStore;
 use crate::net::check_outbound_url;
 use crate::store::{AppUpdate, Page, PageRequest, Store, StoreError};
 use crate::time::{self, OffsetDateTime};
@@ -88,6 +89,8 @@ pub struct Apps {
     store: Arc<dyn Store>,
     /// Deleting an App destroys its devices.
     devices: Devices,
+    /// Deleting an App deletes its media files, where they are reachable from here.
+    media: Option<Arc<dyn MediaStore>>,
     allow_private_urls: bool,
 }
 
@@ -96,8 +99,15 @@ impl Apps {
         Apps {
             store,
             devices,
+            media: None,
             allow_private_urls,
         }
+    }
+
+    /// These use cases, deleting an App's media files in `media` when the App is deleted.
+    pub fn with_media(mut self, media: Arc<dyn MediaStore>) -> Self {
+        self.media = Some(media);
+        self
     }
 
     pub async fn create(&self, tenant_id: &str, req: CreateApp) -> ApiResult<CreatedApp> {
@@ -190,12 +200,17 @@ impl Apps {
     /// First the App is closed to new devices, so that a device created while this runs
     /// is refused rather than left with a live session under a deleted App; then every
     /// device of it is destroyed (the worker unlinks them), read so that a device created
-    /// a moment before is among them; then the App goes. A failure half-way leaves the App
-    /// in place (closed), so the delete can be retried.
+    /// a moment before is among them; then its media files go (the worker deletes each
+    /// destroyed device's files too, including any it writes until the device's session
+    /// ends), then the App. A failure half-way leaves the App in place (closed), so the
+    /// delete can be retried.
     pub async fn delete(&self, tenant_id: &str, app_id: Uuid) -> ApiResult<()> {
         let app = self.get(tenant_id, app_id).await?;
         self.store.close_app(app_id).await?;
         self.devices.destroy_all_of_app(&app).await?;
+        if let Some(media) = &self.media {
+            media.delete_app(app_id).await?;
+        }
         match self.store.delete_app(app_id).await {
             Ok(()) | Err(StoreError::NotFound) => {
                 tracing::info!(%app_id, "app deleted");

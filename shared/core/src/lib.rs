@@ -1,5 +1,5 @@
 //! The domain of wa-server: its records, validation rules, use cases, and the ports
-//! (small async traits) that storage adapters implement.
+//! (small async traits) that storage adapters implement: the store, the queue and media.
 
 pub mod apps;
 pub mod auth;
@@ -9,6 +9,7 @@ pub mod devices;
 pub mod jid;
 pub mod lease;
 pub mod lifecycle;
+pub mod media;
 pub mod messages;
 pub mod metrics;
 pub mod net;

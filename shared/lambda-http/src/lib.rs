@@ -1,9 +1,10 @@
 //! The Lambda HTTP entry point of the HTTP functions (apps, devices, messages): their
-//! request context from the environment (DynamoDB, SQS, the JWT key when a route needs it,
-//! the waits, the body limit), API Gateway's request id, the EMF metrics flushed after every
-//! invocation, and `lambda_http`'s runtime around a router. Only the HTTP functions' mains
-//! (and the sends function, for its context) use it; the worker and the other queue
-//! consumers take their wiring from `wa-aws` and never link `lambda_http`.
+//! request context from the environment (DynamoDB, SQS, the S3 media bucket with the `media`
+//! feature, the JWT key when a route needs it, the waits, the body limit), API Gateway's
+//! request id, the EMF metrics flushed after every invocation, and `lambda_http`'s runtime
+//! around a router. Only the HTTP functions' mains (and the sends function, for its
+//! context) use it; the worker and the other queue consumers take their wiring from
+//! `wa-aws` and never link `lambda_http`.
 
 pub mod jwt;
 
@@ -72,7 +73,8 @@ fn millis(var: &'static str, default: u64) -> anyhow::Result<Duration> {
     }
 }
 
-/// The request context of an HTTP function: DynamoDB, SQS, and `jwt` (see [`jwt::from_env`];
+/// The request context of an HTTP function: DynamoDB, SQS, with the `media` feature the S3
+/// media bucket of `WA_MEDIA_BUCKET` when it is set, and `jwt` (see [`jwt::from_env`];
 /// `None` where no tenant JWT is verified).
 pub async fn http_context(jwt: Option<JwtConfig>) -> anyhow::Result<Context> {
     let env = AwsEnv::from_env();
@@ -84,6 +86,10 @@ pub async fn http_context(jwt: Option<JwtConfig>) -> anyhow::Result<Context> {
         Some("1") | Some("true")
     );
     let mut ctx = Context::new(store, queue, jwt, allow_private);
+    #[cfg(feature = "media")]
+    if let Some(media) = wa_aws::media_from_env(&env).await {
+        ctx.set_media(media);
+    }
     // API Gateway answers 504 after 30 s: wait less.
     ctx.messages.send_wait = millis("WA_SEND_WAIT_MS", 20_000)?;
     ctx.devices.link_wait = millis("WA_LINK_WAIT_MS", 10_000)?;

@@ -1,7 +1,8 @@
 //! Test support of wa-server, for the tests of every crate (a dev-dependency only, never a
 //! dependency of a shipped binary):
 //!
-//! - `conformance`: the suites every adapter of the store and queue ports runs in its tests;
+//! - `conformance`: the suites every adapter of the store, queue and media ports runs in its
+//!   tests;
 //! - `fixtures`: the records tests build (Apps, devices, messages), in one place;
 //! - `moto`: a moto server (the AWS emulator) for the tests of the AWS adapters.
 

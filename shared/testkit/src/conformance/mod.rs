@@ -1,6 +1,6 @@
-//! The conformance suites: every adapter of the store port (`wa_core::store`) and of the
-//! queue port (`wa_core::queue`) runs them in its tests
-//! (`wa_testkit::conformance::app_store(store).await`). Each check panics with what broke.
+//! The conformance suites: every adapter of the store port (`wa_core::store`), of the
+//! queue port (`wa_core::queue`) and of the media port (`wa_core::media`) runs them in its
+//! tests (`wa_testkit::conformance::app_store(store).await`). Each check panics with what broke.
 //!
 //! The suites use fresh random ids (tenants, Apps, devices, queue names), so they can run
 //! against a shared backend.
@@ -19,6 +19,7 @@ mod apps;
 mod devices;
 mod events;
 mod leases;
+mod media;
 mod messages;
 mod queue;
 mod replies;
@@ -27,6 +28,7 @@ pub use apps::{app_store, closed_apps};
 pub use devices::device_store;
 pub use events::event_store;
 pub use leases::{fenced_writes, lease_store, worker_membership};
+pub use media::media_store;
 pub use messages::message_store;
 pub use queue::{QueueProfile, queue, queue_basics, queue_dead_letters, queue_delay, queue_groups};
 pub use replies::reply_store;
