@@ -165,17 +165,69 @@ impl Api {
     }
 
     async fn wait_message(&self, id: &str, status: &str) -> Value {
-        for _ in 0..200 {
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        loop {
             let m = self.message(id).await;
             if m["status"] == status {
                 return m;
             }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "message {id} never became {status}: {m}"
+            );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        panic!(
-            "message {id} never became {status}: {}",
-            self.message(id).await
-        );
+    }
+
+    /// The id of the device's message with `text`, once it is listed.
+    async fn listed(&self, text: &str) -> String {
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        loop {
+            let r = self
+                .call(
+                    "GET",
+                    &format!("/devices/{}/messages", self.device),
+                    Value::Null,
+                    &[],
+                )
+                .await;
+            if let Some(m) = r.body["data"]["messages"]
+                .as_array()
+                .and_then(|ms| ms.iter().find(|m| m["text"] == text))
+            {
+                return m["message_id"].as_str().unwrap().to_owned();
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "no message {text:?} listed: {}",
+                r.body
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Waits for the device to show `status`.
+    async fn wait_device(&self, status: &str) {
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        loop {
+            let r = self
+                .call(
+                    "GET",
+                    &format!("/devices/{}", self.device),
+                    Value::Null,
+                    &[],
+                )
+                .await;
+            if r.body["data"]["device"]["status"] == status {
+                return;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the device never became {status}: {}",
+                r.body
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
     }
 
     /// Sends `body` under `key`, expects it sent at once, then a receipt moves it on to
@@ -528,10 +580,22 @@ async fn async_and_slow_sends() {
         .await;
     assert_eq!((r.status, code(&r)), (StatusCode::CONFLICT, "conflict"));
     api.wait_message(&slow, "sent").await;
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    // One device's sends go in order: once a send queued after the canceled one is out,
+    // the canceled one has had its turn.
+    let r = api
+        .send(
+            json!({"to": "15550001111", "text": "after"}),
+            &[("prefer", "respond-async")],
+        )
+        .await;
+    let after = r.body["data"]["message"]["message_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    api.wait_message(&after, "sent").await;
     assert_eq!(
         api.sent_log().await,
-        vec![id, slow],
+        vec![id, slow, after],
         "the canceled send never went out"
     );
 }
@@ -553,28 +617,7 @@ async fn waiting_callers_get_408_when_canceled_or_disconnected() {
             .await
     });
     // Find the waiting message and cancel it.
-    let mut target = None;
-    for _ in 0..100 {
-        let r = api
-            .call(
-                "GET",
-                &format!("/devices/{}/messages", api.device),
-                Value::Null,
-                &[],
-            )
-            .await;
-        if let Some(m) = r.body["data"]["messages"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|m| m["text"] == "waits")
-        {
-            target = Some(m["message_id"].as_str().unwrap().to_owned());
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    let target = target.unwrap();
+    let target = api.listed("waits").await;
     api.call(
         "DELETE",
         &format!("/devices/{}/messages/{target}", api.device),
@@ -597,7 +640,8 @@ async fn waiting_callers_get_408_when_canceled_or_disconnected() {
         a.send(json!({"to": "15550001111", "text": "waits too"}), &[])
             .await
     });
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    // The send waits (its message is listed) when the device disconnects.
+    api.listed("waits too").await;
     let r = api
         .call(
             "POST",
@@ -626,15 +670,7 @@ async fn waiting_callers_get_408_when_canceled_or_disconnected() {
         &[],
     )
     .await;
-    for _ in 0..50 {
-        let r = api
-            .call("GET", &format!("/devices/{}", api.device), Value::Null, &[])
-            .await;
-        if r.body["data"]["device"]["status"] == "connected" {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    api.wait_device("connected").await;
     api.call(
         "POST",
         &format!("/sandbox/devices/{}/drop", api.device),
@@ -985,14 +1021,34 @@ async fn inbound_receipts_and_media() {
         api.wait_message(&out, status).await;
     }
     // Receipts never move a message backwards.
-    api.call(
-        "POST",
-        &format!("/sandbox/devices/{}/receipt", api.device),
-        json!({"message_id": out, "status": "delivered"}),
-        &[],
-    )
-    .await;
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    let r = api
+        .call(
+            "POST",
+            &format!("/sandbox/devices/{}/receipt", api.device),
+            json!({"message_id": out, "status": "delivered"}),
+            &[],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.body);
+    // Receipts are applied one at a time, in order: once a later one shows, the backwards
+    // one has been applied.
+    let r = api
+        .send(json!({"to": "15550001111", "text": "later"}), &[])
+        .await;
+    let later = r.body["data"]["message"]["message_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let r = api
+        .call(
+            "POST",
+            &format!("/sandbox/devices/{}/receipt", api.device),
+            json!({"message_id": later, "status": "delivered"}),
+            &[],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.body);
+    api.wait_message(&later, "delivered").await;
     assert_eq!(api.message(&out).await["status"], "read");
 
     let r = api
