@@ -183,24 +183,13 @@ impl Api {
     async fn listed(&self, text: &str) -> String {
         let deadline = std::time::Instant::now() + Duration::from_secs(60);
         loop {
-            let r = self
-                .call(
-                    "GET",
-                    &format!("/devices/{}/messages", self.device),
-                    Value::Null,
-                    &[],
-                )
-                .await;
-            if let Some(m) = r.body["data"]["messages"]
-                .as_array()
-                .and_then(|ms| ms.iter().find(|m| m["text"] == text))
-            {
+            let ms = self.messages().await;
+            if let Some(m) = ms.iter().find(|m| m["text"] == text) {
                 return m["message_id"].as_str().unwrap().to_owned();
             }
             assert!(
                 std::time::Instant::now() < deadline,
-                "no message {text:?} listed: {}",
-                r.body
+                "no message {text:?} listed: {ms:?}"
             );
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
@@ -252,6 +241,19 @@ impl Api {
         (first, id)
     }
 
+    /// Reports a receipt of `id` through the sandbox: accepted, applied by the worker.
+    async fn receipt(&self, id: &str, status: &str) {
+        let r = self
+            .call(
+                "POST",
+                &format!("/sandbox/devices/{}/receipt", self.device),
+                json!({"message_id": id, "status": status}),
+                &[],
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.body);
+    }
+
     /// The device's messages, newest first (one page).
     async fn messages(&self) -> Vec<Value> {
         let r = self
@@ -296,6 +298,14 @@ impl Api {
 
 fn b64(b: &[u8]) -> String {
     base64::engine::general_purpose::STANDARD.encode(b)
+}
+
+/// The id of the message a send answered with.
+fn message_id(r: &Reply) -> String {
+    r.body["data"]["message"]["message_id"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no message id: {}", r.body))
+        .to_owned()
 }
 
 fn code(r: &Reply) -> &str {
@@ -541,10 +551,7 @@ async fn async_and_slow_sends() {
         .send(json!({"to": "15550000999", "text": "slow"}), &[])
         .await;
     assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.body);
-    let slow = r.body["data"]["message"]["message_id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let slow = message_id(&r);
     assert!(matches!(
         r.body["data"]["message"]["status"].as_str(),
         Some("queued" | "sending")
@@ -556,10 +563,7 @@ async fn async_and_slow_sends() {
             &[("prefer", "respond-async")],
         )
         .await;
-    let behind = r.body["data"]["message"]["message_id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let behind = message_id(&r);
     let r = api
         .call(
             "DELETE",
@@ -588,10 +592,7 @@ async fn async_and_slow_sends() {
             &[("prefer", "respond-async")],
         )
         .await;
-    let after = r.body["data"]["message"]["message_id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let after = message_id(&r);
     api.wait_message(&after, "sent").await;
     assert_eq!(
         api.sent_log().await,
@@ -1004,50 +1005,20 @@ async fn inbound_receipts_and_media() {
     let r = api
         .send(json!({"to": "15550001111", "text": "out"}), &[])
         .await;
-    let out = r.body["data"]["message"]["message_id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let out = message_id(&r);
     for status in ["delivered", "read"] {
-        let r = api
-            .call(
-                "POST",
-                &format!("/sandbox/devices/{}/receipt", api.device),
-                json!({"message_id": out, "status": status}),
-                &[],
-            )
-            .await;
-        assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.body);
+        api.receipt(&out, status).await;
         api.wait_message(&out, status).await;
     }
     // Receipts never move a message backwards.
-    let r = api
-        .call(
-            "POST",
-            &format!("/sandbox/devices/{}/receipt", api.device),
-            json!({"message_id": out, "status": "delivered"}),
-            &[],
-        )
-        .await;
-    assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.body);
+    api.receipt(&out, "delivered").await;
     // Receipts are applied one at a time, in order: once a later one shows, the backwards
     // one has been applied.
     let r = api
         .send(json!({"to": "15550001111", "text": "later"}), &[])
         .await;
-    let later = r.body["data"]["message"]["message_id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let r = api
-        .call(
-            "POST",
-            &format!("/sandbox/devices/{}/receipt", api.device),
-            json!({"message_id": later, "status": "delivered"}),
-            &[],
-        )
-        .await;
-    assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.body);
+    let later = message_id(&r);
+    api.receipt(&later, "delivered").await;
     api.wait_message(&later, "delivered").await;
     assert_eq!(api.message(&out).await["status"], "read");
 
