@@ -224,19 +224,8 @@ impl Api {
     async fn sent_then_receipt(&self, body: &Value, key: &str, status: &str) -> (Reply, String) {
         let first = self.send(body.clone(), &[("idempotency-key", key)]).await;
         assert_eq!(first.status, StatusCode::OK, "{}", first.body);
-        let id = first.body["data"]["message"]["message_id"]
-            .as_str()
-            .unwrap()
-            .to_owned();
-        let r = self
-            .call(
-                "POST",
-                &format!("/sandbox/devices/{}/receipt", self.device),
-                json!({"message_id": id, "status": status}),
-                &[],
-            )
-            .await;
-        assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.body);
+        let id = message_id(&first);
+        self.receipt(&id, status).await;
         self.wait_message(&id, status).await;
         (first, id)
     }
