@@ -435,7 +435,25 @@ async fn every_event_signed_nothing_lost_failed_ones_replayed() {
         .await;
         expected.push(format!("1555000{n:04}@s.whatsapp.net"));
     }
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // Session events are stored in order, each presence with its event: once the last one
+    // is shown, every event is in the outbox.
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let (s, v) = call(
+            &server,
+            "GET",
+            &format!("/devices/{dev}/presence?jid=15550000012"),
+            &t,
+            None,
+        )
+        .await;
+        assert_eq!(s, 200, "{v}");
+        if v["data"]["presence"]["presence"] == "available" {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "never stored: {v}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     assert!(server.terminate().success());
     let server = Server::start_in(&server.data_dir.clone(), &env());
     for n in 13..15 {

@@ -168,17 +168,58 @@ impl Api {
     }
 
     async fn wait_message(&self, id: &str, status: &str) -> Value {
-        for _ in 0..200 {
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        loop {
             let m = self.message(id).await;
             if m["status"] == status {
                 return m;
             }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "message {id} never became {status}: {m}"
+            );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        panic!(
-            "message {id} never became {status}: {}",
-            self.message(id).await
-        );
+    }
+
+    /// The id of the device's message with `text`, once it is listed.
+    async fn listed(&self, text: &str) -> String {
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        loop {
+            let ms = self.messages().await;
+            if let Some(m) = ms.iter().find(|m| m["text"] == text) {
+                return m["message_id"].as_str().unwrap().to_owned();
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "no message {text:?} listed: {ms:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Waits for the device to show `status`.
+    async fn wait_device(&self, status: &str) {
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        loop {
+            let r = self
+                .call(
+                    "GET",
+                    &format!("/devices/{}", self.device),
+                    Value::Null,
+                    &[],
+                )
+                .await;
+            if r.body["data"]["device"]["status"] == status {
+                return;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the device never became {status}: {}",
+                r.body
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
     }
 
     /// Sends `body` under `key`, expects it sent at once, then a receipt moves it on to
@@ -186,10 +227,14 @@ impl Api {
     async fn sent_then_receipt(&self, body: &Value, key: &str, status: &str) -> (Reply, String) {
         let first = self.send(body.clone(), &[("idempotency-key", key)]).await;
         assert_eq!(first.status, StatusCode::OK, "{}", first.body);
-        let id = first.body["data"]["message"]["message_id"]
-            .as_str()
-            .unwrap()
-            .to_owned();
+        let id = message_id(&first);
+        self.receipt(&id, status).await;
+        self.wait_message(&id, status).await;
+        (first, id)
+    }
+
+    /// Reports a receipt of `id` through the sandbox: accepted, applied by the worker.
+    async fn receipt(&self, id: &str, status: &str) {
         let r = self
             .call(
                 "POST",
@@ -199,8 +244,6 @@ impl Api {
             )
             .await;
         assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.body);
-        self.wait_message(&id, status).await;
-        (first, id)
     }
 
     /// The device's messages, newest first (one page).
@@ -247,6 +290,14 @@ impl Api {
 
 fn b64(b: &[u8]) -> String {
     base64::engine::general_purpose::STANDARD.encode(b)
+}
+
+/// The id of the message a send answered with.
+fn message_id(r: &Reply) -> String {
+    r.body["data"]["message"]["message_id"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no message id: {}", r.body))
+        .to_owned()
 }
 
 fn code(r: &Reply) -> &str {
@@ -492,10 +543,7 @@ async fn async_and_slow_sends() {
         .send(json!({"to": "15550000999", "text": "slow"}), &[])
         .await;
     assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.body);
-    let slow = r.body["data"]["message"]["message_id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let slow = message_id(&r);
     assert!(matches!(
         r.body["data"]["message"]["status"].as_str(),
         Some("queued" | "sending")
@@ -507,10 +555,7 @@ async fn async_and_slow_sends() {
             &[("prefer", "respond-async")],
         )
         .await;
-    let behind = r.body["data"]["message"]["message_id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let behind = message_id(&r);
     let r = api
         .call(
             "DELETE",
@@ -531,10 +576,19 @@ async fn async_and_slow_sends() {
         .await;
     assert_eq!((r.status, code(&r)), (StatusCode::CONFLICT, "conflict"));
     api.wait_message(&slow, "sent").await;
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    // One device's sends go in order: once a send queued after the canceled one is out,
+    // the canceled one has had its turn.
+    let r = api
+        .send(
+            json!({"to": "15550001111", "text": "after"}),
+            &[("prefer", "respond-async")],
+        )
+        .await;
+    let after = message_id(&r);
+    api.wait_message(&after, "sent").await;
     assert_eq!(
         api.sent_log().await,
-        vec![id, slow],
+        vec![id, slow, after],
         "the canceled send never went out"
     );
 }
@@ -556,28 +610,7 @@ async fn waiting_callers_get_408_when_canceled_or_disconnected() {
             .await
     });
     // Find the waiting message and cancel it.
-    let mut target = None;
-    for _ in 0..100 {
-        let r = api
-            .call(
-                "GET",
-                &format!("/devices/{}/messages", api.device),
-                Value::Null,
-                &[],
-            )
-            .await;
-        if let Some(m) = r.body["data"]["messages"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|m| m["text"] == "waits")
-        {
-            target = Some(m["message_id"].as_str().unwrap().to_owned());
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    let target = target.unwrap();
+    let target = api.listed("waits").await;
     api.call(
         "DELETE",
         &format!("/devices/{}/messages/{target}", api.device),
@@ -600,7 +633,8 @@ async fn waiting_callers_get_408_when_canceled_or_disconnected() {
         a.send(json!({"to": "15550001111", "text": "waits too"}), &[])
             .await
     });
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    // The send waits (its message is listed) when the device disconnects.
+    api.listed("waits too").await;
     let r = api
         .call(
             "POST",
@@ -629,15 +663,7 @@ async fn waiting_callers_get_408_when_canceled_or_disconnected() {
         &[],
     )
     .await;
-    for _ in 0..50 {
-        let r = api
-            .call("GET", &format!("/devices/{}", api.device), Value::Null, &[])
-            .await;
-        if r.body["data"]["device"]["status"] == "connected" {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    api.wait_device("connected").await;
     api.call(
         "POST",
         &format!("/sandbox/devices/{}/drop", api.device),
@@ -971,31 +997,21 @@ async fn inbound_receipts_and_media() {
     let r = api
         .send(json!({"to": "15550001111", "text": "out"}), &[])
         .await;
-    let out = r.body["data"]["message"]["message_id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let out = message_id(&r);
     for status in ["delivered", "read"] {
-        let r = api
-            .call(
-                "POST",
-                &format!("/sandbox/devices/{}/receipt", api.device),
-                json!({"message_id": out, "status": status}),
-                &[],
-            )
-            .await;
-        assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.body);
+        api.receipt(&out, status).await;
         api.wait_message(&out, status).await;
     }
     // Receipts never move a message backwards.
-    api.call(
-        "POST",
-        &format!("/sandbox/devices/{}/receipt", api.device),
-        json!({"message_id": out, "status": "delivered"}),
-        &[],
-    )
-    .await;
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    api.receipt(&out, "delivered").await;
+    // Receipts are applied one at a time, in order: once a later one shows, the backwards
+    // one has been applied.
+    let r = api
+        .send(json!({"to": "15550001111", "text": "later"}), &[])
+        .await;
+    let later = message_id(&r);
+    api.receipt(&later, "delivered").await;
+    api.wait_message(&later, "delivered").await;
     assert_eq!(api.message(&out).await["status"], "read");
 
     let r = api

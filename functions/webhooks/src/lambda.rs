@@ -208,7 +208,9 @@ mod tests {
             },
         )
         .unwrap();
+        let before = wa_core::time::now();
         let response = handle_batch(&dispatcher, &queue, event).await;
+        let after = wa_core::time::now();
         let failed: Vec<_> = response
             .batch_item_failures
             .iter()
@@ -224,15 +226,21 @@ mod tests {
         assert_eq!((da.status, da.attempts), (DeliveryStatus::Pending, 1));
         let db = sqlite.get_delivery(&eb.request_id).await.unwrap().unwrap();
         assert_eq!(db.status, DeliveryStatus::Skipped);
-        // A's nudge stays in flight until the retry is due (30 s), not the 60 s it was given.
+        // A's nudge stays in flight until the retry is due (30 s after the attempt), not the
+        // 60 s it was given: its visibility is the time left until the stored retry, as seen
+        // at some moment of the batch.
         let retries = queue.retries.lock().unwrap().clone();
         assert_eq!(retries.len(), 1, "{retries:?}");
         let (receipt, visible_in) = &retries[0];
         assert_eq!(receipt, &ra.receipt);
+        let left_at = |t: ::time::OffsetDateTime| (da.next_attempt_at - t).whole_milliseconds();
+        let visible_ms = visible_in.as_millis() as i128;
         assert!(
-            *visible_in > Duration::from_secs(25) && *visible_in <= Duration::from_secs(30),
-            "{visible_in:?}"
+            left_at(after) - 1 <= visible_ms && visible_ms <= left_at(before) + 1,
+            "{visible_in:?}, retry due {}",
+            da.next_attempt_at
         );
+        assert!(*visible_in <= Duration::from_secs(30), "{visible_in:?}");
         assert!(
             queue
                 .receive(EVENTS, 10, Duration::from_secs(60))

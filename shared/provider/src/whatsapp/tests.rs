@@ -13,8 +13,6 @@ use whatsapp_rust::Jid;
 use whatsapp_rust::store::SqliteStore;
 use whatsapp_rust::store::traits::DeviceStore;
 
-use session::STOP_TIMEOUT;
-
 /// The three files of a device's store.
 fn store_files(dir: &Path, device_id: Uuid) -> Vec<PathBuf> {
     ["", "-wal", "-shm"]
@@ -27,6 +25,12 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// Margin over `connect_timeout` for the Stopped/Reconnecting event: the watchdog
 /// fires at the timeout; stopping the Bot comes after the emit.
 const MARGIN: Duration = Duration::from_secs(10);
+/// How long a call that must not wait for the network may take before the run counts as
+/// broken: far beyond any loaded machine, far below `OFFLINE_FOREVER`.
+const HANG: Duration = Duration::from_secs(120);
+/// A connect timeout no test outlives: a call that waited for the network (or its watchdog)
+/// would hit `HANG` first.
+const OFFLINE_FOREVER: Duration = Duration::from_secs(24 * 3600);
 /// A version pinned so that no session fetches WhatsApp Web's.
 const PINNED: WaVersion = (2, 3000, 1_012_345_678);
 
@@ -133,13 +137,8 @@ async fn offline_link_stops_cleanly_and_destroy_wipes() {
     assert_eq!(provider.name(), "whatsapp");
     let id = Uuid::new_v4();
 
-    let started = std::time::Instant::now();
     let linked = provider.link(id, None).await;
     assert_eq!(linked, Ok(None));
-    assert!(
-        started.elapsed() < Duration::from_secs(3),
-        "link must not wait for the network"
-    );
 
     let error = wait_for(&mut rx, id, CONNECT_TIMEOUT + MARGIN, |event| match event {
         SessionEvent::Stopped { error } => Some(error),
@@ -166,11 +165,9 @@ async fn offline_link_stops_cleanly_and_destroy_wipes() {
         Err(ErrorCode::DeviceNotConnected)
     );
 
-    let started = std::time::Instant::now();
-    tokio::time::timeout(Duration::from_secs(5), provider.destroy(id))
+    tokio::time::timeout(HANG, provider.destroy(id))
         .await
-        .expect("destroy returns promptly");
-    assert!(started.elapsed() < Duration::from_secs(5));
+        .expect("destroy returns");
     for path in store_files(dir.path(), id) {
         assert!(!path.exists(), "{} still exists", path.display());
     }
@@ -182,11 +179,40 @@ async fn offline_link_stops_cleanly_and_destroy_wipes() {
     }
 }
 
+/// A QR link and a resume return while the session is still trying to reach WhatsApp:
+/// with a connect timeout no test outlives, waiting for the network would never end.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn link_and_resume_do_not_wait_for_the_network() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (provider, _rx) = provider_with(
+        dir.path(),
+        WhatsAppOptions {
+            connect_timeout: OFFLINE_FOREVER,
+            ..options(closed_port_url())
+        },
+    );
+    let linking = Uuid::new_v4();
+    let linked = tokio::time::timeout(HANG, provider.link(linking, None))
+        .await
+        .expect("link must not wait for the network");
+    assert_eq!(linked, Ok(None));
+    let resumed = Uuid::new_v4();
+    fake_paired_store(dir.path(), resumed).await;
+    tokio::time::timeout(HANG, provider.resume(resumed))
+        .await
+        .expect("resume must not wait for the network")
+        .expect("resume starts");
+    for id in [linking, resumed] {
+        tokio::time::timeout(HANG, provider.destroy(id))
+            .await
+            .expect("destroy returns");
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn send_without_a_session_is_device_not_connected() {
     let dir = tempfile::tempdir().expect("tempdir");
     let (provider, _rx) = provider(dir.path());
-    let started = std::time::Instant::now();
     let result = provider
         .send(Uuid::new_v4(), &text_message("15551234567@s.whatsapp.net"))
         .await;
@@ -194,7 +220,6 @@ async fn send_without_a_session_is_device_not_connected() {
         result.map_err(|f| f.code),
         Err(ErrorCode::DeviceNotConnected)
     );
-    assert!(started.elapsed() < Duration::from_secs(1));
     // The default: the provider cannot tell.
     assert_eq!(provider.was_sent(Uuid::new_v4(), "3EB0X").await, None);
 }
@@ -204,17 +229,15 @@ async fn offline_pair_code_link_fails_with_connection_lost() {
     let dir = tempfile::tempdir().expect("tempdir");
     let (provider, mut rx) = provider(dir.path());
     let id = Uuid::new_v4();
-    let started = std::time::Instant::now();
-    let failure = provider
-        .link(id, Some("15551234567"))
+    let failure = tokio::time::timeout(HANG, provider.link(id, Some("15551234567")))
         .await
+        .expect("the pair-code link gives up after its connect timeout")
         .expect_err("no pair code offline");
     assert_eq!(
         failure.code,
         ErrorCode::WhatsappConnectionLost,
         "{failure:?}"
     );
-    assert!(started.elapsed() < CONNECT_TIMEOUT + MARGIN);
     for path in store_files(dir.path(), id) {
         assert!(!path.exists(), "{} still exists", path.display());
     }
@@ -246,9 +269,7 @@ async fn offline_resume_reports_reconnecting_and_disconnect_keeps_the_store() {
     fake_paired_store(dir.path(), id).await;
     assert!(provider.has_credentials(id).await);
 
-    let started = std::time::Instant::now();
     provider.resume(id).await.expect("resume starts");
-    assert!(started.elapsed() < Duration::from_secs(3));
     assert!(provider.has_credentials(id).await);
 
     let error = wait_for(&mut rx, id, CONNECT_TIMEOUT + MARGIN, |event| match event {
@@ -269,9 +290,9 @@ async fn offline_resume_reports_reconnecting_and_disconnect_keeps_the_store() {
         Err(ErrorCode::DeviceNotConnected)
     );
 
-    let started = std::time::Instant::now();
-    provider.disconnect(id).await;
-    assert!(started.elapsed() <= STOP_TIMEOUT + Duration::from_secs(1));
+    tokio::time::timeout(HANG, provider.disconnect(id))
+        .await
+        .expect("disconnect returns");
     assert!(dir.path().join(format!("{id}.db")).exists());
     assert!(provider.has_credentials(id).await);
     tokio::time::sleep(Duration::from_millis(200)).await;

@@ -355,7 +355,8 @@ async fn one_refusal_fails_the_batch() {
     assert!(why.contains("disk full"), "{why}");
 }
 
-#[tokio::test]
+/// On the paused clock: the wait ends at its timeout, not later.
+#[tokio::test(start_paused = true)]
 async fn an_unanswered_delivery_times_out() {
     let (tx, mut rx) = mpsc::unbounded_channel::<InboundDelivery>();
     // Keeps the deliveries (and their answer channels) without answering.
@@ -366,7 +367,7 @@ async fn an_unanswered_delivery_times_out() {
         }
         kept.len()
     });
-    let started = std::time::Instant::now();
+    let started = tokio::time::Instant::now();
     let result = deliver_and_wait(
         Uuid::new_v4(),
         &tx,
@@ -375,7 +376,11 @@ async fn an_unanswered_delivery_times_out() {
     )
     .await;
     assert!(result.expect_err("timeout").contains("within"));
-    assert!(started.elapsed() < Duration::from_secs(2));
+    let waited = started.elapsed();
+    assert!(
+        waited >= Duration::from_millis(100) && waited < Duration::from_millis(200),
+        "{waited:?}"
+    );
     drop(tx);
     assert_eq!(keeper.await.expect("keeper"), 1);
 }
