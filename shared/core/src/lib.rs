@@ -28,6 +28,5 @@ pub mod webhooks;
 
 pub use store::{
     AppStore, AppUpdate, DeviceStore, EventStore, LeaseStore, MessageStore, Page, PageRequest,
-    ReplyStore,
-    Store, StoreError,
+    ReplyStore, Store, StoreError,
 };

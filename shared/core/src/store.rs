@@ -587,10 +587,7 @@ pub trait Store:
 {
 }
 
-impl<T: AppStore + DeviceStore + MessageStore + EventStore + LeaseStore + ReplyStore> Store
-    for T
-{
-}
+impl<T: AppStore + DeviceStore + MessageStore + EventStore + LeaseStore + ReplyStore> Store for T {}
 
 #[cfg(test)]
 mod tests {

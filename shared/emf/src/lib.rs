@@ -168,6 +168,9 @@ pub async fn flush_periodically<F, Fut>(
 mod tests {
     use super::*;
 
+    /// The environment given, and the settings it makes.
+    type Row<'a> = (&'a [(&'a str, &'a str)], Result<Option<Settings>, &'a str>);
+
     #[test]
     fn settings_come_from_the_environment() {
         let on = |ns: &str| -> Result<Option<Settings>, &str> {
@@ -175,7 +178,7 @@ mod tests {
                 namespace: ns.into(),
             }))
         };
-        let rows: [(&[(&str, &str)], Result<Option<Settings>, &str>); 8] = [
+        let rows: [Row; 8] = [
             (&[], Ok(None)),
             (
                 &[("AWS_LAMBDA_FUNCTION_NAME", "wa-AppsFunction")],
