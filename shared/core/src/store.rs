@@ -320,6 +320,8 @@ pub trait MessageStore: Send + Sync {
     /// taken, hidden for `visibility` (`Queue::delete_and_take_next`). The deletion is then
     /// exactly as durable as the update. `Settled::No` when the command was left to the
     /// caller (the default, and when its receipt is stale); on `Err` nothing was written.
+    // `update_message`'s arguments, with the command and its follow-on's visibility.
+    #[allow(clippy::too_many_arguments)]
     async fn update_message_settling(
         &self,
         device_id: Uuid,
