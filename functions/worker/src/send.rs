@@ -265,19 +265,19 @@ impl Worker {
             .as_ref()
             .and_then(|c| c.media())
             .is_some_and(|media| matches!(media.source, MediaSource::Inline { .. }));
-        if status == MessageStatus::Sent && inline {
-            if let Err(e) = self
+        if status == MessageStatus::Sent
+            && inline
+            && let Err(e) = self
                 .store
                 .delete_outbound_media(m.device_id, &m.message_id)
                 .await
-            {
-                // A settled command is gone (and may have brought the next one): there is
-                // nothing to retry, the media's bytes stay behind.
-                if settled == Next::Done {
-                    return Err(e);
-                }
-                tracing::warn!(device_id = %m.device_id, message_id = %m.message_id, error = %e, "could not delete a sent message's media");
+        {
+            // A settled command is gone (and may have brought the next one): there is
+            // nothing to retry, the media's bytes stay behind.
+            if settled == Next::Done {
+                return Err(e);
             }
+            tracing::warn!(device_id = %m.device_id, message_id = %m.message_id, error = %e, "could not delete a sent message's media");
         }
         Ok(settled)
     }
