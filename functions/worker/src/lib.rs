@@ -14,9 +14,9 @@
 
 mod commands;
 mod config;
-pub mod health;
 mod consumer;
 pub mod decide;
+pub mod health;
 mod inbound;
 pub mod media;
 mod pacing;
