@@ -34,12 +34,12 @@ impl Worker {
         }
         let result = wa_errors::request_id::scope(
             env.request_id.clone(),
-            self.handle(&env.command, msg.receive_count)
-                .instrument(span),
+            self.handle(&env.command, &msg).instrument(span),
         )
         .await;
         match result {
             Ok(Next::Done) => Settle::Delete,
+            Ok(Next::Settled(next)) => Settle::Settled(next),
             Ok(Next::RetryIn(delay)) => Settle::RetryAfter(delay),
             Err(e) => {
                 let delay = decide::retry_delay(msg.receive_count);
@@ -49,9 +49,9 @@ impl Worker {
         }
     }
 
-    /// Applies one command (`receive_count`: how often it was delivered). `Err` only for
-    /// failures worth retrying (storage).
-    pub async fn handle(&self, command: &Command, receive_count: u32) -> Result<Next, StoreError> {
+    /// Applies one command, as `received` from the commands queue (its receive count: how
+    /// often it was delivered). `Err` only for failures worth retrying (storage).
+    pub async fn handle(&self, command: &Command, received: &Received) -> Result<Next, StoreError> {
         let device_id = command.device_id();
         if let Command::Ask {
             ask_id,
@@ -67,7 +67,7 @@ impl Worker {
             return Ok(Next::Done);
         };
         if let Command::Send { message_id, .. } = command {
-            return self.send(&device, message_id, receive_count).await;
+            return self.send(&device, message_id, received).await;
         }
         match command {
             Command::Link { pair_phone, .. } => {

@@ -38,7 +38,7 @@ use wa_core::devices::Device;
 use wa_core::media::MediaStore;
 use wa_core::notify::Notifier;
 use wa_core::provider::{Provider, SandboxControl};
-use wa_core::queue::Queue;
+use wa_core::queue::{Queue, Received};
 use wa_core::store::Store;
 
 pub use config::{ProviderKind, WorkerConfig, backends, build_provider, media_backend};
@@ -51,8 +51,10 @@ pub type QrHook = Arc<dyn Fn(&Device) + Send + Sync>;
 /// How long a received command stays invisible to other consumers; extended every third
 /// of it while the command runs.
 pub const VISIBILITY: Duration = Duration::from_secs(120);
-/// Commands handled at once (one per device at most: the queue is FIFO per device).
-const CONCURRENCY: usize = 16;
+/// Commands handled at once (one per device at most: the queue is FIFO per device). Sends
+/// of different devices in flight together share the store's commits (and their fsyncs),
+/// so this is more than the devices a worker usually sends for at once.
+const CONCURRENCY: usize = 64;
 
 /// How many pending messages the restore at start reads per page.
 const RESTORE_PAGE: u32 = 1000;
@@ -84,10 +86,13 @@ pub struct Worker {
 }
 
 /// What to do with a handled command.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Next {
     /// Applied: delete it from the queue.
     Done,
+    /// Applied and deleted already, in the commit of its outcome; with the device's next
+    /// command, taken in that commit (`Store::update_message_settling`).
+    Settled(Option<Received>),
     /// Not yet: make it visible again after this delay (pacing, backoff).
     RetryIn(Duration),
 }

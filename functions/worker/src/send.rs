@@ -8,8 +8,9 @@ use wa_core::messages::{
 };
 use wa_core::metrics::{self, SendOutcome};
 use wa_core::provider::OutboundMessage;
+use wa_core::queue::Received;
 use wa_core::send_service::cancel_message;
-use wa_core::store::StoreError;
+use wa_core::store::{Settled, StoreError};
 use wa_core::time;
 use wa_core::webhooks::payload;
 use wa_errors::ErrorCode;
@@ -19,12 +20,15 @@ use crate::{Next, Worker, media};
 
 impl Worker {
     /// Sends one stored message: pacing, crash recovery, media, the provider, the outcome.
+    /// `command` is the send command as received: its outcome's commit settles it where the
+    /// store can (`Next::Settled`).
     pub(crate) async fn send(
         &self,
         device: &Device,
         message_id: &str,
-        receive_count: u32,
+        command: &Received,
     ) -> Result<Next, StoreError> {
+        let receive_count = command.receive_count;
         let device_id = device.device_id;
         let Some(m) = self.store.get_message(device_id, message_id).await? else {
             tracing::warn!(%device_id, %message_id, "send command for an unknown message dropped");
@@ -34,7 +38,11 @@ impl Worker {
             Gate::Go => {}
             Gate::Skip => return Ok(Next::Done),
             Gate::Wait(delay) => return Ok(Next::RetryIn(delay)),
-            Gate::Fail(error) => return self.finish(&m, MessageStatus::Failed, Some(error)).await,
+            Gate::Fail(error) => {
+                return self
+                    .finish(&m, MessageStatus::Failed, Some(error), command)
+                    .await;
+            }
             Gate::Cancel { why, fail } => {
                 if let Err(e) = cancel_message(&*self.store, &self.notifier, &m, &why).await
                     && !matches!(e, StoreError::Conflict(_))
@@ -42,7 +50,9 @@ impl Worker {
                     return Err(e);
                 }
                 if let Some(error) = fail {
-                    return self.finish(&m, MessageStatus::Failed, Some(error)).await;
+                    return self
+                        .finish(&m, MessageStatus::Failed, Some(error), command)
+                        .await;
                 }
                 return Ok(Next::Done);
             }
@@ -54,7 +64,7 @@ impl Worker {
             && self.provider.was_sent(device_id, &m.message_id).await == Some(true)
         {
             tracing::info!(%device_id, message_id = %m.message_id, "already received by WhatsApp before the restart");
-            return self.finish(&m, MessageStatus::Sent, None).await;
+            return self.finish(&m, MessageStatus::Sent, None, command).await;
         }
         let attempt = m.attempts + 1;
         let sending = MessageUpdate {
@@ -81,14 +91,18 @@ impl Worker {
         };
         let outbound = match self.outbound(&m).await? {
             Ok(o) => o,
-            Err(error) => return self.finish(&m, MessageStatus::Failed, Some(error)).await,
+            Err(error) => {
+                return self
+                    .finish(&m, MessageStatus::Failed, Some(error), command)
+                    .await;
+            }
         };
         let answer = self.provider.send(device_id, &outbound).await;
         let jitter = rand::random_range(0.8..1.2);
         match decide::outcome(answer, attempt, receive_count, jitter) {
             Outcome::Sent => {
                 tracing::info!(%device_id, message_id = %m.message_id, attempt, "sent");
-                self.finish(&m, MessageStatus::Sent, None).await
+                self.finish(&m, MessageStatus::Sent, None, command).await
             }
             Outcome::RateLimited { error, retry_in } => {
                 let u = MessageUpdate {
@@ -115,7 +129,8 @@ impl Worker {
             }
             Outcome::Failed(error) => {
                 tracing::info!(%device_id, message_id = %m.message_id, code = %error.code, "send failed");
-                self.finish(&m, MessageStatus::Failed, Some(error)).await
+                self.finish(&m, MessageStatus::Failed, Some(error), command)
+                    .await
             }
         }
     }
@@ -191,12 +206,14 @@ impl Worker {
         }
     }
 
-    /// Records the end of a send and wakes its waiting caller.
+    /// Records the end of a send, with its command settled in the same commit where the
+    /// store can, and wakes its waiting caller.
     pub(crate) async fn finish(
         &self,
         m: &Message,
         status: MessageStatus,
         error: Option<MessageError>,
+        command: &Received,
     ) -> Result<Next, StoreError> {
         let now = time::now();
         let u = MessageUpdate {
@@ -210,27 +227,35 @@ impl Worker {
         let mut next = m.clone();
         u.apply_to(&mut next);
         let events: Vec<_> = payload::message(&next).into_iter().collect();
+        let mut settled = Next::Done;
         match self
             .store
-            .update_message(
+            .update_message_settling(
                 m.device_id,
                 &m.message_id,
                 &u,
                 &[MessageStatus::Queued, MessageStatus::Sending],
                 &events,
+                command,
+                self.visibility,
             )
             .await
         {
-            Ok(_) => match (status, &next.error) {
-                (MessageStatus::Sent, _) => {
-                    metrics::send_outcome(SendOutcome::Sent);
-                    metrics::send_latency(m.created_at);
+            Ok((_, done)) => {
+                if let Settled::Deleted { next: following } = done {
+                    settled = Next::Settled(following);
                 }
-                (MessageStatus::Failed, Some(e)) => {
-                    metrics::send_outcome(SendOutcome::Failed(e.code))
+                match (status, &next.error) {
+                    (MessageStatus::Sent, _) => {
+                        metrics::send_outcome(SendOutcome::Sent);
+                        metrics::send_latency(m.created_at);
+                    }
+                    (MessageStatus::Failed, Some(e)) => {
+                        metrics::send_outcome(SendOutcome::Failed(e.code))
+                    }
+                    _ => {}
                 }
-                _ => {}
-            },
+            }
             Err(StoreError::Conflict(_)) => {}
             Err(e) => return Err(e),
         }
@@ -240,11 +265,20 @@ impl Worker {
             .as_ref()
             .and_then(|c| c.media())
             .is_some_and(|media| matches!(media.source, MediaSource::Inline { .. }));
-        if status == MessageStatus::Sent && inline {
-            self.store
+        if status == MessageStatus::Sent
+            && inline
+            && let Err(e) = self
+                .store
                 .delete_outbound_media(m.device_id, &m.message_id)
-                .await?;
+                .await
+        {
+            // A settled command is gone (and may have brought the next one): there is
+            // nothing to retry, the media's bytes stay behind.
+            if settled == Next::Done {
+                return Err(e);
+            }
+            tracing::warn!(device_id = %m.device_id, message_id = %m.message_id, error = %e, "could not delete a sent message's media");
         }
-        Ok(Next::Done)
+        Ok(settled)
     }
 }

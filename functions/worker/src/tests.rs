@@ -155,6 +155,20 @@ impl MessageStore for Flaky {
     ) -> Result<Message, StoreError> {
         self.inner.update_message(d, id, u, expect, events).await
     }
+    async fn update_message_settling(
+        &self,
+        d: Uuid,
+        id: &str,
+        u: &MessageUpdate,
+        expect: &[MessageStatus],
+        events: &[Event],
+        done: &Received,
+        visibility: Duration,
+    ) -> Result<(Message, Settled), StoreError> {
+        self.inner
+            .update_message_settling(d, id, u, expect, events, done, visibility)
+            .await
+    }
     async fn inbound_message_id(
         &self,
         d: Uuid,
@@ -311,11 +325,12 @@ impl ReplyStore for Flaky {
     }
 }
 
-/// The local queue, counting single and batch sends.
+/// The local queue, counting single and batch sends and deletions.
 struct Counting {
     inner: LocalQueue,
     sends: AtomicU32,
     batches: AtomicU32,
+    deletes: AtomicU32,
 }
 
 #[async_trait]
@@ -343,6 +358,7 @@ impl Queue for Counting {
         self.inner.receive(queue, max, visibility).await
     }
     async fn delete(&self, queue: &str, receipt: &str) -> Result<(), QueueError> {
+        self.deletes.fetch_add(1, Ordering::SeqCst);
         self.inner.delete(queue, receipt).await
     }
     async fn retry_after(&self, q: &str, receipt: &str, d: Duration) -> Result<(), QueueError> {
@@ -416,12 +432,25 @@ struct Harness {
 }
 
 fn harness() -> Harness {
+    harness_with(false)
+}
+
+/// A harness; with `inline_commands` the store writes and settles send commands in its own
+/// commits, as the embedded server's does.
+fn harness_with(inline_commands: bool) -> Harness {
     let dir = tempfile::tempdir().unwrap();
-    let sqlite = Arc::new(SqliteStore::in_memory().unwrap());
+    let sqlite = SqliteStore::in_memory().unwrap();
+    let local = LocalQueue::on(sqlite.db(), crate::MAX_RECEIVES).unwrap();
+    let sqlite = match inline_commands {
+        true => sqlite.with_commands_queue(Arc::new(local.clone())).unwrap(),
+        false => sqlite,
+    };
+    let sqlite = Arc::new(sqlite);
     let queue = Arc::new(Counting {
-        inner: LocalQueue::on(sqlite.db(), crate::MAX_RECEIVES).unwrap(),
+        inner: local,
         sends: AtomicU32::new(0),
         batches: AtomicU32::new(0),
+        deletes: AtomicU32::new(0),
     });
     let store = Arc::new(Flaky {
         inner: sqlite.clone(),
@@ -800,6 +829,17 @@ async fn an_interrupted_send_is_resent_under_its_id_when_the_provider_cannot_tel
     r.stop().await;
 }
 
+/// A command as the queue hands it over the first time, for calling `Worker::handle`.
+fn delivered_once() -> Received {
+    Received {
+        message_id: Uuid::new_v4().to_string(),
+        receipt: String::new(),
+        body: String::new(),
+        group: None,
+        receive_count: 1,
+    }
+}
+
 /// A running worker of the sandbox (its provider and control surface) with a connected
 /// device.
 async fn sandbox_worker_with_a_device() -> (Running, Uuid) {
@@ -894,7 +934,7 @@ async fn an_ask_past_its_deadline_is_dropped_unanswered() {
     let late = Uuid::new_v4();
     let next = r
         .worker
-        .handle(&ask(late, time::now() - Duration::from_millis(1)), 1)
+        .handle(&ask(late, time::now() - Duration::from_millis(1)), &delivered_once())
         .await
         .unwrap();
     assert_eq!(next, crate::Next::Done);
@@ -903,7 +943,7 @@ async fn an_ask_past_its_deadline_is_dropped_unanswered() {
     // In time, the same ask runs and its reply is stored.
     let on_time = Uuid::new_v4();
     r.worker
-        .handle(&ask(on_time, time::now() + Duration::from_secs(60)), 1)
+        .handle(&ask(on_time, time::now() + Duration::from_secs(60)), &delivered_once())
         .await
         .unwrap();
     assert_eq!(
@@ -912,5 +952,56 @@ async fn an_ask_past_its_deadline_is_dropped_unanswered() {
             wa_core::session::SessionAnswer::Done
         ))
     );
+    r.stop().await;
+}
+
+/// With the commands queue in the store's database, a send's outcome deletes its command
+/// in the same commit and takes the device's next one, handled next in the same slot: the
+/// loop deletes no send command, and the device's messages go out in order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_send_settles_its_command_with_its_outcome() {
+    let h = harness_with(true);
+    let worker = h.worker(h.sandbox.clone());
+    let r = h.start(worker);
+    let device = r.connected_device().await;
+    eventually("the link command settled", || async {
+        (r.queue.depth(COMMANDS).await.unwrap() == Depth::default()).then_some(())
+    })
+    .await;
+    let before = r.queue.deletes.load(Ordering::SeqCst);
+    let mut ids = Vec::new();
+    for _ in 0..5 {
+        let m = text_to(device, "15550001111@s.whatsapp.net");
+        let send = Command::Send {
+            device_id: device,
+            message_id: m.message_id.clone(),
+        };
+        r.sqlite
+            .create_message_and_enqueue(&m, None, None, &*r.queue, send)
+            .await
+            .unwrap();
+        ids.push(m.message_id);
+    }
+    for id in &ids {
+        r.until_sent(device, id).await;
+    }
+    eventually("every command settled", || async {
+        (r.queue.depth(COMMANDS).await.unwrap() == Depth::default()).then_some(())
+    })
+    .await;
+    assert_eq!(
+        r.queue.deletes.load(Ordering::SeqCst),
+        before,
+        "no send command was left for the loop to delete"
+    );
+    let sent: Vec<String> = r
+        .sandbox
+        .sent(device)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|s| s.message_id)
+        .collect();
+    assert_eq!(sent, ids, "in order, once each");
     r.stop().await;
 }

@@ -2,9 +2,11 @@
 //! event-driven sends, the webhook nudges): receive what there are free slots for, run each
 //! message's handler on its own task (at most `concurrency` at once), keep the message
 //! invisible while its handler runs, then settle it as the handler decided: delete it,
-//! make it visible again after a delay, or move it to the dead letters. On shutdown no new
-//! message is taken (a long-polling receive is abandoned, not waited for) and the handlers
-//! in flight finish first.
+//! make it visible again after a delay, or move it to the dead letters. A deleted message's
+//! group may go on in the same slot with its next message, taken with the deletion (or by
+//! the handler, with its outcome), a few at most before the slot goes back. On shutdown no
+//! new message is taken (a long-polling receive is abandoned, not waited for) and the
+//! handlers in flight finish first.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -47,10 +49,18 @@ pub enum Settle {
     RetryAfter(Duration),
     /// Can never be processed: moved to the dead letters with this reason.
     DeadLetter(String),
+    /// The handler deleted it itself, in the commit that recorded its outcome, and took
+    /// its group's next message with it when there was one (`Some`): handled next in the
+    /// same slot, or given back (`Queue::release`).
+    Settled(Option<Received>),
 }
 
 /// The most messages one receive asks for (SQS's limit).
 const MAX_RECEIVE: usize = 10;
+
+/// How many messages of its group a handler's slot takes on after the one it was received
+/// for, before it gives the slot back to the receive loop (other groups get their turn).
+const MAX_FOLLOW_ON: usize = 32;
 
 /// Consumes `options.queue` until `shutdown` turns true (or its sender is gone), handing
 /// each message to `handler` and settling it with the answer. A settle that fails is
@@ -119,13 +129,27 @@ pub async fn consume<H, F>(
             };
             let (queue, handler, done) = (queue.clone(), handler.clone(), done.clone());
             let (name, visibility) = (options.queue, options.visibility);
+            let stopping = shutdown.clone();
             tokio::spawn(async move {
-                let received = msg.clone();
-                let work = handler(msg);
-                let settle =
-                    with_heartbeat(&*queue, name, &received.receipt, visibility, work).await;
-                if let Err(e) = apply(&*queue, name, &received, &settle).await {
-                    tracing::warn!(queue = name, message_id = %received.message_id, error = %e, "settling a message failed; it will come back");
+                let mut msg = msg;
+                let mut taken = 0;
+                loop {
+                    let received = msg.clone();
+                    let work = handler(msg);
+                    let settle =
+                        with_heartbeat(&*queue, name, &received.receipt, visibility, work).await;
+                    let then = after(&settle, received.group.is_some(), taken, *stopping.borrow());
+                    match carry_out(&*queue, name, &received, &settle, then, visibility).await {
+                        Ok(Some(next)) => {
+                            taken += 1;
+                            msg = next;
+                        }
+                        Ok(None) => break,
+                        Err(e) => {
+                            tracing::warn!(queue = name, message_id = %received.message_id, error = %e, "settling a message failed; it will come back");
+                            break;
+                        }
+                    }
                 }
                 drop(permit);
                 done.notify_one();
@@ -162,6 +186,46 @@ async fn with_heartbeat<T>(
     }
 }
 
+/// What a slot does once its handler answered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum After {
+    /// Settle the message as the handler said (`apply`); the slot is free.
+    Apply,
+    /// Delete it and take its group's next message if visible (`delete_and_take_next`).
+    DeleteAndTakeNext,
+    /// The handler took the next message itself: handle it in this slot.
+    HandleNext(Received),
+}
+
+/// The slot's next step after `settle`, for a message of a group (`grouped`) after `taken`
+/// follow-ons, while the loop is `stopping` or not: a group with a backlog goes on in the
+/// same slot, in order, without waiting for the next receive, until [`MAX_FOLLOW_ON`] gives
+/// other groups their turn or the loop stops (a taken message is then given back).
+fn after(settle: &Settle, grouped: bool, taken: usize, stopping: bool) -> After {
+    let go_on = taken < MAX_FOLLOW_ON && !stopping;
+    match settle {
+        Settle::Delete if go_on && grouped => After::DeleteAndTakeNext,
+        Settle::Settled(Some(next)) if go_on => After::HandleNext(next.clone()),
+        _ => After::Apply,
+    }
+}
+
+/// Carries out `then` for `received`; the message to handle next in the slot, if any.
+async fn carry_out(
+    queue: &dyn Queue,
+    name: &str,
+    received: &Received,
+    settle: &Settle,
+    then: After,
+    visibility: Duration,
+) -> Result<Option<Received>, QueueError> {
+    match then {
+        After::Apply => apply(queue, name, received, settle).await.map(|()| None),
+        After::DeleteAndTakeNext => queue.delete_and_take_next(name, received, visibility).await,
+        After::HandleNext(next) => Ok(Some(next)),
+    }
+}
+
 /// Settles one message of queue `name` as its handler decided. On failure the message
 /// comes back after its visibility timeout.
 pub async fn apply(
@@ -174,6 +238,8 @@ pub async fn apply(
         Settle::Delete => queue.delete(name, &received.receipt).await,
         Settle::RetryAfter(delay) => queue.retry_after(name, &received.receipt, *delay).await,
         Settle::DeadLetter(reason) => queue.dead_letter(name, received, reason).await,
+        Settle::Settled(None) => Ok(()),
+        Settle::Settled(Some(next)) => queue.release(name, next).await,
     }
 }
 
@@ -546,5 +612,114 @@ mod tests {
                 .all(|c| **c == Call::RetryAfter("upload".into(), Duration::from_secs(30)))
         );
         assert_eq!(calls.last(), Some(&Call::Delete("upload".into())));
+    }
+
+    fn received(body: &str, group: Option<&str>) -> Received {
+        Received {
+            message_id: body.into(),
+            receipt: body.into(),
+            body: body.into(),
+            group: group.map(str::to_owned),
+            receive_count: 1,
+        }
+    }
+
+    #[test]
+    fn a_deleted_message_of_a_group_takes_its_next_one() {
+        for taken in [0, MAX_FOLLOW_ON - 1] {
+            assert_eq!(
+                after(&Settle::Delete, true, taken, false),
+                After::DeleteAndTakeNext
+            );
+        }
+    }
+
+    #[test]
+    fn an_ungrouped_message_is_only_deleted() {
+        assert_eq!(after(&Settle::Delete, false, 0, false), After::Apply);
+    }
+
+    #[test]
+    fn a_next_message_taken_by_the_handler_is_handled_in_the_slot() {
+        let next = received("b", Some("g"));
+        for grouped in [true, false] {
+            assert_eq!(
+                after(&Settle::Settled(Some(next.clone())), grouped, 0, false),
+                After::HandleNext(next.clone())
+            );
+        }
+    }
+
+    #[test]
+    fn the_slot_goes_back_after_its_follow_ons_or_when_stopping() {
+        let settled = Settle::Settled(Some(received("b", Some("g"))));
+        for (taken, stopping) in [(MAX_FOLLOW_ON, false), (0, true)] {
+            assert_eq!(after(&Settle::Delete, true, taken, stopping), After::Apply);
+            assert_eq!(after(&settled, true, taken, stopping), After::Apply);
+        }
+    }
+
+    #[test]
+    fn retries_dead_letters_and_bare_settlements_are_applied() {
+        for settle in [
+            Settle::RetryAfter(Duration::from_secs(1)),
+            Settle::DeadLetter("why".into()),
+            Settle::Settled(None),
+        ] {
+            assert_eq!(after(&settle, true, 0, false), After::Apply, "{settle:?}");
+        }
+    }
+
+    /// A handler that settled its message and took the next one itself: the next one is
+    /// handled in the same slot, and the loop deletes neither; one taken while stopping is
+    /// given back.
+    #[tokio::test(start_paused = true)]
+    async fn a_next_message_taken_by_the_handler_is_handled_next() {
+        let q = TestQueue::with(&["a", "b"]);
+        // b was taken with a's settlement: in flight, not for `receive`.
+        q.set_visible("b", Instant::now() + Duration::from_secs(3600))
+            .unwrap();
+        let handled = Arc::new(Mutex::new(Vec::<String>::new()));
+        let (stop, stopped) = watch::channel(false);
+        let h = handled.clone();
+        let task = tokio::spawn(consume(
+            q.clone(),
+            options(4, Duration::from_secs(30)),
+            move |m: Received| {
+                let h = h.clone();
+                async move {
+                    h.lock().unwrap().push(m.body.clone());
+                    match m.body.as_str() {
+                        "a" => Settle::Settled(Some(received("b", Some("g")))),
+                        _ => Settle::Settled(None),
+                    }
+                }
+            },
+            stopped,
+        ));
+        until("b handled", || handled.lock().unwrap().len() == 2).await;
+        stop.send(true).unwrap();
+        task.await.unwrap();
+        assert_eq!(*handled.lock().unwrap(), ["a", "b"]);
+        assert_eq!(
+            q.calls(),
+            Vec::<Call>::new(),
+            "both settled by their handler"
+        );
+
+        q.send("q", None, "c", Duration::ZERO).await.unwrap();
+        apply(
+            &*q,
+            "q",
+            &received("a", Some("g")),
+            &Settle::Settled(Some(received("c", None))),
+        )
+        .await
+        .unwrap();
+        assert_eq!(
+            q.calls(),
+            [Call::RetryAfter("c".into(), Duration::ZERO)],
+            "a next message not handled is given back"
+        );
     }
 }

@@ -125,6 +125,31 @@ pub trait Queue: Send + Sync {
     /// Removes a processed message.
     async fn delete(&self, queue: &str, receipt: &str) -> Result<(), QueueError>;
 
+    /// Removes the processed message `done` and, when its group's next message is visible
+    /// now, receives that one too, hidden for `visibility` as `receive` would: its consumer
+    /// goes on with the group without another receive. The group's order and its one message
+    /// in flight hold as with `receive`. `None` when nothing was taken (no group, nothing
+    /// visible, or a message due for the dead letters, which `receive` moves). The default
+    /// deletes and takes nothing.
+    async fn delete_and_take_next(
+        &self,
+        queue: &str,
+        done: &Received,
+        visibility: Duration,
+    ) -> Result<Option<Received>, QueueError> {
+        let _ = visibility;
+        self.delete(queue, &done.receipt).await?;
+        Ok(None)
+    }
+
+    /// Gives back a message that was received but not handled (taken on by a consumer
+    /// that then stopped short of it): visible again at once, and, where the adapter can,
+    /// without counting that delivery. The default makes it visible again (`retry_after`).
+    async fn release(&self, queue: &str, received: &Received) -> Result<(), QueueError> {
+        self.retry_after(queue, &received.receipt, Duration::ZERO)
+            .await
+    }
+
     /// Makes an in-flight message visible again after `delay` (retry with backoff).
     async fn retry_after(
         &self,

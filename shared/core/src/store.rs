@@ -13,7 +13,7 @@ use crate::devices::{Device, DeviceStatus, DeviceUpdate};
 use crate::lease::{Claim, Fence, Lease, Member, Owner};
 use crate::messages::{Message, MessageStatus, MessageUpdate};
 use crate::provider::Presence;
-use crate::queue::{Command, Queue, enqueue};
+use crate::queue::{Command, Queue, Received, enqueue};
 use crate::session::Reply;
 use crate::time::OffsetDateTime;
 use crate::webhooks::Event;
@@ -231,6 +231,15 @@ pub async fn create_then_enqueue<S: MessageStore + ?Sized>(
     Ok(created)
 }
 
+/// Whether `update_message_settling` settled the command.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Settled {
+    /// Not settled: the caller deletes it.
+    No,
+    /// Deleted; `next` is its group's next command, received.
+    Deleted { next: Option<Received> },
+}
+
 /// Position in a message listing (newest first).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MessageCursor {
@@ -315,6 +324,31 @@ pub trait MessageStore: Send + Sync {
         expect: &[MessageStatus],
         events: &[Event],
     ) -> Result<Message, StoreError>;
+
+    /// `update_message` recording the outcome of the send command `done` (received from the
+    /// commands queue), and, by an adapter that keeps that queue in its own database, the
+    /// command settled in the same commit: deleted, with its group's next visible command
+    /// taken, hidden for `visibility` (`Queue::delete_and_take_next`). The deletion is then
+    /// exactly as durable as the update. `Settled::No` when the command was left to the
+    /// caller (the default, and when its receipt is stale); on `Err` nothing was written.
+    // `update_message`'s arguments, with the command and its follow-on's visibility.
+    #[allow(clippy::too_many_arguments)]
+    async fn update_message_settling(
+        &self,
+        device_id: Uuid,
+        message_id: &str,
+        update: &MessageUpdate,
+        expect: &[MessageStatus],
+        events: &[Event],
+        done: &Received,
+        visibility: Duration,
+    ) -> Result<(Message, Settled), StoreError> {
+        let _ = (done, visibility);
+        let m = self
+            .update_message(device_id, message_id, update, expect, events)
+            .await?;
+        Ok((m, Settled::No))
+    }
 
     /// The inline media of an outbound message.
     async fn outbound_media(

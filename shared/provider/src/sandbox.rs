@@ -6,8 +6,8 @@
 use std::collections::HashMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -82,8 +82,8 @@ pub struct Sandbox {
     options: SandboxOptions,
     sessions: Sessions,
     generation: AtomicU64,
-    /// Serialises writes to the sent logs.
-    sent_lock: Mutex<()>,
+    /// Serialises appends to the sent logs (not their fsyncs).
+    sent_lock: Arc<Mutex<()>>,
 }
 
 fn failure(code: ErrorCode, message: &str) -> ProviderFailure {
@@ -106,6 +106,25 @@ fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     std::fs::rename(&tmp, path)
 }
 
+/// Appends `record` to the sent log at `path` and waits until it is on disk. The append
+/// holds `lock`, the fsync does not: concurrent sends (of other devices) wait for the disk
+/// at the same time and share the file system's journal commits, instead of one after the
+/// other. The fsync of the file flushes every append made before it, this one included.
+fn append_sent(lock: &Mutex<()>, path: &Path, record: &SentRecord) -> std::io::Result<()> {
+    let mut line = serde_json::to_vec(record).map_err(std::io::Error::other)?;
+    line.push(b'\n');
+    let f = {
+        let _guard = lock.lock().unwrap_or_else(|p| p.into_inner());
+        let mut f = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)?;
+        f.write_all(&line)?;
+        f
+    };
+    f.sync_data()
+}
+
 impl Sandbox {
     /// A sandbox keeping its files under `data_dir/sandbox`.
     pub fn new(
@@ -125,7 +144,7 @@ impl Sandbox {
             options,
             sessions: Sessions::default(),
             generation: AtomicU64::new(1),
-            sent_lock: Mutex::new(()),
+            sent_lock: Arc::new(Mutex::new(())),
         })
     }
 
@@ -170,17 +189,10 @@ impl Sandbox {
         }
     }
 
-    /// Records that the simulated WhatsApp received a message (used by sends).
+    /// Records that the simulated WhatsApp received a message (used by sends): once this
+    /// returns `Ok` the record is on disk.
     pub fn record_sent(&self, device_id: Uuid, record: &SentRecord) -> std::io::Result<()> {
-        let _guard = self.sent_lock.lock().unwrap_or_else(|p| p.into_inner());
-        let mut f = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(self.sent_path(device_id))?;
-        let mut line = serde_json::to_vec(record).map_err(std::io::Error::other)?;
-        line.push(b'\n');
-        f.write_all(&line)?;
-        f.sync_data()
+        append_sent(&self.sent_lock, &self.sent_path(device_id), record)
     }
 
     fn random_code() -> String {
@@ -410,12 +422,18 @@ impl Provider for Sandbox {
             kind: message.content.kind().as_str().to_owned(),
             received_at: time::now(),
         };
-        self.record_sent(device_id, &record).map_err(|e| {
-            failure(
-                ErrorCode::ProviderError,
-                &format!("sandbox log failed: {e}"),
-            )
-        })?;
+        // On a blocking thread: the fsync must not hold up the runtime's other tasks.
+        let (lock, path) = (self.sent_lock.clone(), self.sent_path(device_id));
+        tokio::task::spawn_blocking(move || append_sent(&lock, &path, &record))
+            .await
+            .map_err(std::io::Error::other)
+            .and_then(|written| written)
+            .map_err(|e| {
+                failure(
+                    ErrorCode::ProviderError,
+                    &format!("sandbox log failed: {e}"),
+                )
+            })?;
         self.attempts
             .lock()
             .unwrap_or_else(|p| p.into_inner())

@@ -110,7 +110,8 @@ fn create(conn: &rusqlite::Connection) -> Result<(), String> {
     conn.execute_batch(HEADS_INDEX).map_err(|e| e.to_string())
 }
 
-/// Appends a message, visible after `delay`.
+/// Appends a message, visible after `delay`; whether it is a head (ungrouped, or its group's
+/// only message), that is, whether a consumer can receive it once it is visible.
 fn insert(
     conn: &rusqlite::Connection,
     message_id: &str,
@@ -118,24 +119,19 @@ fn insert(
     group: Option<&str>,
     body: &str,
     delay: Duration,
-) -> rusqlite::Result<()> {
+) -> rusqlite::Result<bool> {
     let now = now_ms();
     // The first message of a group is its head; later ones wait behind it.
     conn.prepare_cached(
         "INSERT INTO queue_messages \
          (message_id, queue, grp, body, sent_at_ms, visible_at_ms, head) \
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?3 IS NULL OR NOT EXISTS \
-         (SELECT 1 FROM queue_messages WHERE queue = ?2 AND grp = ?3))",
+         (SELECT 1 FROM queue_messages WHERE queue = ?2 AND grp = ?3)) RETURNING head",
     )?
-    .execute(params![
-        message_id,
-        queue,
-        group,
-        body,
-        now,
-        now + ms(delay)
-    ])?;
-    Ok(())
+    .query_row(
+        params![message_id, queue, group, body, now, now + ms(delay)],
+        |r| r.get(0),
+    )
 }
 
 /// After a message of `group` left the queue: its group's oldest remaining message becomes
@@ -156,12 +152,13 @@ fn promote_head(
     Ok(())
 }
 
-/// Removes the message holding `receipt`; `InvalidReceipt` when none does.
+/// Removes the message holding `receipt` and returns its group; `InvalidReceipt` when none
+/// does.
 fn remove_received(
     conn: &rusqlite::Connection,
     queue: &str,
     receipt: &str,
-) -> Result<(), QueueError> {
+) -> Result<Option<String>, QueueError> {
     let group: Option<Option<String>> = conn
         .prepare_cached(
             "DELETE FROM queue_messages WHERE queue = ?1 AND receipt = ?2 RETURNING grp",
@@ -172,7 +169,92 @@ fn remove_received(
         .map_err(backend)?;
     match group {
         None => Err(QueueError::InvalidReceipt),
-        Some(group) => promote_head(conn, queue, group.as_deref()),
+        Some(group) => {
+            promote_head(conn, queue, group.as_deref())?;
+            Ok(group)
+        }
+    }
+}
+
+/// Removes the message holding `receipt` and takes its group's next message when it is
+/// visible now (`Queue::delete_and_take_next`), in `conn`'s transaction; on `Err` the
+/// caller rolls back what it did (a savepoint).
+fn delete_and_take_next(
+    conn: &rusqlite::Connection,
+    queue: &str,
+    receipt: &str,
+    max_receives: u32,
+    visibility: Duration,
+) -> Result<Option<Received>, QueueError> {
+    match remove_received(conn, queue, receipt)? {
+        Some(group) => take_head(conn, queue, &group, max_receives, visibility),
+        None => Ok(None),
+    }
+}
+
+/// Hides a visible message for `visibility` under a new receipt and returns it as received.
+fn take(
+    conn: &rusqlite::Connection,
+    (seq, message_id, group, body, count): (i64, String, Option<String>, String, u32),
+    now: i64,
+    visibility: Duration,
+) -> Result<Received, QueueError> {
+    let receipt = uuid::Uuid::new_v4().to_string();
+    conn.prepare_cached(
+        "UPDATE queue_messages SET receipt = ?2, receive_count = receive_count + 1, \
+         visible_at_ms = ?3 WHERE seq = ?1",
+    )
+    .map_err(backend)?
+    .execute(params![seq, receipt, now + ms(visibility)])
+    .map_err(backend)?;
+    Ok(Received {
+        message_id,
+        receipt,
+        body,
+        group,
+        receive_count: count + 1,
+    })
+}
+
+/// The head of `group` taken as `receive` would take it, when it is visible now; `None`
+/// when there is none, it is hidden, or it is due for the dead letters (left to `receive`,
+/// which moves it).
+fn take_head(
+    conn: &rusqlite::Connection,
+    queue: &str,
+    group: &str,
+    max_receives: u32,
+    visibility: Duration,
+) -> Result<Option<Received>, QueueError> {
+    let now = now_ms();
+    // The group's first message is its head (`promote_head`); read by the group's index,
+    // without looking further into its backlog.
+    let first: Option<(i64, String, String, u32, bool, i64)> = conn
+        .prepare_cached(
+            "SELECT seq, message_id, body, receive_count, head, visible_at_ms \
+             FROM queue_messages WHERE queue = ?1 AND grp = ?2 ORDER BY seq LIMIT 1",
+        )
+        .map_err(backend)?
+        .query_row(params![queue, group], |r| {
+            Ok((
+                r.get(0)?,
+                r.get(1)?,
+                r.get(2)?,
+                r.get(3)?,
+                r.get(4)?,
+                r.get(5)?,
+            ))
+        })
+        .optional()
+        .map_err(backend)?;
+    match first {
+        Some((seq, message_id, body, count, true, visible_at))
+            if visible_at <= now && count < max_receives =>
+        {
+            let row = (seq, message_id, Some(group.to_owned()), body, count);
+            take(conn, row, now, visibility).map(Some)
+        }
+        _ => Ok(None),
     }
 }
 
@@ -253,13 +335,23 @@ impl InlineQueue for LocalQueue {
         queue: &str,
         group: Option<&str>,
         body: &str,
-    ) -> Result<(), String> {
+    ) -> Result<bool, String> {
         let id = uuid::Uuid::now_v7().to_string();
         insert(conn, &id, queue, group, body, Duration::ZERO).map_err(|e| e.to_string())
     }
 
     fn committed(&self) {
         self.work.notify_one();
+    }
+
+    fn delete_and_take_next_in(
+        &self,
+        conn: &rusqlite::Connection,
+        queue: &str,
+        receipt: &str,
+        visibility: Duration,
+    ) -> Result<Option<Received>, QueueError> {
+        delete_and_take_next(conn, queue, receipt, self.max_receives, visibility)
     }
 
     fn db(&self) -> &Db {
@@ -304,11 +396,16 @@ impl Queue for LocalQueue {
             body.to_owned(),
             id.clone(),
         );
-        self.with(move |conn| {
-            insert(conn, &mid, &queue, group.as_deref(), &body, delay).map_err(backend)
-        })
-        .await?;
-        self.work.notify_one();
+        let head = self
+            .with(move |conn| {
+                insert(conn, &mid, &queue, group.as_deref(), &body, delay).map_err(backend)
+            })
+            .await?;
+        // A message behind its group's head is received only after that one is deleted, and
+        // its consumer is awake then: nothing to wake it for.
+        if head {
+            self.work.notify_one();
+        }
         Ok(id)
     }
 
@@ -342,6 +439,22 @@ impl Queue for LocalQueue {
         max: usize,
         visibility: Duration,
     ) -> Result<Vec<Received>, QueueError> {
+        // Most receives of a busy consumer find every head in flight: a read on this thread
+        // answers those without a write (and its wait for the writer). What becomes visible
+        // after it is found by the next receive: sends and deletions wake the consumer after
+        // their commit, and it polls for what a timeout makes visible.
+        let visible = self.read(|conn| {
+            conn.prepare_cached(
+                "SELECT 1 FROM queue_messages INDEXED BY queue_messages_heads \
+                 WHERE queue = ?1 AND head = 1 AND visible_at_ms <= ?2 LIMIT 1",
+            )
+            .map_err(backend)?
+            .exists(params![queue, now_ms()])
+            .map_err(backend)
+        })?;
+        if !visible {
+            return Ok(Vec::new());
+        }
         let queue = queue.to_owned();
         let max_receives = self.max_receives;
         self.with_relaxed(move |conn| {
@@ -400,22 +513,13 @@ impl Queue for LocalQueue {
                         moved = true;
                         continue;
                     }
-                    let receipt = uuid::Uuid::new_v4().to_string();
-                    tx.prepare_cached(
-                        "UPDATE queue_messages SET receipt = ?2, receive_count = receive_count + 1, \
-                         visible_at_ms = ?3 WHERE seq = ?1",
-                    )
-                    .map_err(backend)?
-                    .execute(params![seq, receipt, now + ms(visibility)])
-                    .map_err(backend)?;
                     taken.push(seq);
-                    out.push(Received {
-                        message_id,
-                        receipt,
-                        body,
-                        group,
-                        receive_count: count + 1,
-                    });
+                    out.push(take(
+                        &tx,
+                        (seq, message_id, group, body, count),
+                        now,
+                        visibility,
+                    )?);
                 }
                 if !moved || out.len() >= max {
                     break;
@@ -433,6 +537,47 @@ impl Queue for LocalQueue {
             let tx = conn.savepoint().map_err(backend)?;
             remove_received(&tx, &queue, &receipt)?;
             tx.commit().map_err(backend)
+        })
+        .await
+    }
+
+    /// One relaxed commit: the deletion, and the receipt of the group's new head (as
+    /// harmless to lose in a crash as those of `delete` and `receive`).
+    async fn delete_and_take_next(
+        &self,
+        queue: &str,
+        done: &Received,
+        visibility: Duration,
+    ) -> Result<Option<Received>, QueueError> {
+        let (queue, receipt) = (queue.to_owned(), done.receipt.clone());
+        let max_receives = self.max_receives;
+        self.with_relaxed(move |conn| {
+            let tx = conn.savepoint().map_err(backend)?;
+            let next = delete_and_take_next(&tx, &queue, &receipt, max_receives, visibility)?;
+            tx.commit().map_err(backend)?;
+            Ok(next)
+        })
+        .await
+    }
+
+    /// Relaxed: a release lost in a crash leaves the message in flight until its
+    /// visibility timeout, or until the next start takes it back (`release_in_flight`).
+    async fn release(&self, queue: &str, received: &Received) -> Result<(), QueueError> {
+        let (queue, receipt) = (queue.to_owned(), received.receipt.clone());
+        self.with_relaxed(move |conn| {
+            let n = conn
+                .prepare_cached(
+                    "UPDATE queue_messages SET receipt = NULL, visible_at_ms = ?3, \
+                     receive_count = MAX(receive_count - 1, 0) WHERE queue = ?1 AND receipt = ?2",
+                )
+                .map_err(backend)?
+                .execute(params![queue, receipt, now_ms()])
+                .map_err(backend)?;
+            if n == 0 {
+                Err(QueueError::InvalidReceipt)
+            } else {
+                Ok(())
+            }
         })
         .await
     }
@@ -561,238 +706,4 @@ impl Queue for LocalQueue {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn conformance_in_memory() {
-        wa_testkit::conformance::queue(Arc::new(LocalQueue::in_memory(3).unwrap()), 3).await;
-    }
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn survives_reopen() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("queue.db");
-        let q = LocalQueue::open(&path, 5).unwrap();
-        q.send("q", Some("g"), "one", Duration::ZERO).await.unwrap();
-        let got = q.receive("q", 10, Duration::from_millis(1)).await.unwrap();
-        assert_eq!(got.len(), 1);
-        drop(q);
-        // An unacknowledged message comes back after a restart.
-        let q = LocalQueue::open(&path, 5).unwrap();
-        tokio::time::sleep(Duration::from_millis(5)).await;
-        let again = q.receive("q", 10, Duration::from_secs(30)).await.unwrap();
-        assert_eq!(again.len(), 1);
-        assert_eq!(again[0].body, "one");
-        assert_eq!(again[0].receive_count, 2);
-        // A restarted sole consumer takes back what its predecessor had in flight at once.
-        assert!(
-            q.receive("q", 10, Duration::from_secs(30))
-                .await
-                .unwrap()
-                .is_empty()
-        );
-        assert_eq!(q.release_in_flight("q").await.unwrap(), 1);
-        let third = q.receive("q", 10, Duration::from_secs(30)).await.unwrap();
-        assert_eq!(third[0].receive_count, 3);
-        assert!(
-            q.delete("q", &again[0].receipt).await.is_err(),
-            "the old receipt is void"
-        );
-    }
-
-    /// A queue file from before the `head` column: opening adds it, with the right heads.
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn older_tables_get_their_heads() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("queue.db");
-        {
-            let c = rusqlite::Connection::open(&path).unwrap();
-            c.execute_batch(
-                "CREATE TABLE queue_messages (
-                    seq INTEGER PRIMARY KEY AUTOINCREMENT, message_id TEXT NOT NULL UNIQUE,
-                    queue TEXT NOT NULL, grp TEXT, body TEXT NOT NULL,
-                    sent_at_ms INTEGER NOT NULL, visible_at_ms INTEGER NOT NULL,
-                    receive_count INTEGER NOT NULL DEFAULT 0, receipt TEXT UNIQUE);
-                 INSERT INTO queue_messages (message_id, queue, grp, body, sent_at_ms, visible_at_ms)
-                 VALUES ('m1', 'q', 'a', 'a1', 0, 0), ('m2', 'q', 'a', 'a2', 0, 0),
-                        ('m3', 'q', NULL, 'free', 0, 0), ('m4', 'q', 'b', 'b1', 0, 0);",
-            )
-            .unwrap();
-        }
-        let q = LocalQueue::open(&path, 5).unwrap();
-        let bodies = |r: &[Received]| r.iter().map(|m| m.body.clone()).collect::<Vec<_>>();
-        let first = q.receive("q", 10, Duration::from_secs(30)).await.unwrap();
-        assert_eq!(bodies(&first), ["a1", "free", "b1"]);
-        q.delete("q", &first[0].receipt).await.unwrap();
-        let next = q.receive("q", 10, Duration::from_secs(30)).await.unwrap();
-        assert_eq!(bodies(&next), ["a2"], "a's next message is its head now");
-        drop(q);
-        // Opening again leaves the column and its values alone.
-        let q = LocalQueue::open(&path, 5).unwrap();
-        q.send("q", Some("a"), "a3", Duration::ZERO).await.unwrap();
-        assert!(
-            q.receive("q", 10, Duration::from_secs(30))
-                .await
-                .unwrap()
-                .is_empty(),
-            "a3 waits behind a2, in flight"
-        );
-    }
-
-    /// A long backlog in one group: only its head is ever handed out, one at a time, in
-    /// order, and every message goes out exactly once.
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn one_group_backlog_goes_in_order() {
-        let q = LocalQueue::in_memory(3).unwrap();
-        for i in 0..300 {
-            q.send("q", Some("g"), &i.to_string(), Duration::ZERO)
-                .await
-                .unwrap();
-        }
-        q.send("q", None, "free", Duration::ZERO).await.unwrap();
-        let mut seen = Vec::new();
-        loop {
-            let got = q.receive("q", 10, Duration::from_secs(30)).await.unwrap();
-            if got.is_empty() {
-                break;
-            }
-            assert!(
-                got.iter().filter(|m| m.group.is_some()).count() <= 1,
-                "one message of a group at a time"
-            );
-            for m in got {
-                seen.push(m.body.clone());
-                q.delete("q", &m.receipt).await.unwrap();
-            }
-        }
-        let mut expected: Vec<String> = (0..300).map(|i| i.to_string()).collect();
-        expected.insert(1, "free".into());
-        assert_eq!(seen, expected);
-    }
-
-    fn outbound(device_id: uuid::Uuid) -> wa_core::messages::Message {
-        let now = wa_core::time::now();
-        wa_testkit::fixtures::outbound_text(device_id, uuid::Uuid::now_v7(), "hi", now)
-    }
-
-    /// With the queue in the store's database, a send's message and its command are written
-    /// by one write; a taken Idempotency-Key writes neither.
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn a_send_and_its_command_share_a_commit() {
-        use wa_core::queue::{COMMANDS, Command, CommandEnvelope};
-        use wa_core::store::{Created, IdempotencyRecord, MessageStore};
-        let store = wa_store::SqliteStore::in_memory().unwrap();
-        let queue = LocalQueue::on(store.db(), 5).unwrap();
-        assert!(
-            wa_store::SqliteStore::in_memory()
-                .unwrap()
-                .with_commands_queue(Arc::new(queue.clone()))
-                .is_err(),
-            "a queue of another database is refused"
-        );
-        let store = store.with_commands_queue(Arc::new(queue.clone())).unwrap();
-        let device = uuid::Uuid::now_v7();
-        let m = outbound(device);
-        let record = IdempotencyRecord {
-            app_id: m.app_id,
-            key: "k1".into(),
-            request_hash: "h".into(),
-            device_id: device,
-            message_id: m.message_id.clone(),
-            response: None,
-            expires_at: m.created_at + wa_core::send_service::IDEMPOTENCY_TTL,
-        };
-        let command = Command::Send {
-            device_id: device,
-            message_id: m.message_id.clone(),
-        };
-        // The commands of this test go to the store's queue, whatever queue is named.
-        let elsewhere = LocalQueue::in_memory(5).unwrap();
-        let created = wa_errors::request_id::scope(
-            "req-1".into(),
-            store.create_message_and_enqueue(&m, None, Some(&record), &elsewhere, command.clone()),
-        )
-        .await
-        .unwrap();
-        assert_eq!(created, Created::Created);
-        assert_eq!(
-            store.get_message(device, &m.message_id).await.unwrap(),
-            Some(m.clone())
-        );
-        let got = queue
-            .receive(COMMANDS, 10, Duration::from_secs(30))
-            .await
-            .unwrap();
-        assert_eq!(got.len(), 1);
-        assert_eq!(got[0].group.as_deref(), Some(device.to_string().as_str()));
-        let env: CommandEnvelope = serde_json::from_str(&got[0].body).unwrap();
-        assert_eq!(env.command, command);
-        assert_eq!(
-            env.request_id, "req-1",
-            "the command carries the request's id"
-        );
-        assert!(
-            elsewhere
-                .receive(COMMANDS, 10, Duration::from_secs(30))
-                .await
-                .unwrap()
-                .is_empty()
-        );
-
-        // The same key again: the first reservation answers, nothing more is queued.
-        let again = outbound(device);
-        let mut taken = record.clone();
-        taken.message_id = again.message_id.clone();
-        let second = store
-            .create_message_and_enqueue(&again, None, Some(&taken), &elsewhere, command)
-            .await
-            .unwrap();
-        assert!(matches!(second, Created::Existing(r) if r.message_id == m.message_id));
-        assert_eq!(
-            store.get_message(device, &again.message_id).await.unwrap(),
-            None
-        );
-        queue.delete(COMMANDS, &got[0].receipt).await.unwrap();
-        assert!(
-            queue
-                .receive(COMMANDS, 10, Duration::from_secs(30))
-                .await
-                .unwrap()
-                .is_empty()
-        );
-    }
-
-    /// Without a queue in its database the store queues the command after the message, on
-    /// the queue it is given.
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn a_send_without_a_shared_queue_is_queued_after_its_message() {
-        use wa_core::queue::{COMMANDS, Command};
-        use wa_core::store::{Created, MessageStore};
-        let store = wa_store::SqliteStore::in_memory().unwrap();
-        let queue = LocalQueue::in_memory(5).unwrap();
-        let device = uuid::Uuid::now_v7();
-        let m = outbound(device);
-        let command = Command::Send {
-            device_id: device,
-            message_id: m.message_id.clone(),
-        };
-        let created = store
-            .create_message_and_enqueue(&m, None, None, &queue, command)
-            .await
-            .unwrap();
-        assert_eq!(created, Created::Created);
-        assert!(
-            store
-                .get_message(device, &m.message_id)
-                .await
-                .unwrap()
-                .is_some()
-        );
-        let got = queue
-            .receive(COMMANDS, 10, Duration::from_secs(30))
-            .await
-            .unwrap();
-        assert_eq!(got.len(), 1);
-    }
-}
+mod tests;

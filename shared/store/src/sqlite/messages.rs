@@ -1,12 +1,14 @@
 //! Messages, pending media and idempotency keys in SQLite.
 
+use std::time::Duration;
+
 use async_trait::async_trait;
 use rusqlite::{Connection, OptionalExtension, params};
 use uuid::Uuid;
 use wa_core::messages::{Message, MessageStatus, MessageUpdate};
-use wa_core::queue::{COMMANDS, Command, Queue, command_message};
+use wa_core::queue::{COMMANDS, Command, Queue, Received, command_message};
 use wa_core::store::{
-    Created, IdempotencyRecord, MessageCursor, MessageStore, PendingCursor, StoreError,
+    Created, IdempotencyRecord, MessageCursor, MessageStore, PendingCursor, Settled, StoreError,
     create_then_enqueue,
 };
 use wa_core::time::OffsetDateTime;
@@ -16,6 +18,36 @@ use super::{SqliteStore, backend, from_ms, ms, write_error};
 use crate::inbound;
 use crate::page;
 use wa_core::webhooks::Event;
+
+/// Applies `u` to the stored message if its status is one of `expect` (any when empty),
+/// with `events`, in `conn`'s transaction.
+fn apply_update(
+    conn: &Connection,
+    device_id: Uuid,
+    id: &str,
+    u: &MessageUpdate,
+    expect: &[MessageStatus],
+    events: &[Event],
+) -> Result<Message, StoreError> {
+    let mut m = get(conn, device_id, id)?.ok_or(StoreError::NotFound)?;
+    if !expect.is_empty() && !expect.contains(&m.status) {
+        return Err(StoreError::Conflict("status"));
+    }
+    u.apply_to(&mut m);
+    conn.prepare_cached(
+        "UPDATE messages SET status = ?3, body = ?4 WHERE device_id = ?1 AND message_id = ?2",
+    )
+    .map_err(backend)?
+    .execute(params![
+        device_id.to_string(),
+        id,
+        m.status.as_str(),
+        encode(&m)
+    ])
+    .map_err(backend)?;
+    insert_events(conn, events)?;
+    Ok(m)
+}
 
 fn decode(body: &str) -> Result<Message, StoreError> {
     serde_json::from_str(body)
@@ -189,22 +221,25 @@ impl MessageStore for SqliteStore {
         let media = media.map(<[u8]>::to_vec);
         let idem = idempotency.cloned();
         let inline = commands.clone();
-        let created = self
+        let (created, head) = self
             .with(move |conn| {
                 let tx = conn.savepoint().map_err(backend)?;
                 let created = insert_message(&tx, &m, media, idem.as_ref(), &[])?;
+                let mut head = false;
                 if created == Created::Created {
-                    inline
+                    head = inline
                         .insert(&tx, COMMANDS, Some(&group), &body)
                         .map_err(|e| {
                             StoreError::Backend(format!("queueing the command failed: {e}"))
                         })?;
                     tx.commit().map_err(backend)?;
                 }
-                Ok(created)
+                Ok((created, head))
             })
             .await?;
-        if created == Created::Created {
+        // A command behind its device's current one is received after that one is settled:
+        // its consumer is awake then.
+        if head {
             commands.committed();
         }
         Ok(created)
@@ -281,20 +316,52 @@ impl MessageStore for SqliteStore {
         let events = events.to_vec();
         self.with(move |conn| {
             let tx = conn.savepoint().map_err(backend)?;
-            let mut m = get(&tx, device_id, &id)?.ok_or(StoreError::NotFound)?;
-            if !expect.is_empty() && !expect.contains(&m.status) {
-                return Err(StoreError::Conflict("status"));
-            }
-            u.apply_to(&mut m);
-            tx.prepare_cached(
-                "UPDATE messages SET status = ?3, body = ?4 WHERE device_id = ?1 AND message_id = ?2",
-            )
-            .map_err(backend)?
-            .execute(params![device_id.to_string(), id, m.status.as_str(), encode(&m)])
-            .map_err(backend)?;
-            insert_events(&tx, &events)?;
+            let m = apply_update(&tx, device_id, &id, &u, &expect, &events)?;
             tx.commit().map_err(backend)?;
             Ok(m)
+        })
+        .await
+    }
+
+    async fn update_message_settling(
+        &self,
+        device_id: Uuid,
+        message_id: &str,
+        update: &MessageUpdate,
+        expect: &[MessageStatus],
+        events: &[Event],
+        done: &Received,
+        visibility: Duration,
+    ) -> Result<(Message, Settled), StoreError> {
+        let Some(commands) = self.commands.clone() else {
+            let m = self
+                .update_message(device_id, message_id, update, expect, events)
+                .await?;
+            return Ok((m, Settled::No));
+        };
+        let (id, u, expect) = (message_id.to_owned(), update.clone(), expect.to_vec());
+        let (events, receipt) = (events.to_vec(), done.receipt.clone());
+        self.with(move |conn| {
+            let mut tx = conn.savepoint().map_err(backend)?;
+            let m = apply_update(&tx, device_id, &id, &u, &expect, &events)?;
+            // The command's deletion commits with the outcome, or not at all: never deleted
+            // before its outcome is durable, so a crash at any point leaves either both or
+            // the command to be received again (and then skipped, its message no longer
+            // pending). A stale receipt leaves the command to the caller.
+            let sp = tx.savepoint().map_err(backend)?;
+            let settled =
+                match commands.delete_and_take_next_in(&sp, COMMANDS, &receipt, visibility) {
+                    Ok(next) => {
+                        sp.commit().map_err(backend)?;
+                        Settled::Deleted { next }
+                    }
+                    Err(_) => {
+                        drop(sp);
+                        Settled::No
+                    }
+                };
+            tx.commit().map_err(backend)?;
+            Ok((m, settled))
         })
         .await
     }

@@ -15,6 +15,7 @@ use rusqlite::{Connection, ErrorCode, OptionalExtension, Row, params};
 use uuid::Uuid;
 use wa_core::apps::App;
 use wa_core::lease::Fence;
+use wa_core::queue::{QueueError, Received};
 use wa_core::store::{AppStore, AppUpdate, Page, PageRequest, StoreError};
 use wa_core::time;
 
@@ -148,18 +149,30 @@ pub struct SqliteStore {
 /// local queue, when it keeps its tables in the store's file.
 pub trait InlineQueue: Send + Sync {
     /// Writes a message as `Queue::send` does (visible at once), in `conn`'s open
-    /// transaction.
+    /// transaction; whether a consumer can receive it at once (not behind its group's head).
     fn insert(
         &self,
         conn: &Connection,
         queue: &str,
         group: Option<&str>,
         body: &str,
-    ) -> Result<(), String>;
+    ) -> Result<bool, String>;
 
-    /// Called once the transaction that carried inserted messages is committed (wakes the
-    /// queue's consumers).
+    /// Called once the transaction that carried an inserted message a consumer can receive
+    /// at once is committed (wakes the queue's consumers).
     fn committed(&self);
+
+    /// Deletes the received message holding `receipt` from `queue` and takes its group's
+    /// next message when that is visible now, hidden for `visibility`, as
+    /// `Queue::delete_and_take_next` does, in `conn`'s open transaction. On `Err` the caller
+    /// rolls back what this wrote (a savepoint).
+    fn delete_and_take_next_in(
+        &self,
+        conn: &Connection,
+        queue: &str,
+        receipt: &str,
+        visibility: std::time::Duration,
+    ) -> Result<Option<Received>, QueueError>;
 
     /// The database the queue's tables are in.
     fn db(&self) -> &Db;
