@@ -90,7 +90,7 @@ pub async fn queue_from_env() -> anyhow::Result<Arc<SqsQueue>> {
 /// (the webhooks consumer delivers them); else `store` itself (the outbox is polled).
 pub fn with_nudges(store: Arc<dyn Store>, queue: Arc<dyn Queue>, env: &AwsEnv) -> Arc<dyn Store> {
     if env.events_queue_url.is_some() {
-        Arc::new(Nudging::new(store, queue))
+        Arc::new(Nudging::nudging(store, queue))
     } else {
         store
     }
