@@ -140,7 +140,9 @@ mod tests {
 
     #[test]
     fn needs_sdk_names_the_first_variable_set_without_the_sdk() {
-        let rows: [(&[(&str, &str)], bool, Option<&str>); 9] = [
+        // (environment, built with the SDK, the variable named)
+        type Row<'a> = (&'a [(&'a str, &'a str)], bool, Option<&'a str>);
+        let rows: [Row; 9] = [
             (&[], false, None),
             (&[], true, None),
             (&[("WA_TABLE_NAME", " ")], false, None),
