@@ -17,6 +17,7 @@ import os
 import urllib.parse
 from collections import Counter
 
+sys.dont_write_bytecode = True
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import capacity  # noqa: E402
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
