@@ -18,7 +18,7 @@ use aws_sdk_sqs::config::{BehaviorVersion, Credentials, Region};
 use serde_json::{Value, json};
 
 use crate::support::BIN;
-use crate::webhooks::python;
+use crate::webhooks::{Receiver, python};
 
 /// How long the stack may take to come up (moto, the resources, the worker) on a loaded
 /// machine.
@@ -996,6 +996,126 @@ async fn the_worker_passes_its_health_check_and_writes_emf_records() {
         json!([["queue", "state"]]),
         "{record}"
     );
+}
+
+/// Inbound media on the Lambda stack: an image injected through the sandbox's inbound route
+/// (the sandbox function asks the worker, which stores it in the stack's media bucket) is
+/// announced by its `message` webhook with its `media_path`, and `GET /media` through the
+/// HTTP API (the devices function) answers its bytes. A file over 4 MiB is answered with
+/// 302 Found to a presigned URL of moto's S3 that serves the bytes. The inbound route hands
+/// its body to the worker in one SQS message (at most 256 KiB: 413 `request_too_large`
+/// beyond), so the large file is put into the bucket under its path as the worker puts a
+/// downloaded one. Another App's token gets 404 for both.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn inbound_media_are_announced_and_served_or_redirected_through_the_http_api() {
+    use wa_core::media::MediaStore;
+
+    let stack = shared();
+    let c = stack.client();
+    let rdir = tempfile::tempdir().unwrap();
+    let receiver = Receiver::start(rdir.path(), 0);
+    let hook = format!("http://127.0.0.1:{}/hook", receiver.port);
+    let app = c.create_app(Some(&hook)).await;
+    receiver.set("secret", &app.webhook_secret);
+    let (_, device) = c.create_device(&app.token, "media").await;
+    c.wait_for_device(&app.token, &device, |d| d["status"] == "qr_generated")
+        .await;
+    c.connect_device(&app.token, &device, "15551230002").await;
+    let inbound = async |bytes: &[u8]| {
+        let data = base64::Engine::encode(&base64::engine::general_purpose::STANDARD, bytes);
+        c.call(
+            "POST",
+            &format!("/sandbox/devices/{device}/inbound"),
+            Some(&app.token),
+            Some(json!({"from": "15550004444", "type": "image", "mime_type": "image/jpeg", "data_base64": data})),
+        )
+        .await
+    };
+    // Redirects are checked here, not followed.
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(Duration::from_secs(60))
+        .build()
+        .unwrap();
+    let get_media = |path: &str, token: &str| {
+        http.get(stack.url("/media"))
+            .query(&[("path", path)])
+            .bearer_auth(token)
+            .send()
+    };
+
+    let small = crate::media::jpeg(100_000);
+    let a = inbound(&small).await;
+    assert_eq!(a.status, 200, "{}", a.body);
+    let message_id = a.body["data"]["message"]["message_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let path = a.body["data"]["message"]["media_path"]
+        .as_str()
+        .unwrap_or_else(|| panic!("stored with its media: {}", a.body))
+        .to_owned();
+    let got = receiver
+        .wait("the inbound message's webhook", SETTLES_WITHIN, |got| {
+            got.iter().any(|r| {
+                r["body"]["event"] == "message" && r["body"]["payload"]["message_id"] == message_id
+            })
+        })
+        .await;
+    let hooked = got
+        .iter()
+        .find(|r| r["body"]["payload"]["message_id"] == message_id)
+        .unwrap();
+    assert_eq!(hooked["verified"], true, "{hooked}");
+    assert_eq!(hooked["body"]["payload"]["media_path"], path, "{hooked}");
+    assert_eq!(hooked["body"]["payload"]["mime_type"], "image/jpeg");
+    let res = get_media(&path, &app.token).await.unwrap();
+    assert_eq!(res.status(), 200);
+    assert_eq!(res.headers()["content-type"], "image/jpeg");
+    assert_eq!(
+        res.headers()["content-length"].to_str().unwrap(),
+        small.len().to_string()
+    );
+    assert!(res.bytes().await.unwrap().as_ref() == small.as_slice());
+
+    // Over 256 KiB the inbound route cannot hand the image to the worker.
+    let a = inbound(&crate::media::jpeg(300 * 1024)).await;
+    assert_eq!(a.status, 413, "{}", a.body);
+    assert_eq!(a.body["error"]["code"], "request_too_large");
+
+    let bucket = stack.ready["resources"]["MediaBucket"]["name"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let s3 = wa_media::S3Media::emulator_client(&stack.moto, wa_testkit::moto::REGION);
+    let store = wa_media::S3Media::new(s3, bucket);
+    let large_path = wa_core::media::MediaPath::inbound(
+        app.app_id.parse().unwrap(),
+        device.parse().unwrap(),
+        "3EB0LARGE",
+        "image/jpeg",
+    );
+    let large = crate::media::jpeg(4 * 1024 * 1024 + 300_000);
+    store.put(&large_path, &large).await.unwrap();
+    let res = get_media(&large_path, &app.token).await.unwrap();
+    assert_eq!(res.status(), 302);
+    let location = res.headers()["location"].to_str().unwrap().to_owned();
+    assert!(
+        location.starts_with(&stack.moto),
+        "a URL of moto: {location}"
+    );
+    assert!(location.contains("X-Amz-Expires=300"), "{location}");
+    let res = http.get(&location).send().await.unwrap();
+    assert_eq!(res.status(), 200);
+    assert!(res.bytes().await.unwrap().as_ref() == large.as_slice());
+
+    let other = c.create_app(None).await;
+    for p in [path.as_str(), &*large_path] {
+        let res = get_media(p, &other.token).await.unwrap();
+        assert_eq!(res.status(), 404, "{p}");
+        let v: Value = serde_json::from_slice(&res.bytes().await.unwrap()).unwrap();
+        assert_eq!(v["error"]["code"], "not_found", "{v}");
+    }
 }
 
 /// A send that may succeed later (its device is not connected) is retried after the
