@@ -1191,6 +1191,122 @@ async fn a_retried_event_driven_send_comes_back_after_the_retry_delay() {
     );
 }
 
+/// A waited send through the messages function is answered `sent` and announced by a signed
+/// webhook; an event-driven send put twice with one key (a producer's retry) is sent once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_waited_send_is_announced_and_an_event_driven_send_is_sent_once_per_key() {
+    let stack = shared();
+    let c = stack.client();
+    let rdir = tempfile::tempdir().unwrap();
+    let receiver = Receiver::start(rdir.path(), 0);
+    let hook = format!("http://127.0.0.1:{}/hook", receiver.port);
+    let app = c.create_app(Some(&hook)).await;
+    receiver.set("secret", &app.webhook_secret);
+    let (_, device) = c.create_device(&app.token, "sends").await;
+    c.wait_for_device(&app.token, &device, |d| d["status"] == "qr_generated")
+        .await;
+    c.connect_device(&app.token, &device, "15551230003").await;
+
+    let a = c
+        .call(
+            "POST",
+            &format!("/devices/{device}/messages"),
+            Some(&app.token),
+            Some(json!({"to": "15550001111", "text": "waited"})),
+        )
+        .await;
+    assert_eq!(a.status, 200, "{}", a.body);
+    assert_eq!(a.body["data"]["message"]["status"], "sent", "{}", a.body);
+    let waited = a.body["data"]["message"]["message_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    let job = json!({
+        "app_id": app.app_id,
+        "device_id": device,
+        "idempotency_key": "order-42",
+        "message": {"to": "15550002222", "type": "text", "text": "over sqs"},
+    })
+    .to_string();
+    c.put_send(&job).await;
+    c.put_send(&job).await;
+
+    let got = receiver
+        .wait("both sends' webhooks", SETTLES_WITHIN, |got| {
+            let sent: Vec<&Value> = got
+                .iter()
+                .filter(|r| r["body"]["event"] == "message")
+                .filter(|r| r["body"]["payload"]["status"] == "sent")
+                .collect();
+            sent.iter()
+                .any(|r| r["body"]["payload"]["message_id"] == waited.as_str())
+                && sent
+                    .iter()
+                    .any(|r| r["body"]["payload"]["text"] == "over sqs")
+        })
+        .await;
+    assert!(
+        got.iter().all(|r| r["verified"] == true),
+        "every webhook verifies: {got:?}"
+    );
+    // One key, one message: both copies of the job are accepted as that message...
+    let a = c
+        .call(
+            "GET",
+            &format!("/devices/{device}/messages"),
+            Some(&app.token),
+            None,
+        )
+        .await;
+    assert_eq!(a.status, 200, "{}", a.body);
+    let over_sqs: Vec<&Value> = a.body["data"]["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|m| m["text"] == "over sqs")
+        .collect();
+    assert_eq!(over_sqs.len(), 1, "{}", a.body);
+    let id = over_sqs[0]["message_id"].as_str().unwrap().to_owned();
+    let deadline = Instant::now() + SETTLES_WITHIN;
+    loop {
+        let accepted = stack
+            .function_log("SendsFunction")
+            .iter()
+            .filter(|l| {
+                l["message"] == "event-driven send accepted" && l["message_id"] == id.as_str()
+            })
+            .count();
+        if accepted == 2 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{accepted} of the two copies accepted\n{}",
+            stack.logs()
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    // ...and the simulated WhatsApp received it once.
+    let a = c
+        .call(
+            "GET",
+            &format!("/sandbox/devices/{device}/sent"),
+            Some(&app.token),
+            None,
+        )
+        .await;
+    assert_eq!(a.status, 200, "{}", a.body);
+    let sent = a.body["data"]["sent"].as_array().unwrap();
+    assert_eq!(
+        sent.iter()
+            .filter(|r| r["message_id"] == id.as_str())
+            .count(),
+        1,
+        "{sent:?}"
+    );
+}
+
 /// The emulator's own rules (routing, events, batch responses, template resolution),
 /// each a pure function with a unit test per row, in scripts/aws_local/test_*.py.
 #[test]
