@@ -317,6 +317,15 @@ pub struct App {
     pub webhook_secret: String,
 }
 
+/// An App whose webhooks go to a loopback receiver that verifies them, with a device
+/// connected through the sandbox.
+pub struct Hooked {
+    pub receiver: Receiver,
+    pub app: App,
+    pub device: String,
+    pub _dir: tempfile::TempDir,
+}
+
 /// HTTP (and SQS) calls to one stack.
 pub struct Client<'a> {
     pub stack: &'a Stack,
@@ -459,6 +468,25 @@ impl Client<'_> {
     }
 
     /// Puts an event-driven send (or any body) on the sends queue.
+    /// A [`Hooked`] App and its device `name`, connected as `wa_number`.
+    pub async fn hooked_device(&self, name: &str, wa_number: &str) -> Hooked {
+        let dir = tempfile::tempdir().unwrap();
+        let receiver = Receiver::start(dir.path(), 0);
+        let hook = format!("http://127.0.0.1:{}/hook", receiver.port);
+        let app = self.create_app(Some(&hook)).await;
+        receiver.set("secret", &app.webhook_secret);
+        let (_, device) = self.create_device(&app.token, name).await;
+        self.wait_for_device(&app.token, &device, |d| d["status"] == "qr_generated")
+            .await;
+        self.connect_device(&app.token, &device, wa_number).await;
+        Hooked {
+            receiver,
+            app,
+            device,
+            _dir: dir,
+        }
+    }
+
     pub async fn put_send(&self, body: &str) {
         self.stack
             .sqs()
@@ -1012,15 +1040,12 @@ async fn inbound_media_are_announced_and_served_or_redirected_through_the_http_a
 
     let stack = shared();
     let c = stack.client();
-    let rdir = tempfile::tempdir().unwrap();
-    let receiver = Receiver::start(rdir.path(), 0);
-    let hook = format!("http://127.0.0.1:{}/hook", receiver.port);
-    let app = c.create_app(Some(&hook)).await;
-    receiver.set("secret", &app.webhook_secret);
-    let (_, device) = c.create_device(&app.token, "media").await;
-    c.wait_for_device(&app.token, &device, |d| d["status"] == "qr_generated")
-        .await;
-    c.connect_device(&app.token, &device, "15551230002").await;
+    let Hooked {
+        receiver,
+        app,
+        device,
+        _dir,
+    } = c.hooked_device("media", "15551230002").await;
     let inbound = async |bytes: &[u8]| {
         let data = base64::Engine::encode(&base64::engine::general_purpose::STANDARD, bytes);
         c.call(
@@ -1197,15 +1222,12 @@ async fn a_retried_event_driven_send_comes_back_after_the_retry_delay() {
 async fn a_waited_send_is_announced_and_an_event_driven_send_is_sent_once_per_key() {
     let stack = shared();
     let c = stack.client();
-    let rdir = tempfile::tempdir().unwrap();
-    let receiver = Receiver::start(rdir.path(), 0);
-    let hook = format!("http://127.0.0.1:{}/hook", receiver.port);
-    let app = c.create_app(Some(&hook)).await;
-    receiver.set("secret", &app.webhook_secret);
-    let (_, device) = c.create_device(&app.token, "sends").await;
-    c.wait_for_device(&app.token, &device, |d| d["status"] == "qr_generated")
-        .await;
-    c.connect_device(&app.token, &device, "15551230003").await;
+    let Hooked {
+        receiver,
+        app,
+        device,
+        _dir,
+    } = c.hooked_device("sends", "15551230003").await;
 
     let a = c
         .call(
