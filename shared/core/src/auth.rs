@@ -78,6 +78,22 @@ pub fn is_valid_tenant_id(id: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b':' | b'@' | b'-'))
 }
 
+/// Selects jsonwebtoken's crypto backend once per process: aws-lc where the build has it
+/// (`jwt-aws-lc`, turned on with the AWS SDK, which links aws-lc already), otherwise the
+/// RustCrypto crates, which build much faster than aws-lc's C sources. With both compiled
+/// in (a workspace build), jsonwebtoken cannot choose on its own and would panic.
+fn select_crypto() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        #[cfg(feature = "jwt-aws-lc")]
+        let provider = &jsonwebtoken::crypto::aws_lc::DEFAULT_PROVIDER;
+        #[cfg(not(feature = "jwt-aws-lc"))]
+        let provider = &jsonwebtoken::crypto::rust_crypto::DEFAULT_PROVIDER;
+        // Refused only when a provider is installed already, which is as good.
+        let _ = provider.install_default();
+    });
+}
+
 impl JwtConfig {
     /// Fails when the secret is shorter than [`MIN_JWT_SECRET_BYTES`].
     pub fn new(
@@ -85,6 +101,8 @@ impl JwtConfig {
         issuer: Option<String>,
         audience: Option<String>,
     ) -> Result<Self, String> {
+        // Here too, so that code signing its own test tokens finds the backend chosen.
+        select_crypto();
         let secret = secret.into();
         if secret.len() < MIN_JWT_SECRET_BYTES {
             return Err(format!(
@@ -103,6 +121,7 @@ impl JwtConfig {
     /// (then required; `aud` may be a string or an array containing the audience). Every
     /// other algorithm, `none` included, is refused.
     pub fn verify(&self, token: &str) -> Result<Claims, JwtError> {
+        select_crypto();
         let mut v = Validation::new(Algorithm::HS256);
         v.leeway = JWT_LEEWAY_SECS;
         // RFC 7519 4.1.5: a token must not be accepted before its `nbf`.
@@ -138,6 +157,7 @@ impl JwtConfig {
                 "tenant id must be 1-128 chars of [A-Za-z0-9._:@-]".into(),
             ));
         }
+        select_crypto();
         let now = crate::time::OffsetDateTime::now_utc().unix_timestamp() as u64;
         let claims = Claims {
             tenant_id: tenant_id.to_owned(),
