@@ -372,13 +372,7 @@ mod tests {
 
         async fn app_token(ctx: &AppState, name: &str) -> String {
             ctx.apps
-                .create(
-                    "acme",
-                    CreateApp {
-                        name: name.into(),
-                        webhook_url: None,
-                    },
-                )
+                .create("acme", CreateApp::named(name))
                 .await
                 .unwrap()
                 .app_token

@@ -4,7 +4,7 @@
 
 use uuid::Uuid;
 use wa_core::apps::App;
-use wa_core::devices::{Device, DeviceStatus};
+use wa_core::devices::Device;
 use wa_core::messages::{Content, Direction, Message, MessageStatus, MessageType, new_message_id};
 use wa_core::{auth, time};
 
@@ -31,22 +31,7 @@ pub fn app(tenant: &str, name: &str) -> App {
 
 /// An `initializing` device of `app_id`, of tenant `t`.
 pub fn device(app_id: Uuid, name: &str) -> Device {
-    let now = time::now();
-    Device {
-        device_id: Uuid::now_v7(),
-        app_id,
-        tenant_id: "t".into(),
-        device_name: name.into(),
-        status: DeviceStatus::Initializing,
-        qr: None,
-        pair_code: None,
-        wa_number: None,
-        wa_device_jid: None,
-        linked_at: None,
-        last_error: None,
-        created_at: now,
-        updated_at: now,
-    }
+    Device::new(app_id, "t", name, time::now())
 }
 
 /// A queued outbound text message (`text`) of `device_id` and `app_id`, created at `at`.
