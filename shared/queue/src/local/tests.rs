@@ -2,6 +2,7 @@
 //! store's commits, and a group's next message taken with a deletion.
 
 use super::*;
+use wa_testkit::queues::nothing_received;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn conformance_in_memory() {
@@ -25,12 +26,7 @@ async fn survives_reopen() {
     assert_eq!(again[0].body, "one");
     assert_eq!(again[0].receive_count, 2);
     // A restarted sole consumer takes back what its predecessor had in flight at once.
-    assert!(
-        q.receive("q", 10, Duration::from_secs(30))
-            .await
-            .unwrap()
-            .is_empty()
-    );
+    assert!(nothing_received(&q, "q", Duration::from_secs(30)).await);
     assert_eq!(q.release_in_flight("q").await.unwrap(), 1);
     let third = q.receive("q", 10, Duration::from_secs(30)).await.unwrap();
     assert_eq!(third[0].receive_count, 3);
@@ -71,10 +67,7 @@ async fn older_tables_get_their_heads() {
     let q = LocalQueue::open(&path, 5).unwrap();
     q.send("q", Some("a"), "a3", Duration::ZERO).await.unwrap();
     assert!(
-        q.receive("q", 10, Duration::from_secs(30))
-            .await
-            .unwrap()
-            .is_empty(),
+        nothing_received(&q, "q", Duration::from_secs(30)).await,
         "a3 waits behind a2, in flight"
     );
 }
@@ -171,13 +164,7 @@ async fn a_send_and_its_command_share_a_commit() {
         env.request_id, "req-1",
         "the command carries the request's id"
     );
-    assert!(
-        elsewhere
-            .receive(COMMANDS, 10, Duration::from_secs(30))
-            .await
-            .unwrap()
-            .is_empty()
-    );
+    assert!(nothing_received(&elsewhere, COMMANDS, Duration::from_secs(30)).await);
 
     // The same key again: the first reservation answers, nothing more is queued.
     let again = outbound(device);
@@ -193,13 +180,7 @@ async fn a_send_and_its_command_share_a_commit() {
         None
     );
     queue.delete(COMMANDS, &got[0].receipt).await.unwrap();
-    assert!(
-        queue
-            .receive(COMMANDS, 10, Duration::from_secs(30))
-            .await
-            .unwrap()
-            .is_empty()
-    );
+    assert!(nothing_received(&queue, COMMANDS, Duration::from_secs(30)).await);
 }
 
 /// Without a queue in its database the store queues the command after the message, on
@@ -305,12 +286,7 @@ async fn a_delayed_next_message_is_not_taken() {
             .unwrap(),
         None
     );
-    assert!(
-        q.receive("q", 10, Duration::from_secs(30))
-            .await
-            .unwrap()
-            .is_empty()
-    );
+    assert!(nothing_received(&q, "q", Duration::from_secs(30)).await);
 }
 
 /// A released message is visible again at once, and that delivery is not counted.
@@ -409,13 +385,7 @@ async fn an_outcome_settles_its_command_in_its_commit() {
         .unwrap();
     assert_eq!(last, Settled::Deleted { next: None });
     assert_eq!(queue.depth(COMMANDS).await.unwrap().visible, 0);
-    assert!(
-        queue
-            .receive(COMMANDS, 10, hidden)
-            .await
-            .unwrap()
-            .is_empty()
-    );
+    assert!(nothing_received(&queue, COMMANDS, hidden).await);
 
     let plain = wa_store::SqliteStore::in_memory().unwrap();
     let other = LocalQueue::in_memory(5).unwrap();
