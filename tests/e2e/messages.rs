@@ -5,16 +5,26 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use serde_json::json;
+use serde_json::{Value, json};
 
 use crate::devices::{app_token, call, linked_device, wait_sent};
-use crate::support::{Server, send};
+use crate::support::{Server, send, str_at};
 
 const ENV: [(&str, &str); 3] = [
     ("WA_JWT_SECRET", "e2e-secret-e2e-secret-e2e-secret-e2e"),
     ("WA_PROVIDER", "sandbox"),
     ("WA_SEND_RATE", "0"),
 ];
+
+/// The ids of the messages in a `GET /sandbox/devices/{id}/sent` answer, in its order.
+fn sent_ids(v: &Value) -> Vec<String> {
+    v["data"]["sent"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["message_id"].as_str().unwrap().to_owned())
+        .collect()
+}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn send_flow() {
@@ -35,10 +45,7 @@ async fn send_flow() {
         (200, Some("sent")),
         "{v}"
     );
-    let first = v["data"]["message"]["message_id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let first = str_at(&v, "/data/message/message_id");
 
     // 429: queued, retried with backoff, sent after the third attempt.
     let req = server
@@ -50,10 +57,7 @@ async fn send_flow() {
     assert_eq!(res.status().as_u16(), 429);
     assert!(res.headers().contains_key("retry-after"));
     let v: serde_json::Value = res.json().await.unwrap();
-    let limited = v["error"]["details"]["message_id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let limited = str_at(&v, "/error/details/message_id");
     let m = wait_sent(&server, &t, &id, &limited, Duration::from_secs(20)).await;
     assert_eq!(m["attempts"], 3);
     let (s, v) = call(
@@ -92,12 +96,7 @@ async fn send_flow() {
         None,
     )
     .await;
-    let log: Vec<_> = v["data"]["sent"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|s| s["message_id"].as_str().unwrap().to_owned())
-        .collect();
+    let log = sent_ids(&v);
     assert_eq!(log.len(), 3, "{log:?}");
     assert_eq!(log[0], first);
 }
@@ -130,12 +129,10 @@ async fn kill_9_mid_burst_loses_nothing_and_duplicates_nothing() {
                 let Ok(v) = res.json::<serde_json::Value>().await else {
                     return;
                 };
-                accepted.lock().unwrap().push(
-                    v["data"]["message"]["message_id"]
-                        .as_str()
-                        .unwrap()
-                        .to_owned(),
-                );
+                accepted
+                    .lock()
+                    .unwrap()
+                    .push(str_at(&v, "/data/message/message_id"));
             }
         }));
     }
@@ -167,12 +164,7 @@ async fn kill_9_mid_burst_loses_nothing_and_duplicates_nothing() {
             None,
         )
         .await;
-        let log: Vec<String> = v["data"]["sent"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|s| s["message_id"].as_str().unwrap().to_owned())
-            .collect();
+        let log = sent_ids(&v);
         let got: std::collections::HashSet<_> = log.iter().cloned().collect();
         if accepted.iter().all(|a| got.contains(a)) {
             break log;
