@@ -42,6 +42,14 @@ pub fn aws_init(env: &[(&str, &str)]) -> String {
     stdout
 }
 
+/// The reason a dead letter carries (its `wa-reason` attribute), empty when it has none.
+pub fn dead_letter_reason(m: &aws_sdk_sqs::types::Message) -> &str {
+    m.message_attributes()
+        .and_then(|a| a.get("wa-reason"))
+        .and_then(|r| r.string_value())
+        .unwrap_or_default()
+}
+
 fn sqs(endpoint: &str) -> aws_sdk_sqs::Client {
     let config = aws_sdk_sqs::Config::builder()
         .behavior_version(BehaviorVersion::latest())
@@ -194,11 +202,7 @@ async fn the_whole_flow_on_dynamodb_and_sqs() {
         tokio::time::sleep(Duration::from_millis(300)).await;
     };
     assert_eq!(dead.body(), Some("{\"app_id\": 1}"));
-    let reason = dead
-        .message_attributes()
-        .and_then(|a| a.get("wa-reason"))
-        .and_then(|r| r.string_value())
-        .unwrap_or_default();
+    let reason = dead_letter_reason(&dead);
     assert!(reason.contains("validation_error"), "reason: {reason}");
 
     // The state is in DynamoDB, not in a local database.

@@ -845,11 +845,7 @@ async fn an_event_driven_send_for_an_unknown_device_is_dead_lettered_with_its_re
         })
         .await;
     assert_eq!(dead.body(), Some(job.as_str()));
-    let reason = dead
-        .message_attributes()
-        .and_then(|a| a.get("wa-reason"))
-        .and_then(|r| r.string_value())
-        .unwrap_or_default();
+    let reason = crate::aws::dead_letter_reason(&dead);
     assert!(reason.starts_with("not_found"), "reason: {reason}");
 }
 

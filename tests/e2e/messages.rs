@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use crate::devices::{app_token, call, linked_device, wait_sent};
+use crate::devices::{app_token, call, linked_device, send_text, wait_sent};
 use crate::support::{Server, send, str_at};
 
 const ENV: [(&str, &str); 3] = [
@@ -32,14 +32,7 @@ async fn send_flow() {
     let t = app_token(&server).await;
     let id = linked_device(&server, &t, "sender").await;
     let path = format!("/devices/{id}/messages");
-    let (s, v) = call(
-        &server,
-        "POST",
-        &path,
-        &t,
-        Some(json!({"to": "+15550001111", "text": "hello"})),
-    )
-    .await;
+    let (s, v) = send_text(&server, &t, &id, "+15550001111", "hello").await;
     assert_eq!(
         (s, v["data"]["message"]["status"].as_str()),
         (200, Some("sent")),
@@ -60,14 +53,7 @@ async fn send_flow() {
     let limited = str_at(&v, "/error/details/message_id");
     let m = wait_sent(&server, &t, &id, &limited, Duration::from_secs(20)).await;
     assert_eq!(m["attempts"], 3);
-    let (s, v) = call(
-        &server,
-        "POST",
-        &path,
-        &t,
-        Some(json!({"to": "120363000000000403@g.us", "text": "x"})),
-    )
-    .await;
+    let (s, v) = send_text(&server, &t, &id, "120363000000000403@g.us", "x").await;
     assert_eq!(
         (s, v["error"]["code"].as_str()),
         (403, Some("group_posting_restricted"))

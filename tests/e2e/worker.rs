@@ -166,14 +166,8 @@ async fn wa_worker_serves_a_server_without_its_worker() {
     )
     .unwrap();
     assert_eq!(log.lines().filter(|l| l.contains(&mid)).count(), 1, "{log}");
-    let (s, v) = call(
-        &api,
-        "GET",
-        &format!("/sandbox/devices/{id}/sent"),
-        &t,
-        None,
-    )
-    .await;
+    let sent = format!("/sandbox/devices/{id}/sent");
+    let (s, v) = call(&api, "GET", &sent, &t, None).await;
     assert_eq!(s, 200, "{v}");
     assert!(
         v["data"]["sent"]
@@ -183,14 +177,7 @@ async fn wa_worker_serves_a_server_without_its_worker() {
     );
     assert!(worker.terminate().success(), "{}", worker.logs());
     // No worker: the ask waits WA_QUERY_WAIT_MS, then 504.
-    let (s, v) = call(
-        &api,
-        "GET",
-        &format!("/sandbox/devices/{id}/sent"),
-        &t,
-        None,
-    )
-    .await;
+    let (s, v) = call(&api, "GET", &sent, &t, None).await;
     assert_eq!(s, 504, "{v}");
     assert_eq!(v["error"]["code"], "upstream_timeout", "{v}");
     assert!(

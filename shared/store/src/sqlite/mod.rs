@@ -657,24 +657,11 @@ mod tests {
             ..AppUpdate::default()
         };
         s.update_app(a.app_id, &hooked).await.unwrap();
-        assert_eq!(
-            s.app_by_token_hash("new-hash")
-                .await
-                .unwrap()
-                .unwrap()
-                .webhook_url
-                .as_deref(),
-            Some("https://example.com/h")
-        );
-        assert_eq!(
-            s.get_app(a.app_id)
-                .await
-                .unwrap()
-                .unwrap()
-                .webhook_url
-                .as_deref(),
-            Some("https://example.com/h")
-        );
+        let by_token = s.app_by_token_hash("new-hash").await.unwrap().unwrap();
+        let by_id = s.get_app(a.app_id).await.unwrap().unwrap();
+        for app in [by_token, by_id] {
+            assert_eq!(app.webhook_url.as_deref(), Some("https://example.com/h"));
+        }
         s.delete_app(a.app_id).await.unwrap();
         assert_eq!(
             s.app_by_token_hash("new-hash").await.unwrap(),
