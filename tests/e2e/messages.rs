@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use serde_json::{Value, json};
+use serde_json::json;
 
 use crate::devices::{app_token, call, linked_device, send_text, wait_sent};
 use crate::support::{Server, send, str_at};
@@ -16,8 +16,11 @@ const ENV: [(&str, &str); 3] = [
     ("WA_SEND_RATE", "0"),
 ];
 
-/// The ids of the messages in a `GET /sandbox/devices/{id}/sent` answer, in its order.
-fn sent_ids(v: &Value) -> Vec<String> {
+/// The ids of the messages the sandbox sent for the device `id`, in order
+/// (`GET /sandbox/devices/{id}/sent`).
+async fn sent_log(server: &Server, token: &str, id: &str) -> Vec<String> {
+    let path = format!("/sandbox/devices/{id}/sent");
+    let (_, v) = call(server, "GET", &path, token, None).await;
     v["data"]["sent"]
         .as_array()
         .unwrap()
@@ -74,15 +77,7 @@ async fn send_flow() {
     let v2: serde_json::Value = res.json().await.unwrap();
     assert_eq!((s1, v1["data"].clone()), (200, v2["data"].clone()));
 
-    let (_, v) = call(
-        &server,
-        "GET",
-        &format!("/sandbox/devices/{id}/sent"),
-        &t,
-        None,
-    )
-    .await;
-    let log = sent_ids(&v);
+    let log = sent_log(&server, &t, &id).await;
     assert_eq!(log.len(), 3, "{log:?}");
     assert_eq!(log[0], first);
 }
@@ -142,15 +137,7 @@ async fn kill_9_mid_burst_loses_nothing_and_duplicates_nothing() {
     let again = Server::start_in(&server.data_dir, &ENV);
     let deadline = std::time::Instant::now() + Duration::from_secs(90);
     let log = loop {
-        let (_, v) = call(
-            &again,
-            "GET",
-            &format!("/sandbox/devices/{id}/sent"),
-            &t,
-            None,
-        )
-        .await;
-        let log = sent_ids(&v);
+        let log = sent_log(&again, &t, &id).await;
         let got: std::collections::HashSet<_> = log.iter().cloned().collect();
         if accepted.iter().all(|a| got.contains(a)) {
             break log;

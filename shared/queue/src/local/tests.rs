@@ -4,6 +4,15 @@
 use super::*;
 use wa_testkit::queues::nothing_received;
 
+/// The message `id` of `device` as `store` has it.
+async fn stored(
+    store: &dyn wa_core::store::MessageStore,
+    device: uuid::Uuid,
+    id: &str,
+) -> Option<wa_core::messages::Message> {
+    store.get_message(device, id).await.unwrap()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn conformance_in_memory() {
     wa_testkit::conformance::queue(Arc::new(LocalQueue::in_memory(3).unwrap()), 3).await;
@@ -148,10 +157,7 @@ async fn a_send_and_its_command_share_a_commit() {
     .await
     .unwrap();
     assert_eq!(created, Created::Created);
-    assert_eq!(
-        store.get_message(device, &m.message_id).await.unwrap(),
-        Some(m.clone())
-    );
+    assert_eq!(stored(&store, device, &m.message_id).await, Some(m.clone()));
     let got = queue
         .receive(COMMANDS, 10, Duration::from_secs(30))
         .await
@@ -175,10 +181,7 @@ async fn a_send_and_its_command_share_a_commit() {
         .await
         .unwrap();
     assert!(matches!(second, Created::Existing(r) if r.message_id == m.message_id));
-    assert_eq!(
-        store.get_message(device, &again.message_id).await.unwrap(),
-        None
-    );
+    assert_eq!(stored(&store, device, &again.message_id).await, None);
     queue.delete(COMMANDS, &got[0].receipt).await.unwrap();
     assert!(nothing_received(&queue, COMMANDS, Duration::from_secs(30)).await);
 }
@@ -202,13 +205,7 @@ async fn a_send_without_a_shared_queue_is_queued_after_its_message() {
         .await
         .unwrap();
     assert_eq!(created, Created::Created);
-    assert!(
-        store
-            .get_message(device, &m.message_id)
-            .await
-            .unwrap()
-            .is_some()
-    );
+    assert!(stored(&store, device, &m.message_id).await.is_some());
     let got = queue
         .receive(COMMANDS, 10, Duration::from_secs(30))
         .await
@@ -366,12 +363,7 @@ async fn an_outcome_settles_its_command_in_its_commit() {
         .unwrap();
     assert_eq!(stale, Settled::No, "m1's command is gone");
     assert_eq!(
-        store
-            .get_message(device, &m2.message_id)
-            .await
-            .unwrap()
-            .unwrap()
-            .status,
+        stored(&store, device, &m2.message_id).await.unwrap().status,
         MessageStatus::Sent,
         "the update was recorded all the same"
     );
