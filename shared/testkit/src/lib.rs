@@ -5,9 +5,11 @@
 //!   tests;
 //! - `fixtures`: the records tests build (Apps, devices, messages), in one place;
 //! - `moto`: a moto server (the AWS emulator) for the tests of the AWS adapters;
-//! - `queues`: a queue that watches another, for the tests that assert on the calls made.
+//! - `queues`: a queue that watches another, for the tests that assert on the calls made;
+//! - `races`: how many of a test's racing tasks succeeded.
 
 pub mod conformance;
 pub mod fixtures;
 pub mod moto;
 pub mod queues;
+pub mod races;
