@@ -114,7 +114,7 @@ macro_rules! forward_port {
         $(
             $(#[$attr:meta])*
             fn $name:ident($($arg:ident: $ty:ty),* $(,)?) -> $ok:ty
-                $(=> $mark:ident($($marked:ident),*))? $(= $default:path)?;
+                $(=> $mark:ident($($marked:ident),*))? $(= |$store:ident| $default:expr)?;
         )*
     } $($written_out:tt)*) => {
         #[async_trait]

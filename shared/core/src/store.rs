@@ -101,8 +101,8 @@ pub struct AppUpdate {
 /// Writes the store ports from their methods, listed once by [`store_ports`]: each trait is
 /// `#[async_trait]`, `Send + Sync`; a listed method `fn name(args) -> T;` is
 /// `async fn name(&self, args) -> Result<T, StoreError>`; a `provided` one also has a default
-/// body, the function after its `=`, called with `self` and the arguments; `verbatim` items
-/// are written as they stand. The marks after `=>` are for layers (`crate::layer`).
+/// body, `= |store| body`: `body` with `store` the store itself; `verbatim` items are written
+/// as they stand. The marks after `=>` are for layers (`crate::layer`).
 macro_rules! declare_ports {
     ($(
         $(#[$port_attr:meta])*
@@ -117,7 +117,7 @@ macro_rules! declare_ports {
             $(
                 $(#[$p_attr:meta])*
                 fn $p_name:ident($($p_arg:ident: $p_ty:ty),* $(,)?) -> $p_ok:ty
-                    $(=> $p_mark:ident($($p_marked:ident),*))? = $default:path;
+                    $(=> $p_mark:ident($($p_marked:ident),*))? = |$store:ident| $default:expr;
             )*
         })?
         $(verbatim { $($verbatim:tt)* })?
@@ -133,7 +133,8 @@ macro_rules! declare_ports {
                 $($(
                     $(#[$p_attr])*
                     async fn $p_name(&self, $($p_arg: $p_ty),*) -> Result<$p_ok, StoreError> {
-                        $default(self, $($p_arg),*).await
+                        let $store = self;
+                        $default
                     }
                 )*)?
                 $($($verbatim)*)?
@@ -297,7 +298,10 @@ macro_rules! store_ports {
                 /// queued messages again when it starts.
                 fn create_message_and_enqueue(message: &Message, media: Option<&[u8]>,
                     idempotency: Option<&IdempotencyRecord>, queue: &dyn Queue,
-                    command: Command) -> Created = create_then_enqueue;
+                    command: Command) -> Created = |store| {
+                        create_then_enqueue(store, message, media, idempotency, queue, command)
+                            .await
+                    };
 
                 /// `update_message` recording the outcome of the send command `done`
                 /// (received from the commands queue), and, by an adapter that keeps that
@@ -313,7 +317,13 @@ macro_rules! store_ports {
                 fn update_message_settling(device_id: Uuid, message_id: &str,
                     update: &MessageUpdate, expect: &[MessageStatus], events: &[Event],
                     done: &Received, visibility: Duration) -> (Message, Settled)
-                    => commits(events) = update_leaving_unsettled;
+                    => commits(events) = |store| {
+                        let _ = (done, visibility);
+                        let m = store
+                            .update_message(device_id, message_id, update, expect, events)
+                            .await?;
+                        Ok((m, Settled::No))
+                    };
             }
 
             /// The event outbox: events written with the changes that caused them, and their
@@ -470,27 +480,6 @@ pub async fn create_then_enqueue<S: MessageStore + ?Sized>(
             .map_err(|e| StoreError::Backend(format!("queueing the command failed: {e}")))?;
     }
     Ok(created)
-}
-
-/// `update_message_settling` by `update_message` alone: the command `done` is left to the
-/// caller (`Settled::No`), for adapters that do not keep the commands queue.
-// `update_message_settling`'s arguments.
-#[allow(clippy::too_many_arguments)]
-pub async fn update_leaving_unsettled<S: MessageStore + ?Sized>(
-    store: &S,
-    device_id: Uuid,
-    message_id: &str,
-    update: &MessageUpdate,
-    expect: &[MessageStatus],
-    events: &[Event],
-    done: &Received,
-    visibility: Duration,
-) -> Result<(Message, Settled), StoreError> {
-    let _ = (done, visibility);
-    let m = store
-        .update_message(device_id, message_id, update, expect, events)
-        .await?;
-    Ok((m, Settled::No))
 }
 
 /// Whether `update_message_settling` settled the command.
