@@ -7,11 +7,23 @@
 use std::time::Duration;
 
 use aws_sdk_sqs::config::{BehaviorVersion, Credentials, Region};
-use serde_json::{Value, json};
+use serde_json::json;
 
-use crate::devices::{call, create_app, wait_for};
-use crate::support::{BIN, Server};
-use crate::webhooks::{Receiver, SECRET};
+use crate::devices::{call, create_app, send_text, wait_for};
+use crate::support::{BIN, Server, str_at};
+use crate::webhooks::{Receiver, SECRET, both_sent};
+
+/// The environment of a `wa-server` on the moto server at `endpoint` with the table `table`
+/// (callers add the queues and the bucket they use).
+pub fn moto_env<'a>(endpoint: &'a str, table: &'a str) -> Vec<(&'a str, &'a str)> {
+    vec![
+        ("AWS_ENDPOINT_URL", endpoint),
+        ("AWS_REGION", wa_testkit::moto::REGION),
+        ("AWS_ACCESS_KEY_ID", "test"),
+        ("AWS_SECRET_ACCESS_KEY", "test"),
+        ("WA_TABLE_NAME", table),
+    ]
+}
 
 /// Runs `wa-server aws-init` with only `env`; answers what it printed (it must succeed).
 pub fn aws_init(env: &[(&str, &str)]) -> String {
@@ -28,6 +40,14 @@ pub fn aws_init(env: &[(&str, &str)]) -> String {
         String::from_utf8_lossy(&out.stderr)
     );
     stdout
+}
+
+/// The reason a dead letter carries (its `wa-reason` attribute), empty when it has none.
+pub fn dead_letter_reason(m: &aws_sdk_sqs::types::Message) -> &str {
+    m.message_attributes()
+        .and_then(|a| a.get("wa-reason"))
+        .and_then(|r| r.string_value())
+        .unwrap_or_default()
 }
 
 fn sqs(endpoint: &str) -> aws_sdk_sqs::Client {
@@ -47,16 +67,12 @@ async fn the_whole_flow_on_dynamodb_and_sqs() {
     let table = format!("{prefix}-state");
     let url = |name: &str| format!("{endpoint}/123456789012/{prefix}-{name}");
     let (commands, events, sends) = (url("commands.fifo"), url("events.fifo"), url("sends"));
-    let aws_env: Vec<(&str, &str)> = vec![
-        ("AWS_ENDPOINT_URL", endpoint),
-        ("AWS_REGION", wa_testkit::moto::REGION),
-        ("AWS_ACCESS_KEY_ID", "test"),
-        ("AWS_SECRET_ACCESS_KEY", "test"),
-        ("WA_TABLE_NAME", &table),
-        ("WA_COMMANDS_QUEUE_URL", &commands),
-        ("WA_EVENTS_QUEUE_URL", &events),
-        ("WA_SENDS_QUEUE_URL", &sends),
-    ];
+    let mut aws_env = moto_env(endpoint, &table);
+    aws_env.extend([
+        ("WA_COMMANDS_QUEUE_URL", commands.as_str()),
+        ("WA_EVENTS_QUEUE_URL", events.as_str()),
+        ("WA_SENDS_QUEUE_URL", sends.as_str()),
+    ]);
 
     // `wa-server aws-init` makes the table and the queues.
     let stdout = aws_init(&aws_env);
@@ -91,10 +107,7 @@ async fn the_whole_flow_on_dynamodb_and_sqs() {
     )
     .await;
     assert!(s == 201 || s == 202, "{v}");
-    let device = v["data"]["device"]["device_id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let device = str_at(&v, "/data/device/device_id");
     let (s, v) = call(
         &server,
         "POST",
@@ -110,20 +123,10 @@ async fn the_whole_flow_on_dynamodb_and_sqs() {
     .await;
 
     // Over HTTP: the worker sends through the SQS commands queue, the handler sees it.
-    let (s, v) = call(
-        &server,
-        "POST",
-        &format!("/devices/{device}/messages"),
-        &token,
-        Some(json!({"to": "15550001111", "text": "over http"})),
-    )
-    .await;
+    let (s, v) = send_text(&server, &token, &device, "15550001111", "over http").await;
     assert_eq!(s, 200, "{v}");
     assert_eq!(v["data"]["message"]["status"], "sent");
-    let http_id = v["data"]["message"]["message_id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let http_id = str_at(&v, "/data/message/message_id");
 
     // Through the sends queue, twice with one key (a producer's retry), plus a hopeless one.
     let client = sqs(endpoint);
@@ -146,16 +149,7 @@ async fn the_whole_flow_on_dynamodb_and_sqs() {
 
     let got = receiver
         .wait("both sends' webhooks", Duration::from_secs(60), |got| {
-            let sent: Vec<&Value> = got
-                .iter()
-                .filter(|r| r["answered"] == 204 && r["body"]["event"] == "message")
-                .filter(|r| r["body"]["payload"]["status"] == "sent")
-                .collect();
-            sent.iter()
-                .any(|r| r["body"]["payload"]["message_id"] == http_id.as_str())
-                && sent
-                    .iter()
-                    .any(|r| r["body"]["payload"]["text"] == "over sqs")
+            both_sent(got, |r| r["answered"] == 204, &http_id, "over sqs")
         })
         .await;
     assert!(
@@ -208,11 +202,7 @@ async fn the_whole_flow_on_dynamodb_and_sqs() {
         tokio::time::sleep(Duration::from_millis(300)).await;
     };
     assert_eq!(dead.body(), Some("{\"app_id\": 1}"));
-    let reason = dead
-        .message_attributes()
-        .and_then(|a| a.get("wa-reason"))
-        .and_then(|r| r.string_value())
-        .unwrap_or_default();
+    let reason = dead_letter_reason(&dead);
     assert!(reason.contains("validation_error"), "reason: {reason}");
 
     // The state is in DynamoDB, not in a local database.

@@ -17,8 +17,8 @@ use std::time::{Duration, Instant};
 use aws_sdk_sqs::config::{BehaviorVersion, Credentials, Region};
 use serde_json::{Value, json};
 
-use crate::support::BIN;
-use crate::webhooks::{Receiver, python};
+use crate::support::{BIN, http_client, str_at};
+use crate::webhooks::{Receiver, both_sent, python};
 
 /// How long the stack may take to come up (moto, the resources, the worker) on a loaded
 /// machine.
@@ -158,10 +158,7 @@ impl Stack {
     pub fn client(&self) -> Client<'_> {
         Client {
             stack: self,
-            http: reqwest::Client::builder()
-                .timeout(Duration::from_secs(60))
-                .build()
-                .unwrap(),
+            http: http_client(Duration::from_secs(60)),
         }
     }
 
@@ -799,10 +796,7 @@ async fn the_session_routes_are_answered_by_the_worker_through_the_lambdas() {
         )
         .await;
     assert!(a.status == 200 || a.status == 202, "{}", a.body);
-    let mid = a.body["data"]["message"]["message_id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let mid = str_at(&a.body, "/data/message/message_id");
     let deadline = Instant::now() + SETTLES_WITHIN;
     loop {
         let a = c
@@ -851,11 +845,7 @@ async fn an_event_driven_send_for_an_unknown_device_is_dead_lettered_with_its_re
         })
         .await;
     assert_eq!(dead.body(), Some(job.as_str()));
-    let reason = dead
-        .message_attributes()
-        .and_then(|a| a.get("wa-reason"))
-        .and_then(|r| r.string_value())
-        .unwrap_or_default();
+    let reason = crate::aws::dead_letter_reason(&dead);
     assert!(reason.starts_with("not_found"), "reason: {reason}");
 }
 
@@ -1072,10 +1062,7 @@ async fn inbound_media_are_announced_and_served_or_redirected_through_the_http_a
     let small = crate::media::jpeg(100_000);
     let a = inbound(&small).await;
     assert_eq!(a.status, 200, "{}", a.body);
-    let message_id = a.body["data"]["message"]["message_id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let message_id = str_at(&a.body, "/data/message/message_id");
     let path = a.body["data"]["message"]["media_path"]
         .as_str()
         .unwrap_or_else(|| panic!("stored with its media: {}", a.body))
@@ -1108,10 +1095,7 @@ async fn inbound_media_are_announced_and_served_or_redirected_through_the_http_a
     assert_eq!(a.status, 413, "{}", a.body);
     assert_eq!(a.body["error"]["code"], "request_too_large");
 
-    let bucket = stack.ready["resources"]["MediaBucket"]["name"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let bucket = str_at(&stack.ready, "/resources/MediaBucket/name");
     let s3 = wa_media::S3Media::emulator_client(&stack.moto, wa_testkit::moto::REGION);
     let store = wa_media::S3Media::new(s3, bucket);
     let large_path = wa_core::media::MediaPath::inbound(
@@ -1239,10 +1223,7 @@ async fn a_waited_send_is_announced_and_an_event_driven_send_is_sent_once_per_ke
         .await;
     assert_eq!(a.status, 200, "{}", a.body);
     assert_eq!(a.body["data"]["message"]["status"], "sent", "{}", a.body);
-    let waited = a.body["data"]["message"]["message_id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let waited = str_at(&a.body, "/data/message/message_id");
 
     let job = json!({
         "app_id": app.app_id,
@@ -1256,16 +1237,7 @@ async fn a_waited_send_is_announced_and_an_event_driven_send_is_sent_once_per_ke
 
     let got = receiver
         .wait("both sends' webhooks", SETTLES_WITHIN, |got| {
-            let sent: Vec<&Value> = got
-                .iter()
-                .filter(|r| r["body"]["event"] == "message")
-                .filter(|r| r["body"]["payload"]["status"] == "sent")
-                .collect();
-            sent.iter()
-                .any(|r| r["body"]["payload"]["message_id"] == waited.as_str())
-                && sent
-                    .iter()
-                    .any(|r| r["body"]["payload"]["text"] == "over sqs")
+            both_sent(got, |_| true, &waited, "over sqs")
         })
         .await;
     assert!(

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use crate::support::{Server, send};
+use crate::support::{Server, send, str_at, wait_until};
 
 const SECRET: (&str, &str) = ("WA_JWT_SECRET", "e2e-secret-e2e-secret-e2e-secret-e2e");
 
@@ -14,10 +14,10 @@ pub async fn app_token(server: &Server) -> String {
     let (ok, jwt, err) = server.cli(&["token", "--tenant", "acme"], &[SECRET]);
     assert!(ok, "{err}");
     let name = format!("app-{}", uuid::Uuid::new_v4());
-    create_app(server, &jwt, json!({ "name": name })).await["app_token"]
-        .as_str()
-        .unwrap()
-        .to_owned()
+    str_at(
+        &create_app(server, &jwt, json!({ "name": name })).await,
+        "/app_token",
+    )
 }
 
 /// Creates an App from `body` (at least its `name`) with the tenant JWT `jwt`; returns the
@@ -106,6 +106,19 @@ pub async fn wait_sent(
     })
     .await;
     v["data"]["message"].clone()
+}
+
+/// `POST /devices/{id}/messages` of the text `text` to `to`; the answer's status and body.
+pub async fn send_text(
+    server: &Server,
+    token: &str,
+    id: &str,
+    to: &str,
+    text: &str,
+) -> (u16, Value) {
+    let path = format!("/devices/{id}/messages");
+    let body = json!({"to": to, "text": text});
+    call(server, "POST", &path, token, Some(body)).await
 }
 
 /// Creates a device (201); returns it as answered, and its id.
@@ -284,15 +297,13 @@ async fn queued_commands_survive_kill_9() {
     assert!(creds.exists(), "the destroy command has not run yet");
 
     let worker = Server::start_in(&first.data_dir, &env);
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    while creds.exists() {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the queued destroy never ran:\n{}",
-            worker.logs()
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    wait_until(
+        "the queued destroy never ran:",
+        Duration::from_secs(10),
+        || !creds.exists(),
+        || worker.logs(),
+    )
+    .await;
     wait_for(&worker, &t, &queued, Duration::from_secs(10), |d| {
         d["status"] == "qr_generated"
     })
@@ -446,10 +457,7 @@ async fn split_processes_see_each_others_writes() {
     )
     .await;
     assert_eq!(s, 202, "{v}");
-    let mid = v["data"]["message"]["message_id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let mid = str_at(&v, "/data/message/message_id");
     wait_sent(&api, &t, &id, &mid, Duration::from_secs(10)).await;
 
     // A token rotated through one process is refused by the other at once.

@@ -123,17 +123,26 @@ async fn quick_start_and_graceful_shutdown() {
     assert_eq!(v["data"]["app"]["name"], "My App");
 }
 
+/// `GET path` with the header `x-request-id: request_id`; the answer as `send` gives it.
+async fn get_with_request_id(
+    server: &Server,
+    path: &str,
+    request_id: &str,
+) -> (u16, String, Value) {
+    send(
+        server
+            .http
+            .get(server.url(path))
+            .header("x-request-id", request_id),
+    )
+    .await
+}
+
 /// Every log line of a request carries its id, in JSON logs.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn request_ids_reach_headers_bodies_and_logs() {
     let server = Server::start(&[("WA_JWT_SECRET", "e2e-secret-e2e-secret-e2e-secret-e2e")]);
-    let (s, id, v) = send(
-        server
-            .http
-            .get(server.url("/apps"))
-            .header("x-request-id", "trace-me-123"),
-    )
-    .await;
+    let (s, id, v) = get_with_request_id(&server, "/apps", "trace-me-123").await;
     assert_eq!(s, 401);
     assert_eq!(id, "trace-me-123");
     assert_eq!(v["request_id"], "trace-me-123");
@@ -150,13 +159,7 @@ async fn request_ids_reach_headers_bodies_and_logs() {
     }
     assert!(lines.iter().any(|l| l["status"] == 401));
 
-    let (_, id, v) = send(
-        server
-            .http
-            .get(server.url("/health"))
-            .header("x-request-id", "has spaces"),
-    )
-    .await;
+    let (_, id, v) = get_with_request_id(&server, "/health", "has spaces").await;
     assert_ne!(id, "has spaces");
     assert!(uuid::Uuid::parse_str(&id).is_ok());
     assert_eq!(v["status"], "ok");

@@ -41,14 +41,8 @@ async fn inbound_media_in_s3_are_served_or_redirected_and_deleted_with_their_dev
     let endpoint = wa_testkit::moto::endpoint();
     let prefix = format!("e2e-{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
     let (table, bucket) = (format!("{prefix}-state"), format!("{prefix}-media"));
-    let aws_env: Vec<(&str, &str)> = vec![
-        ("AWS_ENDPOINT_URL", endpoint),
-        ("AWS_REGION", wa_testkit::moto::REGION),
-        ("AWS_ACCESS_KEY_ID", "test"),
-        ("AWS_SECRET_ACCESS_KEY", "test"),
-        ("WA_TABLE_NAME", &table),
-        ("WA_MEDIA_BUCKET", &bucket),
-    ];
+    let mut aws_env = crate::aws::moto_env(endpoint, &table);
+    aws_env.push(("WA_MEDIA_BUCKET", bucket.as_str()));
     let stdout = crate::aws::aws_init(&aws_env);
     assert!(stdout.contains(&format!("bucket {bucket}")), "{stdout}");
 

@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use serde_json::json;
 
-use crate::devices::{app_token, call, linked_device, wait_sent};
-use crate::support::{Server, send};
+use crate::devices::{app_token, call, linked_device, send_text, wait_sent};
+use crate::support::{Server, send, str_at};
 
 const ENV: [(&str, &str); 3] = [
     ("WA_JWT_SECRET", "e2e-secret-e2e-secret-e2e-secret-e2e"),
@@ -16,29 +16,32 @@ const ENV: [(&str, &str); 3] = [
     ("WA_SEND_RATE", "0"),
 ];
 
+/// The ids of the messages the sandbox sent for the device `id`, in order
+/// (`GET /sandbox/devices/{id}/sent`).
+async fn sent_log(server: &Server, token: &str, id: &str) -> Vec<String> {
+    let path = format!("/sandbox/devices/{id}/sent");
+    let (_, v) = call(server, "GET", &path, token, None).await;
+    v["data"]["sent"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["message_id"].as_str().unwrap().to_owned())
+        .collect()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn send_flow() {
     let server = Server::start(&ENV);
     let t = app_token(&server).await;
     let id = linked_device(&server, &t, "sender").await;
     let path = format!("/devices/{id}/messages");
-    let (s, v) = call(
-        &server,
-        "POST",
-        &path,
-        &t,
-        Some(json!({"to": "+15550001111", "text": "hello"})),
-    )
-    .await;
+    let (s, v) = send_text(&server, &t, &id, "+15550001111", "hello").await;
     assert_eq!(
         (s, v["data"]["message"]["status"].as_str()),
         (200, Some("sent")),
         "{v}"
     );
-    let first = v["data"]["message"]["message_id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let first = str_at(&v, "/data/message/message_id");
 
     // 429: queued, retried with backoff, sent after the third attempt.
     let req = server
@@ -50,20 +53,10 @@ async fn send_flow() {
     assert_eq!(res.status().as_u16(), 429);
     assert!(res.headers().contains_key("retry-after"));
     let v: serde_json::Value = res.json().await.unwrap();
-    let limited = v["error"]["details"]["message_id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let limited = str_at(&v, "/error/details/message_id");
     let m = wait_sent(&server, &t, &id, &limited, Duration::from_secs(20)).await;
     assert_eq!(m["attempts"], 3);
-    let (s, v) = call(
-        &server,
-        "POST",
-        &path,
-        &t,
-        Some(json!({"to": "120363000000000403@g.us", "text": "x"})),
-    )
-    .await;
+    let (s, v) = send_text(&server, &t, &id, "120363000000000403@g.us", "x").await;
     assert_eq!(
         (s, v["error"]["code"].as_str()),
         (403, Some("group_posting_restricted"))
@@ -84,20 +77,7 @@ async fn send_flow() {
     let v2: serde_json::Value = res.json().await.unwrap();
     assert_eq!((s1, v1["data"].clone()), (200, v2["data"].clone()));
 
-    let (_, v) = call(
-        &server,
-        "GET",
-        &format!("/sandbox/devices/{id}/sent"),
-        &t,
-        None,
-    )
-    .await;
-    let log: Vec<_> = v["data"]["sent"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|s| s["message_id"].as_str().unwrap().to_owned())
-        .collect();
+    let log = sent_log(&server, &t, &id).await;
     assert_eq!(log.len(), 3, "{log:?}");
     assert_eq!(log[0], first);
 }
@@ -130,12 +110,10 @@ async fn kill_9_mid_burst_loses_nothing_and_duplicates_nothing() {
                 let Ok(v) = res.json::<serde_json::Value>().await else {
                     return;
                 };
-                accepted.lock().unwrap().push(
-                    v["data"]["message"]["message_id"]
-                        .as_str()
-                        .unwrap()
-                        .to_owned(),
-                );
+                accepted
+                    .lock()
+                    .unwrap()
+                    .push(str_at(&v, "/data/message/message_id"));
             }
         }));
     }
@@ -159,20 +137,7 @@ async fn kill_9_mid_burst_loses_nothing_and_duplicates_nothing() {
     let again = Server::start_in(&server.data_dir, &ENV);
     let deadline = std::time::Instant::now() + Duration::from_secs(90);
     let log = loop {
-        let (_, v) = call(
-            &again,
-            "GET",
-            &format!("/sandbox/devices/{id}/sent"),
-            &t,
-            None,
-        )
-        .await;
-        let log: Vec<String> = v["data"]["sent"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|s| s["message_id"].as_str().unwrap().to_owned())
-            .collect();
+        let log = sent_log(&again, &t, &id).await;
         let got: std::collections::HashSet<_> = log.iter().cloned().collect();
         if accepted.iter().all(|a| got.contains(a)) {
             break log;

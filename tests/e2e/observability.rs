@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 
 use crate::devices::{app_token, linked_device};
-use crate::support::{Server, send};
+use crate::support::{Server, send, str_at};
 
 const ENV: [(&str, &str); 3] = [
     ("WA_JWT_SECRET", "e2e-secret-e2e-secret-e2e-secret-e2e"),
@@ -49,10 +49,7 @@ async fn one_send_is_followed_by_its_request_id_from_api_to_worker() {
     )
     .await;
     assert_eq!((s, id.as_str()), (200, request_id.as_str()), "{v}");
-    let message_id = v["data"]["message"]["message_id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let message_id = str_at(&v, "/data/message/message_id");
 
     // The API side: the access line of the request names the App, the device and the message.
     let deadline = Instant::now() + Duration::from_secs(10);

@@ -9,7 +9,7 @@ use std::time::Duration;
 use serde_json::json;
 
 use crate::devices::{call, create_app, linked_device};
-use crate::support::{Server, send};
+use crate::support::{Server, send, wait_until};
 
 fn mode(p: &Path) -> u32 {
     std::fs::metadata(p)
@@ -86,14 +86,13 @@ async fn the_data_directory_is_private_under_umask_022() {
     let (s, _, _) = send(server.http.get(server.url("/health"))).await;
     assert_eq!(s, 200);
     let sessions = real.join("sessions");
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    while !sessions.exists() {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "no sessions directory"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    wait_until(
+        "no sessions directory",
+        Duration::from_secs(30),
+        || sessions.exists(),
+        String::new,
+    )
+    .await;
     assert_modes(0o700, &[&real, &sessions]);
     assert_modes(0o600, &[&real.join("wa.db"), &real.join("wa.db.lock")]);
 }

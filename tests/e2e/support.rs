@@ -116,10 +116,7 @@ impl Server {
             data_dir: data_dir.to_path_buf(),
             logs,
             _dir: None,
-            http: reqwest::Client::builder()
-                .timeout(Duration::from_secs(30))
-                .build()
-                .unwrap(),
+            http: http_client(Duration::from_secs(30)),
         }
     }
 
@@ -160,12 +157,7 @@ impl Server {
     /// Sends SIGTERM and waits for a clean exit.
     pub fn terminate(&mut self) -> std::process::ExitStatus {
         let mut child = self.child.take().expect("server running");
-        let ok = Command::new("kill")
-            .args(["-TERM", &child.id().to_string()])
-            .status()
-            .unwrap()
-            .success();
-        assert!(ok, "kill -TERM");
+        sigterm(&child);
         for _ in 0..1200 {
             if let Some(status) = child.try_wait().unwrap() {
                 return status;
@@ -184,6 +176,49 @@ impl Drop for Server {
             let _ = c.wait();
         }
     }
+}
+
+/// The string at the JSON pointer `pointer` of `v` (`/data/message/message_id`); fails the
+/// test when there is none.
+pub fn str_at(v: &serde_json::Value, pointer: &str) -> String {
+    v.pointer(pointer)
+        .and_then(serde_json::Value::as_str)
+        .unwrap_or_else(|| panic!("no string at {pointer} in {v}"))
+        .to_owned()
+}
+
+/// Waits until `done()` holds, looking every 50 ms; fails the test with `what` and
+/// `context()` (a process's logs, say) when `timeout` passes first.
+pub async fn wait_until(
+    what: &str,
+    timeout: Duration,
+    mut done: impl FnMut() -> bool,
+    context: impl Fn() -> String,
+) {
+    let deadline = std::time::Instant::now() + timeout;
+    while !done() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{what}\n{}",
+            context()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// A client whose every request gives up after `timeout`.
+pub fn http_client(timeout: Duration) -> reqwest::Client {
+    reqwest::Client::builder().timeout(timeout).build().unwrap()
+}
+
+/// Sends SIGTERM to `child` (the caller waits for it to stop).
+pub fn sigterm(child: &Child) {
+    let ok = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok, "kill -TERM");
 }
 
 /// A response's status, `x-request-id` header and JSON body (Null when empty).

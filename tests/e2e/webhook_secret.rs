@@ -6,25 +6,13 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use crate::devices::{call, create_app};
-use crate::support::{Server, send};
+use crate::devices::{call, create_app, create_device};
+use crate::support::Server;
 use crate::webhooks::{Receiver, SECRET};
 
 /// Creates a device (its QR is an event) and waits until its event arrived; answers it.
 async fn event_of_new_device(server: &Server, token: &str, receiver: &Receiver) -> Value {
-    let (s, v) = call(
-        server,
-        "POST",
-        "/devices",
-        token,
-        Some(json!({"device_name": uuid::Uuid::new_v4().to_string()})),
-    )
-    .await;
-    assert_eq!(s, 201, "{v}");
-    let id = v["data"]["device"]["device_id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let (_, id) = create_device(server, token, &uuid::Uuid::new_v4().to_string()).await;
     let got = receiver
         .wait("the new device's event", Duration::from_secs(30), |g| {
             g.iter().any(|r| r["body"]["device_id"] == id.as_str())
@@ -59,13 +47,8 @@ async fn webhooks_after_a_secret_rotation_are_signed_with_the_new_secret() {
         "signed with the first secret: {before}"
     );
 
-    let (s, _, v) = send(
-        server
-            .http
-            .post(server.url(&format!("/apps/{app_id}/webhook-secret")))
-            .bearer_auth(&jwt),
-    )
-    .await;
+    let path = format!("/apps/{app_id}/webhook-secret");
+    let (s, v) = call(&server, "POST", &path, &jwt, None).await;
     assert_eq!(s, 200, "{v}");
     let new = v["data"]["webhook_secret"].as_str().unwrap().to_owned();
     assert!(new.starts_with("whsec_") && new != old);

@@ -9,8 +9,8 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use crate::devices::{call, create_app, poll, wait_for};
-use crate::support::Server;
+use crate::devices::{call, create_app, poll, send_text, wait_for};
+use crate::support::{Server, str_at};
 
 /// The Python that has the `standardwebhooks` package (`scripts/test` makes `.venv`).
 pub fn python() -> String {
@@ -131,6 +131,24 @@ fn env() -> Vec<(&'static str, &'static str)> {
     ]
 }
 
+/// Whether the received webhooks `got` that `keep` keeps report two messages `sent`: the
+/// message `message_id` and one of the text `text`.
+pub fn both_sent(
+    got: &[Value],
+    keep: impl Fn(&Value) -> bool,
+    message_id: &str,
+    text: &str,
+) -> bool {
+    let sent: Vec<&Value> = got
+        .iter()
+        .filter(|r| keep(r) && r["body"]["event"] == "message")
+        .filter(|r| r["body"]["payload"]["status"] == "sent")
+        .collect();
+    sent.iter()
+        .any(|r| r["body"]["payload"]["message_id"] == message_id)
+        && sent.iter().any(|r| r["body"]["payload"]["text"] == text)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_event_signed_nothing_lost_failed_ones_replayed() {
     let rdir = tempfile::tempdir().unwrap();
@@ -153,10 +171,7 @@ async fn every_event_signed_nothing_lost_failed_ones_replayed() {
         Some(json!({"device_name": "hooked"})),
     )
     .await;
-    let id = v["data"]["device"]["device_id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let id = str_at(&v, "/data/device/device_id");
     let sb = |p: &str| format!("/sandbox/devices/{id}/{p}");
     call(
         &server,
@@ -166,19 +181,9 @@ async fn every_event_signed_nothing_lost_failed_ones_replayed() {
         Some(json!({"wa_number": "15551230001"})),
     )
     .await;
-    let (s, v) = call(
-        &server,
-        "POST",
-        &format!("/devices/{id}/messages"),
-        &t,
-        Some(json!({"to": "15550001111", "text": "out"})),
-    )
-    .await;
+    let (s, v) = send_text(&server, &t, &id, "15550001111", "out").await;
     assert_eq!(s, 200, "{v}");
-    let out = v["data"]["message"]["message_id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let out = str_at(&v, "/data/message/message_id");
     call(
         &server,
         "POST",
@@ -195,14 +200,7 @@ async fn every_event_signed_nothing_lost_failed_ones_replayed() {
         Some(json!({"message_id": out, "status": "read"})),
     )
     .await;
-    let (s, _) = call(
-        &server,
-        "POST",
-        &format!("/devices/{id}/messages"),
-        &t,
-        Some(json!({"to": "15550000502", "text": "fails"})),
-    )
-    .await;
+    let (s, _) = send_text(&server, &t, &id, "15550000502", "fails").await;
     assert_eq!(s, 502);
     let (_, v) = call(
         &server,
@@ -212,10 +210,7 @@ async fn every_event_signed_nothing_lost_failed_ones_replayed() {
         Some(json!({"from": "915550003333@lid", "text": "hi"})),
     )
     .await;
-    let inbound = v["data"]["message"]["message_id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let inbound = str_at(&v, "/data/message/message_id");
     let jpeg = base64::Engine::encode(
         &base64::engine::general_purpose::STANDARD,
         [0xFFu8, 0xD8, 0xFF, 0xE0, 0, 0x10],
@@ -358,10 +353,7 @@ async fn every_event_signed_nothing_lost_failed_ones_replayed() {
         Some(json!({"device_name": "second"})),
     )
     .await;
-    let dev = v["data"]["device"]["device_id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let dev = str_at(&v, "/data/device/device_id");
     call(
         &server,
         "POST",

@@ -9,10 +9,8 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use serde_json::json;
-
-use crate::devices::{app_token, call, linked_device, wait_for, wait_sent};
-use crate::support::{BIN, Server};
+use crate::devices::{app_token, call, linked_device, send_text, wait_for, wait_sent};
+use crate::support::{BIN, Server, sigterm, str_at, wait_until};
 
 const SECRET: (&str, &str) = ("WA_JWT_SECRET", "e2e-secret-e2e-secret-e2e-secret-e2e");
 
@@ -77,12 +75,7 @@ impl WorkerProcess {
     /// SIGTERM, then the exit status.
     fn terminate(&mut self) -> std::process::ExitStatus {
         let mut child = self.child.take().expect("wa-worker running");
-        let ok = Command::new("kill")
-            .args(["-TERM", &child.id().to_string()])
-            .status()
-            .unwrap()
-            .success();
-        assert!(ok, "kill -TERM");
+        sigterm(&child);
         let deadline = std::time::Instant::now() + Duration::from_secs(30);
         loop {
             if let Some(status) = child.try_wait().unwrap() {
@@ -127,15 +120,13 @@ async fn wa_worker_serves_a_server_without_its_worker() {
     // The worker resumes the session it finds linked: the device shows `connecting` from
     // the restore on, so `connected` counts only once the restore has begun (before it,
     // the status is the one the first server left).
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    while !worker.logs().contains("resuming session") {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the session was never resumed\n{}",
-            worker.logs()
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    wait_until(
+        "the session was never resumed",
+        Duration::from_secs(30),
+        || worker.logs().contains("resuming session"),
+        || worker.logs(),
+    )
+    .await;
     wait_for(&api, &t, &id, Duration::from_secs(30), |d| {
         d["status"] == "connected"
     })
@@ -154,20 +145,17 @@ async fn wa_worker_serves_a_server_without_its_worker() {
     .await;
     assert_eq!(s, 200, "{v}");
     assert_eq!(v["data"]["profile"]["phone_number"], "15550001111");
-    let (s, v) = call(
+    let (s, v) = send_text(
         &api,
-        "POST",
-        &format!("/devices/{id}/messages"),
         &t,
-        Some(json!({"to": "15550001111", "text": "from the API, sent by wa-worker"})),
+        &id,
+        "15550001111",
+        "from the API, sent by wa-worker",
     )
     .await;
     // Nobody in the API process is woken by the send: it answers once its wait is over.
     assert!(s == 200 || s == 202, "{s}: {v}");
-    let mid = v["data"]["message"]["message_id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let mid = str_at(&v, "/data/message/message_id");
     wait_sent(&api, &t, &id, &mid, Duration::from_secs(30)).await;
     // WhatsApp (the sandbox, in the worker's process) received it once.
     let log = std::fs::read_to_string(
@@ -178,14 +166,8 @@ async fn wa_worker_serves_a_server_without_its_worker() {
     )
     .unwrap();
     assert_eq!(log.lines().filter(|l| l.contains(&mid)).count(), 1, "{log}");
-    let (s, v) = call(
-        &api,
-        "GET",
-        &format!("/sandbox/devices/{id}/sent"),
-        &t,
-        None,
-    )
-    .await;
+    let sent = format!("/sandbox/devices/{id}/sent");
+    let (s, v) = call(&api, "GET", &sent, &t, None).await;
     assert_eq!(s, 200, "{v}");
     assert!(
         v["data"]["sent"]
@@ -195,14 +177,7 @@ async fn wa_worker_serves_a_server_without_its_worker() {
     );
     assert!(worker.terminate().success(), "{}", worker.logs());
     // No worker: the ask waits WA_QUERY_WAIT_MS, then 504.
-    let (s, v) = call(
-        &api,
-        "GET",
-        &format!("/sandbox/devices/{id}/sent"),
-        &t,
-        None,
-    )
-    .await;
+    let (s, v) = call(&api, "GET", &sent, &t, None).await;
     assert_eq!(s, 504, "{v}");
     assert_eq!(v["error"]["code"], "upstream_timeout", "{v}");
     assert!(

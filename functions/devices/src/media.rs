@@ -222,13 +222,7 @@ mod tests {
             let ctx = ctx.into_state();
             let created = ctx
                 .apps
-                .create(
-                    "acme",
-                    CreateApp {
-                        name: "a".into(),
-                        webhook_url: None,
-                    },
-                )
+                .create("acme", CreateApp::named("a"))
                 .await
                 .unwrap();
             let (r, _) = OpenApiRouter::new()

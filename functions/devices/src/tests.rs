@@ -80,13 +80,7 @@ impl Api {
         let c = self
             .ctx
             .apps
-            .create(
-                tenant,
-                CreateApp {
-                    name: name.into(),
-                    webhook_url: None,
-                },
-            )
+            .create(tenant, CreateApp::named(name))
             .await
             .unwrap();
         (c.app, c.app_token)

@@ -238,14 +238,10 @@ fn aws_available(aws: &wa_aws::AwsEnv, sdk: bool) -> Result<(), ConfigError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::collections::HashMap;
+    use wa_testkit::fixtures::env_lookup;
 
     fn cfg(pairs: &[(&str, &str)]) -> Result<Config, ConfigError> {
-        let m: HashMap<String, String> = pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
-        Config::from_lookup(|k| m.get(k).cloned())
+        Config::from_lookup(env_lookup(pairs))
     }
 
     #[test]
@@ -322,13 +318,7 @@ mod tests {
 
     #[test]
     fn the_aws_data_path_needs_a_build_with_the_sdk() {
-        let env = |pairs: &[(&str, &str)]| {
-            let m: HashMap<String, String> = pairs
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect();
-            wa_aws::AwsEnv::from_lookup(&|k| m.get(k).cloned())
-        };
+        let env = |pairs: &[(&str, &str)]| wa_aws::AwsEnv::from_lookup(&env_lookup(pairs));
         // Which variable is named is `AwsEnv::needs_sdk`'s (its own table test); here: the
         // server's error names it and the feature to build with.
         let table = [("WA_TABLE_NAME", "wa")];

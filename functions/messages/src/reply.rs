@@ -129,26 +129,27 @@ mod tests {
         )
     }
 
+    /// Sent is 200, queued 202, both with the message.
     #[test]
-    fn sent_is_200_with_the_message() {
-        let a = answer(
-            &reply(Outcome::Sent(message(MessageStatus::Sent)), false),
-            "req-1",
-        );
-        assert_eq!(a.status, StatusCode::OK);
-        assert_eq!(a.body, data_body("sent"));
-        assert_eq!(headers(&a), json_only());
-    }
-
-    #[test]
-    fn queued_is_202_with_the_message() {
-        let a = answer(
-            &reply(Outcome::Queued(message(MessageStatus::Queued)), false),
-            "req-1",
-        );
-        assert_eq!(a.status, StatusCode::ACCEPTED);
-        assert_eq!(a.body, data_body("queued"));
-        assert_eq!(headers(&a), json_only());
+    fn sent_is_200_and_queued_202_with_the_message() {
+        let rows = [
+            (
+                Outcome::Sent(message(MessageStatus::Sent)),
+                StatusCode::OK,
+                "sent",
+            ),
+            (
+                Outcome::Queued(message(MessageStatus::Queued)),
+                StatusCode::ACCEPTED,
+                "queued",
+            ),
+        ];
+        for (outcome, status, shown) in rows {
+            let a = answer(&reply(outcome, false), "req-1");
+            assert_eq!(a.status, status, "{shown}");
+            assert_eq!(a.body, data_body(shown));
+            assert_eq!(headers(&a), json_only());
+        }
     }
 
     #[test]

@@ -72,13 +72,7 @@ async fn api(send_wait: Duration, rate: f64, burst: u32) -> Api {
     let router = wa_api::finish_router(r.with_state(ctx.clone()), 32 << 20, Default::default());
     let c = ctx
         .apps
-        .create(
-            "acme",
-            CreateApp {
-                name: "a".into(),
-                webhook_url: None,
-            },
-        )
+        .create("acme", CreateApp::named("a"))
         .await
         .unwrap();
     let mut api = Api {
@@ -1088,13 +1082,7 @@ async fn inbound_receipts_and_media() {
     let other = api
         .ctx
         .apps
-        .create(
-            "acme",
-            CreateApp {
-                name: "b".into(),
-                webhook_url: None,
-            },
-        )
+        .create("acme", CreateApp::named("b"))
         .await
         .unwrap();
     let res = api

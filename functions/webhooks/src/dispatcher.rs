@@ -403,14 +403,8 @@ mod tests {
 
     #[tokio::test]
     async fn a_redirect_is_not_followed_and_fails_with_its_status() {
-        let server = LoopbackServer::start(|r| {
-            if r.path == "/hook" {
-                Answer::with_headers(307, &[("location", "/elsewhere")], b"")
-            } else {
-                Answer::status(204, b"")
-            }
-        })
-        .await;
+        let server =
+            LoopbackServer::redirecting("/hook", 307, "/elsewhere", Answer::status(204, b"")).await;
         let s = setup(
             &server.url("/hook"),
             config(&[Duration::from_secs(60)], Duration::from_secs(10), true),

@@ -58,57 +58,19 @@ pub async fn handle_batch(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::sync::{Arc, Mutex};
+    use std::sync::Arc;
     use std::time::Duration;
 
-    use axum::http::{HeaderMap, StatusCode};
+    use axum::http::StatusCode;
     use uuid::Uuid;
     use wa_core::apps::App;
-    use wa_core::queue::{DeadLetter, Depth, EVENTS, QueueError};
+    use wa_core::queue::EVENTS;
     use wa_core::store::{AppStore, DeliveryStatus, EventStore, Store};
     use wa_core::webhooks::{Event, EventType};
 
+    use wa_testkit::queues::{Watched, nothing_received};
+
     use crate::DispatcherConfig;
-
-    /// The local queue, recording the visibility every `retry_after` asks for.
-    struct Recording {
-        inner: wa_queue::LocalQueue,
-        retries: Mutex<Vec<(String, Duration)>>,
-    }
-
-    #[async_trait::async_trait]
-    impl Queue for Recording {
-        async fn send(
-            &self,
-            q: &str,
-            group: Option<&str>,
-            body: &str,
-            delay: Duration,
-        ) -> Result<String, QueueError> {
-            self.inner.send(q, group, body, delay).await
-        }
-        async fn receive(
-            &self,
-            q: &str,
-            max: usize,
-            visibility: Duration,
-        ) -> Result<Vec<Received>, QueueError> {
-            self.inner.receive(q, max, visibility).await
-        }
-        async fn delete(&self, q: &str, receipt: &str) -> Result<(), QueueError> {
-            self.inner.delete(q, receipt).await
-        }
-        async fn retry_after(&self, q: &str, receipt: &str, d: Duration) -> Result<(), QueueError> {
-            self.retries.lock().unwrap().push((receipt.to_owned(), d));
-            self.inner.retry_after(q, receipt, d).await
-        }
-        async fn dead_letters(&self, q: &str, limit: usize) -> Result<Vec<DeadLetter>, QueueError> {
-            self.inner.dead_letters(q, limit).await
-        }
-        async fn depth(&self, q: &str) -> Result<Depth, QueueError> {
-            self.inner.depth(q).await
-        }
-    }
 
     /// One SQS FIFO record as Lambda delivers it.
     fn record(id: &str, receipt: &str, body: &str, group: &str) -> serde_json::Value {
@@ -135,34 +97,20 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_retry_holds_its_group_and_only_its_group() {
-        let seen = Arc::new(Mutex::new(Vec::<String>::new()));
-        let log = seen.clone();
-        let hook = axum::Router::new().route(
-            "/hook",
-            axum::routing::post(move |h: HeaderMap| {
-                let log = log.clone();
-                async move {
-                    let id = h.get("webhook-id").and_then(|v| v.to_str().ok());
-                    log.lock().unwrap().push(id.unwrap_or_default().to_owned());
-                    StatusCode::SERVICE_UNAVAILABLE
-                }
-            }),
-        );
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        tokio::spawn(async move { axum::serve(listener, hook).await.unwrap() });
+        let (url, seen) = crate::tests::receiver(|id, seen| {
+            seen.push(id);
+            StatusCode::SERVICE_UNAVAILABLE
+        })
+        .await;
 
         let sqlite = Arc::new(wa_store::SqliteStore::in_memory().unwrap());
-        let queue = Recording {
-            inner: wa_queue::LocalQueue::on(sqlite.db(), 20).unwrap(),
-            retries: Mutex::new(Vec::new()),
-        };
+        let queue = Watched::new(wa_queue::LocalQueue::on(sqlite.db(), 20).unwrap());
         let mk_app = |url: Option<String>| App {
             webhook_url: url,
             ..wa_testkit::fixtures::app("t", &Uuid::new_v4().to_string())
         };
         // Device A's App answers 503; device B's App has no webhook (skipped at once).
-        let failing = mk_app(Some(format!("http://{addr}/hook")));
+        let failing = mk_app(Some(url));
         let silent = mk_app(None);
         sqlite.insert_app(&failing).await.unwrap();
         sqlite.insert_app(&silent).await.unwrap();
@@ -229,7 +177,7 @@ mod tests {
         // A's nudge stays in flight until the retry is due (30 s after the attempt), not the
         // 60 s it was given: its visibility is the time left until the stored retry, as seen
         // at some moment of the batch.
-        let retries = queue.retries.lock().unwrap().clone();
+        let retries = queue.retries();
         assert_eq!(retries.len(), 1, "{retries:?}");
         let (receipt, visible_in) = &retries[0];
         assert_eq!(receipt, &ra.receipt);
@@ -241,13 +189,7 @@ mod tests {
             da.next_attempt_at
         );
         assert!(*visible_in <= Duration::from_secs(30), "{visible_in:?}");
-        assert!(
-            queue
-                .receive(EVENTS, 10, Duration::from_secs(60))
-                .await
-                .unwrap()
-                .is_empty()
-        );
+        assert!(nothing_received(&queue, EVENTS, Duration::from_secs(60)).await);
         let malformed: SqsEvent = serde_json::from_value(serde_json::json!({
             "Records": [record("m-x", "r-x", "not a nudge", "g")]
         }))

@@ -168,25 +168,32 @@ mod tests {
     use wa_core::store::{DeliveryStatus, EventStore};
     use wa_core::webhooks::{Event, EventType};
 
-    /// A receiver that records webhook ids and refuses the first attempt of `refuse`.
-    async fn sink(refuse: String) -> (String, Arc<Mutex<Vec<String>>>) {
+    /// Appends a `message` event of the App `app_id` and a new device; answers it.
+    async fn append_one<S: EventStore + ?Sized>(store: &S, app_id: Uuid) -> Event {
+        let e = Event::new(
+            EventType::Message,
+            app_id,
+            Uuid::now_v7(),
+            serde_json::json!({}),
+        );
+        store.append_events(std::slice::from_ref(&e)).await.unwrap();
+        e
+    }
+
+    /// A webhook receiver on a loopback port: `answer(webhook id, the record)` records what
+    /// it wants and says the status. Answers the receiver's URL and its record.
+    pub(crate) async fn receiver(
+        answer: impl Fn(String, &mut Vec<String>) -> StatusCode + Clone + Send + Sync + 'static,
+    ) -> (String, Arc<Mutex<Vec<String>>>) {
         let got = Arc::new(Mutex::new(Vec::<String>::new()));
         let seen = got.clone();
         let app = axum::Router::new().route(
             "/hook",
             axum::routing::post(move |headers: HeaderMap| {
-                let seen = seen.clone();
-                let refuse = refuse.clone();
+                let (seen, answer) = (seen.clone(), answer.clone());
                 async move {
-                    let id = headers["webhook-id"].to_str().unwrap().to_owned();
-                    let mut seen = seen.lock().unwrap();
-                    let first = !seen.contains(&format!("refused {id}"));
-                    if id == refuse && first {
-                        seen.push(format!("refused {id}"));
-                        return StatusCode::SERVICE_UNAVAILABLE;
-                    }
-                    seen.push(id);
-                    StatusCode::NO_CONTENT
+                    let id = headers.get("webhook-id").and_then(|v| v.to_str().ok());
+                    answer(id.unwrap_or_default().to_owned(), &mut seen.lock().unwrap())
                 }
             }),
         );
@@ -194,6 +201,20 @@ mod tests {
         let addr = listener.local_addr().unwrap();
         tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
         (format!("http://{addr}/hook"), got)
+    }
+
+    /// A receiver that records webhook ids and refuses the first attempt of `refuse`.
+    async fn sink(refuse: String) -> (String, Arc<Mutex<Vec<String>>>) {
+        receiver(move |id, seen| {
+            let first = !seen.contains(&format!("refused {id}"));
+            if id == refuse && first {
+                seen.push(format!("refused {id}"));
+                return StatusCode::SERVICE_UNAVAILABLE;
+            }
+            seen.push(id);
+            StatusCode::NO_CONTENT
+        })
+        .await
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -226,16 +247,7 @@ mod tests {
             })
             .collect();
         store.append_events(&events).await.unwrap();
-        let other = Event::new(
-            EventType::Message,
-            app.app_id,
-            Uuid::now_v7(),
-            serde_json::json!({}),
-        );
-        store
-            .append_events(std::slice::from_ref(&other))
-            .await
-            .unwrap();
+        let other = append_one(&*store, app.app_id).await;
         assert_eq!(
             queue.depth(EVENTS).await.unwrap().visible,
             2,
@@ -297,16 +309,7 @@ mod tests {
         let sqlite = Arc::new(wa_store::SqliteStore::in_memory().unwrap());
         let queue: Arc<dyn Queue> = Arc::new(wa_queue::LocalQueue::on(sqlite.db(), 20).unwrap());
         // Written without nudges, as if the process died between the commit and the send.
-        let e = Event::new(
-            EventType::Message,
-            Uuid::now_v7(),
-            Uuid::now_v7(),
-            serde_json::json!({}),
-        );
-        sqlite
-            .append_events(std::slice::from_ref(&e))
-            .await
-            .unwrap();
+        let e = append_one(&*sqlite, Uuid::now_v7()).await;
         assert_eq!(
             sweep(&*sqlite, &*queue, Duration::from_secs(60)).await,
             0,

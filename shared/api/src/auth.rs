@@ -135,13 +135,7 @@ mod tests {
         let (r, ctx) = setup(cached);
         let created = ctx
             .apps
-            .create(
-                "acme",
-                CreateApp {
-                    name: "a".into(),
-                    webhook_url: None,
-                },
-            )
+            .create("acme", CreateApp::named("a"))
             .await
             .unwrap();
         let jwt = ctx.jwt.as_ref().unwrap().mint("acme", 60).unwrap();

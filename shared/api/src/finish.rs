@@ -119,6 +119,15 @@ mod tests {
         Request::get(uri).body(Body::empty()).unwrap()
     }
 
+    /// `GET uri` with the caller's request id `caller` and the platform's `platform`.
+    fn with_ids(uri: &str, caller: &str, platform: &str) -> Request<Body> {
+        Request::get(uri)
+            .header("x-request-id", caller)
+            .header("x-test-platform-id", platform)
+            .body(Body::empty())
+            .unwrap()
+    }
+
     /// Every error body has exactly the seed's shape, and its request id is the header's.
     fn assert_envelope(headers: &http::HeaderMap, body: &serde_json::Value, code: &str) {
         assert_eq!(body["error"]["code"], code, "{body}");
@@ -143,21 +152,11 @@ mod tests {
 
     #[tokio::test]
     async fn request_id_sources() {
-        let req = Request::get("/nope")
-            .header("x-request-id", "caller-42")
-            .header("x-test-platform-id", "apigw-1")
-            .body(Body::empty())
-            .unwrap();
-        let (_, h, b) = send(req).await;
+        let (_, h, b) = send(with_ids("/nope", "caller-42", "apigw-1")).await;
         assert_eq!(h["x-request-id"], "caller-42");
         assert_eq!(b["request_id"], "caller-42");
 
-        let req = Request::get("/ok")
-            .header("x-request-id", "not valid!")
-            .header("x-test-platform-id", "apigw-1")
-            .body(Body::empty())
-            .unwrap();
-        let (_, h, _) = send(req).await;
+        let (_, h, _) = send(with_ids("/ok", "not valid!", "apigw-1")).await;
         assert_eq!(h["x-request-id"], "apigw-1");
 
         let req = Request::get("/ok")

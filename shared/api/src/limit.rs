@@ -194,14 +194,10 @@ pub fn document(api: &mut utoipa::openapi::OpenApi) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::collections::HashMap;
+    use wa_testkit::fixtures::env_lookup;
 
     fn cfg(pairs: &[(&str, &str)]) -> Result<LimitConfig, LimitConfigProblem> {
-        let m: HashMap<String, String> = pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
-        LimitConfig::from_lookup(&|k| m.get(k).cloned())
+        LimitConfig::from_lookup(&env_lookup(pairs))
     }
 
     #[test]
@@ -372,13 +368,7 @@ mod tests {
 
         async fn app_token(ctx: &AppState, name: &str) -> String {
             ctx.apps
-                .create(
-                    "acme",
-                    CreateApp {
-                        name: name.into(),
-                        webhook_url: None,
-                    },
-                )
+                .create("acme", CreateApp::named(name))
                 .await
                 .unwrap()
                 .app_token

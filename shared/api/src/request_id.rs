@@ -127,19 +127,15 @@ mod tests {
         let cfg = RequestIdConfig {
             platform_id: Some(|_| Some("apigw-123".into())),
         };
-        let req = http::Request::builder()
-            .header("x-request-id", "mine-1")
-            .body(())
-            .unwrap();
-        let (parts, _) = req.into_parts();
-        assert_eq!(choose(&parts, &cfg), "mine-1");
-
-        let req = http::Request::builder()
-            .header("x-request-id", "bad id")
-            .body(())
-            .unwrap();
-        let (parts, _) = req.into_parts();
-        assert_eq!(choose(&parts, &cfg), "apigw-123");
+        // The caller's id when it is valid, else the platform's.
+        for (asked, chosen) in [("mine-1", "mine-1"), ("bad id", "apigw-123")] {
+            let req = http::Request::builder()
+                .header("x-request-id", asked)
+                .body(())
+                .unwrap();
+            let (parts, _) = req.into_parts();
+            assert_eq!(choose(&parts, &cfg), chosen, "{asked}");
+        }
 
         let (parts, _) = http::Request::new(()).into_parts();
         let id = choose(&parts, &RequestIdConfig::default());

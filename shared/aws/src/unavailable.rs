@@ -24,51 +24,28 @@ impl SqsQueue {
     }
 }
 
-#[async_trait]
-impl Queue for SqsQueue {
-    async fn send(
-        &self,
-        _queue: &str,
-        _group: Option<&str>,
-        _body: &str,
-        _delay: Duration,
-    ) -> Result<String, QueueError> {
-        match self.0 {}
-    }
+/// `SqsQueue`'s impl of the queue port: each listed method (its arguments, and the `Ok`
+/// type of its answer) is one that cannot run.
+macro_rules! unreachable_queue {
+    ($($name:ident($($arg:ident: $ty:ty),*) -> $ok:ty;)*) => {
+        #[async_trait]
+        impl Queue for SqsQueue {
+            $(
+                async fn $name(&self, $($arg: $ty),*) -> Result<$ok, QueueError> {
+                    match self.0 {}
+                }
+            )*
+        }
+    };
+}
 
-    async fn receive(
-        &self,
-        _queue: &str,
-        _max: usize,
-        _visibility: Duration,
-    ) -> Result<Vec<Received>, QueueError> {
-        match self.0 {}
-    }
-
-    async fn delete(&self, _queue: &str, _receipt: &str) -> Result<(), QueueError> {
-        match self.0 {}
-    }
-
-    async fn retry_after(
-        &self,
-        _queue: &str,
-        _receipt: &str,
-        _delay: Duration,
-    ) -> Result<(), QueueError> {
-        match self.0 {}
-    }
-
-    async fn dead_letters(
-        &self,
-        _queue: &str,
-        _limit: usize,
-    ) -> Result<Vec<DeadLetter>, QueueError> {
-        match self.0 {}
-    }
-
-    async fn depth(&self, _queue: &str) -> Result<Depth, QueueError> {
-        match self.0 {}
-    }
+unreachable_queue! {
+    send(_queue: &str, _group: Option<&str>, _body: &str, _delay: Duration) -> String;
+    receive(_queue: &str, _max: usize, _visibility: Duration) -> Vec<Received>;
+    delete(_queue: &str, _receipt: &str) -> ();
+    retry_after(_queue: &str, _receipt: &str, _delay: Duration) -> ();
+    dead_letters(_queue: &str, _limit: usize) -> Vec<DeadLetter>;
+    depth(_queue: &str) -> Depth;
 }
 
 /// Fails with [`NO_SDK`]: this build has no DynamoDB client.

@@ -50,6 +50,16 @@ pub struct CreateApp {
     pub webhook_url: Option<String>,
 }
 
+impl CreateApp {
+    /// The body of a request for an App named `name`, without a webhook URL.
+    pub fn named(name: &str) -> CreateApp {
+        CreateApp {
+            name: name.to_owned(),
+            webhook_url: None,
+        }
+    }
+}
+
 /// Body of `PATCH /apps/{app_id}`: absent fields stay, `webhook_url: null` clears it.
 #[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]

@@ -47,21 +47,7 @@ impl Devices {
     pub async fn create(&self, app: &App, device_name: &str) -> ApiResult<Device> {
         let name = validate_device_name(device_name)?;
         let now = time::now();
-        let device = Device {
-            device_id: Uuid::now_v7(),
-            app_id: app.app_id,
-            tenant_id: app.tenant_id.clone(),
-            device_name: name,
-            status: DeviceStatus::Initializing,
-            qr: None,
-            pair_code: None,
-            wa_number: None,
-            wa_device_jid: None,
-            linked_at: None,
-            last_error: None,
-            created_at: now,
-            updated_at: now,
-        };
+        let device = Device::new(app.app_id, &app.tenant_id, &name, now);
         self.store
             .insert_device(&device)
             .await

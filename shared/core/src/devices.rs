@@ -153,6 +153,27 @@ pub struct Device {
 }
 
 impl Device {
+    /// A new device of the App `app_id` (of `tenant_id`) named `device_name`: a new id,
+    /// `initializing`, never linked, created and updated at `now`. The name is taken as it
+    /// is (`validate_device_name` is the caller's).
+    pub fn new(app_id: Uuid, tenant_id: &str, device_name: &str, now: OffsetDateTime) -> Device {
+        Device {
+            device_id: Uuid::now_v7(),
+            app_id,
+            tenant_id: tenant_id.to_owned(),
+            device_name: device_name.to_owned(),
+            status: DeviceStatus::Initializing,
+            qr: None,
+            pair_code: None,
+            wa_number: None,
+            wa_device_jid: None,
+            linked_at: None,
+            last_error: None,
+            created_at: now,
+            updated_at: now,
+        }
+    }
+
     /// The QR if one is offered and still valid at `now`.
     pub fn valid_qr(&self, now: OffsetDateTime) -> Option<&Qr> {
         self.qr

@@ -232,21 +232,9 @@ mod tests {
     use uuid::Uuid;
 
     fn device(status: DeviceStatus) -> Device {
-        let now = crate::time::now();
         Device {
-            device_id: Uuid::now_v7(),
-            app_id: Uuid::now_v7(),
-            tenant_id: "t".into(),
-            device_name: "d".into(),
             status,
-            qr: None,
-            pair_code: None,
-            wa_number: None,
-            wa_device_jid: None,
-            linked_at: None,
-            last_error: None,
-            created_at: now,
-            updated_at: now,
+            ..Device::new(Uuid::now_v7(), "t", "d", crate::time::now())
         }
     }
 

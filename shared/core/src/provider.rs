@@ -161,6 +161,25 @@ pub struct Profile {
     pub participant_count: Option<u32>,
 }
 
+impl Profile {
+    /// The profile of the contact `jid` with nothing else known (what privacy can leave);
+    /// callers fill in what they found with struct update syntax.
+    pub fn contact(jid: &str) -> Profile {
+        Profile {
+            jid: jid.to_owned(),
+            kind: "contact".to_owned(),
+            name: None,
+            phone_number: None,
+            lid: None,
+            status: None,
+            picture_url: None,
+            subject: None,
+            description: None,
+            participant_count: None,
+        }
+    }
+}
+
 /// A group the device is in.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Group {

@@ -98,96 +98,347 @@ pub struct AppUpdate {
     pub updated_at: Option<OffsetDateTime>,
 }
 
-/// Apps: per tenant, unique names, looked up by id or by the hash of their token.
-#[async_trait]
-pub trait AppStore: Send + Sync {
-    /// Inserts a new App. `Conflict("app_name")` when the tenant already has an App of that
-    /// name, `Conflict("token_hash")` when the token hash is taken. Atomic: of two racing
-    /// inserts with one name, exactly one succeeds.
-    async fn insert_app(&self, app: &App) -> Result<(), StoreError>;
-
-    /// The App with this id, whatever its tenant.
-    async fn get_app(&self, app_id: Uuid) -> Result<Option<App>, StoreError>;
-
-    /// The App whose token hashes to `token_hash`.
-    async fn app_by_token_hash(&self, token_hash: &str) -> Result<Option<App>, StoreError>;
-
-    /// The tenant's Apps in id order.
-    async fn list_apps(&self, tenant_id: &str, page: PageRequest) -> Result<Page<App>, StoreError>;
-
-    /// Applies `update` atomically and returns the new record. `NotFound` if the App is gone,
-    /// `Conflict("app_name")` if the new name is taken in the tenant.
-    async fn update_app(&self, app_id: Uuid, update: &AppUpdate) -> Result<App, StoreError>;
-
-    /// Deletes the App; `NotFound` if it does not exist.
-    async fn delete_app(&self, app_id: Uuid) -> Result<(), StoreError>;
-
-    /// Closes the App to new devices: from the moment this is answered, `insert_device`
-    /// of a device of the App fails with `NotFound`, before and after the App's deletion.
-    /// The App itself is unchanged (its token works until `delete_app`). Idempotent; the
-    /// first step of deleting an App, so that no device is created under it while its
-    /// devices are destroyed.
-    async fn close_app(&self, app_id: Uuid) -> Result<(), StoreError>;
-
-    /// Cheap liveness check for /health.
-    async fn ping(&self) -> Result<(), StoreError>;
+/// Writes the store ports from their methods, listed once by [`store_ports`]: each trait is
+/// `#[async_trait]`, `Send + Sync`; a listed method `fn name(args) -> T;` is
+/// `async fn name(&self, args) -> Result<T, StoreError>`; a `provided` one also has a default
+/// body, `= |store| body`: `body` with `store` the store itself; `verbatim` items are written
+/// as they stand. The marks after `=>` are for layers (`crate::layer`).
+macro_rules! declare_ports {
+    ($(
+        $(#[$port_attr:meta])*
+        pub trait $port:ident {
+            $(
+                $(#[$attr:meta])*
+                fn $name:ident($($arg:ident: $ty:ty),* $(,)?) -> $ok:ty
+                    $(=> $mark:ident($($marked:ident),*))?;
+            )*
+        }
+        $(provided {
+            $(
+                $(#[$p_attr:meta])*
+                fn $p_name:ident($($p_arg:ident: $p_ty:ty),* $(,)?) -> $p_ok:ty
+                    $(=> $p_mark:ident($($p_marked:ident),*))? = |$store:ident| $default:expr;
+            )*
+        })?
+        $(verbatim { $($verbatim:tt)* })?
+    )*) => {
+        $(
+            $(#[$port_attr])*
+            #[async_trait]
+            pub trait $port: Send + Sync {
+                $(
+                    $(#[$attr])*
+                    async fn $name(&self, $($arg: $ty),*) -> Result<$ok, StoreError>;
+                )*
+                $($(
+                    $(#[$p_attr])*
+                    async fn $p_name(&self, $($p_arg: $p_ty),*) -> Result<$p_ok, StoreError> {
+                        let $store = self;
+                        $default
+                    }
+                )*)?
+                $($($verbatim)*)?
+            }
+        )*
+    };
 }
 
-/// Devices: per App, names unique among live (not destroyed) devices.
-#[async_trait]
-pub trait DeviceStore: Send + Sync {
-    /// Inserts a device. `Conflict("device_name")` when a live device of the App has the
-    /// name; `NotFound` when the App is closed (`AppStore::close_app`).
-    async fn insert_device(&self, device: &Device) -> Result<(), StoreError>;
+/// The store ports, every method listed once: `store_ports!(then)` hands them to the macro
+/// `then` (`declare_ports` here, `Layered`'s forwarding in `crate::layer`). A method marked
+/// `=> commits(events)` is a write that commits its argument `events` when it succeeds;
+/// `=> creates(events)` commits them only when it answers `Created::Created` (an existing
+/// key writes nothing); `=> redelivers()` commits again the event of the delivery it
+/// answers.
+macro_rules! store_ports {
+    ($then:ident) => {
+        $then! {
+            /// Apps: per tenant, unique names, looked up by id or by the hash of their token.
+            pub trait AppStore {
+                /// Inserts a new App. `Conflict("app_name")` when the tenant already has an
+                /// App of that name, `Conflict("token_hash")` when the token hash is taken.
+                /// Atomic: of two racing inserts with one name, exactly one succeeds.
+                fn insert_app(app: &App) -> ();
 
-    async fn get_device(&self, device_id: Uuid) -> Result<Option<Device>, StoreError>;
+                /// The App with this id, whatever its tenant.
+                fn get_app(app_id: Uuid) -> Option<App>;
 
-    /// The App's devices in id order, optionally only those with `status`.
-    async fn list_devices(
-        &self,
-        app_id: Uuid,
-        status: Option<DeviceStatus>,
-        page: PageRequest,
-    ) -> Result<Page<Device>, StoreError>;
+                /// The App whose token hashes to `token_hash`.
+                fn app_by_token_hash(token_hash: &str) -> Option<App>;
 
-    /// Every device of the App (destroyed ones included) in id order, with every insert and
-    /// update answered before the call: unlike `list_devices` (eventually consistent on
-    /// DynamoDB), this listing reads its own writes. Deleting an App relies on it.
-    async fn devices_of_app(&self, app_id: Uuid) -> Result<Vec<Device>, StoreError>;
+                /// The tenant's Apps in id order.
+                fn list_apps(tenant_id: &str, page: PageRequest) -> Page<App>;
 
-    /// Devices of every App whose status is one of `statuses` (the worker's restore).
-    async fn devices_with_status(
-        &self,
-        statuses: &[DeviceStatus],
-        page: PageRequest,
-    ) -> Result<Page<Device>, StoreError>;
+                /// Applies `update` atomically and returns the new record. `NotFound` if the
+                /// App is gone, `Conflict("app_name")` if the new name is taken in the tenant.
+                fn update_app(app_id: Uuid, update: &AppUpdate) -> App;
 
-    /// Applies `update` atomically if the current status is one of `expect` (any when
-    /// empty). `NotFound`; `Conflict("status")` when the status moved on meanwhile;
-    /// `Conflict("device_name")` never (names do not change).
-    async fn update_device(
-        &self,
-        device_id: Uuid,
-        update: &DeviceUpdate,
-        expect: &[DeviceStatus],
-        events: &[Event],
-    ) -> Result<Device, StoreError>;
+                /// Deletes the App; `NotFound` if it does not exist.
+                fn delete_app(app_id: Uuid) -> ();
 
-    /// Stores a peer's presence as seen by a device (replacing the previous one).
-    async fn put_presence(
-        &self,
-        device_id: Uuid,
-        presence: &Presence,
-        events: &[Event],
-    ) -> Result<(), StoreError>;
+                /// Closes the App to new devices: from the moment this is answered,
+                /// `insert_device` of a device of the App fails with `NotFound`, before and
+                /// after the App's deletion. The App itself is unchanged (its token works
+                /// until `delete_app`). Idempotent; the first step of deleting an App, so
+                /// that no device is created under it while its devices are destroyed.
+                fn close_app(app_id: Uuid) -> ();
 
-    /// The last presence of `jid` seen by the device.
-    async fn get_presence(
-        &self,
-        device_id: Uuid,
-        jid: &str,
-    ) -> Result<Option<Presence>, StoreError>;
+                /// Cheap liveness check for /health.
+                fn ping() -> ();
+            }
+
+            /// Devices: per App, names unique among live (not destroyed) devices.
+            pub trait DeviceStore {
+                /// Inserts a device. `Conflict("device_name")` when a live device of the App
+                /// has the name; `NotFound` when the App is closed (`AppStore::close_app`).
+                fn insert_device(device: &Device) -> ();
+
+                fn get_device(device_id: Uuid) -> Option<Device>;
+
+                /// The App's devices in id order, optionally only those with `status`.
+                fn list_devices(app_id: Uuid, status: Option<DeviceStatus>, page: PageRequest)
+                    -> Page<Device>;
+
+                /// Every device of the App (destroyed ones included) in id order, with every
+                /// insert and update answered before the call: unlike `list_devices`
+                /// (eventually consistent on DynamoDB), this listing reads its own writes.
+                /// Deleting an App relies on it.
+                fn devices_of_app(app_id: Uuid) -> Vec<Device>;
+
+                /// Devices of every App whose status is one of `statuses` (the worker's
+                /// restore).
+                fn devices_with_status(statuses: &[DeviceStatus], page: PageRequest)
+                    -> Page<Device>;
+
+                /// Applies `update` atomically if the current status is one of `expect` (any
+                /// when empty). `NotFound`; `Conflict("status")` when the status moved on
+                /// meanwhile; `Conflict("device_name")` never (names do not change).
+                fn update_device(device_id: Uuid, update: &DeviceUpdate, expect: &[DeviceStatus],
+                    events: &[Event]) -> Device => commits(events);
+
+                /// Stores a peer's presence as seen by a device (replacing the previous one).
+                fn put_presence(device_id: Uuid, presence: &Presence, events: &[Event]) -> ()
+                    => commits(events);
+
+                /// The last presence of `jid` seen by the device.
+                fn get_presence(device_id: Uuid, jid: &str) -> Option<Presence>;
+            }
+
+            /// Messages of devices, both directions; inline media of pending sends;
+            /// idempotency keys.
+            pub trait MessageStore {
+                /// Writes a new message (with its inline media) and, when given, reserves its
+                /// Idempotency-Key, atomically: of concurrent creates with one key exactly one
+                /// writes, the others get `Existing`. An expired key is replaced.
+                /// `Conflict("message_id")` if the device already has a message with this id.
+                fn create_message(message: &Message, media: Option<&[u8]>,
+                    idempotency: Option<&IdempotencyRecord>, events: &[Event]) -> Created
+                    => creates(events);
+
+                fn get_message(device_id: Uuid, message_id: &str) -> Option<Message>;
+
+                /// The id to store an inbound message under, for the message WhatsApp
+                /// identifies by `message_id` sent by `from` in `chat`; `None` when that
+                /// message is stored already (a redelivery: store nothing). WhatsApp's ids
+                /// are unique per chat and sender only: when the device has another message
+                /// under `message_id` (of another chat or sender, or an outbound one), the
+                /// answer is an id of the message's own, derived from its chat and sender
+                /// (`<message_id>-<12 hex digits>`, the same at every redelivery), so both
+                /// are kept. Sees every write answered before the call.
+                fn inbound_message_id(device_id: Uuid, chat: &str, from: &str, message_id: &str)
+                    -> Option<String>;
+
+                /// The device's messages, newest first, `limit` per page.
+                fn list_messages(device_id: Uuid, limit: u32, before: Option<&MessageCursor>)
+                    -> (Vec<Message>, Option<MessageCursor>);
+
+                /// Applies `update` if the status is one of `expect` (any when empty):
+                /// `NotFound`, `Conflict("status")`.
+                fn update_message(device_id: Uuid, message_id: &str, update: &MessageUpdate,
+                    expect: &[MessageStatus], events: &[Event]) -> Message => commits(events);
+
+                /// The inline media of an outbound message.
+                fn outbound_media(device_id: Uuid, message_id: &str) -> Option<Vec<u8>>;
+
+                fn delete_outbound_media(device_id: Uuid, message_id: &str) -> ();
+
+                /// Outbound messages still `queued` or `sending`: of one device when given,
+                /// else of all.
+                fn pending_messages(device_id: Option<Uuid>, limit: u32) -> Vec<Message>;
+
+                /// One page of every device's outbound messages still `queued` or `sending`:
+                /// at most `limit` after `after` (from the start when `None`), and the cursor
+                /// of the next page when there may be one. Paging on from each cursor lists
+                /// every message that stays pending meanwhile once; one whose status changes
+                /// during the listing may be missing or listed twice.
+                fn pending_page(after: Option<&PendingCursor>, limit: u32)
+                    -> (Vec<Message>, Option<PendingCursor>);
+
+                /// The record of an unexpired key.
+                fn get_idempotency(app_id: Uuid, key: &str) -> Option<IdempotencyRecord>;
+
+                /// Stores the first final answer of a key (later calls do not replace it).
+                fn set_idempotency_response(app_id: Uuid, key: &str, status: u16, body: &str)
+                    -> ();
+
+                /// Forgets the answer of a key (a retryable failure: the next request with
+                /// the key sends the same message again).
+                fn clear_idempotency_response(app_id: Uuid, key: &str) -> ();
+
+                /// Deletes expired keys; returns how many.
+                fn purge_expired_idempotency(now: OffsetDateTime) -> u64;
+            }
+            provided {
+                /// `create_message` (no events), then, when the message was created,
+                /// `command` on the commands queue `queue`. An adapter that keeps the
+                /// commands queue in its own database does both in one commit (one wait for
+                /// the disk instead of two) and uses its own queue; the default does one
+                /// after the other. Either way the message is stored before its command can
+                /// be received. A failure to queue the command is an error although the
+                /// message stays stored and queued: the worker queues the commands of
+                /// queued messages again when it starts.
+                fn create_message_and_enqueue(message: &Message, media: Option<&[u8]>,
+                    idempotency: Option<&IdempotencyRecord>, queue: &dyn Queue,
+                    command: Command) -> Created = |store| {
+                        create_then_enqueue(store, message, media, idempotency, queue, command)
+                            .await
+                    };
+
+                /// `update_message` recording the outcome of the send command `done`
+                /// (received from the commands queue), and, by an adapter that keeps that
+                /// queue in its own database, the command settled in the same commit:
+                /// deleted, with its group's next visible command taken, hidden for
+                /// `visibility` (`Queue::delete_and_take_next`). The deletion is then exactly
+                /// as durable as the update. `Settled::No` when the command was left to the
+                /// caller (the default, and when its receipt is stale); on `Err` nothing was
+                /// written.
+                // `update_message`'s arguments, with the command and its follow-on's
+                // visibility.
+                #[allow(clippy::too_many_arguments)]
+                fn update_message_settling(device_id: Uuid, message_id: &str,
+                    update: &MessageUpdate, expect: &[MessageStatus], events: &[Event],
+                    done: &Received, visibility: Duration) -> (Message, Settled)
+                    => commits(events) = |store| {
+                        let _ = (done, visibility);
+                        let m = store
+                            .update_message(device_id, message_id, update, expect, events)
+                            .await?;
+                        Ok((m, Settled::No))
+                    };
+            }
+
+            /// The event outbox: events written with the changes that caused them, and their
+            /// delivery.
+            pub trait EventStore {
+                /// Stores events that come with no other change.
+                fn append_events(events: &[Event]) -> () => commits(events);
+
+                /// The oldest pending delivery of every device whose turn it is
+                /// (`next_attempt_at` has come), oldest first: one per device, so a device's
+                /// events go out in order.
+                fn due_deliveries(now: OffsetDateTime, limit: u32) -> Vec<Delivery>;
+
+                /// The oldest pending delivery of one device, if it is due.
+                fn next_delivery_of_device(device_id: Uuid, now: OffsetDateTime)
+                    -> Option<Delivery>;
+
+                /// Records an attempt (only on a pending delivery; `Conflict("status")`
+                /// otherwise).
+                fn record_attempt(request_id: &str, attempt: &Attempt) -> Delivery;
+
+                /// The App's deliveries, newest first, optionally with one status.
+                fn list_deliveries(app_id: Uuid, status: Option<DeliveryStatus>, limit: u32,
+                    before_seq: Option<i64>) -> (Vec<Delivery>, Option<i64>);
+
+                fn get_delivery(request_id: &str) -> Option<Delivery>;
+
+                /// Makes a failed (or skipped) delivery pending again, due now, attempts
+                /// reset. `Conflict("status")` when it is pending or delivered.
+                fn redeliver(request_id: &str) -> Delivery => redelivers();
+            }
+
+            /// Device leases, worker membership, and the fenced views of a session. The
+            /// rules are `crate::lease`'s; the adapters apply them to the record they read
+            /// and write the result conditioned on it, so that of racing writers exactly one
+            /// commits. Times are the caller's (`now`): the store keeps no clock of its own.
+            ///
+            /// Reads of a lease or a membership record by its key see every write answered
+            /// before them; the listings are eventually consistent on DynamoDB (they read
+            /// an index).
+            pub trait LeaseStore {
+                /// Takes the device's lease for `claim.owner` until `claim.now + claim.ttl`
+                /// when `lease::grant` allows it (free, released, held by the same owner, or
+                /// another owner's still at the version `claim.unchanged` the claimant
+                /// watched for a full period), with the epoch of `lease::next_epoch`; returns
+                /// the stored lease. `Conflict("lease")` while another owner holds it (the
+                /// stored expiry is not compared with `claim.now`). Of concurrent claims of
+                /// one lease exactly one new owner wins.
+                fn acquire_lease(claim: &Claim) -> Lease;
+
+                /// Extends the lease `owner` holds at `epoch` until `now + ttl` (same epoch,
+                /// new version); `Conflict("lease")` when it is not (or no longer) so held:
+                /// the lease is lost.
+                fn renew_lease(device_id: Uuid, owner: &Owner, epoch: u64, now: OffsetDateTime,
+                    ttl: Duration) -> Lease;
+
+                /// Releases the lease `owner` holds at `epoch`: no owner, the same epoch (the
+                /// next owner gets one more), free for anyone at once. `Conflict("lease")`
+                /// when `owner` does not hold it at `epoch` (a second release included).
+                fn release_lease(device_id: Uuid, owner: &Owner, epoch: u64) -> Lease;
+
+                /// The device's lease, if it ever had one.
+                fn get_lease(device_id: Uuid) -> Option<Lease>;
+
+                /// Leases in device id order, `page.limit` per page: of every device
+                /// (released and expired ones included) when `owner` is `None`, else those
+                /// whose record names `owner` (expired ones included).
+                fn list_leases(owner: Option<&Owner>, page: PageRequest) -> Page<Lease>;
+
+                /// Registers a worker, replacing any record of its worker id (a new run of
+                /// the worker takes the id over).
+                fn register_worker(member: &Member) -> ();
+
+                /// Replaces the worker's record (expiry, sessions, capacity, inbox) if it
+                /// belongs to the same run (`lease::heartbeat`): `NotFound` when it is gone,
+                /// `Conflict("worker")` when another process registered the same worker id
+                /// since.
+                fn heartbeat_worker(member: &Member) -> ();
+
+                /// Deletes the worker's record if it belongs to `owner`'s run
+                /// (`lease::deregister`): nothing when there is none, `Conflict("worker")`
+                /// (and the record stays) when it is another run's.
+                fn deregister_worker(owner: &Owner) -> ();
+
+                /// Every worker live at `now` (`Member::is_live`), in worker id order.
+                fn live_workers(now: OffsetDateTime) -> Vec<Member>;
+            }
+            verbatim {
+                /// The same store, with every write conditioned on `fence`: it commits only
+                /// while the device's lease is held by `fence.owner` at `fence.epoch`, in the
+                /// same transaction as the write, and otherwise fails with `Fenced` having
+                /// written nothing. All writes are fenced (devices, presences, messages,
+                /// media, idempotency keys, events, deliveries), whatever device they are
+                /// for; the lease and membership methods and all reads are not.
+                fn fenced(&self, fence: Fence) -> Arc<dyn Store>;
+            }
+
+            /// The replies of devices' workers to session requests (`crate::session`), each
+            /// kept until its expiry.
+            pub trait ReplyStore {
+                /// Stores the reply to the ask `ask_id` until `expires_at`, replacing an
+                /// earlier reply to it (an ask redelivered and answered again). `TooLarge`
+                /// when the backend cannot hold it in one item.
+                fn put_reply(ask_id: Uuid, reply: &Reply, expires_at: OffsetDateTime) -> ();
+
+                /// The reply to `ask_id`, unless none was stored or it has expired. Sees every
+                /// `put_reply` answered before the call, from any process.
+                fn get_reply(ask_id: Uuid) -> Option<Reply>;
+            }
+        }
+    };
 }
+pub(crate) use store_ports;
+
+store_ports!(declare_ports);
 
 /// A stored answer to an `Idempotency-Key`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -251,159 +502,6 @@ pub struct MessageCursor {
 /// what it holds is the adapter's business.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PendingCursor(pub String);
-
-/// Messages of devices, both directions; inline media of pending sends; idempotency keys.
-#[async_trait]
-pub trait MessageStore: Send + Sync {
-    /// Writes a new message (with its inline media) and, when given, reserves its
-    /// Idempotency-Key, atomically: of concurrent creates with one key exactly one
-    /// writes, the others get `Existing`. An expired key is replaced. `Conflict("message_id")`
-    /// if the device already has a message with this id.
-    async fn create_message(
-        &self,
-        message: &Message,
-        media: Option<&[u8]>,
-        idempotency: Option<&IdempotencyRecord>,
-        events: &[Event],
-    ) -> Result<Created, StoreError>;
-
-    /// `create_message` (no events), then, when the message was created, `command` on the
-    /// commands queue `queue`. An adapter that keeps the commands queue in its own database
-    /// does both in one commit (one wait for the disk instead of two) and uses its own
-    /// queue; the default does one after the other. Either way the message is stored before
-    /// its command can be received. A failure to queue the command is an error although the
-    /// message stays stored and queued: the worker queues the commands of queued messages
-    /// again when it starts.
-    async fn create_message_and_enqueue(
-        &self,
-        message: &Message,
-        media: Option<&[u8]>,
-        idempotency: Option<&IdempotencyRecord>,
-        queue: &dyn Queue,
-        command: Command,
-    ) -> Result<Created, StoreError> {
-        create_then_enqueue(self, message, media, idempotency, queue, command).await
-    }
-
-    async fn get_message(
-        &self,
-        device_id: Uuid,
-        message_id: &str,
-    ) -> Result<Option<Message>, StoreError>;
-
-    /// The id to store an inbound message under, for the message WhatsApp identifies by
-    /// `message_id` sent by `from` in `chat`; `None` when that message is stored already
-    /// (a redelivery: store nothing). WhatsApp's ids are unique per chat and sender only:
-    /// when the device has another message under `message_id` (of another chat or
-    /// sender, or an outbound one), the answer is an id of the message's own, derived from
-    /// its chat and sender (`<message_id>-<12 hex digits>`, the same at every
-    /// redelivery), so both are kept. Sees every write answered before the call.
-    async fn inbound_message_id(
-        &self,
-        device_id: Uuid,
-        chat: &str,
-        from: &str,
-        message_id: &str,
-    ) -> Result<Option<String>, StoreError>;
-
-    /// The device's messages, newest first, `limit` per page.
-    async fn list_messages(
-        &self,
-        device_id: Uuid,
-        limit: u32,
-        before: Option<&MessageCursor>,
-    ) -> Result<(Vec<Message>, Option<MessageCursor>), StoreError>;
-
-    /// Applies `update` if the status is one of `expect` (any when empty): `NotFound`,
-    /// `Conflict("status")`.
-    async fn update_message(
-        &self,
-        device_id: Uuid,
-        message_id: &str,
-        update: &MessageUpdate,
-        expect: &[MessageStatus],
-        events: &[Event],
-    ) -> Result<Message, StoreError>;
-
-    /// `update_message` recording the outcome of the send command `done` (received from the
-    /// commands queue), and, by an adapter that keeps that queue in its own database, the
-    /// command settled in the same commit: deleted, with its group's next visible command
-    /// taken, hidden for `visibility` (`Queue::delete_and_take_next`). The deletion is then
-    /// exactly as durable as the update. `Settled::No` when the command was left to the
-    /// caller (the default, and when its receipt is stale); on `Err` nothing was written.
-    // `update_message`'s arguments, with the command and its follow-on's visibility.
-    #[allow(clippy::too_many_arguments)]
-    async fn update_message_settling(
-        &self,
-        device_id: Uuid,
-        message_id: &str,
-        update: &MessageUpdate,
-        expect: &[MessageStatus],
-        events: &[Event],
-        done: &Received,
-        visibility: Duration,
-    ) -> Result<(Message, Settled), StoreError> {
-        let _ = (done, visibility);
-        let m = self
-            .update_message(device_id, message_id, update, expect, events)
-            .await?;
-        Ok((m, Settled::No))
-    }
-
-    /// The inline media of an outbound message.
-    async fn outbound_media(
-        &self,
-        device_id: Uuid,
-        message_id: &str,
-    ) -> Result<Option<Vec<u8>>, StoreError>;
-
-    async fn delete_outbound_media(
-        &self,
-        device_id: Uuid,
-        message_id: &str,
-    ) -> Result<(), StoreError>;
-
-    /// Outbound messages still `queued` or `sending`: of one device when given, else of all.
-    async fn pending_messages(
-        &self,
-        device_id: Option<Uuid>,
-        limit: u32,
-    ) -> Result<Vec<Message>, StoreError>;
-
-    /// One page of every device's outbound messages still `queued` or `sending`: at most
-    /// `limit` after `after` (from the start when `None`), and the cursor of the next page
-    /// when there may be one. Paging on from each cursor lists every message that stays
-    /// pending meanwhile once; one whose status changes during the listing may be missing
-    /// or listed twice.
-    async fn pending_page(
-        &self,
-        after: Option<&PendingCursor>,
-        limit: u32,
-    ) -> Result<(Vec<Message>, Option<PendingCursor>), StoreError>;
-
-    /// The record of an unexpired key.
-    async fn get_idempotency(
-        &self,
-        app_id: Uuid,
-        key: &str,
-    ) -> Result<Option<IdempotencyRecord>, StoreError>;
-
-    /// Stores the first final answer of a key (later calls do not replace it).
-    async fn set_idempotency_response(
-        &self,
-        app_id: Uuid,
-        key: &str,
-        status: u16,
-        body: &str,
-    ) -> Result<(), StoreError>;
-
-    /// Forgets the answer of a key (a retryable failure: the next request with the key
-    /// sends the same message again).
-    async fn clear_idempotency_response(&self, app_id: Uuid, key: &str) -> Result<(), StoreError>;
-
-    /// Deletes expired keys; returns how many.
-    async fn purge_expired_idempotency(&self, now: OffsetDateTime) -> Result<u64, StoreError>;
-}
 
 /// Where a webhook delivery is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
@@ -472,147 +570,6 @@ pub enum Attempt {
         status_code: Option<u16>,
     },
     Skipped,
-}
-
-/// The event outbox: events written with the changes that caused them, and their delivery.
-#[async_trait]
-pub trait EventStore: Send + Sync {
-    /// Stores events that come with no other change.
-    async fn append_events(&self, events: &[Event]) -> Result<(), StoreError>;
-
-    /// The oldest pending delivery of every device whose turn it is (`next_attempt_at` has
-    /// come), oldest first: one per device, so a device's events go out in order.
-    async fn due_deliveries(
-        &self,
-        now: OffsetDateTime,
-        limit: u32,
-    ) -> Result<Vec<Delivery>, StoreError>;
-
-    /// The oldest pending delivery of one device, if it is due.
-    async fn next_delivery_of_device(
-        &self,
-        device_id: Uuid,
-        now: OffsetDateTime,
-    ) -> Result<Option<Delivery>, StoreError>;
-
-    /// Records an attempt (only on a pending delivery; `Conflict("status")` otherwise).
-    async fn record_attempt(
-        &self,
-        request_id: &str,
-        attempt: &Attempt,
-    ) -> Result<Delivery, StoreError>;
-
-    /// The App's deliveries, newest first, optionally with one status.
-    async fn list_deliveries(
-        &self,
-        app_id: Uuid,
-        status: Option<DeliveryStatus>,
-        limit: u32,
-        before_seq: Option<i64>,
-    ) -> Result<(Vec<Delivery>, Option<i64>), StoreError>;
-
-    async fn get_delivery(&self, request_id: &str) -> Result<Option<Delivery>, StoreError>;
-
-    /// Makes a failed (or skipped) delivery pending again, due now, attempts reset.
-    /// `Conflict("status")` when it is pending or delivered.
-    async fn redeliver(&self, request_id: &str) -> Result<Delivery, StoreError>;
-}
-
-/// Device leases, worker membership, and the fenced views of a session. The rules are
-/// `crate::lease`'s; the adapters apply them to the record they read and write the result
-/// conditioned on it, so that of racing writers exactly one commits. Times are the
-/// caller's (`now`): the store keeps no clock of its own.
-///
-/// Reads of a lease or a membership record by its key see every write answered before
-/// them; the listings are eventually consistent on DynamoDB (they read an index).
-#[async_trait]
-pub trait LeaseStore: Send + Sync {
-    /// Takes the device's lease for `claim.owner` until `claim.now + claim.ttl` when
-    /// `lease::grant` allows it (free, released, held by the same owner, or another
-    /// owner's still at the version `claim.unchanged` the claimant watched for a full
-    /// period), with the epoch of `lease::next_epoch`; returns the stored lease.
-    /// `Conflict("lease")` while another owner holds it (the stored expiry is not
-    /// compared with `claim.now`). Of concurrent claims of one lease exactly one new owner
-    /// wins.
-    async fn acquire_lease(&self, claim: &Claim) -> Result<Lease, StoreError>;
-
-    /// Extends the lease `owner` holds at `epoch` until `now + ttl` (same epoch, new
-    /// version); `Conflict("lease")` when it is not (or no longer) so held: the lease is
-    /// lost.
-    async fn renew_lease(
-        &self,
-        device_id: Uuid,
-        owner: &Owner,
-        epoch: u64,
-        now: OffsetDateTime,
-        ttl: Duration,
-    ) -> Result<Lease, StoreError>;
-
-    /// Releases the lease `owner` holds at `epoch`: no owner, the same epoch (the next owner
-    /// gets one more), free for anyone at once. `Conflict("lease")` when `owner` does not
-    /// hold it at `epoch` (a second release included).
-    async fn release_lease(
-        &self,
-        device_id: Uuid,
-        owner: &Owner,
-        epoch: u64,
-    ) -> Result<Lease, StoreError>;
-
-    /// The device's lease, if it ever had one.
-    async fn get_lease(&self, device_id: Uuid) -> Result<Option<Lease>, StoreError>;
-
-    /// Leases in device id order, `page.limit` per page: of every device (released and
-    /// expired ones included) when `owner` is `None`, else those whose record names `owner`
-    /// (expired ones included).
-    async fn list_leases(
-        &self,
-        owner: Option<&Owner>,
-        page: PageRequest,
-    ) -> Result<Page<Lease>, StoreError>;
-
-    /// Registers a worker, replacing any record of its worker id (a new run of the worker
-    /// takes the id over).
-    async fn register_worker(&self, member: &Member) -> Result<(), StoreError>;
-
-    /// Replaces the worker's record (expiry, sessions, capacity, inbox) if it belongs to
-    /// the same run (`lease::heartbeat`): `NotFound` when it is gone, `Conflict("worker")`
-    /// when another process registered the same worker id since.
-    async fn heartbeat_worker(&self, member: &Member) -> Result<(), StoreError>;
-
-    /// Deletes the worker's record if it belongs to `owner`'s run (`lease::deregister`):
-    /// nothing when there is none, `Conflict("worker")` (and the record stays) when it is
-    /// another run's.
-    async fn deregister_worker(&self, owner: &Owner) -> Result<(), StoreError>;
-
-    /// Every worker live at `now` (`Member::is_live`), in worker id order.
-    async fn live_workers(&self, now: OffsetDateTime) -> Result<Vec<Member>, StoreError>;
-
-    /// The same store, with every write conditioned on `fence`: it commits only while the
-    /// device's lease is held by `fence.owner` at `fence.epoch`, in the same transaction as
-    /// the write, and otherwise fails with `Fenced` having written nothing. All writes are
-    /// fenced (devices, presences, messages, media, idempotency keys, events, deliveries),
-    /// whatever device they are for; the lease and membership methods and all reads are
-    /// not.
-    fn fenced(&self, fence: Fence) -> Arc<dyn Store>;
-}
-
-/// The replies of devices' workers to session requests (`crate::session`), each kept until
-/// its expiry.
-#[async_trait]
-pub trait ReplyStore: Send + Sync {
-    /// Stores the reply to the ask `ask_id` until `expires_at`, replacing an earlier reply
-    /// to it (an ask redelivered and answered again). `TooLarge` when the backend cannot
-    /// hold it in one item.
-    async fn put_reply(
-        &self,
-        ask_id: Uuid,
-        reply: &Reply,
-        expires_at: OffsetDateTime,
-    ) -> Result<(), StoreError>;
-
-    /// The reply to `ask_id`, unless none was stored or it has expired. Sees every
-    /// `put_reply` answered before the call, from any process.
-    async fn get_reply(&self, ask_id: Uuid) -> Result<Option<Reply>, StoreError>;
 }
 
 /// Everything the use cases store.

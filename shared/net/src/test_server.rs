@@ -97,6 +97,21 @@ impl LoopbackServer {
         LoopbackServer { addr, seen }
     }
 
+    /// A server that redirects `from` to `to` with `status` (a `location` header, no
+    /// body) and answers every other path with `other`.
+    pub async fn redirecting(from: &str, status: u16, to: &str, other: Answer) -> Self {
+        let redirect = Answer::with_headers(status, &[("location", to)], b"");
+        let from = from.to_owned();
+        Self::start(move |r| {
+            if r.path == from {
+                redirect.clone()
+            } else {
+                other.clone()
+            }
+        })
+        .await
+    }
+
     /// `http://127.0.0.1:<port><path>`.
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{path}", self.addr)

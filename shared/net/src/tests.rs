@@ -121,13 +121,12 @@ async fn the_connection_goes_to_the_addresses_the_lookup_answered() {
 
 #[tokio::test]
 async fn redirects_are_answers_not_followed() {
-    let server = LoopbackServer::start(|r| {
-        if r.path == "/moved" {
-            Answer::with_headers(302, &[("location", "/elsewhere")], b"")
-        } else {
-            Answer::status(200, b"elsewhere")
-        }
-    })
+    let server = LoopbackServer::redirecting(
+        "/moved",
+        302,
+        "/elsewhere",
+        Answer::status(200, b"elsewhere"),
+    )
     .await;
     let c = client(true, FixedLookup::default());
     let res = c

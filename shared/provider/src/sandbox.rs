@@ -174,6 +174,23 @@ impl Sandbox {
         let _ = self.events.send((device_id, ev));
     }
 
+    /// Makes the device's session live with `creds` and reports it connected.
+    fn go_live(&self, device_id: Uuid, creds: Credentials) {
+        self.sessions().insert(
+            device_id,
+            Session::Live {
+                creds: creds.clone(),
+            },
+        );
+        self.emit(
+            device_id,
+            SessionEvent::Connected {
+                wa_number: creds.wa_number,
+                wa_device_jid: creds.wa_device_jid,
+            },
+        );
+    }
+
     fn sessions(&self) -> std::sync::MutexGuard<'_, HashMap<Uuid, Session>> {
         lock(&self.sessions)
     }
@@ -280,19 +297,7 @@ impl Provider for Sandbox {
         let creds = self
             .load_creds(device_id)
             .ok_or_else(|| failure(ErrorCode::LoggedOut, "no stored session for this device"))?;
-        self.sessions().insert(
-            device_id,
-            Session::Live {
-                creds: creds.clone(),
-            },
-        );
-        self.emit(
-            device_id,
-            SessionEvent::Connected {
-                wa_number: creds.wa_number,
-                wa_device_jid: creds.wa_device_jid,
-            },
-        );
+        self.go_live(device_id, creds);
         Ok(())
     }
 
@@ -339,8 +344,6 @@ impl Provider for Sandbox {
         }
         let is_lid = jid.ends_with("@lid");
         Ok(Profile {
-            jid: jid.to_owned(),
-            kind: "contact".into(),
             name: Some(format!("Sandbox contact {user}")),
             // The sandbox resolves a phone JID to a made-up LID and back.
             phone_number: (!is_lid).then(|| user.clone()),
@@ -350,10 +353,7 @@ impl Provider for Sandbox {
                 format!("9{user}@lid")
             }),
             status: Some("Hey there! I am using WhatsApp.".into()),
-            picture_url: None,
-            subject: None,
-            description: None,
-            participant_count: None,
+            ..Profile::contact(jid)
         })
     }
 
@@ -485,19 +485,7 @@ impl SandboxControl for Sandbox {
         };
         let bytes = serde_json::to_vec(&creds).map_err(ApiError::internal)?;
         write_atomic(&self.creds_path(device_id), &bytes).map_err(ApiError::internal)?;
-        self.sessions().insert(
-            device_id,
-            Session::Live {
-                creds: creds.clone(),
-            },
-        );
-        self.emit(
-            device_id,
-            SessionEvent::Connected {
-                wa_number: creds.wa_number,
-                wa_device_jid: creds.wa_device_jid,
-            },
-        );
+        self.go_live(device_id, creds);
         Ok(())
     }
 

@@ -60,6 +60,16 @@ fn backend(e: rusqlite::Error) -> QueueError {
     QueueError::Backend(e.to_string())
 }
 
+/// `Ok` when a write by receipt changed `n` rows, more than none; `InvalidReceipt` when the
+/// receipt is unknown or expired (it changed nothing).
+fn by_receipt(n: usize) -> Result<(), QueueError> {
+    if n == 0 {
+        Err(QueueError::InvalidReceipt)
+    } else {
+        Ok(())
+    }
+}
+
 fn db_error(e: DbError) -> QueueError {
     QueueError::Backend(e.0)
 }
@@ -573,11 +583,7 @@ impl Queue for LocalQueue {
                 .map_err(backend)?
                 .execute(params![queue, receipt, now_ms()])
                 .map_err(backend)?;
-            if n == 0 {
-                Err(QueueError::InvalidReceipt)
-            } else {
-                Ok(())
-            }
+            by_receipt(n)
         })
         .await
     }
@@ -597,11 +603,7 @@ impl Queue for LocalQueue {
                 .map_err(backend)?
                 .execute(params![queue, receipt, now_ms() + ms(delay)])
                 .map_err(backend)?;
-            if n == 0 {
-                Err(QueueError::InvalidReceipt)
-            } else {
-                Ok(())
-            }
+            by_receipt(n)
         })
         .await
     }
@@ -628,9 +630,7 @@ impl Queue for LocalQueue {
                     params![queue, receipt, reason, now_ms()],
                 )
                 .map_err(backend)?;
-            if n == 0 {
-                return Err(QueueError::InvalidReceipt);
-            }
+            by_receipt(n)?;
             remove_received(&tx, &queue, &receipt)?;
             tx.commit().map_err(backend)
         })

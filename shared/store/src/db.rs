@@ -382,13 +382,7 @@ mod tests {
                 })
             })
             .collect();
-        let mut ok = 0;
-        for t in tasks {
-            if t.await.unwrap().is_ok() {
-                ok += 1;
-            }
-        }
-        assert_eq!(ok, 90);
+        assert_eq!(wa_testkit::races::successes(tasks).await, 90);
         let n: i64 = db
             .read(|c| -> Result<i64, String> {
                 c.query_row("SELECT COUNT(*) FROM t", [], |r| r.get(0))

@@ -1,12 +1,24 @@
 //! The records tests build, in one place: an App, a device, an outbound and an inbound
-//! message. Each is valid and fresh (new ids, new token, now); tests change the fields
+//! message, and an environment of settings. Each is valid and fresh (new ids, new token, now); tests change the fields
 //! they care about with struct update syntax (`App { webhook_url: None, ..app(t, n) }`).
+
+use std::collections::HashMap;
 
 use uuid::Uuid;
 use wa_core::apps::App;
-use wa_core::devices::{Device, DeviceStatus};
+use wa_core::devices::Device;
 use wa_core::messages::{Content, Direction, Message, MessageStatus, MessageType, new_message_id};
 use wa_core::{auth, time};
+
+/// The environment `pairs` (name, value) as a lookup of variables, for the
+/// `from_lookup` constructors of the settings.
+pub fn env_lookup(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> + use<> {
+    let vars: HashMap<String, String> = pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    move |k| vars.get(k).cloned()
+}
 
 /// A fresh random tenant id: tests that share a backend never see each other's Apps.
 pub fn tenant() -> String {
@@ -31,22 +43,7 @@ pub fn app(tenant: &str, name: &str) -> App {
 
 /// An `initializing` device of `app_id`, of tenant `t`.
 pub fn device(app_id: Uuid, name: &str) -> Device {
-    let now = time::now();
-    Device {
-        device_id: Uuid::now_v7(),
-        app_id,
-        tenant_id: "t".into(),
-        device_name: name.into(),
-        status: DeviceStatus::Initializing,
-        qr: None,
-        pair_code: None,
-        wa_number: None,
-        wa_device_jid: None,
-        linked_at: None,
-        last_error: None,
-        created_at: now,
-        updated_at: now,
-    }
+    Device::new(app_id, "t", name, time::now())
 }
 
 /// A queued outbound text message (`text`) of `device_id` and `app_id`, created at `at`.

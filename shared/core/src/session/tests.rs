@@ -109,18 +109,7 @@ impl Calls {
 
 /// A contact's profile with only its JID.
 pub(super) fn profile(jid: &str) -> Profile {
-    Profile {
-        jid: jid.into(),
-        kind: "contact".into(),
-        name: None,
-        phone_number: None,
-        lid: None,
-        status: None,
-        picture_url: None,
-        subject: None,
-        description: None,
-        participant_count: None,
-    }
+    Profile::contact(jid)
 }
 
 #[derive(Default)]

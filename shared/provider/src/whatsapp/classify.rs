@@ -360,27 +360,17 @@ mod tests {
         }
     }
 
+    /// Throttled pair code requests are rate limited; other rejections are provider errors.
     #[test]
-    fn throttled_pair_code_requests_are_rate_limited() {
-        for (code, text) in [(429, "rate-overlimit"), (400, "bad-request")] {
+    fn pair_code_rejections_are_rate_limits_or_provider_errors() {
+        for (code, text, class) in [
+            (429, "rate-overlimit", ErrorCode::ProviderRateLimit),
+            (400, "bad-request", ErrorCode::ProviderRateLimit),
+            (403, "forbidden", ErrorCode::ProviderError),
+            (452, "feature-not-available", ErrorCode::ProviderError),
+        ] {
             let err = PairError::RequestFailed(server_error(code, text));
-            assert_eq!(
-                classify_pair_error(&err).code,
-                ErrorCode::ProviderRateLimit,
-                "{code}"
-            );
-        }
-    }
-
-    #[test]
-    fn other_pair_code_rejections_are_provider_errors() {
-        for (code, text) in [(403, "forbidden"), (452, "feature-not-available")] {
-            let err = PairError::RequestFailed(server_error(code, text));
-            assert_eq!(
-                classify_pair_error(&err).code,
-                ErrorCode::ProviderError,
-                "{code}"
-            );
+            assert_eq!(classify_pair_error(&err).code, class, "{code}");
         }
     }
 

@@ -466,33 +466,38 @@ mod tests {
         assert!(error.message.contains("unlinked"), "{error:?}");
     }
 
+    /// A replaced stream, an outdated client and a temporary ban stop the session, each with
+    /// its code and (the stream and the ban) its reason.
     #[test]
-    fn a_replaced_stream_stops_the_session() {
-        let error = stopped(map(Event::StreamReplaced(
-            StreamReplaced::builder().build(),
-        )));
-        assert_eq!(error.code, ErrorCode::ProviderError);
-        assert!(error.message.contains("replaced"), "{error:?}");
-    }
-
-    #[test]
-    fn an_outdated_client_stops_with_client_outdated() {
-        let error = stopped(map(Event::ClientOutdated(
-            ClientOutdated::builder().build(),
-        )));
-        assert_eq!(error.code, ErrorCode::ClientOutdated);
-    }
-
-    #[test]
-    fn a_temporary_ban_stops_with_its_reason() {
-        let error = stopped(map(Event::TemporaryBan(
-            TemporaryBan::builder()
-                .code(TempBanReason::SentToTooManyPeople)
-                .expire(whatsapp_rust::chrono::Duration::seconds(3600))
-                .build(),
-        )));
-        assert_eq!(error.code, ErrorCode::ProviderError);
-        assert!(error.message.contains("101"), "{error:?}");
+    fn stopping_events_stop_with_their_code_and_reason() {
+        let ban = TemporaryBan::builder()
+            .code(TempBanReason::SentToTooManyPeople)
+            .expire(whatsapp_rust::chrono::Duration::seconds(3600))
+            .build();
+        let rows = [
+            (
+                Event::StreamReplaced(StreamReplaced::builder().build()),
+                ErrorCode::ProviderError,
+                Some("replaced"),
+            ),
+            (
+                Event::ClientOutdated(ClientOutdated::builder().build()),
+                ErrorCode::ClientOutdated,
+                None,
+            ),
+            (
+                Event::TemporaryBan(ban),
+                ErrorCode::ProviderError,
+                Some("101"),
+            ),
+        ];
+        for (event, code, reason) in rows {
+            let error = stopped(map(event));
+            assert_eq!(error.code, code, "{error:?}");
+            if let Some(reason) = reason {
+                assert!(error.message.contains(reason), "{error:?}");
+            }
+        }
     }
 
     #[test]

@@ -165,25 +165,28 @@ mod tests {
         assert!(f.message.contains("2h05m"), "{}", f.message);
     }
 
+    /// A logout is `logged_out` with its reason; a refused connection names its code.
     #[test]
-    fn logged_out_is_logged_out() {
-        let ev = LoggedOut::builder()
+    fn logouts_and_connect_failures_name_their_cause() {
+        let logged_out = LoggedOut::builder()
             .on_connect(true)
             .reason(ConnectFailureReason::AccountLocked)
             .build();
-        let f = logged_out_failure(&ev);
-        assert_eq!(f.code, ErrorCode::LoggedOut);
-        assert!(f.message.contains("locked"));
-    }
-
-    #[test]
-    fn connect_failure_names_the_code() {
-        let ev = ConnectFailure::builder()
+        let refused = ConnectFailure::builder()
             .reason(ConnectFailureReason::BadUserAgent)
             .build();
-        let f = connect_failure(&ev);
-        assert_eq!(f.code, ErrorCode::ProviderError);
-        assert!(f.message.contains("409"));
+        let rows = [
+            (
+                logged_out_failure(&logged_out),
+                ErrorCode::LoggedOut,
+                "locked",
+            ),
+            (connect_failure(&refused), ErrorCode::ProviderError, "409"),
+        ];
+        for (f, code, cause) in rows {
+            assert_eq!(f.code, code, "{}", f.message);
+            assert!(f.message.contains(cause), "{}", f.message);
+        }
     }
 
     #[test]

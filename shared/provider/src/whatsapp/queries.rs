@@ -149,16 +149,12 @@ async fn contact_profile(client: &Client, jid: &Jid) -> Result<Profile, Provider
         .filter(|s| !s.is_empty());
     let picture_url = picture_url(client, &jid).await;
     Ok(Profile {
-        jid: jid.to_string(),
-        kind: "contact".to_string(),
         name,
         phone_number,
         lid,
         status,
         picture_url,
-        subject: None,
-        description: None,
-        participant_count: None,
+        ..Profile::contact(&jid.to_string())
     })
 }
 

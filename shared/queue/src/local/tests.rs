@@ -2,6 +2,16 @@
 //! store's commits, and a group's next message taken with a deletion.
 
 use super::*;
+use wa_testkit::queues::nothing_received;
+
+/// The message `id` of `device` as `store` has it.
+async fn stored(
+    store: &dyn wa_core::store::MessageStore,
+    device: uuid::Uuid,
+    id: &str,
+) -> Option<wa_core::messages::Message> {
+    store.get_message(device, id).await.unwrap()
+}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn conformance_in_memory() {
@@ -25,12 +35,7 @@ async fn survives_reopen() {
     assert_eq!(again[0].body, "one");
     assert_eq!(again[0].receive_count, 2);
     // A restarted sole consumer takes back what its predecessor had in flight at once.
-    assert!(
-        q.receive("q", 10, Duration::from_secs(30))
-            .await
-            .unwrap()
-            .is_empty()
-    );
+    assert!(nothing_received(&q, "q", Duration::from_secs(30)).await);
     assert_eq!(q.release_in_flight("q").await.unwrap(), 1);
     let third = q.receive("q", 10, Duration::from_secs(30)).await.unwrap();
     assert_eq!(third[0].receive_count, 3);
@@ -71,10 +76,7 @@ async fn older_tables_get_their_heads() {
     let q = LocalQueue::open(&path, 5).unwrap();
     q.send("q", Some("a"), "a3", Duration::ZERO).await.unwrap();
     assert!(
-        q.receive("q", 10, Duration::from_secs(30))
-            .await
-            .unwrap()
-            .is_empty(),
+        nothing_received(&q, "q", Duration::from_secs(30)).await,
         "a3 waits behind a2, in flight"
     );
 }
@@ -155,10 +157,7 @@ async fn a_send_and_its_command_share_a_commit() {
     .await
     .unwrap();
     assert_eq!(created, Created::Created);
-    assert_eq!(
-        store.get_message(device, &m.message_id).await.unwrap(),
-        Some(m.clone())
-    );
+    assert_eq!(stored(&store, device, &m.message_id).await, Some(m.clone()));
     let got = queue
         .receive(COMMANDS, 10, Duration::from_secs(30))
         .await
@@ -171,13 +170,7 @@ async fn a_send_and_its_command_share_a_commit() {
         env.request_id, "req-1",
         "the command carries the request's id"
     );
-    assert!(
-        elsewhere
-            .receive(COMMANDS, 10, Duration::from_secs(30))
-            .await
-            .unwrap()
-            .is_empty()
-    );
+    assert!(nothing_received(&elsewhere, COMMANDS, Duration::from_secs(30)).await);
 
     // The same key again: the first reservation answers, nothing more is queued.
     let again = outbound(device);
@@ -188,18 +181,9 @@ async fn a_send_and_its_command_share_a_commit() {
         .await
         .unwrap();
     assert!(matches!(second, Created::Existing(r) if r.message_id == m.message_id));
-    assert_eq!(
-        store.get_message(device, &again.message_id).await.unwrap(),
-        None
-    );
+    assert_eq!(stored(&store, device, &again.message_id).await, None);
     queue.delete(COMMANDS, &got[0].receipt).await.unwrap();
-    assert!(
-        queue
-            .receive(COMMANDS, 10, Duration::from_secs(30))
-            .await
-            .unwrap()
-            .is_empty()
-    );
+    assert!(nothing_received(&queue, COMMANDS, Duration::from_secs(30)).await);
 }
 
 /// Without a queue in its database the store queues the command after the message, on
@@ -221,13 +205,7 @@ async fn a_send_without_a_shared_queue_is_queued_after_its_message() {
         .await
         .unwrap();
     assert_eq!(created, Created::Created);
-    assert!(
-        store
-            .get_message(device, &m.message_id)
-            .await
-            .unwrap()
-            .is_some()
-    );
+    assert!(stored(&store, device, &m.message_id).await.is_some());
     let got = queue
         .receive(COMMANDS, 10, Duration::from_secs(30))
         .await
@@ -305,12 +283,7 @@ async fn a_delayed_next_message_is_not_taken() {
             .unwrap(),
         None
     );
-    assert!(
-        q.receive("q", 10, Duration::from_secs(30))
-            .await
-            .unwrap()
-            .is_empty()
-    );
+    assert!(nothing_received(&q, "q", Duration::from_secs(30)).await);
 }
 
 /// A released message is visible again at once, and that delivery is not counted.
@@ -390,12 +363,7 @@ async fn an_outcome_settles_its_command_in_its_commit() {
         .unwrap();
     assert_eq!(stale, Settled::No, "m1's command is gone");
     assert_eq!(
-        store
-            .get_message(device, &m2.message_id)
-            .await
-            .unwrap()
-            .unwrap()
-            .status,
+        stored(&store, device, &m2.message_id).await.unwrap().status,
         MessageStatus::Sent,
         "the update was recorded all the same"
     );
@@ -409,13 +377,7 @@ async fn an_outcome_settles_its_command_in_its_commit() {
         .unwrap();
     assert_eq!(last, Settled::Deleted { next: None });
     assert_eq!(queue.depth(COMMANDS).await.unwrap().visible, 0);
-    assert!(
-        queue
-            .receive(COMMANDS, 10, hidden)
-            .await
-            .unwrap()
-            .is_empty()
-    );
+    assert!(nothing_received(&queue, COMMANDS, hidden).await);
 
     let plain = wa_store::SqliteStore::in_memory().unwrap();
     let other = LocalQueue::in_memory(5).unwrap();

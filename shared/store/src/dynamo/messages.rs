@@ -172,6 +172,28 @@ impl DynamoStore {
         self.write(writes).await?;
         Ok(m)
     }
+
+    /// The messages of the index entries `candidates` that the table still has pending, in
+    /// their order. The index lags the table: a message sent a moment ago may still be
+    /// listed. Its record in the table decides.
+    async fn still_pending(&self, candidates: &[Item]) -> Result<Vec<Message>, StoreError> {
+        let fresh: HashMap<_, _> = self
+            .get_many(candidates.iter().map(Item::primary_key).collect())
+            .await?
+            .into_iter()
+            .map(|i| (i.key_text(), i))
+            .collect();
+        let mut pending = Vec::new();
+        for c in candidates {
+            if let Some(item) = fresh.get(&c.key_text()) {
+                let m = Message::try_from(item)?;
+                if is_pending(m.status) {
+                    pending.push(m);
+                }
+            }
+        }
+        Ok(pending)
+    }
 }
 
 #[async_trait]
@@ -349,22 +371,7 @@ impl MessageStore for DynamoStore {
             let (candidates, next) = self
                 .query_page(&q, start, (limit - pending.len()).min(100))
                 .await?;
-            // The index lags the table: a message sent a moment ago may still be listed.
-            // Its record in the table decides.
-            let fresh: HashMap<_, _> = self
-                .get_many(candidates.iter().map(Item::primary_key).collect())
-                .await?
-                .into_iter()
-                .map(|i| (i.key_text(), i))
-                .collect();
-            for c in &candidates {
-                if let Some(item) = fresh.get(&c.key_text()) {
-                    let m = Message::try_from(item)?;
-                    if is_pending(m.status) {
-                        pending.push(m);
-                    }
-                }
-            }
+            pending.extend(self.still_pending(&candidates).await?);
             match next {
                 Some(n) => start = Some(n),
                 None => break,
@@ -389,21 +396,7 @@ impl MessageStore for DynamoStore {
         let (candidates, next) = self
             .query_page(&q, None, (limit as usize).clamp(1, 100))
             .await?;
-        let fresh: HashMap<_, _> = self
-            .get_many(candidates.iter().map(Item::primary_key).collect())
-            .await?
-            .into_iter()
-            .map(|i| (i.key_text(), i))
-            .collect();
-        let mut pending = Vec::new();
-        for c in &candidates {
-            if let Some(item) = fresh.get(&c.key_text()) {
-                let m = Message::try_from(item)?;
-                if is_pending(m.status) {
-                    pending.push(m);
-                }
-            }
-        }
+        let pending = self.still_pending(&candidates).await?;
         let cursor = match (next, candidates.last()) {
             (Some(_), Some(last)) => {
                 Some(PendingCursor(last.s(Index::Gsi3.range_key())?.to_owned()))

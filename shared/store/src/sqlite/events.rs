@@ -83,6 +83,18 @@ fn query(
     rows.into_iter().map(decode).collect()
 }
 
+/// The delivery `request_id` after an update conditioned on its status changed `n` rows:
+/// `NotFound` when there is none, `Conflict("status")` when its status refused the update.
+fn changed(conn: &Connection, request_id: &str, n: usize) -> Result<Delivery, StoreError> {
+    if n == 0 {
+        return Err(match get(conn, request_id)? {
+            None => StoreError::NotFound,
+            Some(_) => StoreError::Conflict("status"),
+        });
+    }
+    get(conn, request_id)?.ok_or(StoreError::NotFound)
+}
+
 fn get(conn: &Connection, request_id: &str) -> Result<Option<Delivery>, StoreError> {
     conn.prepare_cached(&format!(
         "SELECT {COLUMNS} FROM deliveries WHERE request_id = ?1"
@@ -166,13 +178,7 @@ impl EventStore for SqliteStore {
                 .map_err(backend)?
                 .execute(params![id, status, next, error, code.map(i64::from), count, now])
                 .map_err(backend)?;
-            if n == 0 {
-                return Err(match get(conn, &id)? {
-                    None => StoreError::NotFound,
-                    Some(_) => StoreError::Conflict("status"),
-                });
-            }
-            get(conn, &id)?.ok_or(StoreError::NotFound)
+            changed(conn, &id, n)
         })
         .await
     }
@@ -218,13 +224,7 @@ impl EventStore for SqliteStore {
                     params![id, now],
                 )
                 .map_err(backend)?;
-            if n == 0 {
-                return Err(match get(conn, &id)? {
-                    None => StoreError::NotFound,
-                    Some(_) => StoreError::Conflict("status"),
-                });
-            }
-            get(conn, &id)?.ok_or(StoreError::NotFound)
+            changed(conn, &id, n)
         })
         .await
     }

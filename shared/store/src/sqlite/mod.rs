@@ -559,7 +559,14 @@ mod tests {
     use super::*;
     use std::sync::Arc;
 
-    async fn leases_conformance(store: Arc<SqliteStore>) {
+    /// Every conformance suite of the store port, on `store`.
+    async fn conformance(store: Arc<SqliteStore>) {
+        wa_testkit::conformance::app_store(store.clone()).await;
+        wa_testkit::conformance::device_store(store.clone()).await;
+        wa_testkit::conformance::message_store(store.clone()).await;
+        wa_testkit::conformance::closed_apps(store.clone()).await;
+        wa_testkit::conformance::reply_store(store.clone()).await;
+        wa_testkit::conformance::event_store(store.clone()).await;
         wa_testkit::conformance::lease_store(store.clone()).await;
         wa_testkit::conformance::fenced_writes(store.clone()).await;
         wa_testkit::conformance::worker_membership(store).await;
@@ -568,25 +575,13 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn conformance_in_memory() {
         let store = Arc::new(SqliteStore::in_memory().unwrap());
-        wa_testkit::conformance::app_store(store.clone()).await;
-        wa_testkit::conformance::device_store(store.clone()).await;
-        wa_testkit::conformance::message_store(store.clone()).await;
-        wa_testkit::conformance::closed_apps(store.clone()).await;
-        wa_testkit::conformance::reply_store(store.clone()).await;
-        wa_testkit::conformance::event_store(store.clone()).await;
-        leases_conformance(store).await;
+        conformance(store).await;
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn conformance_with_read_caches() {
         let store = Arc::new(SqliteStore::in_memory().unwrap().with_read_caches());
-        wa_testkit::conformance::app_store(store.clone()).await;
-        wa_testkit::conformance::device_store(store.clone()).await;
-        wa_testkit::conformance::message_store(store.clone()).await;
-        wa_testkit::conformance::closed_apps(store.clone()).await;
-        wa_testkit::conformance::reply_store(store.clone()).await;
-        wa_testkit::conformance::event_store(store.clone()).await;
-        leases_conformance(store).await;
+        conformance(store).await;
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -594,13 +589,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("wa.db");
         let store = Arc::new(SqliteStore::open(&path).unwrap());
-        wa_testkit::conformance::app_store(store.clone()).await;
-        wa_testkit::conformance::device_store(store.clone()).await;
-        wa_testkit::conformance::message_store(store.clone()).await;
-        wa_testkit::conformance::closed_apps(store.clone()).await;
-        wa_testkit::conformance::reply_store(store.clone()).await;
-        wa_testkit::conformance::event_store(store.clone()).await;
-        leases_conformance(store.clone()).await;
+        conformance(store.clone()).await;
         let kept = wa_testkit::fixtures::app(&wa_testkit::fixtures::tenant(), "kept");
         store.insert_app(&kept).await.unwrap();
         let device = wa_testkit::fixtures::device(kept.app_id, "kept");
@@ -668,24 +657,11 @@ mod tests {
             ..AppUpdate::default()
         };
         s.update_app(a.app_id, &hooked).await.unwrap();
-        assert_eq!(
-            s.app_by_token_hash("new-hash")
-                .await
-                .unwrap()
-                .unwrap()
-                .webhook_url
-                .as_deref(),
-            Some("https://example.com/h")
-        );
-        assert_eq!(
-            s.get_app(a.app_id)
-                .await
-                .unwrap()
-                .unwrap()
-                .webhook_url
-                .as_deref(),
-            Some("https://example.com/h")
-        );
+        let by_token = s.app_by_token_hash("new-hash").await.unwrap().unwrap();
+        let by_id = s.get_app(a.app_id).await.unwrap().unwrap();
+        for app in [by_token, by_id] {
+            assert_eq!(app.webhook_url.as_deref(), Some("https://example.com/h"));
+        }
         s.delete_app(a.app_id).await.unwrap();
         assert_eq!(
             s.app_by_token_hash("new-hash").await.unwrap(),

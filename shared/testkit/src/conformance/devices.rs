@@ -196,11 +196,5 @@ pub async fn device_store(s: Arc<dyn DeviceStore>) {
             tokio::spawn(async move { s.insert_device(&x).await })
         })
         .collect();
-    let mut wins = 0;
-    for t in tasks {
-        if t.await.unwrap().is_ok() {
-            wins += 1;
-        }
-    }
-    assert_eq!(wins, 1);
+    assert_eq!(crate::races::successes(tasks).await, 1, "one winner");
 }

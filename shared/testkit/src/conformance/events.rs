@@ -77,14 +77,7 @@ pub async fn event_store(s: Arc<dyn Store>) {
     let ids: Vec<_> = due.iter().map(|d| d.event.request_id.clone()).collect();
     assert!(ids.contains(&a[0].request_id) && ids.contains(&b[0].request_id));
     assert!(!ids.contains(&a[1].request_id), "one per device");
-    assert_eq!(
-        s.next_delivery_of_device(d1, now())
-            .await
-            .unwrap()
-            .unwrap()
-            .event,
-        a[0]
-    );
+    assert_eq!(next_event(&*s, d1).await, a[0]);
 
     // A retry keeps the device's queue behind it until it is due.
     let later = now() + ::time::Duration::seconds(60);
@@ -122,14 +115,7 @@ pub async fn event_store(s: Arc<dyn Store>) {
     s.record_attempt(&a[0].request_id, &Attempt::Delivered { status_code: 204 })
         .await
         .unwrap();
-    assert_eq!(
-        s.next_delivery_of_device(d1, now())
-            .await
-            .unwrap()
-            .unwrap()
-            .event,
-        a[1]
-    );
+    assert_eq!(next_event(&*s, d1).await, a[1]);
     assert_eq!(
         s.record_attempt(&a[0].request_id, &Attempt::Delivered { status_code: 200 })
             .await,
@@ -154,11 +140,7 @@ pub async fn event_store(s: Arc<dyn Store>) {
         .unwrap();
     assert_eq!(f.status, DeliveryStatus::Failed);
     assert_eq!(
-        s.next_delivery_of_device(d1, now())
-            .await
-            .unwrap()
-            .unwrap()
-            .event,
+        next_event(&*s, d1).await,
         a[2],
         "a failed one does not block"
     );
@@ -194,4 +176,13 @@ pub async fn event_store(s: Arc<dyn Store>) {
         .await
         .unwrap();
     assert!(none.is_empty(), "per App");
+}
+
+/// The event of the device's next delivery, due now (there must be one).
+async fn next_event(s: &dyn Store, device: Uuid) -> Event {
+    s.next_delivery_of_device(device, time::now())
+        .await
+        .unwrap()
+        .expect("a delivery due")
+        .event
 }

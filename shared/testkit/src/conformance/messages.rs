@@ -174,23 +174,12 @@ pub async fn message_store(s: Arc<dyn MessageStore>) {
         .await
         .unwrap();
     assert_eq!(
-        s.get_idempotency(app, &key)
-            .await
-            .unwrap()
-            .unwrap()
-            .response,
+        stored_response(&*s, app, &key).await,
         Some((200, "{\"a\":1}".into())),
         "the first answer stays"
     );
     s.clear_idempotency_response(app, &key).await.unwrap();
-    assert_eq!(
-        s.get_idempotency(app, &key)
-            .await
-            .unwrap()
-            .unwrap()
-            .response,
-        None
-    );
+    assert_eq!(stored_response(&*s, app, &key).await, None);
     assert_eq!(
         s.get_idempotency(Uuid::now_v7(), &key).await.unwrap(),
         None,
@@ -238,6 +227,15 @@ pub async fn message_store(s: Arc<dyn MessageStore>) {
 /// WhatsApp's ids are unique per chat and sender only: a redelivery is recognised, and a
 /// different message under a taken id (another sender, another chat, one of ours) is kept
 /// under an id of its own, which its redelivery finds again.
+/// The stored answer of the key `key` of the App `app` (the key must be there).
+async fn stored_response(s: &dyn MessageStore, app: Uuid, key: &str) -> Option<(u16, String)> {
+    s.get_idempotency(app, key)
+        .await
+        .unwrap()
+        .expect("the key is stored")
+        .response
+}
+
 async fn inbound_ids_are_per_chat_and_sender(s: &dyn MessageStore, device: Uuid, app: Uuid) {
     let alice = "15550001111@s.whatsapp.net";
     let bob = "15550002222@s.whatsapp.net";

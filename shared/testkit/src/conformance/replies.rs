@@ -19,16 +19,9 @@ pub async fn reply_store(s: Arc<dyn ReplyStore>) {
 
     // An answer comes back as it was stored.
     let profile = Reply::Answer(SessionAnswer::Profile(Profile {
-        jid: "15550001111@s.whatsapp.net".into(),
-        kind: "contact".into(),
         name: Some("Ana \u{1F600}".into()),
         phone_number: Some("15550001111".into()),
-        lid: None,
-        status: None,
-        picture_url: None,
-        subject: None,
-        description: None,
-        participant_count: None,
+        ..Profile::contact("15550001111@s.whatsapp.net")
     }));
     s.put_reply(ask, &profile, later).await.unwrap();
     assert_eq!(s.get_reply(ask).await.unwrap(), Some(profile.clone()));
