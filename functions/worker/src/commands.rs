@@ -10,7 +10,7 @@ use wa_core::store::StoreError;
 use wa_core::time;
 
 use crate::session::stopped_or_logged_out;
-use crate::{Next, Worker, decide};
+use crate::{Next, Worker, capacity, decide};
 
 impl Worker {
     /// Decodes and applies one received command; the answer settles it.
@@ -74,6 +74,9 @@ impl Worker {
                 if device.status != S::Initializing {
                     return Ok(Next::Done);
                 }
+                if self.has_no_room_for(device_id) {
+                    return Ok(Next::RetryIn(capacity::NO_ROOM_RETRY));
+                }
                 match self.provider.link(device_id, pair_phone.as_deref()).await {
                     Ok(Some((code, expires_at))) => {
                         let update = DeviceUpdate {
@@ -110,6 +113,9 @@ impl Worker {
             Command::Resume { .. } => {
                 if device.status != S::Connecting {
                     return Ok(Next::Done);
+                }
+                if self.has_no_room_for(device_id) {
+                    return Ok(Next::RetryIn(capacity::NO_ROOM_RETRY));
                 }
                 if let Err(error) = self.provider.resume(device_id).await {
                     self.apply_event(device_id, &stopped_or_logged_out(error))

@@ -14,6 +14,7 @@
 //! [`ask`] answers session requests (`wa_core::session`).
 
 mod ask;
+pub mod capacity;
 mod commands;
 mod config;
 mod consumer;
@@ -82,6 +83,8 @@ pub struct Worker {
     /// The first wait before a session event that failed to store is tried again
     /// ([`session::EVENT_RETRY_FIRST`]).
     pub event_retry: Duration,
+    /// How many more sessions the open-files limit leaves (set from the provider).
+    pub capacity: capacity::Capacity,
     pacing: Pacing,
 }
 
@@ -113,6 +116,7 @@ impl Worker {
         Worker {
             store,
             queue,
+            capacity: capacity::Capacity::for_provider(provider.name()),
             provider,
             sandbox: None,
             notifier,

@@ -33,6 +33,7 @@ fn main() -> std::process::ExitCode {
         .with_current_span(true)
         .flatten_event(true)
         .init();
+    wa_worker::capacity::raise_open_files_limit();
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(r) => r,
         Err(e) => {

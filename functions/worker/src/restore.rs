@@ -90,6 +90,12 @@ impl Worker {
                         Err(e) => return Err(e),
                     }
                 }
+                if self.has_no_room_for(id) {
+                    // Its Resume command waits for room here or is taken by another worker.
+                    return enqueue(&*self.queue, Command::Resume { device_id: id })
+                        .await
+                        .map_err(|e| StoreError::Backend(e.to_string()));
+                }
                 if !self.provider.has_credentials(id).await {
                     let error = ProviderFailure::new(
                         ErrorCode::LoggedOut,
