@@ -128,6 +128,11 @@ pub async fn serve(
             config.data_dir.clone(),
         )
         .with_pacing(config.worker.send_rate, config.worker.send_burst)
+        .with_leases(
+            wa_core::lease::Owner::new(config.worker.worker_id.clone()),
+            config.worker.lease_ttl,
+            config.worker.reconnect_concurrency,
+        )
         .with_sandbox(sandbox);
         worker.on_qr = on_qr;
         worker.allow_private_urls = config.allow_private_urls;

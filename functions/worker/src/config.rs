@@ -53,11 +53,12 @@ pub struct WorkerConfig {
     /// `WA_WEBHOOK_TIMEOUT_SECS`: timeout of one delivery attempt, default 10.
     pub webhook_timeout: Duration,
     /// `WA_WORKER_ID`: this worker's name among several (`wa_core::lease`), default unique
-    /// per start. Reserved for the worker fleet: checked, not used yet.
+    /// per start: the owner of its leases.
     pub worker_id: String,
-    /// `WA_LEASE_TTL_SECS`: the lease period of a device's session, default 30. Reserved
-    /// for the worker fleet: checked, not used yet.
+    /// `WA_LEASE_TTL_SECS`: the lease period of a device's session, default 30.
     pub lease_ttl: Duration,
+    /// Session starts at once (`WA_RECONNECT_CONCURRENCY`, default 8).
+    pub reconnect_concurrency: usize,
 }
 
 /// A variable with a value the worker cannot use: `(name, problem)`.
@@ -125,9 +126,14 @@ impl WorkerConfig {
             .map_err(|e| (lease::WORKER_ID_VAR, e))?;
         let lease_ttl =
             lease::ttl_setting(get(lease::TTL_VAR).as_deref()).map_err(|e| (lease::TTL_VAR, e))?;
+        let reconnect_concurrency = crate::balance::reconnect_concurrency_setting(
+            get(crate::balance::RECONNECT_CONCURRENCY_VAR).as_deref(),
+        )
+        .map_err(|e| (crate::balance::RECONNECT_CONCURRENCY_VAR, e))?;
         Ok(WorkerConfig {
             worker_id,
             lease_ttl,
+            reconnect_concurrency,
             whatsapp_ws_url,
             whatsapp_version,
             webhook_schedule,

@@ -14,6 +14,7 @@
 //! [`ask`] answers session requests (`wa_core::session`).
 
 mod ask;
+pub mod balance;
 pub mod capacity;
 mod commands;
 mod config;
@@ -21,6 +22,7 @@ mod consumer;
 pub mod decide;
 pub mod health;
 mod inbound;
+pub mod leases;
 pub mod media;
 mod pacing;
 mod restore;
@@ -85,6 +87,8 @@ pub struct Worker {
     pub event_retry: Duration,
     /// How many more sessions the open-files limit leaves (set from the provider).
     pub capacity: capacity::Capacity,
+    /// The leases this worker holds (its owner id, the lease period, the start gate).
+    pub leases: Arc<leases::Leases>,
     pacing: Pacing,
 }
 
@@ -127,6 +131,11 @@ impl Worker {
             upkeep: Upkeep::default(),
             restore_page: RESTORE_PAGE,
             event_retry: session::EVENT_RETRY_FIRST,
+            leases: Arc::new(leases::Leases::new(
+                wa_core::lease::Owner::new(format!("worker-{}", uuid::Uuid::new_v4().simple())),
+                wa_core::lease::DEFAULT_TTL,
+                balance::DEFAULT_RECONNECT_CONCURRENCY,
+            )),
             pacing: Pacing::new(0.0, 1),
         }
     }
@@ -138,6 +147,18 @@ impl Worker {
     }
 
     /// Per-device send pacing: `rate` sends per second with bursts of `burst` (0 = unpaced).
+    /// The same worker as `owner`, with leases of `ttl` and at most `starts` session
+    /// starts at once.
+    pub fn with_leases(
+        mut self,
+        owner: wa_core::lease::Owner,
+        ttl: Duration,
+        starts: usize,
+    ) -> Self {
+        self.leases = Arc::new(leases::Leases::new(owner, ttl, starts));
+        self
+    }
+
     pub fn with_pacing(mut self, rate: f64, burst: u32) -> Self {
         self.pacing = Pacing::new(rate, burst);
         self

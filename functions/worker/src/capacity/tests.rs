@@ -13,16 +13,16 @@ use wa_core::queue::{COMMANDS, Command};
 use crate::Next;
 
 fn usage(soft_limit: Option<u64>, in_use: Option<u64>) -> Usage {
-    Usage {
-        soft_limit,
-        in_use,
-    }
+    Usage { soft_limit, in_use }
 }
 
 #[test]
 fn room_is_what_the_limit_leaves_beside_the_reserve_in_whole_sessions() {
     // (1024 - 40 - 256) / 8
-    assert_eq!(room(usage(Some(1024), Some(40)), 8, 256), Room::Sessions(91));
+    assert_eq!(
+        room(usage(Some(1024), Some(40)), 8, 256),
+        Room::Sessions(91)
+    );
     assert_eq!(
         room(usage(Some(65_535), Some(300)), 8, 256),
         Room::Sessions(8_122)
@@ -31,13 +31,22 @@ fn room_is_what_the_limit_leaves_beside_the_reserve_in_whole_sessions() {
 
 #[test]
 fn a_part_of_a_session_is_no_room() {
-    assert_eq!(room(usage(Some(1024), Some(761)), 8, 256), Room::Sessions(0));
-    assert_eq!(room(usage(Some(1024), Some(760)), 8, 256), Room::Sessions(1));
+    assert_eq!(
+        room(usage(Some(1024), Some(761)), 8, 256),
+        Room::Sessions(0)
+    );
+    assert_eq!(
+        room(usage(Some(1024), Some(760)), 8, 256),
+        Room::Sessions(1)
+    );
 }
 
 #[test]
 fn a_process_at_its_reserve_has_no_room() {
-    assert_eq!(room(usage(Some(1024), Some(768)), 8, 256), Room::Sessions(0));
+    assert_eq!(
+        room(usage(Some(1024), Some(768)), 8, 256),
+        Room::Sessions(0)
+    );
 }
 
 #[test]
@@ -60,7 +69,10 @@ fn no_soft_limit_is_unbounded() {
 
 #[test]
 fn sessions_without_descriptors_are_unbounded() {
-    assert_eq!(room(usage(Some(1024), Some(5_000)), 0, 256), Room::Unbounded);
+    assert_eq!(
+        room(usage(Some(1024), Some(5_000)), 0, 256),
+        Room::Unbounded
+    );
 }
 
 #[test]
@@ -106,7 +118,10 @@ fn the_providers_sessions_cost_what_they_hold() {
         Capacity::for_provider("whatsapp").per_session,
         WHATSAPP_DESCRIPTORS_PER_SESSION
     );
-    assert_eq!(Capacity::for_provider("whatsapp").reserve, RESERVED_DESCRIPTORS);
+    assert_eq!(
+        Capacity::for_provider("whatsapp").reserve,
+        RESERVED_DESCRIPTORS
+    );
 }
 
 #[test]
@@ -150,8 +165,8 @@ async fn worker(
     let (store, queue) = crate::backends(dir, &aws, false).await.expect("backends");
     let (tx, rx) = mpsc::unbounded_channel();
     let (inbound, _) = mpsc::unbounded_channel();
-    let sandbox = wa_provider::sandbox::Sandbox::new(dir, tx, inbound, Default::default())
-        .expect("sandbox");
+    let sandbox =
+        wa_provider::sandbox::Sandbox::new(dir, tx, inbound, Default::default()).expect("sandbox");
     let mut worker = Worker::new(
         store,
         queue,
@@ -193,7 +208,10 @@ async fn a_link_without_room_opens_nothing_and_comes_back_later() {
         worker.handle(&link, &delivered(1)).await,
         Ok(Next::RetryIn(NO_ROOM_RETRY))
     );
-    assert!(events.try_recv().is_err(), "the sandbox was not asked to link");
+    assert!(
+        events.try_recv().is_err(),
+        "the sandbox was not asked to link"
+    );
     assert_eq!(status(&worker, id).await, S::Initializing);
 
     // With room, the same command links.
@@ -211,36 +229,39 @@ async fn a_resume_without_room_opens_nothing_and_comes_back_later() {
     let (worker, mut events) = worker(dir.path(), no_room()).await;
     let id = device_with_status(&worker, S::Connecting).await;
     assert_eq!(
-        worker.handle(&Command::Resume { device_id: id }, &delivered(1)).await,
+        worker
+            .handle(&Command::Resume { device_id: id }, &delivered(1))
+            .await,
         Ok(Next::RetryIn(NO_ROOM_RETRY))
     );
-    assert!(events.try_recv().is_err(), "the sandbox was not asked to resume");
+    assert!(
+        events.try_recv().is_err(),
+        "the sandbox was not asked to resume"
+    );
     assert_eq!(status(&worker, id).await, S::Connecting);
 }
 
 #[tokio::test]
-async fn a_restore_without_room_leaves_live_devices_to_a_resume_command() {
+async fn a_restore_without_room_leaves_live_devices_to_other_workers() {
     let dir = tempfile::tempdir().expect("tempdir");
     let (worker, mut events) = worker(dir.path(), no_room()).await;
     let id = device_with_status(&worker, S::Connected).await;
+    let worker = std::sync::Arc::new(worker);
     worker.restore().await.expect("restore");
-    // Not resumed, not logged out for want of keys: connecting, its resume queued.
-    assert_eq!(status(&worker, id).await, S::Connecting);
-    assert!(events.try_recv().is_err(), "the sandbox was not asked to resume");
+    // Neither claimed nor resumed: its lease stays free for a worker with room.
+    assert_eq!(status(&worker, id).await, S::Connected);
+    assert!(
+        events.try_recv().is_err(),
+        "the sandbox was not asked to resume"
+    );
+    assert!(!worker.leases.holds(id));
+    assert_eq!(worker.store.get_lease(id).await.expect("lease"), None);
     let queued = worker
         .queue
         .receive(COMMANDS, 10, Duration::from_secs(30))
         .await
         .expect("receive");
-    let commands: Vec<Command> = queued
-        .iter()
-        .map(|m| {
-            serde_json::from_str::<wa_core::queue::CommandEnvelope>(&m.body)
-                .expect("a command")
-                .command
-        })
-        .collect();
-    assert_eq!(commands, vec![Command::Resume { device_id: id }]);
+    assert!(queued.is_empty(), "nothing queued");
 }
 
 /// A command as the queue hands it over the `count`th time.

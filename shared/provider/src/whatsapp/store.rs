@@ -51,7 +51,12 @@ pub(super) fn files(db: &Path) -> [PathBuf; 4] {
         name.push(suffix);
         PathBuf::from(name)
     };
-    [db.to_path_buf(), with("-journal"), with("-wal"), with("-shm")]
+    [
+        db.to_path_buf(),
+        with("-journal"),
+        with("-wal"),
+        with("-shm"),
+    ]
 }
 
 /// Why a store could not be opened.

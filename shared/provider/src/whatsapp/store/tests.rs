@@ -98,7 +98,10 @@ async fn a_second_store_on_a_held_file_is_refused_until_the_first_closes() {
     save_pn(&first, "15550003333").await;
 
     assert_eq!(open(&db, WAIT).await.err(), Some(OpenError::Locked));
-    assert!(!can_write(&db), "nobody else writes while the store is open");
+    assert!(
+        !can_write(&db),
+        "nobody else writes while the store is open"
+    );
     // The holder keeps working.
     save_pn(&first, "15550004444").await;
 
