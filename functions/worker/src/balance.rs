@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use wa_core::devices::DeviceStatus as S;
-use wa_core::lease::Approach;
+use wa_core::lease::{Approach, Owner};
 
 /// The default of `WA_RECONNECT_CONCURRENCY`: session starts at once per worker.
 pub const DEFAULT_RECONNECT_CONCURRENCY: usize = 8;
@@ -31,6 +31,11 @@ pub fn reconnect_concurrency_setting(value: Option<&str>) -> Result<usize, Strin
 /// `ceil(devices / workers)`, a worker that sees no live member counting itself.
 pub fn fair_share(devices: usize, workers: usize) -> usize {
     devices.div_ceil(workers.max(1))
+}
+
+/// Whether `me` is alone in the fleet: no live member but itself (or none listed yet).
+pub fn alone<'a>(mut live: impl Iterator<Item = &'a Owner>, me: &Owner) -> bool {
+    live.all(|o| o == me)
 }
 
 /// Whether a device in `status` is to have a session open on some worker (a balance pass
@@ -148,6 +153,17 @@ mod tests {
     #[test]
     fn a_worker_seeing_no_members_counts_itself() {
         assert_eq!(fair_share(4, 0), 4);
+    }
+
+    #[test]
+    fn a_worker_is_alone_beside_nobody_but_itself() {
+        let me = Owner::new("a");
+        let other = Owner::new("b");
+        let restarted = Owner::new("a");
+        assert!(alone([].iter(), &me));
+        assert!(alone([me.clone()].iter(), &me));
+        assert!(!alone([me.clone(), other.clone()].iter(), &me));
+        assert!(!alone([restarted].iter(), &me), "another run of its id");
     }
 
     #[test]

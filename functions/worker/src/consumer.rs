@@ -53,28 +53,6 @@ impl Worker {
                 let _ = delivery.stored.send(result);
             }
         });
-        // Alone in the fleet, this worker is the queue's only consumer: what was in flight
-        // died with the last one. Beside live workers it may be theirs.
-        let alone = match self.store.live_workers(wa_core::time::now()).await {
-            Ok(members) => members.is_empty(),
-            Err(e) => {
-                tracing::warn!(error = %e, "could not list the live workers");
-                false
-            }
-        };
-        let released = if alone {
-            self.queue.release_in_flight(COMMANDS).await
-        } else {
-            Ok(0)
-        };
-        match released {
-            Ok(0) => {}
-            Ok(n) => tracing::info!(
-                commands = n,
-                "took back commands left in flight by the last run"
-            ),
-            Err(e) => tracing::error!(error = %e, "could not take back in-flight commands"),
-        }
         if let Err(e) = self.restore().await {
             tracing::error!(error = %e, "restoring sessions failed");
         }

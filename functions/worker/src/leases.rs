@@ -20,7 +20,10 @@ use wa_core::time;
 use wa_core::webhooks::payload;
 use wa_errors::ErrorCode;
 
+use wa_core::queue::{COMMANDS, enqueue_batch};
+
 use crate::Worker;
+use crate::restore::send_command;
 use crate::balance::{self, Holding, Pick, Route};
 use crate::session::stopped_or_logged_out;
 
@@ -51,6 +54,8 @@ pub struct Leases {
     busy: Mutex<HashMap<Uuid, usize>>,
     /// `WA_RECONNECT_CONCURRENCY` permits: session starts at once.
     starts: Arc<Semaphore>,
+    /// Whether the commands left in flight by the fleet's last run were taken back.
+    took_back: std::sync::atomic::AtomicBool,
 }
 
 impl Leases {
@@ -63,6 +68,7 @@ impl Leases {
             watches: Mutex::default(),
             busy: Mutex::default(),
             starts: Arc::new(Semaphore::new(starts.max(1))),
+            took_back: std::sync::atomic::AtomicBool::new(false),
         }
     }
 
@@ -300,13 +306,16 @@ impl Worker {
     /// One balance pass: the membership heartbeat, then the fair share of the devices
     /// that want a session: held devices that no longer want one and the excess over the
     /// share are given back; unowned ones are claimed (and their sessions started) up to
-    /// the share.
-    pub(crate) async fn balance(self: &Arc<Self>) -> Result<(), StoreError> {
+    /// the share, their pending sends queued again when `redrive` (the restore queues
+    /// them itself, in pages).
+    pub(crate) async fn balance(self: &Arc<Self>, redrive: bool) -> Result<(), StoreError> {
         match self.store.heartbeat_worker(&self.member()).await {
             Err(StoreError::NotFound) => self.join().await?,
             r => r?,
         }
-        let live = self.store.live_workers(time::now()).await?.len();
+        let members = self.store.live_workers(time::now()).await?;
+        self.take_back_if_alone(&members).await;
+        let live = members.len();
         let mut wanted: Vec<Device> = Vec::new();
         let mut after = None;
         loop {
@@ -374,9 +383,51 @@ impl Worker {
             }
             if self.claim(d.device_id, unchanged).await?.is_some() {
                 self.start_session(d.device_id);
+                if redrive {
+                    self.redrive(d.device_id).await?;
+                }
             }
         }
         Ok(())
+    }
+
+    /// Once this worker is the only live member, it is the commands queue's only consumer:
+    /// what was in flight died with the workers before it, and is made visible again at
+    /// once instead of after its visibility timeout. Done once per run.
+    async fn take_back_if_alone(&self, members: &[Member]) {
+        use std::sync::atomic::Ordering;
+        if self.leases.took_back.load(Ordering::SeqCst)
+            || !balance::alone(members.iter().map(|m| &m.owner), &self.leases.owner)
+        {
+            return;
+        }
+        self.leases.took_back.store(true, Ordering::SeqCst);
+        match self.queue.release_in_flight(COMMANDS).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(
+                commands = n,
+                "took back commands left in flight by the last run"
+            ),
+            Err(e) => tracing::error!(error = %e, "could not take back in-flight commands"),
+        }
+    }
+
+    /// Queues again the send commands of a device just claimed whose sends are pending (a
+    /// page of them; the periodic re-drive finds any beyond): their commands may have
+    /// died in flight with the device's last worker. A duplicate is harmless: the send
+    /// checks the message's status first.
+    async fn redrive(&self, device_id: Uuid) -> Result<(), StoreError> {
+        let pending = self
+            .store
+            .pending_messages(Some(device_id), self.restore_page)
+            .await?;
+        if pending.is_empty() {
+            return Ok(());
+        }
+        tracing::info!(%device_id, messages = pending.len(), "queued a taken-over device's pending sends again");
+        enqueue_batch(&*self.queue, pending.iter().map(send_command).collect())
+            .await
+            .map_err(|e| StoreError::Backend(e.to_string()))
     }
 
     /// Opens the session of a device just claimed, behind the start gate
@@ -450,7 +501,7 @@ impl Worker {
             tokio::select! {
                 _ = renew.tick() => self.renew_due().await,
                 _ = pass.tick() => {
-                    if let Err(e) = self.balance().await {
+                    if let Err(e) = self.balance(true).await {
                         tracing::warn!(error = %e, "balance pass failed");
                     }
                 }

@@ -27,7 +27,7 @@ impl Worker {
     /// again the sends of the devices it holds whose command may be lost, a page at a time.
     pub async fn restore(self: &std::sync::Arc<Self>) -> Result<(), StoreError> {
         self.join().await?;
-        self.balance().await?;
+        self.balance(false).await?;
         let mut after = None;
         loop {
             let page = self
