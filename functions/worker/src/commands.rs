@@ -67,20 +67,13 @@ impl Worker {
     pub async fn handle(&self, command: &Command, received: &Received) -> Result<Next, StoreError> {
         let device_id = command.device_id();
         let _busy = self.leases.busy(device_id);
-        let Some(device) = self.store.get_device(device_id).await? else {
-            if let Command::Ask {
-                ask_id,
-                request,
-                deadline,
-                ..
-            } = command
-            {
-                return self.answer(device_id, *ask_id, request, *deadline).await;
-            }
-            tracing::warn!(%device_id, "command for an unknown device dropped");
-            return Ok(Next::Done);
+        let device = self.store.get_device(device_id).await?;
+        // A device without a record has no session to own (an ask of it is answered here).
+        let route = match device {
+            Some(_) => self.route(device_id).await?,
+            None => Route::Here,
         };
-        match self.route(device_id).await? {
+        match route {
             Route::Here => {}
             Route::Elsewhere => return Ok(Next::RetryIn(ELSEWHERE_RETRY)),
             Route::Claim { unchanged } => {
@@ -90,9 +83,7 @@ impl Worker {
                 if self.claim(device_id, unchanged).await?.is_none() {
                     return Ok(Next::RetryIn(ELSEWHERE_RETRY));
                 }
-                if opens_session_itself(command) {
-                    // Its own handling below starts (or ends) the session.
-                } else {
+                if !opens_session_itself(command) {
                     self.resume_held(device_id).await?;
                 }
             }
@@ -106,6 +97,10 @@ impl Worker {
         {
             return self.answer(device_id, *ask_id, request, *deadline).await;
         }
+        let Some(device) = device else {
+            tracing::warn!(%device_id, "command for an unknown device dropped");
+            return Ok(Next::Done);
+        };
         if let Command::Send { message_id, .. } = command {
             return self.send(&device, message_id, received).await;
         }

@@ -23,8 +23,8 @@ use wa_errors::ErrorCode;
 use wa_core::queue::{COMMANDS, enqueue_batch};
 
 use crate::Worker;
-use crate::restore::send_command;
 use crate::balance::{self, Holding, Pick, Route};
+use crate::restore::send_command;
 use crate::session::stopped_or_logged_out;
 
 /// Renewals (and releases) in flight at once.
@@ -381,7 +381,9 @@ impl Worker {
             if self.has_no_room_for(d.device_id) {
                 continue;
             }
-            if self.claim(d.device_id, unchanged).await?.is_some() {
+            if let Some(store) = self.claim(d.device_id, unchanged).await? {
+                // Until its start, the device says it is not connected here.
+                self.mark_connecting(&*store, &d).await?;
                 self.start_session(d.device_id);
                 if redrive {
                     self.redrive(d.device_id).await?;
@@ -449,6 +451,26 @@ impl Worker {
         });
     }
 
+    /// Records a `connected` device (as the last session left it) as `connecting`: its
+    /// session is not open here yet.
+    async fn mark_connecting(&self, store: &dyn Store, d: &Device) -> Result<(), StoreError> {
+        if d.status != S::Connected {
+            return Ok(());
+        }
+        let mut u = DeviceUpdate::status(S::Connecting);
+        u.updated_at = Some(time::now());
+        let mut next = d.clone();
+        u.apply_to(&mut next);
+        let events: Vec<_> = payload::device(d.status, &next).into_iter().collect();
+        match store
+            .update_device(d.device_id, &u, &[S::Connected], &events)
+            .await
+        {
+            Ok(_) | Err(StoreError::Conflict(_)) => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
     /// Resumes the session of a held device that wants one: `connected` is recorded as
     /// `connecting` first; a device without keys is logged out.
     pub(crate) async fn resume_held(&self, id: Uuid) -> Result<(), StoreError> {
@@ -459,17 +481,7 @@ impl Worker {
         if !balance::wants_session(d.status) {
             return Ok(());
         }
-        if d.status == S::Connected {
-            let mut u = DeviceUpdate::status(S::Connecting);
-            u.updated_at = Some(time::now());
-            let mut next = d.clone();
-            u.apply_to(&mut next);
-            let events: Vec<_> = payload::device(d.status, &next).into_iter().collect();
-            match store.update_device(id, &u, &[S::Connected], &events).await {
-                Ok(_) | Err(StoreError::Conflict(_)) => {}
-                Err(e) => return Err(e),
-            }
-        }
+        self.mark_connecting(&*store, &d).await?;
         if !self.provider.has_credentials(id).await {
             let error = ProviderFailure::new(
                 ErrorCode::LoggedOut,
