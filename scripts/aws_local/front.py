@@ -83,14 +83,15 @@ def serve(api, host, port):
                     headers=list(self.headers.items()), body=body,
                     source_ip=self.client_address[0], port=self.server.server_address[1],
                     req_id=req_id, started=started)
-            httpio.answer(self, status, list(headers) + [("Apigw-Requestid", req_id)], data,
-                          head=self.command == "HEAD")
+            # Logged before the answer: a client that has its answer finds the request's line.
             api.log.write({
                 "requestId": req_id, "method": self.command,
                 "path": raw_path, "routeKey": key, "status": status, "function": function,
                 "integrationError": error, "responseLength": len(data),
                 "latencyMs": round((time.monotonic() - started) * 1000, 2),
             })
+            httpio.answer(self, status, list(headers) + [("Apigw-Requestid", req_id)], data,
+                          head=self.command == "HEAD")
 
         do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = do_OPTIONS = _serve
 

@@ -392,6 +392,23 @@ class Function:
         for env in envs:
             env.kill()
 
+    def retire(self, within=10.0):
+        """Ends the idle environments (as Lambda reclaims idle ones), waiting at most
+        `within` seconds for their processes: the next invocation starts cold. Busy ones are
+        left alone. Answers whether every idle one ended."""
+        with self.cond:
+            idle = [env for env in self.envs if not env.busy]
+        for env in idle:
+            env.kill()
+        deadline = time.monotonic() + within
+        with self.cond:
+            while any(env in self.envs for env in idle):
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return False
+                self.cond.wait(left)
+        return True
+
     def _acquire(self):
         with self.cond:
             while not self.stopped:

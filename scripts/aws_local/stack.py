@@ -62,6 +62,7 @@ class Stack:
         self.stoppers = []
         self.warnings = []
         self.queues = {}
+        self.functions = {}
 
     def warn(self, message):
         self.warnings.append(message)
@@ -123,6 +124,8 @@ class Stack:
                                   "timeout_s": spec.timeout, "routes": [], "mappings": []}
             for event_name, event in events:
                 self._event(logical, event_name, event, spec, apis, mappings, described[logical])
+        # The functions by logical id, for tools that drive the stack in-process (bench/lambda_cold.py).
+        self.functions = pool
         self.stoppers.append(lambda: [fn.stop() for fn in pool.values()])
         for api in apis.values():
             apigw.check_routes(api.routes)

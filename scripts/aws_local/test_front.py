@@ -6,6 +6,7 @@ import os
 import tempfile
 import time
 import unittest
+import urllib.request
 
 from aws_local import apigw, front
 from aws_local.runtime import REQUEST_LIMIT, Outcome
@@ -54,6 +55,21 @@ class Front(unittest.TestCase):
         event, wait = fn.calls[0]
         self.assertEqual(event["pathParameters"], {"proxy": "x"})
         self.assertLessEqual(wait, 30)
+
+    def test_a_request_is_in_the_access_log_when_its_answer_arrives(self):
+        api, _ = self.api(Outcome(True, b'{"statusCode": 200, "body": "ok"}'))
+        server = front.serve(api, "127.0.0.1", 0)
+        try:
+            for _ in range(20):
+                url = f"http://127.0.0.1:{server.server_address[1]}/apps/x"
+                with urllib.request.urlopen(url, timeout=10) as res:
+                    req_id = res.headers["Apigw-Requestid"]
+                with open(api.log.path) as f:
+                    ids = [json.loads(line)["requestId"] for line in f]
+                self.assertIn(req_id, ids)
+        finally:
+            server.shutdown()
+            server.server_close()
 
     def test_no_route(self):
         api, fn = self.api(Outcome(True, b"{}"))

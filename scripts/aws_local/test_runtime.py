@@ -108,6 +108,16 @@ class Runtime(unittest.TestCase):
         self.assertGreater(invokes[0]["first_answer_ms"], invokes[0]["init_ms"])
         self.assertEqual(sum(r["event"] == "init" for r in self.records()), 1)
 
+    def test_a_retired_function_starts_cold_again(self):
+        fn = self.function()
+        first = json.loads(self.invoke(fn, {}).payload)
+        self.assertTrue(fn.retire())
+        second = json.loads(self.invoke(fn, {}).payload)
+        self.assertNotEqual(first["pid"], second["pid"])
+        invokes = [r for r in self.records(2) if r["event"] == "invoke"]
+        self.assertEqual([r["cold"] for r in invokes], [True, True])
+        self.assertEqual(fn.started, 2)
+
     def test_a_new_environment_starts_when_all_are_busy(self):
         fn = self.function()
         slow = fn.submit(json.dumps({"do": "sleep", "secs": 2}).encode())

@@ -193,6 +193,28 @@ class Structure(unittest.TestCase):
         self.assertEqual(worker_env["WA_MEDIA_BUCKET"], "ref-MediaBucket")
 
 
+    def test_every_function_has_its_errors_and_throttles_alarms(self):
+        tpl = template.load(os.path.join(ROOT, "template.yaml"))
+        body = tpl["Resources"]
+        alarms = {}
+        for logical, res in body.items():
+            if res.get("Type") != "AWS::CloudWatch::Alarm" or "MetricName" not in res["Properties"]:
+                continue
+            p = res["Properties"]
+            for d in p.get("Dimensions") or []:
+                if d["Name"] == "FunctionName":
+                    alarms[(d["Value"]["Ref"], p["MetricName"])] = (logical, res.get("Condition"))
+        functions = [k for k, v in body.items() if v.get("Type") == "AWS::Serverless::Function"]
+        self.assertIn("SiteFunction", functions)
+        self.assertIn("SandboxFunction", functions)
+        for fn in functions:
+            for metric in ("Errors", "Throttles"):
+                self.assertIn((fn, metric), alarms, f"{fn} has a {metric} alarm")
+                logical, condition = alarms[(fn, metric)]
+                # An alarm on a function that may not exist must not exist without it.
+                self.assertEqual(condition, body[fn].get("Condition"), logical)
+                self.assertEqual(body[logical]["Properties"]["AlarmActions"], [{"Ref": "AlarmTopic"}], logical)
+
 class LambdaChecks(unittest.TestCase):
     def test_reserved_keys_are_refused(self):
         with self.assertRaisesRegex(TemplateError, "AWS_REGION"):

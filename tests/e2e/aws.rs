@@ -9,8 +9,8 @@ use std::time::Duration;
 use aws_sdk_sqs::config::{BehaviorVersion, Credentials, Region};
 use serde_json::{Value, json};
 
-use crate::devices::{call, wait_for};
-use crate::support::{BIN, Server, send};
+use crate::devices::{call, create_app, wait_for};
+use crate::support::{BIN, Server};
 use crate::webhooks::{Receiver, SECRET};
 
 /// Runs `wa-server aws-init` with only `env`; answers what it printed (it must succeed).
@@ -76,21 +76,11 @@ async fn the_whole_flow_on_dynamodb_and_sqs() {
     let server = Server::start(&env);
     let (ok, jwt, err) = server.cli(&["token", "--tenant", "aws"], &[SECRET]);
     assert!(ok, "{err}");
-    let (s, _, v) = send(
-        server
-            .http
-            .post(server.url("/apps"))
-            .bearer_auth(jwt.trim())
-            .json(&json!({
-                "name": "on-aws",
-                "webhook_url": format!("http://127.0.0.1:{}/hook", receiver.port),
-            })),
-    )
-    .await;
-    assert_eq!(s, 201, "{v}");
-    receiver.set("secret", v["data"]["webhook_secret"].as_str().unwrap());
-    let app_id = v["data"]["app"]["app_id"].as_str().unwrap().to_owned();
-    let token = v["data"]["app_token"].as_str().unwrap().to_owned();
+    let body = json!({"name": "on-aws", "webhook_url": format!("http://127.0.0.1:{}/hook", receiver.port)});
+    let app = create_app(&server, jwt.trim(), body).await;
+    receiver.set("secret", app["webhook_secret"].as_str().unwrap());
+    let app_id = app["app"]["app_id"].as_str().unwrap().to_owned();
+    let token = app["app_token"].as_str().unwrap().to_owned();
 
     let (s, v) = call(
         &server,

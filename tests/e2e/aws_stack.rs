@@ -18,7 +18,7 @@ use aws_sdk_sqs::config::{BehaviorVersion, Credentials, Region};
 use serde_json::{Value, json};
 
 use crate::support::BIN;
-use crate::webhooks::python;
+use crate::webhooks::{Receiver, python};
 
 /// How long the stack may take to come up (moto, the resources, the worker) on a loaded
 /// machine.
@@ -317,6 +317,15 @@ pub struct App {
     pub webhook_secret: String,
 }
 
+/// An App whose webhooks go to a loopback receiver that verifies them, with a device
+/// connected through the sandbox.
+pub struct Hooked {
+    pub receiver: Receiver,
+    pub app: App,
+    pub device: String,
+    pub _dir: tempfile::TempDir,
+}
+
 /// HTTP (and SQS) calls to one stack.
 pub struct Client<'a> {
     pub stack: &'a Stack,
@@ -459,6 +468,25 @@ impl Client<'_> {
     }
 
     /// Puts an event-driven send (or any body) on the sends queue.
+    /// A [`Hooked`] App and its device `name`, connected as `wa_number`.
+    pub async fn hooked_device(&self, name: &str, wa_number: &str) -> Hooked {
+        let dir = tempfile::tempdir().unwrap();
+        let receiver = Receiver::start(dir.path(), 0);
+        let hook = format!("http://127.0.0.1:{}/hook", receiver.port);
+        let app = self.create_app(Some(&hook)).await;
+        receiver.set("secret", &app.webhook_secret);
+        let (_, device) = self.create_device(&app.token, name).await;
+        self.wait_for_device(&app.token, &device, |d| d["status"] == "qr_generated")
+            .await;
+        self.connect_device(&app.token, &device, wa_number).await;
+        Hooked {
+            receiver,
+            app,
+            device,
+            _dir: dir,
+        }
+    }
+
     pub async fn put_send(&self, body: &str) {
         self.stack
             .sqs()
@@ -998,6 +1026,123 @@ async fn the_worker_passes_its_health_check_and_writes_emf_records() {
     );
 }
 
+/// Inbound media on the Lambda stack: an image injected through the sandbox's inbound route
+/// (the sandbox function asks the worker, which stores it in the stack's media bucket) is
+/// announced by its `message` webhook with its `media_path`, and `GET /media` through the
+/// HTTP API (the devices function) answers its bytes. A file over 4 MiB is answered with
+/// 302 Found to a presigned URL of moto's S3 that serves the bytes. The inbound route hands
+/// its body to the worker in one SQS message (at most 256 KiB: 413 `request_too_large`
+/// beyond), so the large file is put into the bucket under its path as the worker puts a
+/// downloaded one. Another App's token gets 404 for both.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn inbound_media_are_announced_and_served_or_redirected_through_the_http_api() {
+    use wa_core::media::MediaStore;
+
+    let stack = shared();
+    let c = stack.client();
+    let Hooked {
+        receiver,
+        app,
+        device,
+        _dir,
+    } = c.hooked_device("media", "15551230002").await;
+    let inbound = async |bytes: &[u8]| {
+        let data = base64::Engine::encode(&base64::engine::general_purpose::STANDARD, bytes);
+        c.call(
+            "POST",
+            &format!("/sandbox/devices/{device}/inbound"),
+            Some(&app.token),
+            Some(json!({"from": "15550004444", "type": "image", "mime_type": "image/jpeg", "data_base64": data})),
+        )
+        .await
+    };
+    // Redirects are checked here, not followed.
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(Duration::from_secs(60))
+        .build()
+        .unwrap();
+    let get_media = |path: &str, token: &str| {
+        http.get(stack.url("/media"))
+            .query(&[("path", path)])
+            .bearer_auth(token)
+            .send()
+    };
+
+    let small = crate::media::jpeg(100_000);
+    let a = inbound(&small).await;
+    assert_eq!(a.status, 200, "{}", a.body);
+    let message_id = a.body["data"]["message"]["message_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let path = a.body["data"]["message"]["media_path"]
+        .as_str()
+        .unwrap_or_else(|| panic!("stored with its media: {}", a.body))
+        .to_owned();
+    let got = receiver
+        .wait("the inbound message's webhook", SETTLES_WITHIN, |got| {
+            got.iter().any(|r| {
+                r["body"]["event"] == "message" && r["body"]["payload"]["message_id"] == message_id
+            })
+        })
+        .await;
+    let hooked = got
+        .iter()
+        .find(|r| r["body"]["payload"]["message_id"] == message_id)
+        .unwrap();
+    assert_eq!(hooked["verified"], true, "{hooked}");
+    assert_eq!(hooked["body"]["payload"]["media_path"], path, "{hooked}");
+    assert_eq!(hooked["body"]["payload"]["mime_type"], "image/jpeg");
+    let res = get_media(&path, &app.token).await.unwrap();
+    assert_eq!(res.status(), 200);
+    assert_eq!(res.headers()["content-type"], "image/jpeg");
+    assert_eq!(
+        res.headers()["content-length"].to_str().unwrap(),
+        small.len().to_string()
+    );
+    assert!(res.bytes().await.unwrap().as_ref() == small.as_slice());
+
+    // Over 256 KiB the inbound route cannot hand the image to the worker.
+    let a = inbound(&crate::media::jpeg(300 * 1024)).await;
+    assert_eq!(a.status, 413, "{}", a.body);
+    assert_eq!(a.body["error"]["code"], "request_too_large");
+
+    let bucket = stack.ready["resources"]["MediaBucket"]["name"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let s3 = wa_media::S3Media::emulator_client(&stack.moto, wa_testkit::moto::REGION);
+    let store = wa_media::S3Media::new(s3, bucket);
+    let large_path = wa_core::media::MediaPath::inbound(
+        app.app_id.parse().unwrap(),
+        device.parse().unwrap(),
+        "3EB0LARGE",
+        "image/jpeg",
+    );
+    let large = crate::media::jpeg(4 * 1024 * 1024 + 300_000);
+    store.put(&large_path, &large).await.unwrap();
+    let res = get_media(&large_path, &app.token).await.unwrap();
+    assert_eq!(res.status(), 302);
+    let location = res.headers()["location"].to_str().unwrap().to_owned();
+    assert!(
+        location.starts_with(&stack.moto),
+        "a URL of moto: {location}"
+    );
+    assert!(location.contains("X-Amz-Expires=300"), "{location}");
+    let res = http.get(&location).send().await.unwrap();
+    assert_eq!(res.status(), 200);
+    assert!(res.bytes().await.unwrap().as_ref() == large.as_slice());
+
+    let other = c.create_app(None).await;
+    for p in [path.as_str(), &*large_path] {
+        let res = get_media(p, &other.token).await.unwrap();
+        assert_eq!(res.status(), 404, "{p}");
+        let v: Value = serde_json::from_slice(&res.bytes().await.unwrap()).unwrap();
+        assert_eq!(v["error"]["code"], "not_found", "{v}");
+    }
+}
+
 /// A send that may succeed later (its device is not connected) is retried after the
 /// documented delay (`RETRY_DELAY`, 30 s), not after the queue's visibility timeout (180
 /// s): the function sets the message's visibility before it reports the failure. The wait
@@ -1068,6 +1213,119 @@ async fn a_retried_event_driven_send_comes_back_after_the_retry_delay() {
         second - first >= Duration::from_secs(20),
         "retried after {:?}, sooner than the delay",
         second - first
+    );
+}
+
+/// A waited send through the messages function is answered `sent` and announced by a signed
+/// webhook; an event-driven send put twice with one key (a producer's retry) is sent once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_waited_send_is_announced_and_an_event_driven_send_is_sent_once_per_key() {
+    let stack = shared();
+    let c = stack.client();
+    let Hooked {
+        receiver,
+        app,
+        device,
+        _dir,
+    } = c.hooked_device("sends", "15551230003").await;
+
+    let a = c
+        .call(
+            "POST",
+            &format!("/devices/{device}/messages"),
+            Some(&app.token),
+            Some(json!({"to": "15550001111", "text": "waited"})),
+        )
+        .await;
+    assert_eq!(a.status, 200, "{}", a.body);
+    assert_eq!(a.body["data"]["message"]["status"], "sent", "{}", a.body);
+    let waited = a.body["data"]["message"]["message_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    let job = json!({
+        "app_id": app.app_id,
+        "device_id": device,
+        "idempotency_key": "order-42",
+        "message": {"to": "15550002222", "type": "text", "text": "over sqs"},
+    })
+    .to_string();
+    c.put_send(&job).await;
+    c.put_send(&job).await;
+
+    let got = receiver
+        .wait("both sends' webhooks", SETTLES_WITHIN, |got| {
+            let sent: Vec<&Value> = got
+                .iter()
+                .filter(|r| r["body"]["event"] == "message")
+                .filter(|r| r["body"]["payload"]["status"] == "sent")
+                .collect();
+            sent.iter()
+                .any(|r| r["body"]["payload"]["message_id"] == waited.as_str())
+                && sent
+                    .iter()
+                    .any(|r| r["body"]["payload"]["text"] == "over sqs")
+        })
+        .await;
+    assert!(
+        got.iter().all(|r| r["verified"] == true),
+        "every webhook verifies: {got:?}"
+    );
+    // One key, one message: both copies of the job are accepted as that message...
+    let a = c
+        .call(
+            "GET",
+            &format!("/devices/{device}/messages"),
+            Some(&app.token),
+            None,
+        )
+        .await;
+    assert_eq!(a.status, 200, "{}", a.body);
+    let over_sqs: Vec<&Value> = a.body["data"]["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|m| m["text"] == "over sqs")
+        .collect();
+    assert_eq!(over_sqs.len(), 1, "{}", a.body);
+    let id = over_sqs[0]["message_id"].as_str().unwrap().to_owned();
+    let deadline = Instant::now() + SETTLES_WITHIN;
+    loop {
+        let accepted = stack
+            .function_log("SendsFunction")
+            .iter()
+            .filter(|l| {
+                l["message"] == "event-driven send accepted" && l["message_id"] == id.as_str()
+            })
+            .count();
+        if accepted == 2 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{accepted} of the two copies accepted\n{}",
+            stack.logs()
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    // ...and the simulated WhatsApp received it once.
+    let a = c
+        .call(
+            "GET",
+            &format!("/sandbox/devices/{device}/sent"),
+            Some(&app.token),
+            None,
+        )
+        .await;
+    assert_eq!(a.status, 200, "{}", a.body);
+    let sent = a.body["data"]["sent"].as_array().unwrap();
+    assert_eq!(
+        sent.iter()
+            .filter(|r| r["message_id"] == id.as_str())
+            .count(),
+        1,
+        "{sent:?}"
     );
 }
 

@@ -11,7 +11,8 @@ use std::process::Command;
 
 use serde_json::json;
 
-use crate::support::{Server, send};
+use crate::devices::create_app;
+use crate::support::Server;
 
 const SECRET: &str = "e2e-secret-e2e-secret-e2e-secret-e2e";
 
@@ -86,19 +87,9 @@ async fn dashboard_in_headless_chromium() {
         &[("WA_JWT_SECRET", SECRET)],
     );
     assert!(ok, "{err}");
-    let (s, _, v) = send(
-        server
-            .http
-            .post(server.url("/apps"))
-            .bearer_auth(&jwt)
-            .json(&json!({
-                "name": "Dashboard e2e",
-                "webhook_url": format!("http://127.0.0.1:{closed_port}/hook"),
-            })),
-    )
-    .await;
-    assert_eq!(s, 201, "{v}");
-    let token = v["data"]["app_token"].as_str().unwrap().to_owned();
+    let body = json!({"name": "Dashboard e2e", "webhook_url": format!("http://127.0.0.1:{closed_port}/hook")});
+    let app = create_app(&server, &jwt, body).await;
+    let token = app["app_token"].as_str().unwrap().to_owned();
 
     let shots = screenshot_dir();
     let mut cmd = Command::new("node");

@@ -14,20 +14,21 @@ pub async fn app_token(server: &Server) -> String {
     let (ok, jwt, err) = server.cli(&["token", "--tenant", "acme"], &[SECRET]);
     assert!(ok, "{err}");
     let name = format!("app-{}", uuid::Uuid::new_v4());
-    create_app(server, &jwt, &name).await["app_token"]
+    create_app(server, &jwt, json!({ "name": name })).await["app_token"]
         .as_str()
         .unwrap()
         .to_owned()
 }
 
-/// Creates an App named `name` with the tenant JWT `jwt`; returns the answer's `data`.
-pub async fn create_app(server: &Server, jwt: &str, name: &str) -> Value {
+/// Creates an App from `body` (at least its `name`) with the tenant JWT `jwt`; returns the
+/// answer's `data`.
+pub async fn create_app(server: &Server, jwt: &str, body: Value) -> Value {
     let (s, _, v) = send(
         server
             .http
             .post(server.url("/apps"))
             .bearer_auth(jwt)
-            .json(&json!({ "name": name })),
+            .json(&body),
     )
     .await;
     assert_eq!(s, 201, "{v}");
@@ -50,6 +51,32 @@ pub async fn call(
     (s, v)
 }
 
+/// Polls `GET path` until `pred` holds for its 200 answer, which it returns; fails the test
+/// with the last answer and the server's logs when `timeout` passes first.
+pub async fn poll(
+    server: &Server,
+    token: &str,
+    path: &str,
+    timeout: Duration,
+    pred: impl Fn(&Value) -> bool,
+) -> Value {
+    let deadline = std::time::Instant::now() + timeout;
+    loop {
+        let (s, v) = call(server, "GET", path, token, None).await;
+        assert_eq!(s, 200, "{v}");
+        if pred(&v) {
+            return v;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "GET {path} never reached the state; last: {v}\nlogs:\n{}",
+            server.logs()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Polls the device `id` until `pred` holds for it; returns the device.
 pub async fn wait_for(
     server: &Server,
     token: &str,
@@ -57,21 +84,28 @@ pub async fn wait_for(
     timeout: Duration,
     pred: impl Fn(&Value) -> bool,
 ) -> Value {
-    let deadline = std::time::Instant::now() + timeout;
-    loop {
-        let (s, v) = call(server, "GET", &format!("/devices/{id}"), token, None).await;
-        assert_eq!(s, 200, "{v}");
-        let d = v["data"]["device"].clone();
-        if pred(&d) {
-            return d;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "device never reached the state; last: {d}\nlogs:\n{}",
-            server.logs()
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let path = format!("/devices/{id}");
+    let v = poll(server, token, &path, timeout, |v| {
+        pred(&v["data"]["device"])
+    })
+    .await;
+    v["data"]["device"].clone()
+}
+
+/// Polls the message `mid` of device `id` until it is `sent`; returns the message.
+pub async fn wait_sent(
+    server: &Server,
+    token: &str,
+    id: &str,
+    mid: &str,
+    timeout: Duration,
+) -> Value {
+    let path = format!("/devices/{id}/messages/{mid}");
+    let v = poll(server, token, &path, timeout, |v| {
+        v["data"]["message"]["status"] == "sent"
+    })
+    .await;
+    v["data"]["message"].clone()
 }
 
 /// Creates a device (201); returns it as answered, and its id.
@@ -361,16 +395,9 @@ async fn split_processes_see_each_others_writes() {
     );
     let (ok, jwt, err) = api.cli(&["token", "--tenant", "acme"], &[SECRET]);
     assert!(ok, "{err}");
-    let (s, _, v) = send(
-        api.http
-            .post(api.url("/apps"))
-            .bearer_auth(&jwt)
-            .json(&json!({"name": "split"})),
-    )
-    .await;
-    assert_eq!(s, 201, "{v}");
-    let t = v["data"]["app_token"].as_str().unwrap().to_owned();
-    let app_id = v["data"]["app"]["app_id"].as_str().unwrap().to_owned();
+    let app = create_app(&api, &jwt, json!({"name": "split"})).await;
+    let t = app["app_token"].as_str().unwrap().to_owned();
+    let app_id = app["app"]["app_id"].as_str().unwrap().to_owned();
 
     let (_, id) = create_device(&api, &t, "split").await;
     // Read it a few times first: a cache would keep this state.
@@ -423,23 +450,7 @@ async fn split_processes_see_each_others_writes() {
         .as_str()
         .unwrap()
         .to_owned();
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    loop {
-        let (s, v) = call(
-            &api,
-            "GET",
-            &format!("/devices/{id}/messages/{mid}"),
-            &t,
-            None,
-        )
-        .await;
-        assert_eq!(s, 200, "{v}");
-        if v["data"]["message"]["status"] == "sent" {
-            break;
-        }
-        assert!(std::time::Instant::now() < deadline, "never sent: {v}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    wait_sent(&api, &t, &id, &mid, Duration::from_secs(10)).await;
 
     // A token rotated through one process is refused by the other at once.
     let (s, _) = call(&worker, "GET", "/devices", &t, None).await;

@@ -11,7 +11,8 @@ use crate::devices::{app_token, call, linked_device};
 use crate::support::Server;
 use crate::webhooks::SECRET;
 
-fn jpeg(len: usize) -> Vec<u8> {
+/// `len` bytes that start like a JPEG file (what the sandbox checks an image by).
+pub fn jpeg(len: usize) -> Vec<u8> {
     let mut b = vec![0xFFu8, 0xD8, 0xFF, 0xE0, 0, 0x10];
     b.extend((b.len()..len).map(|i| (i % 251) as u8));
     b

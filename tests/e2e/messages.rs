@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use serde_json::json;
 
-use crate::devices::{app_token, call, linked_device};
+use crate::devices::{app_token, call, linked_device, wait_sent};
 use crate::support::{Server, send};
 
 const ENV: [(&str, &str); 3] = [
@@ -54,16 +54,8 @@ async fn send_flow() {
         .as_str()
         .unwrap()
         .to_owned();
-    let deadline = std::time::Instant::now() + Duration::from_secs(20);
-    loop {
-        let (_, v) = call(&server, "GET", &format!("{path}/{limited}"), &t, None).await;
-        if v["data"]["message"]["status"] == "sent" {
-            assert_eq!(v["data"]["message"]["attempts"], 3);
-            break;
-        }
-        assert!(std::time::Instant::now() < deadline, "never sent: {v}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let m = wait_sent(&server, &t, &id, &limited, Duration::from_secs(20)).await;
+    assert_eq!(m["attempts"], 3);
     let (s, v) = call(
         &server,
         "POST",

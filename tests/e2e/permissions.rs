@@ -38,7 +38,7 @@ async fn the_data_directory_is_private_under_umask_022() {
     let server = Server::start_with_umask("022", &data, &[("WA_PROVIDER", "sandbox")]);
     let (ok, jwt, err) = server.cli(&["token", "--tenant", "acme"], &[]);
     assert!(ok, "{err}");
-    let app = create_app(&server, &jwt, "private").await;
+    let app = create_app(&server, &jwt, json!({"name": "private"})).await;
     let t = app["app_token"].as_str().unwrap().to_owned();
     let app_id = app["app"]["app_id"].as_str().unwrap().to_owned();
     let id = linked_device(&server, &t, "main").await;

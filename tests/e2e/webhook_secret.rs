@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use crate::devices::call;
+use crate::devices::{call, create_app};
 use crate::support::{Server, send};
 use crate::webhooks::{Receiver, SECRET};
 
@@ -47,21 +47,11 @@ async fn webhooks_after_a_secret_rotation_are_signed_with_the_new_secret() {
     ]);
     let (ok, jwt, _) = server.cli(&["token", "--tenant", "rotation"], &[SECRET]);
     assert!(ok);
-    let (s, _, v) = send(
-        server
-            .http
-            .post(server.url("/apps"))
-            .bearer_auth(&jwt)
-            .json(&json!({
-                "name": "rotation",
-                "webhook_url": format!("http://127.0.0.1:{}/hook?token=t", receiver.port),
-            })),
-    )
-    .await;
-    assert_eq!(s, 201, "{v}");
-    let app_id = v["data"]["app"]["app_id"].as_str().unwrap().to_owned();
-    let token = v["data"]["app_token"].as_str().unwrap().to_owned();
-    let old = v["data"]["webhook_secret"].as_str().unwrap().to_owned();
+    let body = json!({"name": "rotation", "webhook_url": format!("http://127.0.0.1:{}/hook?token=t", receiver.port)});
+    let app = create_app(&server, &jwt, body).await;
+    let app_id = app["app"]["app_id"].as_str().unwrap().to_owned();
+    let token = app["app_token"].as_str().unwrap().to_owned();
+    let old = app["webhook_secret"].as_str().unwrap().to_owned();
     receiver.set("secret", &old);
     let before = event_of_new_device(&server, &token, &receiver).await;
     assert_eq!(

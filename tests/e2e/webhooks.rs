@@ -9,8 +9,8 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use crate::devices::{call, wait_for};
-use crate::support::{Server, send};
+use crate::devices::{call, create_app, poll, wait_for};
+use crate::support::Server;
 
 /// The Python that has the `standardwebhooks` package (`scripts/test` makes `.venv`).
 pub fn python() -> String {
@@ -138,20 +138,11 @@ async fn every_event_signed_nothing_lost_failed_ones_replayed() {
     let mut server = Server::start(&env());
     let (ok, jwt, _) = server.cli(&["token", "--tenant", "hooks"], &[SECRET]);
     assert!(ok);
-    let (s, _, v) = send(
-        server
-            .http
-            .post(server.url("/apps"))
-            .bearer_auth(&jwt)
-            .json(&json!({
-                "name": "hooks",
-                "webhook_url": format!("http://127.0.0.1:{}/hook", receiver.port),
-            })),
-    )
-    .await;
-    assert_eq!(s, 201, "{v}");
-    receiver.set("secret", v["data"]["webhook_secret"].as_str().unwrap());
-    let t = v["data"]["app_token"].as_str().unwrap().to_owned();
+    let body =
+        json!({"name": "hooks", "webhook_url": format!("http://127.0.0.1:{}/hook", receiver.port)});
+    let app = create_app(&server, &jwt, body).await;
+    receiver.set("secret", app["webhook_secret"].as_str().unwrap());
+    let t = app["app_token"].as_str().unwrap().to_owned();
 
     // Every event type.
     let (_, v) = call(
@@ -437,23 +428,14 @@ async fn every_event_signed_nothing_lost_failed_ones_replayed() {
     }
     // Session events are stored in order, each presence with its event: once the last one
     // is shown, every event is in the outbox.
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    loop {
-        let (s, v) = call(
-            &server,
-            "GET",
-            &format!("/devices/{dev}/presence?jid=15550000012"),
-            &t,
-            None,
-        )
-        .await;
-        assert_eq!(s, 200, "{v}");
-        if v["data"]["presence"]["presence"] == "available" {
-            break;
-        }
-        assert!(std::time::Instant::now() < deadline, "never stored: {v}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    poll(
+        &server,
+        &t,
+        &format!("/devices/{dev}/presence?jid=15550000012"),
+        Duration::from_secs(30),
+        |v| v["data"]["presence"]["presence"] == "available",
+    )
+    .await;
     assert!(server.terminate().success());
     let server = Server::start_in(&server.data_dir.clone(), &env());
     for n in 13..15 {
@@ -497,23 +479,15 @@ async fn every_event_signed_nothing_lost_failed_ones_replayed() {
         Some(presence(99)),
     )
     .await;
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    let failed = loop {
-        let (s, v) = call(
-            &server,
-            "GET",
-            "/webhooks/deliveries?status=failed",
-            &t,
-            None,
-        )
-        .await;
-        assert_eq!(s, 200, "{v}");
-        if let Some(d) = v["data"]["deliveries"].as_array().unwrap().first() {
-            break d.clone();
-        }
-        assert!(std::time::Instant::now() < deadline, "never failed");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    };
+    let v = poll(
+        &server,
+        &t,
+        "/webhooks/deliveries?status=failed",
+        Duration::from_secs(30),
+        |v| !v["data"]["deliveries"][0].is_null(),
+    )
+    .await;
+    let failed = v["data"]["deliveries"][0].clone();
     assert_eq!(failed["status"], "failed");
     assert_eq!(failed["attempts"], 7, "1 + the 6 retries of the schedule");
     assert_eq!(failed["last_status_code"], 500);

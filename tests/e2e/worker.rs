@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use serde_json::json;
 
-use crate::devices::{app_token, call, linked_device, wait_for};
+use crate::devices::{app_token, call, linked_device, wait_for, wait_sent};
 use crate::support::{BIN, Server};
 
 const SECRET: (&str, &str) = ("WA_JWT_SECRET", "e2e-secret-e2e-secret-e2e-secret-e2e");
@@ -168,26 +168,7 @@ async fn wa_worker_serves_a_server_without_its_worker() {
         .as_str()
         .unwrap()
         .to_owned();
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    loop {
-        let (_, v) = call(
-            &api,
-            "GET",
-            &format!("/devices/{id}/messages/{mid}"),
-            &t,
-            None,
-        )
-        .await;
-        if v["data"]["message"]["status"] == "sent" {
-            break;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "never sent: {v}\n{}",
-            worker.logs()
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    wait_sent(&api, &t, &id, &mid, Duration::from_secs(30)).await;
     // WhatsApp (the sandbox, in the worker's process) received it once.
     let log = std::fs::read_to_string(
         first

@@ -383,7 +383,7 @@ fn required_jid(q: &JidQuery) -> ApiResult<&str> {
 }
 
 /// A peer's last known presence (cached)
-#[utoipa::path(get, path = "/devices/{device_id}/presence", tag = "devices", security(("app_token" = [])),
+#[utoipa::path(get, path = "/devices/{device_id}/presence", operation_id = "get_peer_presence", tag = "devices", security(("app_token" = [])),
     params(("device_id" = Uuid, Path, description = PATH_ID), JidQuery),
     responses(
         (status = 200, description = "Last known presence; `unknown` until WhatsApp reports one", body = Envelope<PresenceData>),

@@ -176,7 +176,7 @@ async fn drop_session(
 }
 
 /// Sandbox: a peer's presence or typing changes
-#[utoipa::path(post, path = "/sandbox/devices/{device_id}/presence", tag = "sandbox", security(("app_token" = [])),
+#[utoipa::path(post, path = "/sandbox/devices/{device_id}/presence", operation_id = "sandbox_presence", tag = "sandbox", security(("app_token" = [])),
     params(("device_id" = uuid::Uuid, Path, description = "The device's id")),
     request_body = PresenceRequest,
     responses(

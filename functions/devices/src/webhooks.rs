@@ -87,7 +87,7 @@ pub struct DeliveryQuery {
 }
 
 /// The App's webhook deliveries, newest first
-#[utoipa::path(get, path = "/webhooks/deliveries", tag = "webhooks", security(("app_token" = [])),
+#[utoipa::path(get, path = "/webhooks/deliveries", operation_id = "list_webhook_deliveries", tag = "webhooks", security(("app_token" = [])),
     params(DeliveryQuery),
     responses(
         (status = 200, description = "One page", body = Envelope<DeliveryList>),

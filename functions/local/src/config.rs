@@ -177,6 +177,7 @@ impl Config {
             ),
         };
         let aws = wa_aws::AwsEnv::from_lookup(&|k| get(k));
+        aws_available(&aws, wa_aws::SDK)?;
         if aws.uses_sqs() && (aws.commands_queue_url.is_none() || aws.events_queue_url.is_none()) {
             let missing = if aws.commands_queue_url.is_none() {
                 "WA_COMMANDS_QUEUE_URL"
@@ -218,6 +219,19 @@ impl Config {
             worker,
             app_limit,
         })
+    }
+}
+
+/// Refuses the AWS data path's variables when the build has no AWS SDK (`sdk`:
+/// [`wa_aws::SDK`], the feature `aws`): the error names the first one set and the feature to
+/// build with, rather than the server quietly running on SQLite.
+fn aws_available(aws: &wa_aws::AwsEnv, sdk: bool) -> Result<(), ConfigError> {
+    match aws.needs_sdk(sdk) {
+        Some(var) => Err(ConfigError {
+            var,
+            problem: wa_aws::NO_SDK.to_owned(),
+        }),
+        None => Ok(()),
     }
 }
 
@@ -304,5 +318,26 @@ mod tests {
         ] {
             assert_eq!(cfg(&[(k, v)]).unwrap_err().var, k);
         }
+    }
+
+    #[test]
+    fn the_aws_data_path_needs_a_build_with_the_sdk() {
+        let env = |pairs: &[(&str, &str)]| {
+            let m: HashMap<String, String> = pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect();
+            wa_aws::AwsEnv::from_lookup(&|k| m.get(k).cloned())
+        };
+        // Which variable is named is `AwsEnv::needs_sdk`'s (its own table test); here: the
+        // server's error names it and the feature to build with.
+        let table = [("WA_TABLE_NAME", "wa")];
+        let e = aws_available(&env(&table), false).unwrap_err();
+        assert_eq!(e.var, "WA_TABLE_NAME");
+        assert!(e.to_string().contains("--features aws"), "{e}");
+        assert!(aws_available(&env(&table), true).is_ok());
+        assert!(aws_available(&env(&[]), false).is_ok());
+        // This build's own answer: the test build has the SDK (a dev-dependency feature).
+        assert_eq!(cfg(&table).is_ok(), wa_aws::SDK);
     }
 }

@@ -1,7 +1,7 @@
 //! The `wa-server` command: `wa-server` (or `wa-server serve`) runs the embedded server;
 //! `wa-server token --tenant <id>` prints a tenant JWT for the /apps routes;
 //! `wa-server aws-init` creates the DynamoDB table, SQS queues and S3 media bucket the
-//! environment names.
+//! environment names (in a build with the feature `aws`; without it, it fails saying so).
 
 use clap::{Parser, Subcommand};
 use wa_server::{Config, LogFormat};
@@ -32,7 +32,8 @@ enum Command {
     },
     /// Create the DynamoDB table (WA_TABLE_NAME), the SQS queues (WA_*_QUEUE_URL) with
     /// their dead-letter queues and the media bucket (WA_MEDIA_BUCKET) when they are
-    /// missing: for emulators and first runs (in AWS the SAM template creates them).
+    /// missing: for emulators and first runs (in AWS the SAM template creates them). Needs a
+    /// build with `--features aws`.
     AwsInit,
 }
 

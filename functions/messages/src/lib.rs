@@ -132,7 +132,7 @@ fn decode_cursor(raw: &str) -> ApiResult<MessageCursor> {
 }
 
 /// The device's messages, both directions, newest first
-#[utoipa::path(get, path = "/devices/{device_id}/messages", tag = "messages", security(("app_token" = [])),
+#[utoipa::path(get, path = "/devices/{device_id}/messages", operation_id = "list_messages", tag = "messages", security(("app_token" = [])),
     params(("device_id" = Uuid, Path, description = PATH_ID), MessageListQuery),
     responses(
         (status = 200, description = "One page", body = Envelope<MessageList>),

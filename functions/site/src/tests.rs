@@ -176,3 +176,31 @@ async fn the_document_is_the_whole_apis() {
     assert_eq!(s, StatusCode::OK);
     assert!(header_of(&ct, "content-type").starts_with("text/html"));
 }
+
+/// Client generators and OpenAPI validators need every operation id to be unique.
+#[tokio::test]
+async fn operation_ids_are_unique() {
+    let doc = document(true);
+    let mut seen = std::collections::BTreeMap::<String, Vec<String>>::new();
+    for (path, item) in &doc.paths.paths {
+        let ops = [
+            ("get", &item.get),
+            ("put", &item.put),
+            ("post", &item.post),
+            ("delete", &item.delete),
+            ("patch", &item.patch),
+        ];
+        for (method, op) in ops {
+            if let Some(op) = op {
+                let id = op.operation_id.clone().unwrap_or_default();
+                assert!(!id.is_empty(), "{method} {path} has no operation id");
+                seen.entry(id).or_default().push(format!("{method} {path}"));
+            }
+        }
+    }
+    let twice: Vec<_> = seen.iter().filter(|(_, at)| at.len() > 1).collect();
+    assert!(
+        twice.is_empty(),
+        "operation ids used more than once: {twice:?}"
+    );
+}

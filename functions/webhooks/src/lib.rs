@@ -200,7 +200,7 @@ mod tests {
     async fn nudges_deliver_in_order_and_retries_hold_the_device() {
         let sqlite = Arc::new(wa_store::SqliteStore::in_memory().unwrap());
         let queue: Arc<dyn Queue> = Arc::new(wa_queue::LocalQueue::on(sqlite.db(), 20).unwrap());
-        let store: Arc<dyn Store> = Arc::new(Nudging::new(sqlite, queue.clone()));
+        let store: Arc<dyn Store> = Arc::new(Nudging::nudging(sqlite, queue.clone()));
         let device = Uuid::now_v7();
         let events: Vec<Event> = (0..3)
             .map(|i| {

@@ -10,21 +10,18 @@ use std::time::Duration;
 use async_trait::async_trait;
 use tokio::sync::{mpsc, watch};
 use uuid::Uuid;
-use wa_core::apps::App;
-use wa_core::devices::{Device, DeviceStatus, DeviceUpdate};
-use wa_core::lease::{Claim, Fence, Lease, Member, Owner};
+use wa_core::devices::{Device, DeviceStatus};
+use wa_core::layer::{Layer, Layered};
 use wa_core::messages::{Message, MessageStatus, MessageUpdate};
 use wa_core::notify::Notifier;
 use wa_core::provider::{
-    Group, OutboundMessage, Presence, Profile, Provider, ProviderFailure, SandboxControl,
-    ScanOutcome,
+    Group, OutboundMessage, Profile, Provider, ProviderFailure, SandboxControl, ScanOutcome,
 };
 use wa_core::queue::{
     COMMANDS, Command, DeadLetter, Depth, Outgoing, Queue, QueueError, Received, enqueue,
 };
 use wa_core::store::*;
 use wa_core::time::{self, OffsetDateTime};
-use wa_core::webhooks::Event;
 use wa_provider::sandbox::Sandbox;
 use wa_queue::LocalQueue;
 use wa_store::SqliteStore;
@@ -32,302 +29,40 @@ use wa_testkit::fixtures::{device as new_device, outbound_text};
 
 use crate::Worker;
 
-/// A store that fails the next `fail_device_writes` device writes and counts purges.
-struct Flaky {
-    inner: Arc<dyn Store>,
-    // Shared with its fenced views.
-    fail_device_writes: Arc<AtomicU32>,
-    device_writes: Arc<AtomicU32>,
-    purges: Arc<AtomicU32>,
+/// Fails the next `fail_device_writes` device writes; counts device writes and purges.
+#[derive(Default)]
+struct Faults {
+    fail_device_writes: AtomicU32,
+    device_writes: AtomicU32,
+    purges: AtomicU32,
 }
+
+/// The SQLite store with [`Faults`] around it.
+type Flaky = Layered<Faults>;
 
 fn refused() -> StoreError {
     StoreError::Backend("refused by the test".into())
 }
 
-#[async_trait]
-impl AppStore for Flaky {
-    async fn insert_app(&self, app: &App) -> Result<(), StoreError> {
-        self.inner.insert_app(app).await
-    }
-    async fn get_app(&self, app_id: Uuid) -> Result<Option<App>, StoreError> {
-        self.inner.get_app(app_id).await
-    }
-    async fn app_by_token_hash(&self, h: &str) -> Result<Option<App>, StoreError> {
-        self.inner.app_by_token_hash(h).await
-    }
-    async fn list_apps(&self, tenant: &str, page: PageRequest) -> Result<Page<App>, StoreError> {
-        self.inner.list_apps(tenant, page).await
-    }
-    async fn update_app(&self, app_id: Uuid, u: &AppUpdate) -> Result<App, StoreError> {
-        self.inner.update_app(app_id, u).await
-    }
-    async fn delete_app(&self, app_id: Uuid) -> Result<(), StoreError> {
-        self.inner.delete_app(app_id).await
-    }
-    async fn close_app(&self, app_id: Uuid) -> Result<(), StoreError> {
-        self.inner.close_app(app_id).await
-    }
-    async fn ping(&self) -> Result<(), StoreError> {
-        self.inner.ping().await
-    }
-}
-
-#[async_trait]
-impl DeviceStore for Flaky {
-    async fn insert_device(&self, d: &Device) -> Result<(), StoreError> {
-        self.inner.insert_device(d).await
-    }
-    async fn get_device(&self, id: Uuid) -> Result<Option<Device>, StoreError> {
-        self.inner.get_device(id).await
-    }
-    async fn list_devices(
-        &self,
-        app_id: Uuid,
-        status: Option<DeviceStatus>,
-        page: PageRequest,
-    ) -> Result<Page<Device>, StoreError> {
-        self.inner.list_devices(app_id, status, page).await
-    }
-    async fn devices_of_app(&self, app_id: Uuid) -> Result<Vec<Device>, StoreError> {
-        self.inner.devices_of_app(app_id).await
-    }
-    async fn devices_with_status(
-        &self,
-        statuses: &[DeviceStatus],
-        page: PageRequest,
-    ) -> Result<Page<Device>, StoreError> {
-        self.inner.devices_with_status(statuses, page).await
-    }
-    async fn update_device(
-        &self,
-        id: Uuid,
-        u: &DeviceUpdate,
-        expect: &[DeviceStatus],
-        events: &[Event],
-    ) -> Result<Device, StoreError> {
-        self.device_writes.fetch_add(1, Ordering::SeqCst);
-        let fail = self
-            .fail_device_writes
-            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
-            .is_ok();
-        if fail {
-            return Err(refused());
+impl Layer for Faults {
+    fn before(&self, op: &'static str) -> Result<(), StoreError> {
+        match op {
+            "update_device" => {
+                self.device_writes.fetch_add(1, Ordering::SeqCst);
+                let fail = self
+                    .fail_device_writes
+                    .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+                    .is_ok();
+                if fail {
+                    return Err(refused());
+                }
+            }
+            "purge_expired_idempotency" => {
+                self.purges.fetch_add(1, Ordering::SeqCst);
+            }
+            _ => {}
         }
-        self.inner.update_device(id, u, expect, events).await
-    }
-    async fn put_presence(&self, id: Uuid, p: &Presence, e: &[Event]) -> Result<(), StoreError> {
-        self.inner.put_presence(id, p, e).await
-    }
-    async fn get_presence(&self, id: Uuid, jid: &str) -> Result<Option<Presence>, StoreError> {
-        self.inner.get_presence(id, jid).await
-    }
-}
-
-#[async_trait]
-impl MessageStore for Flaky {
-    async fn create_message(
-        &self,
-        m: &Message,
-        media: Option<&[u8]>,
-        idem: Option<&IdempotencyRecord>,
-        events: &[Event],
-    ) -> Result<Created, StoreError> {
-        self.inner.create_message(m, media, idem, events).await
-    }
-    async fn get_message(&self, d: Uuid, id: &str) -> Result<Option<Message>, StoreError> {
-        self.inner.get_message(d, id).await
-    }
-    async fn list_messages(
-        &self,
-        d: Uuid,
-        limit: u32,
-        before: Option<&MessageCursor>,
-    ) -> Result<(Vec<Message>, Option<MessageCursor>), StoreError> {
-        self.inner.list_messages(d, limit, before).await
-    }
-    async fn update_message(
-        &self,
-        d: Uuid,
-        id: &str,
-        u: &MessageUpdate,
-        expect: &[MessageStatus],
-        events: &[Event],
-    ) -> Result<Message, StoreError> {
-        self.inner.update_message(d, id, u, expect, events).await
-    }
-    async fn update_message_settling(
-        &self,
-        d: Uuid,
-        id: &str,
-        u: &MessageUpdate,
-        expect: &[MessageStatus],
-        events: &[Event],
-        done: &Received,
-        visibility: Duration,
-    ) -> Result<(Message, Settled), StoreError> {
-        self.inner
-            .update_message_settling(d, id, u, expect, events, done, visibility)
-            .await
-    }
-    async fn inbound_message_id(
-        &self,
-        d: Uuid,
-        chat: &str,
-        sender: &str,
-        id: &str,
-    ) -> Result<Option<String>, StoreError> {
-        self.inner.inbound_message_id(d, chat, sender, id).await
-    }
-    async fn outbound_media(&self, d: Uuid, id: &str) -> Result<Option<Vec<u8>>, StoreError> {
-        self.inner.outbound_media(d, id).await
-    }
-    async fn delete_outbound_media(&self, d: Uuid, id: &str) -> Result<(), StoreError> {
-        self.inner.delete_outbound_media(d, id).await
-    }
-    async fn pending_messages(
-        &self,
-        d: Option<Uuid>,
-        limit: u32,
-    ) -> Result<Vec<Message>, StoreError> {
-        self.inner.pending_messages(d, limit).await
-    }
-    async fn pending_page(
-        &self,
-        after: Option<&PendingCursor>,
-        limit: u32,
-    ) -> Result<(Vec<Message>, Option<PendingCursor>), StoreError> {
-        self.inner.pending_page(after, limit).await
-    }
-    async fn get_idempotency(
-        &self,
-        app: Uuid,
-        key: &str,
-    ) -> Result<Option<IdempotencyRecord>, StoreError> {
-        self.inner.get_idempotency(app, key).await
-    }
-    async fn set_idempotency_response(
-        &self,
-        app: Uuid,
-        key: &str,
-        status: u16,
-        body: &str,
-    ) -> Result<(), StoreError> {
-        self.inner
-            .set_idempotency_response(app, key, status, body)
-            .await
-    }
-    async fn clear_idempotency_response(&self, app: Uuid, key: &str) -> Result<(), StoreError> {
-        self.inner.clear_idempotency_response(app, key).await
-    }
-    async fn purge_expired_idempotency(&self, now: OffsetDateTime) -> Result<u64, StoreError> {
-        self.purges.fetch_add(1, Ordering::SeqCst);
-        self.inner.purge_expired_idempotency(now).await
-    }
-}
-
-#[async_trait]
-impl EventStore for Flaky {
-    async fn append_events(&self, events: &[Event]) -> Result<(), StoreError> {
-        self.inner.append_events(events).await
-    }
-    async fn due_deliveries(
-        &self,
-        now: OffsetDateTime,
-        limit: u32,
-    ) -> Result<Vec<Delivery>, StoreError> {
-        self.inner.due_deliveries(now, limit).await
-    }
-    async fn next_delivery_of_device(
-        &self,
-        d: Uuid,
-        now: OffsetDateTime,
-    ) -> Result<Option<Delivery>, StoreError> {
-        self.inner.next_delivery_of_device(d, now).await
-    }
-    async fn record_attempt(&self, id: &str, a: &Attempt) -> Result<Delivery, StoreError> {
-        self.inner.record_attempt(id, a).await
-    }
-    async fn list_deliveries(
-        &self,
-        app: Uuid,
-        status: Option<DeliveryStatus>,
-        limit: u32,
-        before: Option<i64>,
-    ) -> Result<(Vec<Delivery>, Option<i64>), StoreError> {
-        self.inner.list_deliveries(app, status, limit, before).await
-    }
-    async fn get_delivery(&self, id: &str) -> Result<Option<Delivery>, StoreError> {
-        self.inner.get_delivery(id).await
-    }
-    async fn redeliver(&self, id: &str) -> Result<Delivery, StoreError> {
-        self.inner.redeliver(id).await
-    }
-}
-
-/// Leases pass through; a fenced view is the inner store's (it fails nothing).
-#[async_trait]
-impl LeaseStore for Flaky {
-    async fn acquire_lease(&self, claim: &Claim) -> Result<Lease, StoreError> {
-        self.inner.acquire_lease(claim).await
-    }
-    async fn renew_lease(
-        &self,
-        d: Uuid,
-        owner: &Owner,
-        epoch: u64,
-        now: OffsetDateTime,
-        ttl: Duration,
-    ) -> Result<Lease, StoreError> {
-        self.inner.renew_lease(d, owner, epoch, now, ttl).await
-    }
-    async fn release_lease(&self, d: Uuid, owner: &Owner, epoch: u64) -> Result<Lease, StoreError> {
-        self.inner.release_lease(d, owner, epoch).await
-    }
-    async fn get_lease(&self, d: Uuid) -> Result<Option<Lease>, StoreError> {
-        self.inner.get_lease(d).await
-    }
-    async fn list_leases(
-        &self,
-        owner: Option<&Owner>,
-        page: PageRequest,
-    ) -> Result<Page<Lease>, StoreError> {
-        self.inner.list_leases(owner, page).await
-    }
-    async fn register_worker(&self, m: &Member) -> Result<(), StoreError> {
-        self.inner.register_worker(m).await
-    }
-    async fn heartbeat_worker(&self, m: &Member) -> Result<(), StoreError> {
-        self.inner.heartbeat_worker(m).await
-    }
-    async fn deregister_worker(&self, owner: &Owner) -> Result<(), StoreError> {
-        self.inner.deregister_worker(owner).await
-    }
-    async fn live_workers(&self, now: OffsetDateTime) -> Result<Vec<Member>, StoreError> {
-        self.inner.live_workers(now).await
-    }
-    fn fenced(&self, fence: Fence) -> Arc<dyn Store> {
-        Arc::new(Flaky {
-            inner: self.inner.fenced(fence),
-            fail_device_writes: self.fail_device_writes.clone(),
-            device_writes: self.device_writes.clone(),
-            purges: self.purges.clone(),
-        })
-    }
-}
-
-#[async_trait]
-impl ReplyStore for Flaky {
-    async fn put_reply(
-        &self,
-        ask_id: Uuid,
-        reply: &wa_core::session::Reply,
-        expires_at: OffsetDateTime,
-    ) -> Result<(), StoreError> {
-        self.inner.put_reply(ask_id, reply, expires_at).await
-    }
-    async fn get_reply(&self, ask_id: Uuid) -> Result<Option<wa_core::session::Reply>, StoreError> {
-        self.inner.get_reply(ask_id).await
+        Ok(())
     }
 }
 
@@ -458,12 +193,7 @@ fn harness_with(inline_commands: bool) -> Harness {
         batches: AtomicU32::new(0),
         deletes: AtomicU32::new(0),
     });
-    let store = Arc::new(Flaky {
-        inner: sqlite.clone(),
-        fail_device_writes: Arc::default(),
-        device_writes: Arc::default(),
-        purges: Arc::default(),
-    });
+    let store = Arc::new(Flaky::new(sqlite.clone(), Arc::default()));
     let (tx, events) = mpsc::unbounded_channel();
     let (in_tx, inbound) = mpsc::unbounded_channel();
     let sandbox = Arc::new(Sandbox::new(dir.path(), tx, in_tx, Default::default()).unwrap());
@@ -678,7 +408,10 @@ async fn restore_queues_every_pending_message_of_held_devices_in_paged_batches()
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn session_events_that_fail_to_store_are_retried() {
     let h = harness();
-    h.store.fail_device_writes.store(3, Ordering::SeqCst);
+    h.store
+        .layer()
+        .fail_device_writes
+        .store(3, Ordering::SeqCst);
     let d = new_device(Uuid::now_v7(), "d");
     h.sqlite.insert_device(&d).await.unwrap();
     let worker = h.worker(h.sandbox.clone());
@@ -688,7 +421,7 @@ async fn session_events_that_fail_to_store_are_retried() {
         (r.status(d.device_id).await == DeviceStatus::QrGenerated).then_some(())
     })
     .await;
-    assert!(r.store.device_writes.load(Ordering::SeqCst) >= 4);
+    assert!(r.store.layer().device_writes.load(Ordering::SeqCst) >= 4);
     r.stop().await;
 }
 
@@ -696,7 +429,10 @@ async fn session_events_that_fail_to_store_are_retried() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_session_event_that_never_stores_is_given_up() {
     let h = harness();
-    h.store.fail_device_writes.store(u32::MAX, Ordering::SeqCst);
+    h.store
+        .layer()
+        .fail_device_writes
+        .store(u32::MAX, Ordering::SeqCst);
     let mut d = new_device(Uuid::now_v7(), "d");
     d.status = DeviceStatus::Connecting;
     h.sqlite.insert_device(&d).await.unwrap();
@@ -709,10 +445,13 @@ async fn a_session_event_that_never_stores_is_given_up() {
     };
     assert!(!worker.record_event(d.device_id, &ev).await);
     assert_eq!(
-        h.store.device_writes.load(Ordering::SeqCst),
+        h.store.layer().device_writes.load(Ordering::SeqCst),
         crate::session::EVENT_ATTEMPTS
     );
-    h.store.fail_device_writes.store(0, Ordering::SeqCst);
+    h.store
+        .layer()
+        .fail_device_writes
+        .store(0, Ordering::SeqCst);
     assert!(worker.record_event(d.device_id, &ev).await);
 }
 
@@ -738,7 +477,7 @@ async fn expired_idempotency_keys_are_purged_periodically() {
     worker.upkeep.purge_every = Duration::from_millis(50);
     let r = h.start(worker);
     eventually("purged twice", || async {
-        (r.store.purges.load(Ordering::SeqCst) >= 2).then_some(())
+        (r.store.layer().purges.load(Ordering::SeqCst) >= 2).then_some(())
     })
     .await;
     assert_eq!(
@@ -1064,7 +803,7 @@ async fn a_session_event_of_a_device_not_held_is_dropped_at_once() {
     let worker = h.worker(h.sandbox.clone());
     assert!(!worker.record_event(d.device_id, &connected_event()).await);
     assert_eq!(
-        h.store.device_writes.load(Ordering::SeqCst),
+        h.store.layer().device_writes.load(Ordering::SeqCst),
         0,
         "no attempt"
     );

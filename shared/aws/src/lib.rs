@@ -5,16 +5,39 @@
 //! with the `media` feature the S3 media bucket (`WA_MEDIA_BUCKET`), the webhook nudges,
 //! `aws-init`, and the Lambdas' JSON logs. No HTTP server here: the Lambda HTTP entry point
 //! is `wa-lambda-http`.
+//!
+//! The AWS SDK is compiled in only with the feature `sdk` ([`SDK`]): without it the same
+//! functions exist and fail with [`NO_SDK`], so that `wa-server`'s default build compiles
+//! no AWS client and its users learn which feature to build with.
+
+#[cfg(feature = "sdk")]
+mod sdk;
+#[cfg(not(feature = "sdk"))]
+mod unavailable;
+
+#[cfg(all(feature = "sdk", feature = "media"))]
+pub use sdk::media_from_env;
+#[cfg(feature = "sdk")]
+pub use sdk::{SqsQueue, init, queue_from_env, store_from_env};
+#[cfg(all(not(feature = "sdk"), feature = "media"))]
+pub use unavailable::media_from_env;
+#[cfg(not(feature = "sdk"))]
+pub use unavailable::{SqsQueue, init, queue_from_env, store_from_env};
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::Context as _;
 use wa_core::outbox::Nudging;
 use wa_core::queue::Queue;
 use wa_core::store::Store;
-use wa_queue::SqsQueue;
-use wa_store::DynamoStore;
+
+/// Whether this build has the AWS SDK (feature `sdk`; `wa-server` and `wa-worker` enable it
+/// with their feature `aws`).
+pub const SDK: bool = cfg!(feature = "sdk");
+
+/// Why the AWS data path fails in a build without the SDK, and what to build instead.
+pub const NO_SDK: &str = "this build has no AWS data path (DynamoDB, SQS, S3): build it with \
+    the `aws` feature, e.g. `cargo run --release -p wa-server --features aws`";
 
 /// The environment of the AWS data path, read once.
 #[derive(Debug, Clone)]
@@ -47,6 +70,24 @@ impl AwsEnv {
         Self::from_lookup(&|k| std::env::var(k).ok())
     }
 
+    /// The first variable of the AWS data path that is set, when a build with `sdk` false
+    /// cannot serve it (`None` with the SDK, or when none is set): a process must refuse to
+    /// start rather than quietly run on SQLite and the data directory.
+    pub fn needs_sdk(&self, sdk: bool) -> Option<&'static str> {
+        if sdk {
+            return None;
+        }
+        [
+            ("WA_TABLE_NAME", &self.table),
+            ("WA_COMMANDS_QUEUE_URL", &self.commands_queue_url),
+            ("WA_EVENTS_QUEUE_URL", &self.events_queue_url),
+            ("WA_SENDS_QUEUE_URL", &self.sends_queue_url),
+            ("WA_MEDIA_BUCKET", &self.media_bucket),
+        ]
+        .into_iter()
+        .find_map(|(var, value)| value.is_some().then_some(var))
+    }
+
     /// Whether any SQS queue is configured.
     pub fn uses_sqs(&self) -> bool {
         self.commands_queue_url.is_some()
@@ -55,98 +96,19 @@ impl AwsEnv {
     }
 }
 
-/// The DynamoDB store of `WA_TABLE_NAME`.
-pub async fn store_from_env(env: &AwsEnv) -> anyhow::Result<Arc<DynamoStore>> {
-    let table = env
-        .table
-        .as_deref()
-        .context("WA_TABLE_NAME: the DynamoDB table is not set")?;
-    Ok(Arc::new(DynamoStore::from_env(table).await))
-}
-
-/// The S3 media store of `WA_MEDIA_BUCKET`, `None` when it is unset.
-#[cfg(feature = "media")]
-pub async fn media_from_env(env: &AwsEnv) -> Option<Arc<wa_media::S3Media>> {
-    let bucket = env.media_bucket.as_deref()?;
-    Some(Arc::new(wa_media::S3Media::from_env(bucket).await))
-}
-
 /// How long a consumer's receive waits for a message (SQS long polling, its maximum): an
 /// idle consumer costs three requests a minute per queue instead of several a second, and a
 /// message is received as soon as it is sent. Consumers stop waiting when they shut down.
 pub const LONG_POLL: Duration = Duration::from_secs(20);
 
-/// The SQS queues of the `WA_*_QUEUE_URL` variables (receives answer at once; see
-/// [`LONG_POLL`] for consumers).
-pub async fn queue_from_env() -> anyhow::Result<Arc<SqsQueue>> {
-    Ok(Arc::new(
-        SqsQueue::from_env()
-            .await
-            .map_err(|e| anyhow::anyhow!("the SQS queues: {e}"))?,
-    ))
-}
-
 /// `store`, nudging the events queue after every write with events when that queue is set
 /// (the webhooks consumer delivers them); else `store` itself (the outbox is polled).
 pub fn with_nudges(store: Arc<dyn Store>, queue: Arc<dyn Queue>, env: &AwsEnv) -> Arc<dyn Store> {
     if env.events_queue_url.is_some() {
-        Arc::new(Nudging::new(store, queue))
+        Arc::new(Nudging::nudging(store, queue))
     } else {
         store
     }
-}
-
-/// Creates the table, the queues and the media bucket named by the environment when they
-/// are missing (for emulators and first runs; in AWS the SAM template creates them).
-/// Returns what it did, one line per resource. Fails when `WA_MEDIA_BUCKET` is set in a
-/// build without the `media` feature.
-pub async fn init(env: &AwsEnv) -> anyhow::Result<Vec<String>> {
-    let mut done = Vec::new();
-    if env.table.is_some() {
-        let store = store_from_env(env).await?;
-        store
-            .create_table()
-            .await
-            .map_err(|e| anyhow::anyhow!("creating the table: {e}"))?;
-        done.push(format!("table {}", store.table()));
-    }
-    let urls = [
-        &env.commands_queue_url,
-        &env.events_queue_url,
-        &env.sends_queue_url,
-    ];
-    let names: Vec<String> = urls
-        .into_iter()
-        .flatten()
-        .map(|u| u.rsplit('/').next().unwrap_or(u).to_owned())
-        .collect();
-    if !names.is_empty() {
-        let created = wa_queue::sqs::create_queues_from_env(&names)
-            .await
-            .map_err(|e| anyhow::anyhow!("creating the queues: {e}"))?;
-        done.extend(created.into_iter().map(|u| format!("queue {u}")));
-    }
-    if env.media_bucket.is_some() {
-        done.push(init_media(env).await?);
-    }
-    Ok(done)
-}
-
-#[cfg(feature = "media")]
-async fn init_media(env: &AwsEnv) -> anyhow::Result<String> {
-    let media = media_from_env(env)
-        .await
-        .context("WA_MEDIA_BUCKET: the media bucket is not set")?;
-    media
-        .create_bucket()
-        .await
-        .map_err(|e| anyhow::anyhow!("creating the media bucket: {e}"))?;
-    Ok(format!("bucket {}", media.bucket()))
-}
-
-#[cfg(not(feature = "media"))]
-async fn init_media(_env: &AwsEnv) -> anyhow::Result<String> {
-    anyhow::bail!("WA_MEDIA_BUCKET: this build has no S3 media support")
 }
 
 /// Logs as JSON lines (CloudWatch), filtered by `RUST_LOG` (default `info`).
@@ -161,4 +123,50 @@ pub fn init_tracing() {
         .flatten_event(true)
         .without_time()
         .init();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> AwsEnv {
+        AwsEnv::from_lookup(&|k| {
+            pairs
+                .iter()
+                .find(|(name, _)| *name == k)
+                .map(|(_, v)| v.to_string())
+        })
+    }
+
+    #[test]
+    fn needs_sdk_names_the_first_variable_set_without_the_sdk() {
+        // (environment, built with the SDK, the variable named)
+        type Row<'a> = (&'a [(&'a str, &'a str)], bool, Option<&'a str>);
+        let rows: [Row; 9] = [
+            (&[], false, None),
+            (&[], true, None),
+            (&[("WA_TABLE_NAME", " ")], false, None),
+            (&[("WA_TABLE_NAME", "wa")], false, Some("WA_TABLE_NAME")),
+            (&[("WA_TABLE_NAME", "wa")], true, None),
+            (
+                &[("WA_COMMANDS_QUEUE_URL", "u"), ("WA_EVENTS_QUEUE_URL", "u")],
+                false,
+                Some("WA_COMMANDS_QUEUE_URL"),
+            ),
+            (
+                &[("WA_EVENTS_QUEUE_URL", "u")],
+                false,
+                Some("WA_EVENTS_QUEUE_URL"),
+            ),
+            (
+                &[("WA_SENDS_QUEUE_URL", "u")],
+                false,
+                Some("WA_SENDS_QUEUE_URL"),
+            ),
+            (&[("WA_MEDIA_BUCKET", "b")], false, Some("WA_MEDIA_BUCKET")),
+        ];
+        for (pairs, sdk, expected) in rows {
+            assert_eq!(env(pairs).needs_sdk(sdk), expected, "{pairs:?} sdk={sdk}");
+        }
+    }
 }

@@ -60,26 +60,15 @@ mod tests {
 
     #[test]
     fn normalizes() {
-        assert_eq!(
-            normalize("to", "+15551230001").unwrap(),
-            "15551230001@s.whatsapp.net"
-        );
-        assert_eq!(
-            normalize("to", "15551230001@s.whatsapp.net").unwrap(),
-            "15551230001@s.whatsapp.net"
-        );
-        assert_eq!(
-            normalize("to", "100000000000001@lid").unwrap(),
-            "100000000000001@lid"
-        );
-        assert_eq!(
-            normalize("to", "120363000000000403@g.us").unwrap(),
-            "120363000000000403@g.us"
-        );
-        assert_eq!(
-            normalize("to", "15551230001-1600000000@g.us").unwrap(),
-            "15551230001-1600000000@g.us"
-        );
+        for (input, jid) in [
+            ("+15551230001", "15551230001@s.whatsapp.net"),
+            ("15551230001@s.whatsapp.net", "15551230001@s.whatsapp.net"),
+            ("100000000000001@lid", "100000000000001@lid"),
+            ("120363000000000403@g.us", "120363000000000403@g.us"),
+            ("15551230001-1600000000@g.us", "15551230001-1600000000@g.us"),
+        ] {
+            assert_eq!(normalize("to", input).unwrap(), jid, "{input}");
+        }
         for bad in [
             "",
             "abc",

@@ -7,6 +7,7 @@ pub mod consume;
 pub mod device_service;
 pub mod devices;
 pub mod jid;
+pub mod layer;
 pub mod lease;
 pub mod lifecycle;
 pub mod media;
