@@ -12,6 +12,7 @@ use tokio::sync::{mpsc, watch};
 use uuid::Uuid;
 use wa_core::devices::{Device, DeviceStatus};
 use wa_core::layer::{Layer, Layered};
+use wa_core::lease::{Claim, Lease, Member, Owner};
 use wa_core::messages::{Message, MessageStatus, MessageUpdate};
 use wa_core::notify::Notifier;
 use wa_core::provider::{
