@@ -12,6 +12,7 @@ use wa_core::store::StoreError;
 use wa_core::time;
 
 use crate::balance::Route;
+use crate::leases::LinkRequest;
 use crate::session::stopped_or_logged_out;
 use crate::{Next, Worker, capacity, decide};
 
@@ -113,6 +114,14 @@ impl Worker {
                 if self.has_no_room_for(device_id) {
                     return Ok(Next::RetryIn(capacity::NO_ROOM_RETRY));
                 }
+                let request = LinkRequest {
+                    asked_at: device.updated_at,
+                    pair_phone: pair_phone.clone(),
+                };
+                if !self.leases.start_link(device_id, request) {
+                    tracing::info!(%device_id, "the link of this request was opened here already; command dropped");
+                    return Ok(Next::Done);
+                }
                 match self.provider.link(device_id, pair_phone.as_deref()).await {
                     Ok(Some((code, expires_at))) => {
                         let update = DeviceUpdate {
@@ -134,7 +143,11 @@ impl Worker {
                             .await
                         {
                             Ok(_) | Err(StoreError::Conflict(_)) => {}
-                            Err(e) => return Err(e),
+                            Err(e) => {
+                                // Retried: the link opens again, with a new code.
+                                self.leases.forget_link(device_id);
+                                return Err(e);
+                            }
                         }
                         self.notifier.notify(device_id);
                     }
@@ -181,6 +194,14 @@ impl Worker {
 /// again (by its owner, or by whoever claims the device once that owner is gone).
 pub const ELSEWHERE_RETRY: Duration = Duration::from_millis(500);
 
+/// Whether a `Link` command for `asked` opens a linking session, when this worker opened
+/// one for `started` under the device's lease: not for the same request again (its
+/// command queued twice, or delivered again before its QR was stored), which would
+/// replace the session being scanned; for any other request (a new QR, a pair code).
+pub(crate) fn opens_link(started: Option<&LinkRequest>, asked: &LinkRequest) -> bool {
+    started != Some(asked)
+}
+
 /// Whether a command starts or ends the session itself, so claiming its device for it
 /// opens nothing first.
 fn opens_session_itself(command: &Command) -> bool {
@@ -198,6 +219,26 @@ mod tests {
     use uuid::Uuid;
 
     use super::*;
+
+    fn request(ms: u64, phone: Option<&str>) -> LinkRequest {
+        LinkRequest {
+            asked_at: wa_core::time::OffsetDateTime::UNIX_EPOCH
+                + std::time::Duration::from_millis(ms),
+            pair_phone: phone.map(str::to_owned),
+        }
+    }
+
+    #[test]
+    fn a_link_request_opens_one_linking_session() {
+        let first = request(1, None);
+        assert!(opens_link(None, &first), "nothing opened yet");
+        assert!(!opens_link(Some(&first), &first), "the same request again");
+        assert!(opens_link(Some(&first), &request(2, None)), "a new QR");
+        assert!(
+            opens_link(Some(&first), &request(1, Some("15551230001"))),
+            "a pair code"
+        );
+    }
 
     #[test]
     fn session_commands_open_nothing_before_they_run() {

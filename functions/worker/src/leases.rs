@@ -41,6 +41,17 @@ struct Held {
     sent: Instant,
     /// The store with every write conditioned on this lease.
     store: Arc<dyn Store>,
+    /// The link request whose linking session this worker opened under this lease.
+    linking: Option<LinkRequest>,
+}
+
+/// A request to link a device, as its record shows it while `initializing`: every request
+/// (create, new QR, pair code) writes a new `updated_at`, so two commands of one request
+/// (a command queued again, or delivered twice) show the same.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct LinkRequest {
+    pub asked_at: wa_core::time::OffsetDateTime,
+    pub pair_phone: Option<String>,
 }
 
 /// This worker's leases: who it is, the lease period, what it holds, what it watches of
@@ -100,6 +111,29 @@ impl Leases {
             .collect();
         ids.sort_unstable();
         ids
+    }
+
+    /// Whether this worker is to open a linking session for `request` of a held device:
+    /// not when it opened one for that very request already, whose QR may not be stored
+    /// yet ([`crate::commands::opens_link`]); the request is remembered when it is.
+    pub(crate) fn start_link(&self, device_id: Uuid, request: LinkRequest) -> bool {
+        let mut held = self.held.lock().expect("leases lock");
+        let Some(h) = held.get_mut(&device_id) else {
+            return true;
+        };
+        let opens = crate::commands::opens_link(h.linking.as_ref(), &request);
+        if opens {
+            h.linking = Some(request);
+        }
+        opens
+    }
+
+    /// Forgets the link request of a device whose link did not complete here (it is
+    /// tried again).
+    pub(crate) fn forget_link(&self, device_id: Uuid) {
+        if let Some(h) = self.held.lock().expect("leases lock").get_mut(&device_id) {
+            h.linking = None;
+        }
     }
 
     fn take(&self, device_id: Uuid) -> Option<Held> {
@@ -210,6 +244,7 @@ impl Worker {
                 epoch: lease.epoch,
                 sent,
                 store: store.clone(),
+                linking: None,
             },
         );
         Ok(Some(store))

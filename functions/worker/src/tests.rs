@@ -939,3 +939,46 @@ async fn the_hand_over_releases_every_lease() {
     }
     assert!(h.sqlite.live_workers(time::now()).await.unwrap().is_empty());
 }
+
+/// The `Qr` events waiting on the sandbox's channel.
+fn qr_events(h: &mut Harness) -> usize {
+    let mut n = 0;
+    while let Ok((_, ev)) = h.events.try_recv() {
+        if matches!(ev, wa_core::provider::SessionEvent::Qr { .. }) {
+            n += 1;
+        }
+    }
+    n
+}
+
+/// A link command handled twice for one request (the one the API queued, and the one the
+/// restore queued again for a device still `initializing`) opens one linking session: the
+/// second, handled before the first one's QR is stored, does not replace the session that
+/// is being scanned. A new request (a new QR) opens a new one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_link_request_handled_twice_opens_one_linking_session() {
+    let mut h = harness();
+    let d = new_device(Uuid::now_v7(), "d");
+    h.sqlite.insert_device(&d).await.unwrap();
+    let worker = h.worker(h.sandbox.clone());
+    let link = Command::Link {
+        device_id: d.device_id,
+        pair_phone: None,
+    };
+    for _ in 0..2 {
+        assert_eq!(
+            worker.handle(&link, &delivered_once()).await,
+            Ok(crate::Next::Done)
+        );
+    }
+    assert_eq!(qr_events(&mut h), 1, "one linking session");
+    assert!(worker.leases.holds(d.device_id));
+    let mut again = wa_core::devices::DeviceUpdate::status(DeviceStatus::Initializing);
+    again.updated_at = Some(d.updated_at + Duration::from_millis(5));
+    h.sqlite
+        .update_device(d.device_id, &again, &[DeviceStatus::Initializing], &[])
+        .await
+        .unwrap();
+    worker.handle(&link, &delivered_once()).await.unwrap();
+    assert_eq!(qr_events(&mut h), 1, "a new request links again");
+}
