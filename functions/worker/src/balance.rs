@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use wa_core::devices::DeviceStatus as S;
-use wa_core::lease::{Approach, Owner};
+use wa_core::lease::{Approach, Lease, Owner};
 
 /// The default of `WA_RECONNECT_CONCURRENCY`: session starts at once per worker.
 pub const DEFAULT_RECONNECT_CONCURRENCY: usize = 8;
@@ -36,6 +36,23 @@ pub fn fair_share(devices: usize, workers: usize) -> usize {
 /// Whether `me` is alone in the fleet: no live member but itself (or none listed yet).
 pub fn alone<'a>(mut live: impl Iterator<Item = &'a Owner>, me: &Owner) -> bool {
     live.all(|o| o == me)
+}
+
+/// How many live workers share the devices: `live` members, or 1 when the store is this
+/// process's alone (`exclusive`: the embedded server's SQLite file, locked by it), whose
+/// other members can only be its own earlier runs.
+pub fn fleet_size(live: usize, exclusive: bool) -> usize {
+    if exclusive { 1 } else { live }
+}
+
+/// How a worker whose store is its process's alone approaches a lease `seen`: it takes it
+/// at once, whoever's it reads as, since any other owner is an earlier run of this process
+/// (gone: the store's lock proves no other process uses it). The claim is conditioned on
+/// the version read, so the new lease gets the next epoch.
+pub fn approach_exclusive(seen: Option<&Lease>) -> Approach {
+    Approach::Take {
+        unchanged: seen.map(|l| l.version),
+    }
 }
 
 /// Whether a device in `status` is to have a session open on some worker (a balance pass
@@ -164,6 +181,40 @@ mod tests {
         assert!(alone([me.clone()].iter(), &me));
         assert!(!alone([me.clone(), other.clone()].iter(), &me));
         assert!(!alone([restarted].iter(), &me), "another run of its id");
+    }
+
+    #[test]
+    fn an_exclusive_store_has_a_fleet_of_one() {
+        assert_eq!(fleet_size(3, false), 3);
+        assert_eq!(fleet_size(0, false), 0);
+        assert_eq!(fleet_size(3, true), 1);
+        assert_eq!(fleet_size(0, true), 1);
+    }
+
+    fn lease_of(owner: Option<Owner>, version: u64) -> Lease {
+        Lease {
+            device_id: Uuid::nil(),
+            owner,
+            epoch: 4,
+            expires_at: wa_core::time::now() + Duration::from_secs(3600),
+            ttl: Duration::from_secs(3600),
+            version,
+        }
+    }
+
+    #[test]
+    fn an_exclusive_store_takes_every_lease_at_once() {
+        assert_eq!(approach_exclusive(None), Approach::Take { unchanged: None });
+        let earlier_run = lease_of(Some(Owner::new("w")), 9);
+        assert_eq!(
+            approach_exclusive(Some(&earlier_run)),
+            Approach::Take { unchanged: Some(9) }
+        );
+        let released = lease_of(None, 2);
+        assert_eq!(
+            approach_exclusive(Some(&released)),
+            Approach::Take { unchanged: Some(2) }
+        );
     }
 
     #[test]

@@ -161,6 +161,25 @@ pub async fn backends(
     aws: &wa_aws::AwsEnv,
     sole_process: bool,
 ) -> anyhow::Result<(Arc<dyn Store>, Arc<dyn Queue>)> {
+    let b = open_backends(data_dir, aws, sole_process).await?;
+    Ok((b.store, b.queue))
+}
+
+/// What [`open_backends`] opened.
+pub struct Backends {
+    pub store: Arc<dyn Store>,
+    pub queue: Arc<dyn Queue>,
+    /// The store is the SQLite file and this process holds its exclusive lock: no other
+    /// process uses it (`Worker::with_exclusive_store`).
+    pub exclusive: bool,
+}
+
+/// [`backends`], telling also whether the store is this process's alone.
+pub async fn open_backends(
+    data_dir: &Path,
+    aws: &wa_aws::AwsEnv,
+    sole_process: bool,
+) -> anyhow::Result<Backends> {
     let db = data_dir.join("wa.db");
     let sqlite = if aws.table.is_none() || !aws.uses_sqs() {
         Some(
@@ -187,6 +206,7 @@ pub async fn backends(
         Some(q) => Arc::new(q.clone()),
         None => unreachable!("SQLite is opened whenever SQS is not used"),
     };
+    let mut exclusive = false;
     let store: Arc<dyn Store> = match sqlite {
         _ if aws.table.is_some() => wa_aws::store_from_env(aws).await?,
         Some(mut s) => {
@@ -199,12 +219,17 @@ pub async fn backends(
             }
             if sole_process {
                 s = s.with_read_caches();
+                exclusive = s.caches_reads();
             }
             Arc::new(s)
         }
         None => unreachable!("SQLite is opened whenever DynamoDB is not used"),
     };
-    Ok((wa_aws::with_nudges(store, queue.clone(), aws), queue))
+    Ok(Backends {
+        store: wa_aws::with_nudges(store, queue.clone(), aws),
+        queue,
+        exclusive,
+    })
 }
 
 /// Where inbound media live: the S3 bucket of `WA_MEDIA_BUCKET` when it is set, else the

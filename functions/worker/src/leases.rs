@@ -67,6 +67,8 @@ pub struct Leases {
     starts: Arc<Semaphore>,
     /// Whether the commands left in flight by the fleet's last run were taken back.
     took_back: std::sync::atomic::AtomicBool,
+    /// Whether the store is this process's alone ([`Leases::set_exclusive`]).
+    exclusive: std::sync::atomic::AtomicBool,
 }
 
 impl Leases {
@@ -80,7 +82,20 @@ impl Leases {
             busy: Mutex::default(),
             starts: Arc::new(Semaphore::new(starts.max(1))),
             took_back: std::sync::atomic::AtomicBool::new(false),
+            exclusive: std::sync::atomic::AtomicBool::new(false),
         }
+    }
+
+    /// The store is this process's alone (the embedded server's SQLite file, which it keeps
+    /// locked): every lease another owner holds was left by an earlier run of this process,
+    /// and is taken at once ([`balance::approach_exclusive`]) instead of after a full period.
+    pub fn set_exclusive(&self) {
+        self.exclusive
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    pub(crate) fn is_exclusive(&self) -> bool {
+        self.exclusive.load(std::sync::atomic::Ordering::SeqCst)
     }
 
     /// The fenced view of a held device's lease; `None` when this worker does not hold it.
@@ -162,6 +177,9 @@ impl Leases {
     }
 
     fn approach(&self, seen: Option<&lease::Lease>) -> lease::Approach {
+        if self.is_exclusive() {
+            return balance::approach_exclusive(seen);
+        }
         let now = Instant::now();
         let watch = seen.map(|l| {
             let mut watches = self.watches.lock().expect("watches lock");
@@ -350,7 +368,7 @@ impl Worker {
         }
         let members = self.store.live_workers(time::now()).await?;
         self.take_back_if_alone(&members).await;
-        let live = members.len();
+        let live = balance::fleet_size(members.len(), self.leases.is_exclusive());
         let mut wanted: Vec<Device> = Vec::new();
         let mut after = None;
         loop {
@@ -433,9 +451,9 @@ impl Worker {
     /// once instead of after its visibility timeout. Done once per run.
     async fn take_back_if_alone(&self, members: &[Member]) {
         use std::sync::atomic::Ordering;
-        if self.leases.took_back.load(Ordering::SeqCst)
-            || !balance::alone(members.iter().map(|m| &m.owner), &self.leases.owner)
-        {
+        let alone = self.leases.is_exclusive()
+            || balance::alone(members.iter().map(|m| &m.owner), &self.leases.owner);
+        if self.leases.took_back.load(Ordering::SeqCst) || !alone {
             return;
         }
         self.leases.took_back.store(true, Ordering::SeqCst);

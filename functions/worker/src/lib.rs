@@ -44,7 +44,9 @@ use wa_core::provider::{Provider, SandboxControl};
 use wa_core::queue::{Queue, Received};
 use wa_core::store::Store;
 
-pub use config::{ProviderKind, WorkerConfig, backends, build_provider, media_backend};
+pub use config::{
+    Backends, ProviderKind, WorkerConfig, backends, build_provider, media_backend, open_backends,
+};
 pub use decide::rate_limit_backoff;
 pub use upkeep::Upkeep;
 
@@ -146,7 +148,6 @@ impl Worker {
         self
     }
 
-    /// Per-device send pacing: `rate` sends per second with bursts of `burst` (0 = unpaced).
     /// The same worker as `owner`, with leases of `ttl` and at most `starts` session
     /// starts at once.
     pub fn with_leases(
@@ -155,10 +156,24 @@ impl Worker {
         ttl: Duration,
         starts: usize,
     ) -> Self {
+        let exclusive = self.leases.is_exclusive();
         self.leases = Arc::new(leases::Leases::new(owner, ttl, starts));
+        if exclusive {
+            self.leases.set_exclusive();
+        }
         self
     }
 
+    /// The same worker on a store that is its process's alone
+    /// ([`leases::Leases::set_exclusive`]): the leases of its earlier runs are taken at once.
+    pub fn with_exclusive_store(self, exclusive: bool) -> Self {
+        if exclusive {
+            self.leases.set_exclusive();
+        }
+        self
+    }
+
+    /// Per-device send pacing: `rate` sends per second with bursts of `burst` (0 = unpaced).
     pub fn with_pacing(mut self, rate: f64, burst: u32) -> Self {
         self.pacing = Pacing::new(rate, burst);
         self

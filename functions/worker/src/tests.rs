@@ -940,6 +940,68 @@ async fn the_hand_over_releases_every_lease() {
     assert!(h.sqlite.live_workers(time::now()).await.unwrap().is_empty());
 }
 
+/// The only worker of its store (the embedded server, after a kill -9) takes its earlier
+/// run's leases at once, with a new epoch, and reconnects the devices: it does not wait a
+/// lease period for a run that cannot be alive.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_exclusive_store_takes_its_earlier_runs_leases_at_once() {
+    let h = harness();
+    let mut d = new_device(Uuid::now_v7(), "d");
+    d.status = DeviceStatus::Connecting;
+    h.sqlite.insert_device(&d).await.unwrap();
+    let id = d.device_id;
+    // The earlier run linked the device in its sandbox, on the same data directory.
+    let earlier = Sandbox::new(
+        h.dir.path(),
+        mpsc::unbounded_channel().0,
+        mpsc::unbounded_channel().0,
+        Default::default(),
+    )
+    .unwrap();
+    earlier.link(id, None).await.unwrap();
+    earlier
+        .scan(id, "15551230001", ScanOutcome::Ok)
+        .await
+        .unwrap();
+    // It died holding the lease and its membership, both good for an hour.
+    let ttl = Duration::from_secs(3600);
+    let gone = Owner::new("w");
+    let held = h
+        .sqlite
+        .acquire_lease(&Claim {
+            device_id: id,
+            owner: gone.clone(),
+            ttl,
+            now: time::now(),
+            unchanged: None,
+        })
+        .await
+        .unwrap();
+    h.sqlite
+        .register_worker(&Member {
+            owner: gone,
+            inbox: String::new(),
+            expires_at: time::now() + ttl,
+            sessions: 1,
+            capacity: 100,
+        })
+        .await
+        .unwrap();
+    let worker = h
+        .worker(h.sandbox.clone())
+        .with_exclusive_store(true)
+        .with_leases(Owner::new("w"), ttl, 8);
+    let r = h.start(worker);
+    eventually("connected again", || async {
+        (r.status(id).await == DeviceStatus::Connected).then_some(())
+    })
+    .await;
+    let lease = r.sqlite.get_lease(id).await.unwrap().unwrap();
+    assert_eq!(lease.owner.as_ref(), Some(&r.worker.leases.owner));
+    assert_eq!(lease.epoch, held.epoch + 1, "a new epoch");
+    r.stop().await;
+}
+
 /// The `Qr` events waiting on the sandbox's channel.
 fn qr_events(h: &mut Harness) -> usize {
     let mut n = 0;
