@@ -88,8 +88,11 @@ pub async fn serve(
     let jwt = jwt_config(&config)?;
     // With its worker in this process the server is the database's only user; with
     // `WA_WORKER=0` a separate `wa-worker` writes devices and messages too.
-    let (store, queue) =
-        wa_worker::backends(&config.data_dir, &config.aws, config.run_worker).await?;
+    let wa_worker::Backends {
+        store,
+        queue,
+        exclusive,
+    } = wa_worker::open_backends(&config.data_dir, &config.aws, config.run_worker).await?;
     let queue_for_events = queue.clone();
     let mut ctx = Context::new(store.clone(), queue.clone(), jwt, config.allow_private_urls);
     ctx.devices.link_wait = config.link_wait;
@@ -128,6 +131,13 @@ pub async fn serve(
             config.data_dir.clone(),
         )
         .with_pacing(config.worker.send_rate, config.worker.send_burst)
+        .with_leases(
+            wa_core::lease::Owner::new(config.worker.worker_id.clone()),
+            config.worker.lease_ttl,
+            config.worker.reconnect_concurrency,
+        )
+        // The only worker of its store: its earlier run's leases are taken at once.
+        .with_exclusive_store(exclusive)
         .with_sandbox(sandbox);
         worker.on_qr = on_qr;
         worker.allow_private_urls = config.allow_private_urls;

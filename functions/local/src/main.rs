@@ -63,6 +63,7 @@ fn main() -> std::process::ExitCode {
 }
 
 fn run_server(config: Config) -> anyhow::Result<()> {
+    wa_worker::capacity::raise_open_files_limit();
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?

@@ -1,6 +1,8 @@
 //! Command handling: one received command decoded, applied (under its request's id, for
 //! the logs) and turned into what the consume loop does with it.
 
+use std::time::Duration;
+
 use tracing::Instrument;
 use wa_core::consume::Settle;
 use wa_core::devices::{DeviceStatus as S, DeviceUpdate, PairCode};
@@ -9,8 +11,10 @@ use wa_core::queue::{Command, CommandEnvelope, Received};
 use wa_core::store::StoreError;
 use wa_core::time;
 
+use crate::balance::Route;
+use crate::leases::LinkRequest;
 use crate::session::stopped_or_logged_out;
-use crate::{Next, Worker, decide};
+use crate::{Next, Worker, capacity, decide};
 
 impl Worker {
     /// Decodes and applies one received command; the answer settles it.
@@ -41,6 +45,12 @@ impl Worker {
             Ok(Next::Done) => Settle::Delete,
             Ok(Next::Settled(next)) => Settle::Settled(next),
             Ok(Next::RetryIn(delay)) => Settle::RetryAfter(delay),
+            Err(StoreError::Fenced) => {
+                // Another worker has the device now: this one stops, the command goes on
+                // there.
+                self.lose(device_id, "a write was fenced").await;
+                Settle::RetryAfter(ELSEWHERE_RETRY)
+            }
             Err(e) => {
                 let delay = decide::retry_delay(msg.receive_count);
                 tracing::warn!(%device_id, error = %e, retry_in_secs = delay.as_secs(), "command failed; will retry");
@@ -50,9 +60,35 @@ impl Worker {
     }
 
     /// Applies one command, as `received` from the commands queue (its receive count: how
-    /// often it was delivered). `Err` only for failures worth retrying (storage).
+    /// often it was delivered), on this worker only while it holds the device's lease: a
+    /// device nobody holds is claimed first (and its session opened when it wants one); a
+    /// device another live worker holds is not handled here (`Next::RetryIn`
+    /// [`ELSEWHERE_RETRY`]). `Err` only for failures worth retrying (storage); `Fenced` when
+    /// the lease moved while the command ran.
     pub async fn handle(&self, command: &Command, received: &Received) -> Result<Next, StoreError> {
         let device_id = command.device_id();
+        let _busy = self.leases.busy(device_id);
+        let device = self.store.get_device(device_id).await?;
+        // A device without a record has no session to own (an ask of it is answered here).
+        let route = match device {
+            Some(_) => self.route(device_id).await?,
+            None => Route::Here,
+        };
+        match route {
+            Route::Here => {}
+            Route::Elsewhere => return Ok(Next::RetryIn(ELSEWHERE_RETRY)),
+            Route::Claim { unchanged } => {
+                if self.has_no_room_for(device_id) {
+                    return Ok(Next::RetryIn(capacity::NO_ROOM_RETRY));
+                }
+                if self.claim(device_id, unchanged).await?.is_none() {
+                    return Ok(Next::RetryIn(ELSEWHERE_RETRY));
+                }
+                if !opens_session_itself(command) {
+                    self.resume_held(device_id).await?;
+                }
+            }
+        }
         if let Command::Ask {
             ask_id,
             request,
@@ -62,16 +98,28 @@ impl Worker {
         {
             return self.answer(device_id, *ask_id, request, *deadline).await;
         }
-        let Some(device) = self.store.get_device(device_id).await? else {
+        let Some(device) = device else {
             tracing::warn!(%device_id, "command for an unknown device dropped");
             return Ok(Next::Done);
         };
         if let Command::Send { message_id, .. } = command {
             return self.send(&device, message_id, received).await;
         }
+        let store = self.session_store(device_id)?;
         match command {
             Command::Link { pair_phone, .. } => {
                 if device.status != S::Initializing {
+                    return Ok(Next::Done);
+                }
+                if self.has_no_room_for(device_id) {
+                    return Ok(Next::RetryIn(capacity::NO_ROOM_RETRY));
+                }
+                let request = LinkRequest {
+                    asked_at: device.updated_at,
+                    pair_phone: pair_phone.clone(),
+                };
+                if !self.leases.start_link(device_id, request) {
+                    tracing::info!(%device_id, "the link of this request was opened here already; command dropped");
                     return Ok(Next::Done);
                 }
                 match self.provider.link(device_id, pair_phone.as_deref()).await {
@@ -85,8 +133,7 @@ impl Worker {
                             updated_at: Some(time::now()),
                             ..DeviceUpdate::default()
                         };
-                        match self
-                            .store
+                        match store
                             .update_device(
                                 device_id,
                                 &update,
@@ -96,7 +143,11 @@ impl Worker {
                             .await
                         {
                             Ok(_) | Err(StoreError::Conflict(_)) => {}
-                            Err(e) => return Err(e),
+                            Err(e) => {
+                                // Retried: the link opens again, with a new code.
+                                self.leases.forget_link(device_id);
+                                return Err(e);
+                            }
                         }
                         self.notifier.notify(device_id);
                     }
@@ -111,18 +162,22 @@ impl Worker {
                 if device.status != S::Connecting {
                     return Ok(Next::Done);
                 }
+                if self.has_no_room_for(device_id) {
+                    return Ok(Next::RetryIn(capacity::NO_ROOM_RETRY));
+                }
                 if let Err(error) = self.provider.resume(device_id).await {
                     self.apply_event(device_id, &stopped_or_logged_out(error))
                         .await?;
                 }
             }
-            Command::Disconnect { .. } => self.provider.disconnect(device_id).await,
+            Command::Disconnect { .. } => self.give_back(device_id).await,
             Command::Destroy { .. } => {
                 self.provider.destroy(device_id).await;
                 // The device is gone either way: a file left behind is logged, not retried.
                 if let Err(e) = self.media.delete_device(device.app_id, device_id).await {
                     tracing::warn!(%device_id, error = %e, "could not delete the device's media");
                 }
+                self.give_back(device_id).await;
             }
             Command::SubscribePresence { jid, .. } => {
                 if let Err(e) = self.provider.subscribe_presence(device_id, jid).await {
@@ -132,5 +187,84 @@ impl Worker {
             Command::Send { .. } | Command::Ask { .. } => {}
         }
         Ok(Next::Done)
+    }
+}
+
+/// How long a command for a device another worker holds waits before it is received
+/// again (by its owner, or by whoever claims the device once that owner is gone).
+pub const ELSEWHERE_RETRY: Duration = Duration::from_millis(500);
+
+/// Whether a `Link` command for `asked` opens a linking session, when this worker opened
+/// one for `started` under the device's lease: not for the same request again (its
+/// command queued twice, or delivered again before its QR was stored), which would
+/// replace the session being scanned; for any other request (a new QR, a pair code).
+pub(crate) fn opens_link(started: Option<&LinkRequest>, asked: &LinkRequest) -> bool {
+    started != Some(asked)
+}
+
+/// Whether a command starts or ends the session itself, so claiming its device for it
+/// opens nothing first.
+fn opens_session_itself(command: &Command) -> bool {
+    matches!(
+        command,
+        Command::Link { .. }
+            | Command::Resume { .. }
+            | Command::Disconnect { .. }
+            | Command::Destroy { .. }
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use uuid::Uuid;
+
+    use super::*;
+
+    fn request(ms: u64, phone: Option<&str>) -> LinkRequest {
+        LinkRequest {
+            asked_at: wa_core::time::OffsetDateTime::UNIX_EPOCH
+                + std::time::Duration::from_millis(ms),
+            pair_phone: phone.map(str::to_owned),
+        }
+    }
+
+    #[test]
+    fn a_link_request_opens_one_linking_session() {
+        let first = request(1, None);
+        assert!(opens_link(None, &first), "nothing opened yet");
+        assert!(!opens_link(Some(&first), &first), "the same request again");
+        assert!(opens_link(Some(&first), &request(2, None)), "a new QR");
+        assert!(
+            opens_link(Some(&first), &request(1, Some("15551230001"))),
+            "a pair code"
+        );
+    }
+
+    #[test]
+    fn session_commands_open_nothing_before_they_run() {
+        let device_id = Uuid::nil();
+        for c in [
+            Command::Link {
+                device_id,
+                pair_phone: None,
+            },
+            Command::Resume { device_id },
+            Command::Disconnect { device_id },
+            Command::Destroy { device_id },
+        ] {
+            assert!(opens_session_itself(&c), "{c:?}");
+        }
+        for c in [
+            Command::Send {
+                device_id,
+                message_id: "m".into(),
+            },
+            Command::SubscribePresence {
+                device_id,
+                jid: "1@s.whatsapp.net".into(),
+            },
+        ] {
+            assert!(!opens_session_itself(&c), "{c:?}");
+        }
     }
 }

@@ -53,11 +53,12 @@ pub struct WorkerConfig {
     /// `WA_WEBHOOK_TIMEOUT_SECS`: timeout of one delivery attempt, default 10.
     pub webhook_timeout: Duration,
     /// `WA_WORKER_ID`: this worker's name among several (`wa_core::lease`), default unique
-    /// per start. Reserved for the worker fleet: checked, not used yet.
+    /// per start: the owner of its leases.
     pub worker_id: String,
-    /// `WA_LEASE_TTL_SECS`: the lease period of a device's session, default 30. Reserved
-    /// for the worker fleet: checked, not used yet.
+    /// `WA_LEASE_TTL_SECS`: the lease period of a device's session, default 30.
     pub lease_ttl: Duration,
+    /// Session starts at once (`WA_RECONNECT_CONCURRENCY`, default 8).
+    pub reconnect_concurrency: usize,
 }
 
 /// A variable with a value the worker cannot use: `(name, problem)`.
@@ -125,9 +126,14 @@ impl WorkerConfig {
             .map_err(|e| (lease::WORKER_ID_VAR, e))?;
         let lease_ttl =
             lease::ttl_setting(get(lease::TTL_VAR).as_deref()).map_err(|e| (lease::TTL_VAR, e))?;
+        let reconnect_concurrency = crate::balance::reconnect_concurrency_setting(
+            get(crate::balance::RECONNECT_CONCURRENCY_VAR).as_deref(),
+        )
+        .map_err(|e| (crate::balance::RECONNECT_CONCURRENCY_VAR, e))?;
         Ok(WorkerConfig {
             worker_id,
             lease_ttl,
+            reconnect_concurrency,
             whatsapp_ws_url,
             whatsapp_version,
             webhook_schedule,
@@ -155,6 +161,25 @@ pub async fn backends(
     aws: &wa_aws::AwsEnv,
     sole_process: bool,
 ) -> anyhow::Result<(Arc<dyn Store>, Arc<dyn Queue>)> {
+    let b = open_backends(data_dir, aws, sole_process).await?;
+    Ok((b.store, b.queue))
+}
+
+/// What [`open_backends`] opened.
+pub struct Backends {
+    pub store: Arc<dyn Store>,
+    pub queue: Arc<dyn Queue>,
+    /// The store is the SQLite file and this process holds its exclusive lock: no other
+    /// process uses it (`Worker::with_exclusive_store`).
+    pub exclusive: bool,
+}
+
+/// [`backends`], telling also whether the store is this process's alone.
+pub async fn open_backends(
+    data_dir: &Path,
+    aws: &wa_aws::AwsEnv,
+    sole_process: bool,
+) -> anyhow::Result<Backends> {
     let db = data_dir.join("wa.db");
     let sqlite = if aws.table.is_none() || !aws.uses_sqs() {
         Some(
@@ -181,6 +206,7 @@ pub async fn backends(
         Some(q) => Arc::new(q.clone()),
         None => unreachable!("SQLite is opened whenever SQS is not used"),
     };
+    let mut exclusive = false;
     let store: Arc<dyn Store> = match sqlite {
         _ if aws.table.is_some() => wa_aws::store_from_env(aws).await?,
         Some(mut s) => {
@@ -193,12 +219,17 @@ pub async fn backends(
             }
             if sole_process {
                 s = s.with_read_caches();
+                exclusive = s.caches_reads();
             }
             Arc::new(s)
         }
         None => unreachable!("SQLite is opened whenever DynamoDB is not used"),
     };
-    Ok((wa_aws::with_nudges(store, queue.clone(), aws), queue))
+    Ok(Backends {
+        store: wa_aws::with_nudges(store, queue.clone(), aws),
+        queue,
+        exclusive,
+    })
 }
 
 /// Where inbound media live: the S3 bucket of `WA_MEDIA_BUCKET` when it is set, else the

@@ -1,6 +1,7 @@
 //! The worker's consumer loop: the commands queue through the shared consume loop, the
 //! session events and inbound messages from the provider, and the periodic upkeep, from
-//! the start (taking back what the last run left in flight, restoring) to a drained stop.
+//! the start (taking back what the last run left in flight, restoring) to a drained stop,
+//! the leases kept meanwhile, and the hand-over of every device at the end.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -10,6 +11,7 @@ use uuid::Uuid;
 use wa_core::consume::{ConsumeOptions, consume};
 use wa_core::provider::{InboundDelivery, SessionEvent};
 use wa_core::queue::COMMANDS;
+use wa_core::store::StoreError;
 
 use crate::{CONCURRENCY, Worker};
 
@@ -35,29 +37,30 @@ impl Worker {
             while let Some(delivery) = inbound.recv().await {
                 let result = this
                     .store_inbound(delivery.device_id, &delivery.message)
-                    .await
-                    .map_err(|e| e.to_string());
-                if let Err(e) = &result {
-                    tracing::error!(device_id = %delivery.device_id, error = %e, "could not store an inbound message");
+                    .await;
+                match &result {
+                    // Not acknowledged: WhatsApp delivers it again to the device's owner.
+                    Err(StoreError::Fenced) => {
+                        this.lose(delivery.device_id, "an inbound message was fenced")
+                            .await
+                    }
+                    Err(e) => {
+                        tracing::error!(device_id = %delivery.device_id, error = %e, "could not store an inbound message");
+                    }
+                    Ok(()) => {}
                 }
+                let result = result.map_err(|e| e.to_string());
                 let _ = delivery.stored.send(result);
             }
         });
-        // This worker is the queue's only consumer: what was in flight died with the last one.
-        match self.queue.release_in_flight(COMMANDS).await {
-            Ok(0) => {}
-            Ok(n) => tracing::info!(
-                commands = n,
-                "took back commands left in flight by the last run"
-            ),
-            Err(e) => tracing::error!(error = %e, "could not take back in-flight commands"),
-        }
         if let Err(e) = self.restore().await {
             tracing::error!(error = %e, "restoring sessions failed");
         }
         let this = self.clone();
         let upkeep_stop = shutdown.clone();
         let upkeep = tokio::spawn(async move { this.upkeep(upkeep_stop).await });
+        let this = self.clone();
+        let leases = tokio::spawn(this.keep_leases(shutdown.clone()));
         let options = ConsumeOptions {
             queue: COMMANDS,
             concurrency: CONCURRENCY,
@@ -78,6 +81,8 @@ impl Worker {
         )
         .await;
         let _ = upkeep.await;
+        let _ = leases.await;
+        self.hand_over().await;
         event_loop.abort();
         inbound_loop.abort();
         tracing::info!("worker stopped");

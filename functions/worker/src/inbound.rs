@@ -17,13 +17,14 @@ impl Worker {
         device_id: Uuid,
         msg: &InboundMessage,
     ) -> Result<(), StoreError> {
-        let Some(device) = self.store.get_device(device_id).await? else {
+        // Stored for the session: conditioned on this worker's lease of the device.
+        let store = self.session_store(device_id)?;
+        let Some(device) = store.get_device(device_id).await? else {
             tracing::warn!(%device_id, "inbound message for an unknown device dropped");
             return Ok(());
         };
         // WhatsApp's ids are unique per chat and sender: the store says where this one goes.
-        let Some(message_id) = self
-            .store
+        let Some(message_id) = store
             .inbound_message_id(device_id, &msg.chat, &msg.from, &msg.message_id)
             .await?
         else {
@@ -72,7 +73,7 @@ impl Worker {
             next_attempt_at: None,
         };
         let events: Vec<_> = payload::message(&m).into_iter().collect();
-        match self.store.create_message(&m, None, None, &events).await {
+        match store.create_message(&m, None, None, &events).await {
             Ok(_) | Err(StoreError::Conflict("message_id")) => {}
             Err(e) => return Err(e),
         }

@@ -14,12 +14,15 @@
 //! [`ask`] answers session requests (`wa_core::session`).
 
 mod ask;
+pub mod balance;
+pub mod capacity;
 mod commands;
 mod config;
 mod consumer;
 pub mod decide;
 pub mod health;
 mod inbound;
+pub mod leases;
 pub mod media;
 mod pacing;
 mod restore;
@@ -41,7 +44,9 @@ use wa_core::provider::{Provider, SandboxControl};
 use wa_core::queue::{Queue, Received};
 use wa_core::store::Store;
 
-pub use config::{ProviderKind, WorkerConfig, backends, build_provider, media_backend};
+pub use config::{
+    Backends, ProviderKind, WorkerConfig, backends, build_provider, media_backend, open_backends,
+};
 pub use decide::rate_limit_backoff;
 pub use upkeep::Upkeep;
 
@@ -82,6 +87,10 @@ pub struct Worker {
     /// The first wait before a session event that failed to store is tried again
     /// ([`session::EVENT_RETRY_FIRST`]).
     pub event_retry: Duration,
+    /// How many more sessions the open-files limit leaves (set from the provider).
+    pub capacity: capacity::Capacity,
+    /// The leases this worker holds (its owner id, the lease period, the start gate).
+    pub leases: Arc<leases::Leases>,
     pacing: Pacing,
 }
 
@@ -113,6 +122,7 @@ impl Worker {
         Worker {
             store,
             queue,
+            capacity: capacity::Capacity::for_provider(provider.name()),
             provider,
             sandbox: None,
             notifier,
@@ -123,6 +133,11 @@ impl Worker {
             upkeep: Upkeep::default(),
             restore_page: RESTORE_PAGE,
             event_retry: session::EVENT_RETRY_FIRST,
+            leases: Arc::new(leases::Leases::new(
+                wa_core::lease::Owner::new(format!("worker-{}", uuid::Uuid::new_v4().simple())),
+                wa_core::lease::DEFAULT_TTL,
+                balance::DEFAULT_RECONNECT_CONCURRENCY,
+            )),
             pacing: Pacing::new(0.0, 1),
         }
     }
@@ -130,6 +145,31 @@ impl Worker {
     /// The worker of the sandbox `sandbox` (also its provider).
     pub fn with_sandbox(mut self, sandbox: Option<Arc<dyn SandboxControl>>) -> Self {
         self.sandbox = sandbox;
+        self
+    }
+
+    /// The same worker as `owner`, with leases of `ttl` and at most `starts` session
+    /// starts at once.
+    pub fn with_leases(
+        mut self,
+        owner: wa_core::lease::Owner,
+        ttl: Duration,
+        starts: usize,
+    ) -> Self {
+        let exclusive = self.leases.is_exclusive();
+        self.leases = Arc::new(leases::Leases::new(owner, ttl, starts));
+        if exclusive {
+            self.leases.set_exclusive();
+        }
+        self
+    }
+
+    /// The same worker on a store that is its process's alone
+    /// ([`leases::Leases::set_exclusive`]): the leases of its earlier runs are taken at once.
+    pub fn with_exclusive_store(self, exclusive: bool) -> Self {
+        if exclusive {
+            self.leases.set_exclusive();
+        }
         self
     }
 

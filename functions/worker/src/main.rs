@@ -33,6 +33,7 @@ fn main() -> std::process::ExitCode {
         .with_current_span(true)
         .flatten_event(true)
         .init();
+    wa_worker::capacity::raise_open_files_limit();
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(r) => r,
         Err(e) => {
@@ -74,6 +75,11 @@ async fn run(config: WorkerConfig) -> anyhow::Result<()> {
         config.data_dir.clone(),
     )
     .with_pacing(config.send_rate, config.send_burst)
+    .with_leases(
+        wa_core::lease::Owner::new(config.worker_id.clone()),
+        config.lease_ttl,
+        config.reconnect_concurrency,
+    )
     .with_sandbox(sandbox);
     worker.allow_private_urls = config.allow_private_urls;
     worker.media = wa_worker::media_backend(&config.data_dir, &aws).await;

@@ -1,18 +1,16 @@
-//! Restore at start: the commands of sends that were pending when the last run ended are
-//! queued again, sessions that were live reconnect, linking sessions that died with the
-//! process expire, and devices whose link never started are started.
+//! Restore at start: the worker joins the fleet and claims its fair share of the sessions
+//! (`crate::leases`), linking sessions that died with their worker expire, devices whose
+//! link never started are started, and the commands of the held devices' sends that were
+//! pending when their last worker ended are queued again.
 
 use wa_core::devices::{Device, DeviceStatus as S, DeviceUpdate};
 use wa_core::messages::Message;
-use wa_core::provider::{ProviderFailure, SessionEvent};
 use wa_core::queue::{Command, enqueue, enqueue_batch};
 use wa_core::store::{PageRequest, PendingCursor, StoreError};
 use wa_core::time;
-use wa_core::webhooks::payload;
-use wa_errors::ErrorCode;
 
 use crate::Worker;
-use crate::session::stopped_or_logged_out;
+use crate::balance::Route;
 
 /// The command that sends `m`.
 pub(crate) fn send_command(m: &Message) -> Command {
@@ -23,36 +21,41 @@ pub(crate) fn send_command(m: &Message) -> Command {
 }
 
 impl Worker {
-    /// After a start: sends accepted before it whose command may be lost are queued again,
-    /// then every device is brought back as its status says.
-    pub async fn restore(&self) -> Result<(), StoreError> {
-        let requeued = self.requeue_pending().await?;
-        if requeued > 0 {
-            tracing::info!(messages = requeued, "queued the sends left pending again");
-        }
+    /// After a start: joins the fleet, claims this worker's fair share of the devices that
+    /// want a session (their sessions start behind the start gate), expires linking
+    /// sessions that died with their worker, starts links that never started, then queues
+    /// again the sends of the devices it holds whose command may be lost, a page at a time.
+    pub async fn restore(self: &std::sync::Arc<Self>) -> Result<(), StoreError> {
+        self.join().await?;
+        self.balance(false).await?;
         let mut after = None;
         loop {
             let page = self
                 .store
                 .devices_with_status(
-                    &[S::Connected, S::Connecting, S::QrGenerated, S::Initializing],
+                    &[S::QrGenerated, S::Initializing],
                     PageRequest { limit: 200, after },
                 )
                 .await?;
             for d in &page.items {
-                self.restore_one(d).await?;
+                self.restore_linking(d).await?;
             }
             match page.next {
                 Some(n) => after = Some(n),
-                None => return Ok(()),
+                None => break,
             }
         }
+        let requeued = self.requeue_pending().await?;
+        if requeued > 0 {
+            tracing::info!(messages = requeued, "queued the sends left pending again");
+        }
+        Ok(())
     }
 
-    /// Queues a send command for every pending message, a page at a time, each page in one
-    /// batch (a duplicate command is harmless: the send checks the message's status first).
-    /// Returns how many were queued.
-    async fn requeue_pending(&self) -> Result<usize, StoreError> {
+    /// Queues a send command for every pending message of a device this worker holds, a
+    /// page at a time, each page in one batch (a duplicate command is harmless: the send
+    /// checks the message's status first). Returns how many were queued.
+    pub(crate) async fn requeue_pending(&self) -> Result<usize, StoreError> {
         let mut after: Option<PendingCursor> = None;
         let mut queued = 0;
         loop {
@@ -60,8 +63,13 @@ impl Worker {
                 .store
                 .pending_page(after.as_ref(), self.restore_page)
                 .await?;
-            queued += page.len();
-            enqueue_batch(&*self.queue, page.iter().map(send_command).collect())
+            let mine: Vec<_> = page
+                .iter()
+                .filter(|m| self.leases.holds(m.device_id))
+                .map(send_command)
+                .collect();
+            queued += mine.len();
+            enqueue_batch(&*self.queue, mine)
                 .await
                 .map_err(|e| StoreError::Backend(e.to_string()))?;
             match next {
@@ -71,55 +79,29 @@ impl Worker {
         }
     }
 
-    async fn restore_one(&self, d: &Device) -> Result<(), StoreError> {
+    /// A linking device nobody holds: its QR session died with its worker (expired), or
+    /// its link never started (its `Link` is queued again; a second one is a no-op).
+    async fn restore_linking(&self, d: &Device) -> Result<(), StoreError> {
         let id = d.device_id;
+        let Route::Claim { unchanged } = self.route(id).await? else {
+            return Ok(());
+        };
         match d.status {
-            S::Connected | S::Connecting => {
-                if d.status == S::Connected {
-                    let mut u = DeviceUpdate::status(S::Connecting);
-                    u.updated_at = Some(time::now());
-                    let mut next = d.clone();
-                    u.apply_to(&mut next);
-                    let events: Vec<_> = payload::device(d.status, &next).into_iter().collect();
-                    match self
-                        .store
-                        .update_device(id, &u, &[S::Connected], &events)
-                        .await
-                    {
-                        Ok(_) | Err(StoreError::Conflict(_)) => {}
-                        Err(e) => return Err(e),
-                    }
-                }
-                if !self.provider.has_credentials(id).await {
-                    let error = ProviderFailure::new(
-                        ErrorCode::LoggedOut,
-                        "the session's keys are gone; link the device again",
-                    );
-                    return self
-                        .apply_event(id, &SessionEvent::LoggedOut { error })
-                        .await;
-                }
-                tracing::info!(device_id = %id, "resuming session");
-                if let Err(error) = self.provider.resume(id).await {
-                    self.apply_event(id, &stopped_or_logged_out(error)).await?;
-                }
-            }
             S::QrGenerated => {
+                let Some(store) = self.claim(id, unchanged).await? else {
+                    return Ok(());
+                };
                 let mut u = DeviceUpdate::status(S::Expired);
                 u.qr = Some(None);
                 u.pair_code = Some(None);
                 u.updated_at = Some(time::now());
-                match self
-                    .store
-                    .update_device(id, &u, &[S::QrGenerated], &[])
-                    .await
-                {
+                match store.update_device(id, &u, &[S::QrGenerated], &[]).await {
                     Ok(_) | Err(StoreError::Conflict(_)) => {}
                     Err(e) => return Err(e),
                 }
+                self.give_back(id).await;
             }
             S::Initializing => {
-                // Its Link command may be queued already; a second one is a no-op.
                 let cmd = Command::Link {
                     device_id: id,
                     pair_phone: d.pair_code.as_ref().map(|p| p.phone_number.clone()),

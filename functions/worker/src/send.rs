@@ -30,7 +30,9 @@ impl Worker {
     ) -> Result<Next, StoreError> {
         let receive_count = command.receive_count;
         let device_id = device.device_id;
-        let Some(m) = self.store.get_message(device_id, message_id).await? else {
+        // Every write below is conditioned on this worker's lease of the device.
+        let store = self.session_store(device_id)?;
+        let Some(m) = store.get_message(device_id, message_id).await? else {
             tracing::warn!(%device_id, %message_id, "send command for an unknown message dropped");
             return Ok(Next::Done);
         };
@@ -44,7 +46,7 @@ impl Worker {
                     .await;
             }
             Gate::Cancel { why, fail } => {
-                if let Err(e) = cancel_message(&*self.store, &self.notifier, &m, &why).await
+                if let Err(e) = cancel_message(&*store, &self.notifier, &m, &why).await
                     && !matches!(e, StoreError::Conflict(_))
                 {
                     return Err(e);
@@ -73,8 +75,7 @@ impl Worker {
             updated_at: Some(time::now()),
             ..MessageUpdate::default()
         };
-        let m = match self
-            .store
+        let m = match store
             .update_message(
                 device_id,
                 &m.message_id,
@@ -152,7 +153,7 @@ impl Worker {
             Some(media) => match &media.source {
                 MediaSource::Inline { .. } => {
                     match self
-                        .store
+                        .session_store(m.device_id)?
                         .outbound_media(m.device_id, &m.message_id)
                         .await?
                     {
@@ -191,7 +192,7 @@ impl Worker {
     /// Puts a `sending` message back to `queued` (unless it moved on meanwhile).
     async fn requeue(&self, m: &Message, u: &MessageUpdate) -> Result<(), StoreError> {
         match self
-            .store
+            .session_store(m.device_id)?
             .update_message(
                 m.device_id,
                 &m.message_id,
@@ -228,8 +229,8 @@ impl Worker {
         u.apply_to(&mut next);
         let events: Vec<_> = payload::message(&next).into_iter().collect();
         let mut settled = Next::Done;
-        match self
-            .store
+        let store = self.session_store(m.device_id)?;
+        match store
             .update_message_settling(
                 m.device_id,
                 &m.message_id,
@@ -267,8 +268,7 @@ impl Worker {
             .is_some_and(|media| matches!(media.source, MediaSource::Inline { .. }));
         if status == MessageStatus::Sent
             && inline
-            && let Err(e) = self
-                .store
+            && let Err(e) = store
                 .delete_outbound_media(m.device_id, &m.message_id)
                 .await
         {

@@ -44,12 +44,21 @@ impl Worker {
     /// Records a session event, retrying with [`event_retry_delay`] (from
     /// `Worker::event_retry`) while storing fails;
     /// an event that still fails after [`EVENT_ATTEMPTS`] attempts is logged as an error
-    /// and dropped. Returns whether it was recorded.
+    /// and dropped; one refused with `Fenced` (the lease moved) closes the session and is
+    /// dropped at once. Returns whether it was recorded.
     pub async fn record_event(&self, device_id: Uuid, ev: &SessionEvent) -> bool {
         let mut attempt = 1;
         loop {
-            let Err(e) = self.apply_event(device_id, ev).await else {
-                return true;
+            let e = match self.apply_event(device_id, ev).await {
+                Ok(()) => return true,
+                // Not this worker's device (any more): its session is closed, the event
+                // belongs to the device's owner. Retrying would only be refused again.
+                Err(StoreError::Fenced) => {
+                    self.lose(device_id, "a session event was fenced").await;
+                    tracing::info!(%device_id, event = ?ev, "session event of a device this worker does not hold dropped");
+                    return false;
+                }
+                Err(e) => e,
             };
             match event_retry_delay(attempt, self.event_retry) {
                 Some(wait) => {
@@ -68,13 +77,15 @@ impl Worker {
     /// Records a provider event: the device's new status (if the event still applies) or
     /// the presence cache.
     pub async fn apply_event(&self, device_id: Uuid, ev: &SessionEvent) -> Result<(), StoreError> {
+        // Written for the session: conditioned on this worker's lease of the device.
+        let store = self.session_store(device_id)?;
         match ev {
             SessionEvent::Presence(p) => {
-                let Some(d) = self.store.get_device(device_id).await? else {
+                let Some(d) = store.get_device(device_id).await? else {
                     return Ok(());
                 };
                 let events = payload::presence(d.app_id, device_id, p);
-                return self.store.put_presence(device_id, p, &events).await;
+                return store.put_presence(device_id, p, &events).await;
             }
             SessionEvent::Receipt {
                 message_ids,
@@ -83,7 +94,7 @@ impl Worker {
                 ..
             } => {
                 return self
-                    .apply_receipt(device_id, message_ids, *status, from)
+                    .apply_receipt(&*store, device_id, message_ids, *status, from)
                     .await;
             }
             SessionEvent::Revoked {
@@ -91,17 +102,17 @@ impl Worker {
                 chat,
                 from,
             } => {
-                let Some(d) = self.store.get_device(device_id).await? else {
+                let Some(d) = store.get_device(device_id).await? else {
                     return Ok(());
                 };
                 tracing::info!(%device_id, %message_id, "message revoked by its sender");
                 let event = payload::revoked(d.app_id, device_id, message_id, chat, from);
-                return self.store.append_events(&[event]).await;
+                return store.append_events(&[event]).await;
             }
             _ => {}
         }
         for _ in 0..5 {
-            let Some(d) = self.store.get_device(device_id).await? else {
+            let Some(d) = store.get_device(device_id).await? else {
                 return Ok(());
             };
             let Some(update) = on_event(&d, ev, time::now()) else {
@@ -110,8 +121,7 @@ impl Worker {
             let mut next = d.clone();
             update.apply_to(&mut next);
             let events: Vec<_> = payload::device(d.status, &next).into_iter().collect();
-            match self
-                .store
+            match store
                 .update_device(device_id, &update, &[d.status], &events)
                 .await
             {
@@ -120,7 +130,7 @@ impl Worker {
                     self.notifier.notify(device_id);
                     if matches!(updated.status, S::Disconnected | S::LoggedOut) {
                         cancel_pending(
-                            &*self.store,
+                            &*store,
                             &self.notifier,
                             device_id,
                             "the device lost its session before the send",
@@ -144,6 +154,7 @@ impl Worker {
     /// Moves sent messages forward on receipts (never backwards), each with its event.
     async fn apply_receipt(
         &self,
+        store: &dyn wa_core::store::Store,
         device_id: Uuid,
         ids: &[String],
         status: MessageStatus,
@@ -154,7 +165,7 @@ impl Worker {
             return Ok(());
         }
         for id in ids {
-            let Some(m) = self.store.get_message(device_id, id).await? else {
+            let Some(m) = store.get_message(device_id, id).await? else {
                 continue;
             };
             if !earlier.contains(&m.status) {
@@ -168,8 +179,7 @@ impl Worker {
             let mut next = m.clone();
             u.apply_to(&mut next);
             let event = payload::receipt(&next, from);
-            match self
-                .store
+            match store
                 .update_message(device_id, id, &u, earlier, &[event])
                 .await
             {

@@ -12,6 +12,7 @@ use tokio::sync::{mpsc, watch};
 use uuid::Uuid;
 use wa_core::devices::{Device, DeviceStatus};
 use wa_core::layer::{Layer, Layered};
+use wa_core::lease::{Claim, Lease, Member, Owner};
 use wa_core::messages::{Message, MessageStatus, MessageUpdate};
 use wa_core::notify::Notifier;
 use wa_core::provider::{
@@ -334,7 +335,7 @@ fn text_to(device: Uuid, to: &str) -> Message {
 /// More pending messages than a page: every one gets its command, each page in one batch,
 /// and the restore ends (it used to re-read the first page forever).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn restore_queues_every_pending_message_in_paged_batches() {
+async fn restore_queues_every_pending_message_of_held_devices_in_paged_batches() {
     let h = harness();
     let devices: Vec<Uuid> = (0..3).map(|_| Uuid::now_v7()).collect();
     let mut ids = std::collections::HashSet::new();
@@ -361,9 +362,19 @@ async fn restore_queues_every_pending_message_in_paged_batches() {
         .unwrap();
     let mut worker = h.worker(h.sandbox.clone());
     worker.restore_page = 40;
-    tokio::time::timeout(Duration::from_secs(60), worker.restore())
+    // The devices are this worker's: their pending sends are queued again.
+    for d in &devices {
+        assert!(worker.claim(*d, None).await.unwrap().is_some());
+    }
+    // Another worker's device: its sends are left to it.
+    let elsewhere = text_to(Uuid::now_v7(), "15550001111@s.whatsapp.net");
+    h.sqlite
+        .create_message(&elsewhere, None, None, &[])
         .await
-        .expect("the restore ends")
+        .unwrap();
+    tokio::time::timeout(Duration::from_secs(60), worker.requeue_pending())
+        .await
+        .expect("the requeue ends")
         .unwrap();
     let mut queued = std::collections::HashSet::new();
     loop {
@@ -428,6 +439,7 @@ async fn a_session_event_that_never_stores_is_given_up() {
     h.sqlite.insert_device(&d).await.unwrap();
     let mut worker = h.worker(h.sandbox.clone());
     worker.event_retry = Duration::from_millis(1);
+    assert!(worker.claim(d.device_id, None).await.unwrap().is_some());
     let ev = wa_core::provider::SessionEvent::Connected {
         wa_number: "15551230001".into(),
         wa_device_jid: "15551230001:1@s.whatsapp.net".into(),
@@ -755,4 +767,280 @@ async fn a_send_settles_its_command_with_its_outcome() {
         .collect();
     assert_eq!(sent, ids, "in order, once each");
     r.stop().await;
+}
+
+/// A claim by another worker's owner of `id`'s lease: free, or taken over at the version
+/// it has now (as after watching it unchanged for a full period).
+async fn taken_by_another(store: &SqliteStore, id: Uuid) -> Lease {
+    let unchanged = store.get_lease(id).await.unwrap().map(|l| l.version);
+    store
+        .acquire_lease(&Claim {
+            device_id: id,
+            owner: Owner::new("other"),
+            ttl: Duration::from_secs(30),
+            now: time::now(),
+            unchanged,
+        })
+        .await
+        .unwrap()
+}
+
+fn connected_event() -> wa_core::provider::SessionEvent {
+    wa_core::provider::SessionEvent::Connected {
+        wa_number: "15551230001".into(),
+        wa_device_jid: "15551230001:1@s.whatsapp.net".into(),
+    }
+}
+
+/// A session event of a device this worker does not hold writes nothing and is not
+/// retried.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_session_event_of_a_device_not_held_is_dropped_at_once() {
+    let h = harness();
+    let mut d = new_device(Uuid::now_v7(), "d");
+    d.status = DeviceStatus::Connecting;
+    h.sqlite.insert_device(&d).await.unwrap();
+    taken_by_another(&h.sqlite, d.device_id).await;
+    let worker = h.worker(h.sandbox.clone());
+    assert!(!worker.record_event(d.device_id, &connected_event()).await);
+    assert_eq!(
+        h.store.layer().device_writes.load(Ordering::SeqCst),
+        0,
+        "no attempt"
+    );
+    let now = h.sqlite.get_device(d.device_id).await.unwrap().unwrap();
+    assert_eq!(now.status, DeviceStatus::Connecting);
+}
+
+/// Once another worker took the lease over, the old holder's writes are fenced: it stops
+/// writing for the device and closes its session.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stale_holder_is_fenced_and_lets_the_device_go() {
+    let h = harness();
+    let mut d = new_device(Uuid::now_v7(), "d");
+    d.status = DeviceStatus::Connecting;
+    h.sqlite.insert_device(&d).await.unwrap();
+    let worker = h.worker(h.sandbox.clone());
+    let mine = worker.claim(d.device_id, None).await.unwrap();
+    assert!(mine.is_some());
+    let theirs = taken_by_another(&h.sqlite, d.device_id).await;
+    assert!(theirs.epoch > 1, "a takeover raises the epoch");
+    assert!(!worker.record_event(d.device_id, &connected_event()).await);
+    assert!(!worker.leases.holds(d.device_id), "let go");
+    let now = h.sqlite.get_device(d.device_id).await.unwrap().unwrap();
+    assert_eq!(now.status, DeviceStatus::Connecting, "nothing written");
+}
+
+/// A command of a device another live worker holds is not handled here: it comes back
+/// (for its owner) and nothing is sent.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_command_of_a_device_held_elsewhere_is_left_to_its_owner() {
+    let h = harness();
+    let mut d = new_device(Uuid::now_v7(), "d");
+    d.status = DeviceStatus::Connected;
+    h.sqlite.insert_device(&d).await.unwrap();
+    let m = text_to(d.device_id, "15550001111@s.whatsapp.net");
+    h.sqlite.create_message(&m, None, None, &[]).await.unwrap();
+    taken_by_another(&h.sqlite, d.device_id).await;
+    let worker = h.worker(h.sandbox.clone());
+    let send = Command::Send {
+        device_id: d.device_id,
+        message_id: m.message_id.clone(),
+    };
+    assert_eq!(
+        worker.handle(&send, &delivered_once()).await,
+        Ok(crate::Next::RetryIn(crate::commands::ELSEWHERE_RETRY))
+    );
+    let now = h
+        .sqlite
+        .get_message(d.device_id, &m.message_id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(now.status, MessageStatus::Queued);
+    assert!(!worker.leases.holds(d.device_id));
+}
+
+/// A command of a device nobody holds makes its receiver the owner.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_command_of_an_unowned_device_claims_it() {
+    let h = harness();
+    let mut d = new_device(Uuid::now_v7(), "d");
+    d.status = DeviceStatus::Disconnected;
+    h.sqlite.insert_device(&d).await.unwrap();
+    let worker = h.worker(h.sandbox.clone());
+    let presence = Command::SubscribePresence {
+        device_id: d.device_id,
+        jid: "15550001111@s.whatsapp.net".into(),
+    };
+    assert_eq!(
+        worker.handle(&presence, &delivered_once()).await,
+        Ok(crate::Next::Done)
+    );
+    assert!(worker.leases.holds(d.device_id));
+    let lease = h.sqlite.get_lease(d.device_id).await.unwrap().unwrap();
+    assert_eq!(lease.owner.as_ref(), Some(&worker.leases.owner));
+    assert_eq!(lease.epoch, 1);
+}
+
+/// A renewal refused because another worker has the lease closes the session.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lease_lost_at_renewal_closes_the_session() {
+    let h = harness();
+    let worker =
+        h.worker(h.sandbox.clone())
+            .with_leases(Owner::new("w1"), Duration::from_secs(3), 8);
+    let id = Uuid::now_v7();
+    assert!(worker.claim(id, None).await.unwrap().is_some());
+    let before = h.sqlite.get_lease(id).await.unwrap().unwrap();
+    // Renewed while it is held: the version moves, the epoch stays.
+    tokio::time::timeout(Duration::from_secs(60), async {
+        loop {
+            worker.renew_due().await;
+            let now = h.sqlite.get_lease(id).await.unwrap().unwrap();
+            if now.version > before.version {
+                assert_eq!(now.epoch, before.epoch);
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await
+    .expect("renewed");
+    taken_by_another(&h.sqlite, id).await;
+    tokio::time::timeout(Duration::from_secs(60), async {
+        while worker.leases.holds(id) {
+            worker.renew_due().await;
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await
+    .expect("the lost lease is let go");
+    let lease = h.sqlite.get_lease(id).await.unwrap().unwrap();
+    assert_eq!(lease.owner.unwrap().worker_id, "other");
+}
+
+/// The hand-over at a stop releases every lease (free for anyone at once) and deletes the
+/// membership record.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_hand_over_releases_every_lease() {
+    let h = harness();
+    let worker = h.worker(h.sandbox.clone());
+    worker.join().await.unwrap();
+    let ids = [Uuid::now_v7(), Uuid::now_v7()];
+    for id in ids {
+        assert!(worker.claim(id, None).await.unwrap().is_some());
+    }
+    worker.hand_over().await;
+    for id in ids {
+        let lease = h.sqlite.get_lease(id).await.unwrap().unwrap();
+        assert_eq!(lease.owner, None, "released");
+        assert!(!worker.leases.holds(id));
+    }
+    assert!(h.sqlite.live_workers(time::now()).await.unwrap().is_empty());
+}
+
+/// The only worker of its store (the embedded server, after a kill -9) takes its earlier
+/// run's leases at once, with a new epoch, and reconnects the devices: it does not wait a
+/// lease period for a run that cannot be alive.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_exclusive_store_takes_its_earlier_runs_leases_at_once() {
+    let h = harness();
+    let mut d = new_device(Uuid::now_v7(), "d");
+    d.status = DeviceStatus::Connecting;
+    h.sqlite.insert_device(&d).await.unwrap();
+    let id = d.device_id;
+    // The earlier run linked the device in its sandbox, on the same data directory.
+    let earlier = Sandbox::new(
+        h.dir.path(),
+        mpsc::unbounded_channel().0,
+        mpsc::unbounded_channel().0,
+        Default::default(),
+    )
+    .unwrap();
+    earlier.link(id, None).await.unwrap();
+    earlier
+        .scan(id, "15551230001", ScanOutcome::Ok)
+        .await
+        .unwrap();
+    // It died holding the lease and its membership, both good for an hour.
+    let ttl = Duration::from_secs(3600);
+    let gone = Owner::new("w");
+    let held = h
+        .sqlite
+        .acquire_lease(&Claim {
+            device_id: id,
+            owner: gone.clone(),
+            ttl,
+            now: time::now(),
+            unchanged: None,
+        })
+        .await
+        .unwrap();
+    h.sqlite
+        .register_worker(&Member {
+            owner: gone,
+            inbox: String::new(),
+            expires_at: time::now() + ttl,
+            sessions: 1,
+            capacity: 100,
+        })
+        .await
+        .unwrap();
+    let worker = h
+        .worker(h.sandbox.clone())
+        .with_exclusive_store(true)
+        .with_leases(Owner::new("w"), ttl, 8);
+    let r = h.start(worker);
+    eventually("connected again", || async {
+        (r.status(id).await == DeviceStatus::Connected).then_some(())
+    })
+    .await;
+    let lease = r.sqlite.get_lease(id).await.unwrap().unwrap();
+    assert_eq!(lease.owner.as_ref(), Some(&r.worker.leases.owner));
+    assert_eq!(lease.epoch, held.epoch + 1, "a new epoch");
+    r.stop().await;
+}
+
+/// The `Qr` events waiting on the sandbox's channel.
+fn qr_events(h: &mut Harness) -> usize {
+    let mut n = 0;
+    while let Ok((_, ev)) = h.events.try_recv() {
+        if matches!(ev, wa_core::provider::SessionEvent::Qr { .. }) {
+            n += 1;
+        }
+    }
+    n
+}
+
+/// A link command handled twice for one request (the one the API queued, and the one the
+/// restore queued again for a device still `initializing`) opens one linking session: the
+/// second, handled before the first one's QR is stored, does not replace the session that
+/// is being scanned. A new request (a new QR) opens a new one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_link_request_handled_twice_opens_one_linking_session() {
+    let mut h = harness();
+    let d = new_device(Uuid::now_v7(), "d");
+    h.sqlite.insert_device(&d).await.unwrap();
+    let worker = h.worker(h.sandbox.clone());
+    let link = Command::Link {
+        device_id: d.device_id,
+        pair_phone: None,
+    };
+    for _ in 0..2 {
+        assert_eq!(
+            worker.handle(&link, &delivered_once()).await,
+            Ok(crate::Next::Done)
+        );
+    }
+    assert_eq!(qr_events(&mut h), 1, "one linking session");
+    assert!(worker.leases.holds(d.device_id));
+    let mut again = wa_core::devices::DeviceUpdate::status(DeviceStatus::Initializing);
+    again.updated_at = Some(d.updated_at + Duration::from_millis(5));
+    h.sqlite
+        .update_device(d.device_id, &again, &[DeviceStatus::Initializing], &[])
+        .await
+        .unwrap();
+    worker.handle(&link, &delivered_once()).await.unwrap();
+    assert_eq!(qr_events(&mut h), 1, "a new request links again");
 }

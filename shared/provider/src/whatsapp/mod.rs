@@ -7,6 +7,8 @@
 //!   (`WA_WHATSAPP_WS_URL`, `WA_WHATSAPP_VERSION`).
 //! - `session`: session lifecycle (link, resume, disconnect, destroy, the store
 //!   files, the per-device locks that keep two Bots off one store).
+//! - `store`: opening a device's SQLite store for one process at a time, with a
+//!   rollback journal, so the files can live on a file system shared by hosts (EFS).
 //! - `pump`: the event pump and its timers (connect watchdog, pair-code wait, server
 //!   recycles), carrying out what `events` decides.
 //! - `events`: the pure mapping of every library event the pump handles to what the
@@ -32,6 +34,7 @@ mod outbound;
 mod pump;
 mod queries;
 mod session;
+mod store;
 
 pub use classify::{
     classify_error, classify_nack, classify_pair_error, classify_pair_failure, classify_send_error,

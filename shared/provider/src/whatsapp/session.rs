@@ -1,8 +1,8 @@
 //! Session lifecycle: starting, stopping and wiping one device's whatsapp-rust `Bot`.
 //!
 //! Owns, per device: the `Bot` (its `BotHandle` and `Arc<Client>`), its SQLite store
-//! file `<sessions_dir>/<device_id>.db` (plus the `-wal`/`-shm` files of WAL mode), the
-//! state its pump and its transport share ([`SessionShared`]) and the door to the
+//! file `<sessions_dir>/<device_id>.db` (opened by [`super::store`]: one process at a
+//! time, rollback journal), the state its pump and its transport share ([`SessionShared`]) and the door to the
 //! provider's event channel ([`Emitter`]). The provider's `link`, `resume`,
 //! `has_credentials`, `disconnect` and `destroy` are carried out here.
 //!
@@ -33,7 +33,6 @@ use whatsapp_rust::Client;
 use whatsapp_rust::async_channel;
 use whatsapp_rust::bot::{Bot, BotHandle};
 use whatsapp_rust::pair_code::PairCodeOptions;
-use whatsapp_rust::store::SqliteStore;
 use whatsapp_rust::store::traits::DeviceStore;
 use whatsapp_rust::transport::{
     TokioWebSocketTransportFactory, Transport, TransportEvent, TransportFactory,
@@ -47,6 +46,7 @@ use super::classify::classify_pair_error;
 use super::inbound::InboundHook;
 use super::mapping;
 use super::pump::{Forwarder, Pump};
+use super::store::{self, OpenError};
 
 /// How long a graceful Bot shutdown may take before the Bot is aborted. A Bot stuck in
 /// a connect attempt only notices the shutdown when that attempt ends (up to the
@@ -284,18 +284,11 @@ impl Inner {
         }
     }
 
-    /// Deletes `<id>.db`, `-wal` and `-shm`. Missing files are fine; other failures
-    /// are logged (the next link starts from whatever is left, which a fresh pairing
-    /// overwrites anyway).
+    /// Deletes `<id>.db` and its journal and WAL files. Missing files are fine; other
+    /// failures are logged (the next link starts from whatever is left, which a fresh
+    /// pairing overwrites anyway).
     pub(super) fn wipe_store(&self, device_id: Uuid) {
-        let db = self.store_path(device_id);
-        let mut paths = vec![db.clone()];
-        for suffix in ["-wal", "-shm"] {
-            let mut name = db.clone().into_os_string();
-            name.push(suffix);
-            paths.push(PathBuf::from(name));
-        }
-        for path in paths {
+        for path in store::files(&self.store_path(device_id)) {
             match std::fs::remove_file(&path) {
                 Ok(()) => {}
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
@@ -320,25 +313,16 @@ impl Inner {
             )
         })?;
         let path = self.store_path(device_id);
-        let url = path.to_str().ok_or_else(|| {
-            ProviderFailure::new(
-                ErrorCode::InternalError,
-                "the sessions directory path is not valid UTF-8",
-            )
-        })?;
-        // The session's keys: created 0600 before SQLite opens it (its -wal and -shm too).
+        // The session's keys: created 0600 before SQLite opens it (its journal too).
         wa_core::private_fs::sqlite_database(&path).map_err(|e| {
             ProviderFailure::new(
                 ErrorCode::InternalError,
                 format!("could not create the session store: {e}"),
             )
         })?;
-        let store = SqliteStore::new(url).await.map_err(|e| {
-            ProviderFailure::new(
-                ErrorCode::InternalError,
-                format!("could not open the session store: {e}"),
-            )
-        })?;
+        let store = store::open(&path, store::LOCK_WAIT)
+            .await
+            .map_err(OpenError::into_failure)?;
 
         let shared = Arc::new(SessionShared::default());
         // Created before the Bot: its durability hook checks it, so a closed
@@ -475,12 +459,14 @@ impl Inner {
         if !path.exists() {
             return false;
         }
-        let Some(url) = path.to_str() else {
-            return false;
-        };
-        let store = match SqliteStore::new(url).await {
+        let store = match store::open(&path, store::LOCK_WAIT).await {
             Ok(store) => store,
-            Err(e) => {
+            // Held by the process that runs the session: its keys are there.
+            Err(OpenError::Locked) => {
+                info!(device_id = %device_id, "the session store is in use by another process");
+                return true;
+            }
+            Err(OpenError::Failed(e)) => {
                 warn!(device_id = %device_id, error = %e, "could not open the session store");
                 return false;
             }
