@@ -10,6 +10,7 @@ mod media;
 mod messages;
 mod observability;
 mod permissions;
+mod sessions;
 mod support;
 mod webhook_secret;
 mod webhooks;

@@ -175,6 +175,26 @@ async fn wa_worker_serves_a_server_without_its_worker() {
             .is_some_and(|s| s.iter().any(|r| r["message_id"] == mid.as_str())),
         "{v}"
     );
+    // The sessions, asked of wa-worker too: the first server's, then wa-worker's under the
+    // next epoch.
+    let (s, v) = call(
+        &api,
+        "GET",
+        &format!("/sandbox/devices/{id}/sessions"),
+        &t,
+        None,
+    )
+    .await;
+    assert_eq!(s, 200, "{v}");
+    let sessions = v["data"]["sessions"].as_array().unwrap();
+    let last = sessions.last().unwrap();
+    assert!(sessions.len() >= 2, "{v}");
+    assert!(last["closed_at"].is_null(), "{v}");
+    assert!(
+        last["epoch"].as_u64() > sessions[0]["epoch"].as_u64(),
+        "{v}"
+    );
+    assert_ne!(last["worker_id"], sessions[0]["worker_id"], "{v}");
     assert!(worker.terminate().success(), "{}", worker.logs());
     // No worker: the ask waits WA_QUERY_WAIT_MS, then 504.
     let (s, v) = call(&api, "GET", &sent, &t, None).await;

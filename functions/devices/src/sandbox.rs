@@ -1,5 +1,6 @@
 //! The sandbox's control routes (`WA_PROVIDER=sandbox` only): scan a QR with a chosen
-//! outcome, drop a session, simulate a peer's presence, read what WhatsApp received. The
+//! outcome, drop a session, simulate a peer's presence, read what WhatsApp received and
+//! which sessions the workers opened. The
 //! sandbox lives in the worker's process: each route is a session request
 //! (`wa_core::session`), asked after the device record allowed it.
 
@@ -19,7 +20,7 @@ use wa_core::session::SessionRequest;
 use wa_errors::schema::ErrorResponse;
 use wa_errors::{ApiError, ApiResult};
 
-use crate::views::{DeviceData, SentList};
+use crate::views::{DeviceData, SentList, SessionList};
 use crate::{device_answer, device_id};
 
 /// Body of the scan route.
@@ -231,6 +232,34 @@ async fn sent(
     }))
 }
 
+/// Sandbox: every simulated session of the device
+#[utoipa::path(get, path = "/sandbox/devices/{device_id}/sessions", operation_id = "sandbox_sessions", tag = "sandbox", security(("app_token" = [])),
+    params(("device_id" = uuid::Uuid, Path, description = "The device's id")),
+    responses(
+        (status = 200, description = "Oldest first: the worker that opened each, its lease's epoch, when it opened and closed (`null`: open, or its worker died); shared by the workers of one data directory", body = Envelope<SessionList>),
+        (status = 400, description = "validation_error", body = ErrorResponse),
+        (status = 401, description = "invalid_api_key", body = ErrorResponse),
+        (status = 403, description = "forbidden: the device belongs to another App of the tenant", body = ErrorResponse),
+        (status = 404, description = "not_found", body = ErrorResponse),
+        (status = 504, description = "upstream_timeout: the device's worker did not answer in time (`WA_QUERY_WAIT_MS`)", body = ErrorResponse),
+    ))]
+async fn sessions(
+    State(ctx): State<AppState>,
+    AuthedApp(app): AuthedApp,
+    Path(id): Path<String>,
+) -> ApiResult<impl IntoResponse> {
+    let d = ctx.devices.get(&app, device_id(&id)?).await?;
+    let sessions = ctx
+        .sessions
+        .ask(&d, SessionRequest::SandboxSessions)
+        .await?
+        .into_sessions()?;
+    Ok(ok(SessionList {
+        count: sessions.len(),
+        sessions,
+    }))
+}
+
 /// Body of the inbound route: who sends, and the fields of a send. (The handler reads the
 /// body itself, to refuse unknown fields; this type describes it in the OpenAPI document.)
 ///
@@ -425,6 +454,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(drop_session))
         .routes(routes!(presence))
         .routes(routes!(sent))
+        .routes(routes!(sessions))
         .routes(routes!(inbound))
         .routes(routes!(receipt))
         .routes(routes!(revoke))

@@ -49,13 +49,16 @@ async fn api_with_ttl(qr_ttl: Duration) -> Api {
     ctx.sandbox_routes = true;
     ctx.devices.link_wait = Duration::from_secs(5);
     let ctx = ctx.into_state();
-    let worker = Arc::new(wa_worker::Worker::new(
-        store,
-        queue,
-        sandbox,
-        ctx.notifier.clone(),
-        dir.path().to_path_buf(),
-    ));
+    let worker = Arc::new(
+        wa_worker::Worker::new(
+            store,
+            queue,
+            sandbox.clone(),
+            ctx.notifier.clone(),
+            dir.path().to_path_buf(),
+        )
+        .with_sandbox(Some(sandbox)),
+    );
     let (stop, stop_rx) = watch::channel(false);
     tokio::spawn(worker.run(rx, in_rx, stop_rx));
     let (r, _) = OpenApiRouter::new()
@@ -890,4 +893,66 @@ async fn repeated_parameters_and_malformed_delivery_ids_are_named() {
         )
         .await;
     assert_eq!((s, code(&v)), (StatusCode::NOT_FOUND, "not_found"));
+}
+
+/// The sandbox's sessions of a device, oldest first: one per link or resume, opened by the
+/// worker under its lease's epoch, closed when the session ends there; only the device's
+/// App sees them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sandbox_sessions_are_listed_oldest_first() {
+    let api = api().await;
+    let (_, t) = api.app("acme", "a").await;
+    let id = id_of(&api.create(&t, "main").await);
+    let (s, v) = api.scan(&t, &id, "ok").await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let path = format!("/sandbox/devices/{id}/sessions");
+    let (s, v) = api.call("GET", &path, &t, None).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(v["data"]["count"], 1, "{v}");
+    let linked = &v["data"]["sessions"][0];
+    assert!(
+        linked["worker_id"]
+            .as_str()
+            .is_some_and(|w| w.starts_with("worker-")),
+        "{v}"
+    );
+    assert_eq!(linked["epoch"], 1);
+    assert!(linked["opened_at"].is_string() && linked["closed_at"].is_null());
+
+    // A disconnect closes it; a reconnect opens the next one, under a new epoch.
+    let (s, v) = api
+        .call("POST", &format!("/devices/{id}/disconnect"), &t, None)
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let (s, v) = api
+        .call("POST", &format!("/devices/{id}/reconnect"), &t, None)
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    api.wait_status(&t, &id, "connected").await;
+    let (s, v) = api.call("GET", &path, &t, None).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(v["data"]["count"], 2, "{v}");
+    let [first, second] = [&v["data"]["sessions"][0], &v["data"]["sessions"][1]];
+    assert!(first["closed_at"].is_string(), "{v}");
+    assert_eq!(first["opened_at"], linked["opened_at"]);
+    assert_eq!(
+        (&second["epoch"], &second["worker_id"]),
+        (&json!(2), &linked["worker_id"])
+    );
+    assert!(second["closed_at"].is_null(), "{v}");
+
+    // Another tenant's App: 404; another App of the tenant: 403; a malformed id: 400.
+    let (_, stranger) = api.app("globex", "g").await;
+    let (s, v) = api.call("GET", &path, &stranger, None).await;
+    assert_eq!((s, code(&v)), (StatusCode::NOT_FOUND, "not_found"));
+    let (_, sibling) = api.app("acme", "b").await;
+    let (s, v) = api.call("GET", &path, &sibling, None).await;
+    assert_eq!((s, code(&v)), (StatusCode::FORBIDDEN, "forbidden"));
+    let (s, v) = api
+        .call("GET", "/sandbox/devices/nope/sessions", &t, None)
+        .await;
+    assert_eq!(
+        (s, v["error"]["details"]["field"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("device_id"))
+    );
 }

@@ -151,6 +151,13 @@ pub struct SentList {
     pub count: usize,
 }
 
+/// The sandbox's sessions of a device, oldest first.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SessionList {
+    pub sessions: Vec<wa_core::provider::SessionRecord>,
+    pub count: usize,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -24,6 +24,9 @@ impl Worker {
         mut inbound: mpsc::UnboundedReceiver<InboundDelivery>,
         shutdown: watch::Receiver<bool>,
     ) {
+        if let Some(sandbox) = &self.sandbox {
+            sandbox.held_by(self.leases.clone());
+        }
         let this = self.clone();
         let event_loop = tokio::spawn(async move {
             // One at a time, in order: a device's later event waits for an earlier one

@@ -191,6 +191,21 @@ impl Leases {
     }
 }
 
+/// The sandbox records each session it opens under the lease this worker holds.
+impl wa_core::provider::SessionHolder for Leases {
+    fn worker_id(&self) -> String {
+        self.owner.worker_id.clone()
+    }
+
+    fn epoch(&self, device_id: Uuid) -> Option<u64> {
+        self.held
+            .lock()
+            .expect("leases lock")
+            .get(&device_id)
+            .map(|h| h.epoch)
+    }
+}
+
 /// Holds a device "busy" (a command of it in hand) while alive.
 pub(crate) struct BusyGuard {
     leases: Arc<Leases>,

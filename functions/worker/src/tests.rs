@@ -629,6 +629,7 @@ async fn asks_through_the_queue_are_answered_as_in_process() {
         },
         R::Groups,
         R::SandboxSent,
+        R::SandboxSessions,
     ] {
         let (q, l) = (
             queued.ask(&d, request.clone()).await,

@@ -293,6 +293,33 @@ pub struct SentRecord {
     pub received_at: OffsetDateTime,
 }
 
+/// One simulated session of a device, as the sandbox recorded it: opened by a worker (a
+/// link or a resume) under its lease's epoch, closed when the session ended there (`None`
+/// while it is open, or when its process died without closing it).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct SessionRecord {
+    /// The worker that opened it (`WA_WORKER_ID`).
+    pub worker_id: String,
+    /// The epoch of the device's lease the worker held when it opened the session (0: it
+    /// held none).
+    pub epoch: u64,
+    #[serde(with = "crate::time::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
+    pub opened_at: OffsetDateTime,
+    #[serde(with = "crate::time::rfc3339::option")]
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub closed_at: Option<OffsetDateTime>,
+}
+
+/// Who opens the sandbox's sessions: the worker running it, and the lease it holds of
+/// each device (for [`SessionRecord`]s).
+pub trait SessionHolder: Send + Sync {
+    /// The worker's id (`WA_WORKER_ID`).
+    fn worker_id(&self) -> String;
+    /// The epoch of the device's lease this worker holds; `None` when it holds none.
+    fn epoch(&self, device_id: Uuid) -> Option<u64>;
+}
+
 /// The sandbox's control surface (the `/sandbox` routes). Errors are API errors: a scan
 /// without a valid QR is 409 conflict, an action on a device without a live session is
 /// 409 device_not_connected.
@@ -320,6 +347,13 @@ pub trait SandboxControl: Send + Sync {
 
     /// What the simulated WhatsApp received from the device, in order.
     async fn sent(&self, device_id: Uuid) -> wa_errors::ApiResult<Vec<SentRecord>>;
+
+    /// Every simulated session of the device, oldest first, as recorded by every sandbox
+    /// sharing the data directory.
+    async fn sessions(&self, device_id: Uuid) -> wa_errors::ApiResult<Vec<SessionRecord>>;
+
+    /// Names who opens this sandbox's sessions from now on (the worker running it).
+    fn held_by(&self, holder: std::sync::Arc<dyn SessionHolder>);
 
     /// An incoming message from `from`, with the fields of a send; answers its message id
     /// once the worker stored it.

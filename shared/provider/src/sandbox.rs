@@ -1,7 +1,10 @@
 //! The sandbox provider: a simulated WhatsApp behind the same provider port as the real one,
 //! driven by the `/sandbox` control routes. Linked sessions ("credentials") and the log of
 //! what the simulated WhatsApp received are files under `<data dir>/sandbox/`, so they
-//! survive a restart like real session keys do.
+//! survive a restart like real session keys do; so is the record of every session opened
+//! (`opened`).
+
+mod opened;
 
 use std::collections::HashMap;
 use std::io::Write;
@@ -18,7 +21,7 @@ use wa_core::messages::{MessageStatus, SendRequest};
 use wa_core::provider::{
     DropReason, EventSender, Group, InboundDelivery, InboundMedia, InboundMessage, InboundSender,
     OutboundMessage, Presence, Profile, Provider, ProviderFailure, SandboxControl, ScanOutcome,
-    SentRecord, SessionEvent,
+    SentRecord, SessionEvent, SessionHolder, SessionRecord,
 };
 use wa_core::time::{self, OffsetDateTime};
 use wa_errors::{ApiError, ApiResult, ErrorCode};
@@ -84,6 +87,8 @@ pub struct Sandbox {
     generation: AtomicU64,
     /// Serialises appends to the sent logs (not their fsyncs).
     sent_lock: Arc<Mutex<()>>,
+    /// The record of the sessions opened and closed.
+    opened: Arc<opened::Opened>,
 }
 
 fn failure(code: ErrorCode, message: &str) -> ProviderFailure {
@@ -140,11 +145,12 @@ impl Sandbox {
             events,
             inbound,
             attempts: Mutex::new(HashMap::new()),
-            dir,
             options,
             sessions: Sessions::default(),
             generation: AtomicU64::new(1),
             sent_lock: Arc::new(Mutex::new(())),
+            opened: Arc::new(opened::Opened::new(dir.join("opened"))?),
+            dir,
         })
     }
 
@@ -266,6 +272,7 @@ impl Provider for Sandbox {
                 expires_at,
             },
         );
+        self.opened.open(device_id);
         self.emit(
             device_id,
             SessionEvent::Qr {
@@ -275,6 +282,7 @@ impl Provider for Sandbox {
         );
         // The QR expires unless scanned: this linking session ends then.
         let (sessions, events) = (self.sessions.clone(), self.events.clone());
+        let opened = self.opened.clone();
         tokio::spawn(async move {
             tokio::time::sleep(ttl).await;
             let mut map = lock(&sessions);
@@ -282,6 +290,7 @@ impl Provider for Sandbox {
             {
                 map.remove(&device_id);
                 drop(map);
+                opened.close(device_id);
                 let _ = events.send((device_id, SessionEvent::QrExhausted));
             }
         });
@@ -297,6 +306,7 @@ impl Provider for Sandbox {
         let creds = self
             .load_creds(device_id)
             .ok_or_else(|| failure(ErrorCode::LoggedOut, "no stored session for this device"))?;
+        self.opened.open(device_id);
         self.go_live(device_id, creds);
         Ok(())
     }
@@ -307,10 +317,12 @@ impl Provider for Sandbox {
 
     async fn disconnect(&self, device_id: Uuid) {
         self.sessions().remove(&device_id);
+        self.opened.close(device_id);
     }
 
     async fn destroy(&self, device_id: Uuid) {
         self.sessions().remove(&device_id);
+        self.opened.close(device_id);
         self.wipe_creds(device_id);
     }
 
@@ -475,6 +487,7 @@ impl SandboxControl for Sandbox {
             )),
         };
         if let Some(error) = failure {
+            self.opened.close(device_id);
             self.emit(device_id, SessionEvent::Stopped { error });
             return Ok(());
         }
@@ -494,6 +507,7 @@ impl SandboxControl for Sandbox {
         match reason {
             DropReason::LoggedOut => {
                 self.sessions().remove(&device_id);
+                self.opened.close(device_id);
                 self.wipe_creds(device_id);
                 self.emit(
                     device_id,
@@ -708,6 +722,14 @@ impl SandboxControl for Sandbox {
             },
         );
         Ok(())
+    }
+
+    async fn sessions(&self, device_id: Uuid) -> ApiResult<Vec<SessionRecord>> {
+        self.opened.sessions(device_id).map_err(ApiError::internal)
+    }
+
+    fn held_by(&self, holder: Arc<dyn SessionHolder>) {
+        self.opened.held_by(holder);
     }
 
     async fn sent(&self, device_id: Uuid) -> ApiResult<Vec<SentRecord>> {

@@ -94,6 +94,7 @@ pub async fn execute(
             SessionAnswer::Done
         }
         R::SandboxSent => SessionAnswer::Sent(sb()?.sent(device_id).await?),
+        R::SandboxSessions => SessionAnswer::Sessions(sb()?.sessions(device_id).await?),
         R::SandboxInbound { from, message } => {
             let sb = sb()?;
             let send = serde_json::from_value(message).map_err(|e| {

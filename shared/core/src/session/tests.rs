@@ -12,6 +12,7 @@ use super::*;
 use crate::messages::{MessageStatus, SendRequest};
 use crate::provider::{
     DropReason, Group, OutboundMessage, Profile, ProviderFailure, ScanOutcome, SentRecord,
+    SessionHolder, SessionRecord,
 };
 use crate::time::{self, OffsetDateTime};
 
@@ -191,6 +192,18 @@ impl SandboxControl for FakeSandbox {
             received_at: OffsetDateTime::UNIX_EPOCH,
         }])
     }
+    async fn sessions(&self, d: Uuid) -> ApiResult<Vec<SessionRecord>> {
+        self.0.push(format!("sessions {d}"));
+        Ok(vec![SessionRecord {
+            worker_id: "w1".into(),
+            epoch: 3,
+            opened_at: OffsetDateTime::UNIX_EPOCH,
+            closed_at: None,
+        }])
+    }
+    fn held_by(&self, holder: std::sync::Arc<dyn SessionHolder>) {
+        self.0.push(format!("held by {}", holder.worker_id()));
+    }
     async fn inbound(&self, d: Uuid, from: &str, request: SendRequest) -> ApiResult<String> {
         self.0
             .push(format!("inbound {d} {from} {:?}", request.text));
@@ -285,6 +298,15 @@ async fn execute_maps_each_request_onto_its_call() {
     }
     let sent = run(R::SandboxSent).await.unwrap().into_sent().unwrap();
     assert_eq!(sent[0].message_id, "m1");
+    let sessions = run(R::SandboxSessions)
+        .await
+        .unwrap()
+        .into_sessions()
+        .unwrap();
+    assert_eq!(
+        (sessions[0].worker_id.as_str(), sessions[0].epoch),
+        ("w1", 3)
+    );
     assert_eq!(
         sandbox.0.take(),
         [
@@ -295,6 +317,7 @@ async fn execute_maps_each_request_onto_its_call() {
             format!("receipt {d} m Played"),
             format!("revoke {d} m c f"),
             format!("sent {d}"),
+            format!("sessions {d}"),
         ]
     );
 }
@@ -307,6 +330,7 @@ async fn execute_refuses_what_this_worker_cannot_answer() {
     // The sandbox's requests where the worker runs the real provider: as today's routes.
     for r in [
         SessionRequest::SandboxSent,
+        SessionRequest::SandboxSessions,
         SessionRequest::SandboxDrop {
             reason: DropReason::LoggedOut,
         },

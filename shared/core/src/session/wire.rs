@@ -9,7 +9,7 @@ use serde_json::{Map, Value};
 use wa_errors::{ApiError, ApiResult, ErrorCode};
 
 use crate::messages::MessageStatus;
-use crate::provider::{DropReason, Group, Profile, ScanOutcome, SentRecord};
+use crate::provider::{DropReason, Group, Profile, ScanOutcome, SentRecord, SessionRecord};
 
 /// One thing only a device's live session (or the sandbox, which lives in the worker's
 /// process) can answer. One variant per thing asked; each is decided by the caller (the
@@ -43,6 +43,9 @@ pub enum SessionRequest {
     /// Sandbox: what the simulated WhatsApp received from the device.
     #[serde(rename = "sandbox_sent.v1")]
     SandboxSent,
+    /// Sandbox: every simulated session of the device.
+    #[serde(rename = "sandbox_sessions.v1")]
+    SandboxSessions,
     /// Sandbox: a message from `from` arrives; `message` holds the fields of a send, as the
     /// caller gave them and already checked (`messages::SendRequest`).
     #[serde(rename = "sandbox_inbound.v1")]
@@ -76,6 +79,8 @@ pub enum SessionAnswer {
     Groups(Vec<Group>),
     #[serde(rename = "sent.v1")]
     Sent(Vec<SentRecord>),
+    #[serde(rename = "sessions.v1")]
+    Sessions(Vec<SessionRecord>),
     /// The id a stored message got (the sandbox's inbound).
     #[serde(rename = "message_id.v1")]
     MessageId(String),
@@ -90,6 +95,7 @@ impl SessionAnswer {
             SessionAnswer::Profile(_) => "a profile",
             SessionAnswer::Groups(_) => "groups",
             SessionAnswer::Sent(_) => "a sent list",
+            SessionAnswer::Sessions(_) => "a session list",
             SessionAnswer::MessageId(_) => "a message id",
             SessionAnswer::Done => "nothing",
         }
@@ -125,6 +131,14 @@ impl SessionAnswer {
         match self {
             SessionAnswer::Sent(s) => Ok(s),
             a => Err(a.unexpected("a sent list")),
+        }
+    }
+
+    /// The records of a `sessions.v1` answer.
+    pub fn into_sessions(self) -> ApiResult<Vec<SessionRecord>> {
+        match self {
+            SessionAnswer::Sessions(s) => Ok(s),
+            a => Err(a.unexpected("a session list")),
         }
     }
 
@@ -260,6 +274,10 @@ mod tests {
                 json!({"type": "sandbox_sent.v1"}),
             ),
             (
+                SessionRequest::SandboxSessions,
+                json!({"type": "sandbox_sessions.v1"}),
+            ),
+            (
                 SessionRequest::SandboxInbound {
                     from: "15550001111".into(),
                     message: json!({"text": "hi", "latitude": 1.5}),
@@ -309,6 +327,7 @@ mod tests {
             SessionAnswer::Profile(profile.clone()),
             SessionAnswer::Groups(vec![]),
             SessionAnswer::Sent(vec![]),
+            SessionAnswer::Sessions(vec![]),
             SessionAnswer::MessageId("m".into()),
             SessionAnswer::Done,
         ] {
@@ -328,6 +347,10 @@ mod tests {
         );
         assert_eq!(SessionAnswer::Groups(vec![]).into_groups().unwrap(), vec![]);
         assert_eq!(SessionAnswer::Sent(vec![]).into_sent().unwrap(), vec![]);
+        assert_eq!(
+            SessionAnswer::Sessions(vec![]).into_sessions().unwrap(),
+            vec![]
+        );
         assert_eq!(
             SessionAnswer::MessageId("m".into())
                 .into_message_id()
