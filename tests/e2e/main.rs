@@ -4,6 +4,7 @@ mod aws;
 mod aws_stack;
 mod dashboard;
 mod devices;
+mod fleet;
 mod foundation;
 mod limits;
 mod media;

@@ -34,13 +34,18 @@ fn worker_binary() -> PathBuf {
 }
 
 /// A running `wa-worker`, killed when dropped; its log lines are kept.
-struct WorkerProcess {
+pub struct WorkerProcess {
     child: Option<Child>,
     logs: Arc<Mutex<Vec<String>>>,
 }
 
 impl WorkerProcess {
     fn start(data_dir: &Path) -> WorkerProcess {
+        WorkerProcess::start_with(data_dir, &[])
+    }
+
+    /// A worker on `data_dir` with `env` besides the sandbox's settings.
+    pub fn start_with(data_dir: &Path, env: &[(&str, &str)]) -> WorkerProcess {
         let mut child = Command::new(worker_binary())
             .env_clear()
             .env("PATH", std::env::var("PATH").unwrap_or_default())
@@ -48,6 +53,7 @@ impl WorkerProcess {
             .env("WA_PROVIDER", "sandbox")
             .env("WA_SEND_RATE", "0")
             .env("RUST_LOG", "info")
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
@@ -68,12 +74,19 @@ impl WorkerProcess {
         }
     }
 
-    fn logs(&self) -> String {
+    pub fn logs(&self) -> String {
         self.logs.lock().unwrap().join("\n")
     }
 
+    /// SIGKILL, as a crash would.
+    pub fn kill9(&mut self) {
+        let mut child = self.child.take().expect("wa-worker running");
+        child.kill().expect("SIGKILL");
+        let _ = child.wait();
+    }
+
     /// SIGTERM, then the exit status.
-    fn terminate(&mut self) -> std::process::ExitStatus {
+    pub fn terminate(&mut self) -> std::process::ExitStatus {
         let mut child = self.child.take().expect("wa-worker running");
         sigterm(&child);
         let deadline = std::time::Instant::now() + Duration::from_secs(30);

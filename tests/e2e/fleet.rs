@@ -1,0 +1,236 @@
+//! A fleet: three `wa-worker` processes on one data directory (the sandbox's state, as on
+//! EFS) and the AWS data path (moto), behind a `wa-server` with `WA_WORKER=0` and a data
+//! directory of its own. During a burst of sends one worker is killed (kill -9) and another
+//! stopped (SIGTERM), then a fourth starts. Every device is connected again, no device ever
+//! had two sessions open at once, epochs only grow, every accepted send went out exactly
+//! once, and the devices end up shared out evenly.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use crate::aws::aws_init;
+use crate::devices::{call, create_app, create_device, wait_for, wait_sent};
+use crate::support::Server;
+use crate::worker::WorkerProcess;
+
+const SECRET: (&str, &str) = ("WA_JWT_SECRET", "e2e-secret-e2e-secret-e2e-secret-e2e");
+const TTL: &str = "6";
+const DEVICES: usize = 6;
+
+/// The device's sandbox sessions, oldest first.
+async fn sessions(api: &Server, t: &str, id: &str) -> Vec<Value> {
+    let (s, v) = call(
+        api,
+        "GET",
+        &format!("/sandbox/devices/{id}/sessions"),
+        t,
+        None,
+    )
+    .await;
+    assert_eq!(s, 200, "{v}");
+    v["data"]["sessions"].as_array().unwrap().clone()
+}
+
+/// The worker of the device's open session (its last one, when still open).
+fn holder(sessions: &[Value]) -> Option<String> {
+    let last = sessions.last()?;
+    last["closed_at"]
+        .is_null()
+        .then(|| last["worker_id"].as_str().unwrap().to_owned())
+}
+
+fn at(v: &Value) -> wa_core::time::OffsetDateTime {
+    wa_core::time::parse(v.as_str().unwrap()).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fleet_loses_nothing_when_workers_die_or_stop() {
+    let endpoint = wa_testkit::moto::endpoint();
+    let prefix = format!("fleet-{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
+    let table = format!("{prefix}-state");
+    let url = |name: &str| format!("{endpoint}/123456789012/{prefix}-{name}");
+    let (commands, events) = (url("commands.fifo"), url("events.fifo"));
+    let aws_env: Vec<(&str, &str)> = vec![
+        ("AWS_ENDPOINT_URL", endpoint),
+        ("AWS_REGION", wa_testkit::moto::REGION),
+        ("AWS_ACCESS_KEY_ID", "test"),
+        ("AWS_SECRET_ACCESS_KEY", "test"),
+        ("WA_TABLE_NAME", &table),
+        ("WA_COMMANDS_QUEUE_URL", &commands),
+        ("WA_EVENTS_QUEUE_URL", &events),
+    ];
+    aws_init(&aws_env);
+    let mut env = aws_env.clone();
+    env.extend([SECRET, ("WA_LEASE_TTL_SECS", TTL)]);
+    let shared = tempfile::tempdir().unwrap();
+    let start = |id: &str| {
+        let mut e = env.clone();
+        e.push(("WA_WORKER_ID", id));
+        WorkerProcess::start_with(shared.path(), &e)
+    };
+    let mut w1 = start("w1");
+    let mut w2 = start("w2");
+    let _w3 = start("w3");
+    let mut front = env.clone();
+    front.extend([
+        ("WA_PROVIDER", "sandbox"),
+        ("WA_WORKER", "0"),
+        ("WA_QUERY_WAIT_MS", "20000"),
+    ]);
+    let api = Server::start(&front);
+    let (ok, jwt, err) = api.cli(&["token", "--tenant", "fleet"], &[SECRET]);
+    assert!(ok, "{err}");
+    let app = create_app(&api, jwt.trim(), json!({"name": "fleet"})).await;
+    let t = app["app_token"].as_str().unwrap().to_owned();
+
+    let mut ids = Vec::new();
+    for i in 0..DEVICES {
+        let (_, id) = create_device(&api, &t, &format!("d{i}")).await;
+        wait_for(&api, &t, &id, Duration::from_secs(60), |d| {
+            d["status"] == "qr_generated"
+        })
+        .await;
+        let (s, v) = call(
+            &api,
+            "POST",
+            &format!("/sandbox/devices/{id}/scan"),
+            &t,
+            Some(json!({"wa_number": format!("155512300{i:02}")})),
+        )
+        .await;
+        assert_eq!(s, 200, "{v}\n{}", w1.logs());
+        wait_for(&api, &t, &id, Duration::from_secs(60), |d| {
+            d["status"] == "connected"
+        })
+        .await;
+        ids.push(id);
+    }
+
+    // A burst of accepted sends; w1 dies in it, w2 stops in it, then w4 joins.
+    let mut accepted: Vec<(String, String)> = Vec::new();
+    let mut killed_at = None;
+    let mut on_w1 = Vec::new();
+    for round in 0..8 {
+        for id in &ids {
+            let (s, v) = call(
+                &api,
+                "POST",
+                &format!("/devices/{id}/messages"),
+                &t,
+                Some(json!({"to": "15550001111", "text": format!("r{round}")})),
+            )
+            .await;
+            assert!(s == 200 || s == 202, "{s}: {v}");
+            let mid = v["data"]["message"]["message_id"].as_str().unwrap();
+            accepted.push((id.clone(), mid.to_owned()));
+        }
+        if round == 2 {
+            for id in &ids {
+                if holder(&sessions(&api, &t, id).await).as_deref() == Some("w1") {
+                    on_w1.push(id.clone());
+                }
+            }
+            assert!(!on_w1.is_empty(), "w1 holds a share of the devices");
+            w1.kill9();
+            killed_at = Some(wa_core::time::now());
+        }
+        if round == 5 {
+            assert!(w2.terminate().success(), "{}", w2.logs());
+        }
+    }
+    let killed_at = killed_at.unwrap();
+    let w4 = start("w4");
+
+    for (id, mid) in &accepted {
+        wait_sent(&api, &t, id, mid, Duration::from_secs(120)).await;
+    }
+    let mut per_message: HashMap<String, usize> = HashMap::new();
+    for id in &ids {
+        let (s, v) = call(
+            &api,
+            "GET",
+            &format!("/sandbox/devices/{id}/sent"),
+            &t,
+            None,
+        )
+        .await;
+        assert_eq!(s, 200, "{v}");
+        for r in v["data"]["sent"].as_array().unwrap() {
+            *per_message
+                .entry(r["message_id"].as_str().unwrap().to_owned())
+                .or_default() += 1;
+        }
+    }
+    for (_, mid) in &accepted {
+        assert_eq!(per_message.get(mid), Some(&1), "{mid} sent once");
+    }
+
+    // Balanced over w3 and w4: at most ceil(devices / workers) + 1 each, every device on one.
+    let most = DEVICES.div_ceil(2) + 1;
+    let deadline = std::time::Instant::now() + Duration::from_secs(120);
+    let lists = loop {
+        let mut lists = Vec::new();
+        for id in &ids {
+            lists.push(sessions(&api, &t, id).await);
+        }
+        let holders: Vec<_> = lists.iter().map(|l| holder(l)).collect();
+        let count = |w: &str| holders.iter().filter(|h| h.as_deref() == Some(w)).count();
+        let placed = holders
+            .iter()
+            .all(|h| matches!(h.as_deref(), Some("w3" | "w4")));
+        if placed && count("w3") <= most && count("w4") <= most {
+            break lists;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "not balanced: {holders:?}\n{}",
+            w4.logs()
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    };
+    for id in &ids {
+        wait_for(&api, &t, id, Duration::from_secs(60), |d| {
+            d["status"] == "connected"
+        })
+        .await;
+    }
+
+    // Per device: no two sessions open at once (a session of the killed worker ended with
+    // it), epochs only grow, and a new worker's session has a higher epoch.
+    let mut takeovers = Vec::new();
+    for (id, list) in ids.iter().zip(&lists) {
+        let mut open_until = None;
+        let mut last: Option<(&str, u64)> = None;
+        for r in list {
+            let (worker, epoch) = (
+                r["worker_id"].as_str().unwrap(),
+                r["epoch"].as_u64().unwrap(),
+            );
+            let opened = at(&r["opened_at"]);
+            if let Some(end) = open_until {
+                assert!(end <= opened, "{id}: overlapping sessions {list:?}");
+            }
+            if let Some((w, e)) = last {
+                assert!(epoch >= e, "{id}: epochs {list:?}");
+                assert!(
+                    w == worker || epoch > e,
+                    "{id}: a new owner, a new epoch {list:?}"
+                );
+            }
+            if on_w1.contains(id) && worker != "w1" && opened > killed_at {
+                takeovers.push(opened - killed_at);
+                on_w1.retain(|d| d != id);
+            }
+            open_until = Some(match &r["closed_at"] {
+                Value::Null if worker == "w1" => killed_at,
+                Value::Null => wa_core::time::now(),
+                c => at(c),
+            });
+            last = Some((worker, epoch));
+        }
+    }
+    assert!(on_w1.is_empty(), "never taken over: {on_w1:?}");
+    eprintln!("taken over after the kill in {takeovers:?} (lease period {TTL} s)");
+}
