@@ -9,6 +9,8 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use serde_json::{Value, json};
+
 use crate::devices::{app_token, call, linked_device, send_text, wait_for, wait_sent};
 use crate::support::{BIN, Server, sigterm, str_at, wait_until};
 
@@ -158,6 +160,27 @@ async fn wa_worker_serves_a_server_without_its_worker() {
     .await;
     assert_eq!(s, 200, "{v}");
     assert_eq!(v["data"]["profile"]["phone_number"], "15550001111");
+    // Typing in a chat and the device's own presence, carried out by wa-worker's session.
+    let typing = format!("/devices/{id}/chats/15550001111/presence");
+    let (s, v) = call(
+        &api,
+        "POST",
+        &typing,
+        &t,
+        Some(json!({"state": "composing"})),
+    )
+    .await;
+    assert_eq!(s, 204, "{v}\n{}", worker.logs());
+    let own = format!("/devices/{id}/presence");
+    let (s, v) = call(
+        &api,
+        "PUT",
+        &own,
+        &t,
+        Some(json!({"presence": "available"})),
+    )
+    .await;
+    assert_eq!(s, 204, "{v}");
     let (s, v) = send_text(
         &api,
         &t,
@@ -186,6 +209,38 @@ async fn wa_worker_serves_a_server_without_its_worker() {
         v["data"]["sent"]
             .as_array()
             .is_some_and(|s| s.iter().any(|r| r["message_id"] == mid.as_str())),
+        "{v}"
+    );
+    let actions: Vec<_> = v["data"]["sent"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["message_id"] == "")
+        .map(|r| {
+            (
+                r["type"].clone(),
+                r["to"].clone(),
+                r["state"].clone(),
+                r["presence"].clone(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        actions,
+        [
+            (
+                json!("chat_presence"),
+                json!("15550001111@s.whatsapp.net"),
+                json!("composing"),
+                Value::Null
+            ),
+            (
+                json!("presence"),
+                json!(""),
+                Value::Null,
+                json!("available")
+            ),
+        ],
         "{v}"
     );
     // The sessions, asked of wa-worker too: the first server's, then wa-worker's under the

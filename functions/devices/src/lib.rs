@@ -1,8 +1,10 @@
 //! The device routes (App token): create, list, get, QR (JSON and PNG), QR regeneration,
-//! pair code, disconnect, reconnect, destroy, presence, profile and groups; and the sandbox's
+//! pair code, disconnect, reconnect, destroy, presence (a peer's, typing in a chat, the
+//! device's own), profile and groups; and the sandbox's
 //! control routes. Served by the devices Lambda and by `wa-server`.
 
 mod media;
+mod presence;
 mod sandbox;
 pub mod views;
 mod webhooks;
@@ -94,7 +96,7 @@ pub struct PairCodeRequest {
     pub phone_number: String,
 }
 
-const PATH_ID: &str = "The device's id";
+pub(crate) const PATH_ID: &str = "The device's id";
 
 /// Create a device and start linking it
 ///
@@ -497,7 +499,8 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(pair_code))
         .routes(routes!(disconnect))
         .routes(routes!(reconnect))
-        .routes(routes!(presence))
+        .routes(routes!(presence, presence::set_presence))
+        .routes(routes!(presence::chat_presence))
         .routes(routes!(profile))
         .routes(routes!(groups))
 }

@@ -956,3 +956,121 @@ async fn sandbox_sessions_are_listed_oldest_first() {
         (StatusCode::BAD_REQUEST, Some("device_id"))
     );
 }
+
+/// Typing in a chat and the device's own presence: refused by field, 409 before the device
+/// is connected, 403/404 across Apps and tenants, then carried out by the session in order
+/// (the sandbox's sent log shows each action with its fields).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn typing_and_own_presence() {
+    let api = api().await;
+    let (_, t) = api.app("acme", "a").await;
+    let id = id_of(&api.create(&t, "typist").await);
+    let typing = format!("/devices/{id}/chats/%2B15550001111/presence");
+    let own = format!("/devices/{id}/presence");
+    let field = |v: &Value| v["error"]["details"]["field"].as_str().map(str::to_owned);
+
+    let (s, v) = api
+        .call("POST", &typing, &t, Some(json!({"state": "composing"})))
+        .await;
+    assert_eq!(
+        (s, code(&v)),
+        (StatusCode::CONFLICT, "device_not_connected")
+    );
+    let (s, v) = api
+        .call("PUT", &own, &t, Some(json!({"presence": "available"})))
+        .await;
+    assert_eq!(
+        (s, code(&v)),
+        (StatusCode::CONFLICT, "device_not_connected")
+    );
+
+    let (s, _) = api.scan(&t, &id, "ok").await;
+    assert_eq!(s, StatusCode::OK);
+    api.wait_status(&t, &id, "connected").await;
+
+    for (method, uri, body, wanted) in [
+        ("POST", typing.clone(), json!({"state": "typing"}), "state"),
+        ("POST", typing.clone(), json!({}), "state"),
+        (
+            "POST",
+            format!("/devices/{id}/chats/not%20a%20jid/presence"),
+            json!({"state": "paused"}),
+            "jid",
+        ),
+        (
+            "PUT",
+            own.clone(),
+            json!({"presence": "online"}),
+            "presence",
+        ),
+        (
+            "PUT",
+            "/devices/nope/presence".to_owned(),
+            json!({"presence": "available"}),
+            "device_id",
+        ),
+    ] {
+        let (s, v) = api.call(method, &uri, &t, Some(body.clone())).await;
+        assert_eq!(
+            (s, code(&v), field(&v).as_deref()),
+            (StatusCode::BAD_REQUEST, "validation_error", Some(wanted)),
+            "{method} {uri} {body}"
+        );
+    }
+    let (_, sibling) = api.app("acme", "b").await;
+    let (_, stranger) = api.app("globex", "g").await;
+    for (token, status, wanted) in [
+        (&sibling, StatusCode::FORBIDDEN, "forbidden"),
+        (&stranger, StatusCode::NOT_FOUND, "not_found"),
+    ] {
+        let (s, v) = api
+            .call("POST", &typing, token, Some(json!({"state": "composing"})))
+            .await;
+        assert_eq!((s, code(&v)), (status, wanted));
+        let (s, v) = api
+            .call("PUT", &own, token, Some(json!({"presence": "available"})))
+            .await;
+        assert_eq!((s, code(&v)), (status, wanted));
+    }
+
+    for (method, uri, body) in [
+        ("POST", &typing, json!({"state": "composing"})),
+        ("POST", &typing, json!({"state": "recording"})),
+        ("PUT", &own, json!({"presence": "unavailable"})),
+        ("POST", &typing, json!({"state": "paused"})),
+    ] {
+        let (s, v) = api.call(method, uri, &t, Some(body)).await;
+        assert_eq!(s, StatusCode::NO_CONTENT, "{v}");
+    }
+    let (s, v) = api
+        .call("GET", &format!("/sandbox/devices/{id}/sent"), &t, None)
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    let seen: Vec<_> = v["data"]["sent"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                r["type"].as_str().unwrap().to_owned(),
+                r["to"].as_str().unwrap().to_owned(),
+                r["state"]
+                    .as_str()
+                    .or(r["presence"].as_str())
+                    .unwrap()
+                    .to_owned(),
+            )
+        })
+        .collect();
+    let chat = "15550001111@s.whatsapp.net";
+    let row = |kind: &str, to: &str, what: &str| (kind.to_owned(), to.to_owned(), what.to_owned());
+    assert_eq!(
+        seen,
+        [
+            row("chat_presence", chat, "composing"),
+            row("chat_presence", chat, "recording"),
+            row("presence", "", "unavailable"),
+            row("chat_presence", chat, "paused"),
+        ]
+    );
+}

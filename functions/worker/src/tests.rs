@@ -157,6 +157,21 @@ impl Provider for Forgetful {
     async fn subscribe_presence(&self, d: Uuid, jid: &str) -> Result<(), ProviderFailure> {
         self.0.subscribe_presence(d, jid).await
     }
+    async fn chat_presence(
+        &self,
+        d: Uuid,
+        jid: &str,
+        state: wa_core::provider::ChatState,
+    ) -> Result<(), ProviderFailure> {
+        self.0.chat_presence(d, jid, state).await
+    }
+    async fn set_presence(
+        &self,
+        d: Uuid,
+        presence: wa_core::provider::OwnPresence,
+    ) -> Result<(), ProviderFailure> {
+        self.0.set_presence(d, presence).await
+    }
     async fn send(&self, d: Uuid, m: &OutboundMessage) -> Result<(), ProviderFailure> {
         self.0.send(d, m).await
     }

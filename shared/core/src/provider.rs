@@ -248,6 +248,23 @@ pub trait Provider: Send + Sync {
     /// Subscribes to a peer's presence; updates then arrive as `SessionEvent::Presence`.
     async fn subscribe_presence(&self, device_id: Uuid, jid: &str) -> Result<(), ProviderFailure>;
 
+    /// Shows `state` (typing, recording, or neither) in the chat with `jid` (normalized);
+    /// needs a live session.
+    async fn chat_presence(
+        &self,
+        device_id: Uuid,
+        jid: &str,
+        state: ChatState,
+    ) -> Result<(), ProviderFailure>;
+
+    /// Sets the account's own presence (online or offline to its contacts); needs a live
+    /// session.
+    async fn set_presence(
+        &self,
+        device_id: Uuid,
+        presence: OwnPresence,
+    ) -> Result<(), ProviderFailure>;
+
     /// Sends a message under its fixed `message_id` and resolves once WhatsApp accepted it
     /// (the server's ack), or with the classified failure: `provider_rate_limit`,
     /// `group_posting_restricted`, `whatsapp_connection_lost`, `upstream_timeout`, ...
@@ -259,6 +276,42 @@ pub trait Provider: Send + Sync {
     /// id is then safe, WhatsApp drops the duplicate.
     async fn was_sent(&self, _device_id: Uuid, _message_id: &str) -> Option<bool> {
         None
+    }
+}
+
+/// What a device shows in a chat: typing, recording a voice note, or neither.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ChatState {
+    Composing,
+    Recording,
+    Paused,
+}
+
+impl ChatState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ChatState::Composing => "composing",
+            ChatState::Recording => "recording",
+            ChatState::Paused => "paused",
+        }
+    }
+}
+
+/// The account's own presence.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum OwnPresence {
+    Available,
+    Unavailable,
+}
+
+impl OwnPresence {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OwnPresence::Available => "available",
+            OwnPresence::Unavailable => "unavailable",
+        }
     }
 }
 
@@ -291,6 +344,27 @@ pub struct SentRecord {
     #[serde(with = "crate::time::rfc3339")]
     #[schema(value_type = String, format = DateTime)]
     pub received_at: OffsetDateTime,
+    /// chat_presence: what the device showed in the chat `to`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub state: Option<ChatState>,
+    /// presence: the account's own presence set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub presence: Option<OwnPresence>,
+}
+
+impl SentRecord {
+    /// The record of an action that is not a message (typing, presence): no message id, `to`
+    /// the chat it was shown in (empty for the account's own presence), received now.
+    pub fn action(kind: &str, to: &str) -> SentRecord {
+        SentRecord {
+            message_id: String::new(),
+            to: to.to_owned(),
+            kind: kind.to_owned(),
+            received_at: crate::time::now(),
+            state: None,
+            presence: None,
+        }
+    }
 }
 
 /// One simulated session of a device, as the sandbox recorded it: opened by a worker (a

@@ -19,9 +19,9 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 use wa_core::messages::{MessageStatus, SendRequest};
 use wa_core::provider::{
-    DropReason, EventSender, Group, InboundDelivery, InboundMedia, InboundMessage, InboundSender,
-    OutboundMessage, Presence, Profile, Provider, ProviderFailure, SandboxControl, ScanOutcome,
-    SentRecord, SessionEvent, SessionHolder, SessionRecord,
+    ChatState, DropReason, EventSender, Group, InboundDelivery, InboundMedia, InboundMessage,
+    InboundSender, OutboundMessage, OwnPresence, Presence, Profile, Provider, ProviderFailure,
+    SandboxControl, ScanOutcome, SentRecord, SessionEvent, SessionHolder, SessionRecord,
 };
 use wa_core::time::{self, OffsetDateTime};
 use wa_errors::{ApiError, ApiResult, ErrorCode};
@@ -210,6 +210,22 @@ impl Sandbox {
             Some(Session::Live { creds }) => Ok(creds.clone()),
             _ => Err(not_live(device_id)),
         }
+    }
+
+    /// Appends `record` to the device's sent log and waits until it is on disk, on a
+    /// blocking thread: the fsync must not hold up the runtime's other tasks.
+    async fn log_sent(&self, device_id: Uuid, record: SentRecord) -> Result<(), ProviderFailure> {
+        let (lock, path) = (self.sent_lock.clone(), self.sent_path(device_id));
+        tokio::task::spawn_blocking(move || append_sent(&lock, &path, &record))
+            .await
+            .map_err(std::io::Error::other)
+            .and_then(|written| written)
+            .map_err(|e| {
+                failure(
+                    ErrorCode::ProviderError,
+                    &format!("sandbox log failed: {e}"),
+                )
+            })
     }
 
     /// Records that the simulated WhatsApp received a message (used by sends): once this
@@ -433,24 +449,42 @@ impl Provider for Sandbox {
             to: message.to.clone(),
             kind: message.content.kind().as_str().to_owned(),
             received_at: time::now(),
+            state: None,
+            presence: None,
         };
-        // On a blocking thread: the fsync must not hold up the runtime's other tasks.
-        let (lock, path) = (self.sent_lock.clone(), self.sent_path(device_id));
-        tokio::task::spawn_blocking(move || append_sent(&lock, &path, &record))
-            .await
-            .map_err(std::io::Error::other)
-            .and_then(|written| written)
-            .map_err(|e| {
-                failure(
-                    ErrorCode::ProviderError,
-                    &format!("sandbox log failed: {e}"),
-                )
-            })?;
+        self.log_sent(device_id, record).await?;
         self.attempts
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .remove(&message.message_id);
         Ok(())
+    }
+
+    async fn chat_presence(
+        &self,
+        device_id: Uuid,
+        jid: &str,
+        state: ChatState,
+    ) -> Result<(), ProviderFailure> {
+        self.live_creds(device_id)?;
+        let record = SentRecord {
+            state: Some(state),
+            ..SentRecord::action("chat_presence", jid)
+        };
+        self.log_sent(device_id, record).await
+    }
+
+    async fn set_presence(
+        &self,
+        device_id: Uuid,
+        presence: OwnPresence,
+    ) -> Result<(), ProviderFailure> {
+        self.live_creds(device_id)?;
+        let record = SentRecord {
+            presence: Some(presence),
+            ..SentRecord::action("presence", "")
+        };
+        self.log_sent(device_id, record).await
     }
 
     async fn was_sent(&self, device_id: Uuid, message_id: &str) -> Option<bool> {

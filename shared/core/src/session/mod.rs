@@ -75,6 +75,14 @@ pub async fn execute(
     Ok(match request {
         R::Profile { jid } => SessionAnswer::Profile(provider.profile(device_id, &jid).await?),
         R::Groups => SessionAnswer::Groups(provider.groups(device_id).await?),
+        R::ChatPresence { jid, state } => {
+            provider.chat_presence(device_id, &jid, state).await?;
+            SessionAnswer::Done
+        }
+        R::SetPresence { presence } => {
+            provider.set_presence(device_id, presence).await?;
+            SessionAnswer::Done
+        }
         R::SandboxScan { wa_number, outcome } => {
             sb()?.scan(device_id, &wa_number, outcome).await?;
             SessionAnswer::Done

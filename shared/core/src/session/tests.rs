@@ -11,8 +11,8 @@ use wa_errors::{ApiError, ApiResult, ErrorCode};
 use super::*;
 use crate::messages::{MessageStatus, SendRequest};
 use crate::provider::{
-    DropReason, Group, OutboundMessage, Profile, ProviderFailure, ScanOutcome, SentRecord,
-    SessionHolder, SessionRecord,
+    ChatState, DropReason, Group, OutboundMessage, OwnPresence, Profile, ProviderFailure,
+    ScanOutcome, SentRecord, SessionHolder, SessionRecord,
 };
 use crate::time::{self, OffsetDateTime};
 
@@ -154,6 +154,27 @@ impl Provider for FakeProvider {
     async fn subscribe_presence(&self, _: Uuid, _: &str) -> Result<(), ProviderFailure> {
         unreachable!("not a session request")
     }
+    async fn chat_presence(
+        &self,
+        device_id: Uuid,
+        jid: &str,
+        state: ChatState,
+    ) -> Result<(), ProviderFailure> {
+        self.0.push(format!(
+            "chat_presence {device_id} {jid} {}",
+            state.as_str()
+        ));
+        Ok(())
+    }
+    async fn set_presence(
+        &self,
+        device_id: Uuid,
+        presence: OwnPresence,
+    ) -> Result<(), ProviderFailure> {
+        self.0
+            .push(format!("presence {device_id} {}", presence.as_str()));
+        Err(ProviderFailure::new(ErrorCode::DeviceNotConnected, "gone"))
+    }
     async fn send(&self, _: Uuid, _: &OutboundMessage) -> Result<(), ProviderFailure> {
         unreachable!("not a session request")
     }
@@ -190,6 +211,8 @@ impl SandboxControl for FakeSandbox {
             to: "t".into(),
             kind: "text".into(),
             received_at: OffsetDateTime::UNIX_EPOCH,
+            state: None,
+            presence: None,
         }])
     }
     async fn sessions(&self, d: Uuid) -> ApiResult<Vec<SessionRecord>> {
@@ -240,12 +263,29 @@ async fn execute_maps_each_request_onto_its_call() {
         (ErrorCode::UpstreamTimeout, "slow")
     );
     assert_eq!(run(R::Groups).await.unwrap(), SessionAnswer::Groups(vec![]));
+    let typing = R::ChatPresence {
+        jid: "c@s.whatsapp.net".into(),
+        state: ChatState::Recording,
+    };
+    assert_eq!(run(typing).await.unwrap(), SessionAnswer::Done);
+    let e = run(R::SetPresence {
+        presence: OwnPresence::Unavailable,
+    })
+    .await
+    .unwrap_err();
+    assert_eq!(
+        e.code(),
+        ErrorCode::DeviceNotConnected,
+        "the provider's error"
+    );
     assert_eq!(
         provider.0.take(),
         [
             format!("profile {d} j1"),
             format!("profile {d} hidden"),
-            format!("groups {d}")
+            format!("groups {d}"),
+            format!("chat_presence {d} c@s.whatsapp.net recording"),
+            format!("presence {d} unavailable"),
         ]
     );
 

@@ -9,7 +9,9 @@ use serde_json::{Map, Value};
 use wa_errors::{ApiError, ApiResult, ErrorCode};
 
 use crate::messages::MessageStatus;
-use crate::provider::{DropReason, Group, Profile, ScanOutcome, SentRecord, SessionRecord};
+use crate::provider::{
+    ChatState, DropReason, Group, OwnPresence, Profile, ScanOutcome, SentRecord, SessionRecord,
+};
 
 /// One thing only a device's live session (or the sandbox, which lives in the worker's
 /// process) can answer. One variant per thing asked; each is decided by the caller (the
@@ -23,6 +25,12 @@ pub enum SessionRequest {
     /// The groups the account is in.
     #[serde(rename = "groups.v1")]
     Groups,
+    /// Show typing, recording or neither in the chat with `jid` (normalized).
+    #[serde(rename = "chat_presence.v1")]
+    ChatPresence { jid: String, state: ChatState },
+    /// Set the account's own presence.
+    #[serde(rename = "presence.v1")]
+    SetPresence { presence: OwnPresence },
     /// Sandbox: scan the device's current QR.
     #[serde(rename = "sandbox_scan.v1")]
     SandboxScan {
@@ -240,6 +248,19 @@ mod tests {
                 json!({"type": "profile.v1", "jid": "15550001111@s.whatsapp.net"}),
             ),
             (SessionRequest::Groups, json!({"type": "groups.v1"})),
+            (
+                SessionRequest::ChatPresence {
+                    jid: "15550001111@s.whatsapp.net".into(),
+                    state: ChatState::Composing,
+                },
+                json!({"type": "chat_presence.v1", "jid": "15550001111@s.whatsapp.net", "state": "composing"}),
+            ),
+            (
+                SessionRequest::SetPresence {
+                    presence: OwnPresence::Available,
+                },
+                json!({"type": "presence.v1", "presence": "available"}),
+            ),
             (
                 SessionRequest::SandboxScan {
                     wa_number: "15551230001".into(),

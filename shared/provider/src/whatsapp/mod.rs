@@ -47,7 +47,8 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use uuid::Uuid;
 use wa_core::provider::{
-    EventSender, Group, InboundSender, OutboundMessage, Profile, Provider, ProviderFailure,
+    ChatState, EventSender, Group, InboundSender, OutboundMessage, OwnPresence, Profile, Provider,
+    ProviderFailure,
 };
 use wa_core::time::OffsetDateTime;
 
@@ -172,6 +173,28 @@ impl Provider for WhatsAppProvider {
     async fn subscribe_presence(&self, device_id: Uuid, jid: &str) -> Result<(), ProviderFailure> {
         let client = self.inner.live_client(device_id).await?;
         queries::subscribe_presence(&client, jid).await
+    }
+
+    /// A `<chatstate>` stanza to the chat (`chatstate().send`). Needs a live session.
+    async fn chat_presence(
+        &self,
+        device_id: Uuid,
+        jid: &str,
+        state: ChatState,
+    ) -> Result<(), ProviderFailure> {
+        let client = self.inner.live_client(device_id).await?;
+        queries::chat_presence(&client, jid, state).await
+    }
+
+    /// A `<presence>` stanza for the account (`presence().set`). Needs a live session;
+    /// WhatsApp needs a push name for it (`provider_error` without one).
+    async fn set_presence(
+        &self,
+        device_id: Uuid,
+        presence: OwnPresence,
+    ) -> Result<(), ProviderFailure> {
+        let client = self.inner.live_client(device_id).await?;
+        queries::set_presence(&client, presence).await
     }
 }
 

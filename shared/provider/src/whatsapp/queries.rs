@@ -4,8 +4,9 @@
 //! [`classify_error`].
 
 use tracing::debug;
-use wa_core::provider::{Group, Profile, ProviderFailure};
+use wa_core::provider::{ChatState, Group, OwnPresence, Profile, ProviderFailure};
 use wa_errors::ErrorCode;
+use whatsapp_rust::features::{ChatStateType, PresenceStatus};
 use whatsapp_rust::{Client, Jid};
 
 use super::classify::classify_error;
@@ -63,6 +64,47 @@ pub(super) async fn subscribe_presence(client: &Client, jid: &str) -> Result<(),
         .subscribe(target)
         .await
         .map_err(|e| classify_error(&e, false))
+}
+
+pub(super) async fn chat_presence(
+    client: &Client,
+    jid: &str,
+    state: ChatState,
+) -> Result<(), ProviderFailure> {
+    let target = parse_jid(jid)?;
+    client
+        .chatstate()
+        .send(&target, chat_state_type(state))
+        .await
+        .map_err(|e| classify_error(&e, false))
+}
+
+pub(super) async fn set_presence(
+    client: &Client,
+    presence: OwnPresence,
+) -> Result<(), ProviderFailure> {
+    client
+        .presence()
+        .set(presence_status(presence))
+        .await
+        .map_err(|e| classify_error(&e, false))
+}
+
+/// The library's chat state for ours.
+pub(super) fn chat_state_type(state: ChatState) -> ChatStateType {
+    match state {
+        ChatState::Composing => ChatStateType::Composing,
+        ChatState::Recording => ChatStateType::Recording,
+        ChatState::Paused => ChatStateType::Paused,
+    }
+}
+
+/// The library's presence status for ours.
+pub(super) fn presence_status(presence: OwnPresence) -> PresenceStatus {
+    match presence {
+        OwnPresence::Available => PresenceStatus::Available,
+        OwnPresence::Unavailable => PresenceStatus::Unavailable,
+    }
 }
 
 /// Parses a JID; bare digits (optionally `+`-prefixed) are taken as a phone number.
@@ -187,5 +229,25 @@ mod tests {
             parse_jid("not a jid").map_err(|f| f.code),
             Err(ErrorCode::ValidationError)
         );
+    }
+
+    #[test]
+    fn chat_states_and_presences_map_onto_the_librarys() {
+        for (ours, theirs) in [
+            (ChatState::Composing, ChatStateType::Composing),
+            (ChatState::Recording, ChatStateType::Recording),
+            (ChatState::Paused, ChatStateType::Paused),
+        ] {
+            assert_eq!(chat_state_type(ours), theirs);
+            // The stanza's attribute is our wire name.
+            assert_eq!(theirs.to_string(), ours.as_str());
+        }
+        for (ours, theirs) in [
+            (OwnPresence::Available, PresenceStatus::Available),
+            (OwnPresence::Unavailable, PresenceStatus::Unavailable),
+        ] {
+            assert_eq!(presence_status(ours), theirs);
+            assert_eq!(theirs.to_string(), ours.as_str());
+        }
     }
 }

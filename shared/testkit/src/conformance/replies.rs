@@ -47,6 +47,8 @@ pub async fn reply_store(s: Arc<dyn ReplyStore>) {
                 to: "15550001111@s.whatsapp.net".into(),
                 kind: "text".into(),
                 received_at: time::now(),
+                state: None,
+                presence: None,
             })
             .collect(),
     ));

@@ -1,0 +1,103 @@
+//! What a device shows others: typing or recording in a chat, and its own presence. Both
+//! need a connected device and are carried out by its live session (asked of its worker
+//! like the profile); each answers 204 once WhatsApp has the stanza.
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use serde::Deserialize;
+use utoipa::ToSchema;
+use wa_api::{ApiJson, AppState, AuthedApp};
+use wa_core::provider::{ChatState, OwnPresence};
+use wa_core::session::SessionRequest;
+use wa_errors::ApiResult;
+use wa_errors::schema::ErrorResponse;
+
+use crate::{PATH_ID, device_id};
+
+/// Body of `POST /devices/{device_id}/chats/{jid}/presence`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({"state": "composing"}))]
+pub(crate) struct ChatPresenceRequest {
+    /// `composing` (typing), `recording` (a voice note) or `paused` (neither).
+    state: ChatState,
+}
+
+/// Body of `PUT /devices/{device_id}/presence`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({"presence": "available"}))]
+pub(crate) struct PresenceRequest {
+    /// `available` (online) or `unavailable`.
+    presence: OwnPresence,
+}
+
+/// Show typing or recording in a chat
+#[utoipa::path(post, path = "/devices/{device_id}/chats/{jid}/presence", tag = "devices", security(("app_token" = [])),
+    operation_id = "set_chat_presence",
+    params(
+        ("device_id" = Uuid, Path, description = PATH_ID),
+        ("jid" = String, Path, description = "The chat: a JID (`@s.whatsapp.net`, `@lid`, `@g.us`) or a phone number"),
+    ),
+    request_body = ChatPresenceRequest,
+    responses(
+        (status = 204, description = "Shown in the chat"),
+        (status = 400, description = "validation_error", body = ErrorResponse),
+        (status = 401, description = "invalid_api_key", body = ErrorResponse),
+        (status = 403, description = "forbidden", body = ErrorResponse),
+        (status = 404, description = "not_found", body = ErrorResponse),
+        (status = 409, description = "device_not_connected", body = ErrorResponse),
+        (status = 410, description = "device_destroyed", body = ErrorResponse),
+        (status = 502, description = "provider_error", body = ErrorResponse),
+        (status = 503, description = "whatsapp_connection_lost", body = ErrorResponse),
+        (status = 504, description = "upstream_timeout", body = ErrorResponse),
+    ))]
+pub(crate) async fn chat_presence(
+    State(ctx): State<AppState>,
+    AuthedApp(app): AuthedApp,
+    Path((id, jid)): Path<(String, String)>,
+    ApiJson(body): ApiJson<ChatPresenceRequest>,
+) -> ApiResult<StatusCode> {
+    let id = device_id(&id)?;
+    let jid = wa_core::jid::normalize("jid", &jid)?;
+    let d = ctx.devices.get(&app, id).await?;
+    d.ensure_connected()?;
+    let request = SessionRequest::ChatPresence {
+        jid,
+        state: body.state,
+    };
+    ctx.sessions.ask(&d, request).await?.into_done()?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Set the device's own presence
+#[utoipa::path(put, path = "/devices/{device_id}/presence", tag = "devices", security(("app_token" = [])),
+    operation_id = "set_own_presence",
+    params(("device_id" = Uuid, Path, description = PATH_ID)),
+    request_body = PresenceRequest,
+    responses(
+        (status = 204, description = "Set"),
+        (status = 400, description = "validation_error", body = ErrorResponse),
+        (status = 401, description = "invalid_api_key", body = ErrorResponse),
+        (status = 403, description = "forbidden", body = ErrorResponse),
+        (status = 404, description = "not_found", body = ErrorResponse),
+        (status = 409, description = "device_not_connected", body = ErrorResponse),
+        (status = 410, description = "device_destroyed", body = ErrorResponse),
+        (status = 502, description = "provider_error", body = ErrorResponse),
+        (status = 503, description = "whatsapp_connection_lost", body = ErrorResponse),
+        (status = 504, description = "upstream_timeout", body = ErrorResponse),
+    ))]
+pub(crate) async fn set_presence(
+    State(ctx): State<AppState>,
+    AuthedApp(app): AuthedApp,
+    Path(id): Path<String>,
+    ApiJson(body): ApiJson<PresenceRequest>,
+) -> ApiResult<StatusCode> {
+    let d = ctx.devices.get(&app, device_id(&id)?).await?;
+    d.ensure_connected()?;
+    let request = SessionRequest::SetPresence {
+        presence: body.presence,
+    };
+    ctx.sessions.ask(&d, request).await?.into_done()?;
+    Ok(StatusCode::NO_CONTENT)
+}
