@@ -9,7 +9,7 @@ use std::time::Duration;
 use aws_sdk_sqs::config::{BehaviorVersion, Credentials, Region};
 use serde_json::json;
 
-use crate::devices::{call, create_app, send_text, wait_for};
+use crate::devices::{get_ok, post_device, scan, send_text, wait_for};
 use crate::support::{BIN, Server, str_at};
 use crate::webhooks::{Receiver, SECRET, both_sent};
 
@@ -23,6 +23,20 @@ pub fn moto_env<'a>(endpoint: &'a str, table: &'a str) -> Vec<(&'a str, &'a str)
         ("AWS_SECRET_ACCESS_KEY", "test"),
         ("WA_TABLE_NAME", table),
     ]
+}
+
+/// A prefix for one test's own resources on the moto server: `kind`, `-` and a random id.
+pub fn moto_prefix(kind: &str) -> String {
+    format!(
+        "{kind}-{}",
+        &uuid::Uuid::new_v4().simple().to_string()[..12]
+    )
+}
+
+/// The URL on the moto server of the queue `{prefix}-{name}`.
+pub fn queue_url(prefix: &str, name: &str) -> String {
+    let endpoint = wa_testkit::moto::endpoint();
+    format!("{endpoint}/123456789012/{prefix}-{name}")
 }
 
 /// Runs `wa-server aws-init` with only `env`; answers what it printed (it must succeed).
@@ -63,9 +77,9 @@ fn sqs(endpoint: &str) -> aws_sdk_sqs::Client {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_whole_flow_on_dynamodb_and_sqs() {
     let endpoint = wa_testkit::moto::endpoint();
-    let prefix = format!("e2e-{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
+    let prefix = moto_prefix("e2e");
     let table = format!("{prefix}-state");
-    let url = |name: &str| format!("{endpoint}/123456789012/{prefix}-{name}");
+    let url = |name: &str| queue_url(&prefix, name);
     let (commands, events, sends) = (url("commands.fifo"), url("events.fifo"), url("sends"));
     let mut aws_env = moto_env(endpoint, &table);
     aws_env.extend([
@@ -90,32 +104,14 @@ async fn the_whole_flow_on_dynamodb_and_sqs() {
         ("WA_WEBHOOK_RETRY_SCHEDULE", "300ms,1s"),
     ]);
     let server = Server::start(&env);
-    let (ok, jwt, err) = server.cli(&["token", "--tenant", "aws"], &[SECRET]);
-    assert!(ok, "{err}");
-    let body = json!({"name": "on-aws", "webhook_url": format!("http://127.0.0.1:{}/hook", receiver.port)});
-    let app = create_app(&server, jwt.trim(), body).await;
-    receiver.set("secret", app["webhook_secret"].as_str().unwrap());
+    let app = receiver.app(&server, "aws", "on-aws").await;
     let app_id = app["app"]["app_id"].as_str().unwrap().to_owned();
     let token = app["app_token"].as_str().unwrap().to_owned();
 
-    let (s, v) = call(
-        &server,
-        "POST",
-        "/devices",
-        &token,
-        Some(json!({"device_name": "d1"})),
-    )
-    .await;
+    let (s, v) = post_device(&server, &token, "d1").await;
     assert!(s == 201 || s == 202, "{v}");
     let device = str_at(&v, "/data/device/device_id");
-    let (s, v) = call(
-        &server,
-        "POST",
-        &format!("/sandbox/devices/{device}/scan"),
-        &token,
-        Some(json!({"wa_number": "15551230001"})),
-    )
-    .await;
+    let (s, v) = scan(&server, &token, &device, "15551230001").await;
     assert!(s < 300, "{v}");
     wait_for(&server, &token, &device, Duration::from_secs(20), |d| {
         d["status"] == "connected"
@@ -161,15 +157,7 @@ async fn the_whole_flow_on_dynamodb_and_sqs() {
         "{got:?}"
     );
     // One key, one message.
-    let (s, v) = call(
-        &server,
-        "GET",
-        &format!("/devices/{device}/messages"),
-        &token,
-        None,
-    )
-    .await;
-    assert_eq!(s, 200, "{v}");
+    let v = get_ok(&server, &token, &format!("/devices/{device}/messages")).await;
     let texts: Vec<&str> = v["data"]["messages"]
         .as_array()
         .unwrap()

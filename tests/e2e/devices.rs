@@ -1,18 +1,25 @@
 //! Linking devices through the real binary: the sandbox lifecycle, QR expiry, restarts,
 //! queued commands surviving kill -9, and the real provider failing cleanly offline.
 
+use std::sync::Mutex;
 use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use crate::support::{Server, send, str_at, wait_until};
+use crate::support::{Server, poll_until, send, str_at, wait_until};
 
 const SECRET: (&str, &str) = ("WA_JWT_SECRET", "e2e-secret-e2e-secret-e2e-secret-e2e");
 
+/// A tenant JWT of `tenant`, made by `wa-server token` with the tests' secret.
+pub fn tenant_jwt(server: &Server, tenant: &str) -> String {
+    let (ok, jwt, err) = server.cli(&["token", "--tenant", tenant], &[SECRET]);
+    assert!(ok, "{err}");
+    jwt
+}
+
 /// Creates an App through the real API and returns its token.
 pub async fn app_token(server: &Server) -> String {
-    let (ok, jwt, err) = server.cli(&["token", "--tenant", "acme"], &[SECRET]);
-    assert!(ok, "{err}");
+    let jwt = tenant_jwt(server, "acme");
     let name = format!("app-{}", uuid::Uuid::new_v4());
     str_at(
         &create_app(server, &jwt, json!({ "name": name })).await,
@@ -51,6 +58,26 @@ pub async fn call(
     (s, v)
 }
 
+/// `GET path`, which must answer 200; the answer's body.
+pub async fn get_ok(server: &Server, token: &str, path: &str) -> Value {
+    let (s, v) = call(server, "GET", path, token, None).await;
+    assert_eq!(s, 200, "{v}");
+    v
+}
+
+/// The records a sandbox route of the device `id` lists (`sent`, `sessions`), oldest first.
+pub async fn sandbox_records(server: &Server, token: &str, id: &str, what: &str) -> Vec<Value> {
+    let v = get_ok(server, token, &format!("/sandbox/devices/{id}/{what}")).await;
+    v["data"][what].as_array().unwrap().clone()
+}
+
+/// `POST /sandbox/devices/{id}/scan` by the phone `wa_number`; the answer's status and body.
+pub async fn scan(server: &Server, token: &str, id: &str, wa_number: &str) -> (u16, Value) {
+    let path = format!("/sandbox/devices/{id}/scan");
+    let body = json!({ "wa_number": wa_number });
+    call(server, "POST", &path, token, Some(body)).await
+}
+
 /// Polls `GET path` until `pred` holds for its 200 answer, which it returns; fails the test
 /// with the last answer and the server's logs when `timeout` passes first.
 pub async fn poll(
@@ -60,20 +87,22 @@ pub async fn poll(
     timeout: Duration,
     pred: impl Fn(&Value) -> bool,
 ) -> Value {
-    let deadline = std::time::Instant::now() + timeout;
-    loop {
-        let (s, v) = call(server, "GET", path, token, None).await;
-        assert_eq!(s, 200, "{v}");
-        if pred(&v) {
-            return v;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "GET {path} never reached the state; last: {v}\nlogs:\n{}",
-            server.logs()
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let last = Mutex::new(Value::Null);
+    poll_until(
+        &format!("GET {path} never reached the state"),
+        timeout,
+        Duration::from_millis(50),
+        || async {
+            let v = get_ok(server, token, path).await;
+            if pred(&v) {
+                return Some(v);
+            }
+            *last.lock().unwrap() = v;
+            None
+        },
+        || format!("last: {}\nlogs:\n{}", last.lock().unwrap(), server.logs()),
+    )
+    .await
 }
 
 /// Polls the device `id` until `pred` holds for it; returns the device.
@@ -121,16 +150,15 @@ pub async fn send_text(
     call(server, "POST", &path, token, Some(body)).await
 }
 
+/// `POST /devices` of a device named `name`; the answer's status and body.
+pub async fn post_device(server: &Server, token: &str, name: &str) -> (u16, Value) {
+    let body = json!({ "device_name": name });
+    call(server, "POST", "/devices", token, Some(body)).await
+}
+
 /// Creates a device (201); returns it as answered, and its id.
 pub async fn create_device(server: &Server, token: &str, name: &str) -> (Value, String) {
-    let (s, v) = call(
-        server,
-        "POST",
-        "/devices",
-        token,
-        Some(json!({"device_name": name})),
-    )
-    .await;
+    let (s, v) = post_device(server, token, name).await;
     assert_eq!(s, 201, "{v}");
     let device = v["data"]["device"].clone();
     let id = device["device_id"].as_str().unwrap().to_owned();
@@ -141,14 +169,7 @@ pub async fn create_device(server: &Server, token: &str, name: &str) -> (Value, 
 pub async fn linked_device(server: &Server, token: &str, name: &str) -> String {
     let (device, id) = create_device(server, token, name).await;
     assert_eq!(device["status"], "qr_generated");
-    let (s, v) = call(
-        server,
-        "POST",
-        &format!("/sandbox/devices/{id}/scan"),
-        token,
-        Some(json!({"wa_number": "15551230001"})),
-    )
-    .await;
+    let (s, v) = scan(server, token, &id, "15551230001").await;
     assert_eq!(
         (s, v["data"]["device"]["status"].as_str()),
         (200, Some("connected")),
@@ -191,14 +212,7 @@ async fn sandbox_lifecycle_expiry_and_restart() {
         .unwrap();
     assert_eq!(png.headers()["content-type"], "image/png");
     assert_eq!(&png.bytes().await.unwrap()[..4], b"\x89PNG");
-    let (s, v) = call(
-        &server,
-        "POST",
-        &format!("/sandbox/devices/{id}/scan"),
-        &t,
-        Some(json!({"wa_number": "15551230002"})),
-    )
-    .await;
+    let (s, v) = scan(&server, &t, &id, "15551230002").await;
     assert_eq!(
         (s, v["data"]["device"]["wa_number"].as_str()),
         (200, Some("15551230002"))
@@ -251,15 +265,7 @@ async fn sandbox_lifecycle_expiry_and_restart() {
         d["status"] == "expired"
     })
     .await;
-    let (s, v) = call(
-        &again,
-        "GET",
-        &format!("/devices/{survivor}/groups"),
-        &t,
-        None,
-    )
-    .await;
-    assert_eq!(s, 200, "{v}");
+    get_ok(&again, &t, &format!("/devices/{survivor}/groups")).await;
 }
 
 /// Commands queued when the process is killed -9 run after the restart.
@@ -374,14 +380,7 @@ async fn real_provider_offline_fails_cleanly() {
         (200, Some("destroyed"))
     );
     // Sandbox control routes do not exist with the real provider.
-    let (s, v) = call(
-        &server,
-        "POST",
-        &format!("/sandbox/devices/{id}/scan"),
-        &t,
-        Some(json!({"wa_number": "15551230001"})),
-    )
-    .await;
+    let (s, v) = scan(&server, &t, &id, "15551230001").await;
     assert_eq!((s, v["error"]["code"].as_str()), (404, Some("not_found")));
     assert!(!server.logs().contains("panicked"));
 }
@@ -404,8 +403,7 @@ async fn split_processes_see_each_others_writes() {
         "{}",
         worker.logs()
     );
-    let (ok, jwt, err) = api.cli(&["token", "--tenant", "acme"], &[SECRET]);
-    assert!(ok, "{err}");
+    let jwt = tenant_jwt(&api, "acme");
     let app = create_app(&api, &jwt, json!({"name": "split"})).await;
     let t = app["app_token"].as_str().unwrap().to_owned();
     let app_id = app["app"]["app_id"].as_str().unwrap().to_owned();
@@ -431,14 +429,7 @@ async fn split_processes_see_each_others_writes() {
     assert_eq!(listed_status(&v).as_deref(), Some("qr_generated"), "{v}");
 
     // The other process links the device: the API server sees it at once.
-    let (s, v) = call(
-        &worker,
-        "POST",
-        &format!("/sandbox/devices/{id}/scan"),
-        &t,
-        Some(json!({"wa_number": "15551230001"})),
-    )
-    .await;
+    let (s, v) = scan(&worker, &t, &id, "15551230001").await;
     assert_eq!(s, 200, "{v}");
     wait_for(&api, &t, &id, Duration::from_secs(10), |d| {
         d["status"] == "connected"

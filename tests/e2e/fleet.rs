@@ -6,53 +6,66 @@
 //! once, and the devices end up shared out evenly.
 
 use std::collections::HashMap;
+use std::sync::Mutex;
 use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use crate::aws::aws_init;
-use crate::devices::{call, create_app, create_device, wait_for, wait_sent};
-use crate::support::Server;
+use crate::aws::{aws_init, moto_env, moto_prefix, queue_url};
+use crate::devices::{
+    call, create_app, create_device, sandbox_records, scan, send_text, tenant_jwt, wait_for,
+    wait_sent,
+};
+use crate::support::{Server, poll_until};
 use crate::worker::WorkerProcess;
 
 const SECRET: (&str, &str) = ("WA_JWT_SECRET", "e2e-secret-e2e-secret-e2e-secret-e2e");
 const TTL: &str = "6";
 const DEVICES: usize = 6;
 
-/// The device's sandbox sessions, oldest first.
-async fn sessions(api: &Server, t: &str, id: &str) -> Vec<Value> {
-    let path = format!("/sandbox/devices/{id}/sessions");
-    let (s, v) = ask_worker(api, "GET", &path, t, None, |_| false).await;
-    assert_eq!(s, 200, "{v}");
-    v["data"]["sessions"].as_array().unwrap().clone()
-}
+/// The sandbox routes are answered under `WA_WORKER=0` by asking a worker through the
+/// commands queue; on a loaded machine a worker can take longer than the wait to receive the
+/// question (504 upstream_timeout). These ask again, as a client would.
+const ASKS: usize = 4;
 
-/// A call the front answers by asking a worker through the commands queue (the sandbox's
-/// routes under `WA_WORKER=0`), asked again as a client would while no worker answered in
-/// time (504 upstream_timeout): on a loaded machine a worker can take longer than the wait
-/// to receive the question. `done` tells, after such a 504, whether the request was carried
-/// out anyway (its answer was late, not lost), which ends the retries with that 504.
-async fn ask_worker(
-    api: &Server,
-    method: &str,
-    path: &str,
-    t: &str,
-    body: Option<Value>,
-    done: impl Fn(&Value) -> bool,
-) -> (u16, Value) {
-    let mut answer = (0, Value::Null);
-    for _ in 0..4 {
-        answer = call(api, method, path, t, body.clone()).await;
-        if answer.0 != 504 {
-            return answer;
-        }
-        let device = path.split('/').nth(3).unwrap_or_default();
-        let (_, d) = call(api, "GET", &format!("/devices/{device}"), t, None).await;
-        if done(&d["data"]["device"]) {
-            return answer;
+/// The device's sandbox `sent` or `sessions` list, asked again after a 504.
+async fn records(api: &Server, t: &str, id: &str, what: &str) -> Vec<Value> {
+    let path = format!("/sandbox/devices/{id}/{what}");
+    for _ in 1..ASKS {
+        let (s, v) = call(api, "GET", &path, t, None).await;
+        if s != 504 {
+            assert_eq!(s, 200, "{v}");
+            return v["data"][what].as_array().unwrap().clone();
         }
     }
+    sandbox_records(api, t, id, what).await
+}
+
+/// Scans the device's QR as `wa_number`, asked again after a 504 unless the late answer
+/// connected the device meanwhile.
+async fn scanned(api: &Server, t: &str, id: &str, wa_number: &str) -> (u16, Value) {
+    let mut answer = scan(api, t, id, wa_number).await;
+    for _ in 1..ASKS {
+        if answer.0 != 504 {
+            break;
+        }
+        let (_, d) = call(api, "GET", &format!("/devices/{id}"), t, None).await;
+        if d["data"]["device"]["status"] == "connected" {
+            return (200, d);
+        }
+        answer = scan(api, t, id, wa_number).await;
+    }
     answer
+}
+
+/// Whether every device is on `w3` or `w4` (its holder in `holders`), `most` at the most on
+/// each.
+fn balanced(holders: &[Option<String>], most: usize) -> bool {
+    let count = |w: &str| holders.iter().filter(|h| h.as_deref() == Some(w)).count();
+    let placed = holders
+        .iter()
+        .all(|h| matches!(h.as_deref(), Some("w3" | "w4")));
+    placed && count("w3") <= most && count("w4") <= most
 }
 
 /// The worker of the device's open session (its last one, when still open).
@@ -70,19 +83,17 @@ fn at(v: &Value) -> wa_core::time::OffsetDateTime {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_fleet_loses_nothing_when_workers_die_or_stop() {
     let endpoint = wa_testkit::moto::endpoint();
-    let prefix = format!("fleet-{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
+    let prefix = moto_prefix("fleet");
     let table = format!("{prefix}-state");
-    let url = |name: &str| format!("{endpoint}/123456789012/{prefix}-{name}");
-    let (commands, events) = (url("commands.fifo"), url("events.fifo"));
-    let aws_env: Vec<(&str, &str)> = vec![
-        ("AWS_ENDPOINT_URL", endpoint),
-        ("AWS_REGION", wa_testkit::moto::REGION),
-        ("AWS_ACCESS_KEY_ID", "test"),
-        ("AWS_SECRET_ACCESS_KEY", "test"),
-        ("WA_TABLE_NAME", &table),
-        ("WA_COMMANDS_QUEUE_URL", &commands),
-        ("WA_EVENTS_QUEUE_URL", &events),
-    ];
+    let (commands, events) = (
+        queue_url(&prefix, "commands.fifo"),
+        queue_url(&prefix, "events.fifo"),
+    );
+    let mut aws_env = moto_env(endpoint, &table);
+    aws_env.extend([
+        ("WA_COMMANDS_QUEUE_URL", commands.as_str()),
+        ("WA_EVENTS_QUEUE_URL", events.as_str()),
+    ]);
     aws_init(&aws_env);
     let mut env = aws_env.clone();
     env.extend([SECRET, ("WA_LEASE_TTL_SECS", TTL)]);
@@ -102,9 +113,8 @@ async fn a_fleet_loses_nothing_when_workers_die_or_stop() {
         ("WA_QUERY_WAIT_MS", "20000"),
     ]);
     let api = Server::start(&front);
-    let (ok, jwt, err) = api.cli(&["token", "--tenant", "fleet"], &[SECRET]);
-    assert!(ok, "{err}");
-    let app = create_app(&api, jwt.trim(), json!({"name": "fleet"})).await;
+    let jwt = tenant_jwt(&api, "fleet");
+    let app = create_app(&api, &jwt, json!({"name": "fleet"})).await;
     let t = app["app_token"].as_str().unwrap().to_owned();
 
     let mut ids = Vec::new();
@@ -114,21 +124,8 @@ async fn a_fleet_loses_nothing_when_workers_die_or_stop() {
             d["status"] == "qr_generated"
         })
         .await;
-        let (s, v) = ask_worker(
-            &api,
-            "POST",
-            &format!("/sandbox/devices/{id}/scan"),
-            &t,
-            Some(json!({"wa_number": format!("155512300{i:02}")})),
-            |d| d["status"] == "connected",
-        )
-        .await;
-        assert!(
-            s == 200 || s == 504,
-            "{s}: {v}\n{}\n{}",
-            w1.logs(),
-            w2.logs()
-        );
+        let (s, v) = scanned(&api, &t, &id, &format!("155512300{i:02}")).await;
+        assert_eq!(s, 200, "{v}\n{}", w1.logs());
         wait_for(&api, &t, &id, Duration::from_secs(60), |d| {
             d["status"] == "connected"
         })
@@ -142,21 +139,15 @@ async fn a_fleet_loses_nothing_when_workers_die_or_stop() {
     let mut on_w1 = Vec::new();
     for round in 0..8 {
         for id in &ids {
-            let (s, v) = call(
-                &api,
-                "POST",
-                &format!("/devices/{id}/messages"),
-                &t,
-                Some(json!({"to": "15550001111", "text": format!("r{round}")})),
-            )
-            .await;
+            let (s, v) = send_text(&api, &t, id, "15550001111", &format!("r{round}")).await;
             assert!(s == 200 || s == 202, "{s}: {v}");
             let mid = v["data"]["message"]["message_id"].as_str().unwrap();
             accepted.push((id.clone(), mid.to_owned()));
         }
         if round == 2 {
             for id in &ids {
-                if holder(&sessions(&api, &t, id).await).as_deref() == Some("w1") {
+                let sessions = records(&api, &t, id, "sessions").await;
+                if holder(&sessions).as_deref() == Some("w1") {
                     on_w1.push(id.clone());
                 }
             }
@@ -176,10 +167,7 @@ async fn a_fleet_loses_nothing_when_workers_die_or_stop() {
     }
     let mut per_message: HashMap<String, usize> = HashMap::new();
     for id in &ids {
-        let path = format!("/sandbox/devices/{id}/sent");
-        let (s, v) = ask_worker(&api, "GET", &path, &t, None, |_| false).await;
-        assert_eq!(s, 200, "{v}");
-        for r in v["data"]["sent"].as_array().unwrap() {
+        for r in records(&api, &t, id, "sent").await {
             *per_message
                 .entry(r["message_id"].as_str().unwrap().to_owned())
                 .or_default() += 1;
@@ -191,27 +179,26 @@ async fn a_fleet_loses_nothing_when_workers_die_or_stop() {
 
     // Balanced over w3 and w4: at most ceil(devices / workers) + 1 each, every device on one.
     let most = DEVICES.div_ceil(2) + 1;
-    let deadline = std::time::Instant::now() + Duration::from_secs(120);
-    let lists = loop {
-        let mut lists = Vec::new();
-        for id in &ids {
-            lists.push(sessions(&api, &t, id).await);
-        }
-        let holders: Vec<_> = lists.iter().map(|l| holder(l)).collect();
-        let count = |w: &str| holders.iter().filter(|h| h.as_deref() == Some(w)).count();
-        let placed = holders
-            .iter()
-            .all(|h| matches!(h.as_deref(), Some("w3" | "w4")));
-        if placed && count("w3") <= most && count("w4") <= most {
-            break lists;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "not balanced: {holders:?}\n{}",
-            w4.logs()
-        );
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    };
+    let seen = Mutex::new(Vec::new());
+    let lists = poll_until(
+        "not balanced",
+        Duration::from_secs(120),
+        Duration::from_millis(500),
+        || async {
+            let mut lists = Vec::new();
+            for id in &ids {
+                lists.push(records(&api, &t, id, "sessions").await);
+            }
+            let holders: Vec<_> = lists.iter().map(|l| holder(l)).collect();
+            if balanced(&holders, most) {
+                return Some(lists);
+            }
+            *seen.lock().unwrap() = holders;
+            None
+        },
+        || format!("{:?}\n{}", seen.lock().unwrap(), w4.logs()),
+    )
+    .await;
     for id in &ids {
         wait_for(&api, &t, id, Duration::from_secs(60), |d| {
             d["status"] == "connected"

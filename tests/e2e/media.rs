@@ -39,7 +39,7 @@ async fn inbound_image(server: &Server, token: &str, device: &str, bytes: &[u8])
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn inbound_media_in_s3_are_served_or_redirected_and_deleted_with_their_device() {
     let endpoint = wa_testkit::moto::endpoint();
-    let prefix = format!("e2e-{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
+    let prefix = crate::aws::moto_prefix("e2e");
     let (table, bucket) = (format!("{prefix}-state"), format!("{prefix}-media"));
     let mut aws_env = crate::aws::moto_env(endpoint, &table);
     aws_env.push(("WA_MEDIA_BUCKET", bucket.as_str()));

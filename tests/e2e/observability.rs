@@ -1,12 +1,12 @@
 //! Observability through the real binary: one send followed by its request id from the API's
 //! log lines to the worker's, and the Prometheus metrics it leaves behind.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::{Value, json};
 
 use crate::devices::{app_token, linked_device};
-use crate::support::{Server, send, str_at};
+use crate::support::{Server, poll_until, send, str_at};
 
 const ENV: [(&str, &str); 3] = [
     ("WA_JWT_SECRET", "e2e-secret-e2e-secret-e2e-secret-e2e"),
@@ -52,22 +52,21 @@ async fn one_send_is_followed_by_its_request_id_from_api_to_worker() {
     let message_id = str_at(&v, "/data/message/message_id");
 
     // The API side: the access line of the request names the App, the device and the message.
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let (api, worker) = loop {
+    let lines = || {
         let api = lines_of(&server, "request", &request_id);
         let worker = lines_of(&server, "command", &request_id);
         let finished = api.iter().any(|l| l["message"] == "request finished");
         let sent = worker.iter().any(|l| l["message"] == "sent");
-        if finished && sent {
-            break (api, worker);
-        }
-        assert!(
-            Instant::now() < deadline,
-            "log lines missing (request finished: {finished}, sent: {sent}); logs:\n{}",
-            server.logs()
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
+        (finished && sent).then_some((api, worker))
     };
+    let (api, worker) = poll_until(
+        "log lines missing (a request finished and a command sent)",
+        Duration::from_secs(10),
+        Duration::from_millis(50),
+        || std::future::ready(lines()),
+        || format!("logs:\n{}", server.logs()),
+    )
+    .await;
     let access = api
         .iter()
         .find(|l| l["message"] == "request finished")

@@ -21,9 +21,53 @@ pub fn closed_loopback_ws_url() -> String {
     format!("ws://127.0.0.1:{port}/ws/chat")
 }
 
+/// A child process, killed when dropped.
+pub struct Process(Option<Child>);
+
+impl Process {
+    pub fn new(child: Child) -> Process {
+        Process(Some(child))
+    }
+
+    /// SIGKILL, as a crash would.
+    pub fn kill9(&mut self) {
+        let mut child = self.0.take().expect("process running");
+        child.kill().expect("SIGKILL");
+        let _ = child.wait();
+    }
+
+    /// SIGTERM, then the exit status once it has stopped; `None` when it is still running
+    /// `timeout` later (it is killed then).
+    pub fn terminate(&mut self, timeout: Duration) -> Option<std::process::ExitStatus> {
+        let mut child = self.0.take().expect("process running");
+        sigterm(&child);
+        let deadline = std::time::Instant::now() + timeout;
+        loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                return Some(status);
+            }
+            if std::time::Instant::now() > deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.0.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
 /// A running `wa-server` with its own data directory; killed when dropped.
 pub struct Server {
-    child: Option<Child>,
+    process: Process,
     pub base: String,
     pub data_dir: PathBuf,
     logs: Arc<Mutex<Vec<String>>>,
@@ -111,7 +155,7 @@ impl Server {
             }
         };
         Server {
-            child: Some(child),
+            process: Process::new(child),
             base: format!("http://{addr}"),
             data_dir: data_dir.to_path_buf(),
             logs,
@@ -149,32 +193,14 @@ impl Server {
 
     /// Kills the process with SIGKILL, as a crash would.
     pub fn kill9(&mut self) {
-        let mut child = self.child.take().expect("server running");
-        child.kill().expect("SIGKILL");
-        let _ = child.wait();
+        self.process.kill9();
     }
 
     /// Sends SIGTERM and waits for a clean exit.
     pub fn terminate(&mut self) -> std::process::ExitStatus {
-        let mut child = self.child.take().expect("server running");
-        sigterm(&child);
-        for _ in 0..1200 {
-            if let Some(status) = child.try_wait().unwrap() {
-                return status;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        let _ = child.kill();
-        panic!("wa-server did not stop within 60 s of SIGTERM");
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
+        self.process
+            .terminate(Duration::from_secs(60))
+            .expect("wa-server stops within 60 s of SIGTERM")
     }
 }
 
@@ -195,14 +221,32 @@ pub async fn wait_until(
     mut done: impl FnMut() -> bool,
     context: impl Fn() -> String,
 ) {
+    let every = Duration::from_millis(50);
+    let check = || std::future::ready(done().then_some(()));
+    poll_until(what, timeout, every, check, context).await
+}
+
+/// Runs `check` every `every` until it answers `Some`, which it returns; fails the test with
+/// `what` and `context()` (the last state seen, a process's logs) when `timeout` passes
+/// first.
+pub async fn poll_until<T, F: Future<Output = Option<T>>>(
+    what: &str,
+    timeout: Duration,
+    every: Duration,
+    mut check: impl FnMut() -> F,
+    context: impl Fn() -> String,
+) -> T {
     let deadline = std::time::Instant::now() + timeout;
-    while !done() {
+    loop {
+        if let Some(v) = check().await {
+            return v;
+        }
         assert!(
             std::time::Instant::now() < deadline,
             "{what}\n{}",
             context()
         );
-        tokio::time::sleep(Duration::from_millis(50)).await;
+        tokio::time::sleep(every).await;
     }
 }
 

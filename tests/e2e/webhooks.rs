@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use crate::devices::{call, create_app, poll, send_text, wait_for};
+use crate::devices::{call, create_app, poll, post_device, scan, send_text, tenant_jwt, wait_for};
 use crate::support::{Server, str_at};
 
 /// The Python that has the `standardwebhooks` package (`scripts/test` makes `.venv`).
@@ -62,6 +62,16 @@ impl Receiver {
             let _ = c.kill();
             let _ = c.wait();
         }
+    }
+
+    /// Creates the App `name` of the tenant `tenant` with its webhooks sent here, and gives
+    /// this receiver the App's secret; returns the answer's `data`.
+    pub async fn app(&self, server: &Server, tenant: &str, name: &str) -> Value {
+        let jwt = tenant_jwt(server, tenant);
+        let hook = format!("http://127.0.0.1:{}/hook", self.port);
+        let app = create_app(server, &jwt, json!({"name": name, "webhook_url": hook})).await;
+        self.set("secret", app["webhook_secret"].as_str().unwrap());
+        app
     }
 
     pub fn set(&self, name: &str, value: &str) {
@@ -154,33 +164,14 @@ async fn every_event_signed_nothing_lost_failed_ones_replayed() {
     let rdir = tempfile::tempdir().unwrap();
     let mut receiver = Receiver::start(rdir.path(), 0);
     let mut server = Server::start(&env());
-    let (ok, jwt, _) = server.cli(&["token", "--tenant", "hooks"], &[SECRET]);
-    assert!(ok);
-    let body =
-        json!({"name": "hooks", "webhook_url": format!("http://127.0.0.1:{}/hook", receiver.port)});
-    let app = create_app(&server, &jwt, body).await;
-    receiver.set("secret", app["webhook_secret"].as_str().unwrap());
+    let app = receiver.app(&server, "hooks", "hooks").await;
     let t = app["app_token"].as_str().unwrap().to_owned();
 
     // Every event type.
-    let (_, v) = call(
-        &server,
-        "POST",
-        "/devices",
-        &t,
-        Some(json!({"device_name": "hooked"})),
-    )
-    .await;
+    let (_, v) = post_device(&server, &t, "hooked").await;
     let id = str_at(&v, "/data/device/device_id");
     let sb = |p: &str| format!("/sandbox/devices/{id}/{p}");
-    call(
-        &server,
-        "POST",
-        &sb("scan"),
-        &t,
-        Some(json!({"wa_number": "15551230001"})),
-    )
-    .await;
+    scan(&server, &t, &id, "15551230001").await;
     let (s, v) = send_text(&server, &t, &id, "15550001111", "out").await;
     assert_eq!(s, 200, "{v}");
     let out = str_at(&v, "/data/message/message_id");
@@ -345,23 +336,9 @@ async fn every_event_signed_nothing_lost_failed_ones_replayed() {
     assert!(pos("device_logged_out") < pos("device_destroyed"));
 
     // A second device for what follows.
-    let (_, v) = call(
-        &server,
-        "POST",
-        "/devices",
-        &t,
-        Some(json!({"device_name": "second"})),
-    )
-    .await;
+    let (_, v) = post_device(&server, &t, "second").await;
     let dev = str_at(&v, "/data/device/device_id");
-    call(
-        &server,
-        "POST",
-        &format!("/sandbox/devices/{dev}/scan"),
-        &t,
-        Some(json!({"wa_number": "15551230009"})),
-    )
-    .await;
+    scan(&server, &t, &dev, "15551230009").await;
     let presence = |n: u32| json!({"jid": format!("1555000{n:04}"), "presence": "available"});
 
     // The receiver answers 503 for a while: the same webhook-id comes again until it is taken.

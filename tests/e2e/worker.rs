@@ -5,14 +5,16 @@
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use crate::devices::{app_token, call, linked_device, send_text, wait_for, wait_sent};
-use crate::support::{BIN, Server, sigterm, str_at, wait_until};
+use crate::devices::{
+    app_token, call, get_ok, linked_device, sandbox_records, send_text, wait_for, wait_sent,
+};
+use crate::support::{BIN, Process, Server, str_at, wait_until};
 
 const SECRET: (&str, &str) = ("WA_JWT_SECRET", "e2e-secret-e2e-secret-e2e-secret-e2e");
 
@@ -37,7 +39,7 @@ fn worker_binary() -> PathBuf {
 
 /// A running `wa-worker`, killed when dropped; its log lines are kept.
 pub struct WorkerProcess {
-    child: Option<Child>,
+    process: Process,
     logs: Arc<Mutex<Vec<String>>>,
 }
 
@@ -71,7 +73,7 @@ impl WorkerProcess {
             }
         });
         WorkerProcess {
-            child: Some(child),
+            process: Process::new(child),
             logs,
         }
     }
@@ -82,35 +84,14 @@ impl WorkerProcess {
 
     /// SIGKILL, as a crash would.
     pub fn kill9(&mut self) {
-        let mut child = self.child.take().expect("wa-worker running");
-        child.kill().expect("SIGKILL");
-        let _ = child.wait();
+        self.process.kill9();
     }
 
     /// SIGTERM, then the exit status.
     pub fn terminate(&mut self) -> std::process::ExitStatus {
-        let mut child = self.child.take().expect("wa-worker running");
-        sigterm(&child);
-        let deadline = std::time::Instant::now() + Duration::from_secs(30);
-        loop {
-            if let Some(status) = child.try_wait().unwrap() {
-                return status;
-            }
-            if std::time::Instant::now() > deadline {
-                let _ = child.kill();
-                panic!("wa-worker did not stop after SIGTERM:\n{}", self.logs());
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-}
-
-impl Drop for WorkerProcess {
-    fn drop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
+        self.process
+            .terminate(Duration::from_secs(30))
+            .unwrap_or_else(|| panic!("wa-worker did not stop after SIGTERM:\n{}", self.logs()))
     }
 }
 
@@ -150,15 +131,12 @@ async fn wa_worker_serves_a_server_without_its_worker() {
     let (s, v) = call(&api, "GET", &format!("/devices/{id}/groups"), &t, None).await;
     assert_eq!(s, 200, "{v}\n{}", worker.logs());
     assert!(v["data"]["count"].as_u64().is_some_and(|n| n >= 2), "{v}");
-    let (s, v) = call(
+    let v = get_ok(
         &api,
-        "GET",
-        &format!("/devices/{id}/profile?jid=%2B15550001111"),
         &t,
-        None,
+        &format!("/devices/{id}/profile?jid=%2B15550001111"),
     )
     .await;
-    assert_eq!(s, 200, "{v}");
     assert_eq!(v["data"]["profile"]["phone_number"], "15550001111");
     // Typing in a chat and the device's own presence, carried out by wa-worker's session.
     let typing = format!("/devices/{id}/chats/15550001111/presence");
@@ -203,17 +181,12 @@ async fn wa_worker_serves_a_server_without_its_worker() {
     .unwrap();
     assert_eq!(log.lines().filter(|l| l.contains(&mid)).count(), 1, "{log}");
     let sent = format!("/sandbox/devices/{id}/sent");
-    let (s, v) = call(&api, "GET", &sent, &t, None).await;
-    assert_eq!(s, 200, "{v}");
+    let records = sandbox_records(&api, &t, &id, "sent").await;
     assert!(
-        v["data"]["sent"]
-            .as_array()
-            .is_some_and(|s| s.iter().any(|r| r["message_id"] == mid.as_str())),
-        "{v}"
+        records.iter().any(|r| r["message_id"] == mid.as_str()),
+        "{records:?}"
     );
-    let actions: Vec<_> = v["data"]["sent"]
-        .as_array()
-        .unwrap()
+    let actions: Vec<_> = records
         .iter()
         .filter(|r| r["message_id"] == "")
         .map(|r| {
@@ -241,28 +214,19 @@ async fn wa_worker_serves_a_server_without_its_worker() {
                 json!("available")
             ),
         ],
-        "{v}"
+        "{records:?}"
     );
     // The sessions, asked of wa-worker too: the first server's, then wa-worker's under the
     // next epoch.
-    let (s, v) = call(
-        &api,
-        "GET",
-        &format!("/sandbox/devices/{id}/sessions"),
-        &t,
-        None,
-    )
-    .await;
-    assert_eq!(s, 200, "{v}");
-    let sessions = v["data"]["sessions"].as_array().unwrap();
+    let sessions = sandbox_records(&api, &t, &id, "sessions").await;
     let last = sessions.last().unwrap();
-    assert!(sessions.len() >= 2, "{v}");
-    assert!(last["closed_at"].is_null(), "{v}");
+    assert!(sessions.len() >= 2, "{sessions:?}");
+    assert!(last["closed_at"].is_null(), "{sessions:?}");
     assert!(
         last["epoch"].as_u64() > sessions[0]["epoch"].as_u64(),
-        "{v}"
+        "{sessions:?}"
     );
-    assert_ne!(last["worker_id"], sessions[0]["worker_id"], "{v}");
+    assert_ne!(last["worker_id"], sessions[0]["worker_id"], "{sessions:?}");
     assert!(worker.terminate().success(), "{}", worker.logs());
     // No worker: the ask waits WA_QUERY_WAIT_MS, then 504.
     let (s, v) = call(&api, "GET", &sent, &t, None).await;

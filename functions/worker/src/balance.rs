@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use wa_core::devices::DeviceStatus as S;
 use wa_core::lease::{Approach, Lease, Owner};
+use wa_core::settings::whole_number;
 
 /// The default of `WA_RECONNECT_CONCURRENCY`: session starts at once per worker.
 pub const DEFAULT_RECONNECT_CONCURRENCY: usize = 8;
@@ -17,14 +18,8 @@ pub const RECONNECT_CONCURRENCY_VAR: &str = "WA_RECONNECT_CONCURRENCY";
 /// The `WA_RECONNECT_CONCURRENCY` a value sets: the default when unset or blank; an error
 /// for anything but a whole number from 1 to 1000.
 pub fn reconnect_concurrency_setting(value: Option<&str>) -> Result<usize, String> {
-    match value.map(str::trim).filter(|v| !v.is_empty()) {
-        None => Ok(DEFAULT_RECONNECT_CONCURRENCY),
-        Some(v) => v
-            .parse::<usize>()
-            .ok()
-            .filter(|n| (1..=1000).contains(n))
-            .ok_or_else(|| "must be a whole number from 1 to 1000".to_owned()),
-    }
+    let problem = "must be a whole number from 1 to 1000";
+    whole_number(value, DEFAULT_RECONNECT_CONCURRENCY, 1..=1000, problem)
 }
 
 /// A worker's fair share of `devices` sessions among `workers` live workers:
@@ -145,16 +140,20 @@ mod tests {
 
     #[test]
     fn the_reconnect_concurrency_setting() {
-        assert_eq!(reconnect_concurrency_setting(None), Ok(8));
-        assert_eq!(reconnect_concurrency_setting(Some(" ")), Ok(8));
-        assert_eq!(reconnect_concurrency_setting(Some("1")), Ok(1));
-        assert_eq!(reconnect_concurrency_setting(Some("1000")), Ok(1000));
-        for bad in ["0", "1001", "-1", "two", "1.5"] {
-            assert_eq!(
-                reconnect_concurrency_setting(Some(bad)),
-                Err("must be a whole number from 1 to 1000".into()),
-                "{bad}"
-            );
+        let refused = Err("must be a whole number from 1 to 1000".to_owned());
+        let rows = [
+            (None, Ok(8)),
+            (Some(" "), Ok(8)),
+            (Some("1"), Ok(1)),
+            (Some("1000"), Ok(1000)),
+            (Some("0"), refused.clone()),
+            (Some("1001"), refused.clone()),
+            (Some("-1"), refused.clone()),
+            (Some("two"), refused.clone()),
+            (Some("1.5"), refused),
+        ];
+        for (value, answer) in rows {
+            assert_eq!(reconnect_concurrency_setting(value), answer, "{value:?}");
         }
     }
 

@@ -18,15 +18,14 @@ use wa_core::notify::Notifier;
 use wa_core::provider::{
     Group, OutboundMessage, Profile, Provider, ProviderFailure, SandboxControl, ScanOutcome,
 };
-use wa_core::queue::{
-    COMMANDS, Command, DeadLetter, Depth, Outgoing, Queue, QueueError, Received, enqueue,
-};
+use wa_core::queue::{COMMANDS, Command, Depth, Queue, Received, enqueue};
 use wa_core::store::*;
 use wa_core::time::{self, OffsetDateTime};
 use wa_provider::sandbox::Sandbox;
 use wa_queue::LocalQueue;
 use wa_store::SqliteStore;
 use wa_testkit::fixtures::{device as new_device, outbound_text};
+use wa_testkit::queues::Watched;
 
 use crate::Worker;
 
@@ -64,59 +63,6 @@ impl Layer for Faults {
             _ => {}
         }
         Ok(())
-    }
-}
-
-/// The local queue, counting single and batch sends and deletions.
-struct Counting {
-    inner: LocalQueue,
-    sends: AtomicU32,
-    batches: AtomicU32,
-    deletes: AtomicU32,
-}
-
-#[async_trait]
-impl Queue for Counting {
-    async fn send(
-        &self,
-        queue: &str,
-        group: Option<&str>,
-        body: &str,
-        delay: Duration,
-    ) -> Result<String, QueueError> {
-        self.sends.fetch_add(1, Ordering::SeqCst);
-        self.inner.send(queue, group, body, delay).await
-    }
-    async fn send_batch(&self, queue: &str, m: &[Outgoing]) -> Result<Vec<String>, QueueError> {
-        self.batches.fetch_add(1, Ordering::SeqCst);
-        self.inner.send_batch(queue, m).await
-    }
-    async fn receive(
-        &self,
-        queue: &str,
-        max: usize,
-        visibility: Duration,
-    ) -> Result<Vec<Received>, QueueError> {
-        self.inner.receive(queue, max, visibility).await
-    }
-    async fn delete(&self, queue: &str, receipt: &str) -> Result<(), QueueError> {
-        self.deletes.fetch_add(1, Ordering::SeqCst);
-        self.inner.delete(queue, receipt).await
-    }
-    async fn retry_after(&self, q: &str, receipt: &str, d: Duration) -> Result<(), QueueError> {
-        self.inner.retry_after(q, receipt, d).await
-    }
-    async fn dead_letters(&self, q: &str, limit: usize) -> Result<Vec<DeadLetter>, QueueError> {
-        self.inner.dead_letters(q, limit).await
-    }
-    async fn depth(&self, q: &str) -> Result<Depth, QueueError> {
-        self.inner.depth(q).await
-    }
-    async fn release_in_flight(&self, q: &str) -> Result<u64, QueueError> {
-        self.inner.release_in_flight(q).await
-    }
-    async fn wait_for_work(&self, max_wait: Duration) {
-        self.inner.wait_for_work(max_wait).await
     }
 }
 
@@ -181,7 +127,7 @@ impl Provider for Forgetful {
 struct Harness {
     store: Arc<Flaky>,
     sqlite: Arc<SqliteStore>,
-    queue: Arc<Counting>,
+    queue: Arc<Watched<LocalQueue>>,
     sandbox: Arc<Sandbox>,
     events: mpsc::UnboundedReceiver<(Uuid, wa_core::provider::SessionEvent)>,
     inbound: mpsc::UnboundedReceiver<wa_core::provider::InboundDelivery>,
@@ -203,12 +149,7 @@ fn harness_with(inline_commands: bool) -> Harness {
         false => sqlite,
     };
     let sqlite = Arc::new(sqlite);
-    let queue = Arc::new(Counting {
-        inner: local,
-        sends: AtomicU32::new(0),
-        batches: AtomicU32::new(0),
-        deletes: AtomicU32::new(0),
-    });
+    let queue = Arc::new(Watched::new(local));
     let store = Arc::new(Flaky::new(sqlite.clone(), Arc::default()));
     let (tx, events) = mpsc::unbounded_channel();
     let (in_tx, inbound) = mpsc::unbounded_channel();
@@ -256,7 +197,7 @@ impl Harness {
 struct Running {
     store: Arc<Flaky>,
     sqlite: Arc<SqliteStore>,
-    queue: Arc<Counting>,
+    queue: Arc<Watched<LocalQueue>>,
     sandbox: Arc<Sandbox>,
     worker: Arc<Worker>,
     stop: watch::Sender<bool>,
@@ -291,8 +232,7 @@ impl Running {
 
     /// A new device, linked and scanned in the sandbox.
     async fn connected_device(&self) -> Uuid {
-        let d = new_device(Uuid::now_v7(), "d");
-        self.sqlite.insert_device(&d).await.unwrap();
+        let d = stored_device(&self.sqlite, DeviceStatus::Initializing).await;
         let id = d.device_id;
         enqueue(
             &*self.queue,
@@ -339,6 +279,14 @@ impl Running {
         self.stop.send(true).unwrap();
         self.task.await.unwrap();
     }
+}
+
+/// A new device of its own App, stored with `status`.
+async fn stored_device(store: &SqliteStore, status: DeviceStatus) -> Device {
+    let mut d = new_device(Uuid::now_v7(), "d");
+    d.status = status;
+    store.insert_device(&d).await.unwrap();
+    d
 }
 
 fn text_to(device: Uuid, to: &str) -> Message {
@@ -411,12 +359,8 @@ async fn restore_queues_every_pending_message_of_held_devices_in_paged_batches()
         }
     }
     assert_eq!(queued, ids, "every pending message, and only those");
-    assert_eq!(
-        h.queue.sends.load(Ordering::SeqCst),
-        0,
-        "no one-by-one sends"
-    );
-    let batches = h.queue.batches.load(Ordering::SeqCst);
+    assert_eq!(h.queue.calls("send"), 0, "no one-by-one sends");
+    let batches = h.queue.calls("send_batch");
     assert!((7..=8).contains(&batches), "one batch per page: {batches}");
 }
 
@@ -428,8 +372,7 @@ async fn session_events_that_fail_to_store_are_retried() {
         .layer()
         .fail_device_writes
         .store(3, Ordering::SeqCst);
-    let d = new_device(Uuid::now_v7(), "d");
-    h.sqlite.insert_device(&d).await.unwrap();
+    let d = stored_device(&h.sqlite, DeviceStatus::Initializing).await;
     let worker = h.worker(h.sandbox.clone());
     // The restore queues the device's Link; its QR event fails to store three times.
     let r = h.start(worker);
@@ -449,9 +392,7 @@ async fn a_session_event_that_never_stores_is_given_up() {
         .layer()
         .fail_device_writes
         .store(u32::MAX, Ordering::SeqCst);
-    let mut d = new_device(Uuid::now_v7(), "d");
-    d.status = DeviceStatus::Connecting;
-    h.sqlite.insert_device(&d).await.unwrap();
+    let d = stored_device(&h.sqlite, DeviceStatus::Connecting).await;
     let mut worker = h.worker(h.sandbox.clone());
     worker.event_retry = Duration::from_millis(1);
     assert!(worker.claim(d.device_id, None).await.unwrap().is_some());
@@ -747,7 +688,7 @@ async fn a_send_settles_its_command_with_its_outcome() {
         (r.queue.depth(COMMANDS).await.unwrap() == Depth::default()).then_some(())
     })
     .await;
-    let before = r.queue.deletes.load(Ordering::SeqCst);
+    let before = r.queue.calls("delete");
     let mut ids = Vec::new();
     for _ in 0..5 {
         let m = text_to(device, "15550001111@s.whatsapp.net");
@@ -769,7 +710,7 @@ async fn a_send_settles_its_command_with_its_outcome() {
     })
     .await;
     assert_eq!(
-        r.queue.deletes.load(Ordering::SeqCst),
+        r.queue.calls("delete"),
         before,
         "no send command was left for the loop to delete"
     );
@@ -813,9 +754,7 @@ fn connected_event() -> wa_core::provider::SessionEvent {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_session_event_of_a_device_not_held_is_dropped_at_once() {
     let h = harness();
-    let mut d = new_device(Uuid::now_v7(), "d");
-    d.status = DeviceStatus::Connecting;
-    h.sqlite.insert_device(&d).await.unwrap();
+    let d = stored_device(&h.sqlite, DeviceStatus::Connecting).await;
     taken_by_another(&h.sqlite, d.device_id).await;
     let worker = h.worker(h.sandbox.clone());
     assert!(!worker.record_event(d.device_id, &connected_event()).await);
@@ -833,9 +772,7 @@ async fn a_session_event_of_a_device_not_held_is_dropped_at_once() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stale_holder_is_fenced_and_lets_the_device_go() {
     let h = harness();
-    let mut d = new_device(Uuid::now_v7(), "d");
-    d.status = DeviceStatus::Connecting;
-    h.sqlite.insert_device(&d).await.unwrap();
+    let d = stored_device(&h.sqlite, DeviceStatus::Connecting).await;
     let worker = h.worker(h.sandbox.clone());
     let mine = worker.claim(d.device_id, None).await.unwrap();
     assert!(mine.is_some());
@@ -852,9 +789,7 @@ async fn a_stale_holder_is_fenced_and_lets_the_device_go() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_command_of_a_device_held_elsewhere_is_left_to_its_owner() {
     let h = harness();
-    let mut d = new_device(Uuid::now_v7(), "d");
-    d.status = DeviceStatus::Connected;
-    h.sqlite.insert_device(&d).await.unwrap();
+    let d = stored_device(&h.sqlite, DeviceStatus::Connected).await;
     let m = text_to(d.device_id, "15550001111@s.whatsapp.net");
     h.sqlite.create_message(&m, None, None, &[]).await.unwrap();
     taken_by_another(&h.sqlite, d.device_id).await;
@@ -881,9 +816,7 @@ async fn a_command_of_a_device_held_elsewhere_is_left_to_its_owner() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_command_of_an_unowned_device_claims_it() {
     let h = harness();
-    let mut d = new_device(Uuid::now_v7(), "d");
-    d.status = DeviceStatus::Disconnected;
-    h.sqlite.insert_device(&d).await.unwrap();
+    let d = stored_device(&h.sqlite, DeviceStatus::Disconnected).await;
     let worker = h.worker(h.sandbox.clone());
     let presence = Command::SubscribePresence {
         device_id: d.device_id,
@@ -962,9 +895,7 @@ async fn the_hand_over_releases_every_lease() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_exclusive_store_takes_its_earlier_runs_leases_at_once() {
     let h = harness();
-    let mut d = new_device(Uuid::now_v7(), "d");
-    d.status = DeviceStatus::Connecting;
-    h.sqlite.insert_device(&d).await.unwrap();
+    let d = stored_device(&h.sqlite, DeviceStatus::Connecting).await;
     let id = d.device_id;
     // The earlier run linked the device in its sandbox, on the same data directory.
     let earlier = Sandbox::new(
@@ -1036,8 +967,7 @@ fn qr_events(h: &mut Harness) -> usize {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_link_request_handled_twice_opens_one_linking_session() {
     let mut h = harness();
-    let d = new_device(Uuid::now_v7(), "d");
-    h.sqlite.insert_device(&d).await.unwrap();
+    let d = stored_device(&h.sqlite, DeviceStatus::Initializing).await;
     let worker = h.worker(h.sandbox.clone());
     let link = Command::Link {
         device_id: d.device_id,

@@ -25,6 +25,7 @@ use std::time::{Duration, Instant};
 
 use uuid::Uuid;
 
+use crate::settings::whole_number;
 use crate::store::StoreError;
 use crate::time::{self, OffsetDateTime};
 
@@ -41,21 +42,12 @@ const TTL_SECS: std::ops::RangeInclusive<u64> = 3..=3600;
 /// The lease period a `WA_LEASE_TTL_SECS` value sets: [`DEFAULT_TTL`] when unset or blank;
 /// an error naming the accepted range for anything but whole seconds from 3 to 3600.
 pub fn ttl_setting(value: Option<&str>) -> Result<Duration, String> {
-    match value.map(str::trim).filter(|v| !v.is_empty()) {
-        None => Ok(DEFAULT_TTL),
-        Some(v) => v
-            .parse::<u64>()
-            .ok()
-            .filter(|n| TTL_SECS.contains(n))
-            .map(Duration::from_secs)
-            .ok_or_else(|| {
-                format!(
-                    "must be a number of seconds between {} and {}",
-                    TTL_SECS.start(),
-                    TTL_SECS.end()
-                )
-            }),
-    }
+    let problem = format!(
+        "must be a number of seconds between {} and {}",
+        TTL_SECS.start(),
+        TTL_SECS.end()
+    );
+    whole_number(value, DEFAULT_TTL.as_secs(), TTL_SECS, &problem).map(Duration::from_secs)
 }
 
 /// The environment variable of the worker's name.

@@ -23,6 +23,7 @@ pub mod queue;
 pub mod rate;
 pub mod send_service;
 pub mod session;
+pub mod settings;
 pub mod store;
 pub mod time;
 pub mod webhooks;

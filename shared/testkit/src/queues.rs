@@ -1,17 +1,21 @@
-//! Queues in tests. [`Watched`] passes the queue port's required methods to the queue it
-//! wraps and records the `retry_after` calls tests assert on; the provided methods keep the
-//! port's defaults, built on those (a `release` is a retry after zero, a
-//! `delete_and_take_next` a delete). [`nothing_received`] checks that a queue is drained.
+//! Queues in tests. [`Watched`] passes the queue port's methods to the queue it wraps,
+//! counts the calls of each and records the `retry_after` calls tests assert on; the
+//! provided methods it does not pass on keep the port's defaults, built on those (a
+//! `release` is a retry after zero, a `delete_and_take_next` a delete, `dead_letter` a
+//! refusal). [`nothing_received`] checks that a queue is drained.
 
+use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use wa_core::queue::{DeadLetter, Depth, Queue, QueueError, Received};
+use wa_core::queue::{DeadLetter, Depth, Outgoing, Queue, QueueError, Received};
 
-/// `inner`, with a record of the visibility every `retry_after` asked for.
+/// `inner`, with the number of calls of each method and a record of the visibility every
+/// `retry_after` asked for.
 pub struct Watched<Q> {
     inner: Q,
+    calls: Mutex<HashMap<&'static str, u32>>,
     retries: Mutex<Vec<(String, Duration)>>,
 }
 
@@ -19,13 +23,24 @@ impl<Q: Queue> Watched<Q> {
     pub fn new(inner: Q) -> Watched<Q> {
         Watched {
             inner,
+            calls: Mutex::default(),
             retries: Mutex::new(Vec::new()),
         }
+    }
+
+    /// How many times the port's method `method` (`"send"`, `"send_batch"`, `"delete"`…)
+    /// was called so far, by callers or by the port's provided methods.
+    pub fn calls(&self, method: &str) -> u32 {
+        self.calls.lock().unwrap().get(method).copied().unwrap_or(0)
     }
 
     /// Every `retry_after` so far, in call order: its receipt and its delay.
     pub fn retries(&self) -> Vec<(String, Duration)> {
         self.retries.lock().unwrap().clone()
+    }
+
+    fn count(&self, method: &'static str) {
+        *self.calls.lock().unwrap().entry(method).or_default() += 1;
     }
 }
 
@@ -35,13 +50,15 @@ pub async fn nothing_received<Q: Queue + ?Sized>(q: &Q, queue: &str, visibility:
 }
 
 /// `Watched`'s impl of the queue port: each listed method (its arguments, and the `Ok` type
-/// of its answer) is the inner queue's; the methods that do more follow, written out.
+/// of its answer) is counted and is the inner queue's; the methods that do more follow,
+/// written out.
 macro_rules! forward {
     ({ $($name:ident($($arg:ident: $ty:ty),*) -> $ok:ty;)* } $($written_out:tt)*) => {
         #[async_trait]
         impl<Q: Queue> Queue for Watched<Q> {
             $(
                 async fn $name(&self, $($arg: $ty),*) -> Result<$ok, QueueError> {
+                    self.count(stringify!($name));
                     self.inner.$name($($arg),*).await
                 }
             )*
@@ -53,14 +70,21 @@ macro_rules! forward {
 forward! {
     {
         send(queue: &str, group: Option<&str>, body: &str, delay: Duration) -> String;
+        send_batch(queue: &str, messages: &[Outgoing]) -> Vec<String>;
         receive(queue: &str, max: usize, visibility: Duration) -> Vec<Received>;
         delete(queue: &str, receipt: &str) -> ();
         dead_letters(queue: &str, limit: usize) -> Vec<DeadLetter>;
         depth(queue: &str) -> Depth;
+        release_in_flight(queue: &str) -> u64;
     }
 
     async fn retry_after(&self, q: &str, receipt: &str, d: Duration) -> Result<(), QueueError> {
+        self.count("retry_after");
         self.retries.lock().unwrap().push((receipt.to_owned(), d));
         self.inner.retry_after(q, receipt, d).await
+    }
+
+    async fn wait_for_work(&self, max_wait: Duration) {
+        self.inner.wait_for_work(max_wait).await
     }
 }

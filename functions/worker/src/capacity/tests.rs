@@ -16,45 +16,32 @@ fn usage(soft_limit: Option<u64>, in_use: Option<u64>) -> Usage {
     Usage { soft_limit, in_use }
 }
 
+/// The room of a process with `usage`, sessions of 8 descriptors and a reserve of 256.
+fn room_at(soft_limit: Option<u64>, in_use: Option<u64>) -> Room {
+    room(usage(soft_limit, in_use), 8, 256)
+}
+
 #[test]
 fn room_is_what_the_limit_leaves_beside_the_reserve_in_whole_sessions() {
     // (1024 - 40 - 256) / 8
-    assert_eq!(
-        room(usage(Some(1024), Some(40)), 8, 256),
-        Room::Sessions(91)
-    );
-    assert_eq!(
-        room(usage(Some(65_535), Some(300)), 8, 256),
-        Room::Sessions(8_122)
-    );
+    assert_eq!(room_at(Some(1024), Some(40)), Room::Sessions(91));
+    assert_eq!(room_at(Some(65_535), Some(300)), Room::Sessions(8_122));
 }
 
 #[test]
 fn a_part_of_a_session_is_no_room() {
-    assert_eq!(
-        room(usage(Some(1024), Some(761)), 8, 256),
-        Room::Sessions(0)
-    );
-    assert_eq!(
-        room(usage(Some(1024), Some(760)), 8, 256),
-        Room::Sessions(1)
-    );
+    assert_eq!(room_at(Some(1024), Some(761)), Room::Sessions(0));
+    assert_eq!(room_at(Some(1024), Some(760)), Room::Sessions(1));
 }
 
 #[test]
 fn a_process_at_its_reserve_has_no_room() {
-    assert_eq!(
-        room(usage(Some(1024), Some(768)), 8, 256),
-        Room::Sessions(0)
-    );
+    assert_eq!(room_at(Some(1024), Some(768)), Room::Sessions(0));
 }
 
 #[test]
 fn a_process_past_its_limit_has_no_room() {
-    assert_eq!(
-        room(usage(Some(1024), Some(5_000)), 8, 256),
-        Room::Sessions(0)
-    );
+    assert_eq!(room_at(Some(1024), Some(5_000)), Room::Sessions(0));
     assert_eq!(
         room(usage(Some(1024), Some(10)), 8, u64::MAX),
         Room::Sessions(0)
@@ -63,8 +50,8 @@ fn a_process_past_its_limit_has_no_room() {
 
 #[test]
 fn no_soft_limit_is_unbounded() {
-    assert_eq!(room(usage(None, Some(40)), 8, 256), Room::Unbounded);
-    assert_eq!(room(usage(None, None), 8, 256), Room::Unbounded);
+    assert_eq!(room_at(None, Some(40)), Room::Unbounded);
+    assert_eq!(room_at(None, None), Room::Unbounded);
 }
 
 #[test]
@@ -77,7 +64,7 @@ fn sessions_without_descriptors_are_unbounded() {
 
 #[test]
 fn uncounted_descriptors_are_unknown() {
-    assert_eq!(room(usage(Some(1024), None), 8, 256), Room::Unknown);
+    assert_eq!(room_at(Some(1024), None), Room::Unknown);
 }
 
 #[test]

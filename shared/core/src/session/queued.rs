@@ -12,6 +12,7 @@ use wa_errors::{ApiError, ApiResult, ErrorCode};
 use super::{SessionAnswer, SessionRequest, Sessions};
 use crate::devices::Device;
 use crate::queue::{COMMANDS, Command, Queue, command_message};
+use crate::settings::whole_number;
 use crate::store::{Store, StoreError};
 use crate::time::{self, OffsetDateTime};
 
@@ -36,15 +37,9 @@ const LONGEST_POLL: Duration = Duration::from_millis(250);
 /// `WA_QUERY_WAIT_MS` from its value (`None`: unset or blank): milliseconds from 1 to
 /// 120000, default 10000. The error says what is wrong.
 pub fn query_wait(value: Option<&str>) -> Result<Duration, String> {
-    match value.map(str::trim).filter(|v| !v.is_empty()) {
-        None => Ok(DEFAULT_QUERY_WAIT),
-        Some(v) => v
-            .parse::<u64>()
-            .ok()
-            .filter(|ms| (1..=MAX_QUERY_WAIT_MS).contains(ms))
-            .map(Duration::from_millis)
-            .ok_or_else(|| format!("must be milliseconds, from 1 to {MAX_QUERY_WAIT_MS}")),
-    }
+    let default = DEFAULT_QUERY_WAIT.as_millis() as u64;
+    let problem = format!("must be milliseconds, from 1 to {MAX_QUERY_WAIT_MS}");
+    whole_number(value, default, 1..=MAX_QUERY_WAIT_MS, &problem).map(Duration::from_millis)
 }
 
 /// 413 request_too_large for an ask whose message (`bytes` long) is over [`MAX_ASK_BYTES`].

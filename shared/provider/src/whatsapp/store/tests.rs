@@ -49,6 +49,13 @@ async fn stored_pn(store: &SqliteStore) -> Option<String> {
     device.pn.map(|jid| jid.user.to_string())
 }
 
+/// A fresh directory (removed when dropped) and the path of a device store in it.
+fn device_db() -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = dir.path().join("device.db");
+    (dir, db)
+}
+
 /// Whether a plain connection (no claim, no wait) can start a write on the file.
 fn can_write(db: &Path) -> bool {
     let mut conn = SqliteConnection::establish(db.to_str().expect("utf-8")).expect("connect");
@@ -57,8 +64,7 @@ fn can_write(db: &Path) -> bool {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_store_is_kept_in_a_rollback_journal_in_exclusive_mode() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let db = dir.path().join("device.db");
+    let (_dir, db) = device_db();
     let store = open(&db, WAIT).await.expect("open");
     save_pn(&store, "15550001111").await;
     assert_eq!(pragma!(store, journal_mode), "truncate");
@@ -75,8 +81,7 @@ async fn a_store_is_kept_in_a_rollback_journal_in_exclusive_mode() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_store_left_in_wal_by_the_library_default_is_moved_to_the_rollback_journal() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let db = dir.path().join("device.db");
+    let (_dir, db) = device_db();
     let old = SqliteStore::new(db.to_str().expect("utf-8"))
         .await
         .expect("open with the library's defaults");
@@ -92,8 +97,7 @@ async fn a_store_left_in_wal_by_the_library_default_is_moved_to_the_rollback_jou
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_second_store_on_a_held_file_is_refused_until_the_first_closes() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let db = dir.path().join("device.db");
+    let (_dir, db) = device_db();
     let first = open(&db, WAIT).await.expect("open");
     save_pn(&first, "15550003333").await;
 
@@ -112,8 +116,7 @@ async fn a_second_store_on_a_held_file_is_refused_until_the_first_closes() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn another_process_cannot_open_a_held_store_and_gets_it_when_the_holder_dies() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let db = dir.path().join("device.db");
+    let (_dir, db) = device_db();
     let mut child = Command::new(std::env::current_exe().expect("test binary"))
         .args([
             "whatsapp::store::tests::hold_a_store_in_a_child_process",
