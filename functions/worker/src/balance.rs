@@ -57,6 +57,19 @@ pub fn wants_session(status: S) -> bool {
     matches!(status, S::Connected | S::Connecting)
 }
 
+/// Whether a balance pass keeps a device it holds that was not among the devices it listed
+/// as wanting a session, by the device's status read after that listing (`None`: the
+/// device is gone). A linking device is kept for the command that opened its link, and
+/// one that wants a session now (its link completed, or a command connected it, since
+/// the listing) is kept too: the next pass counts it. Stopped, logged-out, expired,
+/// failed and deleted devices are given back.
+pub fn keeps_unlisted(now: Option<S>) -> bool {
+    match now {
+        Some(s) => wants_session(s) || matches!(s, S::Initializing | S::QrGenerated),
+        None => false,
+    }
+}
+
 /// What a balance pass does about a device it does not hold.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Pick {
@@ -225,6 +238,26 @@ mod tests {
                 "{s:?}"
             );
         }
+    }
+
+    #[test]
+    fn an_unlisted_device_that_connected_since_the_listing_is_kept() {
+        assert!(keeps_unlisted(Some(S::Connected)));
+        assert!(keeps_unlisted(Some(S::Connecting)));
+    }
+
+    #[test]
+    fn an_unlisted_linking_device_is_kept_for_its_command() {
+        assert!(keeps_unlisted(Some(S::Initializing)));
+        assert!(keeps_unlisted(Some(S::QrGenerated)));
+    }
+
+    #[test]
+    fn an_unlisted_device_without_a_session_to_keep_is_given_back() {
+        for s in [S::Expired, S::Disconnected, S::LoggedOut, S::Destroyed] {
+            assert!(!keeps_unlisted(Some(s)), "{s:?}");
+        }
+        assert!(!keeps_unlisted(None), "deleted");
     }
 
     #[test]

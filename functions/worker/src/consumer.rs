@@ -56,14 +56,21 @@ impl Worker {
                 let _ = delivery.stored.send(result);
             }
         });
-        if let Err(e) = self.restore().await {
-            tracing::error!(error = %e, "restoring sessions failed");
+        let sessions = self.restore_sessions().await;
+        // The leases just claimed are renewed while the pending sends are queued again.
+        let this = self.clone();
+        let leases = tokio::spawn(this.keep_leases(shutdown.clone()));
+        match sessions {
+            Err(e) => tracing::error!(error = %e, "restoring sessions failed"),
+            Ok(()) => {
+                if let Err(e) = self.restore_sends().await {
+                    tracing::error!(error = %e, "queuing the pending sends again failed");
+                }
+            }
         }
         let this = self.clone();
         let upkeep_stop = shutdown.clone();
         let upkeep = tokio::spawn(async move { this.upkeep(upkeep_stop).await });
-        let this = self.clone();
-        let leases = tokio::spawn(this.keep_leases(shutdown.clone()));
         let options = ConsumeOptions {
             queue: COMMANDS,
             concurrency: CONCURRENCY,

@@ -406,13 +406,13 @@ impl Worker {
         let share = balance::fair_share(wanted.len(), live);
         let wanted_ids: HashSet<Uuid> = wanted.iter().map(|d| d.device_id).collect();
         for id in self.leases.held() {
-            if !wanted_ids.contains(&id) && !self.leases.is_busy(id) {
-                // Stopped, logged out or linking: linking ones are kept by their command.
-                if let Some(d) = self.store.get_device(id).await?
-                    && matches!(d.status, S::Initializing | S::QrGenerated)
-                {
-                    continue;
-                }
+            if wanted_ids.contains(&id) || self.leases.is_busy(id) {
+                continue;
+            }
+            // Not listed: stopped, logged out, linking, or connected since the listing; its
+            // status now decides, so a device whose link just completed keeps its session.
+            let now = self.store.get_device(id).await?.map(|d| d.status);
+            if !balance::keeps_unlisted(now) {
                 self.give_back(id).await;
             }
         }

@@ -12,6 +12,17 @@ use wa_core::time;
 use crate::Worker;
 use crate::balance::Route;
 
+/// What a re-queue of the pending sends did.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Requeued {
+    /// Send commands queued.
+    pub messages: usize,
+    /// Pages of pending messages read from the store.
+    pub pages: usize,
+    /// Batches sent to the queue (one per page that had sends of this worker's devices).
+    pub batches: usize,
+}
+
 /// The command that sends `m`.
 pub(crate) fn send_command(m: &Message) -> Command {
     Command::Send {
@@ -21,11 +32,17 @@ pub(crate) fn send_command(m: &Message) -> Command {
 }
 
 impl Worker {
-    /// After a start: joins the fleet, claims this worker's fair share of the devices that
-    /// want a session (their sessions start behind the start gate), expires linking
-    /// sessions that died with their worker, starts links that never started, then queues
-    /// again the sends of the devices it holds whose command may be lost, a page at a time.
+    /// After a start: restores the sessions ([`Worker::restore_sessions`]), then queues
+    /// again the sends of the devices it holds ([`Worker::restore_sends`]).
     pub async fn restore(self: &std::sync::Arc<Self>) -> Result<(), StoreError> {
+        self.restore_sessions().await?;
+        self.restore_sends().await
+    }
+
+    /// Joins the fleet, claims this worker's fair share of the devices that want a session
+    /// (their sessions start behind the start gate), expires linking sessions that died
+    /// with their worker and starts links that never started.
+    pub(crate) async fn restore_sessions(self: &std::sync::Arc<Self>) -> Result<(), StoreError> {
         self.join().await?;
         self.balance(false).await?;
         let mut after = None;
@@ -45,36 +62,55 @@ impl Worker {
                 None => break,
             }
         }
-        let requeued = self.requeue_pending().await?;
-        if requeued > 0 {
-            tracing::info!(messages = requeued, "queued the sends left pending again");
+        Ok(())
+    }
+
+    /// Queues again the sends of the devices this worker holds whose command may be lost, a
+    /// page at a time, and logs what that took. A backlog of many pages takes a while (on
+    /// SQS, a request per ten commands), so the leases are to be kept meanwhile: the
+    /// worker's run starts renewing them first.
+    pub(crate) async fn restore_sends(&self) -> Result<(), StoreError> {
+        let started = std::time::Instant::now();
+        let r = self.requeue_pending().await?;
+        if r.messages > 0 {
+            tracing::info!(
+                messages = r.messages,
+                pages = r.pages,
+                batches = r.batches,
+                elapsed_ms = started.elapsed().as_millis() as u64,
+                "queued the sends left pending again"
+            );
         }
         Ok(())
     }
 
     /// Queues a send command for every pending message of a device this worker holds, a
     /// page at a time, each page in one batch (a duplicate command is harmless: the send
-    /// checks the message's status first). Returns how many were queued.
-    pub(crate) async fn requeue_pending(&self) -> Result<usize, StoreError> {
+    /// checks the message's status first).
+    pub(crate) async fn requeue_pending(&self) -> Result<Requeued, StoreError> {
         let mut after: Option<PendingCursor> = None;
-        let mut queued = 0;
+        let mut r = Requeued::default();
         loop {
             let (page, next) = self
                 .store
                 .pending_page(after.as_ref(), self.restore_page)
                 .await?;
+            r.pages += 1;
             let mine: Vec<_> = page
                 .iter()
                 .filter(|m| self.leases.holds(m.device_id))
                 .map(send_command)
                 .collect();
-            queued += mine.len();
+            if !mine.is_empty() {
+                r.messages += mine.len();
+                r.batches += 1;
+            }
             enqueue_batch(&*self.queue, mine)
                 .await
                 .map_err(|e| StoreError::Backend(e.to_string()))?;
             match next {
                 Some(c) => after = Some(c),
-                None => return Ok(queued),
+                None => return Ok(r),
             }
         }
     }
