@@ -17,7 +17,7 @@ use async_trait::async_trait;
 use rand::Rng;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
-use wa_core::messages::{MessageStatus, SendRequest};
+use wa_core::messages::{MessageStatus, MessageType, SendRequest};
 use wa_core::provider::{
     DropReason, EventSender, Group, InboundDelivery, InboundMedia, InboundMessage, InboundSender,
     OutboundMessage, Presence, Profile, Provider, ProviderFailure, SandboxControl, ScanOutcome,
@@ -428,12 +428,7 @@ impl Provider for Sandbox {
             tokio::time::sleep(Duration::from_secs(5)).await;
             self.live_creds(device_id)?;
         }
-        let record = SentRecord {
-            message_id: message.message_id.clone(),
-            to: message.to.clone(),
-            kind: message.content.kind().as_str().to_owned(),
-            received_at: time::now(),
-        };
+        let record = SentRecord::of(message, time::now());
         // On a blocking thread: the fsync must not hold up the runtime's other tasks.
         let (lock, path) = (self.sent_lock.clone(), self.sent_path(device_id));
         tokio::task::spawn_blocking(move || append_sent(&lock, &path, &record))
@@ -610,6 +605,20 @@ impl SandboxControl for Sandbox {
             req.to = Some(from.clone());
         }
         let valid = req.validate(true)?;
+        // Incoming quotes, mentions, reactions and polls are not simulated: refused rather
+        // than delivered as what they are not.
+        let unsupported = match valid.content.kind() {
+            MessageType::Reaction | MessageType::Poll => Some("type"),
+            _ if valid.reply_to.is_some() => Some("reply_to"),
+            _ if !valid.mentions.is_empty() => Some("mentions"),
+            _ => None,
+        };
+        if let Some(field) = unsupported {
+            return Err(ApiError::validation(
+                field,
+                format!("the sandbox does not simulate incoming messages with this `{field}`"),
+            ));
+        }
         self.live_creds(device_id)?;
         let message_id = wa_core::messages::new_message_id();
         let kind = valid.content.kind();
