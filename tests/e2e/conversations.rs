@@ -77,7 +77,9 @@ async fn reply_mentions_reaction_and_poll_reach_whatsapp_and_the_webhook() {
         "POST",
         &path,
         &t,
-        Some(json!({"to": "15550001111", "type": "reaction", "message_id": question, "emoji": "🍕"})),
+        Some(
+            json!({"to": "15550001111", "type": "reaction", "message_id": question, "emoji": "🍕"}),
+        ),
     )
     .await;
     assert_eq!(s, 200, "{v}");
@@ -102,7 +104,10 @@ async fn reply_mentions_reaction_and_poll_reach_whatsapp_and_the_webhook() {
         Some(json!({"to": "15550001111", "type": "reaction", "message_id": "3EB0UNKNOWN", "emoji": "🍕"})),
     )
     .await;
-    assert_eq!((s, &v["error"]["details"]["field"]), (400, &json!("message_id")));
+    assert_eq!(
+        (s, &v["error"]["details"]["field"]),
+        (400, &json!("message_id"))
+    );
 
     // What WhatsApp received, in order, with each action's fields.
     let (_, v) = call(
@@ -148,11 +153,15 @@ async fn reply_mentions_reaction_and_poll_reach_whatsapp_and_the_webhook() {
             .find(|p| p["message_id"] == mid && p["direction"] == "outbound")
     };
     let got = receiver
-        .wait("the three sends' webhooks", Duration::from_secs(30), |got| {
-            [&reply, &reaction, &poll]
-                .iter()
-                .all(|m| outbound(got, m).is_some())
-        })
+        .wait(
+            "the three sends' webhooks",
+            Duration::from_secs(30),
+            |got| {
+                [&reply, &reaction, &poll]
+                    .iter()
+                    .all(|m| outbound(got, m).is_some())
+            },
+        )
         .await;
     let p = outbound(&got, &reply).unwrap();
     assert_eq!(p["type"], "text");
@@ -166,6 +175,10 @@ async fn reply_mentions_reaction_and_poll_reach_whatsapp_and_the_webhook() {
     let p = outbound(&got, &poll).unwrap();
     assert_eq!(
         (&p["type"], &p["question"], &p["options"]),
-        (&json!("poll"), &json!("Where?"), &json!(["Pizza", "Sushi", "Tacos"]))
+        (
+            &json!("poll"),
+            &json!("Where?"),
+            &json!(["Pizza", "Sushi", "Tacos"])
+        )
     );
 }

@@ -1492,7 +1492,9 @@ async fn replies_mentions_reactions_and_polls() {
     assert_eq!(r.status, StatusCode::OK, "{}", r.body);
     let own_from = r.body["data"]["message"]["reply_to"]["from"].clone();
     assert!(
-        own_from.as_str().is_some_and(|f| f.starts_with("15551230001")),
+        own_from
+            .as_str()
+            .is_some_and(|f| f.starts_with("15551230001")),
         "{own_from}"
     );
     let again = message_id(&r);
@@ -1528,7 +1530,9 @@ async fn replies_mentions_reactions_and_polls() {
 
     // A poll, replayed under its key: one send.
     let poll = json!({"to": "15550001111", "type": "poll", "question": "Where?", "options": ["Pizza", "Sushi"], "selectable_count": 2});
-    let r = api.send(poll.clone(), &[("idempotency-key", "poll-1")]).await;
+    let r = api
+        .send(poll.clone(), &[("idempotency-key", "poll-1")])
+        .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.body);
     assert_eq!(r.body["data"]["message"]["type"], "poll");
     assert_eq!(r.body["data"]["message"]["text"], "Where?");
@@ -1607,14 +1611,24 @@ async fn replies_mentions_reactions_and_polls() {
             json!(poll_id)
         ]
     );
-    assert_eq!(sent[0]["reply_to"], json!({"message_id": inbound, "from": peer}));
+    assert_eq!(
+        sent[0]["reply_to"],
+        json!({"message_id": inbound, "from": peer})
+    );
     assert_eq!(sent[0]["mentions"], json!(["15550002222@s.whatsapp.net"]));
     assert!(sent[2].get("reply_to").is_none() && sent[2].get("mentions").is_none());
     assert_eq!(
-        (&sent[3]["type"], &sent[3]["target_message_id"], &sent[3]["emoji"]),
+        (
+            &sent[3]["type"],
+            &sent[3]["target_message_id"],
+            &sent[3]["emoji"]
+        ),
         (&json!("reaction"), &json!(inbound), &json!("👍"))
     );
-    assert_eq!(sent[4]["emoji"], "", "a removal is recorded with its empty emoji");
+    assert_eq!(
+        sent[4]["emoji"], "",
+        "a removal is recorded with its empty emoji"
+    );
     assert_eq!(sent[5]["type"], "poll");
     assert_eq!(sent[5]["question"], "Where?");
     assert_eq!(sent[5]["options"], json!(["Pizza", "Sushi"]));

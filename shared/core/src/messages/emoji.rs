@@ -32,7 +32,11 @@ pub fn is_one_emoji(s: &str) -> bool {
     while i < chars.len() {
         let c = chars[i];
         let step = if matches!(c, '0'..='9' | '#' | '*') {
-            let j = if chars.get(i + 1) == Some(&VS16) { i + 2 } else { i + 1 };
+            let j = if chars.get(i + 1) == Some(&VS16) {
+                i + 2
+            } else {
+                i + 1
+            };
             if chars.get(j) != Some(&KEYCAP) {
                 return false;
             }
@@ -76,12 +80,40 @@ mod tests {
     #[test]
     fn one_emoji_rows() {
         for ok in [
-            "👍", "❤️", "❤", "😂", "🙏🏽", "👨‍👩‍👧‍👦", "👩🏻‍❤️‍💋‍👨🏼", "🇫🇷", "1️⃣", "#⃣", "🏴\u{E0067}\u{E0062}\u{E0065}\u{E006E}\u{E0067}\u{E007F}", "©️", "☕",
+            "👍",
+            "❤️",
+            "❤",
+            "😂",
+            "🙏🏽",
+            "👨‍👩‍👧‍👦",
+            "👩🏻‍❤️‍💋‍👨🏼",
+            "🇫🇷",
+            "1️⃣",
+            "#⃣",
+            "🏴\u{E0067}\u{E0062}\u{E0065}\u{E006E}\u{E0067}\u{E007F}",
+            "©️",
+            "☕",
         ] {
             assert!(is_one_emoji(ok), "{ok:?} is one emoji");
         }
         for bad in [
-            "", "a", "ok", "1", "👍👍", "👍 ", " 👍", "🇫", "🇫🇷🇩🇪", "\u{200D}👍", "👍\u{200D}", "🏽", "\u{FE0F}", "é", "中", "👍a", "1\u{FE0F}",
+            "",
+            "a",
+            "ok",
+            "1",
+            "👍👍",
+            "👍 ",
+            " 👍",
+            "🇫",
+            "🇫🇷🇩🇪",
+            "\u{200D}👍",
+            "👍\u{200D}",
+            "🏽",
+            "\u{FE0F}",
+            "é",
+            "中",
+            "👍a",
+            "1\u{FE0F}",
         ] {
             assert!(!is_one_emoji(bad), "{bad:?} is not one emoji");
         }

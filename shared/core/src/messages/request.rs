@@ -364,7 +364,10 @@ impl SendRequest {
                         "`message_id` must be a message id",
                     ));
                 }
-                let emoji = self.emoji.as_deref().ok_or_else(|| required("emoji", kind))?;
+                let emoji = self
+                    .emoji
+                    .as_deref()
+                    .ok_or_else(|| required("emoji", kind))?;
                 if !emoji.is_empty() && !is_one_emoji(emoji) {
                     return Err(ApiError::validation(
                         "emoji",
@@ -473,7 +476,9 @@ impl SendRequest {
             if o.trim().is_empty() || o.chars().count() > MAX_POLL_OPTION_CHARS {
                 return Err(ApiError::validation(
                     "options",
-                    format!("each of `options` must be 1-{MAX_POLL_OPTION_CHARS} characters, not blank"),
+                    format!(
+                        "each of `options` must be 1-{MAX_POLL_OPTION_CHARS} characters, not blank"
+                    ),
                 ));
             }
             if options[..i].contains(o) {
@@ -706,26 +711,30 @@ mod tests {
             .unwrap();
         assert_eq!(
             s.reply_to,
-            Some(MessageRef::unresolved("3EB0ABC", "15551230001@s.whatsapp.net"))
+            Some(MessageRef::unresolved(
+                "3EB0ABC",
+                "15551230001@s.whatsapp.net"
+            ))
         );
         // Normalized like `to`, each once, in order.
         assert_eq!(
             s.mentions,
             vec!["15550002222@s.whatsapp.net", "100000000000001@lid"]
         );
-        assert_eq!(
-            s.references(),
-            vec![("reply_to", "3EB0ABC".to_string())]
-        );
+        assert_eq!(s.references(), vec![("reply_to", "3EB0ABC".to_string())]);
 
         let s = req(json!({"to": "15551230001", "type": "reaction", "message_id": "3EB0ABC", "emoji": "👍"}))
             .validate(false)
             .unwrap();
-        assert!(matches!(&s.content, Content::Reaction { target, emoji } if target.message_id == "3EB0ABC" && emoji == "👍"));
+        assert!(
+            matches!(&s.content, Content::Reaction { target, emoji } if target.message_id == "3EB0ABC" && emoji == "👍")
+        );
         assert_eq!(s.references(), vec![("message_id", "3EB0ABC".to_string())]);
-        let removed = req(json!({"to": "15551230001", "type": "reaction", "message_id": "3EB0ABC", "emoji": ""}))
-            .validate(false)
-            .unwrap();
+        let removed = req(
+            json!({"to": "15551230001", "type": "reaction", "message_id": "3EB0ABC", "emoji": ""}),
+        )
+        .validate(false)
+        .unwrap();
         assert_eq!(removed.content.display_text().as_deref(), Some(""));
 
         let s = req(json!({"to": "120363000000000001@g.us", "type": "poll", "question": "Lunch?", "options": ["Pizza", "Sushi", "Tacos"], "reply_to": {"message_id": "3EB0ABC"}}))
@@ -748,7 +757,13 @@ mod tests {
         let two = req(json!({"to": "15551230001", "type": "poll", "question": "Q", "options": ["a", "b"], "selectable_count": 2}))
             .validate(false)
             .unwrap();
-        assert!(matches!(two.content, Content::Poll { selectable_count: 2, .. }));
+        assert!(matches!(
+            two.content,
+            Content::Poll {
+                selectable_count: 2,
+                ..
+            }
+        ));
         // Media and every other type may quote; captions may mention.
         req(json!({"to": "15551230001", "type": "image", "mime_type": "image/jpeg", "url": "https://example.com/a.jpg", "caption": "@15550002222", "mentions": ["15550002222"], "reply_to": {"message_id": "X"}}))
             .validate(false)
@@ -762,38 +777,128 @@ mod tests {
     fn conversation_refusals_name_the_field() {
         let to = "15551230001";
         let rows = [
-            (json!({"to": to, "text": "hi", "reply_to": {"message_id": "bad id"}}), "reply_to"),
-            (json!({"to": to, "text": "hi", "reply_to": {"message_id": ""}}), "reply_to"),
-            (json!({"to": to, "text": "hi", "mentions": ["abc"]}), "mentions"),
-            (json!({"to": to, "text": "hi", "mentions": ["1555@example.com"]}), "mentions"),
-            (json!({"to": to, "text": "hi", "mentions": vec!["15550002222"; 257]}), "mentions"),
-            (json!({"to": to, "type": "location", "latitude": 1.0, "longitude": 2.0, "mentions": ["15550002222"]}), "mentions"),
-            (json!({"to": to, "type": "audio", "mime_type": "audio/ogg", "data_base64": b64(OGG), "mentions": ["15550002222"]}), "mentions"),
+            (
+                json!({"to": to, "text": "hi", "reply_to": {"message_id": "bad id"}}),
+                "reply_to",
+            ),
+            (
+                json!({"to": to, "text": "hi", "reply_to": {"message_id": ""}}),
+                "reply_to",
+            ),
+            (
+                json!({"to": to, "text": "hi", "mentions": ["abc"]}),
+                "mentions",
+            ),
+            (
+                json!({"to": to, "text": "hi", "mentions": ["1555@example.com"]}),
+                "mentions",
+            ),
+            (
+                json!({"to": to, "text": "hi", "mentions": vec!["15550002222"; 257]}),
+                "mentions",
+            ),
+            (
+                json!({"to": to, "type": "location", "latitude": 1.0, "longitude": 2.0, "mentions": ["15550002222"]}),
+                "mentions",
+            ),
+            (
+                json!({"to": to, "type": "audio", "mime_type": "audio/ogg", "data_base64": b64(OGG), "mentions": ["15550002222"]}),
+                "mentions",
+            ),
             (json!({"to": to, "text": "hi", "emoji": "👍"}), "emoji"),
             (json!({"to": to, "text": "hi", "question": "Q"}), "question"),
-            (json!({"type": "reaction", "message_id": "3EB0ABC", "emoji": "👍"}), "to"),
-            (json!({"to": to, "type": "reaction", "emoji": "👍"}), "message_id"),
-            (json!({"to": to, "type": "reaction", "message_id": "a/b", "emoji": "👍"}), "message_id"),
-            (json!({"to": to, "type": "reaction", "message_id": "3EB0ABC"}), "emoji"),
-            (json!({"to": to, "type": "reaction", "message_id": "3EB0ABC", "emoji": "ok"}), "emoji"),
-            (json!({"to": to, "type": "reaction", "message_id": "3EB0ABC", "emoji": "👍👍"}), "emoji"),
-            (json!({"to": to, "type": "reaction", "message_id": "3EB0ABC", "emoji": "👍", "text": "x"}), "text"),
-            (json!({"to": to, "type": "reaction", "message_id": "3EB0ABC", "emoji": "👍", "reply_to": {"message_id": "X"}}), "reply_to"),
-            (json!({"to": to, "type": "reaction", "message_id": "3EB0ABC", "emoji": "👍", "mentions": []}), "mentions"),
-            (json!({"to": to, "type": "poll", "options": ["a", "b"]}), "question"),
-            (json!({"to": to, "type": "poll", "question": "", "options": ["a", "b"]}), "question"),
-            (json!({"to": to, "type": "poll", "question": "  ", "options": ["a", "b"]}), "question"),
-            (json!({"to": to, "type": "poll", "question": "q".repeat(256), "options": ["a", "b"]}), "question"),
-            (json!({"to": to, "type": "poll", "question": "Q"}), "options"),
-            (json!({"to": to, "type": "poll", "question": "Q", "options": ["a"]}), "options"),
-            (json!({"to": to, "type": "poll", "question": "Q", "options": (0..13).map(|i| i.to_string()).collect::<Vec<_>>()}), "options"),
-            (json!({"to": to, "type": "poll", "question": "Q", "options": ["a", "a"]}), "options"),
-            (json!({"to": to, "type": "poll", "question": "Q", "options": ["a", ""]}), "options"),
-            (json!({"to": to, "type": "poll", "question": "Q", "options": ["a", "o".repeat(101)]}), "options"),
-            (json!({"to": to, "type": "poll", "question": "Q", "options": ["a", "b"], "selectable_count": 0}), "selectable_count"),
-            (json!({"to": to, "type": "poll", "question": "Q", "options": ["a", "b"], "selectable_count": 3}), "selectable_count"),
-            (json!({"to": to, "type": "poll", "question": "Q", "options": ["a", "b"], "mentions": ["15550002222"]}), "mentions"),
-            (json!({"to": to, "type": "poll", "question": "Q", "options": ["a", "b"], "emoji": "👍"}), "emoji"),
+            (
+                json!({"type": "reaction", "message_id": "3EB0ABC", "emoji": "👍"}),
+                "to",
+            ),
+            (
+                json!({"to": to, "type": "reaction", "emoji": "👍"}),
+                "message_id",
+            ),
+            (
+                json!({"to": to, "type": "reaction", "message_id": "a/b", "emoji": "👍"}),
+                "message_id",
+            ),
+            (
+                json!({"to": to, "type": "reaction", "message_id": "3EB0ABC"}),
+                "emoji",
+            ),
+            (
+                json!({"to": to, "type": "reaction", "message_id": "3EB0ABC", "emoji": "ok"}),
+                "emoji",
+            ),
+            (
+                json!({"to": to, "type": "reaction", "message_id": "3EB0ABC", "emoji": "👍👍"}),
+                "emoji",
+            ),
+            (
+                json!({"to": to, "type": "reaction", "message_id": "3EB0ABC", "emoji": "👍", "text": "x"}),
+                "text",
+            ),
+            (
+                json!({"to": to, "type": "reaction", "message_id": "3EB0ABC", "emoji": "👍", "reply_to": {"message_id": "X"}}),
+                "reply_to",
+            ),
+            (
+                json!({"to": to, "type": "reaction", "message_id": "3EB0ABC", "emoji": "👍", "mentions": []}),
+                "mentions",
+            ),
+            (
+                json!({"to": to, "type": "poll", "options": ["a", "b"]}),
+                "question",
+            ),
+            (
+                json!({"to": to, "type": "poll", "question": "", "options": ["a", "b"]}),
+                "question",
+            ),
+            (
+                json!({"to": to, "type": "poll", "question": "  ", "options": ["a", "b"]}),
+                "question",
+            ),
+            (
+                json!({"to": to, "type": "poll", "question": "q".repeat(256), "options": ["a", "b"]}),
+                "question",
+            ),
+            (
+                json!({"to": to, "type": "poll", "question": "Q"}),
+                "options",
+            ),
+            (
+                json!({"to": to, "type": "poll", "question": "Q", "options": ["a"]}),
+                "options",
+            ),
+            (
+                json!({"to": to, "type": "poll", "question": "Q", "options": (0..13).map(|i| i.to_string()).collect::<Vec<_>>()}),
+                "options",
+            ),
+            (
+                json!({"to": to, "type": "poll", "question": "Q", "options": ["a", "a"]}),
+                "options",
+            ),
+            (
+                json!({"to": to, "type": "poll", "question": "Q", "options": ["a", ""]}),
+                "options",
+            ),
+            (
+                json!({"to": to, "type": "poll", "question": "Q", "options": ["a", "o".repeat(101)]}),
+                "options",
+            ),
+            (
+                json!({"to": to, "type": "poll", "question": "Q", "options": ["a", "b"], "selectable_count": 0}),
+                "selectable_count",
+            ),
+            (
+                json!({"to": to, "type": "poll", "question": "Q", "options": ["a", "b"], "selectable_count": 3}),
+                "selectable_count",
+            ),
+            (
+                json!({"to": to, "type": "poll", "question": "Q", "options": ["a", "b"], "mentions": ["15550002222"]}),
+                "mentions",
+            ),
+            (
+                json!({"to": to, "type": "poll", "question": "Q", "options": ["a", "b"], "emoji": "👍"}),
+                "emoji",
+            ),
         ];
         for (body, want) in rows {
             assert_eq!(field(body.clone()), want, "{body}");
@@ -832,9 +937,10 @@ mod tests {
             }
         );
 
-        let mut r = req(json!({"to": "15551230001", "text": "yes", "reply_to": {"message_id": "3EB0ABC"}}))
-            .validate(false)
-            .unwrap();
+        let mut r =
+            req(json!({"to": "15551230001", "text": "yes", "reply_to": {"message_id": "3EB0ABC"}}))
+                .validate(false)
+                .unwrap();
         assert_eq!(
             r.resolve("reply_to", None).unwrap_err().details()["field"],
             "reply_to"

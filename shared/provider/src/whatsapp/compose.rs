@@ -246,9 +246,8 @@ mod tests {
             stanza_id: Some("3EB0QUOTED".into()),
             ..Default::default()
         };
-        let stanza = |c: &MessageField<wa::ContextInfo>| {
-            c.as_option().and_then(|c| c.stanza_id.clone())
-        };
+        let stanza =
+            |c: &MessageField<wa::ContextInfo>| c.as_option().and_then(|c| c.stanza_id.clone());
         let mut image = wa::Message {
             image_message: MessageField::some(Default::default()),
             ..Default::default()
@@ -264,8 +263,8 @@ mod tests {
         };
         attach_context(&mut location, ctx());
         assert!(stanza(&location.location_message.as_option().unwrap().context_info).is_some());
-        let mut poll = poll_message("Lunch?", &["a".into(), "b".into()], 1, &"00".repeat(32))
-            .expect("poll");
+        let mut poll =
+            poll_message("Lunch?", &["a".into(), "b".into()], 1, &"00".repeat(32)).expect("poll");
         attach_context(&mut poll, ctx());
         assert!(
             stanza(
@@ -305,25 +304,35 @@ mod tests {
         assert_eq!(r.text.as_deref(), Some(""));
         let key = r.key.as_option().unwrap();
         assert_eq!(key.from_me, Some(true));
-        assert_eq!(key.participant.as_deref(), Some("15551230001@s.whatsapp.net"));
+        assert_eq!(
+            key.participant.as_deref(),
+            Some("15551230001@s.whatsapp.net")
+        );
     }
 
     #[test]
     fn polls_carry_options_count_and_secret() {
-        let options = vec!["Pizza".to_string(), "Sushi".to_string(), "Tacos".to_string()];
+        let options = vec![
+            "Pizza".to_string(),
+            "Sushi".to_string(),
+            "Tacos".to_string(),
+        ];
         let secret = "ab".repeat(32);
         let single = poll_message("Lunch?", &options, 1, &secret).expect("poll");
         assert!(single.poll_creation_message.as_option().is_none());
         let p = single.poll_creation_message_v3.as_option().expect("v3");
         assert_eq!(p.name.as_deref(), Some("Lunch?"));
         let names: Vec<_> = p.options.iter().map(|o| o.option_name.clone()).collect();
-        assert_eq!(
-            names,
-            options.iter().cloned().map(Some).collect::<Vec<_>>()
-        );
+        assert_eq!(names, options.iter().cloned().map(Some).collect::<Vec<_>>());
         assert_eq!(p.selectable_options_count, Some(1));
-        assert_eq!(p.poll_content_type, Some(wa::message::PollContentType::TEXT));
-        let info = single.message_context_info.as_option().expect("context info");
+        assert_eq!(
+            p.poll_content_type,
+            Some(wa::message::PollContentType::TEXT)
+        );
+        let info = single
+            .message_context_info
+            .as_option()
+            .expect("context info");
         assert_eq!(info.message_secret.as_deref(), Some(&[0xAB; 32][..]));
 
         let multi = poll_message("Lunch?", &options, 2, &secret).expect("poll");
