@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use crate::devices::{call, create_app, send_text};
+use crate::devices::{call, create_app, linked_device, send_text};
 use crate::support::{Server, str_at};
 use crate::webhooks::{Receiver, SECRET};
 
@@ -27,24 +27,7 @@ async fn reply_mentions_reaction_and_poll_reach_whatsapp_and_the_webhook() {
     let app = create_app(&server, &jwt, body).await;
     receiver.set("secret", app["webhook_secret"].as_str().unwrap());
     let t = app["app_token"].as_str().unwrap().to_owned();
-    let (_, v) = call(
-        &server,
-        "POST",
-        "/devices",
-        &t,
-        Some(json!({"device_name": "chatty"})),
-    )
-    .await;
-    let id = str_at(&v, "/data/device/device_id");
-    let (s, v) = call(
-        &server,
-        "POST",
-        &format!("/sandbox/devices/{id}/scan"),
-        &t,
-        Some(json!({"wa_number": "15551230001"})),
-    )
-    .await;
-    assert_eq!(s, 200, "{v}");
+    let id = linked_device(&server, &t, "chatty").await;
     let path = format!("/devices/{id}/messages");
 
     let (s, v) = send_text(&server, &t, &id, "15550001111", "lunch?").await;
