@@ -2,6 +2,7 @@
 
 mod aws;
 mod aws_stack;
+mod conversations;
 mod dashboard;
 mod devices;
 mod fleet;

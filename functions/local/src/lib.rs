@@ -371,6 +371,26 @@ mod tests {
         ] {
             assert!(schemas[name].is_object(), "schema {name}");
         }
+        // The conversation fields of sends and messages.
+        let send = &schemas["SendRequest"]["properties"];
+        for field in [
+            "reply_to",
+            "mentions",
+            "message_id",
+            "emoji",
+            "question",
+            "options",
+            "selectable_count",
+        ] {
+            assert!(send[field].is_object(), "SendRequest.{field}");
+        }
+        let types = schemas["MessageType"]["enum"].as_array().unwrap();
+        for t in ["reaction", "poll"] {
+            assert!(types.contains(&serde_json::json!(t)), "MessageType {t}");
+        }
+        let view = &schemas["MessageView"]["properties"];
+        assert!(view["reply_to"].is_object() && view["mentions"].is_object());
+        assert!(schemas["ReplyTo"].is_object() && schemas["ReplyToView"].is_object());
         assert!(doc["components"]["securitySchemes"]["tenant_jwt"].is_object());
         assert!(doc["components"]["securitySchemes"]["app_token"].is_object());
     }

@@ -1161,6 +1161,19 @@ async fn event_driven_sends_once_per_key_and_dead_letter_the_hopeless() {
             "not_found",
         ),
         (job("k6", ""), "message.text"),
+        // Messages it names that the device does not have.
+        (
+            json!({"app_id": app.app_id, "device_id": api.device, "idempotency_key": "k8",
+                   "message": {"to": "15550001111", "type": "reaction", "message_id": "3EB0NOPE", "emoji": "👍"}})
+            .to_string(),
+            "message.message_id",
+        ),
+        (
+            json!({"app_id": app.app_id, "device_id": api.device, "idempotency_key": "k9",
+                   "message": {"to": "15550001111", "text": "x", "reply_to": {"message_id": "3EB0NOPE"}}})
+            .to_string(),
+            "message.reply_to",
+        ),
         // The key of an accepted send, reused with another body.
         (job("k1", "changed"), "conflict"),
     ];
@@ -1438,4 +1451,198 @@ async fn media_urls_with_special_purpose_literals_are_400() {
         )
         .await;
     assert_eq!(r.body["data"]["count"], 0, "nothing was stored: {}", r.body);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replies_mentions_reactions_and_polls() {
+    let api = api(Duration::from_secs(10), 0.0, 1).await;
+    let peer = "15550001111@s.whatsapp.net";
+    let r = api
+        .call(
+            "POST",
+            &format!("/sandbox/devices/{}/inbound", api.device),
+            json!({"from": "15550001111", "text": "lunch?"}),
+            &[],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    let inbound = message_id(&r);
+
+    // A reply to an inbound message, with mentions.
+    let r = api
+        .send(
+            json!({"to": "15550001111", "text": "yes @15550002222", "reply_to": {"message_id": inbound}, "mentions": ["+15550002222"]}),
+            &[],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    let m = &r.body["data"]["message"];
+    assert_eq!(m["reply_to"], json!({"message_id": inbound, "from": peer}));
+    assert_eq!(m["mentions"], json!(["15550002222@s.whatsapp.net"]));
+    let reply = message_id(&r);
+    assert_eq!(api.message(&reply).await["reply_to"]["message_id"], inbound);
+
+    // A reply to the device's own message: its sender is this account.
+    let r = api
+        .send(
+            json!({"to": "15550001111", "text": "again", "reply_to": {"message_id": reply}}),
+            &[],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    let own_from = r.body["data"]["message"]["reply_to"]["from"].clone();
+    assert!(
+        own_from
+            .as_str()
+            .is_some_and(|f| f.starts_with("15551230001")),
+        "{own_from}"
+    );
+    let again = message_id(&r);
+
+    // A message without either shows them empty.
+    let plain = api.message(&again).await;
+    let r = api
+        .send(json!({"to": "15550001111", "text": "plain"}), &[])
+        .await;
+    let m = &r.body["data"]["message"];
+    assert!(m["reply_to"].is_null() && m["mentions"] == json!([]), "{m}");
+    assert_eq!(plain["mentions"], json!([]));
+
+    // A reaction, then its removal.
+    let r = api
+        .send(
+            json!({"to": "15550001111", "type": "reaction", "message_id": inbound, "emoji": "👍"}),
+            &[],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(r.body["data"]["message"]["type"], "reaction");
+    assert_eq!(r.body["data"]["message"]["text"], "👍");
+    let reaction = message_id(&r);
+    let r = api
+        .send(
+            json!({"to": "15550001111", "type": "reaction", "message_id": inbound, "emoji": ""}),
+            &[],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    let unreaction = message_id(&r);
+
+    // A poll, replayed under its key: one send.
+    let poll = json!({"to": "15550001111", "type": "poll", "question": "Where?", "options": ["Pizza", "Sushi"], "selectable_count": 2});
+    let r = api
+        .send(poll.clone(), &[("idempotency-key", "poll-1")])
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(r.body["data"]["message"]["type"], "poll");
+    assert_eq!(r.body["data"]["message"]["text"], "Where?");
+    let poll_id = message_id(&r);
+    let again_r = api.send(poll, &[("idempotency-key", "poll-1")]).await;
+    assert_eq!(message_id(&again_r), poll_id);
+    assert_eq!(again_r.headers["idempotent-replayed"], "true");
+
+    // Unknown references are refused by field, and nothing reaches WhatsApp.
+    let before = api.sent_log().await;
+    for (body, field) in [
+        (
+            json!({"to": "15550001111", "text": "x", "reply_to": {"message_id": "3EB0NOPE"}}),
+            "reply_to",
+        ),
+        (
+            json!({"to": "15550001111", "type": "poll", "question": "Q", "options": ["a", "b"], "reply_to": {"message_id": "3EB0NOPE"}}),
+            "reply_to",
+        ),
+        (
+            json!({"to": "15550001111", "type": "reaction", "message_id": "3EB0NOPE", "emoji": "👍"}),
+            "message_id",
+        ),
+        (
+            json!({"to": "15550001111", "type": "reaction", "message_id": inbound, "emoji": "nope"}),
+            "emoji",
+        ),
+        (
+            json!({"to": "15550001111", "text": "x", "reply_to": {"id": inbound}}),
+            "reply_to.id",
+        ),
+        (
+            json!({"to": "15550001111", "text": "x", "mentions": ["x"]}),
+            "mentions",
+        ),
+        (
+            json!({"to": "15550001111", "type": "poll", "question": "Q", "options": ["a", "a"]}),
+            "options",
+        ),
+        (
+            json!({"to": "15550001111", "type": "poll", "question": "Q", "options": ["a", "b"], "selectable_count": -1}),
+            "selectable_count",
+        ),
+    ] {
+        let r = api.send(body.clone(), &[]).await;
+        assert_eq!(
+            (r.status, code(&r)),
+            (StatusCode::BAD_REQUEST, "validation_error"),
+            "{body}: {}",
+            r.body
+        );
+        assert_eq!(r.body["error"]["details"]["field"], field, "{body}");
+    }
+    assert_eq!(api.sent_log().await, before);
+
+    // What WhatsApp received, in order, with each action's fields.
+    let r = api
+        .call(
+            "GET",
+            &format!("/sandbox/devices/{}/sent", api.device),
+            Value::Null,
+            &[],
+        )
+        .await;
+    let sent = r.body["data"]["sent"].as_array().unwrap().clone();
+    let ids: Vec<_> = sent.iter().map(|s| s["message_id"].clone()).collect();
+    let plain_id = &ids[2];
+    assert_eq!(
+        ids,
+        vec![
+            json!(reply),
+            json!(again),
+            plain_id.clone(),
+            json!(reaction),
+            json!(unreaction),
+            json!(poll_id)
+        ]
+    );
+    assert_eq!(
+        sent[0]["reply_to"],
+        json!({"message_id": inbound, "from": peer})
+    );
+    assert_eq!(sent[0]["mentions"], json!(["15550002222@s.whatsapp.net"]));
+    assert!(sent[2].get("reply_to").is_none() && sent[2].get("mentions").is_none());
+    assert_eq!(
+        (
+            &sent[3]["type"],
+            &sent[3]["target_message_id"],
+            &sent[3]["emoji"]
+        ),
+        (&json!("reaction"), &json!(inbound), &json!("👍"))
+    );
+    assert_eq!(
+        sent[4]["emoji"], "",
+        "a removal is recorded with its empty emoji"
+    );
+    assert_eq!(sent[5]["type"], "poll");
+    assert_eq!(sent[5]["question"], "Where?");
+    assert_eq!(sent[5]["options"], json!(["Pizza", "Sushi"]));
+    assert_eq!(sent[5]["selectable_count"], 2);
+    assert!(sent[5].get("emoji").is_none());
+
+    // The sandbox does not simulate incoming reactions or quotes: refused, not misfiled.
+    let r = api
+        .call(
+            "POST",
+            &format!("/sandbox/devices/{}/inbound", api.device),
+            json!({"from": "15550001111", "type": "reaction", "message_id": reply, "emoji": "👍"}),
+            &[],
+        )
+        .await;
+    assert_eq!(r.body["error"]["details"]["field"], "type", "{}", r.body);
 }

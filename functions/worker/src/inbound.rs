@@ -71,6 +71,8 @@ impl Worker {
             updated_at: now,
             sent_at: None,
             next_attempt_at: None,
+            reply_to: None,
+            mentions: Vec::new(),
         };
         let events: Vec<_> = payload::message(&m).into_iter().collect();
         match store.create_message(&m, None, None, &events).await {

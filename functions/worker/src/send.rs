@@ -186,6 +186,8 @@ impl Worker {
             to: m.to.clone(),
             content,
             media,
+            reply_to: m.reply_to.clone(),
+            mentions: m.mentions.clone(),
         }))
     }
 

@@ -40,6 +40,18 @@ pub struct MessageView {
     #[serde(with = "wa_core::time::rfc3339::option")]
     #[schema(value_type = Option<String>, format = DateTime)]
     pub next_attempt_at: Option<OffsetDateTime>,
+    /// The message this one quotes.
+    pub reply_to: Option<ReplyToView>,
+    /// The JIDs mentioned in its text or caption.
+    pub mentions: Vec<String>,
+}
+
+/// The message a message quotes.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct ReplyToView {
+    pub message_id: String,
+    /// Its sender (this account for a message the device sent).
+    pub from: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
@@ -72,6 +84,11 @@ impl From<&Message> for MessageView {
             created_at: m.created_at,
             sent_at: m.sent_at,
             next_attempt_at: m.next_attempt_at,
+            reply_to: m.reply_to.as_ref().map(|r| ReplyToView {
+                message_id: r.message_id.clone(),
+                from: r.from.clone(),
+            }),
+            mentions: m.mentions.clone(),
         }
     }
 }

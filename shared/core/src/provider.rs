@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 use wa_errors::ErrorCode;
 
-use crate::messages::{Content, MessageStatus, MessageType};
+use crate::messages::{Content, MessageRef, MessageStatus, MessageType};
 use crate::time::OffsetDateTime;
 
 /// A failure reported by a provider, already classified into the API's codes.
@@ -136,6 +136,10 @@ pub struct OutboundMessage {
     pub content: Content,
     /// The media file's bytes, for media types.
     pub media: Option<Vec<u8>>,
+    /// The message it quotes.
+    pub reply_to: Option<MessageRef>,
+    /// The JIDs mentioned in its text or caption.
+    pub mentions: Vec<String>,
 }
 
 /// The sender side of the provider's event channel: `(device_id, event)`.
@@ -334,7 +338,8 @@ pub enum DropReason {
     ConnectionLost,
 }
 
-/// What the simulated WhatsApp received from a device.
+/// What the simulated WhatsApp received from a device: the message's id, recipient and
+/// type, and the fields of a conversation action (each only when it has one).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct SentRecord {
     pub message_id: String,
@@ -344,6 +349,25 @@ pub struct SentRecord {
     #[serde(with = "crate::time::rfc3339")]
     #[schema(value_type = String, format = DateTime)]
     pub received_at: OffsetDateTime,
+    /// The message this one quotes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reply_to: Option<SentReplyTo>,
+    /// The JIDs mentioned.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub mentions: Vec<String>,
+    /// reaction: the message reacted to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target_message_id: Option<String>,
+    /// reaction: the emoji (`""`: the reaction was removed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub emoji: Option<String>,
+    /// poll: its question, options and selectable count.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub question: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub options: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub selectable_count: Option<u32>,
     /// chat_presence: what the device showed in the chat `to`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub state: Option<ChatState>,
@@ -352,18 +376,70 @@ pub struct SentRecord {
     pub presence: Option<OwnPresence>,
 }
 
+/// The message a sent message quoted, as the sandbox recorded it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct SentReplyTo {
+    pub message_id: String,
+    pub from: Option<String>,
+}
+
 impl SentRecord {
-    /// The record of an action that is not a message (typing, presence): no message id, `to`
-    /// the chat it was shown in (empty for the account's own presence), received now.
-    pub fn action(kind: &str, to: &str) -> SentRecord {
+    /// The record of `message` received at `received_at`.
+    pub fn of(message: &OutboundMessage, received_at: OffsetDateTime) -> SentRecord {
+        let mut r = SentRecord::plain(
+            &message.message_id,
+            &message.to,
+            message.content.kind().as_str(),
+            received_at,
+        );
+        r.reply_to = message.reply_to.as_ref().map(|q| SentReplyTo {
+            message_id: q.message_id.clone(),
+            from: q.from.clone(),
+        });
+        r.mentions = message.mentions.clone();
+        match &message.content {
+            Content::Reaction { target, emoji } => {
+                r.target_message_id = Some(target.message_id.clone());
+                r.emoji = Some(emoji.clone());
+            }
+            Content::Poll {
+                question,
+                options,
+                selectable_count,
+                ..
+            } => {
+                r.question = Some(question.clone());
+                r.options = options.clone();
+                r.selectable_count = Some(*selectable_count);
+            }
+            _ => {}
+        }
+        r
+    }
+
+    /// A record of `kind` with no action fields.
+    pub fn plain(message_id: &str, to: &str, kind: &str, received_at: OffsetDateTime) -> Self {
         SentRecord {
-            message_id: String::new(),
+            message_id: message_id.to_owned(),
             to: to.to_owned(),
             kind: kind.to_owned(),
-            received_at: crate::time::now(),
+            received_at,
+            reply_to: None,
+            mentions: Vec::new(),
+            target_message_id: None,
+            emoji: None,
+            question: None,
+            options: Vec::new(),
+            selectable_count: None,
             state: None,
             presence: None,
         }
+    }
+
+    /// The record of an action that is not a message (typing, presence): no message id, `to`
+    /// the chat it was shown in (empty for the account's own presence), received now.
+    pub fn action(kind: &str, to: &str) -> SentRecord {
+        SentRecord::plain("", to, kind, crate::time::now())
     }
 }
 

@@ -192,7 +192,7 @@ impl Messages {
         idempotency_key: Option<String>,
         respond_async: bool,
     ) -> ApiResult<SendReply> {
-        let valid = request.validate(self.allow_private_urls)?;
+        let mut valid = request.validate(self.allow_private_urls)?;
         let device = self.devices.get(app, device_id).await?;
         // Only a request with an Idempotency-Key is ever compared with another one.
         let request_hash = if idempotency_key.is_some() {
@@ -217,6 +217,12 @@ impl Messages {
                     format!("the device is {s}; link or reconnect it first"),
                 ));
             }
+        }
+        // The messages the send names (the one it quotes, the one it reacts to) must be in
+        // this device's history.
+        for (field, id) in valid.references() {
+            let found = self.store.get_message(device_id, &id).await?;
+            valid.resolve(field, found.as_ref())?;
         }
         let now = time::now();
         let message = Message {
@@ -243,6 +249,8 @@ impl Messages {
             updated_at: now,
             sent_at: None,
             next_attempt_at: None,
+            reply_to: valid.reply_to,
+            mentions: valid.mentions,
         };
         let record = idempotency_key.as_ref().map(|key| IdempotencyRecord {
             app_id: app.app_id,

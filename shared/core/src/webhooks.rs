@@ -120,7 +120,7 @@ pub mod payload {
 
     use super::{Event, EventType};
     use crate::devices::{Device, DeviceStatus};
-    use crate::messages::{Direction, Message, MessageStatus};
+    use crate::messages::{Content, Direction, Message, MessageStatus};
     use crate::provider::Presence;
     use crate::time;
 
@@ -171,7 +171,7 @@ pub mod payload {
     }
 
     fn message_fields(m: &Message) -> Value {
-        json!({
+        let mut p = json!({
             "direction": match m.direction { Direction::Inbound => "inbound", Direction::Outbound => "outbound" },
             "message_id": m.message_id,
             "from": m.from,
@@ -186,7 +186,27 @@ pub mod payload {
             "media_sha256": m.media_sha256,
             "status": m.status.as_str(),
             "idempotency_key": m.idempotency_key,
-        })
+            "reply_to": m.reply_to.as_ref().map(|r| json!({"message_id": r.message_id, "from": r.from})),
+            "mentions": m.mentions,
+        });
+        match &m.content {
+            Some(Content::Reaction { target, emoji }) => {
+                p["target_message_id"] = json!(target.message_id);
+                p["emoji"] = json!(emoji);
+            }
+            Some(Content::Poll {
+                question,
+                options,
+                selectable_count,
+                ..
+            }) => {
+                p["question"] = json!(question);
+                p["options"] = json!(options);
+                p["selectable_count"] = json!(selectable_count);
+            }
+            _ => {}
+        }
+        p
     }
 
     /// `message` (inbound, or outbound once sent) or `message_failed`.

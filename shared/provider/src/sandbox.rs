@@ -17,7 +17,7 @@ use async_trait::async_trait;
 use rand::Rng;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
-use wa_core::messages::{MessageStatus, SendRequest};
+use wa_core::messages::{MessageStatus, MessageType, SendRequest};
 use wa_core::provider::{
     ChatState, DropReason, EventSender, Group, InboundDelivery, InboundMedia, InboundMessage,
     InboundSender, OutboundMessage, OwnPresence, Presence, Profile, Provider, ProviderFailure,
@@ -444,14 +444,7 @@ impl Provider for Sandbox {
             tokio::time::sleep(Duration::from_secs(5)).await;
             self.live_creds(device_id)?;
         }
-        let record = SentRecord {
-            message_id: message.message_id.clone(),
-            to: message.to.clone(),
-            kind: message.content.kind().as_str().to_owned(),
-            received_at: time::now(),
-            state: None,
-            presence: None,
-        };
+        let record = SentRecord::of(message, time::now());
         self.log_sent(device_id, record).await?;
         self.attempts
             .lock()
@@ -644,6 +637,20 @@ impl SandboxControl for Sandbox {
             req.to = Some(from.clone());
         }
         let valid = req.validate(true)?;
+        // Incoming quotes, mentions, reactions and polls are not simulated: refused rather
+        // than delivered as what they are not.
+        let unsupported = match valid.content.kind() {
+            MessageType::Reaction | MessageType::Poll => Some("type"),
+            _ if valid.reply_to.is_some() => Some("reply_to"),
+            _ if !valid.mentions.is_empty() => Some("mentions"),
+            _ => None,
+        };
+        if let Some(field) = unsupported {
+            return Err(ApiError::validation(
+                field,
+                format!("the sandbox does not simulate incoming messages with this `{field}`"),
+            ));
+        }
         self.live_creds(device_id)?;
         let message_id = wa_core::messages::new_message_id();
         let kind = valid.content.kind();

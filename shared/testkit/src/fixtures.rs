@@ -77,6 +77,8 @@ pub fn outbound_text(
         updated_at: at,
         sent_at: None,
         next_attempt_at: None,
+        reply_to: None,
+        mentions: Vec::new(),
     }
 }
 

@@ -1,11 +1,14 @@
 //! Messages: the record ([`record`]), the send request and its validation ([`request`]),
-//! and the media rules ([`media`]). Everything is re-exported here, so `messages::Message`,
-//! `messages::SendRequest` and `messages::check_bytes` name the same items.
+//! the media rules ([`media`]) and what a reaction's emoji is ([`emoji`]). Everything is
+//! re-exported here, so `messages::Message`, `messages::SendRequest` and
+//! `messages::check_bytes` name the same items.
 
+pub mod emoji;
 pub mod media;
 pub mod record;
 pub mod request;
 
+pub use emoji::is_one_emoji;
 pub use media::{check_bytes, magic_matches};
 pub use record::*;
 pub use request::*;

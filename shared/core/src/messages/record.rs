@@ -19,10 +19,14 @@ pub enum MessageType {
     Sticker,
     Location,
     Contact,
+    /// A reaction (an emoji) to a message of the chat.
+    Reaction,
+    /// A poll.
+    Poll,
 }
 
 impl MessageType {
-    pub const ALL: [MessageType; 8] = [
+    pub const ALL: [MessageType; 10] = [
         MessageType::Text,
         MessageType::Image,
         MessageType::Video,
@@ -31,6 +35,8 @@ impl MessageType {
         MessageType::Sticker,
         MessageType::Location,
         MessageType::Contact,
+        MessageType::Reaction,
+        MessageType::Poll,
     ];
 
     pub const fn as_str(self) -> &'static str {
@@ -43,6 +49,8 @@ impl MessageType {
             MessageType::Sticker => "sticker",
             MessageType::Location => "location",
             MessageType::Contact => "contact",
+            MessageType::Reaction => "reaction",
+            MessageType::Poll => "poll",
         }
     }
 
@@ -153,6 +161,47 @@ pub struct Media {
     pub source: MediaSource,
 }
 
+/// A message of a device's history that a send refers to: the one it quotes, or the one
+/// it reacts to.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MessageRef {
+    pub message_id: String,
+    /// Its sender: the peer (inbound), or this account (outbound; unknown before the
+    /// device was linked).
+    pub from: Option<String>,
+    /// Whether this device sent it.
+    pub from_me: bool,
+    /// Its chat: the peer, or the group.
+    pub chat: String,
+    /// Its text or caption, quoted in a reply.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub text: Option<String>,
+}
+
+impl MessageRef {
+    /// The reference to the stored message `m`.
+    pub fn of(m: &Message) -> MessageRef {
+        MessageRef {
+            message_id: m.message_id.clone(),
+            from: m.from.clone(),
+            from_me: m.direction == Direction::Outbound,
+            chat: m.chat.clone(),
+            text: m.text.clone(),
+        }
+    }
+
+    /// A reference to `message_id` not looked up yet (what a request names).
+    pub fn unresolved(message_id: &str, chat: &str) -> MessageRef {
+        MessageRef {
+            message_id: message_id.to_owned(),
+            from: None,
+            from_me: false,
+            chat: chat.to_owned(),
+            text: None,
+        }
+    }
+}
+
 /// The validated content of an outbound message.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
@@ -190,6 +239,19 @@ pub enum Content {
         contact_name: String,
         vcard: String,
     },
+    /// `emoji` on `target`; `""` takes the reaction back.
+    Reaction {
+        target: MessageRef,
+        emoji: String,
+    },
+    Poll {
+        question: String,
+        options: Vec<String>,
+        selectable_count: u32,
+        /// The poll's secret (32 bytes, hex): voters' clients derive their vote's key from
+        /// it, so it is needed to read the votes.
+        secret: String,
+    },
 }
 
 impl Content {
@@ -203,6 +265,8 @@ impl Content {
             Content::Sticker { .. } => MessageType::Sticker,
             Content::Location { .. } => MessageType::Location,
             Content::Contact { .. } => MessageType::Contact,
+            Content::Reaction { .. } => MessageType::Reaction,
+            Content::Poll { .. } => MessageType::Poll,
         }
     }
 
@@ -217,7 +281,8 @@ impl Content {
         }
     }
 
-    /// The text shown for the message: the text, a caption, a place or a contact's name.
+    /// The text shown for the message: the text, a caption, a place or a contact's name,
+    /// a reaction's emoji, a poll's question.
     pub fn display_text(&self) -> Option<String> {
         match self {
             Content::Text { text } => Some(text.clone()),
@@ -226,6 +291,8 @@ impl Content {
             | Content::Document { caption, .. } => caption.clone(),
             Content::Location { name, .. } => name.clone(),
             Content::Contact { contact_name, .. } => Some(contact_name.clone()),
+            Content::Reaction { emoji, .. } => Some(emoji.clone()),
+            Content::Poll { question, .. } => Some(question.clone()),
             _ => None,
         }
     }
@@ -270,6 +337,12 @@ pub struct Message {
     /// When a rate-limited send is retried.
     #[serde(with = "crate::time::rfc3339::option")]
     pub next_attempt_at: Option<OffsetDateTime>,
+    /// The message this one quotes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reply_to: Option<MessageRef>,
+    /// The JIDs mentioned in its text or caption.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub mentions: Vec<String>,
 }
 
 /// A change to a message.

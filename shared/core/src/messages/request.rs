@@ -4,7 +4,8 @@
 use serde::{Deserialize, Serialize};
 use wa_errors::{ApiError, ApiResult};
 
-use super::record::{Content, MessageType};
+use super::emoji::is_one_emoji;
+use super::record::{Content, Message, MessageRef, MessageType, is_valid_message_id};
 
 /// The body of a send, as received. Every field is optional here; `validate` applies the
 /// rules of the message's type.
@@ -15,7 +16,8 @@ pub struct SendRequest {
     /// Phone number (digits, optional +) or JID ending @s.whatsapp.net, @lid or @g.us.
     #[schema(value_type = String, required = true, pattern = r"^\+?[0-9]{6,20}$|^[0-9]{6,20}@(s\.whatsapp\.net|lid)$|^[0-9]{6,20}(-[0-9]{6,20})?@g\.us$")]
     pub to: Option<String>,
-    /// text (default), image, video, audio, document, sticker, location, contact.
+    /// text (default), image, video, audio, document, sticker, location, contact, reaction,
+    /// poll.
     #[serde(rename = "type")]
     #[schema(value_type = Option<MessageType>)]
     pub kind: Option<String>,
@@ -49,17 +51,92 @@ pub struct SendRequest {
     pub contact_name: Option<String>,
     /// contact: a vCard (BEGIN:VCARD ... END:VCARD).
     pub vcard: Option<String>,
+    /// Quotes a message of this device's history (either direction); any type but
+    /// reaction.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reply_to: Option<ReplyTo>,
+    /// text, image, video, document: up to 256 phone numbers or JIDs mentioned in the
+    /// text or caption.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(max_items = 256)]
+    pub mentions: Option<Vec<String>>,
+    /// reaction: the message reacted to, in this device's history.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message_id: Option<String>,
+    /// reaction: one emoji; `""` removes the reaction.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub emoji: Option<String>,
+    /// poll: 1-255 characters.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(min_length = 1, max_length = 255)]
+    pub question: Option<String>,
+    /// poll: 2-12 distinct options of 1-100 characters.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(min_items = 2, max_items = 12)]
+    pub options: Option<Vec<String>>,
+    /// poll: how many options a voter may pick, 1 (default) up to the number of options.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(minimum = 1, maximum = 12)]
+    pub selectable_count: Option<u32>,
 }
 
-/// A validated send: the recipient, the content and the inline media bytes.
+/// The message a send quotes.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ReplyTo {
+    /// A message id of this device's history (inbound or outbound).
+    pub message_id: String,
+}
+
+/// A validated send: the recipient, the content and the inline media bytes, the message
+/// it quotes and the JIDs it mentions. The messages it names (`reply_to`, a reaction's
+/// target) are checked against the device's history by [`ValidSend::resolve`].
 #[derive(Debug, Clone, PartialEq)]
 pub struct ValidSend {
     pub to: String,
     pub content: Content,
     pub media: Option<Vec<u8>>,
+    pub reply_to: Option<MessageRef>,
+    pub mentions: Vec<String>,
+}
+
+impl ValidSend {
+    /// The earlier messages the send names, each with the field that names it:
+    /// `reply_to`, and a reaction's `message_id`.
+    pub fn references(&self) -> Vec<(&'static str, String)> {
+        let mut refs = Vec::new();
+        if let Some(r) = &self.reply_to {
+            refs.push(("reply_to", r.message_id.clone()));
+        }
+        if let Content::Reaction { target, .. } = &self.content {
+            refs.push(("message_id", target.message_id.clone()));
+        }
+        refs
+    }
+
+    /// Fills in the reference named by `field` from the device's stored message `found`;
+    /// a message the device does not have is validation_error on `field`.
+    pub fn resolve(&mut self, field: &'static str, found: Option<&Message>) -> ApiResult<()> {
+        let Some(m) = found else {
+            return Err(ApiError::validation(
+                field,
+                format!("`{field}` names no message of this device"),
+            ));
+        };
+        match (field, &mut self.content) {
+            ("message_id", Content::Reaction { target, .. }) => *target = MessageRef::of(m),
+            _ => self.reply_to = Some(MessageRef::of(m)),
+        }
+        Ok(())
+    }
 }
 
 pub const MAX_TEXT_CHARS: usize = 65_536;
+pub const MAX_MENTIONS: usize = 256;
+pub const MAX_POLL_QUESTION_CHARS: usize = 255;
+pub const MAX_POLL_OPTION_CHARS: usize = 100;
+pub const POLL_OPTIONS: std::ops::RangeInclusive<usize> = 2..=12;
+
 pub const MAX_CAPTION_CHARS: usize = 1024;
 pub const MAX_VCARD_BYTES: usize = 64 * 1024;
 
@@ -100,7 +177,7 @@ impl SendRequest {
             Some(k) => MessageType::parse(k).ok_or_else(|| {
                 ApiError::validation(
                     "type",
-                    "`type` must be one of: text, image, video, audio, document, sticker, location, contact",
+                    "`type` must be one of: text, image, video, audio, document, sticker, location, contact, reaction, poll",
                 )
             })?,
         };
@@ -120,19 +197,42 @@ impl SendRequest {
                 "address" => self.address.is_some(),
                 "contact_name" => self.contact_name.is_some(),
                 "vcard" => self.vcard.is_some(),
+                "reply_to" => self.reply_to.is_some(),
+                "mentions" => self.mentions.is_some(),
+                "message_id" => self.message_id.is_some(),
+                "emoji" => self.emoji.is_some(),
+                "question" => self.question.is_some(),
+                "options" => self.options.is_some(),
+                "selectable_count" => self.selectable_count.is_some(),
                 _ => false,
             }
         };
+        // `reply_to` goes with every type but a reaction, `mentions` with a text or caption.
         let allowed: &[&'static str] = match kind {
-            MessageType::Text => &["text"],
-            MessageType::Image | MessageType::Video => {
-                &["mime_type", "data_base64", "url", "caption"]
-            }
-            MessageType::Audio => &["mime_type", "data_base64", "url", "ptt"],
-            MessageType::Document => &["mime_type", "data_base64", "url", "caption", "file_name"],
-            MessageType::Sticker => &["mime_type", "data_base64", "url"],
-            MessageType::Location => &["latitude", "longitude", "name", "address"],
-            MessageType::Contact => &["contact_name", "vcard"],
+            MessageType::Text => &["text", "reply_to", "mentions"],
+            MessageType::Image | MessageType::Video => &[
+                "mime_type",
+                "data_base64",
+                "url",
+                "caption",
+                "reply_to",
+                "mentions",
+            ],
+            MessageType::Audio => &["mime_type", "data_base64", "url", "ptt", "reply_to"],
+            MessageType::Document => &[
+                "mime_type",
+                "data_base64",
+                "url",
+                "caption",
+                "file_name",
+                "reply_to",
+                "mentions",
+            ],
+            MessageType::Sticker => &["mime_type", "data_base64", "url", "reply_to"],
+            MessageType::Location => &["latitude", "longitude", "name", "address", "reply_to"],
+            MessageType::Contact => &["contact_name", "vcard", "reply_to"],
+            MessageType::Reaction => &["message_id", "emoji"],
+            MessageType::Poll => &["question", "options", "selectable_count", "reply_to"],
         };
         for f in [
             "text",
@@ -148,11 +248,31 @@ impl SendRequest {
             "address",
             "contact_name",
             "vcard",
+            "reply_to",
+            "mentions",
+            "message_id",
+            "emoji",
+            "question",
+            "options",
+            "selectable_count",
         ] {
             if present(f) && !allowed.contains(&f) {
                 return Err(not_for(f, kind));
             }
         }
+        let reply_to = match &self.reply_to {
+            Some(r) if is_valid_message_id(&r.message_id) => {
+                Some(MessageRef::unresolved(&r.message_id, &to))
+            }
+            Some(_) => {
+                return Err(ApiError::validation(
+                    "reply_to",
+                    "`reply_to.message_id` must be a message id",
+                ));
+            }
+            None => None,
+        };
+        let mentions = self.valid_mentions()?;
         let caption = match &self.caption {
             Some(c) => {
                 chars_between("caption", c, 0, MAX_CAPTION_CHARS)?;
@@ -233,6 +353,36 @@ impl SendRequest {
                     None,
                 )
             }
+            MessageType::Reaction => {
+                let id = self
+                    .message_id
+                    .as_deref()
+                    .ok_or_else(|| required("message_id", kind))?;
+                if !is_valid_message_id(id) {
+                    return Err(ApiError::validation(
+                        "message_id",
+                        "`message_id` must be a message id",
+                    ));
+                }
+                let emoji = self
+                    .emoji
+                    .as_deref()
+                    .ok_or_else(|| required("emoji", kind))?;
+                if !emoji.is_empty() && !is_one_emoji(emoji) {
+                    return Err(ApiError::validation(
+                        "emoji",
+                        "`emoji` must be one emoji, or \"\" to remove the reaction",
+                    ));
+                }
+                (
+                    Content::Reaction {
+                        target: MessageRef::unresolved(id, &to),
+                        emoji: emoji.to_owned(),
+                    },
+                    None,
+                )
+            }
+            MessageType::Poll => (self.valid_poll()?, None),
             _ => {
                 let (media, bytes) = self.validate_media(kind, allow_private_urls)?;
                 let content = match kind {
@@ -263,8 +413,103 @@ impl SendRequest {
                 (content, bytes)
             }
         };
-        Ok(ValidSend { to, content, media })
+        Ok(ValidSend {
+            to,
+            content,
+            media,
+            reply_to,
+            mentions,
+        })
     }
+
+    /// `mentions`: at most [`MAX_MENTIONS`] recipients as `to` takes them, as JIDs, each
+    /// once, in the order given.
+    fn valid_mentions(&self) -> ApiResult<Vec<String>> {
+        let Some(list) = &self.mentions else {
+            return Ok(Vec::new());
+        };
+        if list.len() > MAX_MENTIONS {
+            return Err(ApiError::validation(
+                "mentions",
+                format!("`mentions` takes at most {MAX_MENTIONS} entries"),
+            ));
+        }
+        let mut out: Vec<String> = Vec::with_capacity(list.len());
+        for m in list {
+            let jid = crate::jid::normalize("mentions", m)?;
+            if !out.contains(&jid) {
+                out.push(jid);
+            }
+        }
+        Ok(out)
+    }
+
+    /// A poll's question, options and selectable count, with a new secret.
+    fn valid_poll(&self) -> ApiResult<Content> {
+        let kind = MessageType::Poll;
+        let question = self
+            .question
+            .as_deref()
+            .ok_or_else(|| required("question", kind))?;
+        chars_between("question", question, 1, MAX_POLL_QUESTION_CHARS)?;
+        if question.trim().is_empty() {
+            return Err(ApiError::validation(
+                "question",
+                "`question` must not be blank",
+            ));
+        }
+        let options = self
+            .options
+            .as_ref()
+            .ok_or_else(|| required("options", kind))?;
+        if !POLL_OPTIONS.contains(&options.len()) {
+            return Err(ApiError::validation(
+                "options",
+                format!(
+                    "`options` must have {}-{} entries",
+                    POLL_OPTIONS.start(),
+                    POLL_OPTIONS.end()
+                ),
+            ));
+        }
+        for (i, o) in options.iter().enumerate() {
+            if o.trim().is_empty() || o.chars().count() > MAX_POLL_OPTION_CHARS {
+                return Err(ApiError::validation(
+                    "options",
+                    format!(
+                        "each of `options` must be 1-{MAX_POLL_OPTION_CHARS} characters, not blank"
+                    ),
+                ));
+            }
+            if options[..i].contains(o) {
+                return Err(ApiError::validation(
+                    "options",
+                    format!("`options` must be distinct: {o:?} is repeated"),
+                ));
+            }
+        }
+        let selectable_count = self.selectable_count.unwrap_or(1);
+        if selectable_count < 1 || selectable_count as usize > options.len() {
+            return Err(ApiError::validation(
+                "selectable_count",
+                format!(
+                    "`selectable_count` must be between 1 and the number of options ({})",
+                    options.len()
+                ),
+            ));
+        }
+        Ok(Content::Poll {
+            question: question.to_owned(),
+            options: options.clone(),
+            selectable_count,
+            secret: new_poll_secret(),
+        })
+    }
+}
+
+/// A new poll secret: 32 random bytes, hex.
+pub fn new_poll_secret() -> String {
+    crate::auth::hex(&rand::random::<[u8; 32]>())
 }
 
 /// Checks an `Idempotency-Key` header value: 1-255 visible ASCII characters.
@@ -339,7 +584,7 @@ mod tests {
     fn refusals_name_the_field() {
         assert_eq!(field(json!({"text": "hi"})), "to");
         assert_eq!(field(json!({"to": "abc", "text": "hi"})), "to");
-        assert_eq!(field(json!({"to": "15551230001", "type": "poll"})), "type");
+        assert_eq!(field(json!({"to": "15551230001", "type": "sms"})), "type");
         assert_eq!(field(json!({"to": "15551230001"})), "text");
         assert_eq!(field(json!({"to": "15551230001", "text": ""})), "text");
         assert_eq!(
@@ -457,6 +702,289 @@ mod tests {
             ),
             "data_base64"
         );
+    }
+
+    #[test]
+    fn conversation_sends_validate() {
+        let s = req(json!({"to": "+15551230001", "text": "hi @15550002222", "reply_to": {"message_id": "3EB0ABC"}, "mentions": ["+15550002222", "15550002222@s.whatsapp.net", "100000000000001@lid"]}))
+            .validate(false)
+            .unwrap();
+        assert_eq!(
+            s.reply_to,
+            Some(MessageRef::unresolved(
+                "3EB0ABC",
+                "15551230001@s.whatsapp.net"
+            ))
+        );
+        // Normalized like `to`, each once, in order.
+        assert_eq!(
+            s.mentions,
+            vec!["15550002222@s.whatsapp.net", "100000000000001@lid"]
+        );
+        assert_eq!(s.references(), vec![("reply_to", "3EB0ABC".to_string())]);
+
+        let s = req(json!({"to": "15551230001", "type": "reaction", "message_id": "3EB0ABC", "emoji": "👍"}))
+            .validate(false)
+            .unwrap();
+        assert!(
+            matches!(&s.content, Content::Reaction { target, emoji } if target.message_id == "3EB0ABC" && emoji == "👍")
+        );
+        assert_eq!(s.references(), vec![("message_id", "3EB0ABC".to_string())]);
+        let removed = req(
+            json!({"to": "15551230001", "type": "reaction", "message_id": "3EB0ABC", "emoji": ""}),
+        )
+        .validate(false)
+        .unwrap();
+        assert_eq!(removed.content.display_text().as_deref(), Some(""));
+
+        let s = req(json!({"to": "120363000000000001@g.us", "type": "poll", "question": "Lunch?", "options": ["Pizza", "Sushi", "Tacos"], "reply_to": {"message_id": "3EB0ABC"}}))
+            .validate(false)
+            .unwrap();
+        let Content::Poll {
+            question,
+            options,
+            selectable_count,
+            secret,
+        } = &s.content
+        else {
+            panic!("{:?}", s.content)
+        };
+        assert_eq!(question, "Lunch?");
+        assert_eq!(options.len(), 3);
+        assert_eq!(*selectable_count, 1);
+        assert_eq!(secret.len(), 64);
+        assert!(secret.bytes().all(|b| b.is_ascii_hexdigit()));
+        let two = req(json!({"to": "15551230001", "type": "poll", "question": "Q", "options": ["a", "b"], "selectable_count": 2}))
+            .validate(false)
+            .unwrap();
+        assert!(matches!(
+            two.content,
+            Content::Poll {
+                selectable_count: 2,
+                ..
+            }
+        ));
+        // Media and every other type may quote; captions may mention.
+        req(json!({"to": "15551230001", "type": "image", "mime_type": "image/jpeg", "url": "https://example.com/a.jpg", "caption": "@15550002222", "mentions": ["15550002222"], "reply_to": {"message_id": "X"}}))
+            .validate(false)
+            .unwrap();
+        req(json!({"to": "15551230001", "type": "location", "latitude": 1.0, "longitude": 2.0, "reply_to": {"message_id": "X"}}))
+            .validate(false)
+            .unwrap();
+    }
+
+    #[test]
+    fn conversation_refusals_name_the_field() {
+        let to = "15551230001";
+        let rows = [
+            (
+                json!({"to": to, "text": "hi", "reply_to": {"message_id": "bad id"}}),
+                "reply_to",
+            ),
+            (
+                json!({"to": to, "text": "hi", "reply_to": {"message_id": ""}}),
+                "reply_to",
+            ),
+            (
+                json!({"to": to, "text": "hi", "mentions": ["abc"]}),
+                "mentions",
+            ),
+            (
+                json!({"to": to, "text": "hi", "mentions": ["1555@example.com"]}),
+                "mentions",
+            ),
+            (
+                json!({"to": to, "text": "hi", "mentions": vec!["15550002222"; 257]}),
+                "mentions",
+            ),
+            (
+                json!({"to": to, "type": "location", "latitude": 1.0, "longitude": 2.0, "mentions": ["15550002222"]}),
+                "mentions",
+            ),
+            (
+                json!({"to": to, "type": "audio", "mime_type": "audio/ogg", "data_base64": b64(OGG), "mentions": ["15550002222"]}),
+                "mentions",
+            ),
+            (json!({"to": to, "text": "hi", "emoji": "👍"}), "emoji"),
+            (json!({"to": to, "text": "hi", "question": "Q"}), "question"),
+            (
+                json!({"type": "reaction", "message_id": "3EB0ABC", "emoji": "👍"}),
+                "to",
+            ),
+            (
+                json!({"to": to, "type": "reaction", "emoji": "👍"}),
+                "message_id",
+            ),
+            (
+                json!({"to": to, "type": "reaction", "message_id": "a/b", "emoji": "👍"}),
+                "message_id",
+            ),
+            (
+                json!({"to": to, "type": "reaction", "message_id": "3EB0ABC"}),
+                "emoji",
+            ),
+            (
+                json!({"to": to, "type": "reaction", "message_id": "3EB0ABC", "emoji": "ok"}),
+                "emoji",
+            ),
+            (
+                json!({"to": to, "type": "reaction", "message_id": "3EB0ABC", "emoji": "👍👍"}),
+                "emoji",
+            ),
+            (
+                json!({"to": to, "type": "reaction", "message_id": "3EB0ABC", "emoji": "👍", "text": "x"}),
+                "text",
+            ),
+            (
+                json!({"to": to, "type": "reaction", "message_id": "3EB0ABC", "emoji": "👍", "reply_to": {"message_id": "X"}}),
+                "reply_to",
+            ),
+            (
+                json!({"to": to, "type": "reaction", "message_id": "3EB0ABC", "emoji": "👍", "mentions": []}),
+                "mentions",
+            ),
+            (
+                json!({"to": to, "type": "poll", "options": ["a", "b"]}),
+                "question",
+            ),
+            (
+                json!({"to": to, "type": "poll", "question": "", "options": ["a", "b"]}),
+                "question",
+            ),
+            (
+                json!({"to": to, "type": "poll", "question": "  ", "options": ["a", "b"]}),
+                "question",
+            ),
+            (
+                json!({"to": to, "type": "poll", "question": "q".repeat(256), "options": ["a", "b"]}),
+                "question",
+            ),
+            (
+                json!({"to": to, "type": "poll", "question": "Q"}),
+                "options",
+            ),
+            (
+                json!({"to": to, "type": "poll", "question": "Q", "options": ["a"]}),
+                "options",
+            ),
+            (
+                json!({"to": to, "type": "poll", "question": "Q", "options": (0..13).map(|i| i.to_string()).collect::<Vec<_>>()}),
+                "options",
+            ),
+            (
+                json!({"to": to, "type": "poll", "question": "Q", "options": ["a", "a"]}),
+                "options",
+            ),
+            (
+                json!({"to": to, "type": "poll", "question": "Q", "options": ["a", ""]}),
+                "options",
+            ),
+            (
+                json!({"to": to, "type": "poll", "question": "Q", "options": ["a", "o".repeat(101)]}),
+                "options",
+            ),
+            (
+                json!({"to": to, "type": "poll", "question": "Q", "options": ["a", "b"], "selectable_count": 0}),
+                "selectable_count",
+            ),
+            (
+                json!({"to": to, "type": "poll", "question": "Q", "options": ["a", "b"], "selectable_count": 3}),
+                "selectable_count",
+            ),
+            (
+                json!({"to": to, "type": "poll", "question": "Q", "options": ["a", "b"], "mentions": ["15550002222"]}),
+                "mentions",
+            ),
+            (
+                json!({"to": to, "type": "poll", "question": "Q", "options": ["a", "b"], "emoji": "👍"}),
+                "emoji",
+            ),
+        ];
+        for (body, want) in rows {
+            assert_eq!(field(body.clone()), want, "{body}");
+        }
+    }
+
+    #[test]
+    fn resolving_names_the_unknown_reference() {
+        let mut s = req(json!({"to": "15551230001", "type": "reaction", "message_id": "3EB0ABC", "emoji": "👍"}))
+            .validate(false)
+            .unwrap();
+        let e = s.resolve("message_id", None).unwrap_err();
+        assert_eq!(e.code(), ErrorCode::ValidationError);
+        assert_eq!(e.details()["field"], "message_id");
+
+        let stored = Message {
+            message_id: "3EB0ABC".into(),
+            direction: Direction::Inbound,
+            from: Some("15550001111@s.whatsapp.net".into()),
+            chat: "120363000000000001@g.us".into(),
+            text: Some("lunch?".into()),
+            ..sample_message()
+        };
+        s.resolve("message_id", Some(&stored)).unwrap();
+        let Content::Reaction { target, .. } = &s.content else {
+            panic!()
+        };
+        assert_eq!(
+            target,
+            &MessageRef {
+                message_id: "3EB0ABC".into(),
+                from: Some("15550001111@s.whatsapp.net".into()),
+                from_me: false,
+                chat: "120363000000000001@g.us".into(),
+                text: Some("lunch?".into()),
+            }
+        );
+
+        let mut r =
+            req(json!({"to": "15551230001", "text": "yes", "reply_to": {"message_id": "3EB0ABC"}}))
+                .validate(false)
+                .unwrap();
+        assert_eq!(
+            r.resolve("reply_to", None).unwrap_err().details()["field"],
+            "reply_to"
+        );
+        let mine = Message {
+            direction: Direction::Outbound,
+            from: Some("15551230001:3@s.whatsapp.net".into()),
+            ..stored
+        };
+        r.resolve("reply_to", Some(&mine)).unwrap();
+        let q = r.reply_to.unwrap();
+        assert!(q.from_me);
+        assert_eq!(q.from.as_deref(), Some("15551230001:3@s.whatsapp.net"));
+    }
+
+    fn sample_message() -> Message {
+        let now = crate::time::now();
+        Message {
+            message_id: new_message_id(),
+            device_id: uuid::Uuid::nil(),
+            app_id: uuid::Uuid::nil(),
+            direction: Direction::Outbound,
+            to: "15551230001@s.whatsapp.net".into(),
+            from: None,
+            from_phone: None,
+            chat: "15551230001@s.whatsapp.net".into(),
+            kind: MessageType::Text,
+            status: MessageStatus::Sent,
+            error: None,
+            attempts: 1,
+            idempotency_key: None,
+            content: None,
+            text: None,
+            media_path: None,
+            mime_type: None,
+            media_size: None,
+            media_sha256: None,
+            created_at: now,
+            updated_at: now,
+            sent_at: None,
+            next_attempt_at: None,
+            reply_to: None,
+            mentions: Vec::new(),
+        }
     }
 
     #[test]

@@ -206,14 +206,12 @@ impl SandboxControl for FakeSandbox {
     }
     async fn sent(&self, d: Uuid) -> ApiResult<Vec<SentRecord>> {
         self.0.push(format!("sent {d}"));
-        Ok(vec![SentRecord {
-            message_id: "m1".into(),
-            to: "t".into(),
-            kind: "text".into(),
-            received_at: OffsetDateTime::UNIX_EPOCH,
-            state: None,
-            presence: None,
-        }])
+        Ok(vec![SentRecord::plain(
+            "m1",
+            "t",
+            "text",
+            OffsetDateTime::UNIX_EPOCH,
+        )])
     }
     async fn sessions(&self, d: Uuid) -> ApiResult<Vec<SessionRecord>> {
         self.0.push(format!("sessions {d}"));

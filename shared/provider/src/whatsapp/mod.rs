@@ -26,6 +26,7 @@
 
 mod acks;
 mod classify;
+mod compose;
 mod events;
 mod inbound;
 mod mapping;

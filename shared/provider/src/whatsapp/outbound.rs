@@ -27,6 +27,7 @@ use whatsapp_rust::{Client, Jid, SendOptions, UploadOptions};
 
 use super::acks::{AckOutcome, AckTable};
 use super::classify::{classify_error, classify_nack, classify_send_error};
+use super::compose;
 
 /// How long the server may take to ack a message once it is on the wire. Past this
 /// the send is `upstream_timeout` (`group_prekey_timeout` for groups); resending under
@@ -46,7 +47,8 @@ pub(crate) const SEND_TIMEOUT: Duration = Duration::from_secs(120);
 const OGG_OPUS: &str = "audio/ogg; codecs=opus";
 
 /// The message for content without media (text, location, contact); `None` for the
-/// media types, which need an upload first ([`media_spec`]).
+/// media types, which need an upload first ([`media_spec`]), and for reactions and polls
+/// ([`compose::conversation_message`]).
 pub(crate) fn plain_message(content: &Content) -> Option<wa::Message> {
     match content {
         Content::Text { text } => Some(wa::Message {
@@ -83,7 +85,9 @@ pub(crate) fn plain_message(content: &Content) -> Option<wa::Message> {
         | Content::Video { .. }
         | Content::Audio { .. }
         | Content::Document { .. }
-        | Content::Sticker { .. } => None,
+        | Content::Sticker { .. }
+        | Content::Reaction { .. }
+        | Content::Poll { .. } => None,
     }
 }
 
@@ -185,7 +189,11 @@ pub(crate) fn media_spec(content: &Content, bytes: &[u8]) -> Option<MediaSpec> {
             mimetype: media.mime_type.clone(),
             animated: whatsapp_rust::webp::is_animated(bytes),
         }),
-        Content::Text { .. } | Content::Location { .. } | Content::Contact { .. } => None,
+        Content::Text { .. }
+        | Content::Location { .. }
+        | Content::Contact { .. }
+        | Content::Reaction { .. }
+        | Content::Poll { .. } => None,
     }
 }
 
@@ -219,17 +227,42 @@ fn timeout_failure(is_group: bool, message: String) -> ProviderFailure {
     }
 }
 
-/// Builds the message, uploading its media first when it has some. A media type
+/// Builds the message with its quote and mentions ([`compose::context_info`]).
+async fn prepare(
+    device_id: Uuid,
+    client: &Client,
+    message: &OutboundMessage,
+) -> Result<wa::Message, ProviderFailure> {
+    let mut wa_message = content_message(device_id, client, message).await?;
+    if let Some(ctx) =
+        compose::context_info(message.reply_to.as_ref(), &message.mentions, &message.to)
+    {
+        compose::attach_context(&mut wa_message, ctx);
+    }
+    Ok(wa_message)
+}
+
+/// Builds the message's content, uploading its media first when it has some. A media type
 /// without bytes is a `provider_error` (the worker always supplies them); upload
 /// failures are classified by [`classify_error`], an upload past [`UPLOAD_TIMEOUT`]
 /// is `upstream_timeout`.
-async fn prepare(
+async fn content_message(
     device_id: Uuid,
     client: &Client,
     message: &OutboundMessage,
 ) -> Result<wa::Message, ProviderFailure> {
     if let Some(plain) = plain_message(&message.content) {
         return Ok(plain);
+    }
+    let now_ms = (wa_core::time::now().unix_timestamp_nanos() / 1_000_000) as i64;
+    if let Some(m) = compose::conversation_message(&message.content, now_ms) {
+        return Ok(m);
+    }
+    if let Content::Poll { .. } = message.content {
+        return Err(ProviderFailure::new(
+            ErrorCode::InternalError,
+            "the poll's stored secret is not hex",
+        ));
     }
     let kind = message.content.kind();
     let Some(bytes) = message.media.as_ref() else {

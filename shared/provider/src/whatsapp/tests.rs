@@ -76,6 +76,8 @@ fn text_message(to: &str) -> OutboundMessage {
             text: "hello".to_string(),
         },
         media: None,
+        reply_to: None,
+        mentions: Vec::new(),
     }
 }
 

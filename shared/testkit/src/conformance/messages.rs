@@ -54,6 +54,7 @@ pub async fn message_store(s: Arc<dyn MessageStore>) {
     );
 
     inbound_ids_are_per_chat_and_sender(&*s, Uuid::now_v7(), app).await;
+    conversation_fields_are_kept(&*s, Uuid::now_v7(), app).await;
 
     // conditional updates
     let u = MessageUpdate {
@@ -222,6 +223,76 @@ pub async fn message_store(s: Arc<dyn MessageStore>) {
             >= 1
     );
     assert_eq!(s.get_idempotency(app, &old_key).await.unwrap(), None);
+}
+
+/// A reply's quote and mentions, a reaction's target and a poll are kept whole, also
+/// through an update.
+async fn conversation_fields_are_kept(s: &dyn MessageStore, device: Uuid, app: Uuid) {
+    let quoted = MessageRef {
+        message_id: "3EB0QUOTED".into(),
+        from: Some("15550001111@s.whatsapp.net".into()),
+        from_me: false,
+        chat: "120363000000000001@g.us".into(),
+        text: Some("lunch?".into()),
+    };
+    let reply = Message {
+        reply_to: Some(quoted.clone()),
+        mentions: vec![
+            "15550002222@s.whatsapp.net".into(),
+            "100000000000001@lid".into(),
+        ],
+        ..outbound_text(device, app, "yes @15550002222", time::now())
+    };
+    let reaction = Message {
+        kind: MessageType::Reaction,
+        text: Some(String::new()),
+        content: Some(Content::Reaction {
+            target: MessageRef {
+                from_me: true,
+                text: None,
+                ..quoted.clone()
+            },
+            emoji: String::new(),
+        }),
+        ..outbound_text(device, app, "", time::now())
+    };
+    let poll = Message {
+        kind: MessageType::Poll,
+        text: Some("Where?".into()),
+        content: Some(Content::Poll {
+            question: "Where?".into(),
+            options: vec!["Pizza".into(), "Sushi".into()],
+            selectable_count: 2,
+            secret: "ab".repeat(32),
+        }),
+        reply_to: Some(quoted),
+        ..outbound_text(device, app, "Where?", time::now())
+    };
+    for m in [reply, reaction, poll] {
+        s.create_message(&m, None, None, &[]).await.unwrap();
+        assert_eq!(
+            s.get_message(device, &m.message_id).await.unwrap(),
+            Some(m.clone())
+        );
+        // Sent, so that no check of pending sends sees it.
+        let u = MessageUpdate {
+            status: Some(MessageStatus::Sent),
+            attempts: Some(1),
+            sent_at: Some(Some(time::now())),
+            ..MessageUpdate::default()
+        };
+        let updated = s
+            .update_message(device, &m.message_id, &u, &[MessageStatus::Queued], &[])
+            .await
+            .unwrap();
+        let mut want = m.clone();
+        u.apply_to(&mut want);
+        assert_eq!(updated, want);
+        assert_eq!(
+            s.get_message(device, &m.message_id).await.unwrap(),
+            Some(want)
+        );
+    }
 }
 
 /// WhatsApp's ids are unique per chat and sender only: a redelivery is recognised, and a

@@ -42,13 +42,31 @@ pub async fn reply_store(s: Arc<dyn ReplyStore>) {
     // An ask answered again (redelivered): the last reply stands.
     let sent = Reply::Answer(SessionAnswer::Sent(
         (0..200)
-            .map(|i| SentRecord {
-                message_id: format!("3EB0{i:016}"),
-                to: "15550001111@s.whatsapp.net".into(),
-                kind: "text".into(),
-                received_at: time::now(),
-                state: None,
-                presence: None,
+            .map(|i| {
+                let id = format!("3EB0{i:016}");
+                let mut r =
+                    SentRecord::plain(&id, "15550001111@s.whatsapp.net", "text", time::now());
+                // Every kind of action field travels with its record.
+                match i % 3 {
+                    1 => {
+                        r.kind = "reaction".into();
+                        r.target_message_id = Some("3EB0TARGET".into());
+                        r.emoji = Some(if i % 2 == 0 { "" } else { "👍" }.into());
+                    }
+                    2 => {
+                        r.kind = "poll".into();
+                        r.question = Some("Lunch?".into());
+                        r.options = vec!["Pizza".into(), "Sushi".into()];
+                        r.selectable_count = Some(1);
+                        r.reply_to = Some(wa_core::provider::SentReplyTo {
+                            message_id: "3EB0QUOTED".into(),
+                            from: Some("15550001111@s.whatsapp.net".into()),
+                        });
+                        r.mentions = vec!["15550002222@s.whatsapp.net".into()];
+                    }
+                    _ => {}
+                }
+                r
             })
             .collect(),
     ));

@@ -1,0 +1,167 @@
+//! Conversation sends through the real binary on the sandbox: a reply with mentions, a
+//! reaction and a poll reach WhatsApp in order with their fields, and each is reported by
+//! a signed outbound `message` webhook.
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use crate::devices::{call, create_app, linked_device, send_text};
+use crate::support::{Server, str_at};
+use crate::webhooks::{Receiver, SECRET};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reply_mentions_reaction_and_poll_reach_whatsapp_and_the_webhook() {
+    let rdir = tempfile::tempdir().unwrap();
+    let receiver = Receiver::start(rdir.path(), 0);
+    let server = Server::start(&[
+        SECRET,
+        ("WA_PROVIDER", "sandbox"),
+        ("WA_SEND_RATE", "0"),
+        ("WA_ALLOW_PRIVATE_URLS", "1"),
+    ]);
+    let (ok, jwt, err) = server.cli(&["token", "--tenant", "chats"], &[SECRET]);
+    assert!(ok, "{err}");
+    let body =
+        json!({"name": "chats", "webhook_url": format!("http://127.0.0.1:{}/hook", receiver.port)});
+    let app = create_app(&server, &jwt, body).await;
+    receiver.set("secret", app["webhook_secret"].as_str().unwrap());
+    let t = app["app_token"].as_str().unwrap().to_owned();
+    let id = linked_device(&server, &t, "chatty").await;
+    let path = format!("/devices/{id}/messages");
+
+    let (s, v) = send_text(&server, &t, &id, "15550001111", "lunch?").await;
+    assert_eq!(s, 200, "{v}");
+    let question = str_at(&v, "/data/message/message_id");
+
+    let (s, v) = call(
+        &server,
+        "POST",
+        &path,
+        &t,
+        Some(json!({
+            "to": "15550001111",
+            "text": "@15550002222 are you in?",
+            "reply_to": {"message_id": question},
+            "mentions": ["15550002222"]
+        })),
+    )
+    .await;
+    assert_eq!(s, 200, "{v}");
+    let reply = str_at(&v, "/data/message/message_id");
+    assert_eq!(v["data"]["message"]["reply_to"]["message_id"], question);
+    assert_eq!(
+        v["data"]["message"]["mentions"],
+        json!(["15550002222@s.whatsapp.net"])
+    );
+
+    let (s, v) = call(
+        &server,
+        "POST",
+        &path,
+        &t,
+        Some(
+            json!({"to": "15550001111", "type": "reaction", "message_id": question, "emoji": "🍕"}),
+        ),
+    )
+    .await;
+    assert_eq!(s, 200, "{v}");
+    let reaction = str_at(&v, "/data/message/message_id");
+
+    let (s, v) = call(
+        &server,
+        "POST",
+        &path,
+        &t,
+        Some(json!({"to": "15550001111", "type": "poll", "question": "Where?", "options": ["Pizza", "Sushi", "Tacos"]})),
+    )
+    .await;
+    assert_eq!(s, 200, "{v}");
+    let poll = str_at(&v, "/data/message/message_id");
+
+    let (s, v) = call(
+        &server,
+        "POST",
+        &path,
+        &t,
+        Some(json!({"to": "15550001111", "type": "reaction", "message_id": "3EB0UNKNOWN", "emoji": "🍕"})),
+    )
+    .await;
+    assert_eq!(
+        (s, &v["error"]["details"]["field"]),
+        (400, &json!("message_id"))
+    );
+
+    // What WhatsApp received, in order, with each action's fields.
+    let (_, v) = call(
+        &server,
+        "GET",
+        &format!("/sandbox/devices/{id}/sent"),
+        &t,
+        None,
+    )
+    .await;
+    let sent = v["data"]["sent"].as_array().unwrap();
+    let order: Vec<(&str, &str)> = sent
+        .iter()
+        .map(|r| {
+            (
+                r["message_id"].as_str().unwrap(),
+                r["type"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        order,
+        vec![
+            (question.as_str(), "text"),
+            (reply.as_str(), "text"),
+            (reaction.as_str(), "reaction"),
+            (poll.as_str(), "poll"),
+        ]
+    );
+    assert_eq!(sent[1]["reply_to"]["message_id"], question);
+    assert_eq!(sent[1]["mentions"], json!(["15550002222@s.whatsapp.net"]));
+    assert_eq!(sent[2]["target_message_id"], question);
+    assert_eq!(sent[2]["emoji"], "🍕");
+    assert_eq!(sent[3]["question"], "Where?");
+    assert_eq!(sent[3]["options"], json!(["Pizza", "Sushi", "Tacos"]));
+    assert_eq!(sent[3]["selectable_count"], 1);
+
+    // Each is reported by a verified outbound `message` webhook.
+    let outbound = |got: &[Value], mid: &str| -> Option<Value> {
+        got.iter()
+            .filter(|r| r["verified"] == true && r["body"]["event"] == "message")
+            .map(|r| r["body"]["payload"].clone())
+            .find(|p| p["message_id"] == mid && p["direction"] == "outbound")
+    };
+    let got = receiver
+        .wait(
+            "the three sends' webhooks",
+            Duration::from_secs(30),
+            |got| {
+                [&reply, &reaction, &poll]
+                    .iter()
+                    .all(|m| outbound(got, m).is_some())
+            },
+        )
+        .await;
+    let p = outbound(&got, &reply).unwrap();
+    assert_eq!(p["type"], "text");
+    assert_eq!(p["reply_to"]["message_id"], question);
+    assert_eq!(p["mentions"], json!(["15550002222@s.whatsapp.net"]));
+    let p = outbound(&got, &reaction).unwrap();
+    assert_eq!(
+        (&p["type"], &p["target_message_id"], &p["emoji"]),
+        (&json!("reaction"), &json!(question), &json!("🍕"))
+    );
+    let p = outbound(&got, &poll).unwrap();
+    assert_eq!(
+        (&p["type"], &p["question"], &p["options"]),
+        (
+            &json!("poll"),
+            &json!("Where?"),
+            &json!(["Pizza", "Sushi", "Tacos"])
+        )
+    );
+}
