@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use crate::devices::{call, create_app, linked_device, send_text};
+use crate::devices::{call, linked_device, send_text};
 use crate::support::{Server, str_at};
 use crate::webhooks::{Receiver, SECRET};
 
@@ -20,12 +20,7 @@ async fn reply_mentions_reaction_and_poll_reach_whatsapp_and_the_webhook() {
         ("WA_SEND_RATE", "0"),
         ("WA_ALLOW_PRIVATE_URLS", "1"),
     ]);
-    let (ok, jwt, err) = server.cli(&["token", "--tenant", "chats"], &[SECRET]);
-    assert!(ok, "{err}");
-    let body =
-        json!({"name": "chats", "webhook_url": format!("http://127.0.0.1:{}/hook", receiver.port)});
-    let app = create_app(&server, &jwt, body).await;
-    receiver.set("secret", app["webhook_secret"].as_str().unwrap());
+    let app = receiver.app(&server, "chats", "chats").await;
     let t = app["app_token"].as_str().unwrap().to_owned();
     let id = linked_device(&server, &t, "chatty").await;
     let path = format!("/devices/{id}/messages");

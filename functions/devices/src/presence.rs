@@ -14,6 +14,30 @@ use wa_errors::schema::ErrorResponse;
 
 use crate::{PATH_ID, device_id};
 
+/// The refusals of both routes: the request's and the device's checks, then the session's.
+#[derive(utoipa::IntoResponses)]
+#[allow(dead_code)] // Only its OpenAPI description is used.
+pub(crate) enum Refusals {
+    #[response(status = 400, description = "validation_error")]
+    Validation(ErrorResponse),
+    #[response(status = 401, description = "invalid_api_key")]
+    Unauthorized(ErrorResponse),
+    #[response(status = 403, description = "forbidden")]
+    Forbidden(ErrorResponse),
+    #[response(status = 404, description = "not_found")]
+    NotFound(ErrorResponse),
+    #[response(status = 409, description = "device_not_connected")]
+    NotConnected(ErrorResponse),
+    #[response(status = 410, description = "device_destroyed")]
+    Destroyed(ErrorResponse),
+    #[response(status = 502, description = "provider_error")]
+    Provider(ErrorResponse),
+    #[response(status = 503, description = "whatsapp_connection_lost")]
+    ConnectionLost(ErrorResponse),
+    #[response(status = 504, description = "upstream_timeout")]
+    Timeout(ErrorResponse),
+}
+
 /// Body of `POST /devices/{device_id}/chats/{jid}/presence`.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -42,15 +66,7 @@ pub(crate) struct PresenceRequest {
     request_body = ChatPresenceRequest,
     responses(
         (status = 204, description = "Shown in the chat"),
-        (status = 400, description = "validation_error", body = ErrorResponse),
-        (status = 401, description = "invalid_api_key", body = ErrorResponse),
-        (status = 403, description = "forbidden", body = ErrorResponse),
-        (status = 404, description = "not_found", body = ErrorResponse),
-        (status = 409, description = "device_not_connected", body = ErrorResponse),
-        (status = 410, description = "device_destroyed", body = ErrorResponse),
-        (status = 502, description = "provider_error", body = ErrorResponse),
-        (status = 503, description = "whatsapp_connection_lost", body = ErrorResponse),
-        (status = 504, description = "upstream_timeout", body = ErrorResponse),
+        Refusals,
     ))]
 pub(crate) async fn chat_presence(
     State(ctx): State<AppState>,
@@ -60,14 +76,11 @@ pub(crate) async fn chat_presence(
 ) -> ApiResult<StatusCode> {
     let id = device_id(&id)?;
     let jid = wa_core::jid::normalize("jid", &jid)?;
-    let d = ctx.devices.get(&app, id).await?;
-    d.ensure_connected()?;
     let request = SessionRequest::ChatPresence {
         jid,
         state: body.state,
     };
-    ctx.sessions.ask(&d, request).await?.into_done()?;
-    Ok(StatusCode::NO_CONTENT)
+    carry_out(&ctx, &app, id, request).await
 }
 
 /// Set the device's own presence
@@ -77,15 +90,7 @@ pub(crate) async fn chat_presence(
     request_body = PresenceRequest,
     responses(
         (status = 204, description = "Set"),
-        (status = 400, description = "validation_error", body = ErrorResponse),
-        (status = 401, description = "invalid_api_key", body = ErrorResponse),
-        (status = 403, description = "forbidden", body = ErrorResponse),
-        (status = 404, description = "not_found", body = ErrorResponse),
-        (status = 409, description = "device_not_connected", body = ErrorResponse),
-        (status = 410, description = "device_destroyed", body = ErrorResponse),
-        (status = 502, description = "provider_error", body = ErrorResponse),
-        (status = 503, description = "whatsapp_connection_lost", body = ErrorResponse),
-        (status = 504, description = "upstream_timeout", body = ErrorResponse),
+        Refusals,
     ))]
 pub(crate) async fn set_presence(
     State(ctx): State<AppState>,
@@ -93,11 +98,21 @@ pub(crate) async fn set_presence(
     Path(id): Path<String>,
     ApiJson(body): ApiJson<PresenceRequest>,
 ) -> ApiResult<StatusCode> {
-    let d = ctx.devices.get(&app, device_id(&id)?).await?;
-    d.ensure_connected()?;
     let request = SessionRequest::SetPresence {
         presence: body.presence,
     };
+    carry_out(&ctx, &app, device_id(&id)?, request).await
+}
+
+/// Asks the connected device `id` of `app` to carry out `request`: 204 once done.
+async fn carry_out(
+    ctx: &AppState,
+    app: &wa_core::apps::App,
+    id: uuid::Uuid,
+    request: SessionRequest,
+) -> ApiResult<StatusCode> {
+    let d = ctx.devices.get(app, id).await?;
+    d.ensure_connected()?;
     ctx.sessions.ask(&d, request).await?.into_done()?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -1074,3 +1074,36 @@ async fn typing_and_own_presence() {
         ]
     );
 }
+
+/// The typing and own-presence routes document every refusal they answer.
+#[test]
+fn presence_routes_document_their_refusals() {
+    let (_, doc) = OpenApiRouter::<wa_api::AppState>::new()
+        .merge(crate::router())
+        .split_for_parts();
+    for (path, method) in [
+        ("/devices/{device_id}/chats/{jid}/presence", "post"),
+        ("/devices/{device_id}/presence", "put"),
+    ] {
+        let v = serde_json::to_value(&doc.paths.paths[path]).unwrap();
+        let mut statuses: Vec<_> = v[method]["responses"]
+            .as_object()
+            .unwrap()
+            .keys()
+            .cloned()
+            .collect();
+        statuses.sort();
+        assert_eq!(
+            statuses,
+            [
+                "204", "400", "401", "403", "404", "409", "410", "502", "503", "504"
+            ],
+            "{path}"
+        );
+        assert_eq!(
+            v[method]["responses"]["409"]["content"]["application/json"]["schema"]["$ref"],
+            "#/components/schemas/ErrorResponse",
+            "{path}"
+        );
+    }
+}

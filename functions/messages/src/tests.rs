@@ -240,6 +240,12 @@ impl Api {
         assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.body);
     }
 
+    /// An incoming message through the sandbox (`body`: `from` and a send's fields).
+    async fn inbound(&self, body: Value) -> Reply {
+        let uri = format!("/sandbox/devices/{}/inbound", self.device);
+        self.call("POST", &uri, body, &[]).await
+    }
+
     /// The device's messages, newest first (one page).
     async fn messages(&self) -> Vec<Value> {
         let r = self
@@ -866,14 +872,7 @@ async fn to_and_from_are_digits_with_an_optional_plus_and_nothing_around() {
             r.body
         );
         assert_eq!(r.body["error"]["details"]["field"], "to", "{to:?}");
-        let r = api
-            .call(
-                "POST",
-                &format!("/sandbox/devices/{}/inbound", api.device),
-                json!({"from": to, "text": "x"}),
-                &[],
-            )
-            .await;
+        let r = api.inbound(json!({"from": to, "text": "x"})).await;
         assert_eq!(
             (r.status, code(&r)),
             (StatusCode::BAD_REQUEST, "validation_error"),
@@ -1009,12 +1008,7 @@ async fn inbound_receipts_and_media() {
     assert_eq!(api.message(&out).await["status"], "read");
 
     let r = api
-        .call(
-            "POST",
-            &format!("/sandbox/devices/{}/inbound", api.device),
-            json!({"from": "915550003333@lid", "text": "hi there"}),
-            &[],
-        )
+        .inbound(json!({"from": "915550003333@lid", "text": "hi there"}))
         .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.body);
     let m = &r.body["data"]["message"];
@@ -1027,14 +1021,7 @@ async fn inbound_receipts_and_media() {
         m["from_phone"], "15550003333",
         "the @lid sender resolved to its number"
     );
-    let r = api
-        .call(
-            "POST",
-            &format!("/sandbox/devices/{}/inbound", api.device),
-            json!({"from": "15550004444", "type": "image", "mime_type": "image/jpeg", "data_base64": b64(JPEG), "caption": "look"}),
-            &[],
-        )
-        .await;
+    let r = api.inbound(json!({"from": "15550004444", "type": "image", "mime_type": "image/jpeg", "data_base64": b64(JPEG), "caption": "look"})).await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.body);
     let path = r.body["data"]["message"]["media_path"]
         .as_str()
@@ -1458,12 +1445,7 @@ async fn replies_mentions_reactions_and_polls() {
     let api = api(Duration::from_secs(10), 0.0, 1).await;
     let peer = "15550001111@s.whatsapp.net";
     let r = api
-        .call(
-            "POST",
-            &format!("/sandbox/devices/{}/inbound", api.device),
-            json!({"from": "15550001111", "text": "lunch?"}),
-            &[],
-        )
+        .inbound(json!({"from": "15550001111", "text": "lunch?"}))
         .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.body);
     let inbound = message_id(&r);
@@ -1637,11 +1619,8 @@ async fn replies_mentions_reactions_and_polls() {
 
     // The sandbox does not simulate incoming reactions or quotes: refused, not misfiled.
     let r = api
-        .call(
-            "POST",
-            &format!("/sandbox/devices/{}/inbound", api.device),
+        .inbound(
             json!({"from": "15550001111", "type": "reaction", "message_id": reply, "emoji": "👍"}),
-            &[],
         )
         .await;
     assert_eq!(r.body["error"]["details"]["field"], "type", "{}", r.body);
