@@ -8,18 +8,13 @@ use serde_json::{Value, json};
 
 use crate::devices::{call, linked_device, send_text};
 use crate::support::{Server, str_at};
-use crate::webhooks::{Receiver, SECRET};
+use crate::webhooks::{HOOKED_SANDBOX, Receiver};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reply_mentions_reaction_and_poll_reach_whatsapp_and_the_webhook() {
     let rdir = tempfile::tempdir().unwrap();
     let receiver = Receiver::start(rdir.path(), 0);
-    let server = Server::start(&[
-        SECRET,
-        ("WA_PROVIDER", "sandbox"),
-        ("WA_SEND_RATE", "0"),
-        ("WA_ALLOW_PRIVATE_URLS", "1"),
-    ]);
+    let server = Server::start(&HOOKED_SANDBOX);
     let app = receiver.app(&server, "chats", "chats").await;
     let t = app["app_token"].as_str().unwrap().to_owned();
     let id = linked_device(&server, &t, "chatty").await;

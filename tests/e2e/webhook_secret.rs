@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 
 use crate::devices::{call, create_app, create_device};
 use crate::support::Server;
-use crate::webhooks::{Receiver, SECRET};
+use crate::webhooks::{HOOKED_SANDBOX, Receiver, SECRET};
 
 /// Creates a device (its QR is an event) and waits until its event arrived; answers it.
 async fn event_of_new_device(server: &Server, token: &str, receiver: &Receiver) -> Value {
@@ -27,12 +27,7 @@ async fn event_of_new_device(server: &Server, token: &str, receiver: &Receiver) 
 async fn webhooks_after_a_secret_rotation_are_signed_with_the_new_secret() {
     let rdir = tempfile::tempdir().unwrap();
     let receiver = Receiver::start(rdir.path(), 0);
-    let server = Server::start(&[
-        SECRET,
-        ("WA_PROVIDER", "sandbox"),
-        ("WA_SEND_RATE", "0"),
-        ("WA_ALLOW_PRIVATE_URLS", "1"),
-    ]);
+    let server = Server::start(&HOOKED_SANDBOX);
     let (ok, jwt, _) = server.cli(&["token", "--tenant", "rotation"], &[SECRET]);
     assert!(ok);
     let body = json!({"name": "rotation", "webhook_url": format!("http://127.0.0.1:{}/hook?token=t", receiver.port)});

@@ -130,15 +130,21 @@ fn events_of(got: &[Value]) -> HashSet<String> {
 
 pub const SECRET: (&str, &str) = ("WA_JWT_SECRET", "e2e-secret-e2e-secret-e2e-secret-e2e");
 
+/// A sandbox server that sends at once and may deliver webhooks to a loopback receiver.
+pub const HOOKED_SANDBOX: [(&str, &str); 4] = [
+    SECRET,
+    ("WA_PROVIDER", "sandbox"),
+    ("WA_SEND_RATE", "0"),
+    ("WA_ALLOW_PRIVATE_URLS", "1"),
+];
+
 fn env() -> Vec<(&'static str, &'static str)> {
-    vec![
-        SECRET,
-        ("WA_PROVIDER", "sandbox"),
-        ("WA_SEND_RATE", "0"),
-        ("WA_ALLOW_PRIVATE_URLS", "1"),
+    let mut env = HOOKED_SANDBOX.to_vec();
+    env.extend([
         ("WA_WEBHOOK_RETRY_SCHEDULE", "300ms,300ms,600ms,1s,1s,2s"),
         ("WA_WEBHOOK_TIMEOUT_SECS", "2"),
-    ]
+    ]);
+    env
 }
 
 /// Whether the received webhooks `got` that `keep` keeps report two messages `sent`: the
