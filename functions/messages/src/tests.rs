@@ -271,6 +271,15 @@ impl Api {
     }
 
     async fn sent_log(&self) -> Vec<String> {
+        self.sent_records()
+            .await
+            .iter()
+            .map(|s| s["message_id"].as_str().unwrap().to_owned())
+            .collect()
+    }
+
+    /// What the simulated WhatsApp received from the device, in order, with every field.
+    async fn sent_records(&self) -> Vec<Value> {
         let r = self
             .call(
                 "GET",
@@ -279,12 +288,7 @@ impl Api {
                 &[],
             )
             .await;
-        r.body["data"]["sent"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|s| s["message_id"].as_str().unwrap().to_owned())
-            .collect()
+        r.body["data"]["sent"].as_array().unwrap().clone()
     }
 }
 
@@ -968,15 +972,7 @@ async fn paced_bursts_wait_instead_of_failing() {
     for id in &ids {
         api.wait_message(id, "sent").await;
     }
-    let r = api
-        .call(
-            "GET",
-            &format!("/sandbox/devices/{}/sent", api.device),
-            Value::Null,
-            &[],
-        )
-        .await;
-    let sent = r.body["data"]["sent"].as_array().unwrap();
+    let sent = api.sent_records().await;
     assert_eq!(sent.len(), 6, "none refused");
     let at = |i: usize| wa_core::time::parse(sent[i]["received_at"].as_str().unwrap()).unwrap();
     // After the burst of 2, four more tokens at 10/s take at least ~0.35 s.
@@ -1571,15 +1567,7 @@ async fn replies_mentions_reactions_and_polls() {
     assert_eq!(api.sent_log().await, before);
 
     // What WhatsApp received, in order, with each action's fields.
-    let r = api
-        .call(
-            "GET",
-            &format!("/sandbox/devices/{}/sent", api.device),
-            Value::Null,
-            &[],
-        )
-        .await;
-    let sent = r.body["data"]["sent"].as_array().unwrap().clone();
+    let sent = api.sent_records().await;
     let ids: Vec<_> = sent.iter().map(|s| s["message_id"].clone()).collect();
     let plain_id = &ids[2];
     assert_eq!(
