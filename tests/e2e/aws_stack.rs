@@ -812,6 +812,107 @@ async fn the_session_routes_are_answered_by_the_worker_through_the_lambdas() {
         assert!(Instant::now() < deadline, "never received: {}", a.body);
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+    // Conversation actions through the messages function and the worker: an edit and a
+    // revoke of the send, a reaction to and a read receipt for an inbound message.
+    let deadline = Instant::now() + SETTLES_WITHIN;
+    while c
+        .call("GET", &format!("/devices/{id}/messages/{mid}"), t, None)
+        .await
+        .body["data"]["message"]["status"]
+        != "sent"
+    {
+        assert!(Instant::now() < deadline, "{mid} never sent");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let a = c
+        .call(
+            "PATCH",
+            &format!("/devices/{id}/messages/{mid}"),
+            t,
+            Some(json!({"text": "through the stack, edited"})),
+        )
+        .await;
+    assert_eq!(a.status, 200, "{}\n{}", a.body, stack.logs());
+    assert_eq!(stack.api_log_entry(&a)["function"], "MessagesFunction");
+    assert!(
+        a.body["data"]["message"]["edited_at"].is_string(),
+        "{}",
+        a.body
+    );
+    let a = c
+        .call(
+            "POST",
+            &format!("/devices/{id}/messages/{mid}/revoke"),
+            t,
+            None,
+        )
+        .await;
+    assert_eq!(a.status, 200, "{}", a.body);
+    assert_eq!(stack.api_log_entry(&a)["function"], "MessagesFunction");
+    assert_eq!(a.body["data"]["message"]["status"], "revoked");
+    let a = c
+        .call(
+            "POST",
+            &format!("/sandbox/devices/{id}/inbound"),
+            t,
+            Some(json!({"from": "15550001111", "text": "hello from the peer"})),
+        )
+        .await;
+    assert_eq!(a.status, 200, "{}", a.body);
+    let inbound = str_at(&a.body, "/data/message/message_id");
+    let a = c
+        .call(
+            "POST",
+            &format!("/devices/{id}/messages"),
+            t,
+            Some(json!({"to": "15550001111", "type": "reaction", "message_id": inbound, "emoji": "👍"})),
+        )
+        .await;
+    assert!(a.status == 200 || a.status == 202, "{}", a.body);
+    let a = c
+        .call(
+            "POST",
+            &format!("/devices/{id}/messages/{inbound}/read"),
+            t,
+            None,
+        )
+        .await;
+    assert_eq!(a.status, 204, "{}", a.body);
+    assert_eq!(stack.api_log_entry(&a)["function"], "MessagesFunction");
+    let deadline = Instant::now() + SETTLES_WITHIN;
+    loop {
+        let a = c
+            .call("GET", &format!("/sandbox/devices/{id}/sent"), t, None)
+            .await;
+        let kinds: Vec<Value> = a.body["data"]["sent"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|r| {
+                r["target_message_id"] == mid.as_str() || r["target_message_id"] == inbound.as_str()
+            })
+            .map(|r| r["type"].clone())
+            .collect();
+        if kinds.len() == 4 {
+            assert_eq!(
+                kinds,
+                [
+                    json!("edit"),
+                    json!("revoke"),
+                    json!("reaction"),
+                    json!("read")
+                ]
+            );
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "actions never all received: {}",
+            a.body
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+
     // The sandbox's own errors come back as they are: no valid QR to scan.
     let a = c
         .call(

@@ -331,7 +331,15 @@ mod tests {
             ("/devices/{device_id}/messages", vec!["get", "post"]),
             (
                 "/devices/{device_id}/messages/{message_id}",
-                vec!["get", "delete"],
+                vec!["get", "delete", "patch"],
+            ),
+            (
+                "/devices/{device_id}/messages/{message_id}/revoke",
+                vec!["post"],
+            ),
+            (
+                "/devices/{device_id}/messages/{message_id}/read",
+                vec!["post"],
             ),
             ("/media", vec!["get"]),
             ("/webhooks/deliveries", vec!["get"]),

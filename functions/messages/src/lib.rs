@@ -1,6 +1,8 @@
 //! The message routes (App token): send (every type, Idempotency-Key, `Prefer:
-//! respond-async`), list, get, cancel. Served by the messages Lambda and by `wa-server`.
+//! respond-async`), list, get, cancel; edit, revoke and read receipts (`actions`). Served
+//! by the messages Lambda and by `wa-server`.
 
+mod actions;
 pub mod reply;
 pub mod sends;
 
@@ -220,7 +222,9 @@ async fn cancel(
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(send, list))
-        .routes(routes!(get_message, cancel))
+        .routes(routes!(get_message, cancel, actions::edit))
+        .routes(routes!(actions::revoke))
+        .routes(routes!(actions::read))
 }
 
 #[cfg(test)]

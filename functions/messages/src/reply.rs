@@ -120,7 +120,7 @@ mod tests {
         vec![("content-type".into(), "application/json".into())]
     }
 
-    const VIEW: &str = r#"{"attempts":0,"chat":"15550001111@s.whatsapp.net","created_at":"2030-01-02T03:04:05.678Z","device_id":"00000000-0000-0000-0000-000000000007","direction":"outbound","error":null,"from":null,"from_phone":null,"idempotency_key":null,"media_path":null,"mentions":[],"message_id":"3EB0AAAAAAAAAAAAAAAAAA","mime_type":null,"next_attempt_at":null,"reply_to":null,"sent_at":null,"status":"STATUS","text":"hi","to":"15550001111@s.whatsapp.net","type":"text"}"#;
+    const VIEW: &str = r#"{"attempts":0,"chat":"15550001111@s.whatsapp.net","created_at":"2030-01-02T03:04:05.678Z","device_id":"00000000-0000-0000-0000-000000000007","direction":"outbound","edited_at":null,"error":null,"from":null,"from_phone":null,"idempotency_key":null,"media_path":null,"mentions":[],"message_id":"3EB0AAAAAAAAAAAAAAAAAA","mime_type":null,"next_attempt_at":null,"reply_to":null,"sent_at":null,"status":"STATUS","text":"hi","to":"15550001111@s.whatsapp.net","type":"text"}"#;
 
     fn data_body(status: &str) -> String {
         format!(

@@ -16,6 +16,8 @@ use wa_api::Context;
 use wa_core::apps::CreateApp;
 use wa_core::auth::JwtConfig;
 
+mod actions;
+
 struct Api {
     router: Router,
     ctx: wa_api::AppState,
@@ -104,10 +106,22 @@ async fn api(send_wait: Duration, rate: f64, burst: u32) -> Api {
 
 impl Api {
     async fn call(&self, method: &str, uri: &str, body: Value, headers: &[(&str, &str)]) -> Reply {
+        self.call_as(&self.token, method, uri, body, headers).await
+    }
+
+    /// `call` with the App token `token`.
+    async fn call_as(
+        &self,
+        token: &str,
+        method: &str,
+        uri: &str,
+        body: Value,
+        headers: &[(&str, &str)],
+    ) -> Reply {
         let mut b = Request::builder()
             .method(method)
             .uri(uri)
-            .header("authorization", format!("Bearer {}", self.token));
+            .header("authorization", format!("Bearer {token}"));
         for (k, v) in headers {
             b = b.header(*k, *v);
         }

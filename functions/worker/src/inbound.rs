@@ -73,6 +73,7 @@ impl Worker {
             next_attempt_at: None,
             reply_to: None,
             mentions: Vec::new(),
+            edited_at: None,
         };
         let events: Vec<_> = payload::message(&m).into_iter().collect();
         match store.create_message(&m, None, None, &events).await {

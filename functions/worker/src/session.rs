@@ -7,7 +7,7 @@ use std::time::Duration;
 use uuid::Uuid;
 use wa_core::devices::DeviceStatus as S;
 use wa_core::lifecycle::on_event;
-use wa_core::messages::{MessageStatus, MessageUpdate, wait_key};
+use wa_core::messages::{Direction, MessageStatus, MessageUpdate, wait_key};
 use wa_core::provider::{ProviderFailure, SessionEvent};
 use wa_core::send_service::cancel_pending;
 use wa_core::store::StoreError;
@@ -107,7 +107,7 @@ impl Worker {
                 };
                 tracing::info!(%device_id, %message_id, "message revoked by its sender");
                 let event = payload::revoked(d.app_id, device_id, message_id, chat, from);
-                return store.append_events(&[event]).await;
+                return revoke_received(&*store, device_id, message_id, chat, event).await;
             }
             _ => {}
         }
@@ -190,6 +190,37 @@ impl Worker {
         }
         Ok(())
     }
+}
+
+/// Records that the sender of a received message revoked it: the stored message of `chat`
+/// under `message_id` becomes `revoked`, in one commit with `event`; the event alone when
+/// no such message is stored (or it is revoked already).
+async fn revoke_received(
+    store: &dyn wa_core::store::Store,
+    device_id: Uuid,
+    message_id: &str,
+    chat: &str,
+    event: wa_core::webhooks::Event,
+) -> Result<(), StoreError> {
+    let stored = store.get_message(device_id, message_id).await?;
+    if stored.is_some_and(|m| m.direction == Direction::Inbound && m.chat == chat) {
+        let u = MessageUpdate {
+            status: Some(MessageStatus::Revoked),
+            updated_at: Some(time::now()),
+            ..MessageUpdate::default()
+        };
+        let expect = [MessageStatus::Received, MessageStatus::Read];
+        let events = std::slice::from_ref(&event);
+        match store
+            .update_message(device_id, message_id, &u, &expect, events)
+            .await
+        {
+            Ok(_) => return Ok(()),
+            Err(StoreError::Conflict(_)) | Err(StoreError::NotFound) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    store.append_events(&[event]).await
 }
 
 /// The statuses a receipt of `status` moves a message forward from (none: it is not a

@@ -122,6 +122,26 @@ impl Provider for Forgetful {
     ) -> Result<(), ProviderFailure> {
         self.0.set_presence(d, presence).await
     }
+    async fn edit_message(
+        &self,
+        d: Uuid,
+        chat: &str,
+        id: &str,
+        text: &str,
+    ) -> Result<(), ProviderFailure> {
+        self.0.edit_message(d, chat, id, text).await
+    }
+    async fn revoke_message(&self, d: Uuid, chat: &str, id: &str) -> Result<(), ProviderFailure> {
+        self.0.revoke_message(d, chat, id).await
+    }
+    async fn mark_read(
+        &self,
+        d: Uuid,
+        chat: &str,
+        messages: &[wa_core::provider::ReadMessage],
+    ) -> Result<(), ProviderFailure> {
+        self.0.mark_read(d, chat, messages).await
+    }
     async fn send(&self, d: Uuid, m: &OutboundMessage) -> Result<(), ProviderFailure> {
         self.0.send(d, m).await
     }

@@ -44,6 +44,10 @@ pub struct MessageView {
     pub reply_to: Option<ReplyToView>,
     /// The JIDs mentioned in its text or caption.
     pub mentions: Vec<String>,
+    /// When its text or caption was last edited (`PATCH`).
+    #[serde(with = "wa_core::time::rfc3339::option")]
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub edited_at: Option<OffsetDateTime>,
 }
 
 /// The message a message quotes.
@@ -89,6 +93,7 @@ impl From<&Message> for MessageView {
                 from: r.from.clone(),
             }),
             mentions: m.mentions.clone(),
+            edited_at: m.edited_at,
         }
     }
 }

@@ -269,6 +269,33 @@ pub trait Provider: Send + Sync {
         presence: OwnPresence,
     ) -> Result<(), ProviderFailure>;
 
+    /// Replaces the text (or caption) of the message `message_id` the device sent to
+    /// `chat` with `text` ("edit"); needs a live session.
+    async fn edit_message(
+        &self,
+        device_id: Uuid,
+        chat: &str,
+        message_id: &str,
+        text: &str,
+    ) -> Result<(), ProviderFailure>;
+
+    /// Deletes the message `message_id` the device sent to `chat` for everyone; needs a
+    /// live session.
+    async fn revoke_message(
+        &self,
+        device_id: Uuid,
+        chat: &str,
+        message_id: &str,
+    ) -> Result<(), ProviderFailure>;
+
+    /// Sends read receipts for `messages`, received in `chat`; needs a live session.
+    async fn mark_read(
+        &self,
+        device_id: Uuid,
+        chat: &str,
+        messages: &[ReadMessage],
+    ) -> Result<(), ProviderFailure>;
+
     /// Sends a message under its fixed `message_id` and resolves once WhatsApp accepted it
     /// (the server's ack), or with the classified failure: `provider_rate_limit`,
     /// `group_posting_restricted`, `whatsapp_connection_lost`, `upstream_timeout`, ...
@@ -281,6 +308,14 @@ pub trait Provider: Send + Sync {
     async fn was_sent(&self, _device_id: Uuid, _message_id: &str) -> Option<bool> {
         None
     }
+}
+
+/// A received message a read receipt is for: WhatsApp's id and its sender (in a group, the
+/// participant who sent it).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReadMessage {
+    pub message_id: String,
+    pub sender: String,
 }
 
 /// What a device shows in a chat: typing, recording a voice note, or neither.
@@ -355,7 +390,7 @@ pub struct SentRecord {
     /// The JIDs mentioned.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub mentions: Vec<String>,
-    /// reaction: the message reacted to.
+    /// reaction, edit, revoke, read: the message acted on.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub target_message_id: Option<String>,
     /// reaction: the emoji (`""`: the reaction was removed).
@@ -374,6 +409,12 @@ pub struct SentRecord {
     /// presence: the account's own presence set.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub presence: Option<OwnPresence>,
+    /// edit: the new text.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub text: Option<String>,
+    /// read: every message the receipt was sent for (`target_message_id` is the one asked).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub message_ids: Vec<String>,
 }
 
 /// The message a sent message quoted, as the sandbox recorded it.
@@ -433,6 +474,8 @@ impl SentRecord {
             selectable_count: None,
             state: None,
             presence: None,
+            text: None,
+            message_ids: Vec::new(),
         }
     }
 

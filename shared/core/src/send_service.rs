@@ -2,6 +2,10 @@
 //! for the worker's outcome, replay, cancel, read. A send comes to a typed [`Outcome`]; the
 //! HTTP code renders it, the sends consumer acts on it.
 
+mod actions;
+
+pub use actions::MAX_READ_SCAN;
+
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -251,6 +255,7 @@ impl Messages {
             next_attempt_at: None,
             reply_to: valid.reply_to,
             mentions: valid.mentions,
+            edited_at: None,
         };
         let record = idempotency_key.as_ref().map(|key| IdempotencyRecord {
             app_id: app.app_id,

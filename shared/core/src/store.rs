@@ -498,6 +498,16 @@ pub struct MessageCursor {
     pub message_id: String,
 }
 
+impl MessageCursor {
+    /// The position of `m`: a listing from it goes on with the messages older than `m`.
+    pub fn of(m: &Message) -> MessageCursor {
+        MessageCursor {
+            created_ms: (m.created_at.unix_timestamp_nanos() / 1_000_000) as i64,
+            message_id: m.message_id.clone(),
+        }
+    }
+}
+
 /// A position in the listing of every pending message ([`MessageStore::pending_page`]);
 /// what it holds is the adapter's business.
 #[derive(Debug, Clone, PartialEq, Eq)]

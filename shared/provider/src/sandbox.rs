@@ -4,6 +4,7 @@
 //! survive a restart like real session keys do; so is the record of every session opened
 //! (`opened`).
 
+mod actions;
 mod opened;
 
 use std::collections::HashMap;
@@ -21,7 +22,8 @@ use wa_core::messages::{MessageStatus, MessageType, SendRequest};
 use wa_core::provider::{
     ChatState, DropReason, EventSender, Group, InboundDelivery, InboundMedia, InboundMessage,
     InboundSender, OutboundMessage, OwnPresence, Presence, Profile, Provider, ProviderFailure,
-    SandboxControl, ScanOutcome, SentRecord, SessionEvent, SessionHolder, SessionRecord,
+    ReadMessage, SandboxControl, ScanOutcome, SentRecord, SessionEvent, SessionHolder,
+    SessionRecord,
 };
 use wa_core::time::{self, OffsetDateTime};
 use wa_errors::{ApiError, ApiResult, ErrorCode};
@@ -459,12 +461,11 @@ impl Provider for Sandbox {
         jid: &str,
         state: ChatState,
     ) -> Result<(), ProviderFailure> {
-        self.live_creds(device_id)?;
         let record = SentRecord {
             state: Some(state),
             ..SentRecord::action("chat_presence", jid)
         };
-        self.log_sent(device_id, record).await
+        self.act(device_id, record).await
     }
 
     async fn set_presence(
@@ -472,12 +473,42 @@ impl Provider for Sandbox {
         device_id: Uuid,
         presence: OwnPresence,
     ) -> Result<(), ProviderFailure> {
-        self.live_creds(device_id)?;
         let record = SentRecord {
             presence: Some(presence),
             ..SentRecord::action("presence", "")
         };
-        self.log_sent(device_id, record).await
+        self.act(device_id, record).await
+    }
+
+    async fn edit_message(
+        &self,
+        device_id: Uuid,
+        chat: &str,
+        message_id: &str,
+        text: &str,
+    ) -> Result<(), ProviderFailure> {
+        let record = actions::edit_record(chat, message_id, text);
+        self.act(device_id, record).await
+    }
+
+    async fn revoke_message(
+        &self,
+        device_id: Uuid,
+        chat: &str,
+        message_id: &str,
+    ) -> Result<(), ProviderFailure> {
+        let record = actions::revoke_record(chat, message_id);
+        self.act(device_id, record).await
+    }
+
+    async fn mark_read(
+        &self,
+        device_id: Uuid,
+        chat: &str,
+        messages: &[ReadMessage],
+    ) -> Result<(), ProviderFailure> {
+        let record = actions::read_record(chat, messages);
+        self.act(device_id, record).await
     }
 
     async fn was_sent(&self, device_id: Uuid, message_id: &str) -> Option<bool> {

@@ -79,6 +79,7 @@ pub fn outbound_text(
         next_attempt_at: None,
         reply_to: None,
         mentions: Vec::new(),
+        edited_at: None,
     }
 }
 

@@ -3,10 +3,14 @@
 //! re-exported here, so `messages::Message`, `messages::SendRequest` and
 //! `messages::check_bytes` name the same items.
 
+pub mod actions;
 pub mod emoji;
+pub mod inbound_id;
 pub mod media;
 pub mod record;
 pub mod request;
+#[cfg(test)]
+pub(crate) mod sample;
 
 pub use emoji::is_one_emoji;
 pub use media::{check_bytes, magic_matches};

@@ -89,10 +89,12 @@ pub enum MessageStatus {
     Canceled,
     /// An incoming message.
     Received,
+    /// Deleted for everyone (`POST .../revoke` for a sent message).
+    Revoked,
 }
 
 impl MessageStatus {
-    pub const ALL: [MessageStatus; 9] = [
+    pub const ALL: [MessageStatus; 10] = [
         MessageStatus::Queued,
         MessageStatus::Sending,
         MessageStatus::Sent,
@@ -102,6 +104,7 @@ impl MessageStatus {
         MessageStatus::Failed,
         MessageStatus::Canceled,
         MessageStatus::Received,
+        MessageStatus::Revoked,
     ];
 
     pub const fn as_str(self) -> &'static str {
@@ -115,6 +118,7 @@ impl MessageStatus {
             MessageStatus::Failed => "failed",
             MessageStatus::Canceled => "canceled",
             MessageStatus::Received => "received",
+            MessageStatus::Revoked => "revoked",
         }
     }
 
@@ -343,6 +347,13 @@ pub struct Message {
     /// The JIDs mentioned in its text or caption.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub mentions: Vec<String>,
+    /// When its text or caption was last edited.
+    #[serde(
+        default,
+        with = "crate::time::rfc3339::option",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub edited_at: Option<OffsetDateTime>,
 }
 
 /// A change to a message.
@@ -354,6 +365,16 @@ pub struct MessageUpdate {
     pub sent_at: Option<Option<OffsetDateTime>>,
     pub next_attempt_at: Option<Option<OffsetDateTime>>,
     pub updated_at: Option<OffsetDateTime>,
+    /// An edit: the new text and content, and when.
+    pub edit: Option<Edit>,
+}
+
+/// The new text of an edited message, its content with that text, and the edit's time.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Edit {
+    pub text: String,
+    pub content: Content,
+    pub edited_at: OffsetDateTime,
 }
 
 impl MessageUpdate {
@@ -375,6 +396,11 @@ impl MessageUpdate {
         }
         if let Some(t) = self.updated_at {
             m.updated_at = t;
+        }
+        if let Some(e) = &self.edit {
+            m.text = Some(e.text.clone());
+            m.content = Some(e.content.clone());
+            m.edited_at = Some(e.edited_at);
         }
     }
 }

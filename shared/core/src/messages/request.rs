@@ -140,7 +140,12 @@ pub const POLL_OPTIONS: std::ops::RangeInclusive<usize> = 2..=12;
 pub const MAX_CAPTION_CHARS: usize = 1024;
 pub const MAX_VCARD_BYTES: usize = 64 * 1024;
 
-fn chars_between(field: &'static str, value: &str, min: usize, max: usize) -> ApiResult<()> {
+pub(crate) fn chars_between(
+    field: &'static str,
+    value: &str,
+    min: usize,
+    max: usize,
+) -> ApiResult<()> {
     let n = value.chars().count();
     if n < min || n > max {
         return Err(ApiError::validation(

@@ -83,6 +83,26 @@ pub async fn execute(
             provider.set_presence(device_id, presence).await?;
             SessionAnswer::Done
         }
+        R::EditMessage {
+            chat,
+            message_id,
+            text,
+        } => {
+            provider
+                .edit_message(device_id, &chat, &message_id, &text)
+                .await?;
+            SessionAnswer::Done
+        }
+        R::RevokeMessage { chat, message_id } => {
+            provider
+                .revoke_message(device_id, &chat, &message_id)
+                .await?;
+            SessionAnswer::Done
+        }
+        R::MarkRead { chat, messages } => {
+            provider.mark_read(device_id, &chat, &messages).await?;
+            SessionAnswer::Done
+        }
         R::SandboxScan { wa_number, outcome } => {
             sb()?.scan(device_id, &wa_number, outcome).await?;
             SessionAnswer::Done

@@ -12,7 +12,7 @@ use super::*;
 use crate::messages::{MessageStatus, SendRequest};
 use crate::provider::{
     ChatState, DropReason, Group, OutboundMessage, OwnPresence, Profile, ProviderFailure,
-    ScanOutcome, SentRecord, SessionHolder, SessionRecord,
+    ReadMessage, ScanOutcome, SentRecord, SessionHolder, SessionRecord,
 };
 use crate::time::{self, OffsetDateTime};
 
@@ -175,6 +175,41 @@ impl Provider for FakeProvider {
             .push(format!("presence {device_id} {}", presence.as_str()));
         Err(ProviderFailure::new(ErrorCode::DeviceNotConnected, "gone"))
     }
+    async fn edit_message(
+        &self,
+        device_id: Uuid,
+        chat: &str,
+        message_id: &str,
+        text: &str,
+    ) -> Result<(), ProviderFailure> {
+        self.0
+            .push(format!("edit {device_id} {chat} {message_id} {text}"));
+        Ok(())
+    }
+    async fn revoke_message(
+        &self,
+        device_id: Uuid,
+        chat: &str,
+        message_id: &str,
+    ) -> Result<(), ProviderFailure> {
+        self.0
+            .push(format!("revoke {device_id} {chat} {message_id}"));
+        Err(ProviderFailure::new(ErrorCode::ProviderError, "refused"))
+    }
+    async fn mark_read(
+        &self,
+        device_id: Uuid,
+        chat: &str,
+        messages: &[ReadMessage],
+    ) -> Result<(), ProviderFailure> {
+        let ids: Vec<_> = messages
+            .iter()
+            .map(|m| format!("{}/{}", m.message_id, m.sender))
+            .collect();
+        self.0
+            .push(format!("read {device_id} {chat} {}", ids.join(",")));
+        Ok(())
+    }
     async fn send(&self, _: Uuid, _: &OutboundMessage) -> Result<(), ProviderFailure> {
         unreachable!("not a session request")
     }
@@ -276,6 +311,26 @@ async fn execute_maps_each_request_onto_its_call() {
         ErrorCode::DeviceNotConnected,
         "the provider's error"
     );
+    let edit = R::EditMessage {
+        chat: "c@s.whatsapp.net".into(),
+        message_id: "M1".into(),
+        text: "fixed".into(),
+    };
+    assert_eq!(run(edit).await.unwrap(), SessionAnswer::Done);
+    let revoke = R::RevokeMessage {
+        chat: "c@s.whatsapp.net".into(),
+        message_id: "M1".into(),
+    };
+    let e = run(revoke).await.unwrap_err();
+    assert_eq!(e.code(), ErrorCode::ProviderError, "the provider's error");
+    let read = R::MarkRead {
+        chat: "g@g.us".into(),
+        messages: vec![ReadMessage {
+            message_id: "M2".into(),
+            sender: "s@s.whatsapp.net".into(),
+        }],
+    };
+    assert_eq!(run(read).await.unwrap(), SessionAnswer::Done);
     assert_eq!(
         provider.0.take(),
         [
@@ -284,6 +339,9 @@ async fn execute_maps_each_request_onto_its_call() {
             format!("groups {d}"),
             format!("chat_presence {d} c@s.whatsapp.net recording"),
             format!("presence {d} unavailable"),
+            format!("edit {d} c@s.whatsapp.net M1 fixed"),
+            format!("revoke {d} c@s.whatsapp.net M1"),
+            format!("read {d} g@g.us M2/s@s.whatsapp.net"),
         ]
     );
 

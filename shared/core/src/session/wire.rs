@@ -10,7 +10,8 @@ use wa_errors::{ApiError, ApiResult, ErrorCode};
 
 use crate::messages::MessageStatus;
 use crate::provider::{
-    ChatState, DropReason, Group, OwnPresence, Profile, ScanOutcome, SentRecord, SessionRecord,
+    ChatState, DropReason, Group, OwnPresence, Profile, ReadMessage, ScanOutcome, SentRecord,
+    SessionRecord,
 };
 
 /// One thing only a device's live session (or the sandbox, which lives in the worker's
@@ -31,6 +32,22 @@ pub enum SessionRequest {
     /// Set the account's own presence.
     #[serde(rename = "presence.v1")]
     SetPresence { presence: OwnPresence },
+    /// Edit the text of the message `message_id` the device sent to `chat`.
+    #[serde(rename = "edit.v1")]
+    EditMessage {
+        chat: String,
+        message_id: String,
+        text: String,
+    },
+    /// Delete the message `message_id` the device sent to `chat` for everyone.
+    #[serde(rename = "revoke.v1")]
+    RevokeMessage { chat: String, message_id: String },
+    /// Read receipts for messages received in `chat`.
+    #[serde(rename = "read.v1")]
+    MarkRead {
+        chat: String,
+        messages: Vec<ReadMessage>,
+    },
     /// Sandbox: scan the device's current QR.
     #[serde(rename = "sandbox_scan.v1")]
     SandboxScan {
@@ -260,6 +277,31 @@ mod tests {
                     presence: OwnPresence::Available,
                 },
                 json!({"type": "presence.v1", "presence": "available"}),
+            ),
+            (
+                SessionRequest::EditMessage {
+                    chat: "15550001111@s.whatsapp.net".into(),
+                    message_id: "3EB0A".into(),
+                    text: "fixed".into(),
+                },
+                json!({"type": "edit.v1", "chat": "15550001111@s.whatsapp.net", "message_id": "3EB0A", "text": "fixed"}),
+            ),
+            (
+                SessionRequest::RevokeMessage {
+                    chat: "15550001111@s.whatsapp.net".into(),
+                    message_id: "3EB0A".into(),
+                },
+                json!({"type": "revoke.v1", "chat": "15550001111@s.whatsapp.net", "message_id": "3EB0A"}),
+            ),
+            (
+                SessionRequest::MarkRead {
+                    chat: "120363000000000001@g.us".into(),
+                    messages: vec![ReadMessage {
+                        message_id: "ABC".into(),
+                        sender: "15550001111@s.whatsapp.net".into(),
+                    }],
+                },
+                json!({"type": "read.v1", "chat": "120363000000000001@g.us", "messages": [{"message_id": "ABC", "sender": "15550001111@s.whatsapp.net"}]}),
             ),
             (
                 SessionRequest::SandboxScan {

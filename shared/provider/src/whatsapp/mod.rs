@@ -25,6 +25,7 @@
 //! and only logs connect failures).
 
 mod acks;
+mod actions;
 mod classify;
 mod compose;
 mod events;
@@ -49,7 +50,7 @@ use async_trait::async_trait;
 use uuid::Uuid;
 use wa_core::provider::{
     ChatState, EventSender, Group, InboundSender, OutboundMessage, OwnPresence, Profile, Provider,
-    ProviderFailure,
+    ProviderFailure, ReadMessage,
 };
 use wa_core::time::OffsetDateTime;
 
@@ -196,6 +197,40 @@ impl Provider for WhatsAppProvider {
     ) -> Result<(), ProviderFailure> {
         let client = self.inner.live_client(device_id).await?;
         queries::set_presence(&client, presence).await
+    }
+
+    /// A `MessageEdit` protocol message (`edit_message`). Needs a live session.
+    async fn edit_message(
+        &self,
+        device_id: Uuid,
+        chat: &str,
+        message_id: &str,
+        text: &str,
+    ) -> Result<(), ProviderFailure> {
+        let client = self.inner.live_client(device_id).await?;
+        actions::edit(&client, chat, message_id, text).await
+    }
+
+    /// A sender's revoke (`revoke_message`). Needs a live session.
+    async fn revoke_message(
+        &self,
+        device_id: Uuid,
+        chat: &str,
+        message_id: &str,
+    ) -> Result<(), ProviderFailure> {
+        let client = self.inner.live_client(device_id).await?;
+        actions::revoke(&client, chat, message_id).await
+    }
+
+    /// `<receipt type="read">` stanzas (`mark_as_read`). Needs a live session.
+    async fn mark_read(
+        &self,
+        device_id: Uuid,
+        chat: &str,
+        messages: &[ReadMessage],
+    ) -> Result<(), ProviderFailure> {
+        let client = self.inner.live_client(device_id).await?;
+        actions::mark_read(&client, chat, messages).await
     }
 }
 

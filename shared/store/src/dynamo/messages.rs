@@ -284,10 +284,7 @@ impl MessageStore for DynamoStore {
             .iter()
             .map(Message::try_from)
             .collect::<Result<Vec<_>, _>>()?;
-        Ok(page::cut(messages, limit, |m| MessageCursor {
-            created_ms: ms(m.created_at),
-            message_id: m.message_id.clone(),
-        }))
+        Ok(page::cut(messages, limit, MessageCursor::of))
     }
 
     async fn update_message(

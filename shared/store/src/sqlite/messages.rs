@@ -297,10 +297,7 @@ impl MessageStore for SqliteStore {
                 .iter()
                 .map(|b| decode(b))
                 .collect::<Result<Vec<_>, _>>()?;
-            Ok(page::cut(items, limit, |m| MessageCursor {
-                created_ms: ms(m.created_at),
-                message_id: m.message_id.clone(),
-            }))
+            Ok(page::cut(items, limit, MessageCursor::of))
         })
     }
 

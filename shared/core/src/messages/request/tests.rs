@@ -1,5 +1,6 @@
 //! Send requests' validation: a row per accepted shape and per refusal, with its field.
 
+use crate::messages::sample::sample_message;
 use crate::messages::*;
 use base64::Engine;
 use serde_json::json;
@@ -405,37 +406,6 @@ fn resolving_names_the_unknown_reference() {
     let q = r.reply_to.unwrap();
     assert!(q.from_me);
     assert_eq!(q.from.as_deref(), Some("15551230001:3@s.whatsapp.net"));
-}
-
-fn sample_message() -> Message {
-    let now = crate::time::now();
-    Message {
-        message_id: new_message_id(),
-        device_id: uuid::Uuid::nil(),
-        app_id: uuid::Uuid::nil(),
-        direction: Direction::Outbound,
-        to: "15551230001@s.whatsapp.net".into(),
-        from: None,
-        from_phone: None,
-        chat: "15551230001@s.whatsapp.net".into(),
-        kind: MessageType::Text,
-        status: MessageStatus::Sent,
-        error: None,
-        attempts: 1,
-        idempotency_key: None,
-        content: None,
-        text: None,
-        media_path: None,
-        mime_type: None,
-        media_size: None,
-        media_sha256: None,
-        created_at: now,
-        updated_at: now,
-        sent_at: None,
-        next_attempt_at: None,
-        reply_to: None,
-        mentions: Vec::new(),
-    }
 }
 
 #[test]

@@ -1,0 +1,299 @@
+//! Router tests of the actions on a message: edit, revoke, read receipts, and each refusal.
+
+use std::time::Duration;
+
+use http::StatusCode;
+use serde_json::{Value, json};
+use wa_core::apps::CreateApp;
+use wa_core::messages::MessageUpdate;
+
+use super::{Api, JPEG, api, b64, code, message_id};
+
+const PEER: &str = "15550001111@s.whatsapp.net";
+
+impl Api {
+    fn message_uri(&self, id: &str, action: &str) -> String {
+        format!("/devices/{}/messages/{id}{action}", self.device)
+    }
+
+    async fn edit(&self, id: &str, body: Value) -> super::Reply {
+        self.call("PATCH", &self.message_uri(id, ""), body, &[])
+            .await
+    }
+
+    async fn act(&self, id: &str, action: &str) -> super::Reply {
+        self.call("POST", &self.message_uri(id, action), Value::Null, &[])
+            .await
+    }
+
+    /// Sends a text to the peer: its id, once sent.
+    async fn sent_text(&self, text: &str) -> String {
+        let r = self
+            .send(json!({"to": "15550001111", "text": text}), &[])
+            .await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+        message_id(&r)
+    }
+
+    /// A text from `from` arrives: its id.
+    async fn received(&self, from: &str, text: &str) -> String {
+        let r = self.inbound(json!({"from": from, "text": text})).await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+        message_id(&r)
+    }
+
+    /// The last record of the simulated WhatsApp.
+    async fn last_sent(&self) -> Value {
+        self.sent_records().await.last().cloned().unwrap()
+    }
+}
+
+fn refused(r: &super::Reply, status: StatusCode, wanted: &str) {
+    assert_eq!((r.status, code(r)), (status, wanted), "{}", r.body);
+}
+
+#[tokio::test]
+async fn a_sent_text_and_a_caption_are_edited_within_the_window() {
+    let api = api(Duration::from_secs(10), 0.0, 1).await;
+    let id = api.sent_text("see you at 5").await;
+    let r = api.edit(&id, json!({"text": "see you at 6"})).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    let m = &r.body["data"]["message"];
+    assert_eq!(
+        (&m["text"], &m["status"]),
+        (&json!("see you at 6"), &json!("sent"))
+    );
+    assert!(m["edited_at"].is_string(), "{m}");
+    assert_eq!(api.message(&id).await["text"], "see you at 6");
+    let e = api.last_sent().await;
+    assert_eq!(
+        (&e["type"], &e["to"], &e["target_message_id"], &e["text"]),
+        (
+            &json!("edit"),
+            &json!(PEER),
+            &json!(id),
+            &json!("see you at 6")
+        )
+    );
+
+    let r = api
+        .send(
+            json!({"to": "15550001111", "type": "image", "mime_type": "image/jpeg", "data_base64": b64(JPEG)}),
+            &[],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    let image = message_id(&r);
+    let r = api.edit(&image, json!({"text": "the view"})).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(r.body["data"]["message"]["text"], "the view");
+    assert_eq!(r.body["data"]["message"]["type"], "image");
+
+    // Older than 15 minutes: refused, and nothing reaches WhatsApp.
+    let old = api.sent_text("old").await;
+    let device = api.device.parse().unwrap();
+    let long_ago = wa_core::time::now() - Duration::from_secs(16 * 60);
+    let u = MessageUpdate {
+        sent_at: Some(Some(long_ago)),
+        ..MessageUpdate::default()
+    };
+    api.ctx
+        .store
+        .update_message(device, &old, &u, &[], &[])
+        .await
+        .unwrap();
+    let before = api.sent_records().await.len();
+    refused(
+        &api.edit(&old, json!({"text": "new"})).await,
+        StatusCode::CONFLICT,
+        "conflict",
+    );
+    assert_eq!(api.sent_records().await.len(), before);
+}
+
+#[tokio::test]
+async fn edits_are_refused_by_field_by_message_and_by_device() {
+    let api = api(Duration::from_secs(10), 0.0, 1).await;
+    let id = api.sent_text("hi").await;
+    let inbound = api.received("15550001111", "hello").await;
+    let r = api
+        .send(
+            json!({"to": "15550001111", "type": "location", "latitude": 1.5, "longitude": 2.5}),
+            &[],
+        )
+        .await;
+    let location = message_id(&r);
+    for (body, field) in [
+        (json!({"text": ""}), "text"),
+        (json!({"text": "x".repeat(65_537)}), "text"),
+        (json!({}), "text"),
+        (json!({"text": "x", "caption": "y"}), "caption"),
+    ] {
+        let r = api.edit(&id, body.clone()).await;
+        refused(&r, StatusCode::BAD_REQUEST, "validation_error");
+        assert_eq!(r.body["error"]["details"]["field"], field, "{body}");
+    }
+    let r = api.edit("bad%20id", json!({"text": "x"})).await;
+    assert_eq!(r.body["error"]["details"]["field"], "message_id");
+    refused(
+        &api.edit("3EB0NOPE", json!({"text": "x"})).await,
+        StatusCode::NOT_FOUND,
+        "not_found",
+    );
+    for other in [&inbound, &location] {
+        refused(
+            &api.edit(other, json!({"text": "x"})).await,
+            StatusCode::CONFLICT,
+            "conflict",
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_sent_message_is_revoked_once() {
+    let api = api(Duration::from_secs(10), 0.0, 1).await;
+    let id = api.sent_text("oops").await;
+    let r = api.act(&id, "/revoke").await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(r.body["data"]["message"]["status"], "revoked");
+    assert_eq!(api.message(&id).await["status"], "revoked");
+    let e = api.last_sent().await;
+    assert_eq!(
+        (&e["type"], &e["to"], &e["target_message_id"]),
+        (&json!("revoke"), &json!(PEER), &json!(id))
+    );
+    let before = api.sent_records().await.len();
+    let again = api.act(&id, "/revoke").await;
+    assert_eq!(again.status, StatusCode::OK, "{}", again.body);
+    assert_eq!(again.body["data"]["message"]["status"], "revoked");
+    assert_eq!(api.sent_records().await.len(), before, "asked once");
+
+    // A late receipt leaves it revoked; it can no longer be edited.
+    api.receipt(&id, "read").await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(api.message(&id).await["status"], "revoked");
+    refused(
+        &api.edit(&id, json!({"text": "x"})).await,
+        StatusCode::CONFLICT,
+        "conflict",
+    );
+
+    let inbound = api.received("15550001111", "hello").await;
+    // When its sender deletes a received message for everyone, it becomes revoked.
+    let uri = format!("/sandbox/devices/{}/revoke", api.device);
+    let r = api
+        .call("POST", &uri, json!({"message_id": inbound}), &[])
+        .await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.body);
+    api.wait_message(&inbound, "revoked").await;
+    refused(
+        &api.act(&inbound, "/revoke").await,
+        StatusCode::CONFLICT,
+        "conflict",
+    );
+    let r = api
+        .send(json!({"to": "15550000502", "text": "fails"}), &[])
+        .await;
+    let failed = r.body["error"]["details"]["message_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    refused(
+        &api.act(&failed, "/revoke").await,
+        StatusCode::CONFLICT,
+        "conflict",
+    );
+    refused(
+        &api.act("3EB0NOPE", "/revoke").await,
+        StatusCode::NOT_FOUND,
+        "not_found",
+    );
+}
+
+#[tokio::test]
+async fn a_read_receipt_covers_the_unread_messages_of_its_chat() {
+    let api = api(Duration::from_secs(10), 0.0, 1).await;
+    let a1 = api.received("15550001111", "one").await;
+    let b1 = api.received("15550002222", "elsewhere").await;
+    let a2 = api.received("15550001111", "two").await;
+    let own = api.sent_text("mine").await;
+    let a3 = api.received("15550001111", "three").await;
+
+    let r = api.act(&a3, "/read").await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.raw);
+    let e = api.last_sent().await;
+    assert_eq!(
+        (&e["type"], &e["to"], &e["target_message_id"]),
+        (&json!("read"), &json!(PEER), &json!(a3))
+    );
+    assert_eq!(e["message_ids"], json!([a3, a2, a1]));
+    for id in [&a1, &a2, &a3] {
+        assert_eq!(api.message(id).await["status"], "read", "{id}");
+    }
+    assert_eq!(api.message(&b1).await["status"], "received");
+    assert_eq!(api.message(&own).await["status"], "sent");
+
+    // The next receipt stops at the messages read already.
+    let a4 = api.received("15550001111", "four").await;
+    let r = api.act(&a4, "/read").await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.raw);
+    assert_eq!(api.last_sent().await["message_ids"], json!([a4]));
+    // Read again: sent again, harmless.
+    assert_eq!(api.act(&a1, "/read").await.status, StatusCode::NO_CONTENT);
+
+    refused(
+        &api.act(&own, "/read").await,
+        StatusCode::CONFLICT,
+        "conflict",
+    );
+    refused(
+        &api.act("3EB0NOPE", "/read").await,
+        StatusCode::NOT_FOUND,
+        "not_found",
+    );
+}
+
+#[tokio::test]
+async fn other_apps_and_a_device_not_connected_are_refused() {
+    let api = api(Duration::from_secs(10), 0.0, 1).await;
+    let id = api.sent_text("hi").await;
+    let inbound = api.received("15550001111", "hello").await;
+    let token = |tenant: &'static str| {
+        let apps = api.ctx.apps.clone();
+        async move {
+            apps.create(tenant, CreateApp::named("other"))
+                .await
+                .unwrap()
+                .app_token
+        }
+    };
+    let (sibling, stranger) = (token("acme").await, token("globex").await);
+    for (token, status, wanted) in [
+        (&sibling, StatusCode::FORBIDDEN, "forbidden"),
+        (&stranger, StatusCode::NOT_FOUND, "not_found"),
+    ] {
+        for (method, uri, body) in [
+            ("PATCH", api.message_uri(&id, ""), json!({"text": "x"})),
+            ("POST", api.message_uri(&id, "/revoke"), Value::Null),
+            ("POST", api.message_uri(&inbound, "/read"), Value::Null),
+        ] {
+            let r = api.call_as(token, method, &uri, body, &[]).await;
+            refused(&r, status, wanted);
+        }
+    }
+
+    let disconnect = format!("/devices/{}/disconnect", api.device);
+    let r = api.call("POST", &disconnect, Value::Null, &[]).await;
+    assert!(r.status.is_success(), "{}", r.body);
+    api.wait_device("disconnected").await;
+    let before = api.sent_records().await.len();
+    for r in [
+        api.edit(&id, json!({"text": "x"})).await,
+        api.act(&id, "/revoke").await,
+        api.act(&inbound, "/read").await,
+    ] {
+        refused(&r, StatusCode::CONFLICT, "device_not_connected");
+    }
+    assert_eq!(api.sent_records().await.len(), before);
+    assert_eq!(api.message(&id).await["status"], "sent");
+}

@@ -1,0 +1,86 @@
+//! What the simulated WhatsApp records of the actions a device takes on its messages: an
+//! edit, a revoke for everyone, read receipts. Each needs a live session and appears in
+//! the device's sent log (`GET /sandbox/devices/{id}/sent`) with its fields.
+
+use uuid::Uuid;
+use wa_core::provider::{ProviderFailure, ReadMessage, SentRecord};
+
+use super::Sandbox;
+
+/// The sent-log record of an edit of `message_id` in `chat`.
+pub(super) fn edit_record(chat: &str, message_id: &str, text: &str) -> SentRecord {
+    SentRecord {
+        target_message_id: Some(message_id.to_owned()),
+        text: Some(text.to_owned()),
+        ..SentRecord::action("edit", chat)
+    }
+}
+
+/// The sent-log record of a revoke of `message_id` in `chat`.
+pub(super) fn revoke_record(chat: &str, message_id: &str) -> SentRecord {
+    SentRecord {
+        target_message_id: Some(message_id.to_owned()),
+        ..SentRecord::action("revoke", chat)
+    }
+}
+
+/// The sent-log record of read receipts in `chat`: the first message is the one asked
+/// for, all of them are listed.
+pub(super) fn read_record(chat: &str, messages: &[ReadMessage]) -> SentRecord {
+    SentRecord {
+        target_message_id: messages.first().map(|m| m.message_id.clone()),
+        message_ids: messages.iter().map(|m| m.message_id.clone()).collect(),
+        ..SentRecord::action("read", chat)
+    }
+}
+
+impl Sandbox {
+    /// Records `record` as an action of the live session of `device_id`.
+    pub(super) async fn act(
+        &self,
+        device_id: Uuid,
+        record: SentRecord,
+    ) -> Result<(), ProviderFailure> {
+        self.live_creds(device_id)?;
+        self.log_sent(device_id, record).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_action_records_its_target_and_fields() {
+        let e = edit_record("c@s.whatsapp.net", "M1", "fixed");
+        assert_eq!(
+            (e.kind.as_str(), e.to.as_str(), e.message_id.as_str()),
+            ("edit", "c@s.whatsapp.net", "")
+        );
+        assert_eq!(
+            (e.target_message_id.as_deref(), e.text.as_deref()),
+            (Some("M1"), Some("fixed"))
+        );
+
+        let r = revoke_record("c@s.whatsapp.net", "M1");
+        assert_eq!(
+            (r.kind.as_str(), r.target_message_id.as_deref(), r.text),
+            ("revoke", Some("M1"), None)
+        );
+
+        let read = |id: &str| ReadMessage {
+            message_id: id.into(),
+            sender: "s@s.whatsapp.net".into(),
+        };
+        let r = read_record("g@g.us", &[read("B"), read("A")]);
+        assert_eq!(
+            (
+                r.kind.as_str(),
+                r.to.as_str(),
+                r.target_message_id.as_deref()
+            ),
+            ("read", "g@g.us", Some("B"))
+        );
+        assert_eq!(r.message_ids, ["B", "A"]);
+    }
+}
