@@ -1,6 +1,7 @@
-//! Conversation sends through the real binary on the sandbox: a reply with mentions, a
+//! Conversations through the real binary on the sandbox: a reply with mentions, a
 //! reaction and a poll reach WhatsApp in order with their fields, and each is reported by
-//! a signed outbound `message` webhook.
+//! a signed outbound `message` webhook; edits, revokes and read receipts, and a peer's
+//! reaction and edit with their signed webhooks.
 
 use std::time::Duration;
 
@@ -154,4 +155,116 @@ async fn reply_mentions_reaction_and_poll_reach_whatsapp_and_the_webhook() {
             &json!(["Pizza", "Sushi", "Tacos"])
         )
     );
+}
+
+/// Actions on messages through the real binary: the device edits and revokes its message
+/// and marks the peer's read; the peer reacts to the device's message and edits its own,
+/// each reported by a signed webhook (`reaction`, `message_edited`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn edits_revokes_receipts_and_a_peers_reaction_and_edit_are_reported() {
+    let rdir = tempfile::tempdir().unwrap();
+    let receiver = Receiver::start(rdir.path(), 0);
+    let server = Server::start(&HOOKED_SANDBOX);
+    let app = receiver.app(&server, "acts", "acts").await;
+    let t = app["app_token"].as_str().unwrap().to_owned();
+    let id = linked_device(&server, &t, "acting").await;
+    let peer = "15550001111@s.whatsapp.net";
+
+    let (s, v) = send_text(&server, &t, &id, "15550001111", "at 5?").await;
+    assert_eq!(s, 200, "{v}");
+    let mine = str_at(&v, "/data/message/message_id");
+    let message = format!("/devices/{id}/messages/{mine}");
+    let (s, v) = call(
+        &server,
+        "PATCH",
+        &message,
+        &t,
+        Some(json!({"text": "at 6?"})),
+    )
+    .await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["data"]["message"]["text"], "at 6?");
+
+    let inbound = format!("/sandbox/devices/{id}/inbound");
+    let (s, v) = call(
+        &server,
+        "POST",
+        &inbound,
+        &t,
+        Some(json!({"from": "15550001111", "text": "sure, at 6"})),
+    )
+    .await;
+    assert_eq!(s, 200, "{v}");
+    let theirs = str_at(&v, "/data/message/message_id");
+    for body in [
+        json!({"from": "15550001111", "type": "reaction", "message_id": mine, "emoji": "👍"}),
+        json!({"from": "15550001111", "type": "edit", "message_id": theirs, "text": "sure, at 6:30"}),
+    ] {
+        let (s, v) = call(&server, "POST", &inbound, &t, Some(body)).await;
+        assert_eq!(s, 202, "{v}");
+    }
+    let (s, _) = call(
+        &server,
+        "POST",
+        &format!("/devices/{id}/messages/{theirs}/read"),
+        &t,
+        None,
+    )
+    .await;
+    assert_eq!(s, 204);
+    let (s, v) = call(&server, "POST", &format!("{message}/revoke"), &t, None).await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["data"]["message"]["status"], "revoked");
+
+    let event = |got: &[Value], kind: &str| -> Option<Value> {
+        got.iter()
+            .filter(|r| r["verified"] == true && r["body"]["event"] == kind)
+            .map(|r| r["body"]["payload"].clone())
+            .next()
+    };
+    let got = receiver
+        .wait(
+            "the reaction and the edit",
+            Duration::from_secs(30),
+            |got| event(got, "reaction").is_some() && event(got, "message_edited").is_some(),
+        )
+        .await;
+    assert_eq!(
+        event(&got, "reaction").unwrap(),
+        json!({"message_id": mine, "chat": peer, "from": peer, "emoji": "👍", "direction": "inbound"})
+    );
+    let e = event(&got, "message_edited").unwrap();
+    assert_eq!(
+        (&e["message_id"], &e["from"], &e["text"]),
+        (&json!(theirs), &json!(peer), &json!("sure, at 6:30"))
+    );
+    let (_, v) = call(
+        &server,
+        "GET",
+        &format!("/devices/{id}/messages/{theirs}"),
+        &t,
+        None,
+    )
+    .await;
+    let m = &v["data"]["message"];
+    assert_eq!(
+        (&m["text"], &m["status"], &m["edited_at"]),
+        (&json!("sure, at 6:30"), &json!("read"), &e["edited_at"])
+    );
+
+    let (_, v) = call(
+        &server,
+        "GET",
+        &format!("/sandbox/devices/{id}/sent"),
+        &t,
+        None,
+    )
+    .await;
+    let kinds: Vec<&str> = v["data"]["sent"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["type"].as_str().unwrap())
+        .collect();
+    assert_eq!(kinds, ["text", "edit", "read", "revoke"]);
 }

@@ -4,6 +4,8 @@
 //! sandbox lives in the worker's process: each route is a session request
 //! (`wa_core::session`), asked after the device record allowed it.
 
+mod peer;
+
 use std::time::Duration;
 
 use axum::extract::{Path, State};
@@ -321,6 +323,7 @@ impl ToSchema for InboundRequest {
     request_body = InboundRequest,
     responses(
         (status = 200, description = "Stored: the message as listed", body = Envelope<wa_api::views::MessageData>),
+        (status = 202, description = "`type` `reaction` (`message_id` of the device's history, `emoji`) or `edit` (`message_id` of a message `from` sent, `text`): accepted; the `reaction` or `message_edited` event follows"),
         (status = 400, description = "validation_error", body = ErrorResponse),
         (status = 401, description = "invalid_api_key", body = ErrorResponse),
         (status = 404, description = "not_found", body = ErrorResponse),
@@ -345,6 +348,9 @@ async fn inbound(
         .as_str()
         .ok_or_else(|| ApiError::validation("from", "`from` must be a string"))?
         .to_owned();
+    if peer::is_peer_action(&body) {
+        return Ok(peer::act(&ctx, &d, &from, body).await?.into_response());
+    }
     // Checked here, so that a bad field answers as a send's would; the worker gets the
     // checked fields as they came.
     let message = body.to_string();
@@ -361,7 +367,8 @@ async fn inbound(
         .ok_or_else(|| ApiError::internal("stored inbound message not found"))?;
     Ok(ok(wa_api::views::MessageData {
         message: wa_api::views::MessageView::from(&m),
-    }))
+    })
+    .into_response())
 }
 
 /// Body of the receipt route.

@@ -1619,10 +1619,10 @@ async fn replies_mentions_reactions_and_polls() {
     assert_eq!(sent[5]["selectable_count"], 2);
     assert!(sent[5].get("emoji").is_none());
 
-    // The sandbox does not simulate incoming reactions or quotes: refused, not misfiled.
+    // The sandbox does not simulate incoming polls or quotes: refused, not misfiled.
     let r = api
         .inbound(
-            json!({"from": "15550001111", "type": "reaction", "message_id": reply, "emoji": "👍"}),
+            json!({"from": "15550001111", "type": "poll", "question": "Q", "options": ["a", "b"]}),
         )
         .await;
     assert_eq!(r.body["error"]["details"]["field"], "type", "{}", r.body);

@@ -7,7 +7,7 @@ use std::time::Duration;
 use uuid::Uuid;
 use wa_core::devices::DeviceStatus as S;
 use wa_core::lifecycle::on_event;
-use wa_core::messages::{Direction, MessageStatus, MessageUpdate, wait_key};
+use wa_core::messages::{Direction, Edit, MessageStatus, MessageUpdate, wait_key};
 use wa_core::provider::{ProviderFailure, SessionEvent};
 use wa_core::send_service::cancel_pending;
 use wa_core::store::StoreError;
@@ -109,6 +109,38 @@ impl Worker {
                 let event = payload::revoked(d.app_id, device_id, message_id, chat, from);
                 return revoke_received(&*store, device_id, message_id, chat, event).await;
             }
+            SessionEvent::Reaction {
+                message_id,
+                chat,
+                from,
+                emoji,
+            } => {
+                let Some(d) = store.get_device(device_id).await? else {
+                    return Ok(());
+                };
+                let event = payload::reaction(d.app_id, device_id, message_id, chat, from, emoji);
+                return store.append_events(&[event]).await;
+            }
+            SessionEvent::Edited {
+                message_id,
+                chat,
+                from,
+                text,
+                edited_at,
+            } => {
+                let Some(d) = store.get_device(device_id).await? else {
+                    return Ok(());
+                };
+                let event = payload::edited(
+                    d.app_id, device_id, message_id, chat, from, text, *edited_at,
+                );
+                let edit = Edit {
+                    text: text.clone(),
+                    content: None,
+                    edited_at: *edited_at,
+                };
+                return edit_received(&*store, device_id, message_id, chat, edit, event).await;
+            }
             _ => {}
         }
         for _ in 0..5 {
@@ -207,6 +239,38 @@ async fn revoke_received(
         let u = MessageUpdate {
             status: Some(MessageStatus::Revoked),
             updated_at: Some(time::now()),
+            ..MessageUpdate::default()
+        };
+        let expect = [MessageStatus::Received, MessageStatus::Read];
+        let events = std::slice::from_ref(&event);
+        match store
+            .update_message(device_id, message_id, &u, &expect, events)
+            .await
+        {
+            Ok(_) => return Ok(()),
+            Err(StoreError::Conflict(_)) | Err(StoreError::NotFound) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    store.append_events(&[event]).await
+}
+
+/// Records that the sender of a received message edited it: the stored message of `chat`
+/// under `message_id` gets the new text and `edited_at`, in one commit with `event`; the
+/// event alone when no such message is stored (or it was revoked).
+async fn edit_received(
+    store: &dyn wa_core::store::Store,
+    device_id: Uuid,
+    message_id: &str,
+    chat: &str,
+    edit: Edit,
+    event: wa_core::webhooks::Event,
+) -> Result<(), StoreError> {
+    let stored = store.get_message(device_id, message_id).await?;
+    if stored.is_some_and(|m| m.direction == Direction::Inbound && m.chat == chat) {
+        let u = MessageUpdate {
+            updated_at: Some(time::now()),
+            edit: Some(edit),
             ..MessageUpdate::default()
         };
         let expect = [MessageStatus::Received, MessageStatus::Read];

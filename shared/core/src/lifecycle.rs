@@ -96,7 +96,11 @@ pub fn on_event(d: &Device, ev: &SessionEvent, now: OffsetDateTime) -> Option<De
             u.last_error = Some(Some(last_error(error, now)));
         }
         // These change the presence cache and messages, not the device.
-        SessionEvent::Presence(_) | SessionEvent::Receipt { .. } | SessionEvent::Revoked { .. } => {
+        SessionEvent::Presence(_)
+        | SessionEvent::Receipt { .. }
+        | SessionEvent::Revoked { .. }
+        | SessionEvent::Reaction { .. }
+        | SessionEvent::Edited { .. } => {
             return None;
         }
         SessionEvent::LoggedOut { error } => {

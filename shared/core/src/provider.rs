@@ -86,6 +86,22 @@ pub enum SessionEvent {
         chat: String,
         from: String,
     },
+    /// A peer reacted to the message `message_id` in `chat` (`emoji` `""`: the reaction
+    /// was taken back).
+    Reaction {
+        message_id: String,
+        chat: String,
+        from: String,
+        emoji: String,
+    },
+    /// A peer edited the text (or caption) of its message `message_id` in `chat`.
+    Edited {
+        message_id: String,
+        chat: String,
+        from: String,
+        text: String,
+        edited_at: OffsetDateTime,
+    },
 }
 
 /// A message that arrived for a device.
@@ -564,6 +580,26 @@ pub trait SandboxControl: Send + Sync {
         message_id: &str,
         chat: &str,
         from: &str,
+    ) -> wa_errors::ApiResult<()>;
+
+    /// `from` reacts to the message `message_id` of `chat` (`emoji` `""`: takes it back).
+    async fn react(
+        &self,
+        device_id: Uuid,
+        chat: &str,
+        from: &str,
+        message_id: &str,
+        emoji: &str,
+    ) -> wa_errors::ApiResult<()>;
+
+    /// `from` edits its message `message_id` of `chat` to `text`.
+    async fn edit(
+        &self,
+        device_id: Uuid,
+        chat: &str,
+        from: &str,
+        message_id: &str,
+        text: &str,
     ) -> wa_errors::ApiResult<()>;
 
     /// A receipt from the recipient of a message the device sent.

@@ -22,6 +22,8 @@ pub enum EventType {
     MessageFailed,
     Receipt,
     MessageRevoked,
+    Reaction,
+    MessageEdited,
     Presence,
     ChatPresence,
 }
@@ -38,6 +40,8 @@ impl EventType {
             EventType::MessageFailed => "message_failed",
             EventType::Receipt => "receipt",
             EventType::MessageRevoked => "message_revoked",
+            EventType::Reaction => "reaction",
+            EventType::MessageEdited => "message_edited",
             EventType::Presence => "presence",
             EventType::ChatPresence => "chat_presence",
         }
@@ -122,7 +126,7 @@ pub mod payload {
     use crate::devices::{Device, DeviceStatus};
     use crate::messages::{Content, Direction, Message, MessageStatus};
     use crate::provider::Presence;
-    use crate::time;
+    use crate::time::{self, OffsetDateTime};
 
     /// The event a device status change causes, if any.
     pub fn device(before: DeviceStatus, d: &Device) -> Option<Event> {
@@ -248,6 +252,41 @@ pub mod payload {
             app_id,
             device_id,
             json!({"message_id": message_id, "chat": chat, "from": from}),
+        )
+    }
+
+    /// A peer's reaction to `message_id` (`emoji` `""`: taken back).
+    pub fn reaction(
+        app_id: uuid::Uuid,
+        device_id: uuid::Uuid,
+        message_id: &str,
+        chat: &str,
+        from: &str,
+        emoji: &str,
+    ) -> Event {
+        Event::new(
+            EventType::Reaction,
+            app_id,
+            device_id,
+            json!({"message_id": message_id, "chat": chat, "from": from, "emoji": emoji, "direction": "inbound"}),
+        )
+    }
+
+    /// A peer's edit of its message `message_id`.
+    pub fn edited(
+        app_id: uuid::Uuid,
+        device_id: uuid::Uuid,
+        message_id: &str,
+        chat: &str,
+        from: &str,
+        text: &str,
+        edited_at: OffsetDateTime,
+    ) -> Event {
+        Event::new(
+            EventType::MessageEdited,
+            app_id,
+            device_id,
+            json!({"message_id": message_id, "chat": chat, "from": from, "text": text, "edited_at": time::format(edited_at)}),
         )
     }
 

@@ -743,6 +743,34 @@ impl SandboxControl for Sandbox {
         }
     }
 
+    async fn react(
+        &self,
+        device_id: Uuid,
+        chat: &str,
+        from: &str,
+        message_id: &str,
+        emoji: &str,
+    ) -> ApiResult<()> {
+        self.live_creds(device_id)?;
+        let event = actions::peer_reaction(chat, from, message_id, emoji);
+        self.emit(device_id, event);
+        Ok(())
+    }
+
+    async fn edit(
+        &self,
+        device_id: Uuid,
+        chat: &str,
+        from: &str,
+        message_id: &str,
+        text: &str,
+    ) -> ApiResult<()> {
+        self.live_creds(device_id)?;
+        let event = actions::peer_edit(chat, from, message_id, text);
+        self.emit(device_id, event);
+        Ok(())
+    }
+
     async fn revoke(
         &self,
         device_id: Uuid,

@@ -297,3 +297,113 @@ async fn other_apps_and_a_device_not_connected_are_refused() {
     assert_eq!(api.sent_records().await.len(), before);
     assert_eq!(api.message(&id).await["status"], "sent");
 }
+
+impl Api {
+    /// The payloads of the App's events of type `kind`, oldest first.
+    async fn events(&self, kind: &str) -> Vec<Value> {
+        let app = self.app().await;
+        let (deliveries, _) = self
+            .ctx
+            .store
+            .list_deliveries(app.app_id, None, 200, None)
+            .await
+            .unwrap();
+        let mut out: Vec<Value> = deliveries
+            .into_iter()
+            .filter(|d| d.event.event.as_str() == kind)
+            .map(|d| d.event.payload)
+            .collect();
+        out.reverse();
+        out
+    }
+
+    /// Waits for the `n`-th event of type `kind`.
+    async fn nth_event(&self, kind: &str, n: usize) -> Value {
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(e) = self.events(kind).await.get(n - 1) {
+                return e.clone();
+            }
+            assert!(std::time::Instant::now() < deadline, "no {kind} #{n}");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_peer_reacts_and_edits_its_message() {
+    let api = api(Duration::from_secs(10), 0.0, 1).await;
+    let mine = api.sent_text("lunch?").await;
+    let theirs = api.received("15550001111", "yes at 1").await;
+
+    for emoji in ["👍", ""] {
+        let r = api
+            .inbound(json!({"from": "15550001111", "type": "reaction", "message_id": mine, "emoji": emoji}))
+            .await;
+        assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.body);
+    }
+    let e = api.nth_event("reaction", 2).await;
+    assert_eq!(
+        e,
+        json!({"message_id": mine, "chat": PEER, "from": PEER, "emoji": "", "direction": "inbound"})
+    );
+    assert_eq!(api.nth_event("reaction", 1).await["emoji"], "👍");
+
+    let r = api
+        .inbound(json!({"from": "15550001111", "type": "edit", "message_id": theirs, "text": "yes at 2"}))
+        .await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.body);
+    let e = api.nth_event("message_edited", 1).await;
+    assert_eq!(
+        (&e["message_id"], &e["chat"], &e["from"], &e["text"]),
+        (
+            &json!(theirs),
+            &json!(PEER),
+            &json!(PEER),
+            &json!("yes at 2")
+        )
+    );
+    let m = api.message(&theirs).await;
+    assert_eq!(
+        (&m["text"], &m["edited_at"]),
+        (&json!("yes at 2"), &e["edited_at"])
+    );
+
+    // Refusals by field: nothing reaches the worker.
+    for (body, field) in [
+        (
+            json!({"from": "15550001111", "type": "reaction", "message_id": "3EB0NOPE", "emoji": "👍"}),
+            "message_id",
+        ),
+        (
+            json!({"from": "15550001111", "type": "reaction", "message_id": mine, "emoji": "no"}),
+            "emoji",
+        ),
+        (
+            json!({"from": "15550001111", "type": "reaction", "message_id": mine}),
+            "emoji",
+        ),
+        (
+            json!({"from": "15550002222", "type": "edit", "message_id": theirs, "text": "x"}),
+            "message_id",
+        ),
+        (
+            json!({"from": "15550001111", "type": "edit", "message_id": mine, "text": "x"}),
+            "message_id",
+        ),
+        (
+            json!({"from": "15550001111", "type": "edit", "message_id": theirs, "text": ""}),
+            "text",
+        ),
+        (
+            json!({"from": "15550001111", "type": "edit", "message_id": theirs, "text": "x", "emoji": "y"}),
+            "emoji",
+        ),
+    ] {
+        let r = api.inbound(body.clone()).await;
+        refused(&r, StatusCode::BAD_REQUEST, "validation_error");
+        assert_eq!(r.body["error"]["details"]["field"], field, "{body}");
+    }
+    assert_eq!(api.events("reaction").await.len(), 2);
+    assert_eq!(api.events("message_edited").await.len(), 1);
+}

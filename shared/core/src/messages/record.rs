@@ -369,11 +369,12 @@ pub struct MessageUpdate {
     pub edit: Option<Edit>,
 }
 
-/// The new text of an edited message, its content with that text, and the edit's time.
+/// The new text of an edited message, its content with that text (an outbound message's;
+/// a received one keeps none), and the edit's time.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Edit {
     pub text: String,
-    pub content: Content,
+    pub content: Option<Content>,
     pub edited_at: OffsetDateTime,
 }
 
@@ -399,7 +400,9 @@ impl MessageUpdate {
         }
         if let Some(e) = &self.edit {
             m.text = Some(e.text.clone());
-            m.content = Some(e.content.clone());
+            if let Some(c) = &e.content {
+                m.content = Some(c.clone());
+            }
             m.edited_at = Some(e.edited_at);
         }
     }

@@ -63,7 +63,7 @@ impl Messages {
         let u = MessageUpdate {
             edit: Some(Edit {
                 text: text.to_owned(),
-                content,
+                content: Some(content),
                 edited_at: now,
             }),
             updated_at: Some(now),

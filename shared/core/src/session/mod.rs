@@ -142,6 +142,28 @@ pub async fn execute(
             sb()?.revoke(device_id, &message_id, &chat, &from).await?;
             SessionAnswer::Done
         }
+        R::SandboxReaction {
+            chat,
+            from,
+            message_id,
+            emoji,
+        } => {
+            sb()?
+                .react(device_id, &chat, &from, &message_id, &emoji)
+                .await?;
+            SessionAnswer::Done
+        }
+        R::SandboxEdit {
+            chat,
+            from,
+            message_id,
+            text,
+        } => {
+            sb()?
+                .edit(device_id, &chat, &from, &message_id, &text)
+                .await?;
+            SessionAnswer::Done
+        }
         R::Unknown => return Err(unknown_request()),
     })
 }

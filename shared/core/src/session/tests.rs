@@ -274,6 +274,30 @@ impl SandboxControl for FakeSandbox {
         self.0.push(format!("receipt {d} {message_id} {status:?}"));
         Ok(())
     }
+    async fn react(
+        &self,
+        d: Uuid,
+        chat: &str,
+        from: &str,
+        message_id: &str,
+        emoji: &str,
+    ) -> ApiResult<()> {
+        self.0
+            .push(format!("react {d} {chat} {from} {message_id} {emoji}"));
+        Ok(())
+    }
+    async fn edit(
+        &self,
+        d: Uuid,
+        chat: &str,
+        from: &str,
+        message_id: &str,
+        text: &str,
+    ) -> ApiResult<()> {
+        self.0
+            .push(format!("edit {d} {chat} {from} {message_id} {text}"));
+        Ok(())
+    }
 }
 
 #[tokio::test]
@@ -389,6 +413,24 @@ async fn execute_maps_each_request_onto_its_call() {
             },
             SessionAnswer::Done,
         ),
+        (
+            R::SandboxReaction {
+                chat: "c".into(),
+                from: "f".into(),
+                message_id: "m".into(),
+                emoji: "👍".into(),
+            },
+            SessionAnswer::Done,
+        ),
+        (
+            R::SandboxEdit {
+                chat: "c".into(),
+                from: "f".into(),
+                message_id: "m".into(),
+                text: "t".into(),
+            },
+            SessionAnswer::Done,
+        ),
     ] {
         assert_eq!(run(request.clone()).await.unwrap(), answer, "{request:?}");
     }
@@ -412,6 +454,8 @@ async fn execute_maps_each_request_onto_its_call() {
             format!("inbound {d} f Some(\"hi\")"),
             format!("receipt {d} m Played"),
             format!("revoke {d} m c f"),
+            format!("react {d} c f m 👍"),
+            format!("edit {d} c f m t"),
             format!("sent {d}"),
             format!("sessions {d}"),
         ]

@@ -88,6 +88,22 @@ pub enum SessionRequest {
         chat: String,
         from: String,
     },
+    /// Sandbox: `from` reacts to the message `message_id` of the chat `chat`.
+    #[serde(rename = "sandbox_reaction.v1")]
+    SandboxReaction {
+        chat: String,
+        from: String,
+        message_id: String,
+        emoji: String,
+    },
+    /// Sandbox: `from` edits its message `message_id` of the chat `chat`.
+    #[serde(rename = "sandbox_edit.v1")]
+    SandboxEdit {
+        chat: String,
+        from: String,
+        message_id: String,
+        text: String,
+    },
     /// A request of a newer version than this build knows: answered with an error rather
     /// than left to time out.
     #[serde(rename = "unknown", other)]
@@ -302,6 +318,24 @@ mod tests {
                     }],
                 },
                 json!({"type": "read.v1", "chat": "120363000000000001@g.us", "messages": [{"message_id": "ABC", "sender": "15550001111@s.whatsapp.net"}]}),
+            ),
+            (
+                SessionRequest::SandboxReaction {
+                    chat: "15550001111@s.whatsapp.net".into(),
+                    from: "15550001111@s.whatsapp.net".into(),
+                    message_id: "3EB0A".into(),
+                    emoji: "👍".into(),
+                },
+                json!({"type": "sandbox_reaction.v1", "chat": "15550001111@s.whatsapp.net", "from": "15550001111@s.whatsapp.net", "message_id": "3EB0A", "emoji": "👍"}),
+            ),
+            (
+                SessionRequest::SandboxEdit {
+                    chat: "15550001111@s.whatsapp.net".into(),
+                    from: "15550001111@s.whatsapp.net".into(),
+                    message_id: "ABC".into(),
+                    text: "fixed".into(),
+                },
+                json!({"type": "sandbox_edit.v1", "chat": "15550001111@s.whatsapp.net", "from": "15550001111@s.whatsapp.net", "message_id": "ABC", "text": "fixed"}),
             ),
             (
                 SessionRequest::SandboxScan {

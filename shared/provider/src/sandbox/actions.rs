@@ -1,9 +1,10 @@
 //! What the simulated WhatsApp records of the actions a device takes on its messages: an
 //! edit, a revoke for everyone, read receipts. Each needs a live session and appears in
-//! the device's sent log (`GET /sandbox/devices/{id}/sent`) with its fields.
+//! the device's sent log (`GET /sandbox/devices/{id}/sent`) with its fields. And the
+//! events of a peer's reaction or edit, as WhatsApp reports them.
 
 use uuid::Uuid;
-use wa_core::provider::{ProviderFailure, ReadMessage, SentRecord};
+use wa_core::provider::{ProviderFailure, ReadMessage, SentRecord, SessionEvent};
 
 use super::Sandbox;
 
@@ -31,6 +32,27 @@ pub(super) fn read_record(chat: &str, messages: &[ReadMessage]) -> SentRecord {
         target_message_id: messages.first().map(|m| m.message_id.clone()),
         message_ids: messages.iter().map(|m| m.message_id.clone()).collect(),
         ..SentRecord::action("read", chat)
+    }
+}
+
+/// The event of a peer's reaction to `message_id` in `chat`.
+pub(super) fn peer_reaction(chat: &str, from: &str, message_id: &str, emoji: &str) -> SessionEvent {
+    SessionEvent::Reaction {
+        message_id: message_id.to_owned(),
+        chat: chat.to_owned(),
+        from: from.to_owned(),
+        emoji: emoji.to_owned(),
+    }
+}
+
+/// The event of a peer's edit of its message `message_id` in `chat`, now.
+pub(super) fn peer_edit(chat: &str, from: &str, message_id: &str, text: &str) -> SessionEvent {
+    SessionEvent::Edited {
+        message_id: message_id.to_owned(),
+        chat: chat.to_owned(),
+        from: from.to_owned(),
+        text: text.to_owned(),
+        edited_at: wa_core::time::now(),
     }
 }
 

@@ -22,7 +22,7 @@
 //! | `ServerAck` of a message | resolve the send waiting for it |
 //! | `Receipt` from a peer | emit `Receipt` |
 //! | `Presence`, `ChatPresence` | emit `Presence` (after a LID → phone number lookup when needed) |
-//! | `Messages` | emit `Revoked` for revokes; deliver what the durability hook did not see |
+//! | `Messages` | emit `Revoked`, `Reaction`, `Edited` for revokes, reactions, edits; deliver what the durability hook did not see |
 
 use std::sync::Arc;
 
@@ -115,10 +115,10 @@ pub(crate) enum Step {
         presence: Presence,
         lookup: Option<Jid>,
     },
-    /// A committed batch: its revokes to report, and the messages to deliver because
-    /// the durability hook never saw them (already acked by the library).
+    /// A committed batch: its revokes, reactions and edits to report, and the messages to
+    /// deliver because the durability hook never saw them (already acked by the library).
     Messages {
-        revoked: Vec<SessionEvent>,
+        actions: Vec<SessionEvent>,
         deliver: Option<Arc<[LibInbound]>>,
     },
 }
@@ -244,23 +244,45 @@ pub(crate) fn map_event(event: &Event, cx: &Context) -> Step {
             }
         }
         Event::Messages(batch) => {
-            let revoked = batch
+            let actions = batch
                 .iter()
                 .filter(|item| {
                     let source = &item.info.source;
                     !source.is_from_me && inbound::is_conversation(&source.chat)
                 })
-                .filter_map(|item| match inbound::classify(&item.message) {
-                    inbound::Classified::Revoke { message_id } => Some(SessionEvent::Revoked {
-                        message_id,
-                        chat: item.info.source.chat.to_non_ad().to_string(),
-                        from: item.info.source.sender.to_non_ad().to_string(),
-                    }),
-                    _ => None,
+                .filter_map(|item| {
+                    let chat = item.info.source.chat.to_non_ad().to_string();
+                    let from = item.info.source.sender.to_non_ad().to_string();
+                    match inbound::classify(&item.message) {
+                        inbound::Classified::Revoke { message_id } => Some(SessionEvent::Revoked {
+                            message_id,
+                            chat,
+                            from,
+                        }),
+                        inbound::Classified::Reaction { message_id, emoji } => {
+                            Some(SessionEvent::Reaction {
+                                message_id,
+                                chat,
+                                from,
+                                emoji,
+                            })
+                        }
+                        inbound::Classified::Edit { message_id, text } => {
+                            Some(SessionEvent::Edited {
+                                message_id,
+                                chat,
+                                from,
+                                text,
+                                edited_at: mapping::from_chrono(item.info.timestamp)
+                                    .unwrap_or_else(wa_core::time::now),
+                            })
+                        }
+                        _ => None,
+                    }
                 })
                 .collect();
             Step::Messages {
-                revoked,
+                actions,
                 deliver: (!batch.hook_committed).then(|| batch.messages.clone()),
             }
         }
@@ -730,16 +752,44 @@ mod tests {
     }
 
     #[test]
-    fn message_batches_report_revokes_and_deliver_what_the_hook_missed() {
+    fn message_batches_report_revokes_reactions_and_edits_and_deliver_what_the_hook_missed() {
         let peer = "15552220000@s.whatsapp.net";
         let text = wa::Message {
             conversation: Some("hi".to_string()),
+            ..Default::default()
+        };
+        let reaction = wa::Message {
+            reaction_message: MessageField::some(wa::message::ReactionMessage {
+                key: MessageField::some(wa::MessageKey {
+                    id: Some("3EB0LIKED".to_string()),
+                    ..Default::default()
+                }),
+                text: Some("❤️".to_string()),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let edit = wa::Message {
+            protocol_message: MessageField::some(wa::message::ProtocolMessage {
+                r#type: Some(wa::message::protocol_message::Type::MESSAGE_EDIT),
+                key: MessageField::some(wa::MessageKey {
+                    id: Some("3EB0TYPO".to_string()),
+                    ..Default::default()
+                }),
+                edited_message: MessageField::some(wa::Message {
+                    conversation: Some("fixed".to_string()),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }),
             ..Default::default()
         };
         let messages: Arc<[LibInbound]> = Arc::from(vec![
             inbound(peer, peer, false, revoke("3EB0OLD")),
             inbound(peer, peer, true, revoke("3EB0MINE")),
             inbound(peer, peer, false, text),
+            inbound(peer, peer, false, reaction),
+            inbound(peer, peer, false, edit),
         ]);
         let batch = |committed: bool| {
             Event::Messages(
@@ -750,21 +800,36 @@ mod tests {
                     .build(),
             )
         };
-        let Step::Messages { revoked, deliver } = map(batch(true)) else {
+        let Step::Messages { actions, deliver } = map(batch(true)) else {
             panic!("messages");
         };
         assert_eq!(
-            revoked,
-            [SessionEvent::Revoked {
-                message_id: "3EB0OLD".to_string(),
-                chat: peer.to_string(),
-                from: peer.to_string(),
-            }]
+            actions,
+            [
+                SessionEvent::Revoked {
+                    message_id: "3EB0OLD".to_string(),
+                    chat: peer.to_string(),
+                    from: peer.to_string(),
+                },
+                SessionEvent::Reaction {
+                    message_id: "3EB0LIKED".to_string(),
+                    chat: peer.to_string(),
+                    from: peer.to_string(),
+                    emoji: "❤️".to_string(),
+                },
+                SessionEvent::Edited {
+                    message_id: "3EB0TYPO".to_string(),
+                    chat: peer.to_string(),
+                    from: peer.to_string(),
+                    text: "fixed".to_string(),
+                    edited_at: mapping::from_chrono(MessageInfo::default().timestamp).unwrap(),
+                },
+            ]
         );
         assert!(deliver.is_none(), "the hook stored them");
         let Step::Messages { deliver, .. } = map(batch(false)) else {
             panic!("messages");
         };
-        assert_eq!(deliver.map(|d| d.len()), Some(3));
+        assert_eq!(deliver.map(|d| d.len()), Some(5));
     }
 }

@@ -71,8 +71,12 @@ pub(crate) enum Classified<'a> {
     },
     /// "Deleted for everyone": the id of the revoked message.
     Revoke { message_id: String },
-    /// Reactions, edits, polls, protocol traffic and other kinds the port has no
-    /// type for.
+    /// A reaction to the message `message_id` (`emoji` `""`: taken back).
+    Reaction { message_id: String, emoji: String },
+    /// An edit of the sender's message `message_id`: its new text or caption.
+    Edit { message_id: String, text: String },
+    /// Polls, encrypted reactions, protocol traffic and other kinds the port has no type
+    /// for.
     Ignored,
 }
 
@@ -106,6 +110,14 @@ impl std::fmt::Debug for Classified<'_> {
                 .debug_struct("Revoke")
                 .field("message_id", message_id)
                 .finish(),
+            Classified::Reaction { message_id, .. } => f
+                .debug_struct("Reaction")
+                .field("message_id", message_id)
+                .finish_non_exhaustive(),
+            Classified::Edit { message_id, .. } => f
+                .debug_struct("Edit")
+                .field("message_id", message_id)
+                .finish_non_exhaustive(),
             Classified::Ignored => f.write_str("Ignored"),
         }
     }
@@ -141,6 +153,17 @@ pub(crate) fn classify(message: &wa::Message) -> Classified<'_> {
                 Some(message_id) => Classified::Revoke { message_id },
                 None => Classified::Ignored,
             },
+            (Some(ProtocolType::MESSAGE_EDIT), Some(key)) => {
+                let edited = protocol.edited_message.as_option();
+                let text = edited.and_then(|m| m.text_content().or_else(|| m.get_caption()));
+                match (non_empty(key.id.as_deref()), text) {
+                    (Some(message_id), Some(text)) => Classified::Edit {
+                        message_id,
+                        text: text.to_owned(),
+                    },
+                    _ => Classified::Ignored,
+                }
+            }
             _ => Classified::Ignored,
         };
     }
@@ -199,9 +222,19 @@ pub(crate) fn classify(message: &wa::Message) -> Classified<'_> {
         });
         return found(MessageType::Contact, name, None);
     }
-    // Reactions and the rest carry no text; `text_content` only reads plain and
-    // extended text.
-    if base.reaction_message.is_set() || base.enc_reaction_message.is_set() {
+    if let Some(r) = base.reaction_message.as_option() {
+        let target = r.key.as_option().and_then(|k| non_empty(k.id.as_deref()));
+        return match target {
+            Some(message_id) => Classified::Reaction {
+                message_id,
+                emoji: r.text.clone().unwrap_or_default(),
+            },
+            None => Classified::Ignored,
+        };
+    }
+    // Encrypted reactions (communities) and the rest carry no text; `text_content` only
+    // reads plain and extended text.
+    if base.enc_reaction_message.is_set() {
         return Classified::Ignored;
     }
     match non_empty(base.text_content()) {

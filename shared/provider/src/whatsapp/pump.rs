@@ -291,9 +291,9 @@ impl Pump {
                 }
                 self.emitter.emit(SessionEvent::Presence(presence));
             }
-            Step::Messages { revoked, deliver } => {
-                for event in revoked {
-                    debug!(device_id = %device_id, "message revoked");
+            Step::Messages { actions, deliver } => {
+                for event in actions {
+                    debug!(device_id = %device_id, "a revoke, reaction or edit");
                     self.emitter.emit(event);
                 }
                 // Off the pump: downloads must not hold up acks, receipts and

@@ -198,8 +198,74 @@ fn revoke_names_the_revoked_message() {
     ));
 }
 
+fn key(id: &str) -> MessageField<wa::MessageKey> {
+    MessageField::some(wa::MessageKey {
+        id: Some(id.to_string()),
+        ..Default::default()
+    })
+}
+
 #[test]
-fn reactions_and_other_protocol_messages_are_ignored() {
+fn a_reaction_names_its_message_and_emoji() {
+    let reaction = |emoji: Option<&str>| wa::Message {
+        reaction_message: MessageField::some(wa::message::ReactionMessage {
+            key: key("3EB0TARGET"),
+            text: emoji.map(str::to_string),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    for (emoji, shown) in [(Some("👍"), "👍"), (Some(""), ""), (None, "")] {
+        assert!(
+            matches!(
+                classify(&reaction(emoji)),
+                Classified::Reaction { message_id, emoji } if message_id == "3EB0TARGET" && emoji == shown
+            ),
+            "{emoji:?}"
+        );
+    }
+}
+
+#[test]
+fn an_edit_names_its_message_and_the_new_text_or_caption() {
+    let edit = |edited: wa::Message| wa::Message {
+        edited_message: MessageField::some(wa::message::FutureProofMessage {
+            message: MessageField::some(wa::Message {
+                protocol_message: MessageField::some(wa::message::ProtocolMessage {
+                    r#type: Some(wa::message::protocol_message::Type::MESSAGE_EDIT),
+                    key: key("3EB0MINE"),
+                    edited_message: MessageField::some(edited),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }),
+        }),
+        ..Default::default()
+    };
+    let caption = wa::Message {
+        image_message: MessageField::some(wa::message::ImageMessage {
+            caption: Some("new caption".to_string()),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    for (edited, shown) in [(text("changed"), "changed"), (caption, "new caption")] {
+        assert!(
+            matches!(
+                classify(&edit(edited)),
+                Classified::Edit { message_id, text } if message_id == "3EB0MINE" && text == shown
+            ),
+            "{shown}"
+        );
+    }
+    assert!(matches!(
+        classify(&edit(wa::Message::default())),
+        Classified::Ignored
+    ));
+}
+
+#[test]
+fn reactions_and_edits_without_a_key_and_other_protocol_messages_are_ignored() {
     let reaction = wa::Message {
         reaction_message: MessageField::some(wa::message::ReactionMessage {
             text: Some("+1".to_string()),
