@@ -138,6 +138,40 @@ async fn wa_worker_serves_a_server_without_its_worker() {
     )
     .await;
     assert_eq!(v["data"]["profile"]["phone_number"], "15550001111");
+    // Checking numbers, answered by wa-worker's session; a message later arriving from a
+    // LID it handed out carries the sender's number.
+    let (s, v) = call(
+        &api,
+        "POST",
+        &format!("/devices/{id}/contacts/check"),
+        &t,
+        Some(json!({"phone_numbers": ["+15551230002", "15550001234"]})),
+    )
+    .await;
+    assert_eq!(s, 200, "{v}\n{}", worker.logs());
+    let contacts = &v["data"]["contacts"];
+    assert_eq!(contacts[0]["jid"], "15551230002@s.whatsapp.net", "{v}");
+    assert_eq!(contacts[1]["on_whatsapp"], false, "{v}");
+    let lid = str_at(&v, "/data/contacts/0/lid");
+    let (s, v) = call(
+        &api,
+        "POST",
+        &format!("/sandbox/devices/{id}/inbound"),
+        &t,
+        Some(json!({"from": lid, "text": "from a checked LID"})),
+    )
+    .await;
+    assert_eq!(s, 200, "{v}\n{}", worker.logs());
+    let mid = str_at(&v, "/data/message/message_id");
+    let v = get_ok(&api, &t, &format!("/devices/{id}/messages/{mid}")).await;
+    assert_eq!(
+        (
+            &v["data"]["message"]["from"],
+            &v["data"]["message"]["from_phone"]
+        ),
+        (&json!(lid), &json!("15551230002")),
+        "{v}"
+    );
     // Typing in a chat and the device's own presence, carried out by wa-worker's session.
     let typing = format!("/devices/{id}/chats/15550001111/presence");
     let (s, v) = call(

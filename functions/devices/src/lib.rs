@@ -1,8 +1,9 @@
 //! The device routes (App token): create, list, get, QR (JSON and PNG), QR regeneration,
 //! pair code, disconnect, reconnect, destroy, presence (a peer's, typing in a chat, the
-//! device's own), profile and groups; and the sandbox's
-//! control routes. Served by the devices Lambda and by `wa-server`.
+//! device's own), profile, groups and contacts checks; and the sandbox's control routes.
+//! Served by the devices Lambda and by `wa-server`.
 
+mod contacts;
 mod media;
 mod presence;
 mod sandbox;
@@ -503,6 +504,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(presence::chat_presence))
         .routes(routes!(profile))
         .routes(routes!(groups))
+        .routes(routes!(contacts::check_contacts))
 }
 
 #[cfg(test)]

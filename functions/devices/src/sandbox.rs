@@ -297,8 +297,8 @@ impl utoipa::PartialSchema for InboundRequest {
                 .schema_type(Type::String)
                 .pattern(Some(r"^\+?[0-9]{6,20}$|^[0-9]{6,20}@(s\.whatsapp\.net|lid)$|^[0-9]{6,20}(-[0-9]{6,20})?@g\.us$"))
                 .description(Some(
-                    "The sender: a phone number or a JID (`9<number>@lid` senders resolve to \
-                     `<number>`).",
+                    "The sender: a phone number or a JID (a LID a contacts check or profile \
+                     handed out resolves to its number, `9<number>@lid` to `<number>`).",
                 ))
                 .into(),
         );

@@ -483,6 +483,11 @@ async fn full_lifecycle() {
         ("GET", format!("/devices/{id}/groups"), None),
         (
             "POST",
+            format!("/devices/{id}/contacts/check"),
+            Some(json!({"phone_numbers": ["15550001111"]})),
+        ),
+        (
+            "POST",
             format!("/sandbox/devices/{id}/scan"),
             Some(json!({"wa_number": "15551230001"})),
         ),
@@ -1106,4 +1111,161 @@ fn presence_routes_document_their_refusals() {
             "{path}"
         );
     }
+}
+
+/// Checking numbers: refused by field (the list, or the bad entry by its index), 409 before
+/// the device is connected, 403/404 across Apps and tenants; then the sandbox's answer in
+/// the order asked, nothing in `/sent`, and a message from a LID it handed out carries the
+/// sender's number.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn contacts_check() {
+    let api = api().await;
+    let (_, t) = api.app("acme", "a").await;
+    let id = id_of(&api.create(&t, "checker").await);
+    let check = format!("/devices/{id}/contacts/check");
+    let numbers = |n: &[&str]| json!({ "phone_numbers": n });
+    let field = |v: &Value| v["error"]["details"]["field"].as_str().map(str::to_owned);
+
+    let (s, v) = api
+        .call("POST", &check, &t, Some(numbers(&["15551230002"])))
+        .await;
+    assert_eq!(
+        (s, code(&v)),
+        (StatusCode::CONFLICT, "device_not_connected")
+    );
+    let (s, _) = api.scan(&t, &id, "ok").await;
+    assert_eq!(s, StatusCode::OK);
+    api.wait_status(&t, &id, "connected").await;
+
+    let fifty_one = vec!["15551230002"; 51];
+    for (uri, body, wanted) in [
+        (check.clone(), json!({}), "phone_numbers"),
+        (check.clone(), numbers(&[]), "phone_numbers"),
+        (check.clone(), numbers(&fifty_one), "phone_numbers"),
+        (
+            check.clone(),
+            json!({"phone_numbers": "15551230002"}),
+            "phone_numbers",
+        ),
+        (check.clone(), numbers(&["abc"]), "phone_numbers[0]"),
+        (
+            check.clone(),
+            numbers(&["15551230002", "+15551230003", "0155512"]),
+            "phone_numbers[2]",
+        ),
+        (
+            check.clone(),
+            json!({"phone_numbers": ["15551230002", 15551230003u64]}),
+            "phone_numbers[1]",
+        ),
+        (
+            check.clone(),
+            json!({"phone_numbers": ["15551230002"], "numbers": []}),
+            "numbers",
+        ),
+        (
+            "/devices/nope/contacts/check".to_owned(),
+            numbers(&["15551230002"]),
+            "device_id",
+        ),
+    ] {
+        let (s, v) = api.call("POST", &uri, &t, Some(body.clone())).await;
+        assert_eq!(
+            (s, code(&v), field(&v).as_deref()),
+            (StatusCode::BAD_REQUEST, "validation_error", Some(wanted)),
+            "{uri} {body}"
+        );
+    }
+    let (_, sibling) = api.app("acme", "b").await;
+    let (_, stranger) = api.app("globex", "g").await;
+    let unknown = format!("/devices/{}/contacts/check", uuid::Uuid::now_v7());
+    for (uri, token, status, wanted) in [
+        (&check, &sibling, StatusCode::FORBIDDEN, "forbidden"),
+        (&check, &stranger, StatusCode::NOT_FOUND, "not_found"),
+        (&unknown, &t, StatusCode::NOT_FOUND, "not_found"),
+    ] {
+        let (s, v) = api
+            .call("POST", uri, token, Some(numbers(&["15551230002"])))
+            .await;
+        assert_eq!((s, code(&v)), (status, wanted), "{uri}");
+    }
+
+    let (s, v) = api
+        .call(
+            "POST",
+            &check,
+            &t,
+            Some(numbers(&["+15551230002", "15550001234", "15551230002"])),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let lid = "152065499436185@lid";
+    let found = json!({"phone_number": "15551230002", "on_whatsapp": true,
+        "jid": "15551230002@s.whatsapp.net", "lid": lid});
+    assert_eq!(
+        v["data"]["contacts"],
+        json!([found, {"phone_number": "15550001234", "on_whatsapp": false,
+            "jid": null, "lid": null}, found])
+    );
+    let (s, v) = api
+        .call("GET", &format!("/sandbox/devices/{id}/sent"), &t, None)
+        .await;
+    assert_eq!(
+        (s, v["data"]["sent"].as_array().map(Vec::len)),
+        (StatusCode::OK, Some(0))
+    );
+    let (s, v) = api
+        .call(
+            "POST",
+            &format!("/sandbox/devices/{id}/inbound"),
+            &t,
+            Some(json!({"from": lid, "text": "hi"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(
+        (
+            &v["data"]["message"]["from"],
+            &v["data"]["message"]["from_phone"]
+        ),
+        (&json!(lid), &json!("15551230002")),
+        "the LID handed out resolves to its number"
+    );
+    let (s, v) = api
+        .call(
+            "POST",
+            &format!("/sandbox/devices/{id}/inbound"),
+            &t,
+            Some(json!({"from": "100000000000001@lid", "text": "hi"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(
+        v["data"]["message"]["from_phone"],
+        Value::Null,
+        "never handed out"
+    );
+}
+
+/// The contacts check documents every refusal it answers.
+#[test]
+fn contacts_check_documents_its_refusals() {
+    let (_, doc) = OpenApiRouter::<wa_api::AppState>::new()
+        .merge(crate::router())
+        .split_for_parts();
+    let v = serde_json::to_value(&doc.paths.paths["/devices/{device_id}/contacts/check"]).unwrap();
+    let mut statuses: Vec<_> = v["post"]["responses"]
+        .as_object()
+        .unwrap()
+        .keys()
+        .cloned()
+        .collect();
+    statuses.sort();
+    assert_eq!(
+        statuses,
+        [
+            "200", "400", "401", "403", "404", "409", "410", "502", "503", "504"
+        ]
+    );
+    assert_eq!(v["post"]["operationId"], "check_contacts");
 }

@@ -328,6 +328,7 @@ mod tests {
             ("/devices/{device_id}/chats/{jid}/presence", vec!["post"]),
             ("/devices/{device_id}/profile", vec!["get"]),
             ("/devices/{device_id}/groups", vec!["get"]),
+            ("/devices/{device_id}/contacts/check", vec!["post"]),
             ("/devices/{device_id}/messages", vec!["get", "post"]),
             (
                 "/devices/{device_id}/messages/{message_id}",
@@ -370,6 +371,16 @@ mod tests {
                 }
             }
         }
+        let mut ids: Vec<_> = paths
+            .values()
+            .flat_map(|item| item.as_object().unwrap().values())
+            .filter_map(|op| op["operationId"].as_str())
+            .collect();
+        let described = ids.len();
+        ids.sort();
+        ids.dedup();
+        assert_eq!(ids.len(), described, "operation ids are unique: {ids:?}");
+        assert!(ids.contains(&"check_contacts"), "{ids:?}");
         let schemas = &doc["components"]["schemas"];
         for name in [
             "ErrorResponse",

@@ -142,6 +142,13 @@ impl Provider for Forgetful {
     ) -> Result<(), ProviderFailure> {
         self.0.mark_read(d, chat, messages).await
     }
+    async fn check_contacts(
+        &self,
+        d: Uuid,
+        phone_numbers: &[String],
+    ) -> Result<Vec<wa_core::contacts::ContactCheck>, ProviderFailure> {
+        self.0.check_contacts(d, phone_numbers).await
+    }
     async fn send(&self, d: Uuid, m: &OutboundMessage) -> Result<(), ProviderFailure> {
         self.0.send(d, m).await
     }

@@ -292,7 +292,7 @@ pub fn validate_device_name(raw: &str) -> ApiResult<String> {
 
 /// Checks a phone number for pairing: international digits, optional leading `+`, 7-15 digits,
 /// no leading 0. Returns the digits.
-pub fn validate_phone_number(field: &'static str, raw: &str) -> ApiResult<String> {
+pub fn validate_phone_number(field: &str, raw: &str) -> ApiResult<String> {
     let digits = raw.trim().strip_prefix('+').unwrap_or(raw.trim());
     if !(7..=15).contains(&digits.len())
         || !digits.bytes().all(|b| b.is_ascii_digit())

@@ -4,6 +4,7 @@
 pub mod apps;
 pub mod auth;
 pub mod consume;
+pub mod contacts;
 pub mod device_service;
 pub mod devices;
 pub mod jid;

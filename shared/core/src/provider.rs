@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 use wa_errors::ErrorCode;
 
+use crate::contacts::ContactCheck;
 use crate::messages::{Content, MessageRef, MessageStatus, MessageType};
 use crate::time::OffsetDateTime;
 
@@ -311,6 +312,14 @@ pub trait Provider: Send + Sync {
         chat: &str,
         messages: &[ReadMessage],
     ) -> Result<(), ProviderFailure>;
+
+    /// Whether each of `phone_numbers` (digits, checked by the caller) has a WhatsApp
+    /// account, with its JID and LID, in the order given; needs a live session.
+    async fn check_contacts(
+        &self,
+        device_id: Uuid,
+        phone_numbers: &[String],
+    ) -> Result<Vec<ContactCheck>, ProviderFailure>;
 
     /// Sends a message under its fixed `message_id` and resolves once WhatsApp accepted it
     /// (the server's ack), or with the classified failure: `provider_rate_limit`,

@@ -2,9 +2,10 @@
 //! driven by the `/sandbox` control routes. Linked sessions ("credentials") and the log of
 //! what the simulated WhatsApp received are files under `<data dir>/sandbox/`, so they
 //! survive a restart like real session keys do; so is the record of every session opened
-//! (`opened`).
+//! (`opened`) and of the LID ↔ phone number pairs handed out to each device (`contacts`).
 
 mod actions;
+mod contacts;
 mod opened;
 
 use std::collections::HashMap;
@@ -18,6 +19,7 @@ use async_trait::async_trait;
 use rand::Rng;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
+use wa_core::contacts::ContactCheck;
 use wa_core::messages::{MessageStatus, MessageType, SendRequest};
 use wa_core::provider::{
     ChatState, DropReason, EventSender, Group, InboundDelivery, InboundMedia, InboundMessage,
@@ -91,6 +93,8 @@ pub struct Sandbox {
     sent_lock: Arc<Mutex<()>>,
     /// The record of the sessions opened and closed.
     opened: Arc<opened::Opened>,
+    /// The LID ↔ phone number pairs handed out to each device.
+    pairs: contacts::Pairs,
 }
 
 fn failure(code: ErrorCode, message: &str) -> ProviderFailure {
@@ -152,6 +156,7 @@ impl Sandbox {
             generation: AtomicU64::new(1),
             sent_lock: Arc::new(Mutex::new(())),
             opened: Arc::new(opened::Opened::new(dir.join("opened"))?),
+            pairs: contacts::Pairs::new(dir.join("lids"))?,
             dir,
         })
     }
@@ -169,7 +174,9 @@ impl Sandbox {
         serde_json::from_slice(&bytes).ok()
     }
 
+    /// Forgets the device's simulated credentials, and the LID pairs its store had learned.
     fn wipe_creds(&self, device_id: Uuid) {
+        self.pairs.wipe(device_id);
         match std::fs::remove_file(self.creds_path(device_id)) {
             Ok(()) => {}
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
@@ -228,6 +235,16 @@ impl Sandbox {
                     &format!("sandbox log failed: {e}"),
                 )
             })
+    }
+
+    /// Keeps the LID ↔ phone number pairs of `checks` for the device.
+    fn keep_pairs(&self, device_id: Uuid, checks: &[ContactCheck]) -> Result<(), ProviderFailure> {
+        self.pairs.keep(device_id, checks).map_err(|e| {
+            failure(
+                ErrorCode::ProviderError,
+                &format!("sandbox LID pairs failed: {e}"),
+            )
+        })
     }
 
     /// Records that the simulated WhatsApp received a message (used by sends): once this
@@ -372,16 +389,19 @@ impl Provider for Sandbox {
                 participant_count: Some(group.map(|g| g.participant_count).unwrap_or(3)),
             });
         }
-        let is_lid = jid.ends_with("@lid");
+        // A phone JID has its sandbox LID (kept as handed out); a LID its kept number.
+        let (phone_number, lid) = if jid.ends_with("@lid") {
+            let paired = self.pairs.phone_of(device_id, jid);
+            (contacts::sender_phone(jid, paired), jid.to_owned())
+        } else {
+            let c = contacts::check(&user);
+            self.keep_pairs(device_id, std::slice::from_ref(&c))?;
+            (Some(user.clone()), contacts::lid_of(&user))
+        };
         Ok(Profile {
             name: Some(format!("Sandbox contact {user}")),
-            // The sandbox resolves a phone JID to a made-up LID and back.
-            phone_number: (!is_lid).then(|| user.clone()),
-            lid: Some(if is_lid {
-                jid.to_owned()
-            } else {
-                format!("9{user}@lid")
-            }),
+            phone_number,
+            lid: Some(lid),
             status: Some("Hey there! I am using WhatsApp.".into()),
             ..Profile::contact(jid)
         })
@@ -509,6 +529,19 @@ impl Provider for Sandbox {
     ) -> Result<(), ProviderFailure> {
         let record = actions::read_record(chat, messages);
         self.act(device_id, record).await
+    }
+
+    /// The sandbox's rule per number (`contacts`); the pairs of the accounts found are
+    /// kept for the device. Not a message nor an action: nothing in `/sent`.
+    async fn check_contacts(
+        &self,
+        device_id: Uuid,
+        phone_numbers: &[String],
+    ) -> Result<Vec<ContactCheck>, ProviderFailure> {
+        self.live_creds(device_id)?;
+        let checks: Vec<_> = phone_numbers.iter().map(|n| contacts::check(n)).collect();
+        self.keep_pairs(device_id, &checks)?;
+        Ok(checks)
     }
 
     async fn was_sent(&self, device_id: Uuid, message_id: &str) -> Option<bool> {
@@ -704,15 +737,12 @@ impl SandboxControl for Sandbox {
             ));
         }
         let chat = from.clone();
-        // The sandbox resolves its made-up LIDs (`9<number>@lid`) to the phone number.
-        let user = from.split('@').next().unwrap_or_default();
-        let from_phone = if from.ends_with("@lid") {
-            user.strip_prefix('9').map(str::to_owned)
-        } else if from.ends_with("@s.whatsapp.net") {
-            Some(user.to_owned())
-        } else {
-            None
-        };
+        // An `@lid` handed out to the device resolves through its kept pair.
+        let paired = from
+            .ends_with("@lid")
+            .then(|| self.pairs.phone_of(device_id, &from))
+            .flatten();
+        let from_phone = contacts::sender_phone(&from, paired);
         let message = InboundMessage {
             message_id: message_id.clone(),
             chat,

@@ -1,6 +1,6 @@
 //! Session requests: the one mechanism for everything only a device's live session can
-//! answer (profile, groups, and the sandbox's control routes, since the sandbox lives in
-//! the worker's process).
+//! answer (profile, groups, contacts checks, and the sandbox's control routes, since the
+//! sandbox lives in the worker's process).
 //!
 //! - [`SessionRequest`] / [`SessionAnswer`] / [`Reply`] (`wire`): what is asked and
 //!   answered, tagged and versioned.
@@ -102,6 +102,9 @@ pub async fn execute(
         R::MarkRead { chat, messages } => {
             provider.mark_read(device_id, &chat, &messages).await?;
             SessionAnswer::Done
+        }
+        R::CheckContacts { phone_numbers } => {
+            SessionAnswer::Contacts(provider.check_contacts(device_id, &phone_numbers).await?)
         }
         R::SandboxScan { wa_number, outcome } => {
             sb()?.scan(device_id, &wa_number, outcome).await?;

@@ -9,6 +9,7 @@ use uuid::Uuid;
 use wa_errors::{ApiError, ApiResult, ErrorCode};
 
 use super::*;
+use crate::contacts::ContactCheck;
 use crate::messages::{MessageStatus, SendRequest};
 use crate::provider::{
     ChatState, DropReason, Group, OutboundMessage, OwnPresence, Profile, ProviderFailure,
@@ -210,6 +211,23 @@ impl Provider for FakeProvider {
             .push(format!("read {device_id} {chat} {}", ids.join(",")));
         Ok(())
     }
+    async fn check_contacts(
+        &self,
+        device_id: Uuid,
+        phone_numbers: &[String],
+    ) -> Result<Vec<ContactCheck>, ProviderFailure> {
+        self.0.push(format!(
+            "check_contacts {device_id} {}",
+            phone_numbers.join(",")
+        ));
+        if phone_numbers.is_empty() {
+            return Err(ProviderFailure::new(ErrorCode::ProviderError, "nothing"));
+        }
+        Ok(phone_numbers
+            .iter()
+            .map(|n| ContactCheck::absent(n))
+            .collect())
+    }
     async fn send(&self, _: Uuid, _: &OutboundMessage) -> Result<(), ProviderFailure> {
         unreachable!("not a session request")
     }
@@ -320,6 +338,22 @@ async fn execute_maps_each_request_onto_its_call() {
         (ErrorCode::UpstreamTimeout, "slow")
     );
     assert_eq!(run(R::Groups).await.unwrap(), SessionAnswer::Groups(vec![]));
+    let check = R::CheckContacts {
+        phone_numbers: vec!["15550001111".into(), "15550002222".into()],
+    };
+    assert_eq!(
+        run(check).await.unwrap().into_contacts().unwrap(),
+        [
+            ContactCheck::absent("15550001111"),
+            ContactCheck::absent("15550002222")
+        ]
+    );
+    let e = run(R::CheckContacts {
+        phone_numbers: vec![],
+    })
+    .await
+    .unwrap_err();
+    assert_eq!(e.code(), ErrorCode::ProviderError, "the provider's error");
     let typing = R::ChatPresence {
         jid: "c@s.whatsapp.net".into(),
         state: ChatState::Recording,
@@ -361,6 +395,8 @@ async fn execute_maps_each_request_onto_its_call() {
             format!("profile {d} j1"),
             format!("profile {d} hidden"),
             format!("groups {d}"),
+            format!("check_contacts {d} 15550001111,15550002222"),
+            format!("check_contacts {d} "),
             format!("chat_presence {d} c@s.whatsapp.net recording"),
             format!("presence {d} unavailable"),
             format!("edit {d} c@s.whatsapp.net M1 fixed"),

@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use wa_errors::{ApiError, ApiResult, ErrorCode};
 
+use crate::contacts::ContactCheck;
 use crate::messages::MessageStatus;
 use crate::provider::{
     ChatState, DropReason, Group, OwnPresence, Profile, ReadMessage, ScanOutcome, SentRecord,
@@ -48,6 +49,9 @@ pub enum SessionRequest {
         chat: String,
         messages: Vec<ReadMessage>,
     },
+    /// Whether each of `phone_numbers` (digits, checked) has a WhatsApp account.
+    #[serde(rename = "contacts_check.v1")]
+    CheckContacts { phone_numbers: Vec<String> },
     /// Sandbox: scan the device's current QR.
     #[serde(rename = "sandbox_scan.v1")]
     SandboxScan {
@@ -118,6 +122,9 @@ pub enum SessionAnswer {
     Profile(Profile),
     #[serde(rename = "groups.v1")]
     Groups(Vec<Group>),
+    /// The checks of a contacts check, in the order asked.
+    #[serde(rename = "contacts.v1")]
+    Contacts(Vec<ContactCheck>),
     #[serde(rename = "sent.v1")]
     Sent(Vec<SentRecord>),
     #[serde(rename = "sessions.v1")]
@@ -135,6 +142,7 @@ impl SessionAnswer {
         match self {
             SessionAnswer::Profile(_) => "a profile",
             SessionAnswer::Groups(_) => "groups",
+            SessionAnswer::Contacts(_) => "contact checks",
             SessionAnswer::Sent(_) => "a sent list",
             SessionAnswer::Sessions(_) => "a session list",
             SessionAnswer::MessageId(_) => "a message id",
@@ -164,6 +172,14 @@ impl SessionAnswer {
         match self {
             SessionAnswer::Groups(g) => Ok(g),
             a => Err(a.unexpected("groups")),
+        }
+    }
+
+    /// The checks of a `contacts.v1` answer.
+    pub fn into_contacts(self) -> ApiResult<Vec<ContactCheck>> {
+        match self {
+            SessionAnswer::Contacts(c) => Ok(c),
+            a => Err(a.unexpected("contact checks")),
         }
     }
 
@@ -338,6 +354,12 @@ mod tests {
                 json!({"type": "sandbox_edit.v1", "chat": "15550001111@s.whatsapp.net", "from": "15550001111@s.whatsapp.net", "message_id": "ABC", "text": "fixed"}),
             ),
             (
+                SessionRequest::CheckContacts {
+                    phone_numbers: vec!["15550001111".into(), "15550002222".into()],
+                },
+                json!({"type": "contacts_check.v1", "phone_numbers": ["15550001111", "15550002222"]}),
+            ),
+            (
                 SessionRequest::SandboxScan {
                     wa_number: "15551230001".into(),
                     outcome: ScanOutcome::TooManyDevices,
@@ -407,7 +429,7 @@ mod tests {
     fn a_request_of_a_newer_version_decodes_as_unknown() {
         for wire in [
             json!({"type": "profile.v2", "jid": "x"}),
-            json!({"type": "contacts_check.v1", "numbers": []}),
+            json!({"type": "contacts_check.v2", "phone_numbers": []}),
         ] {
             let r: SessionRequest = serde_json::from_value(wire).unwrap();
             assert_eq!(r, SessionRequest::Unknown);
@@ -420,9 +442,15 @@ mod tests {
             name: Some("n".into()),
             ..super::super::tests::profile("1@s.whatsapp.net")
         };
+        let checked = ContactCheck {
+            on_whatsapp: true,
+            jid: Some("15550001111@s.whatsapp.net".into()),
+            ..ContactCheck::absent("15550001111")
+        };
         for a in [
             SessionAnswer::Profile(profile.clone()),
             SessionAnswer::Groups(vec![]),
+            SessionAnswer::Contacts(vec![checked.clone()]),
             SessionAnswer::Sent(vec![]),
             SessionAnswer::Sessions(vec![]),
             SessionAnswer::MessageId("m".into()),
@@ -443,6 +471,21 @@ mod tests {
             profile
         );
         assert_eq!(SessionAnswer::Groups(vec![]).into_groups().unwrap(), vec![]);
+        assert_eq!(
+            SessionAnswer::Contacts(vec![checked.clone()])
+                .into_contacts()
+                .unwrap(),
+            vec![checked.clone()]
+        );
+        assert_eq!(
+            serde_json::to_value(SessionAnswer::Contacts(vec![checked])).unwrap(),
+            json!({"type": "contacts.v1", "value": [{"phone_number": "15550001111",
+                "on_whatsapp": true, "jid": "15550001111@s.whatsapp.net", "lid": null}]})
+        );
+        assert_eq!(
+            SessionAnswer::Done.into_contacts().unwrap_err().code(),
+            ErrorCode::InternalError
+        );
         assert_eq!(SessionAnswer::Sent(vec![]).into_sent().unwrap(), vec![]);
         assert_eq!(
             SessionAnswer::Sessions(vec![]).into_sessions().unwrap(),

@@ -14,6 +14,7 @@
 //! - `events`: the pure mapping of every library event the pump handles to what the
 //!   session does, with a unit test per event.
 //! - `queries`: profiles and groups on a live session.
+//! - `contacts`: checking phone numbers (`is_on_whatsapp`), with the LIDs the store knows.
 //! - `outbound` / `acks`: sending, resolved on the server's ack (correlated by id
 //!   through the session's ack table, which the pump fills from `Event::ServerAck`).
 //! - `inbound`: receiving through the library's durability hook; revokes and
@@ -28,6 +29,7 @@ mod acks;
 mod actions;
 mod classify;
 mod compose;
+mod contacts;
 mod events;
 mod inbound;
 mod mapping;
@@ -48,6 +50,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use uuid::Uuid;
+use wa_core::contacts::ContactCheck;
 use wa_core::provider::{
     ChatState, EventSender, Group, InboundSender, OutboundMessage, OwnPresence, Profile, Provider,
     ProviderFailure, ReadMessage,
@@ -186,6 +189,17 @@ impl Provider for WhatsAppProvider {
     ) -> Result<(), ProviderFailure> {
         let client = self.inner.live_client(device_id).await?;
         queries::chat_presence(&client, jid, state).await
+    }
+
+    /// Whether each number has an account (`contacts().is_on_whatsapp`), in the order
+    /// asked; the library keeps the LID pairs learned in the store. Needs a live session.
+    async fn check_contacts(
+        &self,
+        device_id: Uuid,
+        phone_numbers: &[String],
+    ) -> Result<Vec<ContactCheck>, ProviderFailure> {
+        let client = self.inner.live_client(device_id).await?;
+        contacts::check_contacts(&client, phone_numbers).await
     }
 
     /// A `<presence>` stanza for the account (`presence().set`). Needs a live session;
