@@ -6,6 +6,7 @@
 
 mod actions;
 mod contacts;
+mod inbound;
 mod opened;
 
 use std::collections::HashMap;
@@ -20,12 +21,11 @@ use rand::Rng;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 use wa_core::contacts::ContactCheck;
-use wa_core::messages::{MessageStatus, MessageType, SendRequest};
+use wa_core::messages::{MessageStatus, SendRequest};
 use wa_core::provider::{
-    ChatState, DropReason, EventSender, Group, InboundDelivery, InboundMedia, InboundMessage,
-    InboundSender, OutboundMessage, OwnPresence, Presence, Profile, Provider, ProviderFailure,
-    ReadMessage, SandboxControl, ScanOutcome, SentRecord, SessionEvent, SessionHolder,
-    SessionRecord,
+    ChatState, DropReason, EventSender, Group, InboundSender, OutboundMessage, OwnPresence,
+    Presence, Profile, Provider, ProviderFailure, ReadMessage, SandboxControl, ScanOutcome,
+    SentRecord, SessionEvent, SessionHolder, SessionRecord,
 };
 use wa_core::time::{self, OffsetDateTime};
 use wa_errors::{ApiError, ApiResult, ErrorCode};
@@ -694,83 +694,7 @@ impl SandboxControl for Sandbox {
         from: &str,
         request: SendRequest,
     ) -> ApiResult<String> {
-        let from = wa_core::jid::normalize("from", from)?;
-        let mut req = request;
-        if req.to.is_none() {
-            // `to` is this account; the validation only needs a well-formed JID.
-            req.to = Some(from.clone());
-        }
-        let valid = req.validate(true)?;
-        // Incoming quotes, mentions, reactions and polls are not simulated: refused rather
-        // than delivered as what they are not.
-        let unsupported = match valid.content.kind() {
-            MessageType::Reaction | MessageType::Poll => Some("type"),
-            _ if valid.reply_to.is_some() => Some("reply_to"),
-            _ if !valid.mentions.is_empty() => Some("mentions"),
-            _ => None,
-        };
-        if let Some(field) = unsupported {
-            return Err(ApiError::validation(
-                field,
-                format!("the sandbox does not simulate incoming messages with this `{field}`"),
-            ));
-        }
-        self.live_creds(device_id)?;
-        let message_id = wa_core::messages::new_message_id();
-        let kind = valid.content.kind();
-        let media = valid.media.map(|bytes| InboundMedia {
-            mime_type: valid
-                .content
-                .media()
-                .map(|m| m.mime_type.clone())
-                .unwrap_or_default(),
-            bytes,
-            file_name: match &valid.content {
-                wa_core::messages::Content::Document { file_name, .. } => file_name.clone(),
-                _ => None,
-            },
-        });
-        if kind.is_media() && media.is_none() {
-            return Err(ApiError::validation(
-                "data_base64",
-                "sandbox inbound media must be sent inline as `data_base64`",
-            ));
-        }
-        let chat = from.clone();
-        // An `@lid` handed out to the device resolves through its kept pair.
-        let paired = from
-            .ends_with("@lid")
-            .then(|| self.pairs.phone_of(device_id, &from))
-            .flatten();
-        let from_phone = contacts::sender_phone(&from, paired);
-        let message = InboundMessage {
-            message_id: message_id.clone(),
-            chat,
-            from,
-            from_phone,
-            kind,
-            text: valid.content.display_text(),
-            media,
-            timestamp: time::now(),
-        };
-        let (tx, rx) = tokio::sync::oneshot::channel();
-        self.inbound
-            .send(InboundDelivery {
-                device_id,
-                message,
-                stored: tx,
-            })
-            .map_err(|_| ApiError::internal("the worker is not running"))?;
-        match tokio::time::timeout(Duration::from_secs(30), rx).await {
-            Ok(Ok(Ok(()))) => Ok(message_id),
-            Ok(Ok(Err(e))) => Err(ApiError::internal(format!(
-                "storing the inbound message failed: {e}"
-            ))),
-            _ => Err(ApiError::new(
-                ErrorCode::UpstreamTimeout,
-                "the worker did not store the message in time",
-            )),
-        }
+        self.deliver_inbound(device_id, from, request).await
     }
 
     async fn react(
