@@ -6,13 +6,12 @@ use axum::extract::{Path, State};
 use axum::response::IntoResponse;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
-use wa_api::openapi::Envelope;
+use wa_api::openapi::{Envelope, SessionRefusals};
 use wa_api::{ApiJson, AppState, AuthedApp, ok};
 use wa_core::contacts::{ContactCheck, validate_phone_numbers};
 use wa_core::session::SessionRequest;
 use wa_errors::ApiResult;
 
-use crate::presence::Refusals;
 use crate::{PATH_ID, device_id};
 
 /// Body of `POST /devices/{device_id}/contacts/check`.
@@ -38,7 +37,7 @@ pub(crate) struct ContactList {
     request_body = CheckContactsRequest,
     responses(
         (status = 200, description = "One check per number, in the order asked; `jid` and `lid` are null when the number is not on WhatsApp (`lid` also when it is not known)", body = Envelope<ContactList>),
-        Refusals,
+        SessionRefusals,
     ))]
 pub(crate) async fn check_contacts(
     State(ctx): State<AppState>,

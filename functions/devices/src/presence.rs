@@ -6,37 +6,13 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use serde::Deserialize;
 use utoipa::ToSchema;
+use wa_api::openapi::SessionRefusals;
 use wa_api::{ApiJson, AppState, AuthedApp};
 use wa_core::provider::{ChatState, OwnPresence};
 use wa_core::session::SessionRequest;
 use wa_errors::ApiResult;
-use wa_errors::schema::ErrorResponse;
 
 use crate::{PATH_ID, device_id};
-
-/// The refusals of both routes: the request's and the device's checks, then the session's.
-#[derive(utoipa::IntoResponses)]
-#[allow(dead_code)] // Only its OpenAPI description is used.
-pub(crate) enum Refusals {
-    #[response(status = 400, description = "validation_error")]
-    Validation(ErrorResponse),
-    #[response(status = 401, description = "invalid_api_key")]
-    Unauthorized(ErrorResponse),
-    #[response(status = 403, description = "forbidden")]
-    Forbidden(ErrorResponse),
-    #[response(status = 404, description = "not_found")]
-    NotFound(ErrorResponse),
-    #[response(status = 409, description = "device_not_connected")]
-    NotConnected(ErrorResponse),
-    #[response(status = 410, description = "device_destroyed")]
-    Destroyed(ErrorResponse),
-    #[response(status = 502, description = "provider_error")]
-    Provider(ErrorResponse),
-    #[response(status = 503, description = "whatsapp_connection_lost")]
-    ConnectionLost(ErrorResponse),
-    #[response(status = 504, description = "upstream_timeout")]
-    Timeout(ErrorResponse),
-}
 
 /// Body of `POST /devices/{device_id}/chats/{jid}/presence`.
 #[derive(Debug, Deserialize, ToSchema)]
@@ -66,7 +42,7 @@ pub(crate) struct PresenceRequest {
     request_body = ChatPresenceRequest,
     responses(
         (status = 204, description = "Shown in the chat"),
-        Refusals,
+        SessionRefusals,
     ))]
 pub(crate) async fn chat_presence(
     State(ctx): State<AppState>,
@@ -90,7 +66,7 @@ pub(crate) async fn chat_presence(
     request_body = PresenceRequest,
     responses(
         (status = 204, description = "Set"),
-        Refusals,
+        SessionRefusals,
     ))]
 pub(crate) async fn set_presence(
     State(ctx): State<AppState>,

@@ -8,41 +8,12 @@ use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use serde::Deserialize;
 use utoipa::ToSchema;
-use wa_api::openapi::Envelope;
+use wa_api::openapi::{Envelope, SessionRefusals};
 use wa_api::views::{MessageData, MessageView};
 use wa_api::{ApiJson, AppState, AuthedApp, ok};
 use wa_errors::ApiResult;
-use wa_errors::schema::ErrorResponse;
 
 use crate::{PATH_ID, device_id, message_id};
-
-/// The refusals of the three routes: the request's, the message's and the device's
-/// checks, then the session's.
-#[derive(utoipa::IntoResponses)]
-#[allow(dead_code)] // Only its OpenAPI description is used.
-pub(crate) enum Refusals {
-    #[response(status = 400, description = "validation_error")]
-    Validation(ErrorResponse),
-    #[response(status = 401, description = "invalid_api_key")]
-    Unauthorized(ErrorResponse),
-    #[response(status = 403, description = "forbidden")]
-    Forbidden(ErrorResponse),
-    #[response(status = 404, description = "not_found: no such device or message")]
-    NotFound(ErrorResponse),
-    #[response(
-        status = 409,
-        description = "device_not_connected, or conflict: the message cannot take this action"
-    )]
-    Conflict(ErrorResponse),
-    #[response(status = 410, description = "device_destroyed")]
-    Destroyed(ErrorResponse),
-    #[response(status = 502, description = "provider_error")]
-    Provider(ErrorResponse),
-    #[response(status = 503, description = "whatsapp_connection_lost")]
-    ConnectionLost(ErrorResponse),
-    #[response(status = 504, description = "upstream_timeout")]
-    Timeout(ErrorResponse),
-}
 
 /// Body of `PATCH /devices/{device_id}/messages/{message_id}`.
 #[derive(Debug, Deserialize, ToSchema)]
@@ -64,7 +35,7 @@ pub(crate) struct EditRequest {
     request_body = EditRequest,
     responses(
         (status = 200, description = "Edited: the message with `edited_at`", body = Envelope<MessageData>),
-        Refusals,
+        SessionRefusals,
     ))]
 pub(crate) async fn edit(
     State(ctx): State<AppState>,
@@ -91,7 +62,7 @@ pub(crate) async fn edit(
     params(("device_id" = Uuid, Path, description = PATH_ID), ("message_id" = String, Path, description = "The message's id", pattern = r"^[A-Za-z0-9._:-]{1,128}$")),
     responses(
         (status = 200, description = "Revoked: the message, status `revoked`", body = Envelope<MessageData>),
-        Refusals,
+        SessionRefusals,
     ))]
 pub(crate) async fn revoke(
     State(ctx): State<AppState>,
@@ -115,7 +86,7 @@ pub(crate) async fn revoke(
     params(("device_id" = Uuid, Path, description = PATH_ID), ("message_id" = String, Path, description = "The message's id", pattern = r"^[A-Za-z0-9._:-]{1,128}$")),
     responses(
         (status = 204, description = "The receipt was sent"),
-        Refusals,
+        SessionRefusals,
     ))]
 pub(crate) async fn read(
     State(ctx): State<AppState>,

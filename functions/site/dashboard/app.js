@@ -33,6 +33,7 @@
     pairExpiresAt: null,
     messagesKey: '',
     deliveriesKey: '',
+    replyTo: null,
     showDestroyed: false,
     deliveryFilter: '',
     polling: false,
@@ -222,6 +223,7 @@
     Object.assign(state, {
       token: null, devices: [], listKey: '', selectedId: null, selected: null,
       qrCode: null, qrExpiresAt: null, pairExpiresAt: null, messagesKey: '', deliveriesKey: '',
+      replyTo: null,
     });
     $('#device-list').replaceChildren();
     $('#messages-body').replaceChildren();
@@ -343,6 +345,7 @@
       state.qrExpiresAt = null;
       state.pairExpiresAt = null;
       state.messagesKey = '';
+      replyTo(null);
       $('#pair-result').hidden = true;
       $('#messages-body').replaceChildren();
       ['device-error', 'pair-error', 'send-error', 'send-result', 'messages-error'].forEach((t) => clearBox(byTestId(t)));
@@ -594,6 +597,7 @@
     const v = (id) => $(id).value.trim();
     const type = $('#send-type').value;
     const body = { to: v('#send-to'), type };
+    if (state.replyTo) body.reply_to = { message_id: state.replyTo };
     if (type === 'text') {
       body.text = $('#send-text').value;
     } else if (MEDIA_TYPES.includes(type)) {
@@ -652,6 +656,7 @@
           badge(m.status, 'sent-message-status'),
           h('span', { class: 'muted' }, ` (HTTP ${res.status}, request_id `), h('code', {}, res.requestId || '—'),
           h('span', { class: 'muted' }, ')'));
+        replyTo(null);
         state.messagesKey = '';
         refreshMessages(state.generation);
       } catch (e) {
@@ -679,6 +684,7 @@
 
   function messageContent(m) {
     const parts = [];
+    if (m.reply_to) parts.push(h('div', { class: 'small muted', title: m.reply_to.message_id }, `↩ reply to ${m.reply_to.message_id}`));
     if (m.text) parts.push(h('span', { 'data-testid': 'message-text' }, m.text));
     if (m.mime_type || m.media_path) {
       parts.push(h('div', { class: 'small' }, m.mime_type || 'media'));
@@ -691,6 +697,55 @@
     if (!parts.length) parts.push(h('span', { class: 'muted' }, m.type));
     if (m.error) parts.push(h('div', { class: 'msg-error' }, `${m.error.code}: ${m.error.message}`));
     return parts;
+  }
+
+  /** Quotes message `id` in the next send (`null`: no quote), to its chat. */
+  function replyTo(id, chat) {
+    state.replyTo = id;
+    $('#send-reply').hidden = !id;
+    byTestId('send-reply-id').textContent = id || '';
+    if (id && chat) {
+      $('#send-to').value = chat;
+      $('#send-text').focus();
+    }
+  }
+
+  /** Runs a row action (a reaction, a read receipt): errors in the messages box. */
+  async function rowAction(button, fn) {
+    const box = byTestId('messages-error');
+    clearBox(box);
+    await withBusy(button, async () => {
+      try {
+        await fn();
+        state.messagesKey = '';
+        await refreshMessages(state.generation);
+      } catch (e) {
+        if (!onAuthFailure(e)) showError(box, e);
+      }
+    });
+  }
+
+  function messageActions(m) {
+    const d = state.selected;
+    if (!d || m.type === 'reaction' || m.status === 'revoked') return null;
+    const sent = ['sent', 'delivered', 'read', 'played'].includes(m.status);
+    const inbound = m.direction === 'inbound';
+    if (!inbound && !sent) return null;
+    const base = `/devices/${d.device_id}/messages`;
+    const buttons = [
+      h('button', { type: 'button', class: 'btn small', 'data-testid': 'reply', onclick: () => replyTo(m.message_id, m.chat) }, 'Reply'),
+      h('button', {
+        type: 'button', class: 'btn small', 'data-testid': 'react', 'aria-label': 'React with a thumbs up',
+        onclick: (ev) => rowAction(ev.currentTarget, () => api('POST', base, { to: m.chat, type: 'reaction', message_id: m.message_id, emoji: '👍' })),
+      }, '👍'),
+    ];
+    if (inbound && m.status === 'received') {
+      buttons.push(h('button', {
+        type: 'button', class: 'btn small', 'data-testid': 'mark-read',
+        onclick: (ev) => rowAction(ev.currentTarget, () => api('POST', `${base}/${encodeURIComponent(m.message_id)}/read`)),
+      }, 'Mark read'));
+    }
+    return h('div', { class: 'row compact' }, ...buttons);
   }
 
   function renderMessages(messages) {
@@ -708,7 +763,8 @@
         h('td', {}, m.type),
         h('td', { class: 'content' }, messageContent(m)),
         h('td', { title: m.message_id }, badge(m.status, 'message-status'),
-          m.attempts > 1 ? h('div', { class: 'small' }, `${m.attempts} attempts`) : null));
+          m.attempts > 1 ? h('div', { class: 'small' }, `${m.attempts} attempts`) : null),
+        h('td', {}, messageActions(m)));
     }));
   }
 
@@ -818,6 +874,7 @@
     $$('[data-action]').forEach((b) => b.addEventListener('click', deviceAction));
     $('#pair-form').addEventListener('submit', requestPairCode);
     $('#send-form').addEventListener('submit', sendMessage);
+    $('#send-reply-clear').addEventListener('click', () => replyTo(null));
     $('#send-type').addEventListener('change', onTypeChange);
     $$('input[name="source"]').forEach((r) => r.addEventListener('change', onSourceChange));
     $('#send-file').addEventListener('change', onFileChange);

@@ -107,7 +107,12 @@ impl Worker {
                 };
                 tracing::info!(%device_id, %message_id, "message revoked by its sender");
                 let event = payload::revoked(d.app_id, device_id, message_id, chat, from);
-                return revoke_received(&*store, device_id, message_id, chat, event).await;
+                let u = MessageUpdate {
+                    status: Some(MessageStatus::Revoked),
+                    updated_at: Some(time::now()),
+                    ..MessageUpdate::default()
+                };
+                return change_received(&*store, device_id, message_id, chat, u, event).await;
             }
             SessionEvent::Reaction {
                 message_id,
@@ -134,12 +139,16 @@ impl Worker {
                 let event = payload::edited(
                     d.app_id, device_id, message_id, chat, from, text, *edited_at,
                 );
-                let edit = Edit {
-                    text: text.clone(),
-                    content: None,
-                    edited_at: *edited_at,
+                let u = MessageUpdate {
+                    updated_at: Some(time::now()),
+                    edit: Some(Edit {
+                        text: text.clone(),
+                        content: None,
+                        edited_at: *edited_at,
+                    }),
+                    ..MessageUpdate::default()
                 };
-                return edit_received(&*store, device_id, message_id, chat, edit, event).await;
+                return change_received(&*store, device_id, message_id, chat, u, event).await;
             }
             _ => {}
         }
@@ -224,55 +233,19 @@ impl Worker {
     }
 }
 
-/// Records that the sender of a received message revoked it: the stored message of `chat`
-/// under `message_id` becomes `revoked`, in one commit with `event`; the event alone when
-/// no such message is stored (or it is revoked already).
-async fn revoke_received(
-    store: &dyn wa_core::store::Store,
-    device_id: Uuid,
-    message_id: &str,
-    chat: &str,
-    event: wa_core::webhooks::Event,
-) -> Result<(), StoreError> {
-    let stored = store.get_message(device_id, message_id).await?;
-    if stored.is_some_and(|m| m.direction == Direction::Inbound && m.chat == chat) {
-        let u = MessageUpdate {
-            status: Some(MessageStatus::Revoked),
-            updated_at: Some(time::now()),
-            ..MessageUpdate::default()
-        };
-        let expect = [MessageStatus::Received, MessageStatus::Read];
-        let events = std::slice::from_ref(&event);
-        match store
-            .update_message(device_id, message_id, &u, &expect, events)
-            .await
-        {
-            Ok(_) => return Ok(()),
-            Err(StoreError::Conflict(_)) | Err(StoreError::NotFound) => {}
-            Err(e) => return Err(e),
-        }
-    }
-    store.append_events(&[event]).await
-}
-
-/// Records that the sender of a received message edited it: the stored message of `chat`
-/// under `message_id` gets the new text and `edited_at`, in one commit with `event`; the
+/// Records what the sender of a received message did to it (revoked it, edited it): the
+/// stored message of `chat` under `message_id` gets `u`, in one commit with `event`; the
 /// event alone when no such message is stored (or it was revoked).
-async fn edit_received(
+async fn change_received(
     store: &dyn wa_core::store::Store,
     device_id: Uuid,
     message_id: &str,
     chat: &str,
-    edit: Edit,
+    u: MessageUpdate,
     event: wa_core::webhooks::Event,
 ) -> Result<(), StoreError> {
     let stored = store.get_message(device_id, message_id).await?;
     if stored.is_some_and(|m| m.direction == Direction::Inbound && m.chat == chat) {
-        let u = MessageUpdate {
-            updated_at: Some(time::now()),
-            edit: Some(edit),
-            ..MessageUpdate::default()
-        };
         let expect = [MessageStatus::Received, MessageStatus::Read];
         let events = std::slice::from_ref(&event);
         match store

@@ -66,3 +66,32 @@ impl Modify for Schemes {
     )
 )]
 pub struct BaseDoc;
+
+/// The refusals of a route carried out by the device's live session (typing, presence, the
+/// contacts check, the actions on a message): the request's and the device's checks, then
+/// the session's.
+#[derive(utoipa::IntoResponses)]
+#[allow(dead_code)] // Only its OpenAPI description is used.
+pub enum SessionRefusals {
+    #[response(status = 400, description = "validation_error")]
+    Validation(ErrorResponse),
+    #[response(status = 401, description = "invalid_api_key")]
+    Unauthorized(ErrorResponse),
+    #[response(status = 403, description = "forbidden")]
+    Forbidden(ErrorResponse),
+    #[response(status = 404, description = "not_found: no such device (or message)")]
+    NotFound(ErrorResponse),
+    #[response(
+        status = 409,
+        description = "device_not_connected; for an action on a message also conflict, when the message cannot take it"
+    )]
+    NotConnected(ErrorResponse),
+    #[response(status = 410, description = "device_destroyed")]
+    Destroyed(ErrorResponse),
+    #[response(status = 502, description = "provider_error")]
+    Provider(ErrorResponse),
+    #[response(status = 503, description = "whatsapp_connection_lost")]
+    ConnectionLost(ErrorResponse),
+    #[response(status = 504, description = "upstream_timeout")]
+    Timeout(ErrorResponse),
+}

@@ -223,6 +223,37 @@ async function main() {
     await shot('message-sent');
   });
 
+  await step('a received message is marked read, reacted to and replied to from its row', async () => {
+    const r = await serverCall('POST', `/sandbox/devices/${deviceId}/inbound`, { from: '15550001111', text: 'Ping from a peer' });
+    assert(r.status === 200, `sandbox inbound answered ${r.status}: ${r.text}`);
+    const id = JSON.parse(r.text).data.message.message_id;
+    const row = () => page.locator(`[data-testid="message-row"][data-message-id="${id}"]`);
+    await row().waitFor({ state: 'visible', timeout: 30_000 });
+    assert((await row().getAttribute('data-direction')) === 'inbound', 'the row is inbound');
+    await row().getByTestId('mark-read').click();
+    await page.locator(`[data-testid="message-row"][data-message-id="${id}"][data-status="read"]`).waitFor();
+    assert(await row().getByTestId('mark-read').count() === 0, 'no second mark read');
+    await row().getByTestId('react').click();
+    const reacted = async () => JSON.parse((await serverCall('GET', `/sandbox/devices/${deviceId}/sent`)).text)
+      .data.sent.some((s) => s.type === 'reaction' && s.target_message_id === id);
+    for (let i = 0; !(await reacted()); i += 1) {
+      assert(i < 100, 'the reaction never reached WhatsApp');
+      await new Promise((done) => setTimeout(done, 100));
+    }
+    await row().getByTestId('reply').click();
+    await waitText(page.getByTestId('send-reply-id'), new RegExp(id), 'the quoted message');
+    await page.getByLabel('Type', { exact: true }).selectOption('text');
+    await page.getByLabel('Text', { exact: true }).fill('Pong');
+    await page.getByTestId('send-submit').click();
+    await page.getByTestId('send-result').waitFor({ state: 'visible' });
+    assert(await page.getByTestId('send-reply').isHidden(), 'the quote is cleared after the send');
+    const sent = JSON.parse((await serverCall('GET', `/sandbox/devices/${deviceId}/sent`)).text).data.sent;
+    const kinds = sent.filter((s) => s.target_message_id === id || (s.reply_to && s.reply_to.message_id === id)).map((s) => s.type);
+    assert(JSON.stringify(kinds) === JSON.stringify(['read', 'reaction', 'text']), `WhatsApp received ${JSON.stringify(kinds)}`);
+    assert(await page.getByTestId('messages-error').isHidden(), 'no error shown');
+    await shot('message-actions');
+  });
+
   await step('an invalid recipient shows validation_error with the request_id', async () => {
     await page.getByLabel('Recipient', { exact: true }).fill('not-a-number');
     const answer = page.waitForResponse((r) => r.url().endsWith(`/devices/${deviceId}/messages`)
