@@ -150,6 +150,13 @@ impl Worker {
                 };
                 return change_received(&*store, device_id, message_id, chat, u, event).await;
             }
+            SessionEvent::GroupUpdate(update) => {
+                let Some(d) = store.get_device(device_id).await? else {
+                    return Ok(());
+                };
+                let event = payload::group_update(d.app_id, device_id, update);
+                return store.append_events(&[event]).await;
+            }
             _ => {}
         }
         for _ in 0..5 {

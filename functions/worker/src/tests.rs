@@ -149,6 +149,13 @@ impl Provider for Forgetful {
     ) -> Result<Vec<wa_core::contacts::ContactCheck>, ProviderFailure> {
         self.0.check_contacts(d, phone_numbers).await
     }
+    async fn group(
+        &self,
+        d: Uuid,
+        request: &wa_core::groups::GroupRequest,
+    ) -> Result<wa_core::groups::GroupAnswer, ProviderFailure> {
+        self.0.group(d, request).await
+    }
     async fn send(&self, d: Uuid, m: &OutboundMessage) -> Result<(), ProviderFailure> {
         self.0.send(d, m).await
     }

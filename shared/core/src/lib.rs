@@ -7,6 +7,7 @@ pub mod consume;
 pub mod contacts;
 pub mod device_service;
 pub mod devices;
+pub mod groups;
 pub mod jid;
 pub mod layer;
 pub mod lease;

@@ -11,6 +11,7 @@ use uuid::Uuid;
 use wa_errors::ErrorCode;
 
 use crate::contacts::ContactCheck;
+use crate::groups::{GroupAnswer, GroupRequest, GroupUpdate};
 use crate::messages::{Content, MessageRef, MessageStatus, MessageType};
 use crate::time::OffsetDateTime;
 
@@ -103,6 +104,8 @@ pub enum SessionEvent {
         text: String,
         edited_at: OffsetDateTime,
     },
+    /// A group the device is in changed (by this device or elsewhere).
+    GroupUpdate(GroupUpdate),
 }
 
 /// A message that arrived for a device.
@@ -320,6 +323,17 @@ pub trait Provider: Send + Sync {
         device_id: Uuid,
         phone_numbers: &[String],
     ) -> Result<Vec<ContactCheck>, ProviderFailure>;
+
+    /// Carries out a group request (create, info, change, participants, invite, join,
+    /// leave) and answers as [`GroupAnswer`] says; a change WhatsApp refuses because the
+    /// device is not an admin is forbidden (`groups::not_admin`), a group the device is not
+    /// in not_found (`groups::not_a_member`). Each change made is also reported as a
+    /// [`SessionEvent::GroupUpdate`] with `by` the device's own JID. Needs a live session.
+    async fn group(
+        &self,
+        device_id: Uuid,
+        request: &GroupRequest,
+    ) -> Result<GroupAnswer, ProviderFailure>;
 
     /// Sends a message under its fixed `message_id` and resolves once WhatsApp accepted it
     /// (the server's ack), or with the classified failure: `provider_rate_limit`,

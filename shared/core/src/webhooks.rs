@@ -24,6 +24,7 @@ pub enum EventType {
     MessageRevoked,
     Reaction,
     MessageEdited,
+    GroupUpdate,
     Presence,
     ChatPresence,
 }
@@ -42,6 +43,7 @@ impl EventType {
             EventType::MessageRevoked => "message_revoked",
             EventType::Reaction => "reaction",
             EventType::MessageEdited => "message_edited",
+            EventType::GroupUpdate => "group_update",
             EventType::Presence => "presence",
             EventType::ChatPresence => "chat_presence",
         }
@@ -288,6 +290,16 @@ pub mod payload {
             device_id,
             json!({"message_id": message_id, "chat": chat, "from": from, "text": text, "edited_at": time::format(edited_at)}),
         )
+    }
+
+    /// A change to a group the device is in.
+    pub fn group_update(
+        app_id: uuid::Uuid,
+        device_id: uuid::Uuid,
+        update: &crate::groups::GroupUpdate,
+    ) -> Event {
+        let payload = serde_json::to_value(update).unwrap_or_else(|_| json!({}));
+        Event::new(EventType::GroupUpdate, app_id, device_id, payload)
     }
 
     /// `presence`, and `chat_presence` when the peer is typing or stopped typing.

@@ -544,6 +544,19 @@ impl Provider for Sandbox {
         Ok(checks)
     }
 
+    async fn group(
+        &self,
+        device_id: Uuid,
+        request: &wa_core::groups::GroupRequest,
+    ) -> Result<wa_core::groups::GroupAnswer, ProviderFailure> {
+        self.live_creds(device_id)?;
+        let _ = request;
+        Err(ProviderFailure::new(
+            wa_errors::ErrorCode::ProviderError,
+            "not yet",
+        ))
+    }
+
     async fn was_sent(&self, device_id: Uuid, message_id: &str) -> Option<bool> {
         let sent = SandboxControl::sent(self, device_id).await.ok()?;
         Some(sent.iter().any(|r| r.message_id == message_id))

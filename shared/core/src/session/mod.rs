@@ -106,6 +106,7 @@ pub async fn execute(
         R::CheckContacts { phone_numbers } => {
             SessionAnswer::Contacts(provider.check_contacts(device_id, &phone_numbers).await?)
         }
+        R::Group { request } => SessionAnswer::Group(provider.group(device_id, &request).await?),
         R::SandboxScan { wa_number, outcome } => {
             sb()?.scan(device_id, &wa_number, outcome).await?;
             SessionAnswer::Done

@@ -211,6 +211,18 @@ impl Provider for FakeProvider {
             .push(format!("read {device_id} {chat} {}", ids.join(",")));
         Ok(())
     }
+    async fn group(
+        &self,
+        device_id: Uuid,
+        request: &crate::groups::GroupRequest,
+    ) -> Result<crate::groups::GroupAnswer, ProviderFailure> {
+        self.0.push(format!("group {device_id} {request:?}"));
+        match request {
+            crate::groups::GroupRequest::Leave { .. } => Ok(crate::groups::GroupAnswer::Done),
+            _ => Err(crate::groups::not_admin()),
+        }
+    }
+
     async fn check_contacts(
         &self,
         device_id: Uuid,

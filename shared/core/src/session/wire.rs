@@ -9,6 +9,7 @@ use serde_json::{Map, Value};
 use wa_errors::{ApiError, ApiResult, ErrorCode};
 
 use crate::contacts::ContactCheck;
+use crate::groups::{GroupAnswer, GroupRequest};
 use crate::messages::MessageStatus;
 use crate::provider::{
     ChatState, DropReason, Group, OwnPresence, Profile, ReadMessage, ScanOutcome, SentRecord,
@@ -52,6 +53,9 @@ pub enum SessionRequest {
     /// Whether each of `phone_numbers` (digits, checked) has a WhatsApp account.
     #[serde(rename = "contacts_check.v1")]
     CheckContacts { phone_numbers: Vec<String> },
+    /// A group request (create, info, change, participants, invite, join, leave).
+    #[serde(rename = "group.v1")]
+    Group { request: GroupRequest },
     /// Sandbox: scan the device's current QR.
     #[serde(rename = "sandbox_scan.v1")]
     SandboxScan {
@@ -125,6 +129,9 @@ pub enum SessionAnswer {
     /// The checks of a contacts check, in the order asked.
     #[serde(rename = "contacts.v1")]
     Contacts(Vec<ContactCheck>),
+    /// What a group request answered.
+    #[serde(rename = "group.v1")]
+    Group(GroupAnswer),
     #[serde(rename = "sent.v1")]
     Sent(Vec<SentRecord>),
     #[serde(rename = "sessions.v1")]
@@ -143,6 +150,7 @@ impl SessionAnswer {
             SessionAnswer::Profile(_) => "a profile",
             SessionAnswer::Groups(_) => "groups",
             SessionAnswer::Contacts(_) => "contact checks",
+            SessionAnswer::Group(_) => "a group answer",
             SessionAnswer::Sent(_) => "a sent list",
             SessionAnswer::Sessions(_) => "a session list",
             SessionAnswer::MessageId(_) => "a message id",
@@ -180,6 +188,14 @@ impl SessionAnswer {
         match self {
             SessionAnswer::Contacts(c) => Ok(c),
             a => Err(a.unexpected("contact checks")),
+        }
+    }
+
+    /// The group answer of a `group.v1` answer.
+    pub fn into_group(self) -> ApiResult<GroupAnswer> {
+        match self {
+            SessionAnswer::Group(g) => Ok(g),
+            a => Err(a.unexpected("a group answer")),
         }
     }
 
@@ -345,6 +361,14 @@ mod tests {
                 json!({"type": "sandbox_reaction.v1", "chat": "15550001111@s.whatsapp.net", "from": "15550001111@s.whatsapp.net", "message_id": "3EB0A", "emoji": "👍"}),
             ),
             (
+                SessionRequest::Group {
+                    request: crate::groups::GroupRequest::Join {
+                        invite_code: "AbC".into(),
+                    },
+                },
+                json!({"type": "group.v1", "request": {"op": "join", "invite_code": "AbC"}}),
+            ),
+            (
                 SessionRequest::SandboxEdit {
                     chat: "15550001111@s.whatsapp.net".into(),
                     from: "15550001111@s.whatsapp.net".into(),
@@ -451,6 +475,7 @@ mod tests {
             SessionAnswer::Profile(profile.clone()),
             SessionAnswer::Groups(vec![]),
             SessionAnswer::Contacts(vec![checked.clone()]),
+            SessionAnswer::Group(crate::groups::GroupAnswer::Done),
             SessionAnswer::Sent(vec![]),
             SessionAnswer::Sessions(vec![]),
             SessionAnswer::MessageId("m".into()),
@@ -484,6 +509,16 @@ mod tests {
         );
         assert_eq!(
             SessionAnswer::Done.into_contacts().unwrap_err().code(),
+            ErrorCode::InternalError
+        );
+        assert_eq!(
+            SessionAnswer::Group(crate::groups::GroupAnswer::Done)
+                .into_group()
+                .unwrap(),
+            crate::groups::GroupAnswer::Done
+        );
+        assert_eq!(
+            SessionAnswer::Done.into_group().unwrap_err().code(),
             ErrorCode::InternalError
         );
         assert_eq!(SessionAnswer::Sent(vec![]).into_sent().unwrap(), vec![]);

@@ -31,6 +31,7 @@ mod classify;
 mod compose;
 mod contacts;
 mod events;
+mod groups;
 mod inbound;
 mod mapping;
 mod options;
@@ -51,6 +52,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use uuid::Uuid;
 use wa_core::contacts::ContactCheck;
+use wa_core::groups::{GroupAnswer, GroupRequest};
 use wa_core::provider::{
     ChatState, EventSender, Group, InboundSender, OutboundMessage, OwnPresence, Profile, Provider,
     ProviderFailure, ReadMessage,
@@ -200,6 +202,15 @@ impl Provider for WhatsAppProvider {
     ) -> Result<Vec<ContactCheck>, ProviderFailure> {
         let client = self.inner.live_client(device_id).await?;
         contacts::check_contacts(&client, phone_numbers).await
+    }
+
+    async fn group(
+        &self,
+        device_id: Uuid,
+        request: &GroupRequest,
+    ) -> Result<GroupAnswer, ProviderFailure> {
+        let client = self.inner.live_client(device_id).await?;
+        groups::run(&client, request).await
     }
 
     /// A `<presence>` stanza for the account (`presence().set`). Needs a live session;
