@@ -4,6 +4,7 @@
 //! Served by the devices Lambda and by `wa-server`.
 
 mod contacts;
+mod groups;
 mod media;
 mod presence;
 mod sandbox;
@@ -457,39 +458,6 @@ async fn profile(
     Ok(ok(ProfileData { profile }))
 }
 
-/// The groups the device is in
-#[utoipa::path(get, path = "/devices/{device_id}/groups", tag = "devices", security(("app_token" = [])),
-    params(("device_id" = Uuid, Path, description = PATH_ID)),
-    responses(
-        (status = 200, description = "Every group", body = Envelope<GroupList>),
-        (status = 400, description = "validation_error", body = ErrorResponse),
-        (status = 401, description = "invalid_api_key", body = ErrorResponse),
-        (status = 403, description = "forbidden", body = ErrorResponse),
-        (status = 404, description = "not_found", body = ErrorResponse),
-        (status = 409, description = "device_not_connected", body = ErrorResponse),
-        (status = 410, description = "device_destroyed", body = ErrorResponse),
-        (status = 502, description = "provider_error", body = ErrorResponse),
-        (status = 504, description = "upstream_timeout", body = ErrorResponse),
-    ))]
-async fn groups(
-    State(ctx): State<AppState>,
-    AuthedApp(app): AuthedApp,
-    Path(id): Path<String>,
-) -> ApiResult<impl IntoResponse> {
-    let id = device_id(&id)?;
-    let d = ctx.devices.get(&app, id).await?;
-    d.ensure_connected()?;
-    let groups = ctx
-        .sessions
-        .ask(&d, SessionRequest::Groups)
-        .await?
-        .into_groups()?;
-    Ok(ok(GroupList {
-        count: groups.len(),
-        groups,
-    }))
-}
-
 /// The /devices routes with their OpenAPI description.
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -503,7 +471,13 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(presence, presence::set_presence))
         .routes(routes!(presence::chat_presence))
         .routes(routes!(profile))
-        .routes(routes!(groups))
+        .routes(routes!(groups::list_groups, groups::create_group))
+        .routes(routes!(groups::get_group, groups::update_group))
+        .routes(routes!(groups::change_participants))
+        .routes(routes!(groups::get_invite))
+        .routes(routes!(groups::revoke_invite))
+        .routes(routes!(groups::join_group))
+        .routes(routes!(groups::leave_group))
         .routes(routes!(contacts::check_contacts))
 }
 

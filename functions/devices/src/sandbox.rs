@@ -4,6 +4,7 @@
 //! sandbox lives in the worker's process: each route is a session request
 //! (`wa_core::session`), asked after the device record allowed it.
 
+mod group_event;
 mod peer;
 
 use std::time::Duration;
@@ -465,4 +466,5 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(inbound))
         .routes(routes!(receipt))
         .routes(routes!(revoke))
+        .routes(routes!(group_event::group_event))
 }

@@ -1269,3 +1269,5 @@ fn contacts_check_documents_its_refusals() {
     );
     assert_eq!(v["post"]["operationId"], "check_contacts");
 }
+
+mod groups;

@@ -332,6 +332,14 @@ impl GroupAnswer {
         }
     }
 
+    /// Nothing, for a `Done` answer; 500 internal_error for another answer.
+    pub fn into_done(self) -> ApiResult<()> {
+        match self {
+            GroupAnswer::Done => Ok(()),
+            a => Err(a.unexpected("nothing")),
+        }
+    }
+
     /// The invite of an `Invite` answer; 500 internal_error for another answer.
     pub fn into_invite(self) -> ApiResult<Invite> {
         match self {
@@ -371,6 +379,91 @@ pub struct GroupUpdate {
     /// The changed fields (`subject`, `description`, settings), for those actions.
     #[serde(flatten)]
     pub changes: GroupChanges,
+}
+
+impl GroupUpdate {
+    /// A change reported as made elsewhere, checked: `participants` (JIDs, normalized)
+    /// name whom it is about (1 or more for the participant actions and `left`; any for
+    /// `created`; none for the others); `by` a phone-number or `@lid` JID; the changed
+    /// fields those of the action (`subject` for `created` and `subject`, `description`
+    /// for `description`, at least one setting for `settings`, none otherwise), each valid.
+    /// validation_error on the field otherwise.
+    pub fn validate(self) -> ApiResult<GroupUpdate> {
+        use GroupUpdateAction as A;
+        let group_jid = validate_group_jid(&self.group_jid)?;
+        let participants = match self.action {
+            A::ParticipantsAdded | A::ParticipantsRemoved | A::Promoted | A::Demoted | A::Left => {
+                validate_participants(&self.participants)?
+            }
+            A::Created if !self.participants.is_empty() => {
+                validate_participants(&self.participants)?
+            }
+            _ if !self.participants.is_empty() => {
+                return Err(ApiError::validation(
+                    "participants",
+                    "`participants` goes with the participant actions, `left` and `created`",
+                ));
+            }
+            _ => Vec::new(),
+        };
+        let by = match self.by.as_deref() {
+            None => None,
+            Some(raw) => Some(
+                jid::normalize("by", raw)
+                    .ok()
+                    .filter(|j| !jid::is_group(j))
+                    .ok_or_else(|| {
+                        ApiError::validation(
+                            "by",
+                            "`by` must be a phone number or a JID ending in @s.whatsapp.net or @lid",
+                        )
+                    })?,
+            ),
+        };
+        let c = self.changes;
+        let wanted: &[&str] = match self.action {
+            A::Created | A::Subject => &["subject"],
+            A::Description => &["description"],
+            A::Settings => &[
+                "is_announce",
+                "is_locked",
+                "ephemeral_secs",
+                "is_join_approval_required",
+            ],
+            _ => &[],
+        };
+        let given = [
+            ("subject", c.subject.is_some()),
+            ("description", c.description.is_some()),
+            ("is_announce", c.is_announce.is_some()),
+            ("is_locked", c.is_locked.is_some()),
+            ("ephemeral_secs", c.ephemeral_secs.is_some()),
+            (
+                "is_join_approval_required",
+                c.is_join_approval_required.is_some(),
+            ),
+        ];
+        if let Some((field, _)) = given.iter().find(|(f, g)| *g && !wanted.contains(f)) {
+            return Err(ApiError::validation(
+                *field,
+                format!("`{field}` does not go with this action"),
+            ));
+        }
+        if !wanted.is_empty() && !given.iter().any(|(f, g)| *g && wanted.contains(f)) {
+            return Err(ApiError::validation(
+                wanted[0],
+                format!("this action needs `{}`", wanted.join("` or `")),
+            ));
+        }
+        let changes = if wanted.is_empty() { c } else { c.validate()? };
+        Ok(GroupUpdate {
+            group_jid,
+            action: self.action,
+            participants,
+            by,
+            changes,
+        })
+    }
 }
 
 /// A group JID from a path: `<digits>@g.us` (the old `<creator>-<timestamp>@g.us` too);

@@ -11,7 +11,7 @@ use uuid::Uuid;
 use wa_errors::ErrorCode;
 
 use crate::contacts::ContactCheck;
-use crate::groups::{GroupAnswer, GroupRequest, GroupUpdate};
+use crate::groups::{GroupAnswer, GroupChanges, GroupRequest, GroupUpdate, ParticipantAction};
 use crate::messages::{Content, MessageRef, MessageStatus, MessageType};
 use crate::time::OffsetDateTime;
 
@@ -454,6 +454,18 @@ pub struct SentRecord {
     /// read: every message the receipt was sent for (`target_message_id` is the one asked).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub message_ids: Vec<String>,
+    /// group_create, group_participants: the participants named.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub participants: Vec<String>,
+    /// group_participants: what was done to them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub action: Option<ParticipantAction>,
+    /// group_create (`subject`), group_update: the group's fields set.
+    #[serde(default, flatten)]
+    pub changes: GroupChanges,
+    /// group_join: the code joined with; group_invite_revoke: the new code.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub invite_code: Option<String>,
 }
 
 /// The message a sent message quoted, as the sandbox recorded it.
@@ -515,6 +527,10 @@ impl SentRecord {
             presence: None,
             text: None,
             message_ids: Vec::new(),
+            participants: Vec::new(),
+            action: None,
+            changes: GroupChanges::default(),
+            invite_code: None,
         }
     }
 
@@ -624,6 +640,10 @@ pub trait SandboxControl: Send + Sync {
         message_id: &str,
         text: &str,
     ) -> wa_errors::ApiResult<()>;
+
+    /// A change to a group made elsewhere (by `update.by`): kept in the device's groups
+    /// and reported; 404 not_found for a group the device is not in (but `created`).
+    async fn group_event(&self, device_id: Uuid, update: GroupUpdate) -> wa_errors::ApiResult<()>;
 
     /// A receipt from the recipient of a message the device sent.
     async fn receipt(

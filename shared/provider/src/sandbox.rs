@@ -6,6 +6,7 @@
 
 mod actions;
 mod contacts;
+mod groups;
 mod inbound;
 mod opened;
 
@@ -21,6 +22,7 @@ use rand::Rng;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 use wa_core::contacts::ContactCheck;
+use wa_core::groups::{GroupAnswer, GroupRequest, GroupUpdate};
 use wa_core::messages::{MessageStatus, SendRequest};
 use wa_core::provider::{
     ChatState, DropReason, EventSender, Group, InboundSender, OutboundMessage, OwnPresence,
@@ -95,10 +97,17 @@ pub struct Sandbox {
     opened: Arc<opened::Opened>,
     /// The LID ↔ phone number pairs handed out to each device.
     pairs: contacts::Pairs,
+    /// The groups of each device, and the invite codes handed out.
+    groups: groups::GroupFiles,
 }
 
 fn failure(code: ErrorCode, message: &str) -> ProviderFailure {
     ProviderFailure::new(code, message)
+}
+
+/// The account's own JID.
+fn own_jid(creds: &Credentials) -> String {
+    format!("{}@{}", creds.wa_number, wa_core::jid::USER_SERVER)
 }
 
 fn not_live(device_id: Uuid) -> ProviderFailure {
@@ -157,6 +166,7 @@ impl Sandbox {
             sent_lock: Arc::new(Mutex::new(())),
             opened: Arc::new(opened::Opened::new(dir.join("opened"))?),
             pairs: contacts::Pairs::new(dir.join("lids"))?,
+            groups: groups::GroupFiles::new(&dir)?,
             dir,
         })
     }
@@ -177,11 +187,22 @@ impl Sandbox {
     /// Forgets the device's simulated credentials, and the LID pairs its store had learned.
     fn wipe_creds(&self, device_id: Uuid) {
         self.pairs.wipe(device_id);
+        self.groups.wipe(device_id);
         match std::fs::remove_file(self.creds_path(device_id)) {
             Ok(()) => {}
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
             Err(e) => tracing::warn!(%device_id, error = %e, "could not wipe sandbox credentials"),
         }
+    }
+
+    /// The groups the live session of `device_id` is in, sorted by JID.
+    fn device_groups(&self, device_id: Uuid) -> Result<Vec<Group>, ProviderFailure> {
+        let me = own_jid(&self.live_creds(device_id)?);
+        let mut list = self.groups.with(device_id, &me, |gs| {
+            Ok((gs.iter().map(|g| g.info().group).collect::<Vec<_>>(), false))
+        })?;
+        list.sort_by(|a, b| a.jid.cmp(&b.jid));
+        Ok(list)
     }
 
     fn emit(&self, device_id: Uuid, ev: SessionEvent) {
@@ -365,7 +386,10 @@ impl Provider for Sandbox {
         self.live_creds(device_id)?;
         let user = jid.split('@').next().unwrap_or_default().to_owned();
         if wa_core::jid::is_group(jid) {
-            let group = sandbox_groups().into_iter().find(|g| g.jid == jid);
+            let group = self
+                .device_groups(device_id)?
+                .into_iter()
+                .find(|g| g.jid == jid);
             return Ok(Profile {
                 jid: jid.to_owned(),
                 kind: "group".into(),
@@ -408,8 +432,7 @@ impl Provider for Sandbox {
     }
 
     async fn groups(&self, device_id: Uuid) -> Result<Vec<Group>, ProviderFailure> {
-        self.live_creds(device_id)?;
-        Ok(sandbox_groups())
+        self.device_groups(device_id)
     }
 
     async fn subscribe_presence(&self, device_id: Uuid, _jid: &str) -> Result<(), ProviderFailure> {
@@ -547,14 +570,32 @@ impl Provider for Sandbox {
     async fn group(
         &self,
         device_id: Uuid,
-        request: &wa_core::groups::GroupRequest,
-    ) -> Result<wa_core::groups::GroupAnswer, ProviderFailure> {
-        self.live_creds(device_id)?;
-        let _ = request;
-        Err(ProviderFailure::new(
-            wa_errors::ErrorCode::ProviderError,
-            "not yet",
-        ))
+        request: &GroupRequest,
+    ) -> Result<GroupAnswer, ProviderFailure> {
+        let me = own_jid(&self.live_creds(device_id)?);
+        let joined = match request {
+            GroupRequest::Join { invite_code } => self.groups.invited(invite_code),
+            _ => None,
+        };
+        let out = self.groups.with(device_id, &me, |gs| {
+            let out = groups::carry_out(&me, gs, request, joined)?;
+            let changed = out.changed;
+            Ok((out, changed))
+        })?;
+        self.groups
+            .keep_invite(out.keep_invite.as_ref(), out.forget_invite.as_deref())?;
+        if let Some(r) = out.record {
+            self.log_sent(device_id, r).await?;
+        }
+        for u in out.updates {
+            self.emit(device_id, SessionEvent::GroupUpdate(u));
+        }
+        out.answer.ok_or_else(|| {
+            failure(
+                ErrorCode::ProviderError,
+                "the group request answered nothing",
+            )
+        })
     }
 
     async fn was_sent(&self, device_id: Uuid, message_id: &str) -> Option<bool> {
@@ -721,6 +762,16 @@ impl SandboxControl for Sandbox {
         self.live_creds(device_id)?;
         let event = actions::peer_reaction(chat, from, message_id, emoji);
         self.emit(device_id, event);
+        Ok(())
+    }
+
+    async fn group_event(&self, device_id: Uuid, update: GroupUpdate) -> ApiResult<()> {
+        let me = own_jid(&self.live_creds(device_id)?);
+        self.groups.with(device_id, &me, |gs| {
+            groups::apply_reported(&me, gs, &update)?;
+            Ok(((), true))
+        })?;
+        self.emit(device_id, SessionEvent::GroupUpdate(update));
         Ok(())
     }
 

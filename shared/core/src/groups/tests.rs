@@ -331,11 +331,102 @@ fn requests_answers_and_updates_have_a_stable_wire_form() {
     );
 }
 
+fn reported(
+    action: GroupUpdateAction,
+    participants: &[&str],
+    changes: GroupChanges,
+) -> GroupUpdate {
+    GroupUpdate {
+        group_jid: "120363000000000001@g.us".into(),
+        action,
+        participants: strings(participants),
+        by: Some("+15551230002".into()),
+        changes,
+    }
+}
+
+#[test]
+fn a_reported_change_is_normalized() {
+    use GroupUpdateAction as A;
+    let u = reported(
+        A::ParticipantsAdded,
+        &["15551230003"],
+        GroupChanges::default(),
+    )
+    .validate()
+    .unwrap();
+    assert_eq!(u.participants, ["15551230003@s.whatsapp.net"]);
+    assert_eq!(u.by.as_deref(), Some("15551230002@s.whatsapp.net"));
+    let subject = GroupChanges {
+        subject: Some(" New ".into()),
+        ..GroupChanges::default()
+    };
+    let u = reported(A::Created, &[], subject.clone())
+        .validate()
+        .unwrap();
+    assert_eq!(u.changes.subject.as_deref(), Some("New"));
+    let settings = GroupChanges {
+        is_locked: Some(true),
+        ..GroupChanges::default()
+    };
+    assert!(reported(A::Settings, &[], settings).validate().is_ok());
+    let anonymous = GroupUpdate {
+        by: None,
+        ..reported(A::Left, &["15551230003"], GroupChanges::default())
+    };
+    assert_eq!(anonymous.validate().unwrap().by, None);
+}
+
+#[test]
+fn a_reported_change_is_refused_on_the_field_it_gets_wrong() {
+    use GroupUpdateAction as A;
+    let none = GroupChanges::default;
+    let subject = |s: &str| GroupChanges {
+        subject: Some(s.into()),
+        ..GroupChanges::default()
+    };
+    for (update, field) in [
+        (
+            GroupUpdate {
+                group_jid: "15551230001".into(),
+                ..reported(A::Left, &["15551230003"], none())
+            },
+            "group_jid",
+        ),
+        (reported(A::Promoted, &[], none()), "participants"),
+        (reported(A::Demoted, &["x"], none()), "participants[0]"),
+        (
+            reported(A::Subject, &["15551230003"], subject("a")),
+            "participants",
+        ),
+        (reported(A::Subject, &[], none()), "subject"),
+        (reported(A::Subject, &[], subject("")), "subject"),
+        (reported(A::Description, &[], subject("a")), "subject"),
+        (reported(A::Settings, &[], none()), "is_announce"),
+        (
+            reported(A::ParticipantsAdded, &["15551230003"], subject("a")),
+            "subject",
+        ),
+        (
+            GroupUpdate {
+                by: Some("120363000000000001@g.us".into()),
+                ..reported(A::Left, &["15551230003"], none())
+            },
+            "by",
+        ),
+    ] {
+        let e = update.clone().validate().unwrap_err();
+        assert_eq!(field_of(e), field, "{update:?}");
+    }
+}
+
 #[test]
 fn an_answer_of_another_kind_is_an_internal_error() {
     let e = GroupAnswer::Done.into_group().unwrap_err();
     assert_eq!(e.code(), ErrorCode::InternalError);
     assert!(GroupAnswer::Invite(Invite::of("a")).into_results().is_err());
+    assert!(GroupAnswer::Results(vec![]).into_done().is_err());
+    GroupAnswer::Done.into_done().unwrap();
     assert_eq!(
         GroupAnswer::Invite(Invite::of("a")).into_invite().unwrap(),
         Invite::of("a")

@@ -168,6 +168,10 @@ pub async fn execute(
                 .await?;
             SessionAnswer::Done
         }
+        R::SandboxGroupEvent { update } => {
+            sb()?.group_event(device_id, update).await?;
+            SessionAnswer::Done
+        }
         R::Unknown => return Err(unknown_request()),
     })
 }

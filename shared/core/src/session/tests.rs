@@ -258,6 +258,13 @@ impl SandboxControl for FakeSandbox {
         self.0.push(format!("drop {d} {reason:?}"));
         Ok(())
     }
+    async fn group_event(&self, d: Uuid, update: crate::groups::GroupUpdate) -> ApiResult<()> {
+        self.0.push(format!(
+            "group_event {d} {} {:?}",
+            update.group_jid, update.action
+        ));
+        Ok(())
+    }
     async fn presence(
         &self,
         d: Uuid,
@@ -366,6 +373,22 @@ async fn execute_maps_each_request_onto_its_call() {
     .await
     .unwrap_err();
     assert_eq!(e.code(), ErrorCode::ProviderError, "the provider's error");
+    let leave = R::Group {
+        request: crate::groups::GroupRequest::Leave {
+            group_jid: "1@g.us".into(),
+        },
+    };
+    assert_eq!(
+        run(leave).await.unwrap(),
+        SessionAnswer::Group(crate::groups::GroupAnswer::Done)
+    );
+    let info = R::Group {
+        request: crate::groups::GroupRequest::Info {
+            group_jid: "1@g.us".into(),
+        },
+    };
+    let e = run(info).await.unwrap_err();
+    assert_eq!(e.code(), ErrorCode::Forbidden, "the provider's refusal");
     let typing = R::ChatPresence {
         jid: "c@s.whatsapp.net".into(),
         state: ChatState::Recording,
@@ -409,6 +432,8 @@ async fn execute_maps_each_request_onto_its_call() {
             format!("groups {d}"),
             format!("check_contacts {d} 15550001111,15550002222"),
             format!("check_contacts {d} "),
+            format!("group {d} Leave {{ group_jid: \"1@g.us\" }}"),
+            format!("group {d} Info {{ group_jid: \"1@g.us\" }}"),
             format!("chat_presence {d} c@s.whatsapp.net recording"),
             format!("presence {d} unavailable"),
             format!("edit {d} c@s.whatsapp.net M1 fixed"),
@@ -479,6 +504,18 @@ async fn execute_maps_each_request_onto_its_call() {
             },
             SessionAnswer::Done,
         ),
+        (
+            R::SandboxGroupEvent {
+                update: crate::groups::GroupUpdate {
+                    group_jid: "1@g.us".into(),
+                    action: crate::groups::GroupUpdateAction::Left,
+                    participants: vec!["p".into()],
+                    by: None,
+                    changes: Default::default(),
+                },
+            },
+            SessionAnswer::Done,
+        ),
     ] {
         assert_eq!(run(request.clone()).await.unwrap(), answer, "{request:?}");
     }
@@ -504,6 +541,7 @@ async fn execute_maps_each_request_onto_its_call() {
             format!("revoke {d} m c f"),
             format!("react {d} c f m 👍"),
             format!("edit {d} c f m t"),
+            format!("group_event {d} 1@g.us Left"),
             format!("sent {d}"),
             format!("sessions {d}"),
         ]

@@ -9,7 +9,7 @@ use serde_json::{Map, Value};
 use wa_errors::{ApiError, ApiResult, ErrorCode};
 
 use crate::contacts::ContactCheck;
-use crate::groups::{GroupAnswer, GroupRequest};
+use crate::groups::{GroupAnswer, GroupRequest, GroupUpdate};
 use crate::messages::MessageStatus;
 use crate::provider::{
     ChatState, DropReason, Group, OwnPresence, Profile, ReadMessage, ScanOutcome, SentRecord,
@@ -104,6 +104,9 @@ pub enum SessionRequest {
         message_id: String,
         emoji: String,
     },
+    /// Sandbox: a change to a group made elsewhere.
+    #[serde(rename = "sandbox_group_event.v1")]
+    SandboxGroupEvent { update: GroupUpdate },
     /// Sandbox: `from` edits its message `message_id` of the chat `chat`.
     #[serde(rename = "sandbox_edit.v1")]
     SandboxEdit {
