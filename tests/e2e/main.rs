@@ -7,6 +7,7 @@ mod dashboard;
 mod devices;
 mod fleet;
 mod foundation;
+mod groups;
 mod limits;
 mod media;
 mod messages;
