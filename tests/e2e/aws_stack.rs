@@ -913,6 +913,63 @@ async fn the_session_routes_are_answered_by_the_worker_through_the_lambdas() {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 
+    // A contacts check and group changes through the devices function and the worker,
+    // the worker's refusal (not an admin) answered as it is.
+    let a = c
+        .call(
+            "POST",
+            &format!("/devices/{id}/contacts/check"),
+            t,
+            Some(json!({"phone_numbers": ["+15551230002", "15550001234"]})),
+        )
+        .await;
+    assert_eq!(a.status, 200, "{}", a.body);
+    assert_eq!(stack.api_log_entry(&a)["function"], "DevicesFunction");
+    let on: Vec<&Value> = a.body["data"]["contacts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| &c["on_whatsapp"])
+        .collect();
+    assert_eq!(on, [&json!(true), &json!(false)], "{}", a.body);
+    let a = c
+        .call(
+            "POST",
+            &format!("/devices/{id}/groups"),
+            t,
+            Some(json!({"subject": "Stack", "participants": ["15551230002"]})),
+        )
+        .await;
+    assert_eq!(a.status, 201, "{}\n{}", a.body, stack.logs());
+    assert_eq!(stack.api_log_entry(&a)["function"], "DevicesFunction");
+    let group = str_at(&a.body, "/data/group/jid");
+    let a = c
+        .call(
+            "POST",
+            &format!("/devices/{id}/groups/{group}/participants"),
+            t,
+            Some(json!({"action": "add", "participants": ["15551230003", "15551230002"]})),
+        )
+        .await;
+    assert_eq!(a.status, 200, "{}", a.body);
+    let results = &a.body["data"]["results"];
+    assert_eq!(
+        (&results[0]["ok"], &results[1]["error"]["code"]),
+        (&json!(true), &json!("conflict")),
+        "{}",
+        a.body
+    );
+    let a = c
+        .call(
+            "PATCH",
+            &format!("/devices/{id}/groups/120363000000000403@g.us"),
+            t,
+            Some(json!({"subject": "not mine"})),
+        )
+        .await;
+    assert_eq!(a.status, 403, "{}", a.body);
+    assert_eq!(a.body["error"]["code"], "forbidden");
+
     // The sandbox's own errors come back as they are: no valid QR to scan.
     let a = c
         .call(
