@@ -232,6 +232,7 @@
     $('#device-detail').hidden = true;
     $('#send-panel').hidden = true;
     $('#messages-panel').hidden = true;
+    window.waGroups.reset(true);
     $('#no-selection').hidden = false;
     $('#app-view').hidden = true;
     $('#session').hidden = true;
@@ -348,6 +349,7 @@
       replyTo(null);
       $('#pair-result').hidden = true;
       $('#messages-body').replaceChildren();
+      window.waGroups.reset();
       ['device-error', 'pair-error', 'send-error', 'send-result', 'messages-error'].forEach((t) => clearBox(byTestId(t)));
       $$('[aria-invalid]').forEach((el) => el.removeAttribute('aria-invalid'));
     }
@@ -371,6 +373,7 @@
     $('#device-detail').hidden = false;
     $('#send-panel').hidden = false;
     $('#messages-panel').hidden = false;
+    $('#groups-panel').hidden = false;
     $('#device-title').textContent = d.device_name;
     const st = $('#device-status');
     st.className = `badge s-${d.status}`;
@@ -902,6 +905,9 @@
       $('#token-input').focus();
     }
   }
+
+  // What the groups panel (groups.js) uses.
+  window.waDashboard = { h, api, state, byTestId, showError, clearBox, withBusy, onAuthFailure };
 
   if (document.readyState === 'loading') document.addEventListener('DOMContentLoaded', init);
   else init();

@@ -48,10 +48,11 @@ macro_rules! asset {
 
 const INDEX: Asset = asset!("index.html", "text/html; charset=utf-8");
 const APP_JS: Asset = asset!("app.js", "text/javascript; charset=utf-8");
+const GROUPS_JS: Asset = asset!("groups.js", "text/javascript; charset=utf-8");
 const APP_CSS: Asset = asset!("app.css", "text/css; charset=utf-8");
 const FAVICON: Asset = asset!("favicon.svg", "image/svg+xml");
 
-/// The dashboard's routes: `GET /` and `GET /dashboard/{app.js,app.css,favicon.svg}`.
+/// The dashboard's routes: `GET /` and `GET /dashboard/{app.js,groups.js,app.css,favicon.svg}`.
 pub fn router<S>() -> Router<S>
 where
     S: Clone + Send + Sync + 'static,
@@ -61,6 +62,10 @@ where
         .route(
             "/dashboard/app.js",
             get(|h: HeaderMap| async move { serve(&APP_JS, &h) }),
+        )
+        .route(
+            "/dashboard/groups.js",
+            get(|h: HeaderMap| async move { serve(&GROUPS_JS, &h) }),
         )
         .route(
             "/dashboard/app.css",

@@ -60,6 +60,7 @@ async fn dashboard_index_is_html_with_the_csp() {
     assert!(html.starts_with("<!doctype html>"), "{}", &html[..40]);
     for asset in [
         "/dashboard/app.js",
+        "/dashboard/groups.js",
         "/dashboard/app.css",
         "/dashboard/favicon.svg",
     ] {
@@ -78,6 +79,11 @@ async fn dashboard_assets_have_their_content_types() {
             "/dashboard/app.js",
             "text/javascript; charset=utf-8",
             "sessionStorage",
+        ),
+        (
+            "/dashboard/groups.js",
+            "text/javascript; charset=utf-8",
+            "waGroups",
         ),
         ("/dashboard/app.css", "text/css; charset=utf-8", "body"),
         ("/dashboard/favicon.svg", "image/svg+xml", "<svg"),

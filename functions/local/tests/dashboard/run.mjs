@@ -254,6 +254,20 @@ async function main() {
     await shot('message-actions');
   });
 
+  await step("a group's members are listed with their roles", async () => {
+    await page.getByTestId('load-groups').click();
+    const team = page.locator('[data-testid="group"][data-jid="120363000000000001@g.us"]');
+    await team.waitFor({ state: 'visible', timeout: 30_000 });
+    await team.click();
+    const members = page.getByTestId('group-member');
+    await members.first().waitFor({ state: 'visible' });
+    assert(await members.count() === 3, `the group lists ${await members.count()} members`);
+    assert((await members.first().getAttribute('data-role')) === 'creator', 'the device created it');
+    await waitText(page.getByTestId('group-subject'), /Sandbox team \(3\)/, 'the group subject');
+    assert(await page.getByTestId('groups-error').isHidden(), 'no error shown');
+    await shot('group-members');
+  });
+
   await step('an invalid recipient shows validation_error with the request_id', async () => {
     await page.getByLabel('Recipient', { exact: true }).fill('not-a-number');
     const answer = page.waitForResponse((r) => r.url().endsWith(`/devices/${deviceId}/messages`)
