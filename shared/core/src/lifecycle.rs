@@ -100,7 +100,9 @@ pub fn on_event(d: &Device, ev: &SessionEvent, now: OffsetDateTime) -> Option<De
         | SessionEvent::Receipt { .. }
         | SessionEvent::Revoked { .. }
         | SessionEvent::Reaction { .. }
-        | SessionEvent::Edited { .. } => {
+        | SessionEvent::Edited { .. }
+        | SessionEvent::PollVote { .. }
+        | SessionEvent::Call { .. } => {
             return None;
         }
         SessionEvent::LoggedOut { error } => {
