@@ -324,10 +324,10 @@ impl ToSchema for InboundRequest {
     request_body = InboundRequest,
     responses(
         (status = 200, description = "Stored: the message as listed", body = Envelope<wa_api::views::MessageData>),
-        (status = 202, description = "`type` `reaction` (`message_id` of the device's history, `emoji`) or `edit` (`message_id` of a message `from` sent, `text`): accepted; the `reaction` or `message_edited` event follows"),
+        (status = 202, description = "`type` `reaction` (`message_id` of the device's history, `emoji`), `edit` (`message_id` of a message `from` sent, `text`) or `poll_vote` (`message_id` of a poll of the device's history, `selected_options`: its option names, none withdraws the vote): accepted; the `reaction`, `message_edited` or `poll_vote` event follows"),
         (status = 400, description = "validation_error", body = ErrorResponse),
         (status = 401, description = "invalid_api_key", body = ErrorResponse),
-        (status = 404, description = "not_found", body = ErrorResponse),
+        (status = 404, description = "not_found (also `poll_vote` on an unknown poll)", body = ErrorResponse),
         (status = 409, description = "device_not_connected", body = ErrorResponse),
         (status = 410, description = "device_destroyed", body = ErrorResponse),
         (status = 504, description = "upstream_timeout: the device's worker did not answer in time (`WA_QUERY_WAIT_MS`)", body = ErrorResponse),
@@ -355,7 +355,22 @@ async fn inbound(
     // Checked here, so that a bad field answers as a send's would; the worker gets the
     // checked fields as they came.
     let message = body.to_string();
-    let _: wa_core::messages::SendRequest = wa_errors::parse_json(message.as_bytes())?;
+    let send: wa_core::messages::SendRequest = wa_errors::parse_json(message.as_bytes())?;
+    // A quote names a message of this device's history, as a send's does.
+    if let Some(q) = &send.reply_to {
+        let known = wa_core::messages::is_valid_message_id(&q.message_id)
+            && ctx
+                .store
+                .get_message(d.device_id, &q.message_id)
+                .await?
+                .is_some();
+        if !known {
+            return Err(ApiError::validation(
+                "reply_to",
+                "`reply_to` names no message of this device",
+            ));
+        }
+    }
     let inbound = SessionRequest::SandboxInbound {
         from,
         message: body,
@@ -467,4 +482,5 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(receipt))
         .routes(routes!(revoke))
         .routes(routes!(group_event::group_event))
+        .routes(routes!(peer::call))
 }

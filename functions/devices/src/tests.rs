@@ -38,6 +38,7 @@ async fn api_with_ttl(qr_ttl: Duration) -> Api {
             wa_provider::sandbox::SandboxOptions {
                 qr_ttl,
                 reconnect_delay: Duration::from_millis(100),
+                ..Default::default()
             },
         )
         .unwrap(),

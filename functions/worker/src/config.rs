@@ -59,6 +59,9 @@ pub struct WorkerConfig {
     pub lease_ttl: Duration,
     /// Session starts at once (`WA_RECONNECT_CONCURRENCY`, default 8).
     pub reconnect_concurrency: usize,
+    /// `WA_REJECT_CALLS`: `1` (or `true`) rejects every incoming call as it rings (its
+    /// `call` event says `rejected`); default off.
+    pub reject_calls: bool,
 }
 
 /// A variable with a value the worker cannot use: `(name, problem)`.
@@ -107,6 +110,7 @@ impl WorkerConfig {
             var("WA_ALLOW_PRIVATE_URLS").as_deref(),
             Some("1") | Some("true")
         );
+        let reject_calls = matches!(var("WA_REJECT_CALLS").as_deref(), Some("1") | Some("true"));
         let webhook_schedule = crate::webhooks::parse_schedule(
             &var("WA_WEBHOOK_RETRY_SCHEDULE")
                 .unwrap_or_else(|| crate::webhooks::DEFAULT_SCHEDULE.into()),
@@ -141,6 +145,7 @@ impl WorkerConfig {
             send_rate,
             send_burst,
             allow_private_urls,
+            reject_calls,
             provider,
             qr_ttl: secs("WA_QR_TTL_SECS", 60)?,
             connect_timeout: secs("WA_CONNECT_TIMEOUT_SECS", 30)?,
@@ -260,6 +265,7 @@ pub fn build_provider(
                 inbound,
                 wa_provider::sandbox::SandboxOptions {
                     qr_ttl: config.qr_ttl,
+                    reject_calls: config.reject_calls,
                     ..Default::default()
                 },
             )?);
@@ -276,6 +282,7 @@ pub fn build_provider(
                     connect_timeout: config.connect_timeout,
                     ws_url: config.whatsapp_ws_url.clone(),
                     version: config.whatsapp_version,
+                    reject_calls: config.reject_calls,
                     ..Default::default()
                 },
             );
@@ -300,6 +307,18 @@ mod tests {
         assert_eq!(c.provider, ProviderKind::WhatsApp);
         assert_eq!(c.whatsapp_ws_url, "wss://web.whatsapp.com/ws/chat");
         assert_eq!(c.whatsapp_version, None, "fetched from WhatsApp Web");
+        assert!(!c.reject_calls, "calls ring by default");
+    }
+
+    #[test]
+    fn calls_are_rejected_only_when_asked() {
+        for (v, want) in [("1", true), ("true", true), ("0", false), ("no", false)] {
+            assert_eq!(
+                cfg(&[("WA_REJECT_CALLS", v)]).unwrap().reject_calls,
+                want,
+                "{v}"
+            );
+        }
     }
 
     #[test]

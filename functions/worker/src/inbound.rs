@@ -2,7 +2,7 @@
 //! store first, stored once (a redelivery of a stored message is a no-op).
 
 use uuid::Uuid;
-use wa_core::messages::{Direction, Message, MessageStatus};
+use wa_core::messages::{Direction, Message, MessageRef, MessageStatus, is_valid_message_id};
 use wa_core::provider::InboundMessage;
 use wa_core::store::StoreError;
 use wa_core::time;
@@ -46,6 +46,10 @@ impl Worker {
             ),
             None => None,
         };
+        let reply_to = match &msg.reply_to {
+            Some(q) => Some(quoted(&*store, device_id, &msg.chat, q).await?),
+            None => None,
+        };
         let now = time::now();
         let m = Message {
             message_id,
@@ -61,7 +65,7 @@ impl Worker {
             error: None,
             attempts: 0,
             idempotency_key: None,
-            content: None,
+            content: msg.content.clone(),
             text: msg.text.clone(),
             media_path: stored.as_ref().map(|s| s.path.clone()),
             mime_type: msg.media.as_ref().map(|m| m.mime_type.clone()),
@@ -71,9 +75,10 @@ impl Worker {
             updated_at: now,
             sent_at: None,
             next_attempt_at: None,
-            reply_to: None,
-            mentions: Vec::new(),
+            reply_to,
+            mentions: msg.mentions.clone(),
             edited_at: None,
+            poll_votes: Vec::new(),
         };
         let events: Vec<_> = payload::message(&m).into_iter().collect();
         match store.create_message(&m, None, None, &events).await {
@@ -83,4 +88,22 @@ impl Worker {
         tracing::info!(%device_id, message_id = %m.message_id, kind = m.kind.as_str(), "inbound message stored");
         Ok(())
     }
+}
+
+/// The message a received one quotes: the device's own record of it when the device has
+/// it in that chat (its sender, whether the device sent it, its text), else what WhatsApp
+/// named.
+async fn quoted(
+    store: &dyn wa_core::store::Store,
+    device_id: Uuid,
+    chat: &str,
+    q: &MessageRef,
+) -> Result<MessageRef, StoreError> {
+    if !is_valid_message_id(&q.message_id) {
+        return Ok(q.clone());
+    }
+    Ok(match store.get_message(device_id, &q.message_id).await? {
+        Some(m) if m.chat == chat => MessageRef::of(&m),
+        _ => q.clone(),
+    })
 }

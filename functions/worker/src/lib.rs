@@ -29,6 +29,7 @@ mod restore;
 mod send;
 pub mod session;
 mod upkeep;
+mod votes;
 pub use wa_fn_webhooks as webhooks;
 
 use std::path::PathBuf;

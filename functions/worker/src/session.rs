@@ -157,6 +157,35 @@ impl Worker {
                 let event = payload::group_update(d.app_id, device_id, update);
                 return store.append_events(&[event]).await;
             }
+            SessionEvent::PollVote {
+                poll_message_id,
+                chat,
+                voter,
+                ballot,
+                voted_at,
+            } => {
+                let vote = crate::votes::Vote {
+                    poll_message_id,
+                    chat,
+                    voter,
+                    ballot,
+                    voted_at: *voted_at,
+                };
+                return self.vote_received(&*store, device_id, vote).await;
+            }
+            SessionEvent::Call {
+                call_id,
+                from,
+                is_video,
+                status,
+            } => {
+                let Some(d) = store.get_device(device_id).await? else {
+                    return Ok(());
+                };
+                tracing::info!(%device_id, %call_id, status = status.as_str(), "incoming call");
+                let event = payload::call(d.app_id, device_id, call_id, from, *is_video, *status);
+                return store.append_events(&[event]).await;
+            }
             _ => {}
         }
         for _ in 0..5 {

@@ -101,7 +101,9 @@ pub fn on_event(d: &Device, ev: &SessionEvent, now: OffsetDateTime) -> Option<De
         | SessionEvent::Revoked { .. }
         | SessionEvent::Reaction { .. }
         | SessionEvent::Edited { .. }
-        | SessionEvent::GroupUpdate(_) => {
+        | SessionEvent::GroupUpdate(_)
+        | SessionEvent::PollVote { .. }
+        | SessionEvent::Call { .. } => {
             return None;
         }
         SessionEvent::LoggedOut { error } => {

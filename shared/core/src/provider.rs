@@ -106,6 +106,68 @@ pub enum SessionEvent {
     },
     /// A group the device is in changed (by this device or elsewhere).
     GroupUpdate(GroupUpdate),
+    /// `voter` voted on the poll `poll_message_id` of `chat` (choosing nothing withdraws
+    /// the voter's vote).
+    PollVote {
+        poll_message_id: String,
+        chat: String,
+        voter: String,
+        ballot: Ballot,
+        voted_at: OffsetDateTime,
+    },
+    /// A call rang the device (`Offer`), rang while it was offline or was given up by the
+    /// caller (`Missed`), or was rejected at once (`Rejected`, with `WA_REJECT_CALLS=1`).
+    Call {
+        call_id: String,
+        from: String,
+        is_video: bool,
+        status: CallStatus,
+    },
+}
+
+/// What a vote chose: the options by name (the sandbox's), or sealed as WhatsApp carries
+/// it, to be opened with the poll's secret ([`Provider::open_vote`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Ballot {
+    Options(Vec<String>),
+    Sealed(SealedVote),
+}
+
+/// A vote as WhatsApp carries it: encrypted with a key derived from the poll's secret,
+/// its id, its creator and the voter.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SealedVote {
+    /// Who created the poll (a JID), as the voter's client addressed the vote.
+    pub poll_creator: String,
+    pub enc_payload: Vec<u8>,
+    pub enc_iv: Vec<u8>,
+}
+
+impl std::fmt::Debug for SealedVote {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SealedVote")
+            .field("poll_creator", &self.poll_creator)
+            .finish_non_exhaustive()
+    }
+}
+
+/// How an incoming call ended up, as reported in the `call` event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CallStatus {
+    Offer,
+    Missed,
+    Rejected,
+}
+
+impl CallStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CallStatus::Offer => "offer",
+            CallStatus::Missed => "missed",
+            CallStatus::Rejected => "rejected",
+        }
+    }
 }
 
 /// A message that arrived for a device.
@@ -124,6 +186,14 @@ pub struct InboundMessage {
     /// Downloaded media.
     pub media: Option<InboundMedia>,
     pub timestamp: OffsetDateTime,
+    /// The message it quotes: its id and sender as WhatsApp names them (the worker fills
+    /// in the rest from the device's history when it has that message).
+    pub reply_to: Option<MessageRef>,
+    /// The JIDs its text or caption mentions.
+    pub mentions: Vec<String>,
+    /// What arrived beyond text and media: a poll's question, options, selectable count
+    /// and secret.
+    pub content: Option<Content>,
 }
 
 /// The bytes of an inbound media file.
@@ -346,6 +416,24 @@ pub trait Provider: Send + Sync {
     /// id is then safe, WhatsApp drops the duplicate.
     async fn was_sent(&self, _device_id: Uuid, _message_id: &str) -> Option<bool> {
         None
+    }
+
+    /// Opens a sealed vote of `voter` on the poll `poll_message_id` with the poll's
+    /// `secret`: the SHA-256 hashes of the options it chose (none: the vote was
+    /// withdrawn). Needs a live session; a provider that seals no votes refuses
+    /// (`provider_error`), as does a vote that does not open with the secret.
+    async fn open_vote(
+        &self,
+        _device_id: Uuid,
+        _poll_message_id: &str,
+        _voter: &str,
+        _vote: &SealedVote,
+        _secret: &[u8],
+    ) -> Result<Vec<Vec<u8>>, ProviderFailure> {
+        Err(ProviderFailure::new(
+            ErrorCode::ProviderError,
+            "this provider reports no sealed votes",
+        ))
     }
 }
 
@@ -652,4 +740,19 @@ pub trait SandboxControl: Send + Sync {
         message_id: &str,
         status: MessageStatus,
     ) -> wa_errors::ApiResult<()>;
+
+    /// `voter` votes `selected_options` (names, checked by the caller against the poll;
+    /// none withdraws the vote) on the poll `poll_message_id` of `chat`.
+    async fn poll_vote(
+        &self,
+        device_id: Uuid,
+        chat: &str,
+        voter: &str,
+        poll_message_id: &str,
+        selected_options: &[String],
+    ) -> wa_errors::ApiResult<()>;
+
+    /// `from` calls the device; the `call` event follows (rejected at once when the
+    /// sandbox rejects calls).
+    async fn call(&self, device_id: Uuid, from: &str, is_video: bool) -> wa_errors::ApiResult<()>;
 }

@@ -256,6 +256,7 @@ impl Messages {
             reply_to: valid.reply_to,
             mentions: valid.mentions,
             edited_at: None,
+            poll_votes: Vec::new(),
         };
         let record = idempotency_key.as_ref().map(|key| IdempotencyRecord {
             app_id: app.app_id,

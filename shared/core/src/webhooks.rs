@@ -27,6 +27,8 @@ pub enum EventType {
     GroupUpdate,
     Presence,
     ChatPresence,
+    PollVote,
+    Call,
 }
 
 impl EventType {
@@ -46,6 +48,8 @@ impl EventType {
             EventType::GroupUpdate => "group_update",
             EventType::Presence => "presence",
             EventType::ChatPresence => "chat_presence",
+            EventType::PollVote => "poll_vote",
+            EventType::Call => "call",
         }
     }
 }
@@ -300,6 +304,53 @@ pub mod payload {
     ) -> Event {
         let payload = serde_json::to_value(update).unwrap_or_else(|_| json!({}));
         Event::new(EventType::GroupUpdate, app_id, device_id, payload)
+    }
+
+    /// A vote in `chat` on the poll `poll` (the stored poll, the vote applied): the
+    /// voter's choices and the tally over every voter's latest vote.
+    pub fn poll_vote(
+        poll: &Message,
+        chat: &str,
+        voter: &str,
+        selected_options: &[String],
+    ) -> Event {
+        let options = crate::messages::polls::poll_of(poll.content.as_ref())
+            .map(|(o, _, _)| o)
+            .unwrap_or_default();
+        let tally: serde_json::Map<String, Value> =
+            crate::messages::polls::tally(options, &poll.poll_votes)
+                .into_iter()
+                .map(|(o, n)| (o, json!(n)))
+                .collect();
+        Event::new(
+            EventType::PollVote,
+            poll.app_id,
+            poll.device_id,
+            json!({
+                "poll_message_id": poll.message_id,
+                "chat": chat,
+                "voter": voter,
+                "selected_options": selected_options,
+                "tally": tally,
+            }),
+        )
+    }
+
+    /// An incoming call, as it ended up.
+    pub fn call(
+        app_id: uuid::Uuid,
+        device_id: uuid::Uuid,
+        call_id: &str,
+        from: &str,
+        is_video: bool,
+        status: crate::provider::CallStatus,
+    ) -> Event {
+        Event::new(
+            EventType::Call,
+            app_id,
+            device_id,
+            json!({"call_id": call_id, "from": from, "is_video": is_video, "status": status.as_str()}),
+        )
     }
 
     /// `presence`, and `chat_presence` when the peer is typing or stopped typing.

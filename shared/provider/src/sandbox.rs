@@ -44,6 +44,8 @@ pub struct SandboxOptions {
     pub qr_ttl: Duration,
     /// How long a dropped connection takes to come back.
     pub reconnect_delay: Duration,
+    /// Whether every incoming call is rejected as it rings (`WA_REJECT_CALLS=1`).
+    pub reject_calls: bool,
 }
 
 impl Default for SandboxOptions {
@@ -51,6 +53,7 @@ impl Default for SandboxOptions {
         SandboxOptions {
             qr_ttl: Duration::from_secs(60),
             reconnect_delay: Duration::from_millis(500),
+            reject_calls: false,
         }
     }
 }
@@ -785,6 +788,27 @@ impl SandboxControl for Sandbox {
     ) -> ApiResult<()> {
         self.live_creds(device_id)?;
         let event = actions::peer_edit(chat, from, message_id, text);
+        self.emit(device_id, event);
+        Ok(())
+    }
+
+    async fn poll_vote(
+        &self,
+        device_id: Uuid,
+        chat: &str,
+        voter: &str,
+        poll_message_id: &str,
+        selected_options: &[String],
+    ) -> ApiResult<()> {
+        self.live_creds(device_id)?;
+        let event = actions::peer_vote(chat, voter, poll_message_id, selected_options);
+        self.emit(device_id, event);
+        Ok(())
+    }
+
+    async fn call(&self, device_id: Uuid, from: &str, is_video: bool) -> ApiResult<()> {
+        self.live_creds(device_id)?;
+        let event = actions::peer_call(from, is_video, self.options.reject_calls);
         self.emit(device_id, event);
         Ok(())
     }

@@ -80,6 +80,7 @@ pub fn outbound_text(
         reply_to: None,
         mentions: Vec::new(),
         edited_at: None,
+        poll_votes: Vec::new(),
     }
 }
 

@@ -1,14 +1,17 @@
 //! A peer's actions on messages, simulated: a reaction to a message of the device's
-//! history, and an edit of a message the peer sent. Both come to
-//! `POST /sandbox/devices/{id}/inbound` with `type` `reaction` or `edit`; each is asked of
-//! the device's worker, answers 202, and its webhook event (`reaction`, `message_edited`)
-//! follows.
+//! history, an edit of a message the peer sent, a vote on a poll of the device's history.
+//! They come to `POST /sandbox/devices/{id}/inbound` with `type` `reaction`, `edit` or
+//! `poll_vote`; each is asked of the device's worker, answers 202, and its webhook event
+//! (`reaction`, `message_edited`, `poll_vote`) follows.
 
 use serde::Deserialize;
 use serde_json::Value;
 use wa_api::AppState;
 use wa_core::devices::Device;
-use wa_core::messages::{Direction, MAX_TEXT_CHARS, is_one_emoji, is_valid_message_id};
+use wa_core::messages::polls::{check_selection, poll_of};
+use wa_core::messages::{
+    Direction, MAX_TEXT_CHARS, MessageType, is_one_emoji, is_valid_message_id,
+};
 use wa_core::session::SessionRequest;
 use wa_errors::{ApiError, ApiResult};
 
@@ -30,13 +33,21 @@ enum PeerAction {
         message_id: String,
         text: String,
     },
+    PollVote {
+        message_id: String,
+        selected_options: Vec<String>,
+        /// Ignored: the chat is the poll's.
+        #[serde(default)]
+        #[allow(dead_code)]
+        to: Option<String>,
+    },
 }
 
 /// Whether `body` is a peer's action rather than a message.
 pub(super) fn is_peer_action(body: &Value) -> bool {
     matches!(
         body.get("type").and_then(Value::as_str),
-        Some("reaction" | "edit")
+        Some("reaction" | "edit" | "poll_vote")
     )
 }
 
@@ -106,7 +117,70 @@ pub(super) async fn act(
                 text,
             }
         }
+        PeerAction::PollVote {
+            message_id,
+            selected_options,
+            ..
+        } => {
+            let poll = stored(&message_id)
+                .await?
+                .filter(|m| m.kind == MessageType::Poll)
+                .ok_or_else(|| {
+                    ApiError::not_found("no poll with this `message_id` on this device")
+                })?;
+            let (options, count, _) = poll_of(poll.content.as_ref()).ok_or_else(|| {
+                ApiError::not_found("no poll with this `message_id` on this device")
+            })?;
+            let selected_options = check_selection(options, count, &selected_options)?;
+            SessionRequest::SandboxPollVote {
+                chat: poll.chat,
+                voter: from,
+                poll_message_id: message_id,
+                selected_options,
+            }
+        }
     };
     ctx.sessions.ask(d, request).await?.into_done()?;
+    Ok(accepted())
+}
+
+/// Body of the call route.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CallRequest {
+    /// The caller: a phone number or a JID.
+    pub from: String,
+    /// A video call (default a voice call).
+    #[serde(default)]
+    pub is_video: bool,
+}
+
+/// Sandbox: a peer calls the device
+#[utoipa::path(post, path = "/sandbox/devices/{device_id}/call", tag = "sandbox", security(("app_token" = [])),
+    params(("device_id" = uuid::Uuid, Path, description = "The device's id")),
+    request_body = CallRequest,
+    responses(
+        (status = 202, description = "The device rings; a `call` event follows (`status` `offer`, or `rejected` with `WA_REJECT_CALLS=1`)"),
+        (status = 400, description = "validation_error", body = wa_errors::schema::ErrorResponse),
+        (status = 401, description = "invalid_api_key", body = wa_errors::schema::ErrorResponse),
+        (status = 403, description = "forbidden: the device belongs to another App", body = wa_errors::schema::ErrorResponse),
+        (status = 404, description = "not_found", body = wa_errors::schema::ErrorResponse),
+        (status = 409, description = "device_not_connected", body = wa_errors::schema::ErrorResponse),
+        (status = 410, description = "device_destroyed", body = wa_errors::schema::ErrorResponse),
+        (status = 504, description = "upstream_timeout: the device's worker did not answer in time (`WA_QUERY_WAIT_MS`)", body = wa_errors::schema::ErrorResponse),
+    ))]
+pub(super) async fn call(
+    axum::extract::State(ctx): axum::extract::State<AppState>,
+    wa_api::AuthedApp(app): wa_api::AuthedApp,
+    axum::extract::Path(id): axum::extract::Path<String>,
+    wa_api::ApiJson(body): wa_api::ApiJson<CallRequest>,
+) -> ApiResult<wa_api::ApiOk<Value>> {
+    let d = super::owned(&ctx, &app, &id).await?;
+    let from = wa_core::jid::normalize("from", &body.from)?;
+    let request = SessionRequest::SandboxCall {
+        from,
+        is_video: body.is_video,
+    };
+    ctx.sessions.ask(&d, request).await?.into_done()?;
     Ok(accepted())
 }

@@ -407,3 +407,163 @@ async fn a_peer_reacts_and_edits_its_message() {
     assert_eq!(api.events("reaction").await.len(), 2);
     assert_eq!(api.events("message_edited").await.len(), 1);
 }
+
+#[tokio::test]
+async fn a_peer_quotes_mentions_sends_a_poll_votes_and_calls() {
+    let api = api(Duration::from_secs(10), 0.0, 1).await;
+    let mine = api.sent_text("lunch?").await;
+
+    // A quote of a message of the device, with mentions.
+    let r = api
+        .inbound(json!({"from": "15550001111", "text": "yes @15550002222", "reply_to": {"message_id": mine}, "mentions": ["15550002222"]}))
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    let reply = message_id(&r);
+    let e = api.nth_event("message", 2).await;
+    assert_eq!(e["message_id"], json!(reply));
+    assert_eq!(e["reply_to"]["message_id"], json!(mine));
+    assert_eq!(e["mentions"], json!(["15550002222@s.whatsapp.net"]));
+    let r = api
+        .inbound(
+            json!({"from": "15550001111", "text": "x", "reply_to": {"message_id": "3EB0NOPE"}}),
+        )
+        .await;
+    refused(&r, StatusCode::BAD_REQUEST, "validation_error");
+    assert_eq!(r.body["error"]["details"]["field"], "reply_to");
+
+    // A peer's poll is stored with its question and options.
+    let r = api
+        .inbound(json!({"from": "15550001111", "type": "poll", "question": "Where?", "options": ["Pizza", "Sushi"]}))
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    let theirs = message_id(&r);
+    let e = api.nth_event("message", 3).await;
+    assert_eq!(
+        (&e["type"], &e["question"], &e["options"]),
+        (&json!("poll"), &json!("Where?"), &json!(["Pizza", "Sushi"]))
+    );
+
+    // Votes on the device's own poll: each voter's latest counts.
+    let r = api
+        .send(json!({"to": "15550001111", "type": "poll", "question": "When?", "options": ["1pm", "2pm", "3pm"], "selectable_count": 2}), &[])
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    let poll = message_id(&r);
+    let vote = |from: &str, poll: &str, selected: Value| json!({"from": from, "type": "poll_vote", "message_id": poll, "selected_options": selected});
+    for (n, body) in [
+        vote("15550001111", &poll, json!(["1pm", "2pm"])),
+        vote("15550002222", &poll, json!(["2pm"])),
+        vote("15550001111", &poll, json!(["3pm"])),
+        vote("15550002222", &poll, json!([])),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let r = api.inbound(body).await;
+        assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.body);
+        api.nth_event("poll_vote", n + 1).await;
+    }
+    let e = api.nth_event("poll_vote", 3).await;
+    assert_eq!(
+        e,
+        json!({"poll_message_id": poll, "chat": PEER, "voter": PEER, "selected_options": ["3pm"], "tally": {"1pm": 0, "2pm": 1, "3pm": 1}})
+    );
+    let e = api.nth_event("poll_vote", 4).await;
+    assert_eq!(e["tally"], json!({"1pm": 0, "2pm": 0, "3pm": 1}));
+    assert_eq!(e["selected_options"], json!([]));
+    let r = api
+        .inbound(vote("15550002222", &theirs, json!(["Sushi"])))
+        .await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.body);
+    assert_eq!(
+        api.nth_event("poll_vote", 5).await["tally"],
+        json!({"Pizza": 0, "Sushi": 1})
+    );
+
+    // Refusals: by field, an unknown poll.
+    for body in [
+        vote("15550001111", &poll, json!(["4pm"])),
+        vote("15550001111", &poll, json!(["1pm", "1pm"])),
+        vote("15550001111", &poll, json!(["1pm", "2pm", "3pm"])),
+    ] {
+        let r = api.inbound(body.clone()).await;
+        refused(&r, StatusCode::BAD_REQUEST, "validation_error");
+        assert_eq!(
+            r.body["error"]["details"]["field"], "selected_options",
+            "{body}"
+        );
+    }
+    for unknown in ["3EB0NOPE", mine.as_str()] {
+        let r = api
+            .inbound(vote("15550001111", unknown, json!(["1pm"])))
+            .await;
+        refused(&r, StatusCode::NOT_FOUND, "not_found");
+    }
+    assert_eq!(api.events("poll_vote").await.len(), 5);
+
+    // A call rings the device.
+    let call_uri = format!("/sandbox/devices/{}/call", api.device);
+    let r = api
+        .call(
+            "POST",
+            &call_uri,
+            json!({"from": "15550001111", "is_video": true}),
+            &[],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.body);
+    let e = api.nth_event("call", 1).await;
+    assert_eq!(
+        (&e["from"], &e["is_video"], &e["status"]),
+        (&json!(PEER), &json!(true), &json!("offer"))
+    );
+    assert!(e["call_id"].as_str().is_some_and(|c| !c.is_empty()), "{e}");
+    for (body, field) in [
+        (json!({"is_video": true}), "from"),
+        (json!({"from": "nope"}), "from"),
+        (json!({"from": "15550001111", "ring": 1}), "ring"),
+    ] {
+        let r = api.call("POST", &call_uri, body.clone(), &[]).await;
+        refused(&r, StatusCode::BAD_REQUEST, "validation_error");
+        assert_eq!(r.body["error"]["details"]["field"], field, "{body}");
+    }
+
+    // Other Apps and a device not connected.
+    let token = |tenant: &'static str| {
+        let apps = api.ctx.apps.clone();
+        async move {
+            apps.create(tenant, CreateApp::named("other"))
+                .await
+                .unwrap()
+                .app_token
+        }
+    };
+    let (sibling, stranger) = (token("acme").await, token("globex").await);
+    let inbound_uri = format!("/sandbox/devices/{}/inbound", api.device);
+    for (token, status, wanted) in [
+        (&sibling, StatusCode::FORBIDDEN, "forbidden"),
+        (&stranger, StatusCode::NOT_FOUND, "not_found"),
+    ] {
+        for (uri, body) in [
+            (&call_uri, json!({"from": "15550001111"})),
+            (&inbound_uri, vote("15550001111", &poll, json!(["1pm"]))),
+        ] {
+            let r = api.call_as(token, "POST", uri, body, &[]).await;
+            refused(&r, status, wanted);
+        }
+    }
+    let disconnect = format!("/devices/{}/disconnect", api.device);
+    let r = api.call("POST", &disconnect, Value::Null, &[]).await;
+    assert!(r.status.is_success(), "{}", r.body);
+    api.wait_device("disconnected").await;
+    let r = api
+        .call("POST", &call_uri, json!({"from": "15550001111"}), &[])
+        .await;
+    refused(&r, StatusCode::CONFLICT, "device_not_connected");
+    let r = api
+        .inbound(vote("15550001111", &poll, json!(["1pm"])))
+        .await;
+    refused(&r, StatusCode::CONFLICT, "device_not_connected");
+    assert_eq!(api.events("call").await.len(), 1);
+    assert_eq!(api.events("poll_vote").await.len(), 5);
+}

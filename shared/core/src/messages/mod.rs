@@ -7,6 +7,7 @@ pub mod actions;
 pub mod emoji;
 pub mod inbound_id;
 pub mod media;
+pub mod polls;
 pub mod record;
 pub mod request;
 #[cfg(test)]
@@ -14,5 +15,6 @@ pub(crate) mod sample;
 
 pub use emoji::is_one_emoji;
 pub use media::{check_bytes, magic_matches};
+pub use polls::PollVote;
 pub use record::*;
 pub use request::*;

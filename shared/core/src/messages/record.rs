@@ -354,6 +354,9 @@ pub struct Message {
         skip_serializing_if = "Option::is_none"
     )]
     pub edited_at: Option<OffsetDateTime>,
+    /// A poll's votes: each voter's latest.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub poll_votes: Vec<super::PollVote>,
 }
 
 /// A change to a message.
@@ -367,6 +370,9 @@ pub struct MessageUpdate {
     pub updated_at: Option<OffsetDateTime>,
     /// An edit: the new text and content, and when.
     pub edit: Option<Edit>,
+    /// A poll's vote: it becomes its voter's latest (one that selects nothing withdraws
+    /// the voter's vote).
+    pub vote: Option<super::PollVote>,
 }
 
 /// The new text of an edited message, its content with that text (an outbound message's;
@@ -404,6 +410,9 @@ impl MessageUpdate {
                 m.content = Some(c.clone());
             }
             m.edited_at = Some(e.edited_at);
+        }
+        if let Some(v) = &self.vote {
+            super::polls::apply_vote(&mut m.poll_votes, v);
         }
     }
 }

@@ -32,5 +32,6 @@ pub(crate) fn sample_message() -> Message {
         reply_to: None,
         mentions: Vec::new(),
         edited_at: None,
+        poll_votes: Vec::new(),
     }
 }

@@ -172,6 +172,27 @@ pub async fn execute(
             sb()?.group_event(device_id, update).await?;
             SessionAnswer::Done
         }
+        R::SandboxPollVote {
+            chat,
+            voter,
+            poll_message_id,
+            selected_options,
+        } => {
+            sb()?
+                .poll_vote(
+                    device_id,
+                    &chat,
+                    &voter,
+                    &poll_message_id,
+                    &selected_options,
+                )
+                .await?;
+            SessionAnswer::Done
+        }
+        R::SandboxCall { from, is_video } => {
+            sb()?.call(device_id, &from, is_video).await?;
+            SessionAnswer::Done
+        }
         R::Unknown => return Err(unknown_request()),
     })
 }

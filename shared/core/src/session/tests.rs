@@ -335,6 +335,23 @@ impl SandboxControl for FakeSandbox {
             .push(format!("edit {d} {chat} {from} {message_id} {text}"));
         Ok(())
     }
+    async fn poll_vote(
+        &self,
+        d: Uuid,
+        chat: &str,
+        voter: &str,
+        poll_message_id: &str,
+        selected: &[String],
+    ) -> ApiResult<()> {
+        self.0.push(format!(
+            "vote {d} {chat} {voter} {poll_message_id} {selected:?}"
+        ));
+        Ok(())
+    }
+    async fn call(&self, d: Uuid, from: &str, is_video: bool) -> ApiResult<()> {
+        self.0.push(format!("call {d} {from} {is_video}"));
+        Ok(())
+    }
 }
 
 #[tokio::test]
@@ -516,6 +533,22 @@ async fn execute_maps_each_request_onto_its_call() {
             },
             SessionAnswer::Done,
         ),
+        (
+            R::SandboxPollVote {
+                chat: "c".into(),
+                voter: "v".into(),
+                poll_message_id: "p".into(),
+                selected_options: vec!["a".into()],
+            },
+            SessionAnswer::Done,
+        ),
+        (
+            R::SandboxCall {
+                from: "f".into(),
+                is_video: true,
+            },
+            SessionAnswer::Done,
+        ),
     ] {
         assert_eq!(run(request.clone()).await.unwrap(), answer, "{request:?}");
     }
@@ -542,6 +575,8 @@ async fn execute_maps_each_request_onto_its_call() {
             format!("react {d} c f m 👍"),
             format!("edit {d} c f m t"),
             format!("group_event {d} 1@g.us Left"),
+            format!("vote {d} c v p [\"a\"]"),
+            format!("call {d} f true"),
             format!("sent {d}"),
             format!("sessions {d}"),
         ]

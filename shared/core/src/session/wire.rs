@@ -115,6 +115,18 @@ pub enum SessionRequest {
         message_id: String,
         text: String,
     },
+    /// Sandbox: `voter` votes `selected_options` (checked names; none withdraws the vote)
+    /// on the poll `poll_message_id` of the chat `chat`.
+    #[serde(rename = "sandbox_poll_vote.v1")]
+    SandboxPollVote {
+        chat: String,
+        voter: String,
+        poll_message_id: String,
+        selected_options: Vec<String>,
+    },
+    /// Sandbox: `from` calls the device.
+    #[serde(rename = "sandbox_call.v1")]
+    SandboxCall { from: String, is_video: bool },
     /// A request of a newer version than this build knows: answered with an error rather
     /// than left to time out.
     #[serde(rename = "unknown", other)]
@@ -379,6 +391,22 @@ mod tests {
                     text: "fixed".into(),
                 },
                 json!({"type": "sandbox_edit.v1", "chat": "15550001111@s.whatsapp.net", "from": "15550001111@s.whatsapp.net", "message_id": "ABC", "text": "fixed"}),
+            ),
+            (
+                SessionRequest::SandboxPollVote {
+                    chat: "15550001111@s.whatsapp.net".into(),
+                    voter: "15550001111@s.whatsapp.net".into(),
+                    poll_message_id: "3EB0POLL".into(),
+                    selected_options: vec!["Pizza".into()],
+                },
+                json!({"type": "sandbox_poll_vote.v1", "chat": "15550001111@s.whatsapp.net", "voter": "15550001111@s.whatsapp.net", "poll_message_id": "3EB0POLL", "selected_options": ["Pizza"]}),
+            ),
+            (
+                SessionRequest::SandboxCall {
+                    from: "15550001111@s.whatsapp.net".into(),
+                    is_video: true,
+                },
+                json!({"type": "sandbox_call.v1", "from": "15550001111@s.whatsapp.net", "is_video": true}),
             ),
             (
                 SessionRequest::CheckContacts {

@@ -1,10 +1,12 @@
 //! What the simulated WhatsApp records of the actions a device takes on its messages: an
 //! edit, a revoke for everyone, read receipts. Each needs a live session and appears in
 //! the device's sent log (`GET /sandbox/devices/{id}/sent`) with its fields. And the
-//! events of a peer's reaction or edit, as WhatsApp reports them.
+//! events of a peer's reaction, edit, vote or call, as WhatsApp reports them.
 
 use uuid::Uuid;
-use wa_core::provider::{ProviderFailure, ReadMessage, SentRecord, SessionEvent};
+use wa_core::provider::{
+    Ballot, CallStatus, ProviderFailure, ReadMessage, SentRecord, SessionEvent,
+};
 
 use super::Sandbox;
 
@@ -53,6 +55,38 @@ pub(super) fn peer_edit(chat: &str, from: &str, message_id: &str, text: &str) ->
         from: from.to_owned(),
         text: text.to_owned(),
         edited_at: wa_core::time::now(),
+    }
+}
+
+/// The event of `voter`'s vote on the poll `poll_message_id` in `chat`, now: the options
+/// by name (a real vote is sealed; the sandbox's is not).
+pub(super) fn peer_vote(
+    chat: &str,
+    voter: &str,
+    poll_message_id: &str,
+    selected_options: &[String],
+) -> SessionEvent {
+    SessionEvent::PollVote {
+        poll_message_id: poll_message_id.to_owned(),
+        chat: chat.to_owned(),
+        voter: voter.to_owned(),
+        ballot: Ballot::Options(selected_options.to_vec()),
+        voted_at: wa_core::time::now(),
+    }
+}
+
+/// The event of a call from `from` ringing the device under a new call id: an offer, or
+/// rejected at once when the sandbox rejects calls.
+pub(super) fn peer_call(from: &str, is_video: bool, reject_calls: bool) -> SessionEvent {
+    SessionEvent::Call {
+        call_id: Uuid::new_v4().simple().to_string().to_uppercase(),
+        from: from.to_owned(),
+        is_video,
+        status: if reject_calls {
+            CallStatus::Rejected
+        } else {
+            CallStatus::Offer
+        },
     }
 }
 

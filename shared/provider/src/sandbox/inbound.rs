@@ -1,6 +1,7 @@
 //! A message arriving for a device, simulated (`POST /sandbox/devices/{id}/inbound`): the
-//! fields of a send from `from`, checked like a send's, handed to the worker like the real
-//! provider's inbound messages, answered once stored.
+//! fields of a send from `from` (a quote, mentions and polls included), checked like a
+//! send's, handed to the worker like the real provider's inbound messages, answered once
+//! stored.
 
 use std::time::Duration;
 
@@ -28,18 +29,12 @@ impl Sandbox {
             req.to = Some(from.clone());
         }
         let valid = req.validate(true)?;
-        // Incoming quotes, mentions, reactions and polls are not simulated: refused rather
-        // than delivered as what they are not.
-        let unsupported = match valid.content.kind() {
-            MessageType::Reaction | MessageType::Poll => Some("type"),
-            _ if valid.reply_to.is_some() => Some("reply_to"),
-            _ if !valid.mentions.is_empty() => Some("mentions"),
-            _ => None,
-        };
-        if let Some(field) = unsupported {
+        // A peer's reaction is an action on a message (`SandboxControl::react`), not a
+        // message of its own.
+        if valid.content.kind() == MessageType::Reaction {
             return Err(ApiError::validation(
-                field,
-                format!("the sandbox does not simulate incoming messages with this `{field}`"),
+                "type",
+                "the sandbox does not simulate incoming messages of this `type`",
             ));
         }
         self.live_creds(device_id)?;
@@ -79,6 +74,11 @@ impl Sandbox {
             text: valid.content.display_text(),
             media,
             timestamp: time::now(),
+            // The quoted message as the request named it; the worker fills in the rest
+            // from the device's history, as for the real provider.
+            reply_to: valid.reply_to,
+            mentions: valid.mentions,
+            content: (kind == MessageType::Poll).then_some(valid.content),
         };
         let (tx, rx) = tokio::sync::oneshot::channel();
         self.inbound

@@ -22,7 +22,9 @@
 //! | `ServerAck` of a message | resolve the send waiting for it |
 //! | `Receipt` from a peer | emit `Receipt` |
 //! | `Presence`, `ChatPresence` | emit `Presence` (after a LID → phone number lookup when needed) |
-//! | `Messages` | emit `Revoked`, `Reaction`, `Edited` for revokes, reactions, edits; deliver what the durability hook did not see |
+//! | `Messages` | emit `Revoked`, `Reaction`, `Edited`, `PollVote` for revokes, reactions, edits, votes; deliver what the durability hook did not see |
+//! | `IncomingCall` offer | emit `Call` (`offer`), or reject it first when calls are rejected |
+//! | `MissedCall` | emit `Call` (`missed`) |
 
 use std::sync::Arc;
 
@@ -33,7 +35,7 @@ use whatsapp_rust::Jid;
 use whatsapp_rust::types::events::{Event, InboundMessage as LibInbound};
 
 use super::classify::classify_pair_failure;
-use super::{inbound, mapping};
+use super::{calls, inbound, mapping, received};
 
 /// What the session knows when an event arrives.
 #[derive(Debug, Clone, Default)]
@@ -46,6 +48,8 @@ pub(crate) struct Context {
     pub(crate) pair_code_expires: Option<Instant>,
     /// The pump's clock reading for this event.
     pub(crate) now: Option<Instant>,
+    /// Whether incoming calls are rejected at once (`WA_REJECT_CALLS=1`).
+    pub(crate) reject_calls: bool,
 }
 
 impl Context {
@@ -115,7 +119,10 @@ pub(crate) enum Step {
         presence: Presence,
         lookup: Option<Jid>,
     },
-    /// A committed batch: its revokes, reactions and edits to report, and the messages to
+    /// A call rings: reject it (`SessionEvent::Call` with status `rejected`, reported
+    /// once the rejection is sent; `offer` when it cannot be).
+    RejectCall(SessionEvent),
+    /// A committed batch: its revokes, reactions, edits and votes to report, and the messages to
     /// deliver because the durability hook never saw them (already acked by the library).
     Messages {
         actions: Vec<SessionEvent>,
@@ -250,42 +257,15 @@ pub(crate) fn map_event(event: &Event, cx: &Context) -> Step {
                     let source = &item.info.source;
                     !source.is_from_me && inbound::is_conversation(&source.chat)
                 })
-                .filter_map(|item| {
-                    let chat = item.info.source.chat.to_non_ad().to_string();
-                    let from = item.info.source.sender.to_non_ad().to_string();
-                    match inbound::classify(&item.message) {
-                        inbound::Classified::Revoke { message_id } => Some(SessionEvent::Revoked {
-                            message_id,
-                            chat,
-                            from,
-                        }),
-                        inbound::Classified::Reaction { message_id, emoji } => {
-                            Some(SessionEvent::Reaction {
-                                message_id,
-                                chat,
-                                from,
-                                emoji,
-                            })
-                        }
-                        inbound::Classified::Edit { message_id, text } => {
-                            Some(SessionEvent::Edited {
-                                message_id,
-                                chat,
-                                from,
-                                text,
-                                edited_at: mapping::from_chrono(item.info.timestamp)
-                                    .unwrap_or_else(wa_core::time::now),
-                            })
-                        }
-                        _ => None,
-                    }
-                })
+                .filter_map(|item| received::action(item, cx.pn.as_ref(), cx.lid.as_ref()))
                 .collect();
             Step::Messages {
                 actions,
                 deliver: (!batch.hook_committed).then(|| batch.messages.clone()),
             }
         }
+        Event::IncomingCall(call) => calls::incoming(call, cx.reject_calls),
+        Event::MissedCall(call) => calls::missed(call),
         _ => Step::Ignore,
     }
 }
@@ -293,7 +273,7 @@ pub(crate) fn map_event(event: &Event, cx: &Context) -> Step {
 /// The peer as the API shows it: its phone-number JID when the event carries it, else
 /// the JID as received (device part stripped), plus the LID to look up when that is
 /// all the event has.
-fn peer(jid: &Jid, alt: Option<&Jid>) -> (String, Option<Jid>) {
+pub(crate) fn peer(jid: &Jid, alt: Option<&Jid>) -> (String, Option<Jid>) {
     let base = jid.to_non_ad();
     if !base.is_lid() {
         return (base.to_string(), None);

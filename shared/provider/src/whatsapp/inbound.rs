@@ -34,7 +34,7 @@ use std::time::Duration;
 use tokio::sync::oneshot;
 use tracing::{debug, info, warn};
 use uuid::Uuid;
-use wa_core::messages::{MessageStatus, MessageType};
+use wa_core::messages::{Content, MessageStatus, MessageType};
 use wa_core::provider::{InboundDelivery, InboundMedia, InboundMessage, InboundSender};
 use whatsapp_rust::download::{DownloadWriter, Downloadable};
 use whatsapp_rust::futures::future::join_all;
@@ -44,8 +44,8 @@ use whatsapp_rust::wacore::types::presence::ReceiptType;
 use whatsapp_rust::wacore_binary::JidExt;
 use whatsapp_rust::{Client, InboundDurabilityHook, Jid};
 
-use super::mapping;
 use super::session::Emitter;
+use super::{mapping, received};
 
 /// How long the worker may take to store one batch before WhatsApp is left
 /// unacknowledged (and redelivers it later).
@@ -75,7 +75,12 @@ pub(crate) enum Classified<'a> {
     Reaction { message_id: String, emoji: String },
     /// An edit of the sender's message `message_id`: its new text or caption.
     Edit { message_id: String, text: String },
-    /// Polls, encrypted reactions, protocol traffic and other kinds the port has no type
+    /// A poll the worker stores: its question, options, selectable count and secret.
+    Poll(Content),
+    /// A vote on a poll (read by [`received::sealed_vote`], which needs the account's
+    /// identities).
+    Vote,
+    /// Encrypted reactions, protocol traffic and other kinds the port has no type
     /// for.
     Ignored,
 }
@@ -118,6 +123,8 @@ impl std::fmt::Debug for Classified<'_> {
                 .debug_struct("Edit")
                 .field("message_id", message_id)
                 .finish_non_exhaustive(),
+            Classified::Poll(_) => f.write_str("Poll"),
+            Classified::Vote => f.write_str("Vote"),
             Classified::Ignored => f.write_str("Ignored"),
         }
     }
@@ -231,6 +238,12 @@ pub(crate) fn classify(message: &wa::Message) -> Classified<'_> {
             },
             None => Classified::Ignored,
         };
+    }
+    if let Some(poll) = received::poll(message) {
+        return Classified::Poll(poll);
+    }
+    if base.poll_update_message.is_set() {
+        return Classified::Vote;
     }
     // Encrypted reactions (communities) and the rest carry no text; `text_content` only
     // reads plain and extended text.
@@ -413,9 +426,14 @@ pub(crate) async fn to_inbound(client: &Client, item: &LibInbound) -> Option<Inb
     if source.is_from_me || !is_conversation(&source.chat) {
         return None;
     }
-    let Classified::Message { kind, text, media } = classify(&item.message) else {
-        return None;
+    let (kind, text, media, content) = match classify(&item.message) {
+        Classified::Message { kind, text, media } => (kind, text, media, None),
+        Classified::Poll(poll) => (MessageType::Poll, poll.display_text(), None, Some(poll)),
+        _ => return None,
     };
+    let chat = source.chat.to_non_ad().to_string();
+    let context = received::context_info(item.message.get_base_message());
+    let (reply_to, mentions) = received::quote_and_mentions(context, &chat);
     let media = match media {
         Some(m) => download(client, &m, &info.id)
             .await
@@ -429,13 +447,16 @@ pub(crate) async fn to_inbound(client: &Client, item: &LibInbound) -> Option<Inb
     let from_phone = sender_phone(client, &source.sender, source.sender_alt.as_ref()).await;
     Some(InboundMessage {
         message_id: info.id.clone(),
-        chat: source.chat.to_non_ad().to_string(),
+        chat,
         from: source.sender.to_non_ad().to_string(),
         from_phone,
         kind,
         text,
         media,
         timestamp: mapping::from_chrono(info.timestamp).unwrap_or_else(wa_core::time::now),
+        reply_to,
+        mentions,
+        content,
     })
 }
 

@@ -18,7 +18,8 @@
 //! - `outbound` / `acks`: sending, resolved on the server's ack (correlated by id
 //!   through the session's ack table, which the pump fills from `Event::ServerAck`).
 //! - `inbound`: receiving through the library's durability hook; revokes and
-//!   receipts.
+//!   receipts. `received`: a received message's quote, mentions, poll and vote.
+//! - `calls`: incoming and missed calls, and rejecting them (`WA_REJECT_CALLS`).
 //! - `classify` / `mapping`: error classification and the translation of payloads.
 //!
 //! Nothing here waits on the network without a bound: a session that cannot reach
@@ -27,6 +28,7 @@
 
 mod acks;
 mod actions;
+mod calls;
 mod classify;
 mod compose;
 mod contacts;
@@ -38,6 +40,7 @@ mod options;
 mod outbound;
 mod pump;
 mod queries;
+mod received;
 mod session;
 mod store;
 
@@ -55,7 +58,7 @@ use wa_core::contacts::ContactCheck;
 use wa_core::groups::{GroupAnswer, GroupRequest};
 use wa_core::provider::{
     ChatState, EventSender, Group, InboundSender, OutboundMessage, OwnPresence, Profile, Provider,
-    ProviderFailure, ReadMessage,
+    ProviderFailure, ReadMessage, SealedVote,
 };
 use wa_core::time::OffsetDateTime;
 
@@ -256,6 +259,19 @@ impl Provider for WhatsAppProvider {
     ) -> Result<(), ProviderFailure> {
         let client = self.inner.live_client(device_id).await?;
         actions::mark_read(&client, chat, messages).await
+    }
+
+    /// `polls().decrypt_vote` with the poll's secret. Needs a live session.
+    async fn open_vote(
+        &self,
+        device_id: Uuid,
+        poll_message_id: &str,
+        voter: &str,
+        vote: &SealedVote,
+        secret: &[u8],
+    ) -> Result<Vec<Vec<u8>>, ProviderFailure> {
+        let client = self.inner.live_client(device_id).await?;
+        received::open_vote(&client, poll_message_id, voter, vote, secret).await
     }
 }
 

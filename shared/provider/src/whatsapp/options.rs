@@ -35,6 +35,9 @@ pub struct WhatsAppOptions {
     /// current one from WhatsApp Web (`https://web.whatsapp.com/sw.js`) when the stored
     /// one is older than a day; a pinned version skips that fetch.
     pub version: Option<WaVersion>,
+    /// Whether every incoming call is rejected as it rings (`WA_REJECT_CALLS=1`); its
+    /// `call` event then says `rejected`. Default off.
+    pub reject_calls: bool,
 }
 
 impl Default for WhatsAppOptions {
@@ -45,6 +48,7 @@ impl Default for WhatsAppOptions {
             device_os_name: "wa-server".to_string(),
             ws_url: DEFAULT_WS_URL.to_string(),
             version: None,
+            reject_calls: false,
         }
     }
 }
@@ -105,6 +109,7 @@ mod tests {
         assert!(o.push_name.is_none());
         assert_eq!(o.ws_url, "wss://web.whatsapp.com/ws/chat");
         assert_eq!(o.version, None, "fetched from WhatsApp Web by default");
+        assert!(!o.reject_calls, "calls ring by default");
     }
 
     #[test]

@@ -20,14 +20,14 @@ use whatsapp_rust::{Client, Jid};
 
 use super::acks::AckTable;
 use super::events::{Context, Step, Terminal, map_event};
-use super::inbound;
 use super::session::{
     Emitter, Inner, Mode, Session, SessionShared, request_pair_code, stop_bot, unreachable_failure,
 };
+use super::{calls, inbound};
 
 /// The event kinds the pump handles. `ServerAck` must be among them: a send resolves
 /// only on its ack, so without it every send would time out.
-const INTEREST: [EventKind; 19] = [
+const INTEREST: [EventKind; 21] = [
     EventKind::Connected,
     EventKind::Disconnected,
     EventKind::PairSuccess,
@@ -47,6 +47,8 @@ const INTEREST: [EventKind; 19] = [
     EventKind::Messages,
     EventKind::Receipt,
     EventKind::ServerAck,
+    EventKind::IncomingCall,
+    EventKind::MissedCall,
 ];
 
 /// The library's event handler: runs inline on the library's dispatch path, so it only
@@ -83,6 +85,8 @@ pub(super) struct Pump {
     pub(super) shared: Arc<SessionShared>,
     pub(super) inbound: InboundSender,
     pub(super) connect_timeout: Duration,
+    /// Whether incoming calls are rejected as they ring.
+    pub(super) reject_calls: bool,
 }
 
 /// Closes a session's ack table when its pump ends, however it ends (returns, or is
@@ -223,6 +227,7 @@ impl Pump {
             lid: client.as_ref().and_then(|c| c.lid()),
             pair_code_expires: self.shared.pair_code_expires(),
             now: Some(Instant::now()),
+            reject_calls: self.reject_calls,
         }
     }
 
@@ -291,9 +296,19 @@ impl Pump {
                 }
                 self.emitter.emit(SessionEvent::Presence(presence));
             }
+            Step::RejectCall(rejected) => {
+                let event = match (event, self.client.upgrade()) {
+                    (Event::IncomingCall(call), Some(client)) => {
+                        calls::reject(&client, call, rejected).await
+                    }
+                    _ => rejected,
+                };
+                info!(device_id = %device_id, ?event, "incoming call");
+                self.emitter.emit(event);
+            }
             Step::Messages { actions, deliver } => {
                 for event in actions {
-                    debug!(device_id = %device_id, "a revoke, reaction or edit");
+                    debug!(device_id = %device_id, "a revoke, reaction, edit or vote");
                     self.emitter.emit(event);
                 }
                 // Off the pump: downloads must not hold up acks, receipts and
@@ -527,6 +542,8 @@ mod tests {
             EventKind::LoggedOut,
             EventKind::Receipt,
             EventKind::Messages,
+            EventKind::IncomingCall,
+            EventKind::MissedCall,
         ] {
             assert!(interest.wants(kind), "{kind:?}");
         }

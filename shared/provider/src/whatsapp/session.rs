@@ -384,6 +384,7 @@ impl Inner {
             shared: shared.clone(),
             inbound: self.inbound.clone(),
             connect_timeout: self.options.connect_timeout,
+            reject_calls: self.options.reject_calls,
         };
         let pump = tokio::spawn(pump.run(lib_rx));
         self.sessions.lock().await.insert(

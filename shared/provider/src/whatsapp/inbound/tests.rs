@@ -369,6 +369,9 @@ fn message(id: &str) -> InboundMessage {
         text: Some("hi".to_string()),
         media: None,
         timestamp: wa_core::time::now(),
+        reply_to: None,
+        mentions: Vec::new(),
+        content: None,
     }
 }
 
@@ -478,4 +481,36 @@ async fn dropped_answers_and_a_gone_worker_fail() {
     )
     .await;
     assert!(result.expect_err("closed").contains("closed"));
+}
+
+#[test]
+fn a_poll_with_its_secret_is_a_poll_and_a_vote_is_a_vote() {
+    let poll = wa::Message {
+        poll_creation_message_v3: MessageField::some(wa::message::PollCreationMessage {
+            name: Some("Where?".to_string()),
+            options: ["Pizza", "Sushi"]
+                .iter()
+                .map(|o| wa::message::poll_creation_message::Option {
+                    option_name: Some(o.to_string()),
+                    option_hash: None,
+                })
+                .collect(),
+            selectable_options_count: Some(1),
+            ..Default::default()
+        }),
+        message_context_info: MessageField::some(wa::MessageContextInfo {
+            message_secret: Some(vec![1; 32]),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    assert!(matches!(
+        classify(&poll),
+        Classified::Poll(Content::Poll { question, .. }) if question == "Where?"
+    ));
+    let vote = wa::Message {
+        poll_update_message: MessageField::some(wa::message::PollUpdateMessage::default()),
+        ..Default::default()
+    };
+    assert!(matches!(classify(&vote), Classified::Vote));
 }
