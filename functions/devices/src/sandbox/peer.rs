@@ -132,6 +132,7 @@ pub(super) async fn act(
                 ApiError::not_found("no poll with this `message_id` on this device")
             })?;
             let selected_options = check_selection(options, count, &selected_options)?;
+            d.ensure_connected()?;
             SessionRequest::SandboxPollVote {
                 chat: poll.chat,
                 voter: from,
@@ -177,6 +178,7 @@ pub(super) async fn call(
 ) -> ApiResult<wa_api::ApiOk<Value>> {
     let d = super::owned(&ctx, &app, &id).await?;
     let from = wa_core::jid::normalize("from", &body.from)?;
+    d.ensure_connected()?;
     let request = SessionRequest::SandboxCall {
         from,
         is_video: body.is_video,
