@@ -1619,11 +1619,12 @@ async fn replies_mentions_reactions_and_polls() {
     assert_eq!(sent[5]["selectable_count"], 2);
     assert!(sent[5].get("emoji").is_none());
 
-    // The sandbox does not simulate incoming polls or quotes: refused, not misfiled.
+    // An incoming poll is stored as a poll, with its question and options.
     let r = api
         .inbound(
             json!({"from": "15550001111", "type": "poll", "question": "Q", "options": ["a", "b"]}),
         )
         .await;
-    assert_eq!(r.body["error"]["details"]["field"], "type", "{}", r.body);
+    assert_eq!(r.body["data"]["message"]["type"], "poll", "{}", r.body);
+    assert_eq!(r.body["data"]["message"]["direction"], "inbound", "{}", r.body);
 }
