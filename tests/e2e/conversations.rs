@@ -268,3 +268,85 @@ async fn edits_revokes_receipts_and_a_peers_reaction_and_edit_are_reported() {
         .collect();
     assert_eq!(kinds, ["text", "edit", "read", "revoke"]);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_quoted_message_a_poll_vote_and_a_call_are_reported() {
+    let rdir = tempfile::tempdir().unwrap();
+    let receiver = Receiver::start(rdir.path(), 0);
+    let server = Server::start(&HOOKED_SANDBOX);
+    let app = receiver.app(&server, "votes", "votes").await;
+    let t = app["app_token"].as_str().unwrap().to_owned();
+    let id = linked_device(&server, &t, "voting").await;
+    let peer = "15550001111@s.whatsapp.net";
+
+    let (s, v) = call(
+        &server,
+        "POST",
+        &format!("/devices/{id}/messages"),
+        &t,
+        Some(json!({"to": "15550001111", "type": "poll", "question": "Lunch?", "options": ["Pizza", "Sushi"]})),
+    )
+    .await;
+    assert_eq!(s, 200, "{v}");
+    let poll = str_at(&v, "/data/message/message_id");
+    let inbound = format!("/sandbox/devices/{id}/inbound");
+    for body in [
+        json!({"from": "15550001111", "text": "pizza, obviously", "reply_to": {"message_id": poll}}),
+        json!({"from": "15550001111", "type": "poll_vote", "message_id": poll, "selected_options": ["Pizza"]}),
+    ] {
+        let (s, v) = call(&server, "POST", &inbound, &t, Some(body)).await;
+        assert!(s == 200 || s == 202, "{v}");
+    }
+    let (s, v) = call(
+        &server,
+        "POST",
+        &format!("/sandbox/devices/{id}/call"),
+        &t,
+        Some(json!({"from": "15550001111", "is_video": true})),
+    )
+    .await;
+    assert_eq!(s, 202, "{v}");
+
+    let event = |got: &[Value], kind: &str| -> Option<Value> {
+        got.iter()
+            .filter(|r| r["verified"] == true && r["body"]["event"] == kind)
+            .filter(|r| kind != "message" || r["body"]["payload"]["direction"] == "inbound")
+            .map(|r| r["body"]["payload"].clone())
+            .next()
+    };
+    let got = receiver
+        .wait(
+            "the quote, the vote and the call",
+            Duration::from_secs(30),
+            |got| {
+                ["message", "poll_vote", "call"]
+                    .iter()
+                    .all(|k| event(got, k).is_some())
+            },
+        )
+        .await;
+    let quoted = event(&got, "message").unwrap();
+    assert_eq!(quoted["reply_to"]["message_id"], json!(poll), "{quoted}");
+    let vote = event(&got, "poll_vote").unwrap();
+    assert_eq!(
+        (
+            &vote["poll_message_id"],
+            &vote["voter"],
+            &vote["selected_options"],
+            &vote["tally"]
+        ),
+        (
+            &json!(poll),
+            &json!(peer),
+            &json!(["Pizza"]),
+            &json!({"Pizza": 1, "Sushi": 0})
+        ),
+        "{vote}"
+    );
+    let rang = event(&got, "call").unwrap();
+    assert_eq!(
+        (&rang["from"], &rang["is_video"], &rang["status"]),
+        (&json!(peer), &json!(true), &json!("offer")),
+        "{rang}"
+    );
+}

@@ -1626,5 +1626,9 @@ async fn replies_mentions_reactions_and_polls() {
         )
         .await;
     assert_eq!(r.body["data"]["message"]["type"], "poll", "{}", r.body);
-    assert_eq!(r.body["data"]["message"]["direction"], "inbound", "{}", r.body);
+    assert_eq!(
+        r.body["data"]["message"]["direction"], "inbound",
+        "{}",
+        r.body
+    );
 }
