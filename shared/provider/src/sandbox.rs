@@ -7,6 +7,8 @@
 mod actions;
 mod contacts;
 mod groups;
+
+pub use groups::sandbox_groups;
 mod inbound;
 mod opened;
 
@@ -886,47 +888,4 @@ impl SandboxControl for Sandbox {
             .filter_map(|l| serde_json::from_str(l).ok())
             .collect())
     }
-}
-
-/// The groups every sandbox account is in: an ordinary one and the two of the fault table.
-pub fn sandbox_groups() -> Vec<Group> {
-    vec![
-        Group {
-            jid: "120363000000000001@g.us".into(),
-            name: "Sandbox team".into(),
-            subject: "Sandbox team".into(),
-            description: Some("An ordinary group".into()),
-            participant_count: 3,
-            is_announce: false,
-            is_locked: false,
-            is_ephemeral: false,
-            is_join_approval_required: false,
-        },
-        Group {
-            jid: RESTRICTED_GROUP.into(),
-            name: "Announcements".into(),
-            subject: "Announcements".into(),
-            description: Some(
-                "Only admins can post: sends fail with group_posting_restricted".into(),
-            ),
-            participant_count: 250,
-            is_announce: true,
-            is_locked: true,
-            is_ephemeral: false,
-            is_join_approval_required: true,
-        },
-        Group {
-            jid: SLOW_GROUP.into(),
-            name: "Huge community".into(),
-            subject: "Huge community".into(),
-            description: Some(
-                "Prekey setup times out: sends fail with group_prekey_timeout".into(),
-            ),
-            participant_count: 1024,
-            is_announce: false,
-            is_locked: false,
-            is_ephemeral: true,
-            is_join_approval_required: false,
-        },
-    ]
 }

@@ -2,7 +2,7 @@
 //! changes and leaves, and the changes reported as made elsewhere.
 //!
 //! Rules:
-//! - A device starts in the three groups of [`sandbox_groups`](super::sandbox_groups): it
+//! - A device starts in the three groups of [`sandbox_groups`]: it
 //!   is the super admin of "Sandbox team" and an ordinary participant of the two fault
 //!   groups; the other participants are made-up numbers `1555124xxxx`.
 //! - A device's groups live in `<data dir>/sandbox/groups/<device_id>.json`, written
@@ -109,9 +109,52 @@ fn new_group_jid() -> String {
     format!("120363{n}@g.us")
 }
 
+/// The groups every sandbox account is in: an ordinary one and the two of the fault table.
+pub fn sandbox_groups() -> Vec<Group> {
+    vec![
+        Group {
+            jid: "120363000000000001@g.us".into(),
+            name: "Sandbox team".into(),
+            subject: "Sandbox team".into(),
+            description: Some("An ordinary group".into()),
+            participant_count: 3,
+            is_announce: false,
+            is_locked: false,
+            is_ephemeral: false,
+            is_join_approval_required: false,
+        },
+        Group {
+            jid: super::RESTRICTED_GROUP.into(),
+            name: "Announcements".into(),
+            subject: "Announcements".into(),
+            description: Some(
+                "Only admins can post: sends fail with group_posting_restricted".into(),
+            ),
+            participant_count: 250,
+            is_announce: true,
+            is_locked: true,
+            is_ephemeral: false,
+            is_join_approval_required: true,
+        },
+        Group {
+            jid: super::SLOW_GROUP.into(),
+            name: "Huge community".into(),
+            subject: "Huge community".into(),
+            description: Some(
+                "Prekey setup times out: sends fail with group_prekey_timeout".into(),
+            ),
+            participant_count: 1024,
+            is_announce: false,
+            is_locked: false,
+            is_ephemeral: true,
+            is_join_approval_required: false,
+        },
+    ]
+}
+
 /// The groups a device starts in, `me` being its own JID.
 pub(super) fn seed(me: &str) -> Vec<SandboxGroup> {
-    super::sandbox_groups()
+    sandbox_groups()
         .into_iter()
         .enumerate()
         .map(|(i, group)| {
