@@ -327,7 +327,28 @@ mod tests {
             ("/devices/{device_id}/presence", vec!["get", "put"]),
             ("/devices/{device_id}/chats/{jid}/presence", vec!["post"]),
             ("/devices/{device_id}/profile", vec!["get"]),
-            ("/devices/{device_id}/groups", vec!["get"]),
+            ("/devices/{device_id}/groups", vec!["get", "post"]),
+            ("/devices/{device_id}/groups/join", vec!["post"]),
+            (
+                "/devices/{device_id}/groups/{group_jid}",
+                vec!["get", "patch"],
+            ),
+            (
+                "/devices/{device_id}/groups/{group_jid}/participants",
+                vec!["post"],
+            ),
+            (
+                "/devices/{device_id}/groups/{group_jid}/invite",
+                vec!["get"],
+            ),
+            (
+                "/devices/{device_id}/groups/{group_jid}/invite/revoke",
+                vec!["post"],
+            ),
+            (
+                "/devices/{device_id}/groups/{group_jid}/leave",
+                vec!["post"],
+            ),
             ("/devices/{device_id}/contacts/check", vec!["post"]),
             ("/devices/{device_id}/messages", vec!["get", "post"]),
             (
