@@ -9,6 +9,7 @@ mod media;
 mod presence;
 mod sandbox;
 pub mod views;
+pub mod webhook_events;
 mod webhooks;
 
 use axum::extract::{Path, State};

@@ -47,13 +47,18 @@ pub fn document(with_sandbox: bool) -> utoipa::openapi::OpenApi {
     split(api_router(with_sandbox)).1
 }
 
-/// `GET /openapi.json` (`doc`), the docs page under `/docs` (Swagger UI, its assets
-/// embedded) and the dashboard.
+/// The document as `/openapi.json` serves it: `doc` with the webhook events
+/// (`webhooks`, which utoipa does not describe).
+pub fn document_json(doc: &utoipa::openapi::OpenApi) -> String {
+    let mut value = serde_json::to_value(doc).expect("the OpenAPI document serializes");
+    value["webhooks"] = wa_fn_devices::webhook_events::section();
+    serde_json::to_string_pretty(&value).expect("the OpenAPI document serializes")
+}
+
+/// `GET /openapi.json` (`doc`, see [`document_json`]), the docs page under `/docs`
+/// (Swagger UI, its assets embedded) and the dashboard.
 pub fn router(doc: &utoipa::openapi::OpenApi) -> Router {
-    let spec: Arc<str> = doc
-        .to_pretty_json()
-        .expect("the OpenAPI document serializes")
-        .into();
+    let spec: Arc<str> = document_json(doc).into();
     let docs = swagger_ui_dist::generate_routes(swagger_ui_dist::ApiDefinition {
         uri_prefix: "/docs",
         api_definition: swagger_ui_dist::OpenApiSource::Uri("/openapi.json"),

@@ -285,6 +285,73 @@ pub enum GroupRequest {
     Leave { group_jid: String },
 }
 
+impl GroupRequest {
+    /// The `group_update` events reporting what this request did, made by the device
+    /// `me`, given what it answered: `created` with the members and the subject;
+    /// `subject`, `description` and `settings` for the changes ([`GroupChanges::reported`]);
+    /// the participant action with the participants it was done for (none when it was
+    /// done for nobody); `participants_added` with `me` for a join; `left` with `me`. An
+    /// invite, its revocation and `Info` change nothing reported.
+    pub fn reports(&self, answer: &GroupAnswer, me: &str) -> Vec<GroupUpdate> {
+        use GroupUpdateAction as A;
+        let none = GroupChanges::default;
+        match (self, answer) {
+            (GroupRequest::Create { subject, .. }, GroupAnswer::Group(info)) => {
+                let members = info.participants.iter().map(|p| p.jid.clone()).collect();
+                let changes = GroupChanges {
+                    subject: Some(subject.clone()),
+                    ..none()
+                };
+                vec![GroupUpdate::made_by(
+                    &info.group.jid,
+                    A::Created,
+                    members,
+                    me,
+                    changes,
+                )]
+            }
+            (GroupRequest::Update { group_jid, changes }, _) => changes
+                .reported()
+                .into_iter()
+                .map(|(action, c)| GroupUpdate::made_by(group_jid, action, vec![], me, c))
+                .collect(),
+            (
+                GroupRequest::Participants {
+                    group_jid, action, ..
+                },
+                GroupAnswer::Results(results),
+            ) => {
+                let done: Vec<String> = results
+                    .iter()
+                    .filter(|r| r.ok)
+                    .map(|r| r.jid.clone())
+                    .collect();
+                if done.is_empty() {
+                    return vec![];
+                }
+                let action = action.update_action();
+                vec![GroupUpdate::made_by(group_jid, action, done, me, none())]
+            }
+            (GroupRequest::Join { .. }, GroupAnswer::Group(info)) => {
+                let joined = vec![me.to_owned()];
+                let action = A::ParticipantsAdded;
+                vec![GroupUpdate::made_by(
+                    &info.group.jid,
+                    action,
+                    joined,
+                    me,
+                    none(),
+                )]
+            }
+            (GroupRequest::Leave { group_jid }, _) => {
+                let left = vec![me.to_owned()];
+                vec![GroupUpdate::made_by(group_jid, A::Left, left, me, none())]
+            }
+            _ => vec![],
+        }
+    }
+}
+
 /// What a [`GroupRequest`] answers.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", content = "value", rename_all = "snake_case")]
@@ -382,6 +449,23 @@ pub struct GroupUpdate {
 }
 
 impl GroupUpdate {
+    /// The change `action` to `group_jid`, made by `by`.
+    pub fn made_by(
+        group_jid: &str,
+        action: GroupUpdateAction,
+        participants: Vec<String>,
+        by: &str,
+        changes: GroupChanges,
+    ) -> GroupUpdate {
+        GroupUpdate {
+            group_jid: group_jid.to_owned(),
+            action,
+            participants,
+            by: Some(by.to_owned()),
+            changes,
+        }
+    }
+
     /// A change reported as made elsewhere, checked: `participants` (JIDs, normalized)
     /// name whom it is about (1 or more for the participant actions and `left`; any for
     /// `created`; none for the others); `by` a phone-number or `@lid` JID; the changed

@@ -432,3 +432,129 @@ fn an_answer_of_another_kind_is_an_internal_error() {
         Invite::of("a")
     );
 }
+
+const ME: &str = "15551230001@s.whatsapp.net";
+const GROUP: &str = "120363000000000001@g.us";
+
+fn info_with(members: &[&str]) -> GroupAnswer {
+    GroupAnswer::Group(GroupInfo {
+        group: group(),
+        participants: members
+            .iter()
+            .map(|m| Participant::member(m, false, false))
+            .collect(),
+    })
+}
+
+#[test]
+fn a_created_group_is_reported_with_its_members_and_subject() {
+    let request = GroupRequest::Create {
+        subject: "Team".into(),
+        participants: strings(&["15551230002@s.whatsapp.net"]),
+    };
+    let members = [ME, "15551230002@s.whatsapp.net"];
+    let reports = request.reports(&info_with(&members), ME);
+    assert_eq!(reports.len(), 1);
+    let r = &reports[0];
+    assert_eq!(
+        (r.group_jid.as_str(), r.action),
+        (GROUP, GroupUpdateAction::Created)
+    );
+    assert_eq!(r.participants, strings(&members));
+    assert_eq!(r.by.as_deref(), Some(ME));
+    assert_eq!(r.changes.subject.as_deref(), Some("Team"));
+}
+
+#[test]
+fn an_update_is_reported_change_by_change() {
+    let changes = GroupChanges {
+        subject: Some("New".into()),
+        is_locked: Some(true),
+        ..GroupChanges::default()
+    };
+    let request = GroupRequest::Update {
+        group_jid: GROUP.into(),
+        changes,
+    };
+    let reports = request.reports(&info_with(&[ME]), ME);
+    let actions: Vec<_> = reports.iter().map(|r| r.action).collect();
+    assert_eq!(
+        actions,
+        [GroupUpdateAction::Subject, GroupUpdateAction::Settings]
+    );
+    assert_eq!(reports[1].changes.is_locked, Some(true));
+    assert!(reports.iter().all(|r| r.participants.is_empty()));
+}
+
+#[test]
+fn a_participant_action_is_reported_for_those_it_was_done_for() {
+    let request = GroupRequest::Participants {
+        group_jid: GROUP.into(),
+        action: ParticipantAction::Promote,
+        participants: strings(&["15551230002@s.whatsapp.net", "15551230003@s.whatsapp.net"]),
+    };
+    let answer = GroupAnswer::Results(vec![
+        ParticipantResult::done("15551230002@s.whatsapp.net"),
+        ParticipantResult::refused("15551230003@s.whatsapp.net", ErrorCode::NotFound, "no"),
+    ]);
+    let reports = request.reports(&answer, ME);
+    assert_eq!(reports.len(), 1);
+    assert_eq!(reports[0].action, GroupUpdateAction::Promoted);
+    assert_eq!(
+        reports[0].participants,
+        strings(&["15551230002@s.whatsapp.net"])
+    );
+    let nobody = GroupAnswer::Results(vec![ParticipantResult::refused(
+        "15551230003@s.whatsapp.net",
+        ErrorCode::NotFound,
+        "no",
+    )]);
+    assert!(request.reports(&nobody, ME).is_empty());
+}
+
+#[test]
+fn a_join_and_a_leave_are_reported_with_the_device() {
+    let join = GroupRequest::Join {
+        invite_code: "AbCdEfGhIjKlMnOpQrStUv".into(),
+    };
+    let reports = join.reports(&info_with(&[ME]), ME);
+    assert_eq!(reports.len(), 1);
+    assert_eq!(
+        (reports[0].group_jid.as_str(), reports[0].action),
+        (GROUP, GroupUpdateAction::ParticipantsAdded)
+    );
+    assert_eq!(reports[0].participants, strings(&[ME]));
+    let leave = GroupRequest::Leave {
+        group_jid: GROUP.into(),
+    };
+    let reports = leave.reports(&GroupAnswer::Done, ME);
+    assert_eq!(reports[0].action, GroupUpdateAction::Left);
+    assert_eq!(reports[0].participants, strings(&[ME]));
+}
+
+#[test]
+fn reads_and_invites_report_nothing() {
+    let invite = GroupAnswer::Invite(Invite::of("AbCdEfGhIjKlMnOpQrStUv"));
+    for (request, answer) in [
+        (
+            GroupRequest::Info {
+                group_jid: GROUP.into(),
+            },
+            info_with(&[ME]),
+        ),
+        (
+            GroupRequest::Invite {
+                group_jid: GROUP.into(),
+            },
+            invite.clone(),
+        ),
+        (
+            GroupRequest::RevokeInvite {
+                group_jid: GROUP.into(),
+            },
+            invite,
+        ),
+    ] {
+        assert!(request.reports(&answer, ME).is_empty(), "{request:?}");
+    }
+}

@@ -78,22 +78,6 @@ pub(super) struct Outcome {
     pub(super) record: Option<SentRecord>,
 }
 
-fn update(
-    group_jid: &str,
-    action: GroupUpdateAction,
-    participants: Vec<String>,
-    by: &str,
-    changes: GroupChanges,
-) -> GroupUpdate {
-    GroupUpdate {
-        group_jid: group_jid.to_owned(),
-        action,
-        participants,
-        by: Some(by.to_owned()),
-        changes,
-    }
-}
-
 /// A new invite code: 22 letters and digits, as WhatsApp's.
 pub(super) fn new_invite_code() -> String {
     const ALPHABET: &[u8] = b"0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ";
@@ -226,14 +210,6 @@ pub(super) fn carry_out(
                 subject: Some(subject.clone()),
                 ..GroupChanges::default()
             };
-            let member_jids = g.participants.iter().map(|p| p.jid.clone()).collect();
-            out.updates.push(update(
-                &jid,
-                GroupUpdateAction::Created,
-                member_jids,
-                me,
-                changes.clone(),
-            ));
             out.record = Some(SentRecord {
                 participants: participants.clone(),
                 changes,
@@ -255,9 +231,6 @@ pub(super) fn carry_out(
                 return Err(groups::not_admin());
             }
             changes.apply(&mut g.group);
-            for (action, c) in changes.reported() {
-                out.updates.push(update(group_jid, action, vec![], me, c));
-            }
             out.record = Some(SentRecord {
                 changes: changes.clone(),
                 ..SentRecord::action("group_update", group_jid)
@@ -279,16 +252,6 @@ pub(super) fn carry_out(
                 .iter()
                 .map(|p| participant_action(me, g, *action, p))
                 .collect();
-            let done: Vec<String> = results
-                .iter()
-                .filter(|r| r.ok)
-                .map(|r| r.jid.clone())
-                .collect();
-            if !done.is_empty() {
-                let changes = GroupChanges::default();
-                out.updates
-                    .push(update(group_jid, action.update_action(), done, me, changes));
-            }
             out.record = Some(SentRecord {
                 participants: participants.clone(),
                 action: Some(*action),
@@ -328,13 +291,6 @@ pub(super) fn carry_out(
                 return Ok(out);
             }
             g.participants.push(Participant::member(me, false, false));
-            out.updates.push(update(
-                &jid,
-                GroupUpdateAction::ParticipantsAdded,
-                vec![me.to_owned()],
-                me,
-                GroupChanges::default(),
-            ));
             out.record = Some(SentRecord {
                 invite_code: Some(invite_code.clone()),
                 ..SentRecord::action("group_join", &jid)
@@ -346,17 +302,15 @@ pub(super) fn carry_out(
         GroupRequest::Leave { group_jid } => {
             let i = find(groups, group_jid)?;
             groups.remove(i);
-            out.updates.push(update(
-                group_jid,
-                GroupUpdateAction::Left,
-                vec![me.to_owned()],
-                me,
-                GroupChanges::default(),
-            ));
             out.record = Some(SentRecord::action("group_leave", group_jid));
             out.answer = Some(GroupAnswer::Done);
             out.changed = true;
         }
+    }
+    if out.changed
+        && let Some(answer) = &out.answer
+    {
+        out.updates = request.reports(answer, me);
     }
     Ok(out)
 }

@@ -25,6 +25,7 @@
 //! | `Messages` | emit `Revoked`, `Reaction`, `Edited`, `PollVote` for revokes, reactions, edits, votes; deliver what the durability hook did not see |
 //! | `IncomingCall` offer | emit `Call` (`offer`), or reject it first when calls are rejected |
 //! | `MissedCall` | emit `Call` (`missed`) |
+//! | `GroupUpdate` the API reports ([`group_events::update_of`]) | emit `GroupUpdate`, once for a change of this account's own (`OwnGroupUpdate`) |
 
 use std::sync::Arc;
 
@@ -35,7 +36,7 @@ use whatsapp_rust::Jid;
 use whatsapp_rust::types::events::{Event, InboundMessage as LibInbound};
 
 use super::classify::classify_pair_failure;
-use super::{calls, inbound, mapping, received};
+use super::{calls, group_events, inbound, mapping, received};
 
 /// What the session knows when an event arrives.
 #[derive(Debug, Clone, Default)]
@@ -128,6 +129,9 @@ pub(crate) enum Step {
         actions: Vec<SessionEvent>,
         deliver: Option<Arc<[LibInbound]>>,
     },
+    /// A group change authored by this account (on this device or another of its
+    /// devices): reported unless the request that made it here reported it already.
+    OwnGroupUpdate(wa_core::groups::GroupUpdate),
 }
 
 impl Step {
@@ -266,6 +270,13 @@ pub(crate) fn map_event(event: &Event, cx: &Context) -> Step {
         }
         Event::IncomingCall(call) => calls::incoming(call, cx.reject_calls),
         Event::MissedCall(call) => calls::missed(call),
+        Event::GroupUpdate(u) => match group_events::update_of(u) {
+            None => Step::Ignore,
+            Some(update) if u.participant.iter().any(|p| cx.is_own(p)) => {
+                Step::OwnGroupUpdate(update)
+            }
+            Some(update) => Step::Emit(SessionEvent::GroupUpdate(update)),
+        },
         _ => Step::Ignore,
     }
 }

@@ -20,6 +20,8 @@
 //! - `inbound`: receiving through the library's durability hook; revokes and
 //!   receipts. `received`: a received message's quote, mentions, poll and vote.
 //! - `calls`: incoming and missed calls, and rejecting them (`WA_REJECT_CALLS`).
+//! - `groups`: group requests (`client.groups()`); `group_events`: the group changes
+//!   WhatsApp reports, and reporting the device's own changes once.
 //! - `classify` / `mapping`: error classification and the translation of payloads.
 //!
 //! Nothing here waits on the network without a bound: a session that cannot reach
@@ -33,6 +35,7 @@ mod classify;
 mod compose;
 mod contacts;
 mod events;
+mod group_events;
 mod groups;
 mod inbound;
 mod mapping;
@@ -58,11 +61,13 @@ use wa_core::contacts::ContactCheck;
 use wa_core::groups::{GroupAnswer, GroupRequest};
 use wa_core::provider::{
     ChatState, EventSender, Group, InboundSender, OutboundMessage, OwnPresence, Profile, Provider,
-    ProviderFailure, ReadMessage, SealedVote,
+    ProviderFailure, ReadMessage, SealedVote, SessionEvent,
 };
 use wa_core::time::OffsetDateTime;
 
+use group_events::Source;
 use session::Inner;
+use tokio::time::Instant;
 
 /// The whatsapp-rust provider: real WhatsApp sessions, one per device.
 ///
@@ -207,13 +212,26 @@ impl Provider for WhatsAppProvider {
         contacts::check_contacts(&client, phone_numbers).await
     }
 
+    /// Carries out a group request (`client.groups()`, see [`groups`]) and reports what
+    /// it changed as `GroupUpdate` events with `by` the account's own JID, once each
+    /// (see [`group_events`]). Needs a live session.
     async fn group(
         &self,
         device_id: Uuid,
         request: &GroupRequest,
     ) -> Result<GroupAnswer, ProviderFailure> {
-        let client = self.inner.live_client(device_id).await?;
-        groups::run(&client, request).await
+        let (client, shared) = self.inner.live_session(device_id).await?;
+        let answer = groups::run(&client, request).await?;
+        let me = client.pn().or_else(|| client.lid());
+        if let (Some(me), Some(emitter)) = (me, self.inner.emitter(device_id).await) {
+            let own = &shared.own_group_changes;
+            for update in request.reports(&answer, &me.to_non_ad().to_string()) {
+                if own.first_report(Source::Request, &update, Instant::now()) {
+                    emitter.emit(SessionEvent::GroupUpdate(update));
+                }
+            }
+        }
+        Ok(answer)
     }
 
     /// A `<presence>` stanza for the account (`presence().set`). Needs a live session;

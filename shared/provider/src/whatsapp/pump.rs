@@ -20,6 +20,7 @@ use whatsapp_rust::{Client, Jid};
 
 use super::acks::AckTable;
 use super::events::{Context, Step, Terminal, map_event};
+use super::group_events::Source;
 use super::session::{
     Emitter, Inner, Mode, Session, SessionShared, request_pair_code, stop_bot, unreachable_failure,
 };
@@ -27,7 +28,7 @@ use super::{calls, inbound};
 
 /// The event kinds the pump handles. `ServerAck` must be among them: a send resolves
 /// only on its ack, so without it every send would time out.
-const INTEREST: [EventKind; 21] = [
+const INTEREST: [EventKind; 22] = [
     EventKind::Connected,
     EventKind::Disconnected,
     EventKind::PairSuccess,
@@ -49,6 +50,7 @@ const INTEREST: [EventKind; 21] = [
     EventKind::ServerAck,
     EventKind::IncomingCall,
     EventKind::MissedCall,
+    EventKind::GroupUpdate,
 ];
 
 /// The library's event handler: runs inline on the library's dispatch path, so it only
@@ -305,6 +307,14 @@ impl Pump {
                 };
                 info!(device_id = %device_id, ?event, "incoming call");
                 self.emitter.emit(event);
+            }
+            Step::OwnGroupUpdate(update) => {
+                let own = &self.shared.own_group_changes;
+                if own.first_report(Source::Notification, &update, Instant::now()) {
+                    self.emitter.emit(SessionEvent::GroupUpdate(update));
+                } else {
+                    debug!(device_id = %device_id, "a group change this device reported already");
+                }
             }
             Step::Messages { actions, deliver } => {
                 for event in actions {

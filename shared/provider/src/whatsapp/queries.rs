@@ -29,29 +29,7 @@ pub(super) async fn groups(client: &Client) -> Result<Vec<Group>, ProviderFailur
         .get_participating()
         .await
         .map_err(|e| classify_error(&e, false))?;
-    let mut out: Vec<Group> = groups
-        .into_values()
-        .map(|g| {
-            let participant_count = g
-                .size
-                .unwrap_or_else(|| u32::try_from(g.participants.len()).unwrap_or(u32::MAX));
-            Group {
-                jid: g.id.to_string(),
-                name: g.subject.clone(),
-                subject: g.subject,
-                description: g.description,
-                participant_count,
-                is_announce: g.is_announcement,
-                is_locked: g.is_locked,
-                is_ephemeral: g
-                    .ephemeral
-                    .as_ref()
-                    .and_then(|e| e.expiration)
-                    .is_some_and(|secs| secs > 0),
-                is_join_approval_required: g.membership_approval,
-            }
-        })
-        .collect();
+    let mut out: Vec<Group> = groups.values().map(super::groups::group_of).collect();
     out.sort_by(|a, b| a.jid.cmp(&b.jid));
     Ok(out)
 }

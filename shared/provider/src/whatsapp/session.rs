@@ -43,6 +43,7 @@ use whatsapp_rust::wacore::store::DevicePropsOverride;
 use super::WhatsAppOptions;
 use super::acks::AckTable;
 use super::classify::classify_pair_error;
+use super::group_events::OwnChanges;
 use super::inbound::InboundHook;
 use super::mapping;
 use super::pump::{Forwarder, Pump};
@@ -97,6 +98,8 @@ pub(super) struct SessionShared {
     /// Sends waiting for their server ack (filled by the pump, closed when the
     /// session ends).
     pub(super) acks: Arc<AckTable>,
+    /// The group changes this session made, so each is reported once.
+    pub(super) own_group_changes: OwnChanges,
 }
 
 impl SessionShared {
@@ -282,6 +285,12 @@ impl Inner {
                 "the device has no live WhatsApp connection",
             )),
         }
+    }
+
+    /// The emitter of the device's running session, if one runs.
+    pub(super) async fn emitter(&self, device_id: Uuid) -> Option<Emitter> {
+        let sessions = self.sessions.lock().await;
+        sessions.get(&device_id).map(|s| s.emitter.clone())
     }
 
     /// Deletes `<id>.db` and its journal and WAL files. Missing files are fine; other

@@ -227,6 +227,21 @@ async fn send_without_a_session_is_device_not_connected() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_group_request_without_a_session_is_device_not_connected() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (provider, mut rx) = provider(dir.path());
+    let request = wa_core::groups::GroupRequest::Leave {
+        group_jid: "120363000000000001@g.us".into(),
+    };
+    let result = provider.group(Uuid::new_v4(), &request).await;
+    assert_eq!(
+        result.map_err(|f| f.code),
+        Err(ErrorCode::DeviceNotConnected)
+    );
+    assert!(rx.try_recv().is_err(), "nothing is reported");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn offline_pair_code_link_fails_with_connection_lost() {
     let dir = tempfile::tempdir().expect("tempdir");
     let (provider, mut rx) = provider(dir.path());
