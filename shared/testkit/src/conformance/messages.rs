@@ -268,6 +268,7 @@ async fn conversation_fields_are_kept(s: &dyn MessageStore, device: Uuid, app: U
         reply_to: Some(quoted),
         ..outbound_text(device, app, "Where?", time::now())
     };
+    let poll_id = poll.message_id.clone();
     for m in [reply, reaction, poll] {
         s.create_message(&m, None, None, &[]).await.unwrap();
         assert_eq!(
@@ -293,6 +294,50 @@ async fn conversation_fields_are_kept(s: &dyn MessageStore, device: Uuid, app: U
             Some(want)
         );
     }
+    poll_votes_are_kept(s, device, &poll_id).await;
+}
+
+/// A poll's votes: each voter's latest (a new vote replaces the voter's last one), kept
+/// through later updates that are not votes.
+async fn poll_votes_are_kept(s: &dyn MessageStore, device: Uuid, poll_id: &str) {
+    let vote = |voter: &str, options: &[&str]| MessageUpdate {
+        vote: Some(PollVote {
+            voter: voter.into(),
+            selected_options: options.iter().map(|o| o.to_string()).collect(),
+            voted_at: time::now(),
+        }),
+        ..MessageUpdate::default()
+    };
+    let (a, b) = ("15550003333@s.whatsapp.net", "100000000000004@lid");
+    let later = MessageUpdate {
+        updated_at: Some(time::now()),
+        ..MessageUpdate::default()
+    };
+    let mut want = s.get_message(device, poll_id).await.unwrap().unwrap();
+    for u in [
+        vote(a, &["Pizza"]),
+        vote(b, &["Pizza", "Sushi"]),
+        vote(a, &["Sushi"]),
+        later,
+    ] {
+        let updated = s
+            .update_message(device, poll_id, &u, &[MessageStatus::Sent], &[])
+            .await
+            .unwrap();
+        u.apply_to(&mut want);
+        assert_eq!(updated, want);
+    }
+    let votes: Vec<(&str, usize)> = want
+        .poll_votes
+        .iter()
+        .map(|v| (v.voter.as_str(), v.selected_options.len()))
+        .collect();
+    assert_eq!(votes.len(), 2, "one vote per voter: {votes:?}");
+    assert!(
+        votes.contains(&(a, 1)) && votes.contains(&(b, 2)),
+        "{votes:?}"
+    );
+    assert_eq!(s.get_message(device, poll_id).await.unwrap(), Some(want));
 }
 
 /// WhatsApp's ids are unique per chat and sender only: a redelivery is recognised, and a
