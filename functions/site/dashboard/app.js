@@ -7,7 +7,6 @@
   const POLL_MS = 1500;
   const LIST_LIMIT = 200;
   const MESSAGES_LIMIT = 25;
-  const DELIVERIES_LIMIT = 25;
 
   const MIME_TYPES = {
     image: ['image/jpeg', 'image/png', 'image/webp'],
@@ -275,7 +274,7 @@
         ok = (await refreshSelected(gen)) && ok;
         ok = (await refreshMessages(gen)) && ok;
       }
-      ok = (await refreshDeliveries(gen)) && ok;
+      ok = (await window.waDeliveries.refresh(gen)) && ok;
     } finally {
       state.polling = false;
     }
@@ -796,69 +795,6 @@
     }
   }
 
-  // ---------------------------------------------------------------- webhook deliveries
-
-  function refreshDeliveries(gen) {
-    return guarded(gen, async () => {
-      const q = state.deliveryFilter ? `&status=${encodeURIComponent(state.deliveryFilter)}` : '';
-      const { data } = await api('GET', `/webhooks/deliveries?limit=${DELIVERIES_LIMIT}${q}`);
-      if (gen === state.generation) renderDeliveries(data.deliveries || []);
-    });
-  }
-
-  function deviceName(id) {
-    const d = state.devices.find((x) => x.device_id === id);
-    return d ? d.device_name : shortId(id);
-  }
-
-  function renderDeliveries(list) {
-    const key = JSON.stringify([state.deliveryFilter, list.map((d) => [d.delivery_id, d.status, d.attempts, d.updated_at])]);
-    if (key === state.deliveriesKey) return;
-    state.deliveriesKey = key;
-    $('#no-deliveries').hidden = list.length > 0;
-    $('#no-deliveries').textContent = state.deliveryFilter ? `No ${state.deliveryFilter} deliveries.` : 'No webhook deliveries.';
-    $('#deliveries-body').replaceChildren(...list.map((d) => {
-      const last = [];
-      if (d.last_status_code) last.push(h('code', {}, `HTTP ${d.last_status_code}`), ' ');
-      if (d.last_error) last.push(d.last_error);
-      const replayable = d.status === 'failed' || d.status === 'skipped';
-      return h('tr', { 'data-testid': 'delivery-row', dataset: { deliveryId: d.delivery_id, status: d.status, event: d.event } },
-        timeCell(d.created_at),
-        h('td', {},
-          h('code', {}, d.event),
-          h('details', {}, h('summary', {}, 'body'), h('pre', {}, JSON.stringify(d.body, null, 2)))),
-        h('td', { title: d.device_id }, deviceName(d.device_id)),
-        h('td', {}, badge(d.status, 'delivery-status')),
-        h('td', {}, String(d.attempts)),
-        h('td', { class: 'small content' }, last.length ? last : '—'),
-        h('td', { class: 'nowrap small' }, d.next_attempt_at ? fmtTime(d.next_attempt_at) : '—'),
-        h('td', {}, replayable
-          ? h('button', {
-            type: 'button', class: 'btn small', 'data-testid': 'replay',
-            onclick: (ev) => replayDelivery(ev.currentTarget, d),
-          }, 'Replay')
-          : null));
-    }));
-  }
-
-  async function replayDelivery(button, d) {
-    const ok = byTestId('deliveries-result');
-    const box = byTestId('deliveries-error');
-    await withBusy(button, async () => {
-      try {
-        const res = await api('POST', `/webhooks/deliveries/${encodeURIComponent(d.delivery_id)}/retry`);
-        clearBox(box);
-        showOk(ok, 'Delivery ', h('code', {}, d.delivery_id), ` (${d.event}) replayed: now `,
-          badge(res.data.delivery.status, 'replayed-status'), '.');
-        state.deliveriesKey = '';
-        await refreshDeliveries(state.generation);
-      } catch (e) {
-        clearBox(ok);
-        if (!onAuthFailure(e)) showError(box, e);
-      }
-    });
-  }
-
   // ---------------------------------------------------------------- wiring
 
   function init() {
@@ -888,12 +824,6 @@
       state.listKey = '';
       renderDeviceList();
     });
-    $('#delivery-filter').addEventListener('change', (ev) => {
-      state.deliveryFilter = ev.currentTarget.value;
-      state.deliveriesKey = '';
-      clearBox(byTestId('deliveries-result'));
-      refreshDeliveries(state.generation);
-    });
     document.addEventListener('visibilitychange', () => { if (!document.hidden) poll(); });
     onTypeChange();
     onSourceChange();
@@ -906,8 +836,11 @@
     }
   }
 
-  // What the groups panel (groups.js) uses.
-  window.waDashboard = { h, api, state, byTestId, showError, clearBox, withBusy, onAuthFailure };
+  // What the groups panel (groups.js) and the deliveries panel (deliveries.js) use.
+  window.waDashboard = {
+    h, api, state, byTestId, showError, showOk, clearBox, withBusy, onAuthFailure, guarded,
+    timeCell, badge, fmtTime, shortId,
+  };
 
   if (document.readyState === 'loading') document.addEventListener('DOMContentLoaded', init);
   else init();

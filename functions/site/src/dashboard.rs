@@ -49,10 +49,11 @@ macro_rules! asset {
 const INDEX: Asset = asset!("index.html", "text/html; charset=utf-8");
 const APP_JS: Asset = asset!("app.js", "text/javascript; charset=utf-8");
 const GROUPS_JS: Asset = asset!("groups.js", "text/javascript; charset=utf-8");
+const DELIVERIES_JS: Asset = asset!("deliveries.js", "text/javascript; charset=utf-8");
 const APP_CSS: Asset = asset!("app.css", "text/css; charset=utf-8");
 const FAVICON: Asset = asset!("favicon.svg", "image/svg+xml");
 
-/// The dashboard's routes: `GET /` and `GET /dashboard/{app.js,groups.js,app.css,favicon.svg}`.
+/// The dashboard's routes: `GET /` and `GET /dashboard/{app.js,groups.js,deliveries.js,app.css,favicon.svg}`.
 pub fn router<S>() -> Router<S>
 where
     S: Clone + Send + Sync + 'static,
@@ -66,6 +67,10 @@ where
         .route(
             "/dashboard/groups.js",
             get(|h: HeaderMap| async move { serve(&GROUPS_JS, &h) }),
+        )
+        .route(
+            "/dashboard/deliveries.js",
+            get(|h: HeaderMap| async move { serve(&DELIVERIES_JS, &h) }),
         )
         .route(
             "/dashboard/app.css",

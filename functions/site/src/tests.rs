@@ -61,6 +61,7 @@ async fn dashboard_index_is_html_with_the_csp() {
     for asset in [
         "/dashboard/app.js",
         "/dashboard/groups.js",
+        "/dashboard/deliveries.js",
         "/dashboard/app.css",
         "/dashboard/favicon.svg",
     ] {
@@ -84,6 +85,11 @@ async fn dashboard_assets_have_their_content_types() {
             "/dashboard/groups.js",
             "text/javascript; charset=utf-8",
             "waGroups",
+        ),
+        (
+            "/dashboard/deliveries.js",
+            "text/javascript; charset=utf-8",
+            "waDeliveries",
         ),
         ("/dashboard/app.css", "text/css; charset=utf-8", "body"),
         ("/dashboard/favicon.svg", "image/svg+xml", "<svg"),
