@@ -22,6 +22,8 @@ use wa_core::provider::Presence;
 use wa_core::store::{Delivery, DeliveryStatus, IdempotencyRecord, StoreError};
 use wa_core::time::{self, OffsetDateTime};
 
+use super::shards;
+
 /// The attributes of one item, as the SDK takes and returns them.
 pub(crate) type Attrs = HashMap<String, AttributeValue>;
 
@@ -38,7 +40,6 @@ pub(crate) const EXPIRES_MS: &str = "expires_ms";
 pub(crate) const STATUS: &str = "status";
 pub(crate) const RESPONSE_STATUS: &str = "response_status";
 pub(crate) const RESPONSE_BODY: &str = "response_body";
-pub(crate) const COUNTER_VALUE: &str = "value";
 /// The highest delivery `seq` committed for a device (its order guard).
 pub(crate) const LAST_SEQ: &str = "last_seq";
 
@@ -129,6 +130,7 @@ pub(crate) mod list {
     pub(crate) fn device_pending_messages(device: Uuid) -> String {
         format!("PENDING#{device}")
     }
+    /// Every pending message, in the partitions of `dynamo::shards` (`PENDING#nn`).
     pub(crate) const PENDING_MESSAGES: &str = "PENDING";
     pub(crate) fn app_deliveries(app: Uuid) -> String {
         format!("APPDLV#{app}")
@@ -136,8 +138,11 @@ pub(crate) mod list {
     pub(crate) fn app_deliveries_with_status(app: Uuid, status: &str) -> String {
         format!("APPDLV#{app}#{status}")
     }
-    /// Every pending delivery's queue entry, in `seq` order.
+    /// Every pending delivery's queue entry, in `seq` order, in the partitions of
+    /// `dynamo::shards` (`DLVQ#nn`).
     pub(crate) const DELIVERY_QUEUE: &str = "DLVQ";
+    /// Every idempotency record by expiry, in the partitions of `dynamo::shards`
+    /// (`IDEMEXP#nn`).
     pub(crate) const IDEMPOTENCY_BY_EXPIRY: &str = "IDEMEXP";
     /// A device's queue of pending deliveries (table hash key, strongly consistent).
     pub(crate) fn device_queue(device: Uuid) -> String {
@@ -147,10 +152,8 @@ pub(crate) mod list {
     pub(crate) fn media_chunks(device: Uuid, message_id: &str, upload: Uuid) -> String {
         format!("CHUNK#{device}#{message_id}#{upload}")
     }
-    /// One of the partitions every lease is listed in (`shard` < `dynamo::leases::SHARDS`).
-    pub(crate) fn leases(shard: u8) -> String {
-        format!("LEASES#{shard:02}")
-    }
+    /// Every lease, in the partitions of `dynamo::shards` (`LEASES#nn`).
+    pub(crate) const LEASES: &str = "LEASES";
     /// The leases held by one run of a worker.
     pub(crate) fn leases_of_owner(incarnation: Uuid, worker_id: &str) -> String {
         format!("LEASEOWNER#{incarnation}#{worker_id}")
@@ -569,7 +572,7 @@ impl From<&Message> for Item {
             )
             .in_index(
                 Index::Gsi3,
-                list::PENDING_MESSAGES,
+                shards::of_device(list::PENDING_MESSAGES, m.device_id),
                 format!("{order}#{}", m.device_id),
             )
         } else {
@@ -678,7 +681,7 @@ impl From<&IdempotencyRecord> for Item {
             .with_n(EXPIRES_AT, expires_ms.div_euclid(1000) + 1)
             .in_index(
                 Index::Gsi3,
-                list::IDEMPOTENCY_BY_EXPIRY,
+                shards::of_device(list::IDEMPOTENCY_BY_EXPIRY, r.device_id),
                 sortable(expires_ms),
             )
     }
@@ -776,7 +779,11 @@ impl From<&QueueEntry> for Item {
             .with_n("seq", q.seq)
             .with_s("request_id", &q.request_id)
             .with_n("next_attempt_ms", q.next_attempt_ms)
-            .in_index(Index::Gsi3, list::DELIVERY_QUEUE, sortable(q.seq))
+            .in_index(
+                Index::Gsi3,
+                shards::of_device(list::DELIVERY_QUEUE, q.device_id),
+                sortable(q.seq),
+            )
     }
 }
 

@@ -3,14 +3,16 @@
 //! queue partition (`DLVQ#{device}`, ordered by `seq`, read strongly consistent) that is
 //! also on GSI3, the list of every pending delivery the dispatcher polls.
 //!
-//! `seq` comes from an atomic counter item, reserved before the transaction that writes
-//! the events: numbers of a refused write are skipped, never reused. So that a device's
-//! events commit in `seq` order (a later number never becomes visible before an earlier
-//! one), the transaction also raises the device's order guard (`last_seq`) on the
-//! condition that it is below the new numbers; a write that lost that race is `Stale`
-//! and runs again with fresh numbers.
+//! `seq` is time-ordered (the microsecond of the write, ten random bits below it, never
+//! below the last number this process handed out: [`first_seq`]), so no counter item is
+//! written by every send. So that a device's events commit in `seq` order (a later number
+//! never becomes visible before an earlier one, whichever process wrote it), the
+//! transaction also raises the device's order guard (`last_seq`) on the condition that it
+//! is below the new numbers; a write that lost that race is `Stale` and runs again with
+//! fresh numbers, after a pause that lets this host's clock pass the other's.
 
 use std::collections::{BTreeMap, HashSet};
+use std::sync::atomic::{AtomicI64, Ordering};
 
 use async_trait::async_trait;
 use aws_sdk_dynamodb::types::AttributeValue;
@@ -21,14 +23,15 @@ use wa_core::time::{self, OffsetDateTime};
 use wa_core::webhooks::Event;
 
 use super::DynamoStore;
-use super::codec::{Index, Item, LAST_SEQ, QueueEntry, key, list, ms, sortable};
+use super::codec::{Attrs, Index, Item, LAST_SEQ, QueueEntry, key, list, ms, sortable};
 use super::ops::{
     MAX_TRANSACTION_ITEMS, OnCondition, Query, Range, Write, WriteError, until_fresh,
 };
+use super::shards;
 use crate::page;
 
-/// The counter of delivery sequence numbers.
-const SEQ_COUNTER: &str = "delivery_seq";
+/// The last delivery number this process handed out.
+static LAST_SEQ_ISSUED: AtomicI64 = AtomicI64::new(0);
 /// Each event is two items (the delivery and its queue entry), plus one order guard per
 /// device.
 const EVENTS_PER_TRANSACTION: usize = MAX_TRANSACTION_ITEMS / 3;
@@ -38,13 +41,13 @@ const CHECKS_IN_FLIGHT: usize = 32;
 impl DynamoStore {
     /// The writes that put `events` in the outbox, pending and due now, for the caller's
     /// transaction: per event its delivery and queue entry, per device its order guard.
-    /// Reserves their sequence numbers.
+    /// Numbers them ([`issue_seqs`]).
     pub(crate) async fn event_writes(&self, events: &[Event]) -> Result<Vec<Write>, StoreError> {
         if events.is_empty() {
             return Ok(Vec::new());
         }
-        let first = self.reserve(SEQ_COUNTER, events.len() as u32).await?;
         let now = time::now();
+        let first = issue_seqs(now, events.len());
         let mut writes = Vec::with_capacity(events.len() * 2 + 1);
         let mut last_of_device: BTreeMap<Uuid, i64> = BTreeMap::new();
         for (i, e) in events.iter().enumerate() {
@@ -122,6 +125,36 @@ impl DynamoStore {
     }
 }
 
+/// The time-ordered delivery number of the microsecond `micros` (since the Unix epoch),
+/// with `low` (ten bits) below it: distinct writers of one microsecond rarely share one.
+/// Fits an `i64` until the year 2255.
+pub(crate) fn time_seq(micros: i64, low: u16) -> i64 {
+    (micros << 10) | i64::from(low & 0x3ff)
+}
+
+/// The first of `n` consecutive numbers to hand out after `last`: `candidate`, or the one
+/// after `last` when the clock has not moved past it (the numbers of one process only
+/// grow).
+pub(crate) fn first_seq(candidate: i64, last: i64) -> i64 {
+    candidate.max(last + 1)
+}
+
+/// Hands out `n` consecutive delivery numbers for a write at `now`; returns the first.
+fn issue_seqs(now: OffsetDateTime, n: usize) -> i64 {
+    let micros = i64::try_from(now.unix_timestamp_nanos() / 1_000).unwrap_or(i64::MAX >> 10);
+    let random = Uuid::new_v4().as_bytes()[0..2]
+        .iter()
+        .fold(0u16, |a, b| a << 8 | u16::from(*b));
+    let candidate = time_seq(micros, random);
+    let n = i64::try_from(n.max(1)).unwrap_or(i64::MAX);
+    let mut first = candidate;
+    let _ = LAST_SEQ_ISSUED.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |last| {
+        first = first_seq(candidate, last);
+        Some(first + n - 1)
+    });
+    first
+}
+
 #[async_trait]
 impl EventStore for DynamoStore {
     async fn append_events(&self, events: &[Event]) -> Result<(), StoreError> {
@@ -139,22 +172,35 @@ impl EventStore for DynamoStore {
         limit: u32,
     ) -> Result<Vec<Delivery>, StoreError> {
         let (limit, now_ms) = (limit as usize, ms(now));
-        let q = Query::new(Index::Gsi3, list::DELIVERY_QUEUE);
+        // Every partition of the queue, a page of each per round, so that no partition's
+        // backlog starves the others.
+        let mut partitions: Vec<(Query, Option<Attrs>)> = shards::all(list::DELIVERY_QUEUE)
+            .into_iter()
+            .map(|k| (Query::new(Index::Gsi3, k), None))
+            .collect();
         let mut seen = HashSet::new();
         let mut due = Vec::new();
-        let mut start = None;
-        while due.len() < limit {
-            let (entries, next) = self.query_page(&q, start, 200).await?;
-            // In `seq` order, the first entry of a device is its head. The index lags the
-            // table, so each head is confirmed by a consistent read of the device's queue.
+        while due.len() < limit && !partitions.is_empty() {
             let mut devices = Vec::new();
-            for e in &entries {
-                let entry = QueueEntry::try_from(e)?;
-                // A head waiting for its retry blocks its device: no need to look closer.
-                if seen.insert(entry.device_id) && entry.next_attempt_ms <= now_ms {
-                    devices.push(entry.device_id);
+            let mut more = Vec::new();
+            for (q, start) in partitions {
+                let (entries, next) = self.query_page(&q, start, 200).await?;
+                // In `seq` order, the first entry of a device is its head (a device's
+                // entries share a partition, but for those written before the queue was
+                // spread out). The index lags the table, so each head is confirmed by a
+                // consistent read of the device's queue.
+                for e in &entries {
+                    let entry = QueueEntry::try_from(e)?;
+                    // A head waiting for its retry blocks its device: no need to look closer.
+                    if seen.insert(entry.device_id) && entry.next_attempt_ms <= now_ms {
+                        devices.push(entry.device_id);
+                    }
+                }
+                if let Some(n) = next {
+                    more.push((q, Some(n)));
                 }
             }
+            partitions = more;
             for batch in devices.chunks(CHECKS_IN_FLIGHT) {
                 let mut checks = JoinSet::new();
                 for &device in batch {
@@ -166,10 +212,6 @@ impl EventStore for DynamoStore {
                         r.map_err(|e| StoreError::Backend(format!("a due check failed: {e}")))?;
                     due.extend(r?);
                 }
-            }
-            match next {
-                Some(n) => start = Some(n),
-                None => break,
             }
         }
         due.sort_by_key(|d| d.seq);
@@ -298,5 +340,44 @@ impl EventStore for DynamoStore {
             })
         };
         self.change_delivery(request_id, &change).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn numbers_follow_the_clock_and_keep_ten_random_bits() {
+        let micros = 1_780_000_000_000_000;
+        assert!(time_seq(micros + 1, 0) > time_seq(micros, 0x3ff));
+        assert_eq!(time_seq(micros, 0xffff) - time_seq(micros, 0), 0x3ff);
+        assert!(time_seq(micros, 5) < time_seq(micros, 6));
+        // The year 2255 still fits.
+        let late = 9_000_000_000_000_000;
+        assert!(time_seq(late, 0x3ff) > time_seq(micros, 0));
+    }
+
+    #[test]
+    fn a_process_never_hands_out_a_number_twice_or_backwards() {
+        assert_eq!(first_seq(100, 50), 100, "the clock moved on");
+        assert_eq!(first_seq(100, 100), 101, "same number: the next one");
+        assert_eq!(
+            first_seq(100, 400),
+            401,
+            "the clock went back: after the last"
+        );
+        let now = time::now();
+        let a = issue_seqs(now, 3);
+        let b = issue_seqs(now, 1);
+        assert!(
+            b >= a + 3,
+            "{a} then {b}: the first write's three numbers are its own"
+        );
+        let earlier = now - ::time::Duration::seconds(5);
+        assert!(
+            issue_seqs(earlier, 1) > b,
+            "a clock going back does not go back"
+        );
     }
 }

@@ -1,7 +1,7 @@
 //! Device leases, worker membership and fencing in the table, with their item layout
 //! (keys and index partitions are `codec`'s).
 //!
-//! A lease item (`LEASE#{device}`) is listed in one of [`SHARDS`] partitions of GSI1 (every
+//! A lease item (`LEASE#{device}`) is listed in one of the [`SHARDS`] partitions of GSI1 (every
 //! renewal rewrites it, so one partition for all of them would cap the fleet at one
 //! partition's writes) and, while it has an owner, in its owner's partition of GSI2. Its
 //! version is the item's `rev`: a change reads the item, applies `wa_core::lease`, and puts
@@ -26,10 +26,8 @@ use wa_core::time::OffsetDateTime;
 use super::DynamoStore;
 use super::codec::{EXPIRES_AT, EXPIRES_MS, Index, Item, from_ms, key, list, ms};
 use super::ops::{OnCondition, Query, Range, Write, WriteError, until_fresh};
+use super::shards::{self, SHARDS};
 use crate::page;
-
-/// How many GSI1 partitions list the leases.
-pub(crate) const SHARDS: u8 = 16;
 
 const WORKER_ID: &str = "worker_id";
 const INCARNATION: &str = "incarnation";
@@ -37,12 +35,6 @@ const EPOCH: &str = "epoch";
 
 /// How long after its heartbeat expiry a worker item is left to DynamoDB's TTL.
 const WORKER_ITEM_KEPT_SECS: i64 = 86_400;
-
-/// The GSI1 partition of a device's lease: the last byte of its id (random in UUID v4 and
-/// v7) spreads the leases evenly.
-fn shard(device_id: Uuid) -> u8 {
-    device_id.as_bytes()[15] % SHARDS
-}
 
 impl From<&Lease> for Item {
     fn from(l: &Lease) -> Item {
@@ -56,7 +48,7 @@ impl From<&Lease> for Item {
             .with_rev(l.version)
             .in_index(
                 Index::Gsi1,
-                list::leases(shard(l.device_id)),
+                shards::of_device(list::LEASES, l.device_id),
                 device.clone(),
             );
         if let Some(o) = &l.owner {
@@ -254,7 +246,8 @@ impl LeaseStore for DynamoStore {
             None => {
                 let mut items = Vec::new();
                 for shard in 0..SHARDS {
-                    let q = Query::new(Index::Gsi1, list::leases(shard)).range(range.clone());
+                    let q = Query::new(Index::Gsi1, shards::key(list::LEASES, shard))
+                        .range(range.clone());
                     items.extend(self.query(&q, want).await?);
                 }
                 items
@@ -319,17 +312,6 @@ impl LeaseStore for DynamoStore {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn leases_spread_over_every_shard() {
-        let mut seen = [0u32; SHARDS as usize];
-        for _ in 0..4096 {
-            let d = Uuid::now_v7();
-            assert_eq!(shard(d), shard(d), "the same shard every time");
-            seen[shard(d) as usize] += 1;
-        }
-        assert!(seen.iter().all(|n| *n > 0), "{seen:?}");
-    }
 
     /// A lease item never carries the TTL attribute (DynamoDB would delete it, and its
     /// epoch with it); a worker item does, a day after its heartbeat expiry.

@@ -25,6 +25,7 @@ use super::codec::{
     chunk_bytes, is_pending, key, list, message_order, ms, sortable,
 };
 use super::ops::{OnCondition, Query, Range, Write, WriteError, until_fresh};
+use super::shards;
 use crate::inbound;
 use crate::page;
 
@@ -357,23 +358,39 @@ impl MessageStore for DynamoStore {
         device_id: Option<Uuid>,
         limit: u32,
     ) -> Result<Vec<Message>, StoreError> {
-        let q = match device_id {
-            Some(d) => Query::new(Index::Gsi2, list::device_pending_messages(d)),
-            None => Query::new(Index::Gsi3, list::PENDING_MESSAGES),
+        let lists = match device_id {
+            Some(d) => vec![Query::new(Index::Gsi2, list::device_pending_messages(d))],
+            None => shards::all(list::PENDING_MESSAGES)
+                .into_iter()
+                .map(|k| Query::new(Index::Gsi3, k))
+                .collect(),
         };
         let limit = limit as usize;
         let mut pending = Vec::new();
-        let mut start = None;
-        while pending.len() < limit {
-            let (candidates, next) = self
-                .query_page(&q, start, (limit - pending.len()).min(100))
-                .await?;
-            pending.extend(self.still_pending(&candidates).await?);
-            match next {
-                Some(n) => start = Some(n),
-                None => break,
+        // The first `limit` of all are among the first `limit` of each partition.
+        for q in lists {
+            let mut found = Vec::new();
+            let mut start = None;
+            while found.len() < limit {
+                let (candidates, next) = self
+                    .query_page(&q, start, (limit - found.len()).min(100))
+                    .await?;
+                found.extend(self.still_pending(&candidates).await?);
+                match next {
+                    Some(n) => start = Some(n),
+                    None => break,
+                }
             }
+            found.truncate(limit);
+            pending.extend(found);
         }
+        pending.sort_by(|a, b| {
+            (a.created_at, &a.message_id, a.device_id).cmp(&(
+                b.created_at,
+                &b.message_id,
+                b.device_id,
+            ))
+        });
         pending.truncate(limit);
         Ok(pending)
     }
@@ -386,21 +403,33 @@ impl MessageStore for DynamoStore {
         after: Option<&PendingCursor>,
         limit: u32,
     ) -> Result<(Vec<Message>, Option<PendingCursor>), StoreError> {
-        let mut q = Query::new(Index::Gsi3, list::PENDING_MESSAGES);
-        if let Some(c) = after {
-            q = q.range(Range::After(c.0.clone()));
-        }
-        let (candidates, next) = self
-            .query_page(&q, None, (limit as usize).clamp(1, 100))
-            .await?;
-        let pending = self.still_pending(&candidates).await?;
-        let cursor = match (next, candidates.last()) {
-            (Some(_), Some(last)) => {
-                Some(PendingCursor(last.s(Index::Gsi3.range_key())?.to_owned()))
+        let limit = (limit as usize).clamp(1, 100);
+        let range = match after {
+            Some(c) => Range::After(c.0.clone()),
+            None => Range::All,
+        };
+        // Each partition's first `limit` after the cursor, merged in range-key order (the
+        // keys are unique): the first `limit` of all are among them.
+        let mut candidates = Vec::new();
+        let mut more = false;
+        for k in shards::all(list::PENDING_MESSAGES) {
+            let q = Query::new(Index::Gsi3, k).range(range.clone());
+            let (items, next) = self.query_page(&q, None, limit).await?;
+            more |= next.is_some();
+            for item in items {
+                let order = item.s(Index::Gsi3.range_key())?.to_owned();
+                candidates.push((order, item));
             }
+        }
+        candidates.sort_by(|a, b| a.0.cmp(&b.0));
+        more |= candidates.len() > limit;
+        candidates.truncate(limit);
+        let cursor = match candidates.last() {
+            Some((order, _)) if more => Some(PendingCursor(order.clone())),
             _ => None,
         };
-        Ok((pending, cursor))
+        let items: Vec<Item> = candidates.into_iter().map(|(_, i)| i).collect();
+        Ok((self.still_pending(&items).await?, cursor))
     }
 
     async fn get_idempotency(
@@ -456,12 +485,22 @@ impl MessageStore for DynamoStore {
 
     async fn purge_expired_idempotency(&self, now: OffsetDateTime) -> Result<u64, StoreError> {
         let now_ms = ms(now);
-        let q = Query::new(Index::Gsi3, list::IDEMPOTENCY_BY_EXPIRY)
-            .range(Range::AtMost(sortable(now_ms)));
+        let mut purged = 0;
+        for k in shards::all(list::IDEMPOTENCY_BY_EXPIRY) {
+            let q = Query::new(Index::Gsi3, k).range(Range::AtMost(sortable(now_ms)));
+            purged += self.purge_expired_in(&q, now_ms).await?;
+        }
+        Ok(purged)
+    }
+}
+
+impl DynamoStore {
+    /// Deletes the expired idempotency records one partition of the expiry list names.
+    async fn purge_expired_in(&self, q: &Query, now_ms: i64) -> Result<u64, StoreError> {
         let mut purged = 0;
         let mut start = None;
         loop {
-            let (expired, next) = self.query_page(&q, start, 100).await?;
+            let (expired, next) = self.query_page(q, start, 100).await?;
             for item in expired {
                 // The index may be behind a replacement of the key: the table decides.
                 let w = Write::delete(item.primary_key())

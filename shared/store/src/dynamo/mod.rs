@@ -33,6 +33,7 @@ mod messages;
 mod ops;
 mod replies;
 mod retry;
+mod shards;
 
 /// How long `create_table` waits for the table and its indexes to become active.
 const ACTIVE_TIMEOUT: Duration = Duration::from_secs(300);
@@ -777,6 +778,37 @@ mod tests {
         let early = s.event_writes(std::slice::from_ref(&other)).await.unwrap();
         s.append_events(&[ev()]).await.unwrap();
         s.write(early).await.expect("no order across devices");
+    }
+
+    /// Index entries an older layout wrote in the unsharded partitions (`PENDING`, `DLVQ`)
+    /// are still read, beside the partitions of `shards`.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn entries_of_the_unsharded_lists_are_still_read() {
+        use aws_sdk_dynamodb::types::AttributeValue;
+        use wa_core::store::EventStore;
+        use wa_core::webhooks::{Event, EventType};
+        let s = store().await;
+        let (app, dev) = (Uuid::now_v7(), Uuid::now_v7());
+        let m = fixtures::outbound_text(dev, app, "old", time::now());
+        s.create_message(&m, None, None, &[]).await.unwrap();
+        let e = Event::new(EventType::Presence, app, dev, serde_json::json!({}));
+        s.append_events(std::slice::from_ref(&e)).await.unwrap();
+        let d = s.get_delivery(&e.request_id).await.unwrap().unwrap();
+        for (k, old_list) in [
+            (key::message(dev, &m.message_id), list::PENDING_MESSAGES),
+            (key::queue_entry(dev, d.seq), list::DELIVERY_QUEUE),
+        ] {
+            let mut item = s.get(k).await.unwrap().expect("written");
+            let at = Index::Gsi3.hash_key().to_owned();
+            assert_ne!(item.0[&at], AttributeValue::S(old_list.into()));
+            item.0.insert(at, AttributeValue::S(old_list.into()));
+            s.write(vec![ops::Write::put(item)]).await.unwrap();
+        }
+        let (page, _) = s.pending_page(None, 10).await.unwrap();
+        assert_eq!(page, std::slice::from_ref(&m));
+        assert_eq!(s.pending_messages(None, 10).await.unwrap(), [m]);
+        let due = s.due_deliveries(time::now(), 10).await.unwrap();
+        assert_eq!(due, [d]);
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

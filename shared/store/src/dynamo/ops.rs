@@ -10,12 +10,12 @@ use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata, SdkErro
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{
     AttributeValue, ConditionCheck, Delete, DeleteRequest, KeysAndAttributes, Put, PutRequest,
-    ReturnValue, TransactWriteItem, Update, WriteRequest,
+    TransactWriteItem, Update, WriteRequest,
 };
 use wa_core::store::StoreError;
 
 use super::DynamoStore;
-use super::codec::{Attrs, COUNTER_VALUE, Index, Item, REV, key};
+use super::codec::{Attrs, Index, Item, REV};
 use super::retry::{Backoff, drain};
 
 /// TransactWriteItems takes at most this many actions.
@@ -689,24 +689,6 @@ impl DynamoStore {
             .await?;
         }
         Ok(())
-    }
-
-    /// Reserves `n` consecutive numbers of the counter `name` and returns the first. Atomic:
-    /// concurrent callers get disjoint ranges.
-    pub(crate) async fn reserve(&self, name: &str, n: u32) -> Result<i64, StoreError> {
-        let call = self
-            .client
-            .update_item()
-            .table_name(self.table())
-            .set_key(Some(key::counter(name).0))
-            .update_expression("ADD #v :n")
-            .expression_attribute_names("#v", COUNTER_VALUE)
-            .expression_attribute_values(":n", AttributeValue::N(n.to_string()))
-            .return_values(ReturnValue::UpdatedNew)
-            .send();
-        let out = call.await.map_err(read_error)?;
-        let last = Item(out.attributes.unwrap_or_default()).n::<i64>(COUNTER_VALUE)?;
-        Ok(last - i64::from(n) + 1)
     }
 }
 
