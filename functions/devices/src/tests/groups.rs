@@ -230,6 +230,31 @@ async fn group_requests_are_refused_by_field_and_across_apps() {
         api.sent_types(&t, &id).await.is_empty(),
         "nothing refused was done"
     );
+
+    // A destroyed device: 410 on every group route.
+    let doomed = id_of(&api.create(&t, "doomed").await);
+    let (s, _) = api
+        .call("DELETE", &format!("/devices/{doomed}"), &t, None)
+        .await;
+    assert!(s.is_success(), "{s}");
+    let gone = format!("/devices/{doomed}/groups");
+    for (m, uri, body) in [
+        ("GET", gone.clone(), None),
+        ("GET", format!("{gone}/{TEAM}"), None),
+        (
+            "POST",
+            format!("{gone}/join"),
+            Some(json!({"invite_code": "AbCdEfGhIjKlMnOpQrStUv"})),
+        ),
+        ("POST", format!("{gone}/{TEAM}/leave"), None),
+    ] {
+        let (s, v) = api.call(m, &uri, &t, body).await;
+        assert_eq!(
+            (s, code(&v)),
+            (StatusCode::GONE, "device_destroyed"),
+            "{m} {uri}"
+        );
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
