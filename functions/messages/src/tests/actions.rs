@@ -296,6 +296,27 @@ async fn other_apps_and_a_device_not_connected_are_refused() {
     }
     assert_eq!(api.sent_records().await.len(), before);
     assert_eq!(api.message(&id).await["status"], "sent");
+
+    let destroy = format!("/devices/{}", api.device);
+    let r = api.call("DELETE", &destroy, Value::Null, &[]).await;
+    assert!(r.status.is_success(), "{}", r.body);
+    for r in [
+        api.edit(&id, json!({"text": "x"})).await,
+        api.act(&id, "/revoke").await,
+        api.act(&inbound, "/read").await,
+        api.send(
+            json!({"to": "15550001111", "type": "reaction", "message_id": inbound, "emoji": "👍"}),
+            &[],
+        )
+        .await,
+        api.send(
+            json!({"to": "15550001111", "type": "poll", "question": "Q?", "options": ["a", "b"]}),
+            &[],
+        )
+        .await,
+    ] {
+        refused(&r, StatusCode::GONE, "device_destroyed");
+    }
 }
 
 impl Api {
