@@ -484,6 +484,16 @@ async fn full_lifecycle() {
         ("GET", format!("/devices/{id}/groups"), None),
         (
             "POST",
+            format!("/devices/{id}/chats/15550001111/presence"),
+            Some(json!({"state": "composing"})),
+        ),
+        (
+            "PUT",
+            format!("/devices/{id}/presence"),
+            Some(json!({"presence": "available"})),
+        ),
+        (
+            "POST",
             format!("/devices/{id}/contacts/check"),
             Some(json!({"phone_numbers": ["15550001111"]})),
         ),
