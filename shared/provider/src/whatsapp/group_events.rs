@@ -121,32 +121,104 @@ pub(crate) enum Source {
     Notification,
 }
 
-/// The device's own changes reported in the last [`OWN_CHANGE_WINDOW`]: one is told from
-/// another by its group, its action and its changed fields (participant JIDs are left
-/// out: a notification may name them by LID where the request named phone numbers).
+/// The device's own changes reported in the last [`OWN_CHANGE_WINDOW`], setting by setting
+/// (WhatsApp notifies each setting of a change on its own, where the request reports them
+/// together): one is told from another by its group, its action and its changed fields
+/// (participant JIDs are left out: a notification may name them by LID where the request
+/// named phone numbers).
 #[derive(Debug, Default)]
 pub(crate) struct OwnChanges(Mutex<Vec<(Instant, Source, GroupUpdate)>>);
 
 impl OwnChanges {
-    /// Whether `update`, reported by `source` at `now`, is to be reported: not when the
-    /// other source reported the same change within the window (that twin is then used
-    /// up); otherwise it is kept for its own twin.
-    pub(crate) fn first_report(&self, source: Source, update: &GroupUpdate, now: Instant) -> bool {
+    /// What of `update`, reported by `source` at `now`, is still to be reported: each part
+    /// (the whole update, or each setting of a `settings` one) unless the other source
+    /// reported it within the window (that twin is then used up); the parts to report are
+    /// kept for their own twins. `None` when nothing is left.
+    pub(crate) fn first_report(
+        &self,
+        source: Source,
+        update: &GroupUpdate,
+        now: Instant,
+    ) -> Option<GroupUpdate> {
         let mut seen = self.0.lock().unwrap_or_else(PoisonError::into_inner);
         seen.retain(|(at, _, _)| now.saturating_duration_since(*at) < OWN_CHANGE_WINDOW);
-        let twin = seen
-            .iter()
-            .position(|(_, s, u)| *s != source && same_change(u, update));
-        match twin {
-            Some(i) => {
-                seen.remove(i);
-                false
-            }
-            None => {
-                seen.push((now, source, update.clone()));
-                true
+        let mut left: Option<GroupUpdate> = None;
+        for part in parts(update) {
+            let twin = seen
+                .iter()
+                .position(|(_, s, u)| *s != source && same_change(u, &part));
+            match twin {
+                Some(i) => {
+                    seen.remove(i);
+                }
+                None => {
+                    seen.push((now, source, part.clone()));
+                    left = Some(match left {
+                        None => part,
+                        Some(mut sum) => {
+                            sum.changes = merged(&sum.changes, &part.changes);
+                            sum
+                        }
+                    });
+                }
             }
         }
+        left
+    }
+}
+
+/// `u` as the parts a twin is looked for by: each setting of a `settings` update alone,
+/// any other update whole.
+fn parts(u: &GroupUpdate) -> Vec<GroupUpdate> {
+    if u.action != GroupUpdateAction::Settings {
+        return vec![u.clone()];
+    }
+    let c = &u.changes;
+    let none = GroupChanges::default;
+    let one = |changes: GroupChanges| GroupUpdate {
+        changes,
+        ..u.clone()
+    };
+    let mut out = Vec::new();
+    if let Some(v) = c.is_announce {
+        out.push(one(GroupChanges {
+            is_announce: Some(v),
+            ..none()
+        }));
+    }
+    if let Some(v) = c.is_locked {
+        out.push(one(GroupChanges {
+            is_locked: Some(v),
+            ..none()
+        }));
+    }
+    if let Some(v) = c.ephemeral_secs {
+        out.push(one(GroupChanges {
+            ephemeral_secs: Some(v),
+            ..none()
+        }));
+    }
+    if let Some(v) = c.is_join_approval_required {
+        out.push(one(GroupChanges {
+            is_join_approval_required: Some(v),
+            ..none()
+        }));
+    }
+    if out.is_empty() {
+        out.push(u.clone());
+    }
+    out
+}
+
+/// The fields of `a` and of `b` together (`b`'s where both have one).
+fn merged(a: &GroupChanges, b: &GroupChanges) -> GroupChanges {
+    GroupChanges {
+        subject: b.subject.clone().or_else(|| a.subject.clone()),
+        description: b.description.clone().or_else(|| a.description.clone()),
+        is_announce: b.is_announce.or(a.is_announce),
+        is_locked: b.is_locked.or(a.is_locked),
+        ephemeral_secs: b.ephemeral_secs.or(a.ephemeral_secs),
+        is_join_approval_required: b.is_join_approval_required.or(a.is_join_approval_required),
     }
 }
 

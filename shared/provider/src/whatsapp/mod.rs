@@ -226,7 +226,7 @@ impl Provider for WhatsAppProvider {
         if let (Some(me), Some(emitter)) = (me, self.inner.emitter(device_id).await) {
             let own = &shared.own_group_changes;
             for update in request.reports(&answer, &me.to_non_ad().to_string()) {
-                if own.first_report(Source::Request, &update, Instant::now()) {
+                if let Some(update) = own.first_report(Source::Request, &update, Instant::now()) {
                     emitter.emit(SessionEvent::GroupUpdate(update));
                 }
             }

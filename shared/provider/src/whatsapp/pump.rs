@@ -310,7 +310,9 @@ impl Pump {
             }
             Step::OwnGroupUpdate(update) => {
                 let own = &self.shared.own_group_changes;
-                if own.first_report(Source::Notification, &update, Instant::now()) {
+                if let Some(update) =
+                    own.first_report(Source::Notification, &update, Instant::now())
+                {
                     self.emitter.emit(SessionEvent::GroupUpdate(update));
                 } else {
                     debug!(device_id = %device_id, "a group change this device reported already");

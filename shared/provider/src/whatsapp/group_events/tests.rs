@@ -180,30 +180,82 @@ fn change(action: GroupUpdateAction, subject: Option<&str>) -> GroupUpdate {
     }
 }
 
+fn reports(own: &OwnChanges, source: Source, update: &GroupUpdate, now: Instant) -> bool {
+    own.first_report(source, update, now).is_some()
+}
+
+fn settings(changes: GroupChanges) -> GroupUpdate {
+    GroupUpdate {
+        changes,
+        ..change(GroupUpdateAction::Settings, None)
+    }
+}
+
+#[test]
+fn settings_changed_together_are_matched_one_by_one() {
+    let now = Instant::now();
+    let both = settings(GroupChanges {
+        is_announce: Some(true),
+        is_locked: Some(true),
+        ..GroupChanges::default()
+    });
+    let announce = settings(GroupChanges {
+        is_announce: Some(true),
+        ..GroupChanges::default()
+    });
+    let locked = settings(GroupChanges {
+        is_locked: Some(true),
+        ..GroupChanges::default()
+    });
+    // The request first: WhatsApp's two notifications are its twins.
+    let own = OwnChanges::default();
+    assert_eq!(
+        own.first_report(Source::Request, &both, now),
+        Some(both.clone())
+    );
+    assert!(!reports(&own, Source::Notification, &announce, now));
+    assert!(!reports(&own, Source::Notification, &locked, now));
+    // One notification first: the request reports only the other setting.
+    let own = OwnChanges::default();
+    assert!(reports(&own, Source::Notification, &locked, now));
+    assert_eq!(
+        own.first_report(Source::Request, &both, now),
+        Some(announce.clone())
+    );
+    assert!(!reports(&own, Source::Notification, &announce, now));
+    // Both first: nothing is left to report.
+    let own = OwnChanges::default();
+    assert!(reports(&own, Source::Notification, &announce, now));
+    assert!(reports(&own, Source::Notification, &locked, now));
+    assert_eq!(own.first_report(Source::Request, &both, now), None);
+}
+
 #[test]
 fn an_own_change_is_reported_by_whichever_source_comes_first() {
     let now = Instant::now();
     let subject = change(GroupUpdateAction::Subject, Some("New"));
     let own = OwnChanges::default();
-    assert!(own.first_report(Source::Request, &subject, now));
-    assert!(!own.first_report(Source::Notification, &subject, now));
+    assert!(reports(&own, Source::Request, &subject, now));
+    assert!(!reports(&own, Source::Notification, &subject, now));
     assert!(
-        own.first_report(Source::Notification, &subject, now),
+        reports(&own, Source::Notification, &subject, now),
         "the twin was used up: a second notification is another change"
     );
-    assert!(!own.first_report(Source::Request, &subject, now));
+    assert!(!reports(&own, Source::Request, &subject, now));
 }
 
 #[test]
 fn own_changes_are_told_apart_by_group_action_and_fields() {
     let now = Instant::now();
     let own = OwnChanges::default();
-    assert!(own.first_report(
+    assert!(reports(
+        &own,
         Source::Request,
         &change(GroupUpdateAction::Subject, Some("A")),
         now
     ));
-    assert!(own.first_report(
+    assert!(reports(
+        &own,
         Source::Notification,
         &change(GroupUpdateAction::Subject, Some("B")),
         now
@@ -212,12 +264,12 @@ fn own_changes_are_told_apart_by_group_action_and_fields() {
         group_jid: "120363000000000002@g.us".into(),
         ..change(GroupUpdateAction::Subject, Some("A"))
     };
-    assert!(own.first_report(Source::Notification, &elsewhere, now));
+    assert!(reports(&own, Source::Notification, &elsewhere, now));
     let mut added = change(GroupUpdateAction::ParticipantsAdded, None);
-    assert!(own.first_report(Source::Request, &added, now));
+    assert!(reports(&own, Source::Request, &added, now));
     added.participants = vec!["100000000000002@lid".into()];
     assert!(
-        !own.first_report(Source::Notification, &added, now),
+        !reports(&own, Source::Notification, &added, now),
         "participants may be named differently"
     );
 }
@@ -227,9 +279,9 @@ fn an_own_change_waits_for_its_twin_only_so_long() {
     let now = Instant::now();
     let own = OwnChanges::default();
     let subject = change(GroupUpdateAction::Subject, Some("New"));
-    assert!(own.first_report(Source::Request, &subject, now));
+    assert!(reports(&own, Source::Request, &subject, now));
     let later = now + OWN_CHANGE_WINDOW;
-    assert!(own.first_report(Source::Notification, &subject, later));
+    assert!(reports(&own, Source::Notification, &subject, later));
 }
 
 #[test]
