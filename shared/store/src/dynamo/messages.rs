@@ -92,7 +92,11 @@ impl DynamoStore {
         message_id: &str,
     ) -> Result<Option<(Message, u64)>, StoreError> {
         match self.get(key::message(device_id, message_id)).await? {
-            Some(item) => Ok(Some((Message::try_from(&item)?, item.rev()?))),
+            Some(item) => {
+                let (m, rev) = (Message::try_from(&item)?, item.rev()?);
+                self.recent.keep(&m, rev, body_len(&item));
+                Ok(Some((m, rev)))
+            }
             None => Ok(None),
         }
     }
@@ -160,17 +164,31 @@ impl DynamoStore {
         expect: &[MessageStatus],
         events: &[Event],
     ) -> Result<Message, WriteError> {
-        let (mut m, rev) = self
-            .message_at_rev(device_id, message_id)
-            .await?
-            .ok_or(StoreError::NotFound)?;
-        if !expect.is_empty() && !expect.contains(&m.status) {
+        let expected = |m: &Message| expect.is_empty() || expect.contains(&m.status);
+        // The copy this process read or wrote last, when it still has one and it passes
+        // the status check: the revision condition finds out whether it is stale. A kept
+        // copy that fails the check proves nothing: the stored record decides.
+        let kept = self
+            .recent
+            .take(device_id, message_id)
+            .filter(|(m, _)| expected(m));
+        let (mut m, rev) = match kept {
+            Some(copy) => copy,
+            None => self
+                .message_at_rev(device_id, message_id)
+                .await?
+                .ok_or(StoreError::NotFound)?,
+        };
+        if !expected(&m) {
             return Err(StoreError::Conflict("status").into());
         }
         update.apply_to(&mut m);
-        let mut writes = vec![Write::replace(Item::from(&m), rev)];
+        let item = Item::from(&m);
+        let len = body_len(&item);
+        let mut writes = vec![Write::replace(item, rev)];
         writes.extend(self.event_writes(events).await?);
         self.write(writes).await?;
+        self.recent.keep(&m, rev + 1, len);
         Ok(m)
     }
 
@@ -522,4 +540,9 @@ impl DynamoStore {
             }
         }
     }
+}
+
+/// The length of a message item's stored body (its JSON), 0 when it has none.
+fn body_len(item: &Item) -> usize {
+    item.opt_s("body").ok().flatten().map_or(0, str::len)
 }

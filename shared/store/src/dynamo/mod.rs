@@ -31,6 +31,7 @@ mod events;
 mod leases;
 mod messages;
 mod ops;
+mod recent;
 mod replies;
 mod retry;
 mod shards;
@@ -45,6 +46,8 @@ pub struct DynamoStore {
     table: Arc<str>,
     /// Set by `LeaseStore::fenced`: every write is conditioned on this lease.
     fence: Option<Arc<Fence>>,
+    /// The messages read or written last, for updates without a read first.
+    recent: Arc<recent::Recent>,
 }
 
 impl DynamoStore {
@@ -54,6 +57,7 @@ impl DynamoStore {
             client,
             table: Arc::from(table.into()),
             fence: None,
+            recent: Arc::default(),
         }
     }
 
@@ -214,7 +218,7 @@ mod tests {
     use wa_core::time;
     use wa_testkit::fixtures::{self, app, device};
 
-    fn client() -> Client {
+    pub(super) fn client() -> Client {
         let config = aws_sdk_dynamodb::Config::builder()
             .behavior_version(BehaviorVersion::latest())
             .endpoint_url(wa_testkit::moto::endpoint())
@@ -225,7 +229,7 @@ mod tests {
     }
 
     /// A store on a fresh table of the process's moto server.
-    async fn store() -> Arc<DynamoStore> {
+    pub(super) async fn store() -> Arc<DynamoStore> {
         let s = DynamoStore::new(client(), format!("wa-test-{}", Uuid::new_v4()));
         s.create_table().await.expect("create table");
         Arc::new(s)
