@@ -16,9 +16,9 @@ use uuid::Uuid;
 use wa_core::messages::Message;
 
 /// How many messages are kept at most.
-pub(crate) const CAPACITY: usize = 2048;
+pub(crate) const CAPACITY: usize = 1024;
 /// The largest stored body (bytes of its JSON) of a message kept.
-pub(crate) const MAX_BODY: usize = 16 * 1024;
+pub(crate) const MAX_BODY: usize = 8 * 1024;
 
 type Key = (Uuid, String);
 
