@@ -27,10 +27,6 @@
 //!   they come back when their visibility timeout ends.
 //! - `wait_for_work`: the default sleep (it names no queue to long-poll);
 //!   [`SqsQueue::with_receive_wait`] makes `receive` itself long-poll instead.
-//! - `receive` on a FIFO queue takes one message per call (SQS would hand one group's
-//!   messages together), one per group, until `max` or an empty answer; a long poll whose
-//!   first message had to be waited for returns that message alone, without the call that
-//!   would find the queue empty again.
 
 mod setup;
 
@@ -69,10 +65,6 @@ const MAX_BATCH: usize = 10;
 const MAX_DELAY_SECS: u64 = 900;
 const MAX_VISIBILITY_SECS: u64 = 43_200;
 const MAX_WAIT_SECS: u64 = 20;
-/// A long-polling FIFO receive whose first message took this long to come returns it
-/// alone: the queue was empty until then, so the receive that would look for the next
-/// group's message (and usually find none) is not made.
-const WAITED: Duration = Duration::from_millis(50);
 
 /// Marks a message sent to a FIFO queue without a group (SQS made one up for it).
 const UNGROUPED: &str = "wa-ungrouped";
@@ -535,11 +527,7 @@ impl Queue for SqsQueue {
         let mut groups = HashSet::new();
         let mut wait = self.receive_wait;
         while out.len() < calls {
-            let started = std::time::Instant::now();
             let got = self.receive_once(queue, url, 1, visibility, wait).await?;
-            // A long poll that had to wait for its message found the queue empty until
-            // then: asking again at once would most likely find nothing.
-            let alone = !wait.is_zero() && started.elapsed() >= WAITED;
             wait = Duration::ZERO;
             let Some(m) = got.first() else { break };
             let r = received(queue, m)?;
@@ -551,9 +539,6 @@ impl Queue for SqsQueue {
                 break;
             }
             out.push(r);
-            if alone {
-                break;
-            }
         }
         Ok(out)
     }

@@ -122,45 +122,6 @@ async fn long_polls_return_what_arrives_during_the_wait() {
     assert_eq!(got[0].body, "2");
 }
 
-/// A long poll that waited for its message returns it alone: no second call is made to
-/// look for another group's message (which a queue empty a moment ago rarely has). A
-/// receive that finds messages waiting fills its batch, one per group, as before.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_long_poll_that_waited_returns_its_message_alone() {
-    let (q, _) = fresh(true, 3).await;
-    let q = q.with_receive_wait(Duration::from_secs(20));
-    let waiting = {
-        let q = q.clone();
-        tokio::spawn(async move { q.receive("q", 10, Duration::from_secs(60)).await })
-    };
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    for (group, body) in [("a", "1"), ("b", "2")] {
-        q.send("q", Some(group), body, Duration::ZERO)
-            .await
-            .unwrap();
-    }
-    let got = tokio::time::timeout(Duration::from_secs(10), waiting)
-        .await
-        .expect("the long poll returns")
-        .unwrap()
-        .unwrap();
-    assert_eq!(got.len(), 1, "{got:?}");
-    let rest = q.receive("q", 10, Duration::from_secs(60)).await.unwrap();
-    assert_eq!(
-        rest.len(),
-        1,
-        "the other group's message is there: {rest:?}"
-    );
-    assert_ne!(rest[0].body, got[0].body);
-    for (group, body) in [("c", "3"), ("d", "4")] {
-        q.send("q", Some(group), body, Duration::ZERO)
-            .await
-            .unwrap();
-    }
-    let batch = q.receive("q", 10, Duration::from_secs(60)).await.unwrap();
-    assert_eq!(batch.len(), 2, "waiting messages fill the batch: {batch:?}");
-}
-
 #[tokio::test]
 async fn a_fifo_message_in_flight_blocks_its_group() {
     let (q, created) = fresh(true, 3).await;
