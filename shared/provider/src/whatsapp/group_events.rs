@@ -175,39 +175,33 @@ fn parts(u: &GroupUpdate) -> Vec<GroupUpdate> {
     }
     let c = &u.changes;
     let none = GroupChanges::default;
-    let one = |changes: GroupChanges| GroupUpdate {
-        changes,
-        ..u.clone()
-    };
-    let mut out = Vec::new();
-    if let Some(v) = c.is_announce {
-        out.push(one(GroupChanges {
-            is_announce: Some(v),
+    let settings = [
+        GroupChanges {
+            is_announce: c.is_announce,
             ..none()
-        }));
-    }
-    if let Some(v) = c.is_locked {
-        out.push(one(GroupChanges {
-            is_locked: Some(v),
+        },
+        GroupChanges {
+            is_locked: c.is_locked,
             ..none()
-        }));
-    }
-    if let Some(v) = c.ephemeral_secs {
-        out.push(one(GroupChanges {
-            ephemeral_secs: Some(v),
+        },
+        GroupChanges {
+            ephemeral_secs: c.ephemeral_secs,
             ..none()
-        }));
-    }
-    if let Some(v) = c.is_join_approval_required {
-        out.push(one(GroupChanges {
-            is_join_approval_required: Some(v),
+        },
+        GroupChanges {
+            is_join_approval_required: c.is_join_approval_required,
             ..none()
-        }));
-    }
-    if out.is_empty() {
-        out.push(u.clone());
-    }
-    out
+        },
+    ];
+    let out: Vec<GroupUpdate> = settings
+        .into_iter()
+        .filter(|one| *one != none())
+        .map(|changes| GroupUpdate {
+            changes,
+            ..u.clone()
+        })
+        .collect();
+    if out.is_empty() { vec![u.clone()] } else { out }
 }
 
 /// The fields of `a` and of `b` together (`b`'s where both have one).
