@@ -137,7 +137,7 @@ impl Dispatcher {
                 .next_delivery_of_device(device, time::now())
                 .await
             {
-                Ok(n) => n,
+                Ok(head) => head.due,
                 Err(e) => {
                     tracing::error!(error = %e, "reading the next webhook delivery failed");
                     None
@@ -148,21 +148,29 @@ impl Dispatcher {
     }
 
     /// Delivers a device's due events in order until none is due (`Ok(None)`) or one waits
-    /// for a retry (`Ok(Some(when))`): the events-queue consumer's unit of work.
+    /// for a retry (`Ok(Some(when))`): the events-queue consumer's unit of work, one per
+    /// nudge. The device's queue is read again only when the last read saw another pending
+    /// delivery behind the one attempted: an event committed after that read has a nudge of
+    /// its own, sent after its commit, which drains it.
     pub async fn drain_device(
         &self,
         device: Uuid,
     ) -> Result<Option<time::OffsetDateTime>, StoreError> {
-        while let Some(d) = self
-            .store
-            .next_delivery_of_device(device, time::now())
-            .await?
-        {
+        loop {
+            let head = self
+                .store
+                .next_delivery_of_device(device, time::now())
+                .await?;
+            let Some(d) = head.due else {
+                return Ok(None);
+            };
             if let Some(next) = self.attempt(&d).await? {
                 return Ok(Some(next));
             }
+            if !head.more {
+                return Ok(None);
+            }
         }
-        Ok(None)
     }
 
     /// One attempt. `Ok(true)` when the device's next event may go (delivered, given up or
@@ -399,6 +407,46 @@ mod tests {
             2,
             "the retry reached the receiver again"
         );
+    }
+
+    #[tokio::test]
+    async fn one_drain_delivers_every_pending_event_of_the_device_in_order() {
+        let server = LoopbackServer::start(|_| Answer::status(204, b"")).await;
+        let s = setup(
+            &server.url("/hook"),
+            config(&[Duration::from_secs(60)], Duration::from_secs(10), true),
+            Arc::new(wa_net::SystemLookup),
+        )
+        .await;
+        let first = s.delivery().await;
+        let more: Vec<Event> = (0..2)
+            .map(|_| {
+                Event::new(
+                    EventType::Message,
+                    first.event.app_id,
+                    s.device,
+                    serde_json::json!({}),
+                )
+            })
+            .collect();
+        s.store.append_events(&more).await.unwrap();
+        assert_eq!(s.dispatcher.drain_device(s.device).await.unwrap(), None);
+        let mut ids = vec![s.event_id.clone()];
+        ids.extend(more.iter().map(|e| e.request_id.clone()));
+        for id in &ids {
+            let d = s.store.get_delivery(id).await.unwrap().unwrap();
+            assert_eq!(
+                (d.status, d.attempts),
+                (DeliveryStatus::Delivered, 1),
+                "{id}"
+            );
+        }
+        let head = s
+            .store
+            .next_delivery_of_device(s.device, time::now())
+            .await
+            .unwrap();
+        assert_eq!((head.due, head.more), (None, false), "nothing left");
     }
 
     #[tokio::test]

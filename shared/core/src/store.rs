@@ -337,9 +337,10 @@ macro_rules! store_ports {
                 /// events go out in order.
                 fn due_deliveries(now: OffsetDateTime, limit: u32) -> Vec<Delivery>;
 
-                /// The oldest pending delivery of one device, if it is due.
+                /// The oldest pending delivery of one device, if it is due, and whether
+                /// another pending one waits behind it (in one read).
                 fn next_delivery_of_device(device_id: Uuid, now: OffsetDateTime)
-                    -> Option<Delivery>;
+                    -> DeviceHead;
 
                 /// Records an attempt (only on a pending delivery; `Conflict("status")`
                 /// otherwise).
@@ -560,6 +561,15 @@ pub struct Delivery {
     pub last_error: Option<String>,
     pub last_status_code: Option<u16>,
     pub updated_at: OffsetDateTime,
+}
+
+/// The head of a device's delivery queue: its oldest pending delivery when it is due, and
+/// whether another pending delivery follows it. A consumer that finds none following stops
+/// after the head: an event committed later is nudged after its commit.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct DeviceHead {
+    pub due: Option<Delivery>,
+    pub more: bool,
 }
 
 /// The outcome of one delivery attempt.

@@ -18,12 +18,13 @@ use async_trait::async_trait;
 use aws_sdk_dynamodb::types::AttributeValue;
 use tokio::task::JoinSet;
 use uuid::Uuid;
-use wa_core::store::{Attempt, Delivery, DeliveryStatus, EventStore, StoreError};
+use wa_core::store::{Attempt, Delivery, DeliveryStatus, DeviceHead, EventStore, StoreError};
 use wa_core::time::{self, OffsetDateTime};
 use wa_core::webhooks::Event;
 
 use super::DynamoStore;
 use super::codec::{Attrs, Index, Item, LAST_SEQ, QueueEntry, key, list, ms, sortable};
+use super::messages::body_len;
 use super::ops::{
     MAX_TRANSACTION_ITEMS, OnCondition, Query, Range, Write, WriteError, until_fresh,
 };
@@ -87,7 +88,12 @@ impl DynamoStore {
         request_id: &str,
     ) -> Result<Option<(Delivery, u64)>, StoreError> {
         match self.get(key::delivery(request_id)).await? {
-            Some(item) => Ok(Some((Delivery::try_from(&item)?, item.rev()?))),
+            Some(item) => {
+                let (d, rev) = (Delivery::try_from(&item)?, item.rev()?);
+                self.recent_deliveries
+                    .keep(request_id.to_owned(), &d, rev, body_len(&item));
+                Ok(Some((d, rev)))
+            }
             None => Ok(None),
         }
     }
@@ -99,12 +105,27 @@ impl DynamoStore {
         request_id: &str,
         change: &(dyn Fn(&Delivery) -> Result<Delivery, StoreError> + Sync),
     ) -> Result<Delivery, WriteError> {
-        let (old, rev) = self
-            .delivery_at_rev(request_id)
-            .await?
-            .ok_or(StoreError::NotFound)?;
-        let new = change(&old)?;
-        let mut writes = vec![Write::replace(Item::from(&new), rev)];
+        // The copy read or written last, when it passes `change`: the revision condition
+        // finds out whether it is stale. One that fails it proves nothing: the stored record
+        // decides.
+        let kept = self
+            .recent_deliveries
+            .take(&request_id.to_owned())
+            .and_then(|(old, rev)| change(&old).ok().map(|new| (old, new, rev)));
+        let (old, new, rev) = match kept {
+            Some(changed) => changed,
+            None => {
+                let (old, rev) = self
+                    .delivery_at_rev(request_id)
+                    .await?
+                    .ok_or(StoreError::NotFound)?;
+                let new = change(&old)?;
+                (old, new, rev)
+            }
+        };
+        let item = Item::from(&new);
+        let len = body_len(&item);
+        let mut writes = vec![Write::replace(item, rev)];
         let entry = QueueEntry::from(&new);
         if new.status == DeliveryStatus::Pending {
             // Also on a retry: the entry carries the new attempt time.
@@ -113,6 +134,8 @@ impl DynamoStore {
             writes.push(Write::delete(key::queue_entry(entry.device_id, entry.seq)));
         }
         self.write(writes).await?;
+        self.recent_deliveries
+            .keep(request_id.to_owned(), &new, rev + 1, len);
         Ok(new)
     }
 
@@ -205,7 +228,12 @@ impl EventStore for DynamoStore {
                 let mut checks = JoinSet::new();
                 for &device in batch {
                     let store = self.clone();
-                    checks.spawn(async move { store.next_delivery_of_device(device, now).await });
+                    checks.spawn(async move {
+                        store
+                            .next_delivery_of_device(device, now)
+                            .await
+                            .map(|head| head.due)
+                    });
                 }
                 while let Some(r) = checks.join_next().await {
                     let r =
@@ -223,14 +251,16 @@ impl EventStore for DynamoStore {
         &self,
         device_id: Uuid,
         now: OffsetDateTime,
-    ) -> Result<Option<Delivery>, StoreError> {
+    ) -> Result<DeviceHead, StoreError> {
         let q = Query::new(Index::Table, list::device_queue(device_id));
-        let Some(head) = self.query(&q, 1).await?.pop() else {
-            return Ok(None);
+        let entries = self.query(&q, 2).await?;
+        let more = entries.len() > 1;
+        let Some(head) = entries.first() else {
+            return Ok(DeviceHead::default());
         };
-        let entry = QueueEntry::try_from(&head)?;
+        let entry = QueueEntry::try_from(head)?;
         if entry.next_attempt_ms > ms(now) {
-            return Ok(None);
+            return Ok(DeviceHead { due: None, more });
         }
         let d = self.get_delivery(&entry.request_id).await?.ok_or_else(|| {
             StoreError::Backend(format!(
@@ -238,7 +268,10 @@ impl EventStore for DynamoStore {
                 entry.request_id
             ))
         })?;
-        Ok((d.status == DeliveryStatus::Pending && d.next_attempt_at <= now).then_some(d))
+        Ok(DeviceHead {
+            due: (d.status == DeliveryStatus::Pending && d.next_attempt_at <= now).then_some(d),
+            more,
+        })
     }
 
     async fn record_attempt(
@@ -378,6 +411,56 @@ mod tests {
         assert!(
             issue_seqs(earlier, 1) > b,
             "a clock going back does not go back"
+        );
+    }
+
+    /// An attempt is recorded on the delivery just read, without reading it again; when
+    /// another process recorded one meanwhile, the write is refused and runs again on a
+    /// fresh read, so the outcome is the same as without the kept copy.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_attempt_starts_from_the_delivery_read_and_a_stale_one_is_read_again() {
+        use std::sync::atomic::Ordering;
+        use wa_core::webhooks::EventType;
+        let s = crate::dynamo::tests::store().await;
+        let other = DynamoStore::new(crate::dynamo::tests::client(), s.table());
+        let device = uuid::Uuid::now_v7();
+        let e = Event::new(
+            EventType::Message,
+            uuid::Uuid::now_v7(),
+            device,
+            serde_json::json!({"n": 1}),
+        );
+        s.append_events(std::slice::from_ref(&e)).await.unwrap();
+        let used = || s.recent_deliveries.used.load(Ordering::Relaxed);
+        let head = s
+            .next_delivery_of_device(device, time::now())
+            .await
+            .unwrap();
+        assert_eq!(
+            head.due.map(|d| d.event.request_id),
+            Some(e.request_id.clone())
+        );
+        let retry = Attempt::Retry {
+            next: time::now(),
+            error: "503".into(),
+            status_code: Some(503),
+        };
+        let r = s.record_attempt(&e.request_id, &retry).await.unwrap();
+        assert_eq!((r.attempts, used()), (1, 1), "no read before the write");
+        // Another process delivers it: `s`'s copy (its own retry) is stale.
+        other
+            .record_attempt(&e.request_id, &Attempt::Delivered { status_code: 200 })
+            .await
+            .unwrap();
+        assert_eq!(
+            s.record_attempt(&e.request_id, &retry).await,
+            Err(StoreError::Conflict("status")),
+            "the stored record decides"
+        );
+        let stored = s.get_delivery(&e.request_id).await.unwrap().unwrap();
+        assert_eq!(
+            (stored.status, stored.attempts),
+            (DeliveryStatus::Delivered, 2)
         );
     }
 }

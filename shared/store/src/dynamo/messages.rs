@@ -94,7 +94,12 @@ impl DynamoStore {
         match self.get(key::message(device_id, message_id)).await? {
             Some(item) => {
                 let (m, rev) = (Message::try_from(&item)?, item.rev()?);
-                self.recent.keep(&m, rev, body_len(&item));
+                self.recent.keep(
+                    (m.device_id, m.message_id.clone()),
+                    &m,
+                    rev,
+                    body_len(&item),
+                );
                 Ok(Some((m, rev)))
             }
             None => Ok(None),
@@ -170,7 +175,7 @@ impl DynamoStore {
         // copy that fails the check proves nothing: the stored record decides.
         let kept = self
             .recent
-            .take(device_id, message_id)
+            .take(&(device_id, message_id.to_owned()))
             .filter(|(m, _)| expected(m));
         let (mut m, rev) = match kept {
             Some(copy) => copy,
@@ -188,7 +193,8 @@ impl DynamoStore {
         let mut writes = vec![Write::replace(item, rev)];
         writes.extend(self.event_writes(events).await?);
         self.write(writes).await?;
-        self.recent.keep(&m, rev + 1, len);
+        self.recent
+            .keep((m.device_id, m.message_id.clone()), &m, rev + 1, len);
         Ok(m)
     }
 
@@ -543,6 +549,6 @@ impl DynamoStore {
 }
 
 /// The length of a message item's stored body (its JSON), 0 when it has none.
-fn body_len(item: &Item) -> usize {
+pub(crate) fn body_len(item: &Item) -> usize {
     item.opt_s("body").ok().flatten().map_or(0, str::len)
 }

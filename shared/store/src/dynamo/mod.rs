@@ -47,7 +47,9 @@ pub struct DynamoStore {
     /// Set by `LeaseStore::fenced`: every write is conditioned on this lease.
     fence: Option<Arc<Fence>>,
     /// The messages read or written last, for updates without a read first.
-    recent: Arc<recent::Recent>,
+    recent: Arc<recent::Recent<(uuid::Uuid, String), wa_core::messages::Message>>,
+    /// The same for webhook deliveries, by request id.
+    recent_deliveries: Arc<recent::Recent<String, wa_core::store::Delivery>>,
 }
 
 impl DynamoStore {
@@ -58,6 +60,7 @@ impl DynamoStore {
             table: Arc::from(table.into()),
             fence: None,
             recent: Arc::default(),
+            recent_deliveries: Arc::default(),
         }
     }
 

@@ -1,51 +1,60 @@
-//! The messages this process read or wrote last, each with its revision, so that an update
-//! of one of them is tried on that revision without reading it first: one `GetItem` less
-//! per update (a send updates its message twice right after reading it: `sending`, then its
-//! outcome). The revision condition of the write decides: when another process wrote the
-//! message meanwhile, the write is refused (`Stale`) and runs again on a fresh read.
+//! The records this process read or wrote last (messages, webhook deliveries), each with
+//! its revision, so that an update of one of them is tried on that revision without reading
+//! it first: one `GetItem` less per update (a send updates its message twice right after
+//! reading it: `sending`, then its outcome; a webhook attempt records its outcome on the
+//! delivery it just read). The revision condition of the write decides: when another
+//! process wrote the record meanwhile, the write is refused (`Stale`) and runs again on a
+//! fresh read.
 //!
 //! A kept copy is used once (taken), only by an update, never to answer a read; it is kept
-//! only for small messages (their stored body under [`MAX_BODY`]), and for the last
+//! only for small records (their stored body under [`MAX_BODY`]), and for the last
 //! [`CAPACITY`] of them.
 
 use std::collections::{HashMap, VecDeque};
+use std::hash::Hash;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, PoisonError};
 
-use uuid::Uuid;
-use wa_core::messages::Message;
-
-/// How many messages are kept at most.
+/// How many records of one kind are kept at most.
 pub(crate) const CAPACITY: usize = 1024;
-/// The largest stored body (bytes of its JSON) of a message kept.
+/// The largest stored body (bytes of its JSON) of a record kept.
 pub(crate) const MAX_BODY: usize = 8 * 1024;
 
-type Key = (Uuid, String);
-
-#[derive(Debug, Default)]
-pub(crate) struct Recent {
-    kept: Mutex<Kept>,
+#[derive(Debug)]
+pub(crate) struct Recent<K, V> {
+    kept: Mutex<Kept<K, V>>,
     /// Updates that started from a kept copy (tests read it).
     pub(crate) used: AtomicU64,
 }
 
-#[derive(Debug, Default)]
-struct Kept {
-    by_key: HashMap<Key, (Message, u64)>,
-    /// Keys in the order they were kept, oldest first (may name keys taken since).
-    order: VecDeque<Key>,
+impl<K, V> Default for Recent<K, V> {
+    fn default() -> Self {
+        Recent {
+            kept: Mutex::new(Kept {
+                by_key: HashMap::new(),
+                order: VecDeque::new(),
+            }),
+            used: AtomicU64::new(0),
+        }
+    }
 }
 
-impl Recent {
-    /// Keeps `m` at revision `rev`, whose stored body is `body_len` bytes.
-    pub(crate) fn keep(&self, m: &Message, rev: u64, body_len: usize) {
-        let key = (m.device_id, m.message_id.clone());
+#[derive(Debug)]
+struct Kept<K, V> {
+    by_key: HashMap<K, (V, u64)>,
+    /// Keys in the order they were kept, oldest first (may name keys taken since).
+    order: VecDeque<K>,
+}
+
+impl<K: Hash + Eq + Clone, V: Clone> Recent<K, V> {
+    /// Keeps `v` under `key` at revision `rev`, whose stored body is `body_len` bytes.
+    pub(crate) fn keep(&self, key: K, v: &V, rev: u64, body_len: usize) {
         let mut k = self.kept.lock().unwrap_or_else(PoisonError::into_inner);
         if body_len > MAX_BODY {
             k.by_key.remove(&key);
             return;
         }
-        if k.by_key.insert(key.clone(), (m.clone(), rev)).is_none() {
+        if k.by_key.insert(key.clone(), (v.clone(), rev)).is_none() {
             k.order.push_back(key);
         }
         while k.by_key.len() > CAPACITY {
@@ -60,15 +69,14 @@ impl Recent {
         }
     }
 
-    /// The kept copy of the message, if any; it is no longer kept.
-    pub(crate) fn take(&self, device_id: Uuid, message_id: &str) -> Option<(Message, u64)> {
-        let key = (device_id, message_id.to_owned());
+    /// The kept copy under `key`, if any; it is no longer kept.
+    pub(crate) fn take(&self, key: &K) -> Option<(V, u64)> {
         let taken = self
             .kept
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .by_key
-            .remove(&key);
+            .remove(key);
         if taken.is_some() {
             self.used.fetch_add(1, Ordering::Relaxed);
         }
@@ -79,6 +87,8 @@ impl Recent {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use uuid::Uuid;
+    use wa_core::messages::Message;
     use wa_core::time;
     use wa_testkit::fixtures::outbound_text;
 
@@ -86,33 +96,30 @@ mod tests {
         outbound_text(Uuid::now_v7(), Uuid::now_v7(), "hi", time::now())
     }
 
+    fn key(m: &Message) -> (Uuid, String) {
+        (m.device_id, m.message_id.clone())
+    }
+
     #[test]
     fn a_kept_message_is_used_once() {
-        let r = Recent::default();
+        let r = Recent::<(Uuid, String), Message>::default();
         let m = message();
-        r.keep(&m, 3, 100);
-        assert_eq!(r.take(m.device_id, &m.message_id), Some((m.clone(), 3)));
-        assert_eq!(r.take(m.device_id, &m.message_id), None);
+        r.keep(key(&m), &m, 3, 100);
+        assert_eq!(r.take(&key(&m)), Some((m.clone(), 3)));
+        assert_eq!(r.take(&key(&m)), None);
         assert_eq!(r.used.load(Ordering::Relaxed), 1);
     }
 
     #[test]
     fn a_newer_revision_replaces_the_kept_one_and_a_large_message_is_not_kept() {
-        let r = Recent::default();
+        let r = Recent::<(Uuid, String), Message>::default();
         let m = message();
-        r.keep(&m, 1, 100);
-        r.keep(&m, 2, 100);
-        assert_eq!(
-            r.take(m.device_id, &m.message_id).map(|(_, rev)| rev),
-            Some(2)
-        );
-        r.keep(&m, 3, 100);
-        r.keep(&m, 4, MAX_BODY + 1);
-        assert_eq!(
-            r.take(m.device_id, &m.message_id),
-            None,
-            "too large: forgotten"
-        );
+        r.keep(key(&m), &m, 1, 100);
+        r.keep(key(&m), &m, 2, 100);
+        assert_eq!(r.take(&key(&m)).map(|(_, rev)| rev), Some(2));
+        r.keep(key(&m), &m, 3, 100);
+        r.keep(key(&m), &m, 4, MAX_BODY + 1);
+        assert_eq!(r.take(&key(&m)), None, "too large: forgotten");
     }
 
     /// An update starts from the copy read or written last; when another process wrote
@@ -179,13 +186,14 @@ mod tests {
 
     #[test]
     fn only_the_last_messages_are_kept() {
-        let r = Recent::default();
+        let r = Recent::<(Uuid, String), Message>::default();
         let first = message();
-        r.keep(&first, 1, 10);
+        r.keep(key(&first), &first, 1, 10);
         for _ in 0..CAPACITY {
-            r.keep(&message(), 1, 10);
+            let m = message();
+            r.keep(key(&m), &m, 1, 10);
         }
-        assert_eq!(r.take(first.device_id, &first.message_id), None);
+        assert_eq!(r.take(&key(&first)), None);
         let k = r.kept.lock().unwrap();
         assert_eq!(k.by_key.len(), CAPACITY);
         assert!(k.order.len() <= 2 * CAPACITY);

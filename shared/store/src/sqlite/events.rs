@@ -3,7 +3,7 @@
 use async_trait::async_trait;
 use rusqlite::{Connection, OptionalExtension, Row, params};
 use uuid::Uuid;
-use wa_core::store::{Attempt, Delivery, DeliveryStatus, EventStore, StoreError};
+use wa_core::store::{Attempt, Delivery, DeliveryStatus, DeviceHead, EventStore, StoreError};
 use wa_core::time::OffsetDateTime;
 use wa_core::webhooks::Event;
 
@@ -141,17 +141,22 @@ impl EventStore for SqliteStore {
         &self,
         device_id: Uuid,
         now: OffsetDateTime,
-    ) -> Result<Option<Delivery>, StoreError> {
+    ) -> Result<DeviceHead, StoreError> {
         self.read(move |conn| {
             let mut d = query(
                 conn,
                 &format!(
                     "SELECT {COLUMNS} FROM deliveries WHERE device_id = ?1 AND status = 'pending' \
-                     ORDER BY seq LIMIT 1"
+                     ORDER BY seq LIMIT 2"
                 ),
                 params![device_id.to_string()],
             )?;
-            Ok(d.pop().filter(|d| d.next_attempt_at <= now))
+            let more = d.len() > 1;
+            d.truncate(1);
+            Ok(DeviceHead {
+                due: d.pop().filter(|d| d.next_attempt_at <= now),
+                more,
+            })
         })
     }
 

@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use uuid::Uuid;
 use wa_core::devices::{DeviceStatus, DeviceUpdate};
-use wa_core::store::{Attempt, DeliveryStatus, Store, StoreError};
+use wa_core::store::{Attempt, DeliveryStatus, DeviceHead, Store, StoreError};
 use wa_core::time;
 use wa_core::webhooks::{Event, EventType};
 
@@ -96,17 +96,14 @@ pub async fn event_store(s: Arc<dyn Store>) {
         (r.status, r.attempts, r.last_status_code),
         (DeliveryStatus::Pending, 1, Some(503))
     );
-    assert!(
-        s.next_delivery_of_device(d1, now())
-            .await
-            .unwrap()
-            .is_none(),
-        "blocked until due"
-    );
+    let blocked = s.next_delivery_of_device(d1, now()).await.unwrap();
+    assert!(blocked.due.is_none(), "blocked until due");
+    assert!(blocked.more, "two more wait behind it");
     let again = s
         .next_delivery_of_device(d1, later + ::time::Duration::seconds(1))
         .await
         .unwrap()
+        .due
         .unwrap();
     assert_eq!(
         again.event.request_id, a[0].request_id,
@@ -143,6 +140,21 @@ pub async fn event_store(s: Arc<dyn Store>) {
         next_event(&*s, d1).await,
         a[2],
         "a failed one does not block"
+    );
+    let last = s.next_delivery_of_device(d1, now()).await.unwrap();
+    assert!(!last.more, "nothing pending behind the last one");
+    let two = s.next_delivery_of_device(d2, now()).await.unwrap();
+    assert_eq!(
+        (two.due.map(|d| d.event.request_id), two.more),
+        (Some(b[0].request_id.clone()), true),
+        "a second pending one behind the head"
+    );
+    assert_eq!(
+        s.next_delivery_of_device(Uuid::now_v7(), now())
+            .await
+            .unwrap(),
+        DeviceHead::default(),
+        "a device without events"
     );
     // Listings are eventually consistent (DynamoDB reads an index): listing right after
     // writing holds on SQLite and moto only. This checks filtering, order and paging.
@@ -183,6 +195,7 @@ async fn next_event(s: &dyn Store, device: Uuid) -> Event {
     s.next_delivery_of_device(device, time::now())
         .await
         .unwrap()
+        .due
         .expect("a delivery due")
         .event
 }
