@@ -143,6 +143,13 @@ pub fn route(holds: bool, approach: Approach) -> Route {
     }
 }
 
+/// The route of a command once its device's record was read (`exists`): a device without
+/// one has no session to own, so its command (an ask of it) is answered here rather than
+/// claimed for. One that another live worker holds was handed on before the read.
+pub fn route_known(route: Route, exists: bool) -> Route {
+    if exists { route } else { Route::Here }
+}
+
 #[cfg(test)]
 mod tests {
     use std::time::Instant;
@@ -346,5 +353,14 @@ mod tests {
             until: Instant::now(),
         };
         assert_eq!(route(false, wait), Route::Elsewhere);
+    }
+
+    #[test]
+    fn a_device_without_a_record_is_answered_here_not_claimed() {
+        let claim = Route::Claim { unchanged: None };
+        assert_eq!(route_known(claim, false), Route::Here);
+        assert_eq!(route_known(claim, true), claim);
+        assert_eq!(route_known(Route::Here, false), Route::Here);
+        assert_eq!(route_known(Route::Here, true), Route::Here);
     }
 }

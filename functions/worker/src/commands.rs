@@ -11,7 +11,7 @@ use wa_core::queue::{Command, CommandEnvelope, Received};
 use wa_core::store::StoreError;
 use wa_core::time;
 
-use crate::balance::Route;
+use crate::balance::{Route, route_known};
 use crate::leases::LinkRequest;
 use crate::session::stopped_or_logged_out;
 use crate::{Next, Worker, capacity, decide};
@@ -68,13 +68,14 @@ impl Worker {
     pub async fn handle(&self, command: &Command, received: &Received) -> Result<Next, StoreError> {
         let device_id = command.device_id();
         let _busy = self.leases.busy(device_id);
+        // Routed before the device is read: a command handed on to the device's owner
+        // costs one read here (its lease, none when this worker holds it).
+        let route = self.route(device_id).await?;
+        if route == Route::Elsewhere {
+            return Ok(Next::RetryIn(ELSEWHERE_RETRY));
+        }
         let device = self.store.get_device(device_id).await?;
-        // A device without a record has no session to own (an ask of it is answered here).
-        let route = match device {
-            Some(_) => self.route(device_id).await?,
-            None => Route::Here,
-        };
-        match route {
+        match route_known(route, device.is_some()) {
             Route::Here => {}
             Route::Elsewhere => return Ok(Next::RetryIn(ELSEWHERE_RETRY)),
             Route::Claim { unchanged } => {
