@@ -97,6 +97,13 @@ pub async fn serve(
     let mut ctx = Context::new(store.clone(), queue.clone(), jwt, config.allow_private_urls);
     ctx.devices.link_wait = config.link_wait;
     ctx.messages.send_wait = config.send_wait;
+    // On DynamoDB every read is a request: the worker is handed the message with its
+    // command.
+    ctx.messages.hand_on_created = config.aws.table.is_some();
+    if !config.run_worker {
+        // The outcome comes from a `wa-worker` process: nothing wakes the wait early.
+        ctx.messages.first_look = wa_core::send_service::FIRST_LOOK_ELSEWHERE;
+    }
     let media = wa_worker::media_backend(&config.data_dir, &config.aws).await;
     ctx.set_media(media.clone());
     ctx.limiter = wa_api::RequestLimiter::new(config.app_limit);

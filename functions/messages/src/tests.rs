@@ -37,6 +37,16 @@ struct Reply {
 
 /// A server with one App and one connected sandbox device.
 async fn api(send_wait: Duration, rate: f64, burst: u32) -> Api {
+    api_first_looking(send_wait, rate, burst, Duration::ZERO).await
+}
+
+/// [`api`], whose waited sends first read their message after `first_look`.
+async fn api_first_looking(
+    send_wait: Duration,
+    rate: f64,
+    burst: u32,
+    first_look: Duration,
+) -> Api {
     let dir = tempfile::tempdir().unwrap();
     let store = Arc::new(wa_store::SqliteStore::in_memory().unwrap());
     let queue = Arc::new(wa_queue::LocalQueue::in_memory(wa_worker::MAX_RECEIVES).unwrap());
@@ -53,6 +63,7 @@ async fn api(send_wait: Duration, rate: f64, burst: u32) -> Api {
     ));
     ctx.sandbox_routes = true;
     ctx.messages.send_wait = send_wait;
+    ctx.messages.first_look = first_look;
     ctx.set_media(Arc::new(wa_media::DirMedia::new(dir.path())));
     let ctx = ctx.into_state();
     let worker = wa_worker::Worker::new(
@@ -538,6 +549,27 @@ async fn fault_table() {
             "{m}"
         );
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_waited_send_looks_first_after_its_first_look() {
+    // As where the worker runs in another process: the in-process notification is there
+    // too, but the first read waits.
+    let first_look = wa_core::send_service::FIRST_LOOK_ELSEWHERE;
+    let api = api_first_looking(Duration::from_secs(5), 0.0, 1, first_look).await;
+    let started = std::time::Instant::now();
+    let r = api
+        .send(json!({"to": "15550001111", "text": "x"}), &[])
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(r.body["data"]["message"]["status"], "sent");
+    assert!(started.elapsed() >= first_look, "{:?}", started.elapsed());
+    // A wait shorter than the first look still ends with the message as it is then.
+    let api = api_first_looking(Duration::from_millis(50), 0.0, 1, first_look).await;
+    let r = api
+        .send(json!({"to": "15550000999", "text": "slow"}), &[])
+        .await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.body);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

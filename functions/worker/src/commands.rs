@@ -103,8 +103,13 @@ impl Worker {
             tracing::warn!(%device_id, "command for an unknown device dropped");
             return Ok(Next::Done);
         };
-        if let Command::Send { message_id, .. } = command {
-            return self.send(&device, message_id, received).await;
+        if let Command::Send {
+            message_id, queued, ..
+        } = command
+        {
+            return self
+                .send(&device, message_id, queued.as_deref(), received)
+                .await;
         }
         let store = self.session_store(device_id)?;
         match command {
@@ -257,6 +262,7 @@ mod tests {
         }
         for c in [
             Command::Send {
+                queued: None,
                 device_id,
                 message_id: "m".into(),
             },

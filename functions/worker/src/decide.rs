@@ -63,6 +63,14 @@ pub fn gate(message: MessageStatus, device: DeviceStatus, receive_count: u32) ->
     }
 }
 
+/// Whether a send starts from the copy of the message its command carries (as created)
+/// instead of reading it: on the command's first delivery only. A command delivered again
+/// may follow an attempt that changed the message; the store would refuse the copy then,
+/// so it is not tried.
+pub fn starts_from_created(receive_count: u32) -> bool {
+    receive_count <= 1
+}
+
 /// Whether to ask the provider if it already has the message before sending it: only for
 /// one that was `sending` (a crash may have come between the send and its outcome).
 pub fn ask_provider_first(message: MessageStatus) -> bool {
@@ -192,6 +200,17 @@ mod tests {
     fn only_a_sending_message_is_checked_with_the_provider() {
         assert!(ask_provider_first(M::Sending));
         assert!(!ask_provider_first(M::Queued));
+    }
+
+    #[test]
+    fn only_a_first_delivery_starts_from_the_created_copy() {
+        for (receive_count, from_copy) in [(0, true), (1, true), (2, false), (20, false)] {
+            assert_eq!(
+                starts_from_created(receive_count),
+                from_copy,
+                "{receive_count}"
+            );
+        }
     }
 
     #[test]

@@ -26,6 +26,7 @@ pub(crate) struct Requeued {
 /// The command that sends `m`.
 pub(crate) fn send_command(m: &Message) -> Command {
     Command::Send {
+        queued: None,
         device_id: m.device_id,
         message_id: m.message_id.clone(),
     }

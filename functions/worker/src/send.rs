@@ -10,7 +10,7 @@ use wa_core::metrics::{self, SendOutcome};
 use wa_core::provider::OutboundMessage;
 use wa_core::queue::Received;
 use wa_core::send_service::cancel_message;
-use wa_core::store::{Settled, StoreError};
+use wa_core::store::{CHANGED, Settled, StoreError};
 use wa_core::time;
 use wa_core::webhooks::payload;
 use wa_errors::ErrorCode;
@@ -21,75 +21,102 @@ use crate::{Next, Worker, media};
 impl Worker {
     /// Sends one stored message: pacing, crash recovery, media, the provider, the outcome.
     /// `command` is the send command as received: its outcome's commit settles it where the
-    /// store can (`Next::Settled`).
+    /// store can (`Next::Settled`). `created`: the message as its send request created it,
+    /// when the command carries it (`Command::Send::queued`): on the command's first
+    /// delivery the send starts from it instead of reading the message, and the store
+    /// refuses the `sending` mark made from it once the message changed, which sends this
+    /// back to the read.
     pub(crate) async fn send(
         &self,
         device: &Device,
         message_id: &str,
+        created: Option<&Message>,
         command: &Received,
     ) -> Result<Next, StoreError> {
         let receive_count = command.receive_count;
         let device_id = device.device_id;
         // Every write below is conditioned on this worker's lease of the device.
         let store = self.session_store(device_id)?;
-        let Some(m) = store.get_message(device_id, message_id).await? else {
-            tracing::warn!(%device_id, %message_id, "send command for an unknown message dropped");
-            return Ok(Next::Done);
-        };
-        match decide::gate(m.status, device.status, receive_count) {
-            Gate::Go => {}
-            Gate::Skip => return Ok(Next::Done),
-            Gate::Wait(delay) => return Ok(Next::RetryIn(delay)),
-            Gate::Fail(error) => {
-                return self
-                    .finish(&m, MessageStatus::Failed, Some(error), command)
-                    .await;
-            }
-            Gate::Cancel { why, fail } => {
-                if let Err(e) = cancel_message(&*store, &self.notifier, &m, &why).await
-                    && !matches!(e, StoreError::Conflict(_))
-                {
-                    return Err(e);
-                }
-                if let Some(error) = fail {
+        let mut copy = created.filter(|_| decide::starts_from_created(receive_count));
+        let mut paced = false;
+        let m = loop {
+            let from_copy = copy.is_some();
+            let m = match copy.take() {
+                Some(c) => c.clone(),
+                None => match store.get_message(device_id, message_id).await? {
+                    Some(m) => m,
+                    None => {
+                        tracing::warn!(%device_id, %message_id, "send command for an unknown message dropped");
+                        return Ok(Next::Done);
+                    }
+                },
+            };
+            match decide::gate(m.status, device.status, receive_count) {
+                Gate::Go => {}
+                // Anything but a send is decided on the stored message.
+                _ if from_copy => continue,
+                Gate::Skip => return Ok(Next::Done),
+                Gate::Wait(delay) => return Ok(Next::RetryIn(delay)),
+                Gate::Fail(error) => {
                     return self
                         .finish(&m, MessageStatus::Failed, Some(error), command)
                         .await;
                 }
-                return Ok(Next::Done);
+                Gate::Cancel { why, fail } => {
+                    if let Err(e) = cancel_message(&*store, &self.notifier, &m, &why).await
+                        && !matches!(e, StoreError::Conflict(_))
+                    {
+                        return Err(e);
+                    }
+                    if let Some(error) = fail {
+                        return self
+                            .finish(&m, MessageStatus::Failed, Some(error), command)
+                            .await;
+                    }
+                    return Ok(Next::Done);
+                }
             }
-        }
-        if let Some(wait) = self.pacing.take(device_id) {
-            return Ok(Next::RetryIn(wait));
-        }
-        if decide::ask_provider_first(m.status)
-            && self.provider.was_sent(device_id, &m.message_id).await == Some(true)
-        {
-            tracing::info!(%device_id, message_id = %m.message_id, "already received by WhatsApp before the restart");
-            return self.finish(&m, MessageStatus::Sent, None, command).await;
-        }
-        let attempt = m.attempts + 1;
-        let sending = MessageUpdate {
-            status: Some(MessageStatus::Sending),
-            attempts: Some(attempt),
-            updated_at: Some(time::now()),
-            ..MessageUpdate::default()
+            if !paced {
+                if let Some(wait) = self.pacing.take(device_id) {
+                    return Ok(Next::RetryIn(wait));
+                }
+                paced = true;
+            }
+            if decide::ask_provider_first(m.status)
+                && self.provider.was_sent(device_id, &m.message_id).await == Some(true)
+            {
+                tracing::info!(%device_id, message_id = %m.message_id, "already received by WhatsApp before the restart");
+                return self.finish(&m, MessageStatus::Sent, None, command).await;
+            }
+            let sending = MessageUpdate {
+                status: Some(MessageStatus::Sending),
+                attempts: Some(m.attempts + 1),
+                updated_at: Some(time::now()),
+                ..MessageUpdate::default()
+            };
+            let marked = if from_copy {
+                store.update_created_message(&m, &sending, &[]).await
+            } else {
+                store
+                    .update_message(
+                        device_id,
+                        &m.message_id,
+                        &sending,
+                        &[MessageStatus::Queued, MessageStatus::Sending],
+                        &[],
+                    )
+                    .await
+            };
+            match marked {
+                Ok(m) => break m,
+                // Changed since its create: decided again on the stored message.
+                Err(StoreError::Conflict(CHANGED)) if from_copy => continue,
+                // Canceled meanwhile.
+                Err(StoreError::Conflict(_)) => return Ok(Next::Done),
+                Err(e) => return Err(e),
+            }
         };
-        let m = match store
-            .update_message(
-                device_id,
-                &m.message_id,
-                &sending,
-                &[MessageStatus::Queued, MessageStatus::Sending],
-                &[],
-            )
-            .await
-        {
-            Ok(m) => m,
-            // Canceled meanwhile.
-            Err(StoreError::Conflict(_)) => return Ok(Next::Done),
-            Err(e) => return Err(e),
-        };
+        let attempt = m.attempts;
         let outbound = match self.outbound(&m).await? {
             Ok(o) => o,
             Err(error) => {

@@ -517,6 +517,7 @@ async fn stale_queued_sends_are_re_driven_once() {
     let sent = r.until_sent(device, &m.message_id).await;
     assert_eq!(sent.attempts, 1);
     let send = Command::Send {
+        queued: None,
         device_id: device,
         message_id: m.message_id.clone(),
     };
@@ -528,6 +529,76 @@ async fn stale_queued_sends_are_re_driven_once() {
     assert_eq!(r.sent_to_whatsapp(device, &m.message_id).await, 1);
     let mut redriven = Default::default();
     assert_eq!(r.worker.redrive_stale(&mut redriven).await.unwrap(), 0);
+    r.stop().await;
+}
+
+/// A send command that carries its message as created is sent from that copy; once the
+/// message changed (canceled; marked `sending` by an attempt a crash interrupted) the
+/// stored message decides, as without the copy.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_send_starts_from_the_created_copy_until_the_message_changed() {
+    let h = harness();
+    let worker = h.worker(h.sandbox.clone());
+    let r = h.start(worker);
+    let device = r.connected_device().await;
+    let send = |m: &Message| Command::Send {
+        queued: Some(Box::new(m.clone())),
+        device_id: device,
+        message_id: m.message_id.clone(),
+    };
+    let created = text_to(device, "15550001111@s.whatsapp.net");
+    r.sqlite
+        .create_message(&created, None, None, &[])
+        .await
+        .unwrap();
+    enqueue(&*r.queue, send(&created)).await.unwrap();
+    let sent = r.until_sent(device, &created.message_id).await;
+    assert_eq!(sent.attempts, 1);
+
+    let canceled = text_to(device, "15550001111@s.whatsapp.net");
+    r.sqlite
+        .create_message(&canceled, None, None, &[])
+        .await
+        .unwrap();
+    let cancel = MessageUpdate {
+        status: Some(MessageStatus::Canceled),
+        ..MessageUpdate::default()
+    };
+    r.sqlite
+        .update_message(device, &canceled.message_id, &cancel, &[], &[])
+        .await
+        .unwrap();
+    let interrupted = text_to(device, "15550001111@s.whatsapp.net");
+    r.sqlite
+        .create_message(&interrupted, None, None, &[])
+        .await
+        .unwrap();
+    let sending = MessageUpdate {
+        status: Some(MessageStatus::Sending),
+        attempts: Some(1),
+        ..MessageUpdate::default()
+    };
+    r.sqlite
+        .update_message(device, &interrupted.message_id, &sending, &[], &[])
+        .await
+        .unwrap();
+    enqueue(&*r.queue, send(&canceled)).await.unwrap();
+    enqueue(&*r.queue, send(&interrupted)).await.unwrap();
+    let resent = r.until_sent(device, &interrupted.message_id).await;
+    assert_eq!(
+        resent.attempts, 2,
+        "the stored attempt counted, not the copy's"
+    );
+    let stored = r
+        .sqlite
+        .get_message(device, &canceled.message_id)
+        .await
+        .unwrap();
+    assert_eq!(stored.unwrap().status, MessageStatus::Canceled);
+    assert_eq!(r.sent_to_whatsapp(device, &canceled.message_id).await, 0);
+    for m in [&created, &interrupted] {
+        assert_eq!(r.sent_to_whatsapp(device, &m.message_id).await, 1);
+    }
     r.stop().await;
 }
 
@@ -544,6 +615,7 @@ async fn a_send_slower_than_the_visibility_runs_once() {
     let m = text_to(device, "15550000999@s.whatsapp.net");
     r.sqlite.create_message(&m, None, None, &[]).await.unwrap();
     let send = Command::Send {
+        queued: None,
         device_id: device,
         message_id: m.message_id.clone(),
     };
@@ -568,6 +640,7 @@ async fn an_interrupted_send_is_resent_under_its_id_when_the_provider_cannot_tel
     m.attempts = 1;
     r.sqlite.create_message(&m, None, None, &[]).await.unwrap();
     let send = Command::Send {
+        queued: None,
         device_id: device,
         message_id: m.message_id.clone(),
     };
@@ -745,6 +818,7 @@ async fn a_send_settles_its_command_with_its_outcome() {
     for _ in 0..5 {
         let m = text_to(device, "15550001111@s.whatsapp.net");
         let send = Command::Send {
+            queued: None,
             device_id: device,
             message_id: m.message_id.clone(),
         };
@@ -847,6 +921,7 @@ async fn a_command_of_a_device_held_elsewhere_is_left_to_its_owner() {
     taken_by_another(&h.sqlite, d.device_id).await;
     let worker = h.worker(h.sandbox.clone());
     let send = Command::Send {
+        queued: None,
         device_id: d.device_id,
         message_id: m.message_id.clone(),
     };

@@ -40,6 +40,22 @@ impl Notifier {
         key: Uuid,
         timeout: Duration,
         poll: Duration,
+        check: F,
+    ) -> Option<T>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Option<T>>,
+    {
+        self.wait_polling(key, timeout, |_| poll, check).await
+    }
+
+    /// [`Notifier::wait_for`], pausing `poll(n)` after the `n`-th check (0 first) that found
+    /// nothing, unless a notification comes first.
+    pub async fn wait_polling<T, F, Fut>(
+        &self,
+        key: Uuid,
+        timeout: Duration,
+        poll: impl Fn(u32) -> Duration,
         mut check: F,
     ) -> Option<T>
     where
@@ -52,6 +68,7 @@ impl Notifier {
             key,
         };
         let deadline = tokio::time::Instant::now() + timeout;
+        let mut checks = 0u32;
         loop {
             // Armed before the check, so a change between the check and the wait is not missed.
             let notified = notify.notified();
@@ -64,7 +81,8 @@ impl Notifier {
             if now >= deadline {
                 return None;
             }
-            let nap = poll.min(deadline - now);
+            let nap = poll(checks).min(deadline - now);
+            checks = checks.saturating_add(1);
             tokio::select! {
                 _ = &mut notified => {}
                 _ = tokio::time::sleep(nap) => {}
@@ -138,5 +156,26 @@ mod tests {
             .await;
         assert!(none.is_none());
         assert!(n.keys.lock().unwrap().is_empty(), "waiters unregister");
+    }
+
+    /// The `n`-th pause is `poll(n)`: checks at 0, 10, 30, 60 and 100 ms of a 100 ms wait.
+    #[tokio::test(start_paused = true)]
+    async fn polls_follow_their_schedule() {
+        let n = Notifier::new();
+        let started = tokio::time::Instant::now();
+        let seen = Mutex::new(Vec::new());
+        let none: Option<()> = n
+            .wait_polling(
+                Uuid::now_v7(),
+                Duration::from_millis(100),
+                |i| Duration::from_millis(10 * (u64::from(i) + 1)),
+                || {
+                    seen.lock().unwrap().push(started.elapsed().as_millis());
+                    async { None }
+                },
+            )
+            .await;
+        assert!(none.is_none());
+        assert_eq!(*seen.lock().unwrap(), [0, 10, 30, 60, 100]);
     }
 }

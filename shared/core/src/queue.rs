@@ -194,7 +194,7 @@ pub trait Queue: Send + Sync {
 
 /// What the worker is asked to do. Tagged and versioned: producers and consumers of
 /// different versions can share a queue.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type")]
 pub enum Command {
     /// Start linking (QR, and a pair code when `pair_phone` is set).
@@ -216,9 +216,17 @@ pub enum Command {
     /// Subscribe to a peer's presence.
     #[serde(rename = "subscribe_presence.v1")]
     SubscribePresence { device_id: Uuid, jid: String },
-    /// Send a stored outbound message.
+    /// Send a stored outbound message. `queued`: the message as its send request created
+    /// it, where that request hands it on (the AWS data path), so that the worker starts
+    /// from it instead of reading it; the store refuses an update from it once the message
+    /// changed (`MessageStore::update_created_message`), and the worker then reads it.
     #[serde(rename = "send.v1")]
-    Send { device_id: Uuid, message_id: String },
+    Send {
+        device_id: Uuid,
+        message_id: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        queued: Option<Box<crate::messages::Message>>,
+    },
     /// Ask the device's live session (`crate::session`) and store the reply under `ask_id`;
     /// dropped unanswered once `deadline` has passed (nobody waits any more).
     #[serde(rename = "ask.v1")]
@@ -256,7 +264,7 @@ impl Command {
 }
 
 /// A command with the id of the request that caused it (for the logs).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CommandEnvelope {
     #[serde(flatten)]
     pub command: Command,
@@ -341,6 +349,7 @@ mod tests {
         assert_eq!(back.command, ask);
         assert_eq!(ask.device_id(), id);
         let send = Command::Send {
+            queued: None,
             device_id: id,
             message_id: "m".into(),
         };

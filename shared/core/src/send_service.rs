@@ -35,7 +35,25 @@ pub const IDEMPOTENCY_TTL: Duration = Duration::from_secs(24 * 3600);
 /// message's current state.
 pub const KEPT_OUTCOME_FORMAT: u16 = 1;
 
+/// A waited send reads its message again (when no notification came first) this often
+/// for its first second, then half as often for two seconds, then every second: a slow
+/// send (a device reconnecting, a recipient WhatsApp is slow with) waited on for the whole
+/// 20 s of `WA_SEND_WAIT_MS` costs about 25 reads, not 80, and is answered at most a
+/// second late.
 const POLL: Duration = Duration::from_millis(250);
+const LONGEST_POLL: Duration = Duration::from_secs(1);
+const POLLS_PER_STEP: u32 = 4;
+
+/// The first read of a waited send's message where its worker runs in another process
+/// ([`Messages::first_look`]): one poll's time after the command was queued.
+pub const FIRST_LOOK_ELSEWHERE: Duration = POLL;
+
+/// The pause after the `n`-th read (0 first) of a waited send's message that found it still
+/// in flight: [`POLL`] four times, then doubling every four reads, at most [`LONGEST_POLL`].
+pub fn send_poll_delay(n: u32) -> Duration {
+    POLL.saturating_mul(1u32 << (n / POLLS_PER_STEP).min(8))
+        .min(LONGEST_POLL)
+}
 
 /// What a send came to.
 #[derive(Debug, Clone)]
@@ -162,6 +180,17 @@ pub struct Messages {
     devices: Devices,
     /// `WA_SEND_WAIT_MS`: how long a send waits for WhatsApp before answering 202.
     pub send_wait: Duration,
+    /// How long a waited send lets pass before its first read of the message: zero (the
+    /// default) where the worker runs in this process, whose notification ends the wait at
+    /// once; [`FIRST_LOOK_ELSEWHERE`] where the outcome comes from another process (a
+    /// Lambda function, `wa-server` with `WA_WORKER=0`), where a read right after the
+    /// command was queued would find the message just as it was written.
+    pub first_look: Duration,
+    /// Whether a send's command carries the message as created (`Command::Send::queued`),
+    /// so that the worker starts from it instead of reading it: where a read is a request
+    /// (DynamoDB). Off by default: SQLite reads cheaply, and the local queue would keep a
+    /// second copy of every message in the database.
+    pub hand_on_created: bool,
     pub allow_private_urls: bool,
 }
 
@@ -179,6 +208,8 @@ impl Messages {
             notifier,
             devices,
             send_wait: Duration::from_secs(20),
+            first_look: Duration::ZERO,
+            hand_on_created: false,
             allow_private_urls,
         }
     }
@@ -268,6 +299,7 @@ impl Messages {
             expires_at: now + IDEMPOTENCY_TTL,
         });
         let command = Command::Send {
+            queued: self.hand_on_created.then(|| Box::new(message.clone())),
             device_id,
             message_id: message.message_id.clone(),
         };
@@ -306,6 +338,7 @@ impl Messages {
         enqueue(
             &*self.queue,
             Command::Send {
+                queued: None,
                 device_id,
                 message_id: message_id.to_owned(),
             },
@@ -427,12 +460,14 @@ impl Messages {
     ) -> ApiResult<SendReply> {
         let store = self.store.clone();
         let id = message_id.to_owned();
+        let first_look = self.first_look.min(self.send_wait);
+        tokio::time::sleep(first_look).await;
         let outcome = self
             .notifier
-            .wait_for(
+            .wait_polling(
                 wait_key(device_id, message_id),
-                self.send_wait,
-                POLL,
+                self.send_wait - first_look,
+                send_poll_delay,
                 || {
                     let (store, id) = (store.clone(), id.clone());
                     async move {
@@ -594,6 +629,29 @@ pub async fn cancel_pending(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_waited_send_reads_less_often_the_longer_it_waits() {
+        let ms = Duration::from_millis;
+        for (n, pause) in [
+            (0, ms(250)),
+            (3, ms(250)),
+            (4, ms(500)),
+            (7, ms(500)),
+            (8, ms(1000)),
+            (79, ms(1000)),
+            (u32::MAX, ms(1000)),
+        ] {
+            assert_eq!(send_poll_delay(n), pause, "after read {n}");
+        }
+        // Reads in a 20 s wait that never ends early: the first after `FIRST_LOOK_ELSEWHERE`.
+        let (mut at, mut reads) = (FIRST_LOOK_ELSEWHERE, 0);
+        while at <= Duration::from_secs(20) {
+            at += send_poll_delay(reads);
+            reads += 1;
+        }
+        assert_eq!(reads, 25);
+    }
 
     #[test]
     fn retry_after_is_whole_seconds_and_at_least_one() {

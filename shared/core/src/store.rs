@@ -303,6 +303,18 @@ macro_rules! store_ports {
                             .await
                     };
 
+                /// `update_message` of a message its send request handed on as `created`
+                /// (`Command::Send::queued`), started from that copy instead of a read:
+                /// applied only while the stored message is still exactly `created`,
+                /// `Conflict("changed")` (nothing written) once anything changed it or it is
+                /// gone, so that the caller reads it and decides again. An adapter
+                /// whose every record carries a revision conditions the write on the
+                /// revision of a create and reads nothing; the default reads and compares.
+                fn update_created_message(created: &Message, update: &MessageUpdate,
+                    events: &[Event]) -> Message => commits(events) = |store| {
+                        update_created_by_reading(store, created, update, events).await
+                    };
+
                 /// `update_message` recording the outcome of the send command `done`
                 /// (received from the commands queue), and, by an adapter that keeps that
                 /// queue in its own database, the command settled in the same commit:
@@ -482,6 +494,28 @@ pub async fn create_then_enqueue<S: MessageStore + ?Sized>(
     }
     Ok(created)
 }
+
+/// `update_created_message` by reading the message first: updated (from `queued`) only
+/// when it reads as `created`.
+pub async fn update_created_by_reading<S: MessageStore + ?Sized>(
+    store: &S,
+    created: &Message,
+    update: &MessageUpdate,
+    events: &[Event],
+) -> Result<Message, StoreError> {
+    let (device_id, id) = (created.device_id, created.message_id.as_str());
+    match store.get_message(device_id, id).await? {
+        Some(m) if m == *created => {
+            store
+                .update_message(device_id, id, update, &[MessageStatus::Queued], events)
+                .await
+        }
+        _ => Err(StoreError::Conflict(CHANGED)),
+    }
+}
+
+/// The rule of `update_created_message`'s refusal: the message changed since its create.
+pub const CHANGED: &str = "changed";
 
 /// Whether `update_message_settling` settled the command.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -92,6 +92,10 @@ pub async fn http_context(jwt: Option<JwtConfig>) -> anyhow::Result<Context> {
     }
     // API Gateway answers 504 after 30 s: wait less.
     ctx.messages.send_wait = millis("WA_SEND_WAIT_MS", 20_000)?;
+    // The outcome comes from the worker, another process: nothing wakes the wait early.
+    ctx.messages.first_look = wa_core::send_service::FIRST_LOOK_ELSEWHERE;
+    // Every read is a DynamoDB request: the worker is handed the message with its command.
+    ctx.messages.hand_on_created = true;
     ctx.devices.link_wait = millis("WA_LINK_WAIT_MS", 10_000)?;
     // What only a live session answers is asked of the device's worker through the queue.
     let query_wait = wa_core::session::query_wait(opt("WA_QUERY_WAIT_MS").as_deref())

@@ -500,8 +500,10 @@ impl Queue for SqsQueue {
 
     /// ReceiveMessage, at most 10 messages. SQS returns several messages of one FIFO group
     /// in one batch, which the port forbids, so a FIFO queue is read one message per call:
-    /// each call hides its message's group from the next. With a zero `visibility` a FIFO
-    /// receive returns at most one message.
+    /// its next receive finds the next group (the group of a message in flight stays
+    /// hidden). One call, never a second one to look for more: on a queue that is mostly
+    /// empty that second call would come back empty nearly every time, one request per
+    /// message for nothing, and a consumer with free slots asks again at once anyway.
     async fn receive(
         &self,
         queue: &str,
@@ -514,33 +516,11 @@ impl Queue for SqsQueue {
             return Ok(Vec::new());
         }
         let visibility = whole_secs(visibility).min(MAX_VISIBILITY_SECS) as i32;
-        if !is_fifo(url) {
-            let got = self
-                .receive_once(queue, url, max, visibility, self.receive_wait)
-                .await?;
-            return got.iter().map(|m| received(queue, m)).collect();
-        }
-        // Without visibility timeout nothing stays hidden: a second call would return the
-        // same group's head again (one more receive counted against its redrive limit).
-        let calls = if visibility == 0 { 1 } else { max };
-        let mut out: Vec<Received> = Vec::new();
-        let mut groups = HashSet::new();
-        let mut wait = self.receive_wait;
-        while out.len() < calls {
-            let got = self.receive_once(queue, url, 1, visibility, wait).await?;
-            wait = Duration::ZERO;
-            let Some(m) = got.first() else { break };
-            let r = received(queue, m)?;
-            let group = system_attr(m, &MessageSystemAttributeName::MessageGroupId);
-            // A group seen again was visible again already (its visibility timeout ran
-            // out during this loop): give the message back, the batch is complete.
-            if !groups.insert(group.unwrap_or_default().to_owned()) {
-                self.release(queue, url, &r.receipt).await;
-                break;
-            }
-            out.push(r);
-        }
-        Ok(out)
+        let max = if is_fifo(url) { 1 } else { max };
+        let got = self
+            .receive_once(queue, url, max, visibility, self.receive_wait)
+            .await?;
+        got.iter().map(|m| received(queue, m)).collect()
     }
 
     async fn delete(&self, queue: &str, receipt: &str) -> Result<(), QueueError> {

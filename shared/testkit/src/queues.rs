@@ -2,7 +2,8 @@
 //! counts the calls of each and records the `retry_after` calls tests assert on; the
 //! provided methods it does not pass on keep the port's defaults, built on those (a
 //! `release` is a retry after zero, a `delete_and_take_next` a delete, `dead_letter` a
-//! refusal). [`nothing_received`] checks that a queue is drained.
+//! refusal). [`nothing_received`] checks that a queue is drained; [`receive_all`] takes
+//! everything receivable now, whatever each adapter returns per call.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -47,6 +48,24 @@ impl<Q: Queue> Watched<Q> {
 /// Whether receiving from `queue` (up to 10 messages, hidden for `visibility`) gets none.
 pub async fn nothing_received<Q: Queue + ?Sized>(q: &Q, queue: &str, visibility: Duration) -> bool {
     q.receive(queue, 10, visibility).await.unwrap().is_empty()
+}
+
+/// Every message receivable from `queue` now (hidden for `visibility`), by receives of up
+/// to 10 until one comes back empty: an adapter may answer fewer than it was asked for (SQS
+/// FIFO: one message per call).
+pub async fn receive_all<Q: Queue + ?Sized>(
+    q: &Q,
+    queue: &str,
+    visibility: Duration,
+) -> Vec<Received> {
+    let mut all = Vec::new();
+    loop {
+        let got = q.receive(queue, 10, visibility).await.unwrap();
+        if got.is_empty() {
+            return all;
+        }
+        all.extend(got);
+    }
 }
 
 /// `Watched`'s impl of the queue port: each listed method (its arguments, and the `Ok` type

@@ -145,6 +145,7 @@ async fn a_send_and_its_command_share_a_commit() {
         expires_at: m.created_at + wa_core::send_service::IDEMPOTENCY_TTL,
     };
     let command = Command::Send {
+        queued: None,
         device_id: device,
         message_id: m.message_id.clone(),
     };
@@ -197,6 +198,7 @@ async fn a_send_without_a_shared_queue_is_queued_after_its_message() {
     let device = uuid::Uuid::now_v7();
     let m = outbound(device);
     let command = Command::Send {
+        queued: None,
         device_id: device,
         message_id: m.message_id.clone(),
     };
@@ -324,6 +326,7 @@ async fn an_outcome_settles_its_command_in_its_commit() {
     let (m1, m2) = (outbound(device), outbound(device));
     for m in [&m1, &m2] {
         let command = Command::Send {
+            queued: None,
             device_id: device,
             message_id: m.message_id.clone(),
         };
@@ -352,6 +355,7 @@ async fn an_outcome_settles_its_command_in_its_commit() {
     assert_eq!(
         env.command,
         Command::Send {
+            queued: None,
             device_id: device,
             message_id: m2.message_id.clone()
         }
@@ -383,6 +387,7 @@ async fn an_outcome_settles_its_command_in_its_commit() {
     let other = LocalQueue::in_memory(5).unwrap();
     let m3 = outbound(device);
     let command = Command::Send {
+        queued: None,
         device_id: device,
         message_id: m3.message_id.clone(),
     };

@@ -318,6 +318,12 @@ impl Item {
         self.0.get(name).filter(|v| !v.is_null())
     }
 
+    /// The length of the item's stored body (its JSON), 0 when it has none: what decides
+    /// whether a copy of it is kept ([`super::recent`]).
+    pub(crate) fn body_len(&self) -> usize {
+        self.opt_s("body").ok().flatten().map_or(0, str::len)
+    }
+
     pub(crate) fn opt_s(&self, name: &str) -> Result<Option<&str>, StoreError> {
         match self.attr(name) {
             None => Ok(None),

@@ -24,7 +24,6 @@ use wa_core::webhooks::Event;
 
 use super::DynamoStore;
 use super::codec::{Attrs, Index, Item, LAST_SEQ, QueueEntry, key, list, ms, sortable};
-use super::messages::body_len;
 use super::ops::{
     MAX_TRANSACTION_ITEMS, OnCondition, Query, Range, Write, WriteError, until_fresh,
 };
@@ -91,7 +90,7 @@ impl DynamoStore {
             Some(item) => {
                 let (d, rev) = (Delivery::try_from(&item)?, item.rev()?);
                 self.recent_deliveries
-                    .keep(request_id.to_owned(), &d, rev, body_len(&item));
+                    .keep(request_id.to_owned(), &d, rev, item.body_len());
                 Ok(Some((d, rev)))
             }
             None => Ok(None),
@@ -124,7 +123,7 @@ impl DynamoStore {
             }
         };
         let item = Item::from(&new);
-        let len = body_len(&item);
+        let len = item.body_len();
         let mut writes = vec![Write::replace(item, rev)];
         let entry = QueueEntry::from(&new);
         if new.status == DeliveryStatus::Pending {

@@ -14,7 +14,7 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use uuid::Uuid;
 use wa_core::messages::{Message, MessageStatus, MessageUpdate};
 use wa_core::store::{
-    Created, IdempotencyRecord, MessageCursor, MessageStore, PendingCursor, StoreError,
+    CHANGED, Created, IdempotencyRecord, MessageCursor, MessageStore, PendingCursor, StoreError,
 };
 use wa_core::time::{self, OffsetDateTime};
 use wa_core::webhooks::Event;
@@ -32,6 +32,9 @@ use crate::page;
 /// The largest media kept inline, and the size of a chunk of larger media: DynamoDB items
 /// hold at most 400 KB, keys and attribute names included.
 pub(crate) const CHUNK_BYTES: usize = 350 * 1024;
+
+/// The revision of a message as its create writes it.
+const CREATED_REV: u64 = 1;
 
 /// The rule name under which a live Idempotency-Key refuses a create (never returned:
 /// `create_message` answers `Existing`).
@@ -98,7 +101,7 @@ impl DynamoStore {
                     (m.device_id, m.message_id.clone()),
                     &m,
                     rev,
-                    body_len(&item),
+                    item.body_len(),
                 );
                 Ok(Some((m, rev)))
             }
@@ -140,7 +143,7 @@ impl DynamoStore {
             );
         }
         writes.push(Write::insert(
-            Item::from(message).with_rev(1),
+            Item::from(message).with_rev(CREATED_REV),
             StoreError::Conflict("message_id"),
         ));
         if let Some(m) = media {
@@ -189,7 +192,7 @@ impl DynamoStore {
         }
         update.apply_to(&mut m);
         let item = Item::from(&m);
-        let len = body_len(&item);
+        let len = item.body_len();
         let mut writes = vec![Write::replace(item, rev)];
         writes.extend(self.event_writes(events).await?);
         self.write(writes).await?;
@@ -322,6 +325,36 @@ impl MessageStore for DynamoStore {
     ) -> Result<Message, StoreError> {
         until_fresh(move || self.try_update_message(device_id, message_id, update, expect, events))
             .await
+    }
+
+    /// On the revision a create writes (1): no read, one conditional write.
+    async fn update_created_message(
+        &self,
+        created: &Message,
+        update: &MessageUpdate,
+        events: &[Event],
+    ) -> Result<Message, StoreError> {
+        if created.status != MessageStatus::Queued {
+            return Err(StoreError::Conflict(CHANGED));
+        }
+        let mut m = created.clone();
+        update.apply_to(&mut m);
+        let item = Item::from(&m);
+        let len = item.body_len();
+        let mut writes = vec![Write::replace(item, CREATED_REV)];
+        writes.extend(self.event_writes(events).await?);
+        match self.write(writes).await {
+            Ok(()) => {}
+            Err(WriteError::Stale) => return Err(StoreError::Conflict(CHANGED)),
+            Err(WriteError::Store(e)) => return Err(e),
+        }
+        self.recent.keep(
+            (m.device_id, m.message_id.clone()),
+            &m,
+            CREATED_REV + 1,
+            len,
+        );
+        Ok(m)
     }
 
     async fn outbound_media(
@@ -546,9 +579,4 @@ impl DynamoStore {
             }
         }
     }
-}
-
-/// The length of a message item's stored body (its JSON), 0 when it has none.
-pub(crate) fn body_len(item: &Item) -> usize {
-    item.opt_s("body").ok().flatten().map_or(0, str::len)
 }

@@ -435,6 +435,10 @@ pub async fn fenced_writes(s: Arc<dyn Store>) {
             .map(|_| ()),
         "a message outcome",
     );
+    fenced(
+        fa.update_created_message(&m2, &sent, &[]).await.map(|_| ()),
+        "an update from the created copy",
+    );
     assert_eq!(
         s.get_message(d_id, &m2.message_id)
             .await

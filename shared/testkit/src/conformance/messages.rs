@@ -53,6 +53,7 @@ pub async fn message_store(s: Arc<dyn MessageStore>) {
         Err(StoreError::Conflict("message_id"))
     );
 
+    updates_from_the_created_copy(&*s, Uuid::now_v7(), app).await;
     inbound_ids_are_per_chat_and_sender(&*s, Uuid::now_v7(), app).await;
     conversation_fields_are_kept(&*s, Uuid::now_v7(), app).await;
 
@@ -413,4 +414,53 @@ async fn inbound_ids_are_per_chat_and_sender(s: &dyn MessageStore, device: Uuid,
         .unwrap()
         .expect("kept");
     assert_ne!(reply, ours.message_id, "our message keeps its id");
+}
+
+/// `update_created_message`: applied to a message nobody changed since its create; refused
+/// with `Conflict("changed")`, nothing written, once it was changed (canceled, or marked
+/// `sending` by an earlier attempt) or when it is gone.
+async fn updates_from_the_created_copy(s: &dyn MessageStore, device: Uuid, app: Uuid) {
+    let sending = MessageUpdate {
+        status: Some(MessageStatus::Sending),
+        attempts: Some(1),
+        ..MessageUpdate::default()
+    };
+    let changed = Err(StoreError::Conflict(wa_core::store::CHANGED));
+    // As created: applied, and the next update sees it.
+    let m = outbound_text(device, app, "created-1", time::now());
+    s.create_message(&m, None, None, &[]).await.unwrap();
+    let up = s.update_created_message(&m, &sending, &[]).await.unwrap();
+    assert_eq!(
+        (up.status, up.attempts, &up.text),
+        (MessageStatus::Sending, 1, &m.text)
+    );
+    assert_eq!(
+        s.get_message(device, &m.message_id).await.unwrap(),
+        Some(up)
+    );
+    // The same copy again: the message has changed since (its first attempt).
+    assert_eq!(s.update_created_message(&m, &sending, &[]).await, changed);
+    // Changed by another update (canceled) before the copy is used.
+    let m = outbound_text(device, app, "created-2", time::now());
+    s.create_message(&m, None, None, &[]).await.unwrap();
+    let cancel = MessageUpdate {
+        status: Some(MessageStatus::Canceled),
+        ..MessageUpdate::default()
+    };
+    s.update_message(
+        device,
+        &m.message_id,
+        &cancel,
+        &[MessageStatus::Queued],
+        &[],
+    )
+    .await
+    .unwrap();
+    assert_eq!(s.update_created_message(&m, &sending, &[]).await, changed);
+    let stored = s.get_message(device, &m.message_id).await.unwrap().unwrap();
+    assert_eq!(stored.status, MessageStatus::Canceled, "nothing written");
+    // Never created.
+    let m = outbound_text(device, app, "created-3", time::now());
+    assert_eq!(s.update_created_message(&m, &sending, &[]).await, changed);
+    assert_eq!(s.get_message(device, &m.message_id).await.unwrap(), None);
 }

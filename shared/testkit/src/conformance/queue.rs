@@ -165,7 +165,7 @@ pub async fn queue_groups(q: &dyn Queue, qn: &str, p: QueueProfile) {
     q.send(qn, Some("g2"), "g2-1", Duration::ZERO)
         .await
         .unwrap();
-    let batch = q.receive(qn, 10, long).await.unwrap();
+    let batch = crate::queues::receive_all(q, qn, long).await;
     let mut got: Vec<_> = batch
         .iter()
         .map(|r| (r.body.as_str(), r.group.as_deref().unwrap_or("")))
