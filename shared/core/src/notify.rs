@@ -10,6 +10,14 @@ use std::time::Duration;
 use tokio::sync::Notify;
 use uuid::Uuid;
 
+/// A polling schedule that doubles: the pause after check `n` (0 first) is `first` for
+/// `per_step` checks, twice that for as many more, and so on, at most `longest`.
+pub fn doubling(first: Duration, per_step: u32, longest: Duration, n: u32) -> Duration {
+    first
+        .saturating_mul(1u32 << (n / per_step.max(1)).min(31))
+        .min(longest)
+}
+
 /// Per-key wake-ups.
 #[derive(Default)]
 pub struct Notifier {
@@ -156,6 +164,27 @@ mod tests {
             .await;
         assert!(none.is_none());
         assert!(n.keys.lock().unwrap().is_empty(), "waiters unregister");
+    }
+
+    #[test]
+    fn a_doubling_schedule_doubles_every_step_up_to_its_longest() {
+        let ms = Duration::from_millis;
+        for (per_step, n, pause) in [
+            (1, 0, ms(10)),
+            (1, 1, ms(20)),
+            (1, 3, ms(80)),
+            (1, 4, ms(100)),
+            (2, 1, ms(10)),
+            (2, 2, ms(20)),
+            (0, 1, ms(20)),
+            (1, u32::MAX, ms(100)),
+        ] {
+            assert_eq!(
+                doubling(ms(10), per_step, ms(100), n),
+                pause,
+                "{per_step} {n}"
+            );
+        }
     }
 
     /// The `n`-th pause is `poll(n)`: checks at 0, 10, 30, 60 and 100 ms of a 100 ms wait.

@@ -51,8 +51,7 @@ pub const FIRST_LOOK_ELSEWHERE: Duration = POLL;
 /// The pause after the `n`-th read (0 first) of a waited send's message that found it still
 /// in flight: [`POLL`] four times, then doubling every four reads, at most [`LONGEST_POLL`].
 pub fn send_poll_delay(n: u32) -> Duration {
-    POLL.saturating_mul(1u32 << (n / POLLS_PER_STEP).min(8))
-        .min(LONGEST_POLL)
+    crate::notify::doubling(POLL, POLLS_PER_STEP, LONGEST_POLL, n)
 }
 
 /// What a send came to.

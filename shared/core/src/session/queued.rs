@@ -70,9 +70,7 @@ pub fn reply_expiry(deadline: OffsetDateTime) -> OffsetDateTime {
 /// The pause after the `attempt`-th read (0 first) of a reply that is not there yet:
 /// 25 ms, doubling, at most 250 ms.
 pub fn poll_delay(attempt: u32) -> Duration {
-    FIRST_POLL
-        .saturating_mul(1u32 << attempt.min(8))
-        .min(LONGEST_POLL)
+    crate::notify::doubling(FIRST_POLL, 1, LONGEST_POLL, attempt)
 }
 
 /// What to do after the `attempt`-th read found no reply, `waited` into a wait of `wait`:

@@ -180,7 +180,7 @@ impl DynamoStore {
             .recent
             .take(&(device_id, message_id.to_owned()))
             .filter(|(m, _)| expected(m));
-        let (mut m, rev) = match kept {
+        let (m, rev) = match kept {
             Some(copy) => copy,
             None => self
                 .message_at_rev(device_id, message_id)
@@ -190,6 +190,19 @@ impl DynamoStore {
         if !expected(&m) {
             return Err(StoreError::Conflict("status").into());
         }
+        self.replace_updated(m, rev, update, events).await
+    }
+
+    /// `m` (read at `rev`) with `update` applied, replacing the stored message on that
+    /// revision with `events` in the same write (`Stale` when it moved on); the result is
+    /// kept as this process's copy at the next revision.
+    async fn replace_updated(
+        &self,
+        mut m: Message,
+        rev: u64,
+        update: &MessageUpdate,
+        events: &[Event],
+    ) -> Result<Message, WriteError> {
         update.apply_to(&mut m);
         let item = Item::from(&m);
         let len = item.body_len();
@@ -337,24 +350,14 @@ impl MessageStore for DynamoStore {
         if created.status != MessageStatus::Queued {
             return Err(StoreError::Conflict(CHANGED));
         }
-        let mut m = created.clone();
-        update.apply_to(&mut m);
-        let item = Item::from(&m);
-        let len = item.body_len();
-        let mut writes = vec![Write::replace(item, CREATED_REV)];
-        writes.extend(self.event_writes(events).await?);
-        match self.write(writes).await {
-            Ok(()) => {}
-            Err(WriteError::Stale) => return Err(StoreError::Conflict(CHANGED)),
-            Err(WriteError::Store(e)) => return Err(e),
+        match self
+            .replace_updated(created.clone(), CREATED_REV, update, events)
+            .await
+        {
+            Ok(m) => Ok(m),
+            Err(WriteError::Stale) => Err(StoreError::Conflict(CHANGED)),
+            Err(WriteError::Store(e)) => Err(e),
         }
-        self.recent.keep(
-            (m.device_id, m.message_id.clone()),
-            &m,
-            CREATED_REV + 1,
-            len,
-        );
-        Ok(m)
     }
 
     async fn outbound_media(
