@@ -88,11 +88,20 @@ pub async fn serve(
     let jwt = jwt_config(&config)?;
     // With its worker in this process the server is the database's only user; with
     // `WA_WORKER=0` a separate `wa-worker` writes devices and messages too.
+    // With its worker here, this process delivers the webhooks of what it commits itself
+    // on the AWS data path.
     let wa_worker::Backends {
         store,
         queue,
         exclusive,
-    } = wa_worker::open_backends(&config.data_dir, &config.aws, config.run_worker).await?;
+        committed,
+    } = wa_worker::open_backends(
+        &config.data_dir,
+        &config.aws,
+        config.run_worker,
+        config.run_worker.then_some(config.worker.webhook_timeout),
+    )
+    .await?;
     let queue_for_events = queue.clone();
     let mut ctx = Context::new(store.clone(), queue.clone(), jwt, config.allow_private_urls);
     ctx.devices.link_wait = config.link_wait;
@@ -120,6 +129,7 @@ pub async fn serve(
     let stop_rx_sends = stop_rx.clone();
     let mut worker_task = None;
     let mut dispatcher_task = None;
+    let mut delivering = None;
     let store_for_events = store.clone();
     if config.run_worker {
         let (provider, sandbox) =
@@ -163,8 +173,20 @@ pub async fn serve(
                 concurrency: 64,
             },
         )?);
+        let (finish_tx, finish_rx) = watch::channel(false);
+        if let Some(events) = committed {
+            delivering = Some((
+                finish_tx,
+                tokio::spawn(wa_worker::webhooks::committed::run(
+                    dispatcher.clone(),
+                    queue_for_events.clone(),
+                    events,
+                    finish_rx,
+                )),
+            ));
+        }
         dispatcher_task = Some(if config.aws.events_queue_url.is_some() {
-            // AWS data path: nudges on the events queue drive the deliveries.
+            // AWS data path: nudges on the events queue drive the other deliveries.
             let sweep = tokio::spawn(wa_worker::webhooks::sweeper(
                 store_for_events,
                 queue_for_events.clone(),
@@ -218,6 +240,11 @@ pub async fn serve(
         .context("server failed")?;
     let _ = stop_tx.send(true);
     if let Some(task) = worker_task {
+        let _ = task.await;
+    }
+    // The worker has stopped: what it committed last is delivered now.
+    if let Some((finish, task)) = delivering {
+        let _ = finish.send(true);
         let _ = task.await;
     }
     if let Some(task) = dispatcher_task {

@@ -18,7 +18,7 @@ use uuid::Uuid;
 use wa_api::openapi::Envelope;
 use wa_api::views::{MessageData, MessageView};
 use wa_api::{ApiJson, ApiQuery, ok};
-use wa_api::{AppState, AuthedApp};
+use wa_api::{AppState, AuthedApp, AuthedAppDevice};
 use wa_core::messages::{SendRequest, is_valid_message_id, validate_idempotency_key};
 use wa_core::store::MessageCursor;
 use wa_errors::schema::ErrorResponse;
@@ -72,7 +72,7 @@ fn message_id(raw: &str) -> ApiResult<&str> {
     ))]
 async fn send(
     State(ctx): State<AppState>,
-    AuthedApp(app): AuthedApp,
+    AuthedAppDevice(app, read): AuthedAppDevice,
     Path(id): Path<String>,
     headers: HeaderMap,
     ApiJson(body): ApiJson<SendRequest>,
@@ -92,7 +92,7 @@ async fn send(
         .any(|p| p.trim().eq_ignore_ascii_case("respond-async"));
     let reply = ctx
         .messages
-        .send(&app, id, body, key, respond_async)
+        .send(&app, id, read, body, key, respond_async)
         .await?;
     Ok(reply::answer(&reply, &wa_errors::request_id::current()).into_response())
 }

@@ -125,7 +125,7 @@ pub async fn handle(ctx: &Context, body: &str) -> Outcome {
     };
     match ctx
         .messages
-        .send(&app, job.device_id, request, Some(key), true)
+        .send(&app, job.device_id, None, request, Some(key), true)
         .await
     {
         Ok(reply) => of_send(&reply.outcome),

@@ -7,9 +7,10 @@ use std::time::Duration;
 
 use tokio::sync::{Semaphore, watch};
 use uuid::Uuid;
-use wa_core::store::{Attempt, Delivery, Store, StoreError};
+use wa_core::queue::Queue;
+use wa_core::store::{Attempt, Delivery, DeviceHead, Store, StoreError};
 use wa_core::time;
-use wa_core::webhooks::sign;
+use wa_core::webhooks::{Event, sign};
 use wa_net::{FetchError, Method, OutboundClient, loggable_url};
 
 /// The default retry schedule (`WA_WEBHOOK_RETRY_SCHEDULE`).
@@ -152,37 +153,89 @@ impl Dispatcher {
     /// nudge. The device's queue is read again only when the last read saw another pending
     /// delivery behind the one attempted: an event committed after that read has a nudge of
     /// its own, sent after its commit, which drains it.
+    ///
+    /// A head that waits makes the drain wait with it (the nudge comes back then): until its
+    /// retry, or for at most [`HELD_RECHECK`] while its committer delivers it
+    /// ([`Dispatcher::deliver_committed`]), since an event committed behind it may have
+    /// no other nudge.
     pub async fn drain_device(
         &self,
         device: Uuid,
     ) -> Result<Option<time::OffsetDateTime>, StoreError> {
         loop {
-            let head = self
-                .store
-                .next_delivery_of_device(device, time::now())
-                .await?;
-            let Some(d) = head.due else {
-                return Ok(None);
+            let now = time::now();
+            let head = self.store.next_delivery_of_device(device, now).await?;
+            let more = head.more;
+            let d = match turn(head, now) {
+                Turn::Attempt(d) => d,
+                Turn::WaitUntil(at) => return Ok(Some(at)),
+                Turn::Done => return Ok(None),
             };
-            if let Some(next) = self.attempt(&d).await? {
+            if let Some(next) = self.attempt(&d.event, d.attempts).await? {
                 return Ok(Some(next));
             }
-            if !head.more {
+            if !more {
                 return Ok(None);
             }
         }
     }
 
+    /// Delivers `events` right after this process committed them (all of `device`, in
+    /// their order; the store held them for it, [`wa_core::store::Waiting`]): each one
+    /// while it heads its device's queue, one read of the queue before each. An event
+    /// behind another pending one, and those after it, are released to the events queue's
+    /// consumer and the device nudged; so are the ones after an event that must be
+    /// retried (its nudge then waits for the retry).
+    pub async fn deliver_committed(
+        &self,
+        queue: &dyn Queue,
+        device: Uuid,
+        events: &[Event],
+    ) -> Result<(), StoreError> {
+        let Ok(_permit) = self.permits.acquire().await else {
+            return Ok(());
+        };
+        for (i, e) in events.iter().enumerate() {
+            let head = self
+                .store
+                .next_delivery_of_device(device, time::now())
+                .await?;
+            let left = match own_turn(&head, &e.request_id) {
+                Own::Attempt => match self.attempt(e, 0).await? {
+                    None => continue,
+                    // Its nudge brings the retry back.
+                    Some(_) => &events[i + 1..],
+                },
+                Own::Gone => continue,
+                Own::Behind => &events[i..],
+            };
+            for later in left {
+                self.store.release_delivery(&later.request_id).await?;
+            }
+            if let Err(err) = wa_core::outbox::nudge(queue, device).await {
+                // The sweep of overdue deliveries nudges the device later.
+                tracing::warn!(device_id = %device, error = %err, "nudging the events queue failed");
+            }
+            return Ok(());
+        }
+        Ok(())
+    }
+
     /// One attempt. `Ok(true)` when the device's next event may go (delivered, given up or
     /// skipped), `Ok(false)` when this one waits for a retry.
     async fn deliver(&self, d: &Delivery) -> Result<bool, StoreError> {
-        Ok(self.attempt(d).await?.is_none())
+        Ok(self.attempt(&d.event, d.attempts).await?.is_none())
     }
 
-    /// One attempt; `Some(when)` when the delivery waits for a retry at `when`.
-    async fn attempt(&self, d: &Delivery) -> Result<Option<time::OffsetDateTime>, StoreError> {
-        let id = &d.event.request_id;
-        let app = self.store.get_app(d.event.app_id).await?;
+    /// One attempt of the delivery of `event`, attempted `attempts` times before; `Some(when)`
+    /// when it waits for a retry at `when`.
+    async fn attempt(
+        &self,
+        event: &Event,
+        attempts: u32,
+    ) -> Result<Option<time::OffsetDateTime>, StoreError> {
+        let id = &event.request_id;
+        let app = self.store.get_app(event.app_id).await?;
         let Some((url, secret)) = app.and_then(|a| a.webhook_url.map(|u| (u, a.webhook_secret)))
         else {
             match self.store.record_attempt(id, &Attempt::Skipped).await {
@@ -195,8 +248,8 @@ impl Dispatcher {
                 Err(e) => return Err(e),
             }
         };
-        let outcome = self.post(&url, &secret, d).await;
-        let attempt_no = d.attempts as usize + 1;
+        let outcome = self.post(&url, &secret, event).await;
+        let attempt_no = attempts as usize + 1;
         let attempt = match outcome {
             Ok(code) => Attempt::Delivered { status_code: code },
             Err((error, status_code)) => match self.config.schedule.get(attempt_no - 1) {
@@ -238,15 +291,15 @@ impl Dispatcher {
         &self,
         url: &str,
         secret: &str,
-        d: &Delivery,
+        event: &Event,
     ) -> Result<u16, (String, Option<u16>)> {
         let request = self
             .client
             .request(Method::POST, url)
             .map_err(|r| (format!("webhook_url {}", r.0), None))?;
-        let body = d.event.body();
+        let body = event.body();
         let ts = time::now().unix_timestamp();
-        let id = &d.event.request_id;
+        let id = &event.request_id;
         let signature = sign(secret, id, ts, &body)
             .ok_or_else(|| ("the webhook secret is malformed".to_owned(), None))?;
         let request = request
@@ -276,6 +329,56 @@ impl Dispatcher {
     }
 }
 
+/// How long a drain that finds its device's head held by the head's committer waits
+/// before it looks again.
+pub const HELD_RECHECK: Duration = Duration::from_secs(1);
+
+/// What a drain does with the head of a device's queue.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum Turn {
+    Attempt(Delivery),
+    WaitUntil(time::OffsetDateTime),
+    Done,
+}
+
+/// The drain's [`Turn`] at `now`: attempt a due head; wait for a retry's time, or a
+/// little while its committer holds it; nothing pending, done.
+pub(crate) fn turn(head: DeviceHead, now: time::OffsetDateTime) -> Turn {
+    match (head.due, head.waiting) {
+        (Some(d), _) => Turn::Attempt(d),
+        (None, Some(w)) if w.held_by_committer() => {
+            Turn::WaitUntil(w.until.min(now + HELD_RECHECK))
+        }
+        (None, Some(w)) => Turn::WaitUntil(w.until),
+        (None, None) => Turn::Done,
+    }
+}
+
+/// What the committer of an event does with it, seeing its device's queue `head`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Own {
+    /// It heads the queue and no one attempted it yet: attempt it.
+    Attempt,
+    /// Another pending delivery heads the queue: leave this one to the consumer.
+    Behind,
+    /// It is no longer pending, or the consumer has attempted it (its retries are the
+    /// consumer's): nothing to do.
+    Gone,
+}
+
+pub(crate) fn own_turn(head: &DeviceHead, request_id: &str) -> Own {
+    let (id, attempts) = match (&head.due, &head.waiting) {
+        (Some(d), _) => (&d.event.request_id, d.attempts),
+        (None, Some(w)) => (&w.request_id, w.attempts),
+        (None, None) => return Own::Gone,
+    };
+    match (id == request_id, attempts) {
+        (false, _) => Own::Behind,
+        (true, 0) => Own::Attempt,
+        (true, _) => Own::Gone,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -284,6 +387,81 @@ mod tests {
     use wa_core::store::DeliveryStatus;
     use wa_core::webhooks::{Event, EventType};
     use wa_net::test_server::{Answer, LoopbackServer};
+
+    /// A head of the delivery `id`, due or waiting, attempted `attempts` times.
+    fn head(id: &str, attempts: u32, due: bool, until: time::OffsetDateTime) -> DeviceHead {
+        let mut event = Event::new(
+            EventType::Message,
+            Uuid::nil(),
+            Uuid::nil(),
+            serde_json::json!({}),
+        );
+        event.request_id = id.to_owned();
+        let d = Delivery {
+            seq: 1,
+            event,
+            status: DeliveryStatus::Pending,
+            attempts,
+            next_attempt_at: until,
+            last_error: None,
+            last_status_code: None,
+            updated_at: until,
+        };
+        DeviceHead::of(
+            Some(d),
+            if due {
+                until
+            } else {
+                until - Duration::from_secs(1)
+            },
+            false,
+        )
+    }
+
+    #[test]
+    fn a_drain_attempts_due_heads_and_waits_for_the_others() {
+        let now = time::now();
+        let in_a_minute = now + Duration::from_secs(60);
+        let due = head("e", 2, true, now);
+        assert!(matches!(turn(due, now), Turn::Attempt(d) if d.attempts == 2));
+        assert_eq!(
+            turn(head("e", 1, false, in_a_minute), now),
+            Turn::WaitUntil(in_a_minute),
+            "a retry: until it is due"
+        );
+        assert_eq!(
+            turn(head("e", 0, false, in_a_minute), now),
+            Turn::WaitUntil(now + HELD_RECHECK),
+            "held by its committer: a look again soon"
+        );
+        let soon = now + Duration::from_millis(300);
+        assert_eq!(
+            turn(head("e", 0, false, soon), now),
+            Turn::WaitUntil(soon),
+            "a hold that ends sooner"
+        );
+        assert_eq!(turn(DeviceHead::default(), now), Turn::Done);
+    }
+
+    #[test]
+    fn a_committer_attempts_its_event_only_at_the_head_and_before_anyone_else() {
+        let now = time::now();
+        let later = now + Duration::from_secs(30);
+        // (head, what the committer of `ours` does)
+        let rows = [
+            (head("ours", 0, false, later), Own::Attempt),
+            (head("ours", 0, true, now), Own::Attempt),
+            (head("ours", 1, false, later), Own::Gone),
+            (head("ours", 1, true, now), Own::Gone),
+            (head("older", 1, false, later), Own::Behind),
+            (head("older", 0, true, now), Own::Behind),
+            (head("older", 0, false, later), Own::Behind),
+            (DeviceHead::default(), Own::Gone),
+        ];
+        for (h, expected) in rows {
+            assert_eq!(own_turn(&h, "ours"), expected, "{h:?}");
+        }
+    }
 
     #[test]
     fn schedules() {

@@ -8,8 +8,11 @@
 //!   the device's due events in order. A delivery that must be retried keeps its nudge in
 //!   flight until the retry time (the message's visibility), so the device's later events
 //!   wait behind it, as they do in the embedded driver. [`sweep`] re-nudges devices whose
-//!   due events have waited too long (a nudge lost between a commit and its send).
+//!   due events have waited too long (a nudge lost between a commit and its send);
+//! - AWS, a long-running process's own commits ([`committed`]): it delivers them right
+//!   after the commit, and nudges only for a retry or an event behind another.
 
+pub mod committed;
 mod dispatcher;
 pub mod lambda;
 

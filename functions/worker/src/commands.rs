@@ -74,7 +74,17 @@ impl Worker {
         if route == Route::Elsewhere {
             return Ok(Next::RetryIn(ELSEWHERE_RETRY));
         }
-        let device = self.store.get_device(device_id).await?;
+        let known = if uses_known_device(command) {
+            self.leases.known_device(device_id)
+        } else {
+            // The command may change the device: read again after it.
+            self.leases.know_device(device_id, None);
+            None
+        };
+        let device = match known {
+            Some(d) => Some(d),
+            None => self.store.get_device(device_id).await?,
+        };
         match route_known(route, device.is_some()) {
             Route::Here => {}
             Route::Elsewhere => return Ok(Next::RetryIn(ELSEWHERE_RETRY)),
@@ -107,6 +117,7 @@ impl Worker {
             message_id, queued, ..
         } = command
         {
+            self.leases.know_device(device_id, Some(&device));
             return self
                 .send(&device, message_id, queued.as_deref(), received)
                 .await;
@@ -208,6 +219,12 @@ pub(crate) fn opens_link(started: Option<&LinkRequest>, asked: &LinkRequest) -> 
     started != Some(asked)
 }
 
+/// Whether a command may start from the device as this worker knows it (a send reads
+/// nothing of it but its status), rather than read it: any other command may change it.
+pub(crate) fn uses_known_device(command: &Command) -> bool {
+    matches!(command, Command::Send { .. })
+}
+
 /// Whether a command starts or ends the session itself, so claiming its device for it
 /// opens nothing first.
 fn opens_session_itself(command: &Command) -> bool {
@@ -244,6 +261,41 @@ mod tests {
             opens_link(Some(&first), &request(1, Some("15551230001"))),
             "a pair code"
         );
+    }
+
+    #[test]
+    fn only_a_send_starts_from_the_known_device() {
+        let device_id = Uuid::nil();
+        let rows = [
+            (
+                Command::Send {
+                    queued: None,
+                    device_id,
+                    message_id: "m".into(),
+                },
+                true,
+            ),
+            (
+                Command::Link {
+                    device_id,
+                    pair_phone: None,
+                },
+                false,
+            ),
+            (Command::Resume { device_id }, false),
+            (Command::Disconnect { device_id }, false),
+            (Command::Destroy { device_id }, false),
+            (
+                Command::SubscribePresence {
+                    device_id,
+                    jid: "1@s.whatsapp.net".into(),
+                },
+                false,
+            ),
+        ];
+        for (c, expected) in rows {
+            assert_eq!(uses_known_device(&c), expected, "{c:?}");
+        }
     }
 
     #[test]

@@ -13,6 +13,8 @@ use wa_core::queue::Queue;
 use wa_queue::LocalQueue;
 use wa_store::SqliteStore;
 
+use crate::webhooks;
+
 /// Which WhatsApp connection to use (`WA_PROVIDER`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ProviderKind {
@@ -154,22 +156,6 @@ impl WorkerConfig {
     }
 }
 
-/// The store and the queue the configuration selects: SQLite and the local queue in the
-/// data directory by default; DynamoDB with `WA_TABLE_NAME`; SQS with the queue URLs.
-///
-/// `sole_process`: no other process uses the SQLite file (the embedded server running its
-/// own worker), so its hottest reads may be cached in this process
-/// (`SqliteStore::with_read_caches`). A server and a separate `wa-worker` on one data
-/// directory both pass `false`: each writes what the other would have cached.
-pub async fn backends(
-    data_dir: &Path,
-    aws: &wa_aws::AwsEnv,
-    sole_process: bool,
-) -> anyhow::Result<(Arc<dyn Store>, Arc<dyn Queue>)> {
-    let b = open_backends(data_dir, aws, sole_process).await?;
-    Ok((b.store, b.queue))
-}
-
 /// What [`open_backends`] opened.
 pub struct Backends {
     pub store: Arc<dyn Store>,
@@ -177,13 +163,27 @@ pub struct Backends {
     /// The store is the SQLite file and this process holds its exclusive lock: no other
     /// process uses it (`Worker::with_exclusive_store`).
     pub exclusive: bool,
+    /// The events this process commits, when it delivers their webhooks itself: run
+    /// `webhooks::committed::run` on them.
+    pub committed: Option<webhooks::committed::Receiver>,
 }
 
-/// [`backends`], telling also whether the store is this process's alone.
+/// The store and the queue the configuration selects: SQLite and the local queue in the
+/// data directory by default; DynamoDB with `WA_TABLE_NAME`; SQS with the queue URLs.
+///
+/// `sole_process`: no other process uses the SQLite file (the embedded server running its
+/// own worker), so its hottest reads may be cached in this process
+/// (`SqliteStore::with_read_caches`). A server and a separate `wa-worker` on one data
+/// directory both pass `false`: each writes what the other would have cached.
+///
+/// `deliver_after_commit`: on DynamoDB with the events queue, this process delivers the
+/// webhooks of the events it commits itself, its attempts timing out after this long
+/// (`Backends::committed`); else the events queue's consumer delivers every one.
 pub async fn open_backends(
     data_dir: &Path,
     aws: &wa_aws::AwsEnv,
     sole_process: bool,
+    deliver_after_commit: Option<Duration>,
 ) -> anyhow::Result<Backends> {
     let db = data_dir.join("wa.db");
     let sqlite = if aws.table.is_none() || !aws.uses_sqs() {
@@ -212,6 +212,20 @@ pub async fn open_backends(
         None => unreachable!("SQLite is opened whenever SQS is not used"),
     };
     let mut exclusive = false;
+    let holds =
+        deliver_after_commit.filter(|_| aws.table.is_some() && aws.events_queue_url.is_some());
+    if let Some(timeout) = holds {
+        let hold = webhooks::committed::hold_for(timeout);
+        let (store, committed) = webhooks::committed::delivering(
+            wa_aws::store_holding_events_from_env(aws, hold).await?,
+        );
+        return Ok(Backends {
+            store,
+            queue,
+            exclusive: false,
+            committed: Some(committed),
+        });
+    }
     let store: Arc<dyn Store> = match sqlite {
         _ if aws.table.is_some() => wa_aws::store_from_env(aws).await?,
         Some(mut s) => {
@@ -234,6 +248,7 @@ pub async fn open_backends(
         store: wa_aws::with_nudges(store, queue.clone(), aws),
         queue,
         exclusive,
+        committed: None,
     })
 }
 

@@ -43,6 +43,9 @@ struct Held {
     store: Arc<dyn Store>,
     /// The link request whose linking session this worker opened under this lease.
     linking: Option<LinkRequest>,
+    /// The device as read last under this lease, for the sends that follow
+    /// ([`Leases::known_device`]).
+    device: Option<Device>,
 }
 
 /// A request to link a device, as its record shows it while `initializing`: every request
@@ -113,6 +116,24 @@ impl Leases {
             .lock()
             .expect("leases lock")
             .contains_key(&device_id)
+    }
+
+    /// The device as this worker read it last under its lease, while nothing since can
+    /// have changed its status: a device's status changes only by its session (whose
+    /// events this worker applies, `wa_core::lifecycle::changes_device`) or by a request
+    /// that queues a command for it behind the ones already queued
+    /// ([`crate::commands::uses_known_device`]). `None` when it must be read.
+    pub(crate) fn known_device(&self, device_id: Uuid) -> Option<Device> {
+        let held = self.held.lock().expect("leases lock");
+        held.get(&device_id).and_then(|h| h.device.clone())
+    }
+
+    /// Keeps `device` as the device known under its lease (`None` forgets it); nothing
+    /// when the lease is not held.
+    pub(crate) fn know_device(&self, device_id: Uuid, device: Option<&Device>) {
+        if let Some(h) = self.held.lock().expect("leases lock").get_mut(&device_id) {
+            h.device = device.cloned();
+        }
     }
 
     /// The devices whose leases this worker holds, in device id order.
@@ -278,6 +299,7 @@ impl Worker {
                 sent,
                 store: store.clone(),
                 linking: None,
+                device: None,
             },
         );
         Ok(Some(store))

@@ -46,7 +46,7 @@ use wa_core::queue::{Queue, Received};
 use wa_core::store::Store;
 
 pub use config::{
-    Backends, ProviderKind, WorkerConfig, backends, build_provider, media_backend, open_backends,
+    Backends, ProviderKind, WorkerConfig, build_provider, media_backend, open_backends,
 };
 pub use decide::rate_limit_backoff;
 pub use upkeep::Upkeep;

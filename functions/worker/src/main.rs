@@ -54,7 +54,13 @@ async fn run(config: WorkerConfig) -> anyhow::Result<()> {
     wa_core::private_fs::create_dir_all(&config.data_dir)?;
     let aws = wa_aws::AwsEnv::from_env();
     // The server of the same data directory writes too: no read caches.
-    let (store, queue) = wa_worker::backends(&config.data_dir, &aws, false).await?;
+    let wa_worker::Backends {
+        store,
+        queue,
+        committed,
+        ..
+    } = wa_worker::open_backends(&config.data_dir, &aws, false, Some(config.webhook_timeout))
+        .await?;
     let (tx, rx) = mpsc::unbounded_channel();
     let (in_tx, in_rx) = mpsc::unbounded_channel();
     let (provider, sandbox) = wa_worker::build_provider(&config, &config.data_dir, tx, in_tx)?;
@@ -114,8 +120,18 @@ async fn run(config: WorkerConfig) -> anyhow::Result<()> {
         None
     };
     tracing::info!(provider = ?config.provider, "wa-worker started");
-    // On the AWS data path the webhooks Lambda delivers (nudged through the events queue);
-    // this process only re-nudges devices whose deliveries are overdue.
+    // On the AWS data path this process delivers the webhooks of what it commits, and the
+    // webhooks Lambda (nudged through the events queue) the rest and every retry; this
+    // process also re-nudges devices whose deliveries are overdue.
+    let (finish_tx, finish_rx) = watch::channel(false);
+    let delivering = committed.map(|events| {
+        tokio::spawn(wa_worker::webhooks::committed::run(
+            dispatcher.clone(),
+            queue.clone(),
+            events,
+            finish_rx,
+        ))
+    });
     let dispatching = if aws.events_queue_url.is_some() {
         tokio::spawn(wa_worker::webhooks::sweeper(
             store,
@@ -127,6 +143,11 @@ async fn run(config: WorkerConfig) -> anyhow::Result<()> {
         tokio::spawn(dispatcher.run(stop_rx.clone()))
     };
     worker.run(rx, in_rx, stop_rx).await;
+    // The worker has handed its devices over: what it committed last is delivered now.
+    let _ = finish_tx.send(true);
+    if let Some(task) = delivering {
+        let _ = task.await;
+    }
     let _ = dispatching.await;
     if let Some(m) = metrics {
         let _ = m.await;

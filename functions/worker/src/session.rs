@@ -79,6 +79,9 @@ impl Worker {
     pub async fn apply_event(&self, device_id: Uuid, ev: &SessionEvent) -> Result<(), StoreError> {
         // Written for the session: conditioned on this worker's lease of the device.
         let store = self.session_store(device_id)?;
+        if wa_core::lifecycle::changes_device(ev) {
+            self.leases.know_device(device_id, None);
+        }
         match ev {
             SessionEvent::Presence(p) => {
                 let Some(d) = store.get_device(device_id).await? else {
@@ -353,6 +356,88 @@ mod tests {
                 None
             ]
         );
+    }
+
+    #[test]
+    fn only_the_session_state_changes_the_device() {
+        let at = time::now();
+        let failure = || ProviderFailure::new(ErrorCode::WhatsappConnectionLost, "gone");
+        let s = |v: &str| v.to_owned();
+        let rows = [
+            (
+                SessionEvent::Qr {
+                    code: s("q"),
+                    expires_at: at,
+                },
+                false,
+            ),
+            (
+                SessionEvent::PairCode {
+                    code: s("p"),
+                    expires_at: at,
+                },
+                false,
+            ),
+            (SessionEvent::QrExhausted, false),
+            (
+                SessionEvent::Connected {
+                    wa_number: s("1"),
+                    wa_device_jid: s("1:2@s.whatsapp.net"),
+                },
+                false,
+            ),
+            (SessionEvent::Reconnecting { error: None }, false),
+            (SessionEvent::Stopped { error: failure() }, false),
+            (SessionEvent::LoggedOut { error: failure() }, false),
+            (
+                SessionEvent::Receipt {
+                    message_ids: vec![s("m")],
+                    status: M::Delivered,
+                    from: s("f"),
+                    chat: s("c"),
+                },
+                true,
+            ),
+            (
+                SessionEvent::Revoked {
+                    message_id: s("m"),
+                    chat: s("c"),
+                    from: s("f"),
+                },
+                true,
+            ),
+            (
+                SessionEvent::Reaction {
+                    message_id: s("m"),
+                    chat: s("c"),
+                    from: s("f"),
+                    emoji: s("x"),
+                },
+                true,
+            ),
+            (
+                SessionEvent::Edited {
+                    message_id: s("m"),
+                    chat: s("c"),
+                    from: s("f"),
+                    text: s("t"),
+                    edited_at: at,
+                },
+                true,
+            ),
+            (
+                SessionEvent::Call {
+                    call_id: s("c"),
+                    from: s("f"),
+                    is_video: false,
+                    status: wa_core::provider::CallStatus::Missed,
+                },
+                true,
+            ),
+        ];
+        for (ev, keeps) in rows {
+            assert_eq!(wa_core::lifecycle::changes_device(&ev), !keeps, "{ev:?}");
+        }
     }
 
     #[test]

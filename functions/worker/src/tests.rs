@@ -29,11 +29,13 @@ use wa_testkit::queues::Watched;
 
 use crate::Worker;
 
-/// Fails the next `fail_device_writes` device writes; counts device writes and purges.
+/// Fails the next `fail_device_writes` device writes; counts device reads and writes, and
+/// purges.
 #[derive(Default)]
 struct Faults {
     fail_device_writes: AtomicU32,
     device_writes: AtomicU32,
+    device_reads: AtomicU32,
     purges: AtomicU32,
     pending_pages: AtomicU32,
 }
@@ -57,6 +59,9 @@ impl Layer for Faults {
                 if fail {
                     return Err(refused());
                 }
+            }
+            "get_device" => {
+                self.device_reads.fetch_add(1, Ordering::SeqCst);
             }
             "purge_expired_idempotency" => {
                 self.purges.fetch_add(1, Ordering::SeqCst);
@@ -599,6 +604,70 @@ async fn a_send_starts_from_the_created_copy_until_the_message_changed() {
     for m in [&created, &interrupted] {
         assert_eq!(r.sent_to_whatsapp(device, &m.message_id).await, 1);
     }
+    r.stop().await;
+}
+
+/// Sends after the first start from the device as the worker read it, until an event of
+/// its session changes it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sends_read_the_device_once_until_its_session_changes() {
+    let h = harness();
+    let worker = h.worker(h.sandbox.clone());
+    let r = h.start(worker);
+    let device = r.connected_device().await;
+    let reads = || r.store.layer().device_reads.load(Ordering::SeqCst);
+    let send = |m: &Message| Command::Send {
+        queued: None,
+        device_id: device,
+        message_id: m.message_id.clone(),
+    };
+    let to = "15550001111@s.whatsapp.net";
+    let first = text_to(device, to);
+    r.sqlite
+        .create_message(&first, None, None, &[])
+        .await
+        .unwrap();
+    enqueue(&*r.queue, send(&first)).await.unwrap();
+    r.until_sent(device, &first.message_id).await;
+    let known = r.worker.leases.known_device(device).expect("kept");
+    assert_eq!(known.status, DeviceStatus::Connected);
+    let before = reads();
+    let second = text_to(device, to);
+    r.sqlite
+        .create_message(&second, None, None, &[])
+        .await
+        .unwrap();
+    enqueue(&*r.queue, send(&second)).await.unwrap();
+    r.until_sent(device, &second.message_id).await;
+    assert_eq!(
+        reads(),
+        before,
+        "the second send read nothing of the device"
+    );
+
+    r.sandbox
+        .drop_session(device, wa_core::provider::DropReason::ConnectionLost)
+        .await
+        .unwrap();
+    eventually("forgotten", || async {
+        r.worker.leases.known_device(device).is_none().then_some(())
+    })
+    .await;
+    eventually("connected again", || async {
+        (r.status(device).await == DeviceStatus::Connected).then_some(())
+    })
+    .await;
+    let third = text_to(device, to);
+    r.sqlite
+        .create_message(&third, None, None, &[])
+        .await
+        .unwrap();
+    enqueue(&*r.queue, send(&third)).await.unwrap();
+    r.until_sent(device, &third.message_id).await;
+    assert!(
+        r.worker.leases.known_device(device).is_some(),
+        "read and kept again"
+    );
     r.stop().await;
 }
 

@@ -2,9 +2,11 @@
 //! tenant JWT of /apps, `invalid_api_key` for the App token of everything else; once the
 //! caller is known, 429 `rate_limit_exceeded` from the request limiter.
 
-use axum::extract::FromRequestParts;
+use axum::extract::{FromRequestParts, RawPathParams};
 use http::{header, request::Parts};
+use uuid::Uuid;
 use wa_core::apps::App;
+use wa_core::devices::Device;
 use wa_errors::ApiError;
 
 use crate::AppState;
@@ -58,12 +60,50 @@ impl FromRequestParts<AppState> for AuthedApp {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, ctx: &AppState) -> Result<Self, ApiError> {
-        let token = bearer(parts).ok_or_else(ApiError::invalid_api_key)?;
-        let app = ctx.apps.authenticate(token).await?;
-        tracing::Span::current().record("app_id", tracing::field::display(app.app_id));
-        ctx.limiter.check(Caller::App(app.app_id))?;
-        Ok(AuthedApp(app))
+        Ok(AuthedApp(authenticate(parts, ctx, None).await?.0))
     }
+}
+
+/// [`AuthedApp`], and the device of the route's `{device_id}` path parameter read with it (one
+/// request on DynamoDB), for a route that reads its device first, such as a send. The
+/// device is `None` when the parameter is not a device id or no such device exists; it
+/// may be another App's: the route checks (`Devices::get_read`).
+#[derive(Debug, Clone)]
+pub struct AuthedAppDevice(pub App, pub Option<Device>);
+
+impl FromRequestParts<AppState> for AuthedAppDevice {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, ctx: &AppState) -> Result<Self, ApiError> {
+        let id = RawPathParams::from_request_parts(parts, ctx)
+            .await
+            .ok()
+            .and_then(|params| {
+                params
+                    .iter()
+                    .find(|(name, _)| *name == "device_id")
+                    .and_then(|(_, v)| Uuid::parse_str(v).ok())
+            });
+        let (app, device) = authenticate(parts, ctx, id).await?;
+        Ok(AuthedAppDevice(app, device))
+    }
+}
+
+/// The App of the request's token, within its request limit, and the device `device_id`
+/// read with it when one is asked for.
+async fn authenticate(
+    parts: &Parts,
+    ctx: &AppState,
+    device_id: Option<Uuid>,
+) -> Result<(App, Option<Device>), ApiError> {
+    let token = bearer(parts).ok_or_else(ApiError::invalid_api_key)?;
+    let (app, device) = match device_id {
+        Some(id) => ctx.apps.authenticate_with_device(token, id).await?,
+        None => (ctx.apps.authenticate(token).await?, None),
+    };
+    tracing::Span::current().record("app_id", tracing::field::display(app.app_id));
+    ctx.limiter.check(Caller::App(app.app_id))?;
+    Ok((app, device))
 }
 
 #[cfg(test)]
@@ -171,6 +211,81 @@ mod tests {
         ctx.apps.delete("acme", created.app.app_id).await.unwrap();
         let (s, _) = call(&r, Some(format!("Bearer {new}"))).await;
         assert_eq!(s, StatusCode::UNAUTHORIZED, "deleted App's token revoked");
+    }
+
+    /// Counts the store calls by name.
+    #[derive(Default)]
+    struct Calls(std::sync::Mutex<Vec<&'static str>>);
+
+    impl wa_core::layer::Layer for Calls {
+        fn before(&self, op: &'static str) -> Result<(), wa_core::store::StoreError> {
+            self.0.lock().unwrap().push(op);
+            Ok(())
+        }
+    }
+
+    async fn device_of(AuthedAppDevice(app, d): AuthedAppDevice) -> crate::ApiOk<String> {
+        crate::ok(format!("{} {:?}", app.app_id, d.map(|d| d.device_id)))
+    }
+
+    /// The App and the device of the path come from one store call; a path whose id is not
+    /// a device's, or a device that does not exist, gives no device, and a bad token 401.
+    #[tokio::test]
+    async fn the_device_of_the_path_is_read_with_the_app() {
+        let sqlite = Arc::new(wa_store::SqliteStore::in_memory().unwrap());
+        let calls = Arc::new(Calls::default());
+        let store = Arc::new(wa_core::layer::Layered::new(sqlite.clone(), calls.clone()));
+        let queue = Arc::new(wa_queue::LocalQueue::in_memory(5).unwrap());
+        let jwt = JwtConfig::new("0123456789abcdef0123456789abcdef", None, None).unwrap();
+        let ctx = Context::new(store, queue, jwt, false).into_state();
+        let r = Router::new()
+            .route("/devices/{device_id}/x", get(device_of))
+            .with_state(ctx.clone());
+        let r = crate::finish_router(r, 1024, Default::default());
+        let created = ctx
+            .apps
+            .create("acme", CreateApp::named("a"))
+            .await
+            .unwrap();
+        let d = wa_testkit::fixtures::device(created.app.app_id, "d");
+        wa_core::store::DeviceStore::insert_device(&*sqlite, &d)
+            .await
+            .unwrap();
+        let get = |path: String, token: String| {
+            let r = r.clone();
+            async move {
+                let req = Request::get(path)
+                    .header("authorization", format!("Bearer {token}"))
+                    .body(Body::empty())
+                    .unwrap();
+                let res = r.oneshot(req).await.unwrap();
+                let s = res.status();
+                let bytes = res.into_body().collect().await.unwrap().to_bytes();
+                let v: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+                (s, v["data"].as_str().unwrap_or_default().to_owned())
+            }
+        };
+        calls.0.lock().unwrap().clear();
+        let token = created.app_token.clone();
+        let app = created.app.app_id;
+        let (s, v) = get(format!("/devices/{}/x", d.device_id), token.clone()).await;
+        assert_eq!(s, StatusCode::OK);
+        assert_eq!(v, format!("{app} Some({})", d.device_id));
+        assert_eq!(
+            *calls.0.lock().unwrap(),
+            ["app_by_token_hash_with_device"],
+            "one call for both"
+        );
+        let (_, v) = get(
+            format!("/devices/{}/x", uuid::Uuid::now_v7()),
+            token.clone(),
+        )
+        .await;
+        assert_eq!(v, format!("{app} None"), "no such device");
+        let (_, v) = get("/devices/not-an-id/x".into(), token.clone()).await;
+        assert_eq!(v, format!("{app} None"), "not a device id");
+        let (s, _) = get(format!("/devices/{}/x", d.device_id), format!("{token}x")).await;
+        assert_eq!(s, StatusCode::UNAUTHORIZED);
     }
 
     async fn tenant(Tenant(t): Tenant) -> crate::ApiOk<String> {

@@ -29,7 +29,7 @@ use wa_core::queue::Queue;
 use wa_core::send_service::Messages;
 use wa_core::session::{DEFAULT_QUERY_WAIT, QueuedSessions, Sessions};
 
-pub use auth::{AuthedApp, Tenant};
+pub use auth::{AuthedApp, AuthedAppDevice, Tenant};
 pub use extract::{ApiJson, ApiQuery};
 pub use finish::finish_router;
 pub use health::router as health_router;

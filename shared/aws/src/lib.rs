@@ -18,11 +18,13 @@ mod unavailable;
 #[cfg(all(feature = "sdk", feature = "media"))]
 pub use sdk::media_from_env;
 #[cfg(feature = "sdk")]
-pub use sdk::{SqsQueue, init, queue_from_env, store_from_env};
+pub use sdk::{SqsQueue, init, queue_from_env, store_from_env, store_holding_events_from_env};
 #[cfg(all(not(feature = "sdk"), feature = "media"))]
 pub use unavailable::media_from_env;
 #[cfg(not(feature = "sdk"))]
-pub use unavailable::{SqsQueue, init, queue_from_env, store_from_env};
+pub use unavailable::{
+    SqsQueue, init, queue_from_env, store_from_env, store_holding_events_from_env,
+};
 
 use std::sync::Arc;
 use std::time::Duration;

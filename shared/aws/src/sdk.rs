@@ -16,6 +16,16 @@ pub async fn store_from_env(env: &AwsEnv) -> anyhow::Result<Arc<dyn Store>> {
     Ok(dynamo_from_env(env).await?)
 }
 
+/// [`store_from_env`], writing the events it commits held for `hold`, for this process to
+/// deliver them itself ([`DynamoStore::holding_events`]).
+pub async fn store_holding_events_from_env(
+    env: &AwsEnv,
+    hold: std::time::Duration,
+) -> anyhow::Result<Arc<dyn Store>> {
+    let store = dynamo_from_env(env).await?;
+    Ok(Arc::new((*store).clone().holding_events(hold)))
+}
+
 async fn dynamo_from_env(env: &AwsEnv) -> anyhow::Result<Arc<DynamoStore>> {
     let table = env
         .table

@@ -53,6 +53,13 @@ pub async fn store_from_env(_env: &AwsEnv) -> anyhow::Result<Arc<dyn Store>> {
     anyhow::bail!("WA_TABLE_NAME: {NO_SDK}")
 }
 
+pub async fn store_holding_events_from_env(
+    _env: &AwsEnv,
+    _hold: Duration,
+) -> anyhow::Result<Arc<dyn Store>> {
+    anyhow::bail!("WA_TABLE_NAME: {NO_SDK}")
+}
+
 /// Always `None`: this build has no S3 client. Processes refuse a set `WA_MEDIA_BUCKET` at
 /// start-up instead ([`AwsEnv::needs_sdk`]).
 #[cfg(feature = "media")]

@@ -9,6 +9,7 @@ use wa_errors::{ApiError, ApiResult};
 
 use crate::auth;
 use crate::device_service::Devices;
+use crate::devices::Device;
 use crate::media::MediaStore;
 use crate::net::check_outbound_url;
 use crate::store::{AppUpdate, Page, PageRequest, Store, StoreError};
@@ -235,6 +236,25 @@ impl Apps {
         let hash = auth::hash_token(token);
         match self.store.app_by_token_hash(&hash).await? {
             Some(app) if auth::hash_matches(&hash, &app.token_hash) => Ok(app),
+            _ => Err(ApiError::invalid_api_key()),
+        }
+    }
+
+    /// [`Apps::authenticate`], with the device `device_id` read in the same request where
+    /// the store can; the device is anyone's until the caller checks it
+    /// (`Devices::get_read`).
+    pub async fn authenticate_with_device(
+        &self,
+        token: &str,
+        device_id: Uuid,
+    ) -> ApiResult<(App, Option<Device>)> {
+        let hash = auth::hash_token(token);
+        match self
+            .store
+            .app_by_token_hash_with_device(&hash, device_id)
+            .await?
+        {
+            (Some(app), device) if auth::hash_matches(&hash, &app.token_hash) => Ok((app, device)),
             _ => Err(ApiError::invalid_api_key()),
         }
     }

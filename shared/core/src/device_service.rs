@@ -82,13 +82,20 @@ impl Devices {
 
     /// The device if `app` may see it: another App of the tenant gets 403, another tenant 404.
     pub async fn get(&self, app: &App, device_id: Uuid) -> ApiResult<Device> {
-        match self.store.get_device(device_id).await? {
-            Some(d) if d.app_id == app.app_id => Ok(d),
-            Some(d) if d.tenant_id == app.tenant_id => Err(ApiError::new(
-                ErrorCode::Forbidden,
-                "the device belongs to another app",
-            )),
-            _ => Err(ApiError::not_found("device not found")),
+        owned(app, self.store.get_device(device_id).await?)
+    }
+
+    /// [`Devices::get`] of a device read already (`read`: the device `device_id` as
+    /// read with the caller's App, `Apps::authenticate_with_device`); read when `None`.
+    pub async fn get_read(
+        &self,
+        app: &App,
+        device_id: Uuid,
+        read: Option<Device>,
+    ) -> ApiResult<Device> {
+        match read.filter(|d| d.device_id == device_id) {
+            Some(d) => owned(app, Some(d)),
+            None => self.get(app, device_id).await,
         }
     }
 
@@ -297,5 +304,18 @@ impl Devices {
                 .await?
                 .ok_or_else(|| ApiError::not_found("device not found")),
         }
+    }
+}
+
+/// The device `found` when it is `app`'s: 403 `forbidden` when it is another App's of the
+/// same tenant, 404 otherwise (another tenant's device is not told apart from none).
+pub fn owned(app: &App, found: Option<Device>) -> ApiResult<Device> {
+    match found {
+        Some(d) if d.app_id == app.app_id => Ok(d),
+        Some(d) if d.tenant_id == app.tenant_id => Err(ApiError::new(
+            ErrorCode::Forbidden,
+            "the device belongs to another app",
+        )),
+        _ => Err(ApiError::not_found("device not found")),
     }
 }

@@ -17,11 +17,33 @@ fn last_error(f: &ProviderFailure, now: OffsetDateTime) -> LastError {
     }
 }
 
+/// Whether the session event `ev` may change the device: those of the session's state do;
+/// those about messages, chats and calls change the presence cache and messages only.
+pub fn changes_device(ev: &SessionEvent) -> bool {
+    match ev {
+        SessionEvent::Qr { .. }
+        | SessionEvent::PairCode { .. }
+        | SessionEvent::QrExhausted
+        | SessionEvent::Connected { .. }
+        | SessionEvent::Reconnecting { .. }
+        | SessionEvent::Stopped { .. }
+        | SessionEvent::LoggedOut { .. } => true,
+        SessionEvent::Presence(_)
+        | SessionEvent::Receipt { .. }
+        | SessionEvent::Revoked { .. }
+        | SessionEvent::Reaction { .. }
+        | SessionEvent::Edited { .. }
+        | SessionEvent::GroupUpdate(_)
+        | SessionEvent::PollVote { .. }
+        | SessionEvent::Call { .. } => false,
+    }
+}
+
 /// The change a provider event makes to a device, or `None` when the event no longer
 /// applies (a late QR for a device that was disconnected meanwhile, anything for a
 /// destroyed device).
 pub fn on_event(d: &Device, ev: &SessionEvent, now: OffsetDateTime) -> Option<DeviceUpdate> {
-    if d.status == S::Destroyed {
+    if d.status == S::Destroyed || !changes_device(ev) {
         return None;
     }
     let mut u = DeviceUpdate {
@@ -95,23 +117,14 @@ pub fn on_event(d: &Device, ev: &SessionEvent, now: OffsetDateTime) -> Option<De
             u.pair_code = Some(None);
             u.last_error = Some(Some(last_error(error, now)));
         }
-        // These change the presence cache and messages, not the device.
-        SessionEvent::Presence(_)
-        | SessionEvent::Receipt { .. }
-        | SessionEvent::Revoked { .. }
-        | SessionEvent::Reaction { .. }
-        | SessionEvent::Edited { .. }
-        | SessionEvent::GroupUpdate(_)
-        | SessionEvent::PollVote { .. }
-        | SessionEvent::Call { .. } => {
-            return None;
-        }
         SessionEvent::LoggedOut { error } => {
             u.status = Some(S::LoggedOut);
             u.qr = Some(None);
             u.pair_code = Some(None);
             u.last_error = Some(Some(last_error(error, now)));
         }
+        // The events that do not change the device (`changes_device`).
+        _ => return None,
     }
     Some(u)
 }

@@ -15,7 +15,7 @@ use wa_errors::{ApiError, ApiResult, ErrorCode};
 
 use crate::apps::App;
 use crate::device_service::Devices;
-use crate::devices::DeviceStatus;
+use crate::devices::{Device, DeviceStatus};
 use crate::messages::{
     Direction, Message, MessageError, MessageStatus, MessageUpdate, SendRequest, new_message_id,
     wait_key,
@@ -217,17 +217,19 @@ impl Messages {
     /// not to wait, or still waiting after `send_wait`), failed, rate limited. Refusals
     /// before the send is accepted are errors of the table (validation, device, conflict of
     /// an Idempotency-Key reused with another request). With an Idempotency-Key the first
-    /// final outcome is replayed.
+    /// final outcome is replayed. `read`: the device as read with the caller's App
+    /// (`Apps::authenticate_with_device`), else it is read here.
     pub async fn send(
         &self,
         app: &App,
         device_id: Uuid,
+        read: Option<Device>,
         request: SendRequest,
         idempotency_key: Option<String>,
         respond_async: bool,
     ) -> ApiResult<SendReply> {
         let mut valid = request.validate(self.allow_private_urls)?;
-        let device = self.devices.get(app, device_id).await?;
+        let device = self.devices.get_read(app, device_id, read).await?;
         // Only a request with an Idempotency-Key is ever compared with another one.
         let request_hash = if idempotency_key.is_some() {
             let canonical =

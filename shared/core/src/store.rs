@@ -165,6 +165,13 @@ macro_rules! store_ports {
                 /// The App whose token hashes to `token_hash`.
                 fn app_by_token_hash(token_hash: &str) -> Option<App>;
 
+                /// `app_by_token_hash`, and the device `device_id` read with it (in one
+                /// request where the store can): the caller of a route on a device's path
+                /// and that device. The device is anyone's: the caller checks it is the
+                /// App's.
+                fn app_by_token_hash_with_device(token_hash: &str, device_id: Uuid)
+                    -> (Option<App>, Option<Device>);
+
                 /// The tenant's Apps in id order.
                 fn list_apps(tenant_id: &str, page: PageRequest) -> Page<App>;
 
@@ -349,10 +356,17 @@ macro_rules! store_ports {
                 /// events go out in order.
                 fn due_deliveries(now: OffsetDateTime, limit: u32) -> Vec<Delivery>;
 
-                /// The oldest pending delivery of one device, if it is due, and whether
-                /// another pending one waits behind it (in one read).
+                /// The oldest pending delivery of one device, if it is due (else the one it
+                /// waits for), and whether another pending one waits behind it (in one
+                /// read).
                 fn next_delivery_of_device(device_id: Uuid, now: OffsetDateTime)
                     -> DeviceHead;
+
+                /// Makes a pending delivery that no one attempted yet due now: its
+                /// committer, which held it to deliver it itself, leaves it to the events
+                /// queue's consumer. Nothing changes for a delivery attempted already or no
+                /// longer pending; `NotFound` when there is none.
+                fn release_delivery(request_id: &str) -> ();
 
                 /// Records an attempt (only on a pending delivery; `Conflict("status")`
                 /// otherwise).
@@ -597,13 +611,60 @@ pub struct Delivery {
     pub updated_at: OffsetDateTime,
 }
 
-/// The head of a device's delivery queue: its oldest pending delivery when it is due, and
-/// whether another pending delivery follows it. A consumer that finds none following stops
-/// after the head: an event committed later is nudged after its commit.
+/// The head of a device's delivery queue: its oldest pending delivery when it is due, the
+/// one it waits for when it is not, and whether another pending delivery follows it. A
+/// consumer that finds none following stops after the head: an event committed later is
+/// nudged after its commit.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct DeviceHead {
     pub due: Option<Delivery>,
+    /// The oldest pending delivery when it is not due yet.
+    pub waiting: Option<Waiting>,
     pub more: bool,
+}
+
+impl DeviceHead {
+    /// The head of a device's queue whose oldest pending delivery is `oldest` (read at
+    /// `now`), with `more` pending behind it.
+    pub fn of(oldest: Option<Delivery>, now: OffsetDateTime, more: bool) -> DeviceHead {
+        match oldest {
+            Some(d) if d.next_attempt_at <= now => DeviceHead {
+                due: Some(d),
+                waiting: None,
+                more,
+            },
+            Some(d) => DeviceHead {
+                due: None,
+                waiting: Some(Waiting {
+                    request_id: d.event.request_id,
+                    attempts: d.attempts,
+                    until: d.next_attempt_at,
+                }),
+                more,
+            },
+            None => DeviceHead {
+                more,
+                ..DeviceHead::default()
+            },
+        }
+    }
+}
+
+/// A pending delivery at the head of its device's queue that is not due yet: a retry
+/// (`attempts` 1 or more), or one its committer is delivering itself (`attempts` 0, held
+/// until `until` so that no one else posts it; [`EventStore::release_delivery`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Waiting {
+    pub request_id: String,
+    pub attempts: u32,
+    pub until: OffsetDateTime,
+}
+
+impl Waiting {
+    /// Whether its committer holds it (no attempt yet), rather than a retry's wait.
+    pub fn held_by_committer(&self) -> bool {
+        self.attempts == 0
+    }
 }
 
 /// The outcome of one delivery attempt.
@@ -638,6 +699,43 @@ impl<T: AppStore + DeviceStore + MessageStore + EventStore + LeaseStore + ReplyS
 mod tests {
     use super::*;
     use wa_errors::{ApiError, ErrorCode};
+
+    #[test]
+    fn a_device_head_is_due_or_waits() {
+        let now = crate::time::now();
+        let event = Event::new(
+            crate::webhooks::EventType::Message,
+            Uuid::nil(),
+            Uuid::nil(),
+            serde_json::json!({}),
+        );
+        let at = |next: OffsetDateTime, attempts: u32| Delivery {
+            seq: 1,
+            event: event.clone(),
+            status: DeliveryStatus::Pending,
+            attempts,
+            next_attempt_at: next,
+            last_error: None,
+            last_status_code: None,
+            updated_at: now,
+        };
+        let later = now + Duration::from_secs(5);
+        let due = DeviceHead::of(Some(at(now, 2)), now, true);
+        assert_eq!(
+            (due.due, due.waiting, due.more),
+            (Some(at(now, 2)), None, true)
+        );
+        let held = DeviceHead::of(Some(at(later, 0)), now, false);
+        assert_eq!(held.due, None);
+        let w = held.waiting.unwrap();
+        assert_eq!(
+            (w.until, w.attempts, w.held_by_committer()),
+            (later, 0, true)
+        );
+        let retry = DeviceHead::of(Some(at(later, 1)), now, false);
+        assert!(!retry.waiting.unwrap().held_by_committer());
+        assert_eq!(DeviceHead::of(None, now, false), DeviceHead::default());
+    }
 
     #[test]
     fn store_errors_map_to_the_api() {

@@ -149,7 +149,9 @@ async fn worker(
     capacity: Capacity,
 ) -> (Worker, mpsc::UnboundedReceiver<(Uuid, SessionEvent)>) {
     let aws = wa_aws::AwsEnv::from_lookup(&|_| None);
-    let (store, queue) = crate::backends(dir, &aws, false).await.expect("backends");
+    let crate::Backends { store, queue, .. } = crate::open_backends(dir, &aws, false, None)
+        .await
+        .expect("backends");
     let (tx, rx) = mpsc::unbounded_channel();
     let (inbound, _) = mpsc::unbounded_channel();
     let sandbox =

@@ -5,6 +5,7 @@
 use async_trait::async_trait;
 use uuid::Uuid;
 use wa_core::apps::App;
+use wa_core::devices::Device;
 use wa_core::store::{AppStore, AppUpdate, Page, PageRequest, StoreError};
 
 use super::DynamoStore;
@@ -100,20 +101,26 @@ impl AppStore for DynamoStore {
     }
 
     async fn app_by_token_hash(&self, token_hash: &str) -> Result<Option<App>, StoreError> {
-        let Some(g) = self.get(key::app_token(token_hash)).await? else {
-            return Ok(None);
-        };
-        // The copy of the App in the guard, written with the App.
-        if g.opt_s("app_id")?.is_some() {
-            return Ok(Some(App::try_from(&g)?).filter(|a| a.token_hash == token_hash));
+        match self.get(key::app_token(token_hash)).await? {
+            Some(g) => self.app_of_token_guard(&g, token_hash).await,
+            None => Ok(None),
         }
-        // A guard written before it carried the copy: the App itself.
-        // The guard and the App are written together; the check covers a token rotated
-        // between the two reads.
-        Ok(self
-            .get_app(guard_owner(&g)?)
-            .await?
-            .filter(|a| a.token_hash == token_hash))
+    }
+
+    async fn app_by_token_hash_with_device(
+        &self,
+        token_hash: &str,
+        device_id: Uuid,
+    ) -> Result<(Option<App>, Option<Device>), StoreError> {
+        let (token, device) = (key::app_token(token_hash), key::device(device_id));
+        let items = self.get_many(vec![token.clone(), device.clone()]).await?;
+        let find = |k: &Item| items.iter().find(|i| i.primary_key() == *k);
+        let app = match find(&token) {
+            Some(g) => self.app_of_token_guard(g, token_hash).await?,
+            None => None,
+        };
+        let device = find(&device).map(Device::try_from).transpose()?;
+        Ok((app, device))
     }
 
     async fn list_apps(&self, tenant_id: &str, page: PageRequest) -> Result<Page<App>, StoreError> {
@@ -147,5 +154,26 @@ impl AppStore for DynamoStore {
     async fn ping(&self) -> Result<(), StoreError> {
         // A point read of an item that never exists: the cheapest round trip to the table.
         self.get(key::counter("ping")).await.map(|_| ())
+    }
+}
+
+impl DynamoStore {
+    /// The App of `g`, the token guard of `token_hash`.
+    async fn app_of_token_guard(
+        &self,
+        g: &Item,
+        token_hash: &str,
+    ) -> Result<Option<App>, StoreError> {
+        // The copy of the App in the guard, written with the App.
+        if g.opt_s("app_id")?.is_some() {
+            return Ok(Some(App::try_from(g)?).filter(|a| a.token_hash == token_hash));
+        }
+        // A guard written before it carried the copy: the App itself.
+        // The guard and the App are written together; the check covers a token rotated
+        // between the two reads.
+        Ok(self
+            .get_app(guard_owner(g)?)
+            .await?
+            .filter(|a| a.token_hash == token_hash))
     }
 }

@@ -756,7 +756,7 @@ impl TryFrom<&Item> for Delivery {
 }
 
 /// A pending delivery's place in its device's queue. It exists exactly while the delivery
-/// is pending and carries its next attempt time (written and deleted in the same
+/// is pending and carries its next attempt time and attempts (written and deleted in the same
 /// transactions as the delivery), so a queue head that is not due needs no second read.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct QueueEntry {
@@ -764,6 +764,9 @@ pub(crate) struct QueueEntry {
     pub(crate) seq: i64,
     pub(crate) request_id: String,
     pub(crate) next_attempt_ms: i64,
+    /// The delivery's attempts so far (1 for an entry written without them: a wait is
+    /// taken for a retry's).
+    pub(crate) attempts: u32,
 }
 
 impl From<&Delivery> for QueueEntry {
@@ -773,6 +776,7 @@ impl From<&Delivery> for QueueEntry {
             seq: d.seq,
             request_id: d.event.request_id.clone(),
             next_attempt_ms: ms(d.next_attempt_at),
+            attempts: d.attempts,
         }
     }
 }
@@ -785,6 +789,7 @@ impl From<&QueueEntry> for Item {
             .with_n("seq", q.seq)
             .with_s("request_id", &q.request_id)
             .with_n("next_attempt_ms", q.next_attempt_ms)
+            .with_n("attempts", q.attempts)
             .in_index(
                 Index::Gsi3,
                 shards::of_device(list::DELIVERY_QUEUE, q.device_id),
@@ -802,6 +807,7 @@ impl TryFrom<&Item> for QueueEntry {
             seq: i.n("seq")?,
             request_id: i.s("request_id")?.to_owned(),
             next_attempt_ms: i.n("next_attempt_ms")?,
+            attempts: i.opt_n("attempts")?.unwrap_or(1),
         })
     }
 }

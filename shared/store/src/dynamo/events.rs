@@ -18,12 +18,14 @@ use async_trait::async_trait;
 use aws_sdk_dynamodb::types::AttributeValue;
 use tokio::task::JoinSet;
 use uuid::Uuid;
-use wa_core::store::{Attempt, Delivery, DeliveryStatus, DeviceHead, EventStore, StoreError};
+use wa_core::store::{
+    Attempt, Delivery, DeliveryStatus, DeviceHead, EventStore, StoreError, Waiting,
+};
 use wa_core::time::{self, OffsetDateTime};
 use wa_core::webhooks::Event;
 
 use super::DynamoStore;
-use super::codec::{Attrs, Index, Item, LAST_SEQ, QueueEntry, key, list, ms, sortable};
+use super::codec::{Attrs, Index, Item, LAST_SEQ, QueueEntry, from_ms, key, list, ms, sortable};
 use super::ops::{
     MAX_TRANSACTION_ITEMS, OnCondition, Query, Range, Write, WriteError, until_fresh,
 };
@@ -35,6 +37,8 @@ static LAST_SEQ_ISSUED: AtomicI64 = AtomicI64::new(0);
 /// Each event is two items (the delivery and its queue entry), plus one order guard per
 /// device.
 const EVENTS_PER_TRANSACTION: usize = MAX_TRANSACTION_ITEMS / 3;
+/// `release_delivery`'s answer to itself: the delivery is not held, nothing to change.
+const UNHELD: &str = "unheld";
 /// How many devices `due_deliveries` checks at once.
 const CHECKS_IN_FLIGHT: usize = 32;
 
@@ -47,6 +51,8 @@ impl DynamoStore {
             return Ok(Vec::new());
         }
         let now = time::now();
+        // Held for this process to deliver itself ([`DynamoStore::holding_events`]).
+        let due_at = now + self.hold_events.unwrap_or_default();
         let first = issue_seqs(now, events.len());
         let mut writes = Vec::with_capacity(events.len() * 2 + 1);
         let mut last_of_device: BTreeMap<Uuid, i64> = BTreeMap::new();
@@ -56,15 +62,19 @@ impl DynamoStore {
                 event: e.clone(),
                 status: DeliveryStatus::Pending,
                 attempts: 0,
-                next_attempt_at: now,
+                next_attempt_at: due_at,
                 last_error: None,
                 last_status_code: None,
                 updated_at: now,
             };
-            writes.push(Write::insert(
-                Item::from(&d).with_rev(1),
-                StoreError::Conflict("request_id"),
-            ));
+            let item = Item::from(&d).with_rev(1);
+            if self.hold_events.is_some() {
+                // Its attempt is recorded without a read (one that did not commit is not
+                // found on its revision, and read).
+                self.recent_deliveries
+                    .keep(e.request_id.clone(), &d, 1, item.body_len());
+            }
+            writes.push(Write::insert(item, StoreError::Conflict("request_id")));
             writes.push(Write::put(Item::from(&QueueEntry::from(&d))));
             last_of_device.insert(e.device_id, d.seq);
         }
@@ -259,7 +269,15 @@ impl EventStore for DynamoStore {
         };
         let entry = QueueEntry::try_from(head)?;
         if entry.next_attempt_ms > ms(now) {
-            return Ok(DeviceHead { due: None, more });
+            return Ok(DeviceHead {
+                due: None,
+                waiting: Some(Waiting {
+                    until: from_ms(entry.next_attempt_ms),
+                    request_id: entry.request_id,
+                    attempts: entry.attempts,
+                }),
+                more,
+            });
         }
         let d = self.get_delivery(&entry.request_id).await?.ok_or_else(|| {
             StoreError::Backend(format!(
@@ -267,10 +285,29 @@ impl EventStore for DynamoStore {
                 entry.request_id
             ))
         })?;
-        Ok(DeviceHead {
-            due: (d.status == DeliveryStatus::Pending && d.next_attempt_at <= now).then_some(d),
-            more,
-        })
+        let pending = (d.status == DeliveryStatus::Pending).then_some(d);
+        Ok(DeviceHead::of(pending, now, more))
+    }
+
+    async fn release_delivery(&self, request_id: &str) -> Result<(), StoreError> {
+        let now = time::now();
+        let release = |old: &Delivery| {
+            if old.status != DeliveryStatus::Pending
+                || old.attempts > 0
+                || old.next_attempt_at <= now
+            {
+                return Err(StoreError::Conflict(UNHELD));
+            }
+            Ok(Delivery {
+                next_attempt_at: now,
+                updated_at: now,
+                ..old.clone()
+            })
+        };
+        match self.change_delivery(request_id, &release).await {
+            Ok(_) | Err(StoreError::Conflict(UNHELD)) => Ok(()),
+            Err(e) => Err(e),
+        }
     }
 
     async fn record_attempt(
@@ -461,5 +498,69 @@ mod tests {
             (stored.status, stored.attempts),
             (DeliveryStatus::Delivered, 2)
         );
+    }
+}
+
+#[cfg(test)]
+mod holding_tests {
+    use std::sync::atomic::Ordering;
+    use std::time::Duration;
+
+    use super::*;
+    use wa_core::webhooks::EventType;
+
+    /// A store that holds its events: another process sees them waiting, held by their
+    /// committer (no attempt yet), and not due; the committer records its attempt without a
+    /// read; a released one is due at once, and the hold is over for everyone.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn held_events_wait_for_their_committer_until_released() {
+        let plain = crate::dynamo::tests::store().await;
+        let s = (*plain).clone().holding_events(Duration::from_secs(30));
+        let device = uuid::Uuid::now_v7();
+        let ev = |n: u32| {
+            Event::new(
+                EventType::Message,
+                uuid::Uuid::now_v7(),
+                device,
+                serde_json::json!({ "n": n }),
+            )
+        };
+        let (first, second) = (ev(1), ev(2));
+        s.append_events(&[first.clone(), second.clone()])
+            .await
+            .unwrap();
+        let before = time::now();
+        let head = plain.next_delivery_of_device(device, before).await.unwrap();
+        assert!(head.due.is_none(), "held, not due");
+        assert!(head.more);
+        let w = head.waiting.expect("waiting");
+        assert_eq!(&w.request_id, &first.request_id);
+        assert!(w.held_by_committer());
+        assert!(w.until > before + ::time::Duration::seconds(25), "{w:?}");
+        assert!(
+            plain.due_deliveries(before, 10).await.unwrap().is_empty(),
+            "nothing due for the consumer or the sweep"
+        );
+
+        let used = || s.recent_deliveries.used.load(Ordering::Relaxed);
+        let done = s
+            .record_attempt(&first.request_id, &Attempt::Delivered { status_code: 204 })
+            .await
+            .unwrap();
+        assert_eq!((done.attempts, used()), (1, 1), "recorded without a read");
+
+        s.release_delivery(&second.request_id).await.unwrap();
+        let head = plain
+            .next_delivery_of_device(device, time::now())
+            .await
+            .unwrap();
+        assert_eq!(
+            head.due.map(|d| (d.event.request_id, d.attempts)),
+            Some((second.request_id.clone(), 0)),
+            "released: due now"
+        );
+        // A second release, and one by another process, change nothing.
+        s.release_delivery(&second.request_id).await.unwrap();
+        plain.release_delivery(&second.request_id).await.unwrap();
     }
 }

@@ -50,6 +50,9 @@ pub struct DynamoStore {
     recent: Arc<recent::Recent<(uuid::Uuid, String), wa_core::messages::Message>>,
     /// The same for webhook deliveries, by request id.
     recent_deliveries: Arc<recent::Recent<String, wa_core::store::Delivery>>,
+    /// Set by [`DynamoStore::holding_events`]: how long the events this store writes are
+    /// held for their committer to deliver.
+    hold_events: Option<Duration>,
 }
 
 impl DynamoStore {
@@ -61,6 +64,20 @@ impl DynamoStore {
             fence: None,
             recent: Arc::default(),
             recent_deliveries: Arc::default(),
+            hold_events: None,
+        }
+    }
+
+    /// This store, writing the events it commits held for `hold` (not due until then), for
+    /// a process that delivers them itself right after the commit: the events queue's
+    /// consumer leaves a held delivery alone, and takes it over once the hold is over (its
+    /// committer gone) or released
+    /// ([`wa_core::store::EventStore::release_delivery`]). Hold for longer than
+    /// one attempt can take.
+    pub fn holding_events(self, hold: Duration) -> Self {
+        DynamoStore {
+            hold_events: Some(hold),
+            ..self
         }
     }
 

@@ -153,10 +153,7 @@ impl EventStore for SqliteStore {
             )?;
             let more = d.len() > 1;
             d.truncate(1);
-            Ok(DeviceHead {
-                due: d.pop().filter(|d| d.next_attempt_at <= now),
-                more,
-            })
+            Ok(DeviceHead::of(d.pop(), now, more))
         })
     }
 
@@ -184,6 +181,22 @@ impl EventStore for SqliteStore {
                 .execute(params![id, status, next, error, code.map(i64::from), count, now])
                 .map_err(backend)?;
             changed(conn, &id, n)
+        })
+        .await
+    }
+
+    async fn release_delivery(&self, request_id: &str) -> Result<(), StoreError> {
+        let id = request_id.to_owned();
+        self.with(move |conn| {
+            let now = ms(wa_core::time::now());
+            conn.prepare_cached(
+                "UPDATE deliveries SET next_attempt_ms = ?2, updated_ms = ?2 \
+                 WHERE request_id = ?1 AND status = 'pending' AND attempts = 0 AND next_attempt_ms > ?2",
+            )
+            .map_err(backend)?
+            .execute(params![id, now])
+            .map_err(backend)?;
+            get(conn, &id)?.map(|_| ()).ok_or(StoreError::NotFound)
         })
         .await
     }

@@ -14,9 +14,10 @@ use cache::{APPS_MARK, Caches};
 use rusqlite::{Connection, ErrorCode, OptionalExtension, Row, params};
 use uuid::Uuid;
 use wa_core::apps::App;
+use wa_core::devices::Device;
 use wa_core::lease::Fence;
 use wa_core::queue::{QueueError, Received};
-use wa_core::store::{AppStore, AppUpdate, Page, PageRequest, StoreError};
+use wa_core::store::{AppStore, AppUpdate, DeviceStore, Page, PageRequest, StoreError};
 use wa_core::time;
 
 /// Schema migrations, applied in order; `user_version` records how many ran.
@@ -453,6 +454,16 @@ impl AppStore for SqliteStore {
             Some(c) => c.apps_by_token.get_or_load(&self.db, token_hash, load),
             None => load(),
         }
+    }
+
+    async fn app_by_token_hash_with_device(
+        &self,
+        token_hash: &str,
+        device_id: Uuid,
+    ) -> Result<(Option<App>, Option<Device>), StoreError> {
+        // Both are point reads of the local file (and cached where the process may).
+        let app = self.app_by_token_hash(token_hash).await?;
+        Ok((app, self.get_device(device_id).await?))
     }
 
     async fn list_apps(&self, tenant_id: &str, page: PageRequest) -> Result<Page<App>, StoreError> {

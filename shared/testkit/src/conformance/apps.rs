@@ -3,7 +3,9 @@
 use std::sync::Arc;
 
 use uuid::Uuid;
+use wa_core::apps::App;
 use wa_core::auth;
+use wa_core::devices::Device;
 use wa_core::store::{AppStore, AppUpdate, PageRequest, Store, StoreError};
 
 use crate::fixtures::{app, device, tenant};
@@ -226,6 +228,28 @@ pub async fn closed_apps(s: Arc<dyn Store>) {
     s.insert_app(&a).await.unwrap();
     let before = device(a.app_id, "before");
     s.insert_device(&before).await.unwrap();
+    // The App of a token and a device, read together.
+    let ids = |(app, device): (Option<App>, Option<Device>)| {
+        (app.map(|a| a.app_id), device.map(|d| d.device_id))
+    };
+    let with = |hash: String, id: Uuid| {
+        let s = s.clone();
+        async move { ids(s.app_by_token_hash_with_device(&hash, id).await.unwrap()) }
+    };
+    assert_eq!(
+        with(a.token_hash.clone(), before.device_id).await,
+        (Some(a.app_id), Some(before.device_id))
+    );
+    assert_eq!(
+        with(auth::hash_token("nope"), before.device_id).await,
+        (None, Some(before.device_id)),
+        "an unknown token; the device is anyone's"
+    );
+    assert_eq!(
+        with(a.token_hash.clone(), Uuid::now_v7()).await,
+        (Some(a.app_id), None),
+        "an unknown device"
+    );
     s.close_app(a.app_id).await.unwrap();
     s.close_app(a.app_id).await.expect("closing twice is fine");
     assert_eq!(

@@ -99,6 +99,26 @@ pub async fn event_store(s: Arc<dyn Store>) {
     let blocked = s.next_delivery_of_device(d1, now()).await.unwrap();
     assert!(blocked.due.is_none(), "blocked until due");
     assert!(blocked.more, "two more wait behind it");
+    let waiting = blocked.waiting.expect("the head it waits for");
+    assert_eq!(
+        (
+            &waiting.request_id,
+            waiting.attempts,
+            waiting.held_by_committer()
+        ),
+        (&a[0].request_id, 1, false),
+        "a retry's wait"
+    );
+    assert_eq!(
+        waiting.until.unix_timestamp(),
+        later.unix_timestamp(),
+        "until the retry"
+    );
+    // Releasing a delivery that was attempted changes nothing.
+    s.release_delivery(&a[0].request_id).await.unwrap();
+    let still = s.next_delivery_of_device(d1, now()).await.unwrap();
+    assert_eq!(still.waiting.map(|w| w.attempts), Some(1), "still waits");
+    assert_eq!(s.release_delivery("nope").await, Err(StoreError::NotFound));
     let again = s
         .next_delivery_of_device(d1, later + ::time::Duration::seconds(1))
         .await
