@@ -64,7 +64,7 @@ pub fn dead_letter_reason(m: &aws_sdk_sqs::types::Message) -> &str {
         .unwrap_or_default()
 }
 
-fn sqs(endpoint: &str) -> aws_sdk_sqs::Client {
+pub fn sqs(endpoint: &str) -> aws_sdk_sqs::Client {
     let config = aws_sdk_sqs::Config::builder()
         .behavior_version(BehaviorVersion::latest())
         .endpoint_url(endpoint)

@@ -3,7 +3,9 @@
 //! directory of its own. During a burst of sends one worker is killed (kill -9) and another
 //! stopped (SIGTERM), then a fourth starts. Every device is connected again, no device ever
 //! had two sessions open at once, epochs only grow, every accepted send went out exactly
-//! once, and the devices end up shared out evenly.
+//! once, and the devices end up shared out evenly. Commands of a device received by a worker
+//! that does not hold it are forwarded to the holder's inbox; a stopped worker deletes its
+//! inbox, and a killed one's is deleted by the others once it is long gone.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -11,7 +13,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use crate::aws::{aws_init, moto_env, moto_prefix, queue_url};
+use crate::aws::{aws_init, moto_env, moto_prefix, queue_url, sqs};
 use crate::devices::{
     call, create_app, create_device, sandbox_records, scan, send_text, tenant_jwt, wait_for,
     wait_sent,
@@ -101,11 +103,12 @@ async fn a_fleet_loses_nothing_when_workers_die_or_stop() {
     let start = |id: &str| {
         let mut e = env.clone();
         e.push(("WA_WORKER_ID", id));
+        e.push(("RUST_LOG", "info,wa_worker::forward=debug"));
         WorkerProcess::start_with(shared.path(), &e)
     };
     let mut w1 = start("w1");
     let mut w2 = start("w2");
-    let _w3 = start("w3");
+    let w3 = start("w3");
     let mut front = env.clone();
     front.extend([
         ("WA_PROVIDER", "sandbox"),
@@ -132,6 +135,34 @@ async fn a_fleet_loses_nothing_when_workers_die_or_stop() {
         .await;
         ids.push(id);
     }
+
+    // The devices shared out before the burst: a device given back to even the shares is
+    // `connecting` for a moment, and a send is refused then.
+    let share = DEVICES.div_ceil(3);
+    let shares = Mutex::new(HashMap::new());
+    poll_until(
+        "the devices are not shared out",
+        Duration::from_secs(120),
+        Duration::from_millis(500),
+        || async {
+            let mut counts: HashMap<String, usize> = HashMap::new();
+            for id in &ids {
+                let (_, d) = call(&api, "GET", &format!("/devices/{id}"), &t, None).await;
+                if d["data"]["device"]["status"] != "connected" {
+                    return None;
+                }
+                let holder = holder(&records(&api, &t, id, "sessions").await)?;
+                *counts.entry(holder).or_default() += 1;
+            }
+            if counts.values().all(|n| *n <= share) {
+                return Some(());
+            }
+            *shares.lock().unwrap() = counts;
+            None
+        },
+        || format!("{:?}", shares.lock().unwrap()),
+    )
+    .await;
 
     // A burst of accepted sends; w1 dies in it, w2 stops in it, then w4 joins.
     let mut accepted: Vec<(String, String)> = Vec::new();
@@ -242,4 +273,35 @@ async fn a_fleet_loses_nothing_when_workers_die_or_stop() {
     }
     assert!(on_w1.is_empty(), "never taken over: {on_w1:?}");
     eprintln!("taken over after the kill in {takeovers:?} (lease period {TTL} s)");
+
+    // Commands went to their owners' inboxes; what is left of the inboxes is w3's and w4's.
+    let forwarded = [&w1, &w2, &w3, &w4]
+        .iter()
+        .map(|w| w.logs().matches("command forwarded").count())
+        .sum::<usize>();
+    assert!(forwarded > 0, "no command was forwarded");
+    let client = sqs(endpoint);
+    let inbox_prefix = format!("{prefix}-commands-inbox-");
+    let seen = Mutex::new(Vec::new());
+    poll_until(
+        "the inboxes of w1 and w2 are still there",
+        Duration::from_secs(60),
+        Duration::from_millis(500),
+        || async {
+            let listed = client
+                .list_queues()
+                .queue_name_prefix(&inbox_prefix)
+                .send()
+                .await
+                .unwrap();
+            let urls = listed.queue_urls().to_vec();
+            if urls.len() == 2 {
+                return Some(());
+            }
+            *seen.lock().unwrap() = urls;
+            None
+        },
+        || format!("{:?}", seen.lock().unwrap()),
+    )
+    .await;
 }

@@ -12,13 +12,16 @@ use wa_core::store::StoreError;
 use wa_core::time;
 
 use crate::balance::{Route, route_known};
+use crate::forward::Via;
 use crate::leases::LinkRequest;
 use crate::session::stopped_or_logged_out;
 use crate::{Next, Worker, capacity, decide};
 
 impl Worker {
-    /// Decodes and applies one received command; the answer settles it.
-    pub(crate) async fn process(&self, msg: Received) -> Settle {
+    /// Decodes and applies one command, delivered `via` its queue or a forward; the answer
+    /// settles it. One of a device another live worker holds is forwarded to that worker
+    /// (`crate::forward`).
+    pub(crate) async fn process(&self, msg: Received, via: Via) -> Settle {
         let env: CommandEnvelope = match serde_json::from_str(&msg.body) {
             Ok(e) => e,
             Err(e) => {
@@ -45,6 +48,7 @@ impl Worker {
             Ok(Next::Done) => Settle::Delete,
             Ok(Next::Settled(next)) => Settle::Settled(next),
             Ok(Next::RetryIn(delay)) => Settle::RetryAfter(delay),
+            Ok(Next::Elsewhere(owner)) => self.forward(&msg, &via, &owner).await,
             Err(StoreError::Fenced) => {
                 // Another worker has the device now: this one stops, the command goes on
                 // there.
@@ -62,17 +66,17 @@ impl Worker {
     /// Applies one command, as `received` from the commands queue (its receive count: how
     /// often it was delivered), on this worker only while it holds the device's lease: a
     /// device nobody holds is claimed first (and its session opened when it wants one); a
-    /// device another live worker holds is not handled here (`Next::RetryIn`
-    /// [`ELSEWHERE_RETRY`]). `Err` only for failures worth retrying (storage); `Fenced` when
-    /// the lease moved while the command ran.
+    /// device another live worker holds is not handled here (`Next::Elsewhere`, with that
+    /// worker). `Err` only for failures worth retrying (storage); `Fenced` when the lease
+    /// moved while the command ran.
     pub async fn handle(&self, command: &Command, received: &Received) -> Result<Next, StoreError> {
         let device_id = command.device_id();
         let _busy = self.leases.busy(device_id);
         // Routed before the device is read: a command handed on to the device's owner
         // costs one read here (its lease, none when this worker holds it).
-        let route = self.route(device_id).await?;
+        let (route, holder) = self.route(device_id).await?;
         if route == Route::Elsewhere {
-            return Ok(Next::RetryIn(ELSEWHERE_RETRY));
+            return Ok(holder.map_or(Next::RetryIn(ELSEWHERE_RETRY), Next::Elsewhere));
         }
         let known = if uses_known_device(command) {
             self.leases.known_device(device_id)

@@ -1,7 +1,9 @@
 //! The worker's consumer loop: the commands queue through the shared consume loop, the
 //! session events and inbound messages from the provider, and the periodic upkeep, from
 //! the start (taking back what the last run left in flight, restoring) to a drained stop,
-//! the leases kept meanwhile, and the hand-over of every device at the end.
+//! the leases kept meanwhile, and the hand-over of every device at the end. Beside the
+//! commands queue it consumes its own inbox, where other workers forward the commands of
+//! the devices it holds (`crate::forward`).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -13,7 +15,11 @@ use wa_core::provider::{InboundDelivery, SessionEvent};
 use wa_core::queue::COMMANDS;
 use wa_core::store::StoreError;
 
+use crate::forward::Via;
 use crate::{CONCURRENCY, Worker};
+
+/// Forwarded commands handled at once, beside the commands queue's [`CONCURRENCY`].
+const INBOX_CONCURRENCY: usize = 32;
 
 impl Worker {
     /// Restores sessions, then handles provider events and queued commands until `shutdown`
@@ -56,6 +62,8 @@ impl Worker {
                 let _ = delivery.stored.send(result);
             }
         });
+        // Opened before the restore joins the fleet: the membership record names it.
+        let inbox = self.open_inbox().await;
         let sessions = self.restore_sessions().await;
         // The leases just claimed are renewed while the pending sends are queued again.
         let this = self.clone();
@@ -79,17 +87,41 @@ impl Worker {
             idle_max: Duration::from_millis(200),
             on_turn: crate::health::beat,
         };
+        let forwarded = inbox.map(|inbox| {
+            let options = ConsumeOptions {
+                // One name per process start.
+                queue: Box::leak(inbox.into_boxed_str()),
+                concurrency: INBOX_CONCURRENCY,
+                ..options.clone()
+            };
+            let this = self.clone();
+            tokio::spawn(consume(
+                self.queue.clone(),
+                options,
+                move |msg| {
+                    let this = this.clone();
+                    async move { this.take_forwarded(msg).await }
+                },
+                shutdown.clone(),
+            ))
+        });
         let this = self.clone();
         consume(
             self.queue.clone(),
             options,
             move |msg| {
                 let this = this.clone();
-                async move { this.process(msg).await }
+                async move { this.process(msg, Via::received(COMMANDS)).await }
             },
             shutdown,
         )
         .await;
+        if let Some(forwarded) = forwarded {
+            let _ = forwarded.await;
+            // While it still holds its devices: what others forward from now on goes back
+            // to the commands queue, and comes to the devices' next owners.
+            self.close_inbox().await;
+        }
         let _ = upkeep.await;
         let _ = leases.await;
         self.hand_over().await;

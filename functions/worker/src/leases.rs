@@ -16,7 +16,7 @@ use wa_core::devices::{Device, DeviceStatus as S, DeviceUpdate};
 use wa_core::lease::{self, Claim, Fence, Hold, Member, Owner, Renewal, Timing, Watch};
 use wa_core::provider::{ProviderFailure, SessionEvent};
 use wa_core::store::{PageRequest, Store, StoreError};
-use wa_core::time;
+use wa_core::time::{self, OffsetDateTime};
 use wa_core::webhooks::payload;
 use wa_errors::ErrorCode;
 
@@ -72,6 +72,8 @@ pub struct Leases {
     took_back: std::sync::atomic::AtomicBool,
     /// Whether the store is this process's alone ([`Leases::set_exclusive`]).
     exclusive: std::sync::atomic::AtomicBool,
+    /// This worker's inbox, and the live workers' (`crate::forward`).
+    pub inboxes: crate::forward::Inboxes,
 }
 
 impl Leases {
@@ -86,6 +88,7 @@ impl Leases {
             starts: Arc::new(Semaphore::new(starts.max(1))),
             took_back: std::sync::atomic::AtomicBool::new(false),
             exclusive: std::sync::atomic::AtomicBool::new(false),
+            inboxes: crate::forward::Inboxes::default(),
         }
     }
 
@@ -254,13 +257,17 @@ impl Worker {
     }
 
     /// Where a command for the device goes ([`balance::route`]), from this worker's
-    /// holdings and the stored lease.
-    pub(crate) async fn route(&self, device_id: Uuid) -> Result<Route, StoreError> {
+    /// holdings and the stored lease, with the lease's holder when it is another.
+    pub(crate) async fn route(
+        &self,
+        device_id: Uuid,
+    ) -> Result<(Route, Option<Owner>), StoreError> {
         if self.leases.holds(device_id) {
-            return Ok(Route::Here);
+            return Ok((Route::Here, None));
         }
         let seen = self.store.get_lease(device_id).await?;
-        Ok(balance::route(false, self.leases.approach(seen.as_ref())))
+        let route = balance::route(false, self.leases.approach(seen.as_ref()));
+        Ok((route, seen.and_then(|l| l.owner)))
     }
 
     /// Claims the device's lease (`unchanged`: the version watched for a full period, for
@@ -378,7 +385,7 @@ impl Worker {
     fn member(&self) -> Member {
         Member {
             owner: self.leases.owner.clone(),
-            inbox: String::new(),
+            inbox: self.leases.inboxes.own().unwrap_or_default(),
             expires_at: time::now() + self.leases.timing.ttl,
             sessions: self.leases.held().len() as u32,
             capacity: match self.capacity.room() {
@@ -403,7 +410,12 @@ impl Worker {
             Err(StoreError::NotFound) => self.join().await?,
             r => r?,
         }
-        let members = self.store.live_workers(time::now()).await?;
+        // Every record, in the same one read: the long-gone workers' inboxes are deleted.
+        let now = time::now();
+        let mut members = self.store.live_workers(OffsetDateTime::UNIX_EPOCH).await?;
+        self.sweep_inboxes(&members, now).await;
+        members.retain(|m| m.is_live(now));
+        self.leases.inboxes.know(&members);
         self.take_back_if_alone(&members).await;
         let live = balance::fleet_size(members.len(), self.leases.is_exclusive());
         let mut wanted: Vec<Device> = Vec::new();

@@ -11,7 +11,8 @@
 //! send through the provider, as [`decide`] rules; [`session`] records session events;
 //! [`inbound`] stores received messages; [`restore`] brings sessions and queued sends back
 //! after a start; [`upkeep`] purges expired idempotency keys and re-drives stale sends;
-//! [`ask`] answers session requests (`wa_core::session`).
+//! [`ask`] answers session requests (`wa_core::session`); [`forward`] hands a command of
+//! another worker's device to that worker's inbox.
 
 mod ask;
 pub mod balance;
@@ -20,6 +21,7 @@ mod commands;
 mod config;
 mod consumer;
 pub mod decide;
+pub mod forward;
 pub mod health;
 mod inbound;
 pub mod leases;
@@ -105,6 +107,9 @@ pub enum Next {
     Settled(Option<Received>),
     /// Not yet: make it visible again after this delay (pacing, backoff).
     RetryIn(Duration),
+    /// Its device is held by this other live worker: forward it there
+    /// ([`forward`]).
+    Elsewhere(wa_core::lease::Owner),
 }
 
 /// Deliveries of one command before it moves to the dead letters.

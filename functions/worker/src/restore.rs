@@ -120,7 +120,7 @@ impl Worker {
     /// its link never started (its `Link` is queued again; a second one is a no-op).
     async fn restore_linking(&self, d: &Device) -> Result<(), StoreError> {
         let id = d.device_id;
-        let Route::Claim { unchanged } = self.route(id).await? else {
+        let (Route::Claim { unchanged }, _) = self.route(id).await? else {
             return Ok(());
         };
         match d.status {

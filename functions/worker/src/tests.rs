@@ -979,15 +979,15 @@ async fn a_stale_holder_is_fenced_and_lets_the_device_go() {
     assert_eq!(now.status, DeviceStatus::Connecting, "nothing written");
 }
 
-/// A command of a device another live worker holds is not handled here: it comes back
-/// (for its owner) and nothing is sent.
+/// A command of a device another live worker holds is not handled here: it is left to
+/// its owner (forwarded, `crate::forward`) and nothing is sent.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_command_of_a_device_held_elsewhere_is_left_to_its_owner() {
     let h = harness();
     let d = stored_device(&h.sqlite, DeviceStatus::Connected).await;
     let m = text_to(d.device_id, "15550001111@s.whatsapp.net");
     h.sqlite.create_message(&m, None, None, &[]).await.unwrap();
-    taken_by_another(&h.sqlite, d.device_id).await;
+    let theirs = taken_by_another(&h.sqlite, d.device_id).await;
     let worker = h.worker(h.sandbox.clone());
     let send = Command::Send {
         queued: None,
@@ -996,7 +996,7 @@ async fn a_command_of_a_device_held_elsewhere_is_left_to_its_owner() {
     };
     assert_eq!(
         worker.handle(&send, &delivered_once()).await,
-        Ok(crate::Next::RetryIn(crate::commands::ELSEWHERE_RETRY))
+        Ok(crate::Next::Elsewhere(theirs.owner.unwrap()))
     );
     let now = h
         .sqlite
@@ -1185,4 +1185,183 @@ async fn a_link_request_handled_twice_opens_one_linking_session() {
         .unwrap();
     worker.handle(&link, &delivered_once()).await.unwrap();
     assert_eq!(qr_events(&mut h), 1, "a new request links again");
+}
+
+/// Two workers of one store and queue, `w1` holding `device` with its inbox open and
+/// known to `w2`; the command `command` for it, as `w2` received it from the queue.
+async fn a_command_received_by_the_other_worker(
+    h: &Harness,
+    device: Uuid,
+) -> (Worker, Worker, String, Received) {
+    let ttl = Duration::from_secs(30);
+    let owner = h
+        .worker(h.sandbox.clone())
+        .with_leases(Owner::new("w1"), ttl, 8);
+    let other = h
+        .worker(h.sandbox.clone())
+        .with_leases(Owner::new("w2"), ttl, 8);
+    let inbox = owner
+        .open_inbox()
+        .await
+        .expect("the local queue has inboxes");
+    owner.join().await.unwrap();
+    assert!(owner.claim(device, None).await.unwrap().is_some());
+    other
+        .leases
+        .inboxes
+        .know(&h.sqlite.live_workers(time::now()).await.unwrap());
+    let presence = Command::SubscribePresence {
+        device_id: device,
+        jid: "15550001111@s.whatsapp.net".into(),
+    };
+    enqueue(&*h.queue, presence).await.unwrap();
+    let msg = h
+        .queue
+        .receive(COMMANDS, 10, crate::VISIBILITY)
+        .await
+        .unwrap()
+        .remove(0);
+    (owner, other, inbox, msg)
+}
+
+/// A command of a device another live worker holds is forwarded to that worker's inbox:
+/// it stays hidden at the head of its group meanwhile, and the owner handles it and
+/// settles it through its receipt.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_command_of_another_workers_device_is_forwarded_to_its_owner() {
+    use crate::forward::Via;
+    use wa_core::consume::Settle;
+    let h = harness();
+    let d = stored_device(&h.sqlite, DeviceStatus::Disconnected).await;
+    let (owner, other, inbox, msg) = a_command_received_by_the_other_worker(&h, d.device_id).await;
+    assert_eq!(
+        other.process(msg, Via::received(COMMANDS)).await,
+        Settle::Settled(None),
+        "forwarded: the owner settles it"
+    );
+    assert!(!other.leases.holds(d.device_id), "not claimed");
+    assert_eq!(
+        h.queue.depth(COMMANDS).await.unwrap().in_flight,
+        1,
+        "still hidden"
+    );
+    let pointer = h
+        .queue
+        .receive(&inbox, 10, crate::VISIBILITY)
+        .await
+        .unwrap()
+        .remove(0);
+    assert_eq!(owner.take_forwarded(pointer).await, Settle::Delete);
+    let left = h.queue.depth(COMMANDS).await.unwrap();
+    assert_eq!(
+        (left.visible, left.in_flight),
+        (0, 0),
+        "settled by the owner"
+    );
+    owner.close_inbox().await;
+    assert!(owner.leases.inboxes.own().is_none());
+}
+
+/// A pointer whose command came back meanwhile (its receipt expired, another delivery has
+/// it) is dropped: the command is not handled twice. An owner without a known inbox gets
+/// the command back through the queue.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stale_pointer_is_dropped_and_an_unknown_inbox_hands_back() {
+    use crate::forward::{Pointer, Via};
+    use wa_core::consume::Settle;
+    let h = harness();
+    let d = stored_device(&h.sqlite, DeviceStatus::Disconnected).await;
+    let (owner, other, inbox, msg) = a_command_received_by_the_other_worker(&h, d.device_id).await;
+    let stale = Pointer {
+        queue: COMMANDS.into(),
+        message_id: msg.message_id.clone(),
+        receipt: msg.receipt.clone(),
+        body: msg.body.clone(),
+        group: msg.group.clone(),
+        receive_count: msg.receive_count,
+        hidden_at_ms: 0,
+        hops: 1,
+    };
+    // The command comes back and is received again, under a new receipt.
+    h.queue
+        .retry_after(COMMANDS, &msg.receipt, Duration::ZERO)
+        .await
+        .unwrap();
+    let again = h
+        .queue
+        .receive(COMMANDS, 10, crate::VISIBILITY)
+        .await
+        .unwrap()
+        .remove(0);
+    h.queue
+        .send(
+            &inbox,
+            None,
+            &serde_json::to_string(&stale).unwrap(),
+            Duration::ZERO,
+        )
+        .await
+        .unwrap();
+    let pointer = h
+        .queue
+        .receive(&inbox, 10, crate::VISIBILITY)
+        .await
+        .unwrap()
+        .remove(0);
+    assert_eq!(owner.take_forwarded(pointer).await, Settle::Delete);
+    assert_eq!(
+        h.queue.depth(COMMANDS).await.unwrap().in_flight,
+        1,
+        "left to its delivery"
+    );
+    other.leases.inboxes.know(&[]);
+    assert_eq!(
+        other.process(again, Via::received(COMMANDS)).await,
+        Settle::RetryAfter(crate::commands::ELSEWHERE_RETRY)
+    );
+}
+
+/// A balance pass deletes the inbox and the record of a worker gone for two lease periods
+/// (killed without its stop), and leaves a live worker's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_balance_pass_deletes_the_inboxes_of_workers_long_gone() {
+    let h = harness();
+    let ttl = Duration::from_secs(30);
+    let member = |id: &str, expires_at| Member {
+        owner: Owner::new(id),
+        inbox: format!("inbox-{id}"),
+        expires_at,
+        sessions: 0,
+        capacity: 10,
+    };
+    let gone = member("gone", time::now() - ttl * 3);
+    let live = member("live", time::now() + ttl);
+    for m in [&gone, &live] {
+        h.sqlite.register_worker(m).await.unwrap();
+        h.queue
+            .send(&m.inbox, None, "left", Duration::ZERO)
+            .await
+            .unwrap();
+    }
+    let worker = Arc::new(
+        h.worker(h.sandbox.clone())
+            .with_leases(Owner::new("w"), ttl, 8),
+    );
+    worker.balance(false).await.unwrap();
+    assert_eq!(
+        h.queue.depth(&gone.inbox).await.unwrap().visible,
+        0,
+        "deleted"
+    );
+    assert_eq!(h.queue.depth(&live.inbox).await.unwrap().visible, 1, "kept");
+    let left: Vec<_> = h
+        .sqlite
+        .live_workers(OffsetDateTime::UNIX_EPOCH)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|m| m.owner.worker_id)
+        .collect();
+    assert!(!left.contains(&"gone".to_owned()), "{left:?}");
+    assert!(left.contains(&"live".to_owned()), "{left:?}");
 }

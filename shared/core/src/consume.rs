@@ -160,8 +160,10 @@ pub async fn consume<H, F>(
     let _ = permits.acquire_many(slots as u32).await;
 }
 
-/// Runs `work` while extending the message's visibility every third of `visibility`.
-async fn with_heartbeat<T>(
+/// Runs `work` while extending the message's visibility every third of `visibility` (the
+/// loop's own, and a handler's for a message it settles itself, such as a command handed
+/// to it by another worker).
+pub async fn with_heartbeat<T>(
     queue: &dyn Queue,
     name: &str,
     receipt: &str,

@@ -185,6 +185,21 @@ pub trait Queue: Send + Sync {
         )))
     }
 
+    /// Creates this process's own inbox queue, named after `tag` (unique to the process),
+    /// and returns the name to pass as `queue` to every other call; the process deletes it
+    /// with [`Queue::close_inbox`] when it stops. `None` where the adapter has no inboxes
+    /// (the default).
+    async fn open_inbox(&self, tag: &str) -> Result<Option<String>, QueueError> {
+        let _ = tag;
+        Ok(None)
+    }
+
+    /// Deletes an inbox of [`Queue::open_inbox`] with whatever it still holds.
+    async fn close_inbox(&self, inbox: &str) -> Result<(), QueueError> {
+        let _ = inbox;
+        Ok(())
+    }
+
     /// Waits until a message may have become available (a send in this process), at most
     /// `max_wait`. The default just sleeps; adapters that can be woken return early.
     async fn wait_for_work(&self, max_wait: Duration) {

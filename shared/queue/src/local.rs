@@ -674,6 +674,24 @@ impl Queue for LocalQueue {
         .await
     }
 
+    /// An inbox is one more named queue in the same file: `inbox-{tag}`.
+    async fn open_inbox(&self, tag: &str) -> Result<Option<String>, QueueError> {
+        Ok(Some(format!("inbox-{tag}")))
+    }
+
+    async fn close_inbox(&self, inbox: &str) -> Result<(), QueueError> {
+        let inbox = inbox.to_owned();
+        self.with(move |conn| {
+            conn.execute(
+                "DELETE FROM queue_messages WHERE queue = ?1",
+                params![inbox],
+            )
+            .map(|_| ())
+            .map_err(backend)
+        })
+        .await
+    }
+
     async fn wait_for_work(&self, max_wait: Duration) {
         let _ = tokio::time::timeout(max_wait, self.work.notified()).await;
     }

@@ -27,6 +27,10 @@
 //!   they come back when their visibility timeout ends.
 //! - `wait_for_work`: the default sleep (it names no queue to long-poll);
 //!   [`SqsQueue::with_receive_wait`] makes `receive` itself long-poll instead.
+//! - Inboxes (`open_inbox`): a standard queue per process, `{prefix}{tag}` ([`inbox_name`]),
+//!   created by it and deleted by `close_inbox`; its URL is its name for every other call
+//!   (any `http://` or `https://` name is used as the queue's URL). The prefix is
+//!   `WA_INBOX_PREFIX`, or else the commands queue's name without `.fifo`, then `-inbox-`.
 
 mod setup;
 
@@ -83,6 +87,46 @@ pub struct SqsQueue {
     client: Client,
     urls: Arc<HashMap<String, String>>,
     receive_wait: Duration,
+    /// `WA_INBOX_PREFIX`, when set.
+    inbox_prefix: Option<String>,
+}
+
+/// The variable naming the prefix of the inbox queues (`open_inbox`).
+pub const INBOX_PREFIX_VAR: &str = "WA_INBOX_PREFIX";
+
+/// How long an inbox keeps a message: what it carries is of use only while the command it
+/// points at is hidden (the worker's visibility timeout, two minutes).
+const INBOX_RETENTION_SECS: u32 = 300;
+
+/// SQS's longest queue name.
+const MAX_QUEUE_NAME: usize = 80;
+
+/// The inbox prefix derived from the commands queue's URL: its name without `.fifo`, then
+/// `-inbox-`.
+fn derived_inbox_prefix(commands_url: &str) -> String {
+    let name = commands_url.rsplit('/').next().unwrap_or_default();
+    format!("{}-inbox-", name.strip_suffix(".fifo").unwrap_or(name))
+}
+
+/// The name of the inbox `tag` under `prefix`: only the letters, digits, `-` and `_` that
+/// SQS allows, the prefix cut so that the whole is at most 80 characters.
+pub fn inbox_name(prefix: &str, tag: &str) -> String {
+    let clean = |s: &str| -> String {
+        s.chars()
+            .filter(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '_')
+            .collect()
+    };
+    let tag = clean(tag);
+    let mut prefix = clean(prefix);
+    prefix.truncate(MAX_QUEUE_NAME.saturating_sub(tag.len()));
+    let mut name = prefix + &tag;
+    name.truncate(MAX_QUEUE_NAME);
+    name
+}
+
+/// Whether a queue name is a queue's URL (an inbox).
+fn is_url(queue: &str) -> bool {
+    queue.starts_with("https://") || queue.starts_with("http://")
 }
 
 impl SqsQueue {
@@ -93,7 +137,29 @@ impl SqsQueue {
             client,
             urls: Arc::new(urls),
             receive_wait: Duration::ZERO,
+            inbox_prefix: None,
         }
+    }
+
+    /// Names this process's inbox queues `{prefix}{tag}` instead of after the commands
+    /// queue.
+    pub fn with_inbox_prefix(mut self, prefix: impl Into<String>) -> Self {
+        self.inbox_prefix = Some(prefix.into());
+        self
+    }
+
+    fn inbox_prefix(&self) -> Result<String, QueueError> {
+        if let Some(p) = &self.inbox_prefix {
+            return Ok(p.clone());
+        }
+        self.urls
+            .get(COMMANDS)
+            .map(|url| derived_inbox_prefix(url))
+            .ok_or_else(|| {
+                QueueError::Backend(format!(
+                    "no inbox prefix: set {INBOX_PREFIX_VAR} or WA_COMMANDS_QUEUE_URL"
+                ))
+            })
     }
 
     /// The adapter for this deployment: the SDK's default configuration (credentials,
@@ -110,7 +176,14 @@ impl SqsQueue {
             )));
         }
         let config = aws_config::load_defaults(BehaviorVersion::latest()).await;
-        Ok(Self::new(Client::new(&config), urls))
+        let mut queue = Self::new(Client::new(&config), urls);
+        if let Some(prefix) = std::env::var(INBOX_PREFIX_VAR)
+            .ok()
+            .filter(|v| !v.trim().is_empty())
+        {
+            queue = queue.with_inbox_prefix(prefix);
+        }
+        Ok(queue)
     }
 
     /// Makes `receive` long-poll: when nothing is visible it waits up to `wait` (whole
@@ -122,9 +195,12 @@ impl SqsQueue {
         self
     }
 
-    fn url(&self, queue: &str) -> Result<&str, QueueError> {
+    fn url<'a>(&'a self, queue: &'a str) -> Result<&'a str, QueueError> {
         if let Some(url) = self.urls.get(queue) {
             return Ok(url);
+        }
+        if is_url(queue) {
+            return Ok(queue);
         }
         let hint = QUEUE_URL_VARS
             .iter()
@@ -560,6 +636,36 @@ impl Queue for SqsQueue {
     /// return other messages, then made visible again. SQS returns what it finds, not an
     /// index: with concurrent readers, or more than 10 messages in one FIFO group, some
     /// may be missing from a page.
+    /// CreateQueue of a standard queue (the order of what an inbox carries does not
+    /// matter), encrypted like the deployment's queues, keeping messages five minutes.
+    async fn open_inbox(&self, tag: &str) -> Result<Option<String>, QueueError> {
+        let name = inbox_name(&self.inbox_prefix()?, tag);
+        let out = self
+            .client
+            .create_queue()
+            .queue_name(&name)
+            .attributes(
+                QueueAttributeName::MessageRetentionPeriod,
+                INBOX_RETENTION_SECS.to_string(),
+            )
+            .attributes(QueueAttributeName::SqsManagedSseEnabled, "true")
+            .send()
+            .await
+            .map_err(|e| backend(&name, "CreateQueue", e))?;
+        out.queue_url()
+            .map(|url| Some(url.to_owned()))
+            .ok_or_else(|| QueueError::Backend(format!("SQS created `{name}` without a URL")))
+    }
+
+    /// DeleteQueue; an inbox already gone counts as closed.
+    async fn close_inbox(&self, inbox: &str) -> Result<(), QueueError> {
+        match self.client.delete_queue().queue_url(inbox).send().await {
+            Ok(_) => Ok(()),
+            Err(e) if e.code().is_some_and(|c| c.ends_with("NonExistentQueue")) => Ok(()),
+            Err(e) => Err(backend(inbox, "DeleteQueue", e)),
+        }
+    }
+
     async fn dead_letters(&self, queue: &str, limit: usize) -> Result<Vec<DeadLetter>, QueueError> {
         let url = self.url(queue)?;
         if limit == 0 {

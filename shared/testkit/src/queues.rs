@@ -95,6 +95,8 @@ forward! {
         dead_letters(queue: &str, limit: usize) -> Vec<DeadLetter>;
         depth(queue: &str) -> Depth;
         release_in_flight(queue: &str) -> u64;
+        open_inbox(tag: &str) -> Option<String>;
+        close_inbox(inbox: &str) -> ();
     }
 
     async fn retry_after(&self, q: &str, receipt: &str, d: Duration) -> Result<(), QueueError> {

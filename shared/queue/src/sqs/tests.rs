@@ -433,3 +433,76 @@ fn receipt_refusals() {
     ));
     assert!(!is_receipt_refusal(Some("QueueDoesNotExist"), None));
 }
+
+#[tokio::test]
+async fn conformance_inboxes() {
+    let (q, _) = fresh(true, 3).await;
+    let q = q.with_inbox_prefix(format!(
+        "t-{}-inbox-",
+        &Uuid::new_v4().simple().to_string()[..8]
+    ));
+    conformance::queue_inbox(&q, "q").await;
+}
+
+#[tokio::test]
+async fn a_closed_inbox_refuses_sends() {
+    let (q, _) = fresh(true, 3).await;
+    let q = q.with_inbox_prefix(format!(
+        "t-{}-inbox-",
+        &Uuid::new_v4().simple().to_string()[..8]
+    ));
+    let inbox = q.open_inbox("gone").await.unwrap().unwrap();
+    assert!(inbox.ends_with("-inbox-gone"), "{inbox}");
+    q.close_inbox(&inbox).await.unwrap();
+    assert!(matches!(
+        q.send(&inbox, None, "x", Duration::ZERO).await,
+        Err(QueueError::Backend(_))
+    ));
+    q.close_inbox(&inbox).await.unwrap();
+}
+
+#[test]
+fn inbox_names() {
+    let rows = [
+        ("wa-inbox-", "abc", "wa-inbox-abc"),
+        ("my stack.inbox-", "t", "mystackinbox-t"),
+        (
+            &"p".repeat(90),
+            "0123456789abcdef",
+            &format!("{}0123456789abcdef", "p".repeat(64)),
+        ),
+        ("", &"t".repeat(100), &"t".repeat(80)),
+    ];
+    for (prefix, tag, name) in rows {
+        assert_eq!(inbox_name(prefix, tag), name, "{prefix:?} {tag:?}");
+        assert!(inbox_name(prefix, tag).len() <= 80);
+    }
+}
+
+#[test]
+fn the_inbox_prefix_follows_the_commands_queue() {
+    let rows = [
+        (
+            "https://sqs.eu-west-1.amazonaws.com/1/wa-Commands-X1.fifo",
+            "wa-Commands-X1-inbox-",
+        ),
+        (
+            "http://127.0.0.1:5000/000000000000/commands",
+            "commands-inbox-",
+        ),
+    ];
+    for (url, prefix) in rows {
+        assert_eq!(derived_inbox_prefix(url), prefix);
+    }
+    let q = SqsQueue::new(
+        client(),
+        HashMap::from([(COMMANDS.to_owned(), rows[0].0.to_owned())]),
+    );
+    assert_eq!(q.inbox_prefix().unwrap(), rows[0].1);
+    assert_eq!(q.with_inbox_prefix("p-").inbox_prefix().unwrap(), "p-");
+    assert!(
+        SqsQueue::new(client(), HashMap::new())
+            .inbox_prefix()
+            .is_err()
+    );
+}

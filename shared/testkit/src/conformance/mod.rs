@@ -30,5 +30,7 @@ pub use events::event_store;
 pub use leases::{fenced_writes, lease_store, worker_membership};
 pub use media::media_store;
 pub use messages::message_store;
-pub use queue::{QueueProfile, queue, queue_basics, queue_dead_letters, queue_delay, queue_groups};
+pub use queue::{
+    QueueProfile, queue, queue_basics, queue_dead_letters, queue_delay, queue_groups, queue_inbox,
+};
 pub use replies::reply_store;

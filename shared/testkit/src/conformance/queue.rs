@@ -53,6 +53,7 @@ pub async fn queue(q: Arc<dyn Queue>, max_receives: u32) {
     queue_groups(q.as_ref(), &name, p).await;
     queue_delay(q.as_ref(), &name, p).await;
     queue_dead_letters(q.as_ref(), &format!("{name}-dlq"), p).await;
+    queue_inbox(q.as_ref(), &format!("{name}-inboxes")).await;
 }
 
 /// Asserts how a receipt that is no longer current is answered.
@@ -251,5 +252,65 @@ pub async fn queue_dead_letters(q: &dyn Queue, qn: &str, p: QueueProfile) {
         q.dead_letters(qn, 10).await.unwrap(),
         dead,
         "reading the dead letters does not consume them"
+    );
+}
+
+/// Inboxes ([`Queue::open_inbox`]): an inbox is a queue of its own, named after its tag,
+/// that carries ungrouped messages like any other; a message of `qn` received by one
+/// consumer can be settled by another that was handed its receipt (how a worker settles a
+/// command another worker forwarded to it); a closed inbox holds nothing any more.
+pub async fn queue_inbox(q: &dyn Queue, qn: &str) {
+    use std::time::Duration;
+    let long = Duration::from_secs(60);
+    let tag = Uuid::new_v4().simple().to_string();
+    let inbox = q
+        .open_inbox(&tag)
+        .await
+        .unwrap()
+        .expect("the adapter has inboxes");
+    assert_ne!(inbox, qn);
+    let other = q
+        .open_inbox(&Uuid::new_v4().simple().to_string())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_ne!(inbox, other, "each tag has an inbox of its own");
+
+    q.send(&inbox, None, "pointer", Duration::ZERO)
+        .await
+        .unwrap();
+    assert!(
+        q.receive(&other, 10, long).await.unwrap().is_empty(),
+        "another inbox does not see it"
+    );
+    let got = q.receive(&inbox, 10, long).await.unwrap();
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].body, "pointer");
+    q.delete(&inbox, &got[0].receipt).await.unwrap();
+
+    // The receipt of `qn`'s message, carried in an inbox message, settles it.
+    q.send(qn, None, "command", Duration::ZERO).await.unwrap();
+    let command = q.receive(qn, 10, long).await.unwrap().remove(0);
+    q.send(&inbox, None, &command.receipt, Duration::ZERO)
+        .await
+        .unwrap();
+    let carried = q.receive(&inbox, 10, long).await.unwrap().remove(0);
+    q.retry_after(qn, &carried.body, long).await.unwrap();
+    q.delete(qn, &carried.body).await.unwrap();
+    q.delete(&inbox, &carried.receipt).await.unwrap();
+    assert!(
+        q.receive(qn, 10, Duration::ZERO).await.unwrap().is_empty(),
+        "deleted through the carried receipt"
+    );
+
+    q.send(&inbox, None, "left", Duration::ZERO).await.unwrap();
+    q.close_inbox(&inbox).await.unwrap();
+    q.close_inbox(&other).await.unwrap();
+    assert!(
+        q.receive(&inbox, 10, Duration::ZERO)
+            .await
+            .map(|got| got.is_empty())
+            .unwrap_or(true),
+        "a closed inbox holds nothing"
     );
 }
